@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what is missing on a Debian bookworm machine: the C toolchain and
+# libraries (apt-get), and the Solidity toolchain (npm ci in contracts/).
+# Idempotent: a second run with everything present does nothing but check.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+APT_PKGS=(build-essential cmake pkg-config git curl ca-certificates
+  libraft-dev libuv1-dev libh2o-dev libssl-dev libsecp256k1-dev
+  libcurl4-openssl-dev libmsgpack-dev libsqlite3-dev libjansson-dev
+  sqlite3 python3 python3-yaml nodejs npm wrk gnuplot-nox procps iproute2)
+
+missing=()
+for p in "${APT_PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+# node/npm may come from outside Debian (e.g. a preinstalled nodejs); accept them.
+if command -v node >/dev/null && command -v npm >/dev/null; then
+  keep=()
+  for p in "${missing[@]}"; do [[ $p == nodejs || $p == npm ]] || keep+=("$p"); done
+  missing=("${keep[@]+"${keep[@]}"}")
+fi
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}" >&2
+  sudo_=""; [[ $(id -u) -eq 0 ]] || sudo_=sudo
+  $sudo_ env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Solidity toolchain, pinned by contracts/package-lock.json.
+lock="$root/contracts/package-lock.json"
+stamp="$root/contracts/node_modules/.nftraft-lock.sha256"
+want=$(sha256sum "$lock" | cut -d' ' -f1)
+if [[ ! -f $stamp || $(cat "$stamp") != "$want" || ! -x $root/contracts/node_modules/.bin/forge ]]; then
+  echo "install-deps: npm ci in contracts/" >&2
+  (cd "$root/contracts" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$want" > "$stamp"
+fi
