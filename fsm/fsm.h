@@ -1,0 +1,105 @@
+/* fsm.h - the replicated counter's state machine, stored in SQLite.
+ *
+ * The state (counter value, op log, idempotency table, last applied raft
+ * index) lives in one SQLite file in WAL mode. Each applied entry updates all
+ * of it in one SQLite transaction, so a restart never applies an entry twice
+ * nor skips one. This module knows nothing of libuv, raft or HTTP: core/
+ * wraps it into a struct raft_fsm. All functions run on the caller's thread;
+ * a struct fsm is not thread-safe. */
+#ifndef NFTRAFT_FSM_H
+#define NFTRAFT_FSM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define FSM_KEY_MAX 128 /* longest Idempotency-Key, bytes */
+
+struct fsm;
+
+/* One increment as carried in a raft log entry (msgpack, versioned). */
+struct fsm_cmd {
+    int64_t by;                /* >= 1 */
+    uint64_t node;             /* proposing node id (= token id) */
+    uint64_t term;             /* raft term at proposal (= the entry's term) */
+    int64_t time_ms;           /* proposer's wall clock, ms since the epoch */
+    char key[FSM_KEY_MAX + 1]; /* Idempotency-Key; "" when none */
+};
+
+/* What applying (or looking up) an increment produced. */
+struct fsm_result {
+    int status;     /* 0, or ERR_OVERFLOW: rejected at apply, nothing changed */
+    int64_t value;  /* counter value right after this increment */
+    uint64_t index; /* raft index the increment was applied at */
+    bool duplicate; /* the key was applied before: value/index are the first */
+};
+
+/* One row of the op log, as GET /log shows it. */
+struct fsm_entry {
+    uint64_t index, term;
+    int64_t by, value;
+    uint64_t node;
+    int64_t time_ms;
+};
+
+/* Open (creating if absent) the state file at path. Fails with ERR_CORRUPT
+ * (file is not a database or fails its checks), ERR_VERSION (schema written
+ * by a newer release), ERR_BUSY (another process holds it) or ERR_IO; the
+ * message, naming the file, is written to errmsg. Never resets a bad file.
+ * On success *out is owned by the caller; release with fsm_close(). */
+int fsm_open(struct fsm **out, const char *path, char *errmsg, size_t errlen);
+void fsm_close(struct fsm *f);
+
+/* The message of the last failure on f. */
+const char *fsm_errmsg(const struct fsm *f);
+
+/* Encode cmd into buf (cap bytes); *len gets the size used. ERR_TOOBIG when
+ * cap is short, ERR_INVALID for by < 1 or an over-long key.
+ * FSM_CMD_MAX is always enough. */
+#define FSM_CMD_MAX 256
+int fsm_cmd_encode(const struct fsm_cmd *cmd, void *buf, size_t cap,
+                   size_t *len);
+
+/* Decode and validate an entry; ERR_MALFORMED or ERR_VERSION on bad bytes. */
+int fsm_cmd_decode(const void *buf, size_t len, struct fsm_cmd *out);
+
+/* Apply the entry at raft index `index`.
+ * - index <= last applied: nothing changes; *out is the stored result of that
+ *   index (duplicate=false) so a replay after restart is harmless.
+ * - a key already applied: nothing but last_applied changes; *out is the
+ *   first result with duplicate=true.
+ * - value + by overflows int64: nothing but last_applied changes;
+ *   out->status = ERR_OVERFLOW.
+ * - bytes that do not decode: last_applied advances, returns ERR_MALFORMED
+ *   (every replica skips the entry the same way).
+ * Returns 0 in all these cases except the last; ERR_IO when SQLite cannot
+ * write (state unchanged; the caller must stop the node). */
+int fsm_apply(struct fsm *f, uint64_t index, const void *buf, size_t len,
+              struct fsm_result *out);
+
+/* The first result for key; ERR_NOTFOUND when the key was never applied. */
+int fsm_lookup(struct fsm *f, const char *key, struct fsm_result *out);
+
+int64_t fsm_value(const struct fsm *f);
+uint64_t fsm_last_applied(const struct fsm *f);
+uint64_t fsm_count(const struct fsm *f); /* rows in the op log */
+
+/* Up to `limit` op-log rows with index >= from, ascending, into out[].
+ * *n gets the count; *next the index to ask for next (last index + 1, or
+ * `from` when none). */
+int fsm_log(struct fsm *f, uint64_t from, unsigned limit,
+            struct fsm_entry *out, unsigned *n, uint64_t *next);
+
+/* Serialize the whole state (value, last_applied, op log, idempotency table)
+ * into one buffer obtained from alloc (raft_malloc in the node; the caller
+ * frees it with the matching free). Versioned msgpack. */
+int fsm_snapshot(struct fsm *f, void *(*alloc)(size_t), void **buf,
+                 size_t *len);
+
+/* Replace the state with a snapshot's, atomically, if its last_applied is
+ * greater than ours (otherwise a no-op returning 0). The buffer is fully
+ * validated before anything is written: ERR_MALFORMED/ERR_VERSION leave the
+ * state as it was. Does not take ownership of buf. */
+int fsm_restore(struct fsm *f, const void *buf, size_t len);
+
+#endif
