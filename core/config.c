@@ -1,0 +1,432 @@
+/* config.c - flags and environment into one validated struct config. */
+#include "core/config.h"
+#include "core/err.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int fail(char *errmsg, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errmsg, errlen, fmt, ap);
+    va_end(ap);
+    return ERR_INVALID;
+}
+
+/* Strict unsigned parse within [min, max]. */
+static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+    if (s == NULL || *s == '\0' || *s == '-' || *s == '+')
+        return ERR_INVALID;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max)
+        return ERR_INVALID;
+    *out = v;
+    return 0;
+}
+
+/* "a.b.c.d:port" (IPv4 only: canonical/raft 0.15 takes no host names). */
+static int check_ipv4_addr(const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    if (colon == NULL || colon == s || (size_t)(colon - s) >= 16)
+        return ERR_INVALID;
+    char host[16];
+    memcpy(host, s, (size_t)(colon - s));
+    host[colon - s] = '\0';
+    struct in_addr a;
+    uint64_t port;
+    if (inet_pton(AF_INET, host, &a) != 1 ||
+        parse_u64(colon + 1, 1, 65535, &port) != 0)
+        return ERR_INVALID;
+    return 0;
+}
+
+static int copy(char *dst, size_t cap, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= cap)
+        return ERR_TOOBIG;
+    memcpy(dst, src, n + 1);
+    return 0;
+}
+
+static int check_url(const char *s)
+{
+    return (strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0)
+               ? 0
+               : ERR_INVALID;
+}
+
+/* --peers ID=RAFTADDR=HTTPURL,... */
+static int parse_peers(struct config *cfg, const char *spec, char *errmsg,
+                       size_t errlen)
+{
+    char *dup = strdup(spec);
+    if (dup == NULL)
+        return ERR_NOMEM;
+    int rv = 0;
+    char *save = NULL;
+    for (char *item = strtok_r(dup, ",", &save); item != NULL;
+         item = strtok_r(NULL, ",", &save)) {
+        if (cfg->n_peers == CONFIG_MAX_PEERS) {
+            rv = fail(errmsg, errlen, "--peers: more than %d peers",
+                      CONFIG_MAX_PEERS);
+            break;
+        }
+        struct config_peer *p = &cfg->peers[cfg->n_peers];
+        char *eq1 = strchr(item, '=');
+        char *eq2 = eq1 ? strchr(eq1 + 1, '=') : NULL;
+        if (eq1 == NULL || eq2 == NULL) {
+            rv = fail(errmsg, errlen,
+                      "--peers: '%s' is not ID=RAFTADDR=HTTPURL", item);
+            break;
+        }
+        *eq1 = *eq2 = '\0';
+        uint64_t id;
+        if (parse_u64(item, 1, UINT64_MAX, &id) != 0) {
+            rv = fail(errmsg, errlen, "--peers: bad id '%s' (want >= 1)",
+                      item);
+            break;
+        }
+        if (check_ipv4_addr(eq1 + 1) != 0 ||
+            copy(p->raft, sizeof p->raft, eq1 + 1) != 0) {
+            rv = fail(errmsg, errlen,
+                      "--peers: bad raft address '%s' (want IPv4 a.b.c.d:port)",
+                      eq1 + 1);
+            break;
+        }
+        const char *url = eq2 + 1;
+        size_t ul = strlen(url);
+        while (ul > 0 && url[ul - 1] == '/')
+            ul--;
+        if (check_url(url) != 0 || ul >= sizeof p->http) {
+            rv = fail(errmsg, errlen, "--peers: bad HTTP URL '%s'", url);
+            break;
+        }
+        memcpy(p->http, url, ul);
+        p->http[ul] = '\0';
+        p->id = id;
+        for (unsigned i = 0; i < cfg->n_peers; i++) {
+            if (cfg->peers[i].id == id ||
+                strcmp(cfg->peers[i].raft, p->raft) == 0) {
+                rv = fail(errmsg, errlen,
+                          "--peers: duplicate id %llu or raft address %s",
+                          (unsigned long long)id, p->raft);
+                goto out;
+            }
+        }
+        cfg->n_peers++;
+    }
+out:
+    free(dup);
+    return rv;
+}
+
+void config_usage(void *stream)
+{
+    fprintf((FILE *)stream,
+"usage: nftraftd --data-dir DIR --http HOST:PORT --raft IPV4:PORT [options]\n"
+"\n"
+"A node of an nftraft cluster: a raft-replicated counter with an HTTP API.\n"
+"\n"
+"Required:\n"
+"  --data-dir DIR            raft log, snapshots and state.db live here\n"
+"  --http HOST:PORT          HTTP API listen address (e.g. 127.0.0.1:8081)\n"
+"  --raft IPV4:PORT          raft listen/advertised address (IPv4 only)\n"
+"\n"
+"Membership (one of):\n"
+"  --peers ID=RAFT=URL,...   static membership (local mode without a chain);\n"
+"                            every node gets the same list\n"
+"  --rpc-url URL             Ethereum JSON-RPC URL      (env ETH_RPC_URL)\n"
+"  --contract ADDR           DstackMembershipNFT address (env CONTRACT_ADDRESS)\n"
+"\n"
+"Identity:\n"
+"  --id N                    raft id = NFT token id (static mode: default is\n"
+"                            the peer whose raft address equals --raft)\n"
+"  --instance-id ID          instance id (0x-hex up to 32 bytes, or a short\n"
+"                            name like node1); default node<ID>\n"
+"  --wallet-key FILE         file holding the node's secp256k1 key (hex)\n"
+"                            (or env NFTRAFT_WALLET_KEY)\n"
+"  --advertise-url URL       this node's HTTP URL as peers reach it\n"
+"                            (default http://HOST:PORT of --http)\n"
+"\n"
+"Tuning:\n"
+"  --election-timeout MS     raft election timeout (default 300; raft\n"
+"                            randomizes it to 1-2x)\n"
+"  --heartbeat-timeout MS    raft heartbeat interval (default 40)\n"
+"  --snapshot-threshold N    entries between snapshots (default 1024)\n"
+"  --snapshot-trailing N     entries kept after a snapshot (default 256)\n"
+"  --max-body BYTES          largest accepted request body (default 65536)\n"
+"  --forward-timeout MS      follower->leader forwarding timeout (default 5000)\n"
+"  --apply-timeout MS        answer 'outcome unknown' after MS (default 10000)\n"
+"  --log-level LEVEL         debug|info|warn|error (default info)\n"
+"\n"
+"Testing:\n"
+"  --enable-fault-switch     expose POST /fault (test-only; off by default):\n"
+"                            lets a test make this node's HTTP API stall\n"
+"\n"
+"  --help                    this text\n"
+"  --version                 print the version\n"
+"\n"
+"SIGINT/SIGTERM stop the node cleanly (exit 0). Exit 1: runtime or\n"
+"configuration error; exit 2: bad flags.\n");
+}
+
+const struct config_peer *config_peer(const struct config *cfg, uint64_t id)
+{
+    for (unsigned i = 0; i < cfg->n_peers; i++)
+        if (cfg->peers[i].id == id)
+            return &cfg->peers[i];
+    return NULL;
+}
+
+static int parse_host_port(const char *s, char *host, size_t hcap, int *port)
+{
+    const char *colon = strrchr(s, ':');
+    uint64_t p;
+    if (colon == NULL || colon == s || (size_t)(colon - s) >= hcap ||
+        parse_u64(colon + 1, 1, 65535, &p) != 0)
+        return ERR_INVALID;
+    memcpy(host, s, (size_t)(colon - s));
+    host[colon - s] = '\0';
+    *port = (int)p;
+    return 0;
+}
+
+enum {
+    OPT_DATA_DIR = 256, OPT_HTTP, OPT_RAFT, OPT_PEERS, OPT_RPC, OPT_CONTRACT,
+    OPT_ID, OPT_INSTANCE, OPT_WALLET, OPT_ADVERTISE, OPT_ELECTION,
+    OPT_HEARTBEAT, OPT_SNAP_THRESHOLD, OPT_SNAP_TRAILING, OPT_MAX_BODY,
+    OPT_FWD_TIMEOUT, OPT_APPLY_TIMEOUT, OPT_LOG_LEVEL, OPT_FAULT, OPT_HELP,
+    OPT_VERSION,
+};
+
+int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
+                 size_t errlen)
+{
+    static const struct option opts[] = {
+        {"data-dir", required_argument, NULL, OPT_DATA_DIR},
+        {"http", required_argument, NULL, OPT_HTTP},
+        {"raft", required_argument, NULL, OPT_RAFT},
+        {"peers", required_argument, NULL, OPT_PEERS},
+        {"rpc-url", required_argument, NULL, OPT_RPC},
+        {"contract", required_argument, NULL, OPT_CONTRACT},
+        {"id", required_argument, NULL, OPT_ID},
+        {"instance-id", required_argument, NULL, OPT_INSTANCE},
+        {"wallet-key", required_argument, NULL, OPT_WALLET},
+        {"advertise-url", required_argument, NULL, OPT_ADVERTISE},
+        {"election-timeout", required_argument, NULL, OPT_ELECTION},
+        {"heartbeat-timeout", required_argument, NULL, OPT_HEARTBEAT},
+        {"snapshot-threshold", required_argument, NULL, OPT_SNAP_THRESHOLD},
+        {"snapshot-trailing", required_argument, NULL, OPT_SNAP_TRAILING},
+        {"max-body", required_argument, NULL, OPT_MAX_BODY},
+        {"forward-timeout", required_argument, NULL, OPT_FWD_TIMEOUT},
+        {"apply-timeout", required_argument, NULL, OPT_APPLY_TIMEOUT},
+        {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+        {"enable-fault-switch", no_argument, NULL, OPT_FAULT},
+        {"help", no_argument, NULL, OPT_HELP},
+        {"version", no_argument, NULL, OPT_VERSION},
+        {NULL, 0, NULL, 0},
+    };
+    memset(cfg, 0, sizeof *cfg);
+    cfg->election_timeout_ms = 300;
+    cfg->heartbeat_timeout_ms = 40;
+    cfg->snapshot_threshold = 1024;
+    cfg->snapshot_trailing = 256;
+    cfg->max_body = 65536;
+    cfg->forward_timeout_ms = 5000;
+    cfg->apply_timeout_ms = 10000;
+    snprintf(cfg->log_level, sizeof cfg->log_level, "info");
+    const char *env;
+    if ((env = getenv("ETH_RPC_URL")) != NULL && *env)
+        snprintf(cfg->rpc_url, sizeof cfg->rpc_url, "%s", env);
+    if ((env = getenv("CONTRACT_ADDRESS")) != NULL && *env)
+        snprintf(cfg->contract, sizeof cfg->contract, "%.42s", env);
+    if ((env = getenv("NFTRAFT_WALLET_KEY")) != NULL && *env)
+        cfg->wallet_key_env = true;
+
+    int c;
+    uint64_t v;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        const char *a = optarg;
+        switch (c) {
+        case OPT_DATA_DIR:
+            if (copy(cfg->data_dir, sizeof cfg->data_dir, a) != 0 || !*a)
+                return fail(errmsg, errlen, "--data-dir: bad path");
+            break;
+        case OPT_HTTP:
+            if (parse_host_port(a, cfg->http_host, sizeof cfg->http_host,
+                                &cfg->http_port) != 0)
+                return fail(errmsg, errlen,
+                            "--http: '%s' is not HOST:PORT", a);
+            break;
+        case OPT_RAFT:
+            if (check_ipv4_addr(a) != 0 ||
+                copy(cfg->raft_addr, sizeof cfg->raft_addr, a) != 0)
+                return fail(errmsg, errlen,
+                            "--raft: '%s' is not an IPv4 a.b.c.d:port", a);
+            break;
+        case OPT_PEERS: {
+            int rv = parse_peers(cfg, a, errmsg, errlen);
+            if (rv != 0)
+                return rv == ERR_NOMEM ? rv : ERR_INVALID;
+            break;
+        }
+        case OPT_RPC:
+            if (check_url(a) != 0 ||
+                copy(cfg->rpc_url, sizeof cfg->rpc_url, a) != 0)
+                return fail(errmsg, errlen, "--rpc-url: bad URL '%s'", a);
+            break;
+        case OPT_CONTRACT:
+            if (copy(cfg->contract, sizeof cfg->contract, a) != 0)
+                return fail(errmsg, errlen, "--contract: bad address");
+            break;
+        case OPT_ID:
+            if (parse_u64(a, 1, UINT64_MAX, &cfg->id) != 0)
+                return fail(errmsg, errlen, "--id: '%s' is not >= 1", a);
+            break;
+        case OPT_INSTANCE:
+            if (copy(cfg->instance_id, sizeof cfg->instance_id, a) != 0 || !*a)
+                return fail(errmsg, errlen, "--instance-id: bad value");
+            break;
+        case OPT_WALLET:
+            if (copy(cfg->wallet_key_file, sizeof cfg->wallet_key_file, a))
+                return fail(errmsg, errlen, "--wallet-key: path too long");
+            break;
+        case OPT_ADVERTISE:
+            if (check_url(a) != 0 ||
+                copy(cfg->advertise_url, sizeof cfg->advertise_url, a) != 0)
+                return fail(errmsg, errlen, "--advertise-url: bad URL");
+            break;
+        case OPT_ELECTION:
+            if (parse_u64(a, 10, 60000, &v) != 0)
+                return fail(errmsg, errlen,
+                            "--election-timeout: want 10..60000 ms");
+            cfg->election_timeout_ms = (unsigned)v;
+            break;
+        case OPT_HEARTBEAT:
+            if (parse_u64(a, 1, 60000, &v) != 0)
+                return fail(errmsg, errlen,
+                            "--heartbeat-timeout: want 1..60000 ms");
+            cfg->heartbeat_timeout_ms = (unsigned)v;
+            break;
+        case OPT_SNAP_THRESHOLD:
+            if (parse_u64(a, 1, 100000000, &v) != 0)
+                return fail(errmsg, errlen, "--snapshot-threshold: want >= 1");
+            cfg->snapshot_threshold = (unsigned)v;
+            break;
+        case OPT_SNAP_TRAILING:
+            if (parse_u64(a, 0, 100000000, &v) != 0)
+                return fail(errmsg, errlen, "--snapshot-trailing: want >= 0");
+            cfg->snapshot_trailing = (unsigned)v;
+            break;
+        case OPT_MAX_BODY:
+            if (parse_u64(a, 64, 64 << 20, &v) != 0)
+                return fail(errmsg, errlen, "--max-body: want 64..67108864");
+            cfg->max_body = (size_t)v;
+            break;
+        case OPT_FWD_TIMEOUT:
+            if (parse_u64(a, 10, 600000, &v) != 0)
+                return fail(errmsg, errlen, "--forward-timeout: want 10..600000");
+            cfg->forward_timeout_ms = (unsigned)v;
+            break;
+        case OPT_APPLY_TIMEOUT:
+            if (parse_u64(a, 10, 600000, &v) != 0)
+                return fail(errmsg, errlen, "--apply-timeout: want 10..600000");
+            cfg->apply_timeout_ms = (unsigned)v;
+            break;
+        case OPT_LOG_LEVEL:
+            if (strcmp(a, "debug") && strcmp(a, "info") && strcmp(a, "warn") &&
+                strcmp(a, "error"))
+                return fail(errmsg, errlen,
+                            "--log-level: want debug|info|warn|error");
+            snprintf(cfg->log_level, sizeof cfg->log_level, "%s", a);
+            break;
+        case OPT_FAULT:
+            cfg->fault_switch = true;
+            break;
+        case OPT_HELP:
+            return CONFIG_HELP;
+        case OPT_VERSION:
+            return CONFIG_VERSION;
+        case ':':
+            return fail(errmsg, errlen, "%s needs a value", argv[optind - 1]);
+        default:
+            return fail(errmsg, errlen, "unknown flag '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return fail(errmsg, errlen, "unexpected argument '%s'", argv[optind]);
+    if (!cfg->data_dir[0] || !cfg->http_port || !cfg->raft_addr[0])
+        return fail(errmsg, errlen,
+                    "--data-dir, --http and --raft are required");
+    if (cfg->heartbeat_timeout_ms * 2 > cfg->election_timeout_ms)
+        return fail(errmsg, errlen,
+                    "--heartbeat-timeout must be at most half of "
+                    "--election-timeout");
+    bool chain = cfg->rpc_url[0] || cfg->contract[0];
+    if (cfg->n_peers == 0 && !chain)
+        return fail(errmsg, errlen,
+                    "give --peers (static mode) or --rpc-url and --contract");
+    if (cfg->n_peers > 0 && chain)
+        return fail(errmsg, errlen,
+                    "--peers and --rpc-url/--contract are exclusive");
+    if (chain && (!cfg->rpc_url[0] || !cfg->contract[0]))
+        return fail(errmsg, errlen,
+                    "chain mode needs both --rpc-url and --contract");
+    if (cfg->contract[0]) {
+        size_t n = strlen(cfg->contract);
+        bool ok = n == 42 && cfg->contract[0] == '0' &&
+                  (cfg->contract[1] == 'x' || cfg->contract[1] == 'X');
+        for (size_t i = 2; ok && i < n; i++)
+            ok = strchr("0123456789abcdefABCDEF", cfg->contract[i]) != NULL;
+        if (!ok)
+            return fail(errmsg, errlen,
+                        "--contract: '%s' is not a 0x-prefixed 20-byte address",
+                        cfg->contract);
+    }
+    if (cfg->n_peers > 0) {
+        if (cfg->id == 0) {
+            for (unsigned i = 0; i < cfg->n_peers; i++)
+                if (strcmp(cfg->peers[i].raft, cfg->raft_addr) == 0)
+                    cfg->id = cfg->peers[i].id;
+            if (cfg->id == 0)
+                return fail(errmsg, errlen,
+                            "--raft %s is not in --peers; give --id",
+                            cfg->raft_addr);
+        }
+        const struct config_peer *self = config_peer(cfg, cfg->id);
+        if (self == NULL)
+            return fail(errmsg, errlen, "--id %llu is not in --peers",
+                        (unsigned long long)cfg->id);
+        if (strcmp(self->raft, cfg->raft_addr) != 0)
+            return fail(errmsg, errlen,
+                        "--raft %s differs from this node's --peers entry %s",
+                        cfg->raft_addr, self->raft);
+        if (!cfg->advertise_url[0])
+            snprintf(cfg->advertise_url, sizeof cfg->advertise_url, "%s",
+                     self->http);
+    }
+    if (!cfg->advertise_url[0]) {
+        const char *h = cfg->http_host;
+        if (strcmp(h, "0.0.0.0") == 0 || strcmp(h, "::") == 0)
+            h = "127.0.0.1";
+        snprintf(cfg->advertise_url, sizeof cfg->advertise_url,
+                 "http://%s:%d", h, cfg->http_port);
+    }
+    if (!cfg->instance_id[0] && cfg->id != 0)
+        snprintf(cfg->instance_id, sizeof cfg->instance_id, "node%llu",
+                 (unsigned long long)cfg->id);
+    return 0;
+}

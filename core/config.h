@@ -1,0 +1,61 @@
+/* config.h - the daemon's one configuration struct.
+ *
+ * Parsed and validated once from flags and environment variables by
+ * config_parse(); read-only afterwards. */
+#ifndef NFTRAFT_CONFIG_H
+#define NFTRAFT_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_MAX_PEERS 64
+#define CONFIG_ADDR_MAX 64
+#define CONFIG_URL_MAX 256
+
+struct config_peer {
+    uint64_t id;                    /* raft id = token id */
+    char raft[CONFIG_ADDR_MAX];     /* IPv4 a.b.c.d:port */
+    char http[CONFIG_URL_MAX];      /* base URL, no trailing slash */
+};
+
+struct config {
+    uint64_t id;                    /* 0 until known (static: from peers) */
+    char instance_id[80];           /* as given on the command line */
+    char data_dir[512];
+    char http_host[CONFIG_ADDR_MAX];
+    int http_port;
+    char raft_addr[CONFIG_ADDR_MAX];
+    char advertise_url[CONFIG_URL_MAX]; /* this node's HTTP URL for peers */
+    struct config_peer peers[CONFIG_MAX_PEERS];
+    unsigned n_peers;               /* 0: chain mode */
+    char rpc_url[CONFIG_URL_MAX];   /* "" without a chain */
+    char contract[43];              /* 0x + 40 hex, "" without a chain */
+    char wallet_key_file[512];
+    bool wallet_key_env;            /* NFTRAFT_WALLET_KEY was set */
+    unsigned election_timeout_ms;
+    unsigned heartbeat_timeout_ms;
+    unsigned snapshot_threshold;
+    unsigned snapshot_trailing;
+    size_t max_body;
+    unsigned forward_timeout_ms;
+    unsigned apply_timeout_ms;
+    char log_level[8];
+    bool fault_switch;              /* --enable-fault-switch (tests only) */
+};
+
+enum { CONFIG_HELP = 1, CONFIG_VERSION = 2 };
+
+/* Parse argv/env into *cfg. Returns 0, CONFIG_HELP or CONFIG_VERSION (the
+ * caller prints and exits 0), or ERR_INVALID with a one-line reason in
+ * errmsg (the caller prints it with the usage line and exits 2). */
+int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
+                 size_t errlen);
+
+/* Print the full --help text. */
+void config_usage(void *stream);
+
+/* The peer with this id, or NULL. */
+const struct config_peer *config_peer(const struct config *cfg, uint64_t id);
+
+#endif

@@ -1,0 +1,513 @@
+/* node.c - raft lifecycle: data-dir lock, raft_uv I/O, bootstrap, start,
+ * role polling with the leader's first barrier, apply/barrier requests,
+ * membership changes and the ordered close. */
+#include "core/node.h"
+#include "core/config.h"
+#include "core/err.h"
+#include "core/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <raft.h>
+#include <raft/uv.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define POLL_MS 10
+
+struct node {
+    uv_loop_t *loop;
+    struct raft raft;
+    struct raft_io io;
+    bool io_ready, raft_ready;
+    int lock_fd;
+    uint64_t id;
+    char address[64];
+    uv_timer_t poll;        /* role/term watcher */
+    int last_role;
+    uint64_t last_term;
+    uint64_t ready_term;    /* term whose leader barrier has applied */
+    bool barrier_pending;
+    uint64_t elections;
+    void (*change_cb)(void *);
+    void *change_data;
+    void (*close_cb)(void *);
+    void *close_data;
+    bool closing;
+};
+
+/* One in-flight apply/barrier/change. */
+struct node_req {
+    struct node *node;
+    union {
+        struct raft_apply apply;
+        struct raft_barrier barrier;
+        struct raft_change change;
+        struct raft_transfer transfer;
+    } u;
+    node_apply_cb apply_cb;
+    node_barrier_cb barrier_cb;
+    void *data;
+    uint64_t target;         /* add: id to promote */
+    char address[64];
+};
+
+static int fmt(char *errmsg, size_t errlen, int rv, const char *f, ...)
+{
+    va_list ap;
+    va_start(ap, f);
+    vsnprintf(errmsg, errlen, f, ap);
+    va_end(ap);
+    return rv;
+}
+
+static int lock_dir(const char *dir, int *fd_out, char *errmsg, size_t errlen)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/LOCK", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return fmt(errmsg, errlen, ERR_IO, "cannot open %s: %s", path,
+                   strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        char pid[32] = "?";
+        ssize_t r = pread(fd, pid, sizeof pid - 1, 0);
+        if (r > 0) {
+            pid[r] = '\0';
+            pid[strcspn(pid, "\n")] = '\0';
+        }
+        close(fd);
+        return fmt(errmsg, errlen, ERR_BUSY,
+                   "data dir %s is in use by another process (pid %s)", dir,
+                   pid);
+    }
+    char buf[32];
+    int n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t)n, 0) != n)
+        LOGW("node", "cannot write pid to %s", path);
+    *fd_out = fd;
+    return 0;
+}
+
+static void poll_cb(uv_timer_t *t);
+
+int node_init(struct node **out, uv_loop_t *loop, const struct config *cfg,
+              struct raft_fsm *fsm, struct raft_uv_transport *transport,
+              char *errmsg, size_t errlen)
+{
+    struct stat st;
+    if (mkdir(cfg->data_dir, 0755) != 0 && errno != EEXIST)
+        return fmt(errmsg, errlen, ERR_IO, "cannot create data dir %s: %s",
+                   cfg->data_dir, strerror(errno));
+    if (stat(cfg->data_dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return fmt(errmsg, errlen, ERR_IO, "data dir %s is not a directory",
+                   cfg->data_dir);
+    struct node *n = calloc(1, sizeof *n);
+    if (n == NULL)
+        return fmt(errmsg, errlen, ERR_NOMEM, "out of memory");
+    n->loop = loop;
+    n->id = cfg->id;
+    n->lock_fd = -1;
+    snprintf(n->address, sizeof n->address, "%s", cfg->raft_addr);
+    int rv = lock_dir(cfg->data_dir, &n->lock_fd, errmsg, errlen);
+    if (rv != 0)
+        goto err;
+    rv = raft_uv_init(&n->io, loop, cfg->data_dir, transport);
+    if (rv != 0) {
+        rv = fmt(errmsg, errlen, ERR_IO, "raft I/O in %s: %s", cfg->data_dir,
+                 n->io.errmsg);
+        goto err;
+    }
+    n->io_ready = true;
+    /* A corrupt log tail must be reported, never silently dropped. */
+    raft_uv_set_auto_recovery(&n->io, false);
+    rv = raft_init(&n->raft, &n->io, fsm, cfg->id, cfg->raft_addr);
+    if (rv != 0) {
+        rv = fmt(errmsg, errlen, ERR_INTERNAL, "raft_init: %s",
+                 raft_errmsg(&n->raft));
+        goto err;
+    }
+    n->raft_ready = true;
+    n->raft.data = n;
+    raft_set_election_timeout(&n->raft, cfg->election_timeout_ms);
+    raft_set_heartbeat_timeout(&n->raft, cfg->heartbeat_timeout_ms);
+    raft_set_snapshot_threshold(&n->raft, cfg->snapshot_threshold);
+    raft_set_snapshot_trailing(&n->raft, cfg->snapshot_trailing);
+    raft_set_pre_vote(&n->raft, true);
+    uv_timer_init(loop, &n->poll);
+    n->poll.data = n;
+    *out = n;
+    return 0;
+err:
+    if (n->io_ready)
+        raft_uv_close(&n->io);
+    if (n->lock_fd >= 0)
+        close(n->lock_fd);
+    free(n);
+    return rv;
+}
+
+int node_start(struct node *n, const struct node_server *servers,
+               unsigned n_servers, char *errmsg, size_t errlen)
+{
+    int rv;
+    if (n_servers > 0) {
+        struct raft_configuration conf;
+        raft_configuration_init(&conf);
+        for (unsigned i = 0; i < n_servers; i++) {
+            rv = raft_configuration_add(&conf, servers[i].id,
+                                        servers[i].address, servers[i].role);
+            if (rv != 0) {
+                raft_configuration_close(&conf);
+                return fmt(errmsg, errlen, ERR_INVALID,
+                           "bad server %llu %s: %s",
+                           (unsigned long long)servers[i].id,
+                           servers[i].address, raft_strerror(rv));
+            }
+        }
+        rv = raft_bootstrap(&n->raft, &conf);
+        raft_configuration_close(&conf);
+        if (rv == 0)
+            LOGI("raft", "bootstrapped a %u-server configuration", n_servers);
+        else if (rv != RAFT_CANTBOOTSTRAP)
+            return fmt(errmsg, errlen, ERR_IO, "raft bootstrap: %s",
+                       raft_errmsg(&n->raft));
+    }
+    rv = raft_start(&n->raft);
+    if (rv != 0)
+        return fmt(errmsg, errlen, rv == RAFT_CORRUPT ? ERR_CORRUPT : ERR_IO,
+                   "raft start: %s", raft_errmsg(&n->raft));
+    uv_timer_start(&n->poll, poll_cb, POLL_MS, POLL_MS);
+    LOGI("raft", "started id=%llu address=%s term=%llu last_applied=%llu",
+         (unsigned long long)n->id, n->address,
+         (unsigned long long)n->raft.current_term,
+         (unsigned long long)raft_last_applied(&n->raft));
+    return 0;
+}
+
+struct raft *node_raft(struct node *n)
+{
+    return &n->raft;
+}
+
+static const char *role_name(int r)
+{
+    static const char *names[] = {"unavailable", "follower", "candidate",
+                                  "leader"};
+    return r >= 0 && r <= 3 ? names[r] : "?";
+}
+
+static void leader_barrier_cb(struct raft_barrier *req, int status)
+{
+    struct node_req *nr = req->data;
+    struct node *n = nr->node;
+    uint64_t term = nr->target;
+    free(nr);
+    n->barrier_pending = false;
+    if (status == 0 && raft_state(&n->raft) == RAFT_LEADER &&
+        n->raft.current_term == term) {
+        n->ready_term = term;
+        LOGI("raft", "leader ready term=%llu applied=%llu",
+             (unsigned long long)term,
+             (unsigned long long)raft_last_applied(&n->raft));
+        if (n->change_cb)
+            n->change_cb(n->change_data);
+    }
+}
+
+/* raft 0.15 has no state-change callback: watch role and term. A new leader
+ * first commits a barrier of its own term before serving (0.15 may commit
+ * an earlier term's entries by counting replicas). */
+static void poll_cb(uv_timer_t *t)
+{
+    struct node *n = t->data;
+    if (n->closing)
+        return;
+    int role = raft_state(&n->raft);
+    uint64_t term = n->raft.current_term;
+    if (role != n->last_role || term != n->last_term) {
+        raft_id lid;
+        const char *laddr;
+        raft_leader(&n->raft, &lid, &laddr);
+        LOGI("raft", "role %s -> %s term=%llu leader=%llu",
+             role_name(n->last_role), role_name(role),
+             (unsigned long long)term, (unsigned long long)lid);
+        if (role == RAFT_LEADER && n->last_role != RAFT_LEADER)
+            n->elections++;
+        n->last_role = role;
+        n->last_term = term;
+        if (n->change_cb)
+            n->change_cb(n->change_data);
+    }
+    if (role == RAFT_LEADER && n->ready_term != term && !n->barrier_pending) {
+        struct node_req *nr = calloc(1, sizeof *nr);
+        if (nr == NULL)
+            return;
+        nr->node = n;
+        nr->target = term;
+        nr->u.barrier.data = nr;
+        if (raft_barrier(&n->raft, &nr->u.barrier, leader_barrier_cb) == 0)
+            n->barrier_pending = true;
+        else
+            free(nr);
+    }
+}
+
+void node_status(struct node *n, struct node_status *st)
+{
+    memset(st, 0, sizeof *st);
+    st->role = (enum node_role)raft_state(&n->raft);
+    st->term = n->raft.current_term;
+    st->ready = st->role == NODE_LEADER && n->ready_term == st->term;
+    st->id = n->id;
+    st->commit_index = n->raft.commit_index;
+    st->applied_index = raft_last_applied(&n->raft);
+    st->elections = n->elections;
+    raft_id lid;
+    const char *laddr;
+    raft_leader(&n->raft, &lid, &laddr);
+    st->leader_id = lid;
+}
+
+unsigned node_servers(struct node *n, struct node_server *out, unsigned cap)
+{
+    const struct raft_configuration *c = &n->raft.configuration;
+    unsigned k = 0;
+    for (unsigned i = 0; i < c->n && k < cap; i++, k++) {
+        out[k].id = c->servers[i].id;
+        snprintf(out[k].address, sizeof out[k].address, "%s",
+                 c->servers[i].address);
+        out[k].role = c->servers[i].role;
+    }
+    return k;
+}
+
+void node_on_change(struct node *n, void (*cb)(void *data), void *data)
+{
+    n->change_cb = cb;
+    n->change_data = data;
+}
+
+static int map_raft_err(int rv)
+{
+    switch (rv) {
+    case RAFT_NOTLEADER: return ERR_NOTLEADER;
+    case RAFT_LEADERSHIPLOST: return ERR_UNKNOWN;
+    case RAFT_SHUTDOWN: return ERR_SHUTDOWN;
+    case RAFT_NOMEM: return ERR_NOMEM;
+    case RAFT_TOOBIG: return ERR_TOOBIG;
+    case RAFT_BUSY: return ERR_BUSY;
+    case RAFT_BADID: return ERR_NOTFOUND;
+    default: return ERR_IO;
+    }
+}
+
+/* Writes are served only by a leader whose first barrier has applied. */
+static int check_leader(struct node *n)
+{
+    if (n->closing)
+        return ERR_SHUTDOWN;
+    if (raft_state(&n->raft) != RAFT_LEADER)
+        return ERR_NOTLEADER;
+    if (n->ready_term != n->raft.current_term)
+        return ERR_BUSY;
+    return 0;
+}
+
+static void apply_cb(struct raft_apply *req, int status, void *result)
+{
+    struct node_req *nr = req->data;
+    nr->apply_cb(nr->data, status == 0 ? 0 : map_raft_err(status),
+                 status == 0 ? result : NULL);
+    free(nr);
+}
+
+int node_apply(struct node *n, const void *bytes, size_t len,
+               node_apply_cb cb, void *data)
+{
+    int rv = check_leader(n);
+    if (rv != 0)
+        return rv;
+    struct node_req *nr = calloc(1, sizeof *nr);
+    struct raft_buffer buf = {.base = raft_malloc(len), .len = len};
+    if (nr == NULL || buf.base == NULL) {
+        free(nr);
+        raft_free(buf.base);
+        return ERR_NOMEM;
+    }
+    memcpy(buf.base, bytes, len);
+    nr->node = n;
+    nr->apply_cb = cb;
+    nr->data = data;
+    nr->u.apply.data = nr;
+    rv = raft_apply(&n->raft, &nr->u.apply, &buf, 1, apply_cb);
+    if (rv != 0) {
+        raft_free(buf.base);
+        free(nr);
+        return map_raft_err(rv);
+    }
+    return 0;
+}
+
+static void barrier_cb(struct raft_barrier *req, int status)
+{
+    struct node_req *nr = req->data;
+    nr->barrier_cb(nr->data, status == 0 ? 0 : map_raft_err(status));
+    free(nr);
+}
+
+int node_barrier(struct node *n, node_barrier_cb cb, void *data)
+{
+    int rv = check_leader(n);
+    if (rv != 0)
+        return rv;
+    struct node_req *nr = calloc(1, sizeof *nr);
+    if (nr == NULL)
+        return ERR_NOMEM;
+    nr->node = n;
+    nr->barrier_cb = cb;
+    nr->data = data;
+    nr->u.barrier.data = nr;
+    rv = raft_barrier(&n->raft, &nr->u.barrier, barrier_cb);
+    if (rv != 0) {
+        free(nr);
+        return map_raft_err(rv);
+    }
+    return 0;
+}
+
+static void change_done_cb(struct raft_change *req, int status)
+{
+    struct node_req *nr = req->data;
+    nr->barrier_cb(nr->data, status == 0 ? 0 : map_raft_err(status));
+    free(nr);
+}
+
+/* Step 2 of an add: promote the new server to voter once it is known. */
+static void add_step_cb(struct raft_change *req, int status)
+{
+    struct node_req *nr = req->data;
+    struct node *n = nr->node;
+    if (status != 0 || n->closing) {
+        nr->barrier_cb(nr->data, status ? map_raft_err(status) : ERR_SHUTDOWN);
+        free(nr);
+        return;
+    }
+    int rv = raft_assign(&n->raft, &nr->u.change, nr->target, RAFT_VOTER,
+                         change_done_cb);
+    if (rv != 0) {
+        nr->barrier_cb(nr->data, map_raft_err(rv));
+        free(nr);
+    }
+}
+
+static struct node_req *new_req(struct node *n, node_barrier_cb cb, void *d)
+{
+    struct node_req *nr = calloc(1, sizeof *nr);
+    if (nr == NULL)
+        return NULL;
+    nr->node = n;
+    nr->barrier_cb = cb;
+    nr->data = d;
+    nr->u.change.data = nr;
+    return nr;
+}
+
+int node_add_voter(struct node *n, uint64_t id, const char *address,
+                   node_barrier_cb cb, void *data)
+{
+    int rv = check_leader(n);
+    if (rv != 0)
+        return rv;
+    struct node_req *nr = new_req(n, cb, data);
+    if (nr == NULL)
+        return ERR_NOMEM;
+    nr->target = id;
+    rv = raft_add(&n->raft, &nr->u.change, id, address, add_step_cb);
+    if (rv != 0) {
+        free(nr);
+        return map_raft_err(rv);
+    }
+    return 0;
+}
+
+int node_remove(struct node *n, uint64_t id, node_barrier_cb cb, void *data)
+{
+    int rv = check_leader(n);
+    if (rv != 0)
+        return rv;
+    struct node_req *nr = new_req(n, cb, data);
+    if (nr == NULL)
+        return ERR_NOMEM;
+    rv = raft_remove(&n->raft, &nr->u.change, id, change_done_cb);
+    if (rv != 0) {
+        free(nr);
+        return map_raft_err(rv);
+    }
+    return 0;
+}
+
+static void transfer_cb(struct raft_transfer *req)
+{
+    struct node_req *nr = req->data;
+    struct node *n = nr->node;
+    raft_id lid;
+    const char *laddr;
+    raft_leader(&n->raft, &lid, &laddr);
+    nr->barrier_cb(nr->data, lid == nr->target ? 0 : ERR_TIMEOUT);
+    free(nr);
+}
+
+int node_transfer(struct node *n, uint64_t id, node_barrier_cb cb, void *data)
+{
+    if (n->closing)
+        return ERR_SHUTDOWN;
+    if (raft_state(&n->raft) != RAFT_LEADER)
+        return ERR_NOTLEADER;
+    struct node_req *nr = new_req(n, cb, data);
+    if (nr == NULL)
+        return ERR_NOMEM;
+    nr->target = id;
+    nr->u.transfer.data = nr;
+    int rv = raft_transfer(&n->raft, &nr->u.transfer, id, transfer_cb);
+    if (rv != 0) {
+        free(nr);
+        return map_raft_err(rv);
+    }
+    return 0;
+}
+
+static void poll_closed_cb(uv_handle_t *h)
+{
+    struct node *n = h->data;
+    void (*cb)(void *) = n->close_cb;
+    void *data = n->close_data;
+    if (n->lock_fd >= 0)
+        close(n->lock_fd);
+    free(n);
+    if (cb)
+        cb(data);
+}
+
+static void raft_closed_cb(struct raft *r)
+{
+    struct node *n = r->data;
+    /* raft_close already closed the I/O backend's handles; free it now. */
+    raft_uv_close(&n->io);
+    LOGI("raft", "closed");
+    uv_close((uv_handle_t *)&n->poll, poll_closed_cb);
+}
+
+void node_close(struct node *n, void (*cb)(void *data), void *data)
+{
+    n->closing = true;
+    n->close_cb = cb;
+    n->close_data = data;
+    uv_timer_stop(&n->poll);
+    raft_close(&n->raft, raft_closed_cb);
+}

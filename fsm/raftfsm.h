@@ -1,0 +1,25 @@
+/* raftfsm.h - adapts the counter state machine (fsm.h) to struct raft_fsm.
+ *
+ * apply() records the result in the adapter (raft 0.15 hands the result
+ * pointer to the apply callback synchronously and never frees it), so no
+ * allocation happens per entry. */
+#ifndef NFTRAFT_RAFTFSM_H
+#define NFTRAFT_RAFTFSM_H
+
+#include <raft.h>
+
+#include "fsm/fsm.h"
+
+struct raftfsm {
+    struct raft_fsm fsm;      /* pass &rf->fsm to raft */
+    struct fsm *state;        /* not owned */
+    struct raft *raft;        /* set before raft_start (for the index) */
+    struct fsm_result last;   /* result of the latest apply */
+    int fatal;                /* ERR_IO once SQLite failed: stop the node */
+};
+
+/* Fill rf for state; raft is set later with raftfsm_bind(). */
+void raftfsm_init(struct raftfsm *rf, struct fsm *state);
+void raftfsm_bind(struct raftfsm *rf, struct raft *raft);
+
+#endif
