@@ -1,0 +1,189 @@
+/* main_nftraftd.c - the node daemon: config, raft node, FSM, HTTP API on one
+ * libuv loop, and the ordered shutdown on SIGINT/SIGTERM. */
+#include "core/config.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/node.h"
+#include "core/version.h"
+#include "fsm/fsm.h"
+#include "fsm/raftfsm.h"
+#include "net/api.h"
+#include "net/transport.h"
+
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+struct daemon {
+    uv_loop_t loop;
+    struct config cfg;
+    struct raftfsm rf;
+    struct raft_uv_transport transport;
+    bool transport_ready;
+    struct node *node;
+    struct fsm *fsm;
+    struct api *api;
+    uv_signal_t sigint, sigterm;
+    uv_timer_t watchdog;
+    bool stopping;
+    int exit_code;
+};
+
+static void api_closed_cb(void *data)
+{
+    struct daemon *d = data;
+    d->api = NULL;
+    if (d->fsm != NULL)
+        fsm_close(d->fsm);
+    d->fsm = NULL;
+    if (d->transport_ready)
+        transport_free(&d->transport);
+    d->transport_ready = false;
+    LOGI("main", "stopped exit=%d", d->exit_code);
+}
+
+/* Raft is closed (its in-flight requests were answered); now HTTP. */
+static void node_closed_cb(void *data)
+{
+    struct daemon *d = data;
+    d->node = NULL;
+    if (d->api != NULL)
+        api_close(d->api, api_closed_cb, d);
+    else
+        api_closed_cb(d);
+}
+
+static void stop(struct daemon *d, int code)
+{
+    if (d->stopping)
+        return;
+    d->stopping = true;
+    d->exit_code = code;
+    LOGI("main", "stopping");
+    uv_close((uv_handle_t *)&d->sigint, NULL);
+    uv_close((uv_handle_t *)&d->sigterm, NULL);
+    uv_close((uv_handle_t *)&d->watchdog, NULL);
+    if (d->node != NULL)
+        node_close(d->node, node_closed_cb, d);
+    else
+        node_closed_cb(d);
+}
+
+static void signal_cb(uv_signal_t *s, int signum)
+{
+    struct daemon *d = s->data;
+    LOGI("main", "received %s", signum == SIGINT ? "SIGINT" : "SIGTERM");
+    stop(d, 0);
+}
+
+static void watchdog_cb(uv_timer_t *t)
+{
+    struct daemon *d = t->data;
+    if (d->rf.fatal != 0) {
+        LOGE("main", "state machine failed (%s); stopping",
+             err_str(d->rf.fatal));
+        stop(d, 1);
+    }
+}
+
+static int run(struct daemon *d)
+{
+    char err[1024];
+    struct config *cfg = &d->cfg;
+    raftfsm_init(&d->rf, NULL);
+    int rv = transport_init(&d->transport, &d->loop);
+    if (rv != 0) {
+        LOGE("main", "cannot create the raft transport");
+        return 1;
+    }
+    d->transport_ready = true;
+    rv = node_init(&d->node, &d->loop, cfg, &d->rf.fsm, &d->transport, err,
+                   sizeof err);
+    if (rv != 0) {
+        LOGE("main", "%s", err);
+        fprintf(stderr, "nftraftd: %s\n", err);
+        return 1;
+    }
+    char path[600];
+    snprintf(path, sizeof path, "%s/state.db", cfg->data_dir);
+    rv = fsm_open(&d->fsm, path, err, sizeof err);
+    if (rv != 0) {
+        LOGE("main", "%s", err);
+        fprintf(stderr, "nftraftd: %s\n", err);
+        return 1;
+    }
+    d->rf.state = d->fsm;
+    raftfsm_bind(&d->rf, node_raft(d->node));
+    rv = api_init(&d->api, &d->loop, cfg, d->node, d->fsm, err, sizeof err);
+    if (rv != 0) {
+        LOGE("main", "%s", err);
+        fprintf(stderr, "nftraftd: %s\n", err);
+        return 1;
+    }
+    struct node_server servers[CONFIG_MAX_PEERS];
+    for (unsigned i = 0; i < cfg->n_peers; i++) {
+        servers[i].id = cfg->peers[i].id;
+        snprintf(servers[i].address, sizeof servers[i].address, "%s",
+                 cfg->peers[i].raft);
+        servers[i].role = 1; /* voter */
+    }
+    rv = node_start(d->node, servers, cfg->n_peers, err, sizeof err);
+    if (rv != 0) {
+        LOGE("main", "%s", err);
+        fprintf(stderr, "nftraftd: %s\n", err);
+        return 1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static struct daemon d; /* one per process; lives for the whole run */
+    char err[512];
+    int rv = config_parse(&d.cfg, argc, argv, err, sizeof err);
+    if (rv == CONFIG_HELP) {
+        config_usage(stdout);
+        return 0;
+    }
+    if (rv == CONFIG_VERSION) {
+        printf("nftraftd %s\n", NFTRAFT_VERSION);
+        return 0;
+    }
+    if (rv != 0) {
+        fprintf(stderr,
+                "nftraftd: %s\nusage: nftraftd --data-dir DIR --http "
+                "HOST:PORT --raft IPV4:PORT (--peers ID=RAFT=URL,... | "
+                "--rpc-url URL --contract ADDR) [options]; see --help\n",
+                err);
+        return 2;
+    }
+    char label[32];
+    snprintf(label, sizeof label, "%" PRIu64, d.cfg.id);
+    log_init(label, d.cfg.log_level);
+    if (d.cfg.n_peers == 0) {
+        fprintf(stderr, "nftraftd: chain mode (--rpc-url/--contract) is not "
+                        "available in this build yet; use --peers\n");
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    uv_loop_init(&d.loop);
+    uv_signal_init(&d.loop, &d.sigint);
+    uv_signal_init(&d.loop, &d.sigterm);
+    d.sigint.data = d.sigterm.data = &d;
+    uv_signal_start(&d.sigint, signal_cb, SIGINT);
+    uv_signal_start(&d.sigterm, signal_cb, SIGTERM);
+    uv_timer_init(&d.loop, &d.watchdog);
+    d.watchdog.data = &d;
+    uv_timer_start(&d.watchdog, watchdog_cb, 100, 100);
+    LOGI("main", "nftraftd %s starting id=%" PRIu64 " data=%s http=%s:%d "
+         "raft=%s", NFTRAFT_VERSION, d.cfg.id, d.cfg.data_dir,
+         d.cfg.http_host, d.cfg.http_port, d.cfg.raft_addr);
+    if (run(&d) != 0)
+        stop(&d, 1);
+    uv_run(&d.loop, UV_RUN_DEFAULT);
+    rv = uv_loop_close(&d.loop);
+    if (rv != 0)
+        LOGW("main", "loop closed with handles open: %s", uv_strerror(rv));
+    return d.exit_code;
+}
