@@ -258,7 +258,7 @@ int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
     uint64_t v;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
         const char *a = optarg;
         switch (c) {
         case OPT_DATA_DIR:

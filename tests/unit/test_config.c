@@ -1,0 +1,115 @@
+/* test_config.c - nftraftd flag and environment parsing (core/config). */
+#include "core/config.h"
+#include "core/err.h"
+#include "harness.h"
+
+#define PEERS "1=127.0.0.1:9101=http://127.0.0.1:9001,"                      \
+              "2=127.0.0.1:9102=http://127.0.0.1:9002/,"                     \
+              "3=127.0.0.1:9103=http://127.0.0.1:9003"
+
+static int parse(struct config *c, char **argv)
+{
+    int argc = 0;
+    while (argv[argc])
+        argc++;
+    char err[256];
+    unsetenv("ETH_RPC_URL");
+    unsetenv("CONTRACT_ADDRESS");
+    unsetenv("NFTRAFT_WALLET_KEY");
+    int rv = config_parse(c, argc, argv, err, sizeof err);
+    if (rv < 0)
+        fprintf(stderr, "    (config: %s)\n", err);
+    return rv;
+}
+
+TEST(static_ok)
+{
+    struct config c;
+    char *argv[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
+                    "127.0.0.1:9002", "--raft", "127.0.0.1:9102", "--peers",
+                    PEERS, NULL};
+    ASSERT_EQ(parse(&c, argv), 0);
+    ASSERT_U64_EQ(c.id, 2);
+    ASSERT_EQ(c.n_peers, 3);
+    ASSERT_STR_EQ(c.peers[1].http, "http://127.0.0.1:9002");
+    ASSERT_STR_EQ(c.advertise_url, "http://127.0.0.1:9002");
+    ASSERT_STR_EQ(c.instance_id, "node2");
+    ASSERT_EQ(c.election_timeout_ms, 300);
+    ASSERT_EQ(c.heartbeat_timeout_ms, 40);
+    return 0;
+}
+
+TEST(help_and_version)
+{
+    struct config c;
+    char *a1[] = {"nftraftd", "--help", NULL};
+    char *a2[] = {"nftraftd", "--version", NULL};
+    ASSERT_EQ(parse(&c, a1), CONFIG_HELP);
+    ASSERT_EQ(parse(&c, a2), CONFIG_VERSION);
+    return 0;
+}
+
+TEST(bad_flags)
+{
+    struct config c;
+    char *missing[] = {"nftraftd", "--http", "127.0.0.1:1", NULL};
+    char *unknown[] = {"nftraftd", "--bogus", NULL};
+    char *noval[] = {"nftraftd", "--data-dir", NULL};
+    char *badraft[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
+                       "127.0.0.1:9001", "--raft", "localhost:9101",
+                       "--peers", PEERS, NULL};
+    char *badport[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
+                       "127.0.0.1:70000", "--raft", "127.0.0.1:9101",
+                       "--peers", PEERS, NULL};
+    char *notinpeers[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
+                          "127.0.0.1:9001", "--raft", "127.0.0.1:9999",
+                          "--peers", PEERS, NULL};
+    char *badpeers[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
+                        "127.0.0.1:9001", "--raft", "127.0.0.1:9101",
+                        "--peers", "1=127.0.0.1:9101", NULL};
+    char *dup[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
+                   "127.0.0.1:9001", "--raft", "127.0.0.1:9101", "--peers",
+                   "1=127.0.0.1:9101=http://a:1,1=127.0.0.1:9102=http://b:1",
+                   NULL};
+    char *timeouts[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
+                        "127.0.0.1:9001", "--raft", "127.0.0.1:9101",
+                        "--peers", PEERS, "--election-timeout", "100",
+                        "--heartbeat-timeout", "80", NULL};
+    char *neg[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
+                   "127.0.0.1:9001", "--raft", "127.0.0.1:9101", "--peers",
+                   PEERS, "--snapshot-threshold", "-5", NULL};
+    char *contract[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
+                        "127.0.0.1:9001", "--raft", "127.0.0.1:9101",
+                        "--rpc-url", "http://127.0.0.1:8545", "--contract",
+                        "0x1234", NULL};
+    char *extra[] = {"nftraftd", "stray", NULL};
+    char **cases[] = {missing, unknown, noval, badraft, badport, notinpeers,
+                      badpeers, dup, timeouts, neg, contract, extra};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        if (parse(&c, cases[i]) != ERR_INVALID)
+            FAILF("case %zu was accepted", i);
+    }
+    return 0;
+}
+
+TEST(chain_env)
+{
+    struct config c;
+    char *argv[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
+                    "0.0.0.0:8080", "--raft", "127.0.0.1:9101", NULL};
+    char err[256];
+    setenv("ETH_RPC_URL", "http://127.0.0.1:8545", 1);
+    setenv("CONTRACT_ADDRESS", "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+           1);
+    int rv = config_parse(&c, 7, argv, err, sizeof err);
+    unsetenv("ETH_RPC_URL");
+    unsetenv("CONTRACT_ADDRESS");
+    ASSERT_EQ(rv, 0);
+    ASSERT_STR_EQ(c.rpc_url, "http://127.0.0.1:8545");
+    ASSERT_STR_EQ(c.advertise_url, "http://127.0.0.1:8080");
+    ASSERT_EQ(c.n_peers, 0);
+    return 0;
+}
+
+TEST_LIST(TEST_ENTRY(static_ok), TEST_ENTRY(help_and_version),
+          TEST_ENTRY(bad_flags), TEST_ENTRY(chain_env))
