@@ -1,0 +1,111 @@
+/* recon.c - pure reconciliation decisions (see recon.h). */
+#include "core/recon.h"
+
+#include <stddef.h>
+
+static bool has(const uint64_t *v, unsigned n, uint64_t id)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (v[i] == id)
+            return true;
+    return false;
+}
+
+static const struct recon_server *server(const struct recon_input *in,
+                                         uint64_t id)
+{
+    for (unsigned i = 0; i < in->n_servers; i++)
+        if (in->servers[i].id == id)
+            return &in->servers[i];
+    return NULL;
+}
+
+static unsigned push(struct recon_action *out, unsigned n,
+                     enum recon_kind k, uint64_t id, bool against)
+{
+    if (n < RECON_MAX_ACTIONS) {
+        out[n].kind = k;
+        out[n].id = id;
+        out[n].against = against;
+        n++;
+    }
+    return n;
+}
+
+/* The leader's one membership change for this round, if any: first drop a
+ * server the contract no longer lists (handing leadership away first when
+ * it is this node), then add an active member raft does not know yet. */
+static unsigned membership(const struct recon_input *in,
+                           struct recon_action *out, unsigned n)
+{
+    for (unsigned i = 0; i < in->n_servers; i++) {
+        uint64_t id = in->servers[i].id;
+        if (has(in->members, in->n_members, id))
+            continue;
+        if (id != in->self)
+            return push(out, n, RECON_REMOVE, id, false);
+        for (unsigned j = 0; j < in->n_servers; j++) {
+            uint64_t other = in->servers[j].id;
+            if (other != id && in->servers[j].voter &&
+                has(in->members, in->n_members, other))
+                return push(out, n, RECON_TRANSFER, other, false);
+        }
+    }
+    for (unsigned i = 0; i < in->n_members; i++) {
+        uint64_t id = in->members[i];
+        const struct recon_server *s = server(in, id);
+        if ((s == NULL || !s->voter) &&
+            has(in->addressable, in->n_addressable, id))
+            return push(out, n, RECON_ADD, id, false);
+    }
+    return n;
+}
+
+unsigned recon_decide(const struct recon_input *in, struct recon_action *out)
+{
+    unsigned n = 0;
+    if (in->self == 0)
+        return push(out, n, RECON_REFUSE, 0, false);
+    if (in->raft_leader) {
+        unsigned before = n;
+        n = membership(in, out, n);
+        bool changing = n != before;
+        if (in->chain_leader == 0) {
+            n = push(out, n, RECON_ELECT, 0, false);
+        } else if (!changing && in->chain_leader != in->self) {
+            const struct recon_server *s = server(in, in->chain_leader);
+            if (s != NULL && s->voter && in->leader_health != 0 &&
+                has(in->members, in->n_members, in->chain_leader))
+                n = push(out, n, RECON_TRANSFER, in->chain_leader, false);
+        }
+    }
+    if (in->chain_leader == 0)
+        return n;
+    if (in->chain_leader == in->self) {
+        uint64_t half = in->heartbeat_period / 2;
+        if (in->expiry <= in->now || in->expiry - in->now <= half)
+            n = push(out, n, RECON_HEARTBEAT, 0, false);
+        return n;
+    }
+    bool expired = in->expiry != 0 && in->now > in->expiry;
+    bool failing = in->leader_health == 0 || expired;
+    if (failing && !in->voted_against_leader)
+        n = push(out, n, RECON_VOTE, in->chain_leader, true);
+    else if (in->leader_health == 1 && !expired && in->voted_against_leader)
+        n = push(out, n, RECON_VOTE, in->chain_leader, false);
+    return n;
+}
+
+const char *recon_kind_str(enum recon_kind k)
+{
+    switch (k) {
+    case RECON_ADD: return "add";
+    case RECON_REMOVE: return "remove";
+    case RECON_TRANSFER: return "transfer";
+    case RECON_ELECT: return "elect";
+    case RECON_HEARTBEAT: return "heartbeat";
+    case RECON_VOTE: return "vote";
+    case RECON_REFUSE: return "refuse";
+    }
+    return "?";
+}

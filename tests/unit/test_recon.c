@@ -1,0 +1,184 @@
+/* test_recon.c - reconciler decisions (core/recon). */
+#include "core/recon.h"
+#include "harness.h"
+
+static const struct recon_server three[] = {{1, true}, {2, true}, {3, true}};
+static const uint64_t m123[] = {1, 2, 3};
+static const uint64_t m1234[] = {1, 2, 3, 4};
+static const uint64_t m12[] = {1, 2};
+
+static struct recon_input base(void)
+{
+    struct recon_input in = {0};
+    in.self = 1;
+    in.raft_leader = true;
+    in.servers = three;
+    in.n_servers = 3;
+    in.members = m123;
+    in.n_members = 3;
+    in.addressable = m1234;
+    in.n_addressable = 4;
+    in.chain_leader = 1;
+    in.now = 1000;
+    in.expiry = 1100;
+    in.heartbeat_period = 60;
+    in.leader_health = 1;
+    return in;
+}
+
+TEST(steady_state_does_nothing)
+{
+    struct recon_input in = base();
+    struct recon_action a[RECON_MAX_ACTIONS];
+    ASSERT_EQ(recon_decide(&in, a), 0);
+    in.self = 2;
+    in.raft_leader = false;
+    ASSERT_EQ(recon_decide(&in, a), 0);
+    return 0;
+}
+
+TEST(not_a_member_refuses)
+{
+    struct recon_input in = base();
+    in.self = 0;
+    struct recon_action a[RECON_MAX_ACTIONS];
+    ASSERT_EQ(recon_decide(&in, a), 1);
+    ASSERT_EQ(a[0].kind, RECON_REFUSE);
+    return 0;
+}
+
+TEST(leader_adds_new_member)
+{
+    struct recon_input in = base();
+    in.members = m1234;
+    in.n_members = 4;
+    struct recon_action a[RECON_MAX_ACTIONS];
+    ASSERT_EQ(recon_decide(&in, a), 1);
+    ASSERT_EQ(a[0].kind, RECON_ADD);
+    ASSERT_U64_EQ(a[0].id, 4);
+    /* Unknown address: cannot add yet. */
+    in.n_addressable = 3;
+    ASSERT_EQ(recon_decide(&in, a), 0);
+    /* Followers never change membership. */
+    in.n_addressable = 4;
+    in.raft_leader = false;
+    in.self = 2;
+    ASSERT_EQ(recon_decide(&in, a), 0);
+    return 0;
+}
+
+TEST(leader_removes_deactivated)
+{
+    struct recon_input in = base();
+    in.members = m12;
+    in.n_members = 2;
+    struct recon_action a[RECON_MAX_ACTIONS];
+    ASSERT_EQ(recon_decide(&in, a), 1);
+    ASSERT_EQ(a[0].kind, RECON_REMOVE);
+    ASSERT_U64_EQ(a[0].id, 3);
+    return 0;
+}
+
+TEST(leader_deactivated_hands_over_first)
+{
+    struct recon_input in = base();
+    static const uint64_t m23[] = {2, 3};
+    in.members = m23;
+    in.n_members = 2;
+    in.chain_leader = 2;
+    struct recon_action a[RECON_MAX_ACTIONS];
+    unsigned n = recon_decide(&in, a);
+    ASSERT(n >= 1);
+    ASSERT_EQ(a[0].kind, RECON_TRANSFER);
+    ASSERT_U64_EQ(a[0].id, 2);
+    return 0;
+}
+
+TEST(no_chain_leader_elects)
+{
+    struct recon_input in = base();
+    in.chain_leader = 0;
+    in.expiry = 0;
+    struct recon_action a[RECON_MAX_ACTIONS];
+    ASSERT_EQ(recon_decide(&in, a), 1);
+    ASSERT_EQ(a[0].kind, RECON_ELECT);
+    in.raft_leader = false;
+    ASSERT_EQ(recon_decide(&in, a), 0);
+    return 0;
+}
+
+TEST(raft_follows_chain_leader)
+{
+    struct recon_input in = base();
+    in.chain_leader = 3;
+    struct recon_action a[RECON_MAX_ACTIONS];
+    ASSERT_EQ(recon_decide(&in, a), 1);
+    ASSERT_EQ(a[0].kind, RECON_TRANSFER);
+    ASSERT_U64_EQ(a[0].id, 3);
+    /* Not while the chain leader fails our ping: followers vote instead. */
+    in.leader_health = 0;
+    ASSERT_EQ(recon_decide(&in, a), 1);
+    ASSERT_EQ(a[0].kind, RECON_VOTE);
+    ASSERT(a[0].against);
+    return 0;
+}
+
+TEST(chain_leader_heartbeats)
+{
+    struct recon_input in = base();
+    struct recon_action a[RECON_MAX_ACTIONS];
+    in.expiry = in.now + 31;
+    ASSERT_EQ(recon_decide(&in, a), 0);
+    in.expiry = in.now + 30;
+    ASSERT_EQ(recon_decide(&in, a), 1);
+    ASSERT_EQ(a[0].kind, RECON_HEARTBEAT);
+    in.expiry = in.now - 5;
+    ASSERT_EQ(recon_decide(&in, a), 1);
+    ASSERT_EQ(a[0].kind, RECON_HEARTBEAT);
+    return 0;
+}
+
+TEST(follower_votes_and_clears)
+{
+    struct recon_input in = base();
+    in.self = 2;
+    in.raft_leader = false;
+    struct recon_action a[RECON_MAX_ACTIONS];
+    in.leader_health = 0;
+    ASSERT_EQ(recon_decide(&in, a), 1);
+    ASSERT_EQ(a[0].kind, RECON_VOTE);
+    ASSERT_U64_EQ(a[0].id, 1);
+    ASSERT(a[0].against);
+    in.voted_against_leader = true;
+    ASSERT_EQ(recon_decide(&in, a), 0); /* already voted */
+    in.leader_health = 1;
+    ASSERT_EQ(recon_decide(&in, a), 1);
+    ASSERT_EQ(a[0].kind, RECON_VOTE);
+    ASSERT(!a[0].against);
+    in.leader_health = -1; /* unknown: keep the vote as it is */
+    ASSERT_EQ(recon_decide(&in, a), 0);
+    return 0;
+}
+
+TEST(follower_votes_on_expiry)
+{
+    struct recon_input in = base();
+    in.self = 3;
+    in.raft_leader = false;
+    in.now = in.expiry + 1;
+    struct recon_action a[RECON_MAX_ACTIONS];
+    ASSERT_EQ(recon_decide(&in, a), 1);
+    ASSERT_EQ(a[0].kind, RECON_VOTE);
+    ASSERT(a[0].against);
+    return 0;
+}
+
+TEST_LIST(TEST_ENTRY(steady_state_does_nothing),
+          TEST_ENTRY(not_a_member_refuses), TEST_ENTRY(leader_adds_new_member),
+          TEST_ENTRY(leader_removes_deactivated),
+          TEST_ENTRY(leader_deactivated_hands_over_first),
+          TEST_ENTRY(no_chain_leader_elects),
+          TEST_ENTRY(raft_follows_chain_leader),
+          TEST_ENTRY(chain_leader_heartbeats),
+          TEST_ENTRY(follower_votes_and_clears),
+          TEST_ENTRY(follower_votes_on_expiry))
