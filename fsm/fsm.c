@@ -1,0 +1,689 @@
+/* fsm.c - the counter state machine over SQLite (WAL): value, op log,
+ * idempotency table and last applied index, updated in one transaction per
+ * entry; msgpack entries and snapshots, both versioned. */
+#include "fsm/fsm.h"
+#include "core/err.h"
+
+#include <msgpack.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SCHEMA_VERSION 1
+#define CMD_VERSION 1
+#define CMD_INCREMENT 1
+#define SNAP_VERSION 1
+
+enum {
+    ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_INS_LOG, ST_INS_KEY, ST_SET_STATE,
+    ST_GET_KEY, ST_GET_LOG, ST_LOG_RANGE, ST_COUNT
+};
+
+static const char *const SQL[ST_COUNT] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_INS_LOG] = "INSERT INTO oplog(idx, term, by, value, node, time) "
+                   "VALUES (?, ?, ?, ?, ?, ?)",
+    [ST_INS_KEY] = "INSERT INTO dedup(key, idx, value) VALUES (?, ?, ?)",
+    [ST_SET_STATE] = "UPDATE state SET value = ?, last_applied = ? "
+                     "WHERE id = 1",
+    [ST_GET_KEY] = "SELECT idx, value FROM dedup WHERE key = ?",
+    [ST_GET_LOG] = "SELECT value FROM oplog WHERE idx = ?",
+    [ST_LOG_RANGE] = "SELECT idx, term, by, value, node, time FROM oplog "
+                     "WHERE idx >= ? ORDER BY idx LIMIT ?",
+};
+
+struct fsm {
+    sqlite3 *db;
+    sqlite3_stmt *st[ST_COUNT];
+    char path[512];
+    int64_t value;
+    uint64_t last_applied;
+    uint64_t count;
+    char errmsg[1024];
+};
+
+static int fail(struct fsm *f, int rv, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(f->errmsg, sizeof f->errmsg, fmt, ap);
+    va_end(ap);
+    return rv;
+}
+
+const char *fsm_errmsg(const struct fsm *f)
+{
+    return f->errmsg;
+}
+
+int64_t fsm_value(const struct fsm *f)
+{
+    return f->value;
+}
+
+uint64_t fsm_last_applied(const struct fsm *f)
+{
+    return f->last_applied;
+}
+
+uint64_t fsm_count(const struct fsm *f)
+{
+    return f->count;
+}
+
+/* ---- entries ---- */
+
+struct fixed_buf {
+    char *p;
+    size_t len, cap;
+    bool overflow;
+};
+
+static int fixed_write(void *data, const char *buf, size_t len)
+{
+    struct fixed_buf *b = data;
+    if (b->len + len > b->cap) {
+        b->overflow = true;
+        return -1;
+    }
+    memcpy(b->p + b->len, buf, len);
+    b->len += len;
+    return 0;
+}
+
+int fsm_cmd_encode(const struct fsm_cmd *cmd, void *buf, size_t cap,
+                   size_t *len)
+{
+    size_t klen = strnlen(cmd->key, FSM_KEY_MAX + 1);
+    if (cmd->by < 1 || klen > FSM_KEY_MAX)
+        return ERR_INVALID;
+    struct fixed_buf b = {.p = buf, .cap = cap};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, fixed_write);
+    msgpack_pack_array(&pk, 7);
+    msgpack_pack_uint8(&pk, CMD_VERSION);
+    msgpack_pack_uint8(&pk, CMD_INCREMENT);
+    msgpack_pack_int64(&pk, cmd->by);
+    msgpack_pack_uint64(&pk, cmd->node);
+    msgpack_pack_uint64(&pk, cmd->term);
+    msgpack_pack_int64(&pk, cmd->time_ms);
+    msgpack_pack_str(&pk, klen);
+    msgpack_pack_str_body(&pk, cmd->key, klen);
+    if (b.overflow)
+        return ERR_TOOBIG;
+    *len = b.len;
+    return 0;
+}
+
+static bool get_u64(const msgpack_object *o, uint64_t *out)
+{
+    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return false;
+    *out = o->via.u64;
+    return true;
+}
+
+static bool get_i64(const msgpack_object *o, int64_t *out)
+{
+    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        *out = o->via.i64;
+        return true;
+    }
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+        o->via.u64 <= (uint64_t)INT64_MAX) {
+        *out = (int64_t)o->via.u64;
+        return true;
+    }
+    return false;
+}
+
+int fsm_cmd_decode(const void *buf, size_t len, struct fsm_cmd *out)
+{
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    int rv = ERR_MALFORMED;
+    if (msgpack_unpack_next(&u, buf, len, &off) != MSGPACK_UNPACK_SUCCESS ||
+        off != len)
+        goto out;
+    const msgpack_object *o = &u.data;
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < 2)
+        goto out;
+    const msgpack_object *a = o->via.array.ptr;
+    uint64_t version, type;
+    if (!get_u64(&a[0], &version) || !get_u64(&a[1], &type))
+        goto out;
+    if (version != CMD_VERSION || type != CMD_INCREMENT) {
+        rv = ERR_VERSION;
+        goto out;
+    }
+    if (o->via.array.size != 7)
+        goto out;
+    memset(out, 0, sizeof *out);
+    if (!get_i64(&a[2], &out->by) || out->by < 1 ||
+        !get_u64(&a[3], &out->node) || !get_u64(&a[4], &out->term) ||
+        !get_i64(&a[5], &out->time_ms) || a[6].type != MSGPACK_OBJECT_STR ||
+        a[6].via.str.size > FSM_KEY_MAX ||
+        memchr(a[6].via.str.ptr, '\0', a[6].via.str.size) != NULL)
+        goto out;
+    memcpy(out->key, a[6].via.str.ptr, a[6].via.str.size);
+    out->key[a[6].via.str.size] = '\0';
+    rv = 0;
+out:
+    msgpack_unpacked_destroy(&u);
+    return rv;
+}
+
+/* ---- open/close ---- */
+
+static int exec(struct fsm *f, const char *sql)
+{
+    char *err = NULL;
+    int rc = sqlite3_exec(f->db, sql, NULL, NULL, &err);
+    if (rc != SQLITE_OK) {
+        snprintf(f->errmsg, sizeof f->errmsg, "%s: %s", f->path,
+                 err ? err : sqlite3_errstr(rc));
+        sqlite3_free(err);
+    }
+    return rc;
+}
+
+static int open_error(struct fsm *f, int rc)
+{
+    if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+        return fail(f, ERR_BUSY,
+                    "state file %s is in use by another process", f->path);
+    if (rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT)
+        return fail(f, ERR_CORRUPT,
+                    "state file %s is corrupt (%s); it was left as it is",
+                    f->path, sqlite3_errstr(rc));
+    return ERR_IO;
+}
+
+static int load(struct fsm *f)
+{
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(f->db, "PRAGMA quick_check", -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return open_error(f, rc);
+    rc = sqlite3_step(s);
+    bool ok = rc == SQLITE_ROW &&
+              strcmp((const char *)sqlite3_column_text(s, 0), "ok") == 0;
+    sqlite3_finalize(s);
+    if (!ok)
+        return rc == SQLITE_ROW || rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB
+                   ? fail(f, ERR_CORRUPT,
+                          "state file %s fails its integrity check; it was "
+                          "left as it is",
+                          f->path)
+                   : open_error(f, rc);
+    rc = sqlite3_prepare_v2(f->db, "PRAGMA user_version", -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return open_error(f, rc);
+    int version = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int(s, 0)
+                                                 : -1;
+    sqlite3_finalize(s);
+    if (version > SCHEMA_VERSION)
+        return fail(f, ERR_VERSION,
+                    "state file %s has schema version %d; this build reads "
+                    "up to %d",
+                    f->path, version, SCHEMA_VERSION);
+    if (version == 0) {
+        rc = exec(f, "BEGIN IMMEDIATE;"
+                     "CREATE TABLE state(id INTEGER PRIMARY KEY CHECK (id = 1),"
+                     " value INTEGER NOT NULL, last_applied INTEGER NOT NULL);"
+                     "INSERT INTO state VALUES (1, 0, 0);"
+                     "CREATE TABLE oplog(idx INTEGER PRIMARY KEY, term INTEGER"
+                     " NOT NULL, by INTEGER NOT NULL, value INTEGER NOT NULL,"
+                     " node INTEGER NOT NULL, time INTEGER NOT NULL);"
+                     "CREATE TABLE dedup(key TEXT PRIMARY KEY, idx INTEGER NOT"
+                     " NULL, value INTEGER NOT NULL);"
+                     "PRAGMA user_version = 1;"
+                     "COMMIT;");
+        if (rc != SQLITE_OK) {
+            int r2 = open_error(f, rc);
+            return r2 == ERR_IO ? ERR_IO : r2;
+        }
+    } else if (version < 0) {
+        return fail(f, ERR_CORRUPT, "state file %s: cannot read its version",
+                    f->path);
+    }
+    rc = sqlite3_prepare_v2(f->db,
+                            "SELECT value, last_applied, (SELECT count(*) "
+                            "FROM oplog) FROM state WHERE id = 1",
+                            -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return fail(f, ERR_CORRUPT, "state file %s: %s", f->path,
+                    sqlite3_errmsg(f->db));
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        f->value = sqlite3_column_int64(s, 0);
+        f->last_applied = (uint64_t)sqlite3_column_int64(s, 1);
+        f->count = (uint64_t)sqlite3_column_int64(s, 2);
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_ROW)
+        return fail(f, ERR_CORRUPT, "state file %s has no state row",
+                    f->path);
+    for (int i = 0; i < ST_COUNT; i++) {
+        rc = sqlite3_prepare_v3(f->db, SQL[i], -1, SQLITE_PREPARE_PERSISTENT,
+                                &f->st[i], NULL);
+        if (rc != SQLITE_OK)
+            return fail(f, ERR_CORRUPT, "state file %s: %s", f->path,
+                        sqlite3_errmsg(f->db));
+    }
+    return 0;
+}
+
+void fsm_close(struct fsm *f)
+{
+    if (f == NULL)
+        return;
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(f->st[i]);
+    sqlite3_close(f->db);
+    free(f);
+}
+
+int fsm_open(struct fsm **out, const char *path, char *errmsg, size_t errlen)
+{
+    struct fsm *f = calloc(1, sizeof *f);
+    if (f == NULL) {
+        snprintf(errmsg, errlen, "out of memory");
+        return ERR_NOMEM;
+    }
+    snprintf(f->path, sizeof f->path, "%s", path);
+    /* Refuse anything that is not an SQLite file before SQLite touches it. */
+    FILE *fp = fopen(path, "rb");
+    if (fp != NULL) {
+        char hdr[16];
+        size_t n = fread(hdr, 1, sizeof hdr, fp);
+        fclose(fp);
+        if (n > 0 && (n < sizeof hdr || memcmp(hdr, "SQLite format 3", 16))) {
+            snprintf(errmsg, errlen,
+                     "state file %s is not an SQLite database (corrupt?); it "
+                     "was left as it is",
+                     path);
+            free(f);
+            return ERR_CORRUPT;
+        }
+    }
+    int rv;
+    int rc = sqlite3_open_v2(path, &f->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                 SQLITE_OPEN_NOMUTEX,
+                             NULL);
+    if (rc != SQLITE_OK) {
+        rv = fail(f, ERR_IO, "cannot open state file %s: %s", path,
+                  sqlite3_errstr(rc));
+        goto err;
+    }
+    sqlite3_extended_result_codes(f->db, 0);
+    /* Exclusive locking: a second process gets SQLITE_BUSY. */
+    rc = exec(f, "PRAGMA locking_mode = EXCLUSIVE");
+    if (rc == SQLITE_OK)
+        rc = exec(f, "BEGIN IMMEDIATE; COMMIT");
+    if (rc == SQLITE_OK)
+        rc = exec(f, "PRAGMA journal_mode = WAL");
+    if (rc == SQLITE_OK)
+        rc = exec(f, "PRAGMA synchronous = NORMAL");
+    if (rc != SQLITE_OK) {
+        rv = open_error(f, rc);
+        goto err;
+    }
+    rv = load(f);
+    if (rv != 0)
+        goto err;
+    *out = f;
+    return 0;
+err:
+    snprintf(errmsg, errlen, "%s", f->errmsg);
+    fsm_close(f);
+    return rv;
+}
+
+/* ---- apply ---- */
+
+static int step_done(struct fsm *f, sqlite3_stmt *s)
+{
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return fail(f, ERR_IO, "state file %s: %s", f->path,
+                    sqlite3_errmsg(f->db));
+    return 0;
+}
+
+static int set_state(struct fsm *f, int64_t value, uint64_t last_applied)
+{
+    sqlite3_stmt *s = f->st[ST_SET_STATE];
+    sqlite3_bind_int64(s, 1, value);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)last_applied);
+    return step_done(f, s);
+}
+
+static int begin(struct fsm *f)
+{
+    return step_done(f, f->st[ST_BEGIN]);
+}
+
+static int commit(struct fsm *f, int rv)
+{
+    if (rv == 0)
+        rv = step_done(f, f->st[ST_COMMIT]);
+    if (rv != 0)
+        sqlite3_step(f->st[ST_ROLLBACK]), sqlite3_reset(f->st[ST_ROLLBACK]);
+    return rv;
+}
+
+/* Advance last_applied only (duplicate, overflow, malformed entries). */
+static int advance(struct fsm *f, uint64_t index)
+{
+    int rv = begin(f);
+    if (rv != 0)
+        return rv;
+    rv = commit(f, set_state(f, f->value, index));
+    if (rv == 0)
+        f->last_applied = index;
+    return rv;
+}
+
+int fsm_lookup(struct fsm *f, const char *key, struct fsm_result *out)
+{
+    sqlite3_stmt *s = f->st[ST_GET_KEY];
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    int rv = ERR_NOTFOUND;
+    if (rc == SQLITE_ROW) {
+        memset(out, 0, sizeof *out);
+        out->index = (uint64_t)sqlite3_column_int64(s, 0);
+        out->value = sqlite3_column_int64(s, 1);
+        rv = 0;
+    } else if (rc != SQLITE_DONE) {
+        rv = fail(f, ERR_IO, "state file %s: %s", f->path,
+                  sqlite3_errmsg(f->db));
+    }
+    sqlite3_reset(s);
+    return rv;
+}
+
+int fsm_apply(struct fsm *f, uint64_t index, const void *buf, size_t len,
+              struct fsm_result *out)
+{
+    memset(out, 0, sizeof *out);
+    if (index <= f->last_applied) {
+        /* A replay after restart: report what that index produced. */
+        sqlite3_stmt *s = f->st[ST_GET_LOG];
+        sqlite3_bind_int64(s, 1, (sqlite3_int64)index);
+        out->value = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0)
+                                                   : f->value;
+        sqlite3_reset(s);
+        out->index = index;
+        return 0;
+    }
+    struct fsm_cmd cmd;
+    if (fsm_cmd_decode(buf, len, &cmd) != 0) {
+        int rv = advance(f, index);
+        return rv != 0 ? rv : fail(f, ERR_MALFORMED,
+                                   "entry %llu does not decode",
+                                   (unsigned long long)index);
+    }
+    if (cmd.key[0] && fsm_lookup(f, cmd.key, out) == 0) {
+        out->duplicate = true;
+        return advance(f, index);
+    }
+    int64_t value;
+    if (__builtin_add_overflow(f->value, cmd.by, &value)) {
+        out->status = ERR_OVERFLOW;
+        out->value = f->value;
+        out->index = index;
+        return advance(f, index);
+    }
+    int rv = begin(f);
+    if (rv != 0)
+        return rv;
+    sqlite3_stmt *s = f->st[ST_INS_LOG];
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)index);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)cmd.term);
+    sqlite3_bind_int64(s, 3, cmd.by);
+    sqlite3_bind_int64(s, 4, value);
+    sqlite3_bind_int64(s, 5, (sqlite3_int64)cmd.node);
+    sqlite3_bind_int64(s, 6, cmd.time_ms);
+    rv = step_done(f, s);
+    if (rv == 0 && cmd.key[0]) {
+        s = f->st[ST_INS_KEY];
+        sqlite3_bind_text(s, 1, cmd.key, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 2, (sqlite3_int64)index);
+        sqlite3_bind_int64(s, 3, value);
+        rv = step_done(f, s);
+    }
+    if (rv == 0)
+        rv = set_state(f, value, index);
+    rv = commit(f, rv);
+    if (rv != 0)
+        return rv;
+    f->value = value;
+    f->last_applied = index;
+    f->count++;
+    out->value = value;
+    out->index = index;
+    return 0;
+}
+
+int fsm_log(struct fsm *f, uint64_t from, unsigned limit,
+            struct fsm_entry *out, unsigned *n, uint64_t *next)
+{
+    sqlite3_stmt *s = f->st[ST_LOG_RANGE];
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)(from > INT64_MAX ? INT64_MAX
+                                                              : from));
+    sqlite3_bind_int64(s, 2, limit);
+    unsigned k = 0;
+    int rc;
+    *next = from;
+    while (k < limit && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        out[k].index = (uint64_t)sqlite3_column_int64(s, 0);
+        out[k].term = (uint64_t)sqlite3_column_int64(s, 1);
+        out[k].by = sqlite3_column_int64(s, 2);
+        out[k].value = sqlite3_column_int64(s, 3);
+        out[k].node = (uint64_t)sqlite3_column_int64(s, 4);
+        out[k].time_ms = sqlite3_column_int64(s, 5);
+        *next = out[k].index + 1;
+        k++;
+    }
+    sqlite3_reset(s);
+    *n = k;
+    return 0;
+}
+
+/* ---- snapshots ---- */
+
+int fsm_snapshot(struct fsm *f, void *(*alloc)(size_t), void **buf,
+                 size_t *len)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    int rv = 0;
+    sqlite3_stmt *s = NULL, *k = NULL;
+    if (sqlite3_prepare_v2(f->db,
+                           "SELECT idx, term, by, value, node, time FROM "
+                           "oplog ORDER BY idx",
+                           -1, &s, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(f->db,
+                           "SELECT key, idx, value FROM dedup ORDER BY key",
+                           -1, &k, NULL) != SQLITE_OK) {
+        rv = fail(f, ERR_IO, "snapshot of %s: %s", f->path,
+                  sqlite3_errmsg(f->db));
+        goto out;
+    }
+    msgpack_pack_array(&pk, 5);
+    msgpack_pack_uint8(&pk, SNAP_VERSION);
+    msgpack_pack_int64(&pk, f->value);
+    msgpack_pack_uint64(&pk, f->last_applied);
+    msgpack_pack_array(&pk, (size_t)f->count);
+    uint64_t rows = 0;
+    while (sqlite3_step(s) == SQLITE_ROW && rows < f->count) {
+        msgpack_pack_array(&pk, 6);
+        for (int c = 0; c < 6; c++)
+            msgpack_pack_int64(&pk, sqlite3_column_int64(s, c));
+        rows++;
+    }
+    if (rows != f->count) {
+        rv = fail(f, ERR_IO, "snapshot of %s: op log has %llu rows, "
+                  "expected %llu", f->path, (unsigned long long)rows,
+                  (unsigned long long)f->count);
+        goto out;
+    }
+    /* Keys: count first, then rows. */
+    sqlite3_stmt *c;
+    uint64_t nkeys = 0;
+    if (sqlite3_prepare_v2(f->db, "SELECT count(*) FROM dedup", -1, &c,
+                           NULL) == SQLITE_OK) {
+        if (sqlite3_step(c) == SQLITE_ROW)
+            nkeys = (uint64_t)sqlite3_column_int64(c, 0);
+        sqlite3_finalize(c);
+    }
+    msgpack_pack_array(&pk, (size_t)nkeys);
+    uint64_t krows = 0;
+    while (krows < nkeys && sqlite3_step(k) == SQLITE_ROW) {
+        const char *key = (const char *)sqlite3_column_text(k, 0);
+        size_t kl = (size_t)sqlite3_column_bytes(k, 0);
+        msgpack_pack_array(&pk, 3);
+        msgpack_pack_str(&pk, kl);
+        msgpack_pack_str_body(&pk, key, kl);
+        msgpack_pack_int64(&pk, sqlite3_column_int64(k, 1));
+        msgpack_pack_int64(&pk, sqlite3_column_int64(k, 2));
+        krows++;
+    }
+    if (krows != nkeys) {
+        rv = fail(f, ERR_IO, "snapshot of %s: dedup table changed", f->path);
+        goto out;
+    }
+    *buf = alloc(sb.size);
+    if (*buf == NULL) {
+        rv = ERR_NOMEM;
+        goto out;
+    }
+    memcpy(*buf, sb.data, sb.size);
+    *len = sb.size;
+out:
+    sqlite3_finalize(s);
+    sqlite3_finalize(k);
+    msgpack_sbuffer_destroy(&sb);
+    return rv;
+}
+
+/* Validate a decoded snapshot fully; fills the header fields. */
+static int snap_check(const msgpack_object *o, int64_t *value,
+                      uint64_t *last_applied)
+{
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < 1)
+        return ERR_MALFORMED;
+    const msgpack_object *a = o->via.array.ptr;
+    uint64_t version;
+    if (!get_u64(&a[0], &version))
+        return ERR_MALFORMED;
+    if (version != SNAP_VERSION)
+        return ERR_VERSION;
+    if (o->via.array.size != 5 || !get_i64(&a[1], value) ||
+        !get_u64(&a[2], last_applied) || a[3].type != MSGPACK_OBJECT_ARRAY ||
+        a[4].type != MSGPACK_OBJECT_ARRAY)
+        return ERR_MALFORMED;
+    uint64_t prev = 0;
+    for (uint32_t i = 0; i < a[3].via.array.size; i++) {
+        const msgpack_object *r = &a[3].via.array.ptr[i];
+        int64_t v;
+        if (r->type != MSGPACK_OBJECT_ARRAY || r->via.array.size != 6)
+            return ERR_MALFORMED;
+        for (int c = 0; c < 6; c++)
+            if (!get_i64(&r->via.array.ptr[c], &v))
+                return ERR_MALFORMED;
+        uint64_t idx = r->via.array.ptr[0].via.u64;
+        if (idx <= prev || idx > *last_applied ||
+            r->via.array.ptr[2].via.i64 < 1)
+            return ERR_MALFORMED;
+        prev = idx;
+    }
+    for (uint32_t i = 0; i < a[4].via.array.size; i++) {
+        const msgpack_object *r = &a[4].via.array.ptr[i];
+        int64_t v;
+        if (r->type != MSGPACK_OBJECT_ARRAY || r->via.array.size != 3 ||
+            r->via.array.ptr[0].type != MSGPACK_OBJECT_STR ||
+            r->via.array.ptr[0].via.str.size == 0 ||
+            r->via.array.ptr[0].via.str.size > FSM_KEY_MAX ||
+            !get_i64(&r->via.array.ptr[1], &v) ||
+            !get_i64(&r->via.array.ptr[2], &v))
+            return ERR_MALFORMED;
+    }
+    return 0;
+}
+
+int fsm_restore(struct fsm *f, const void *buf, size_t len)
+{
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    int64_t value = 0;
+    uint64_t last = 0;
+    int rv;
+    if (msgpack_unpack_next(&u, buf, len, &off) != MSGPACK_UNPACK_SUCCESS ||
+        off != len) {
+        rv = fail(f, ERR_MALFORMED, "snapshot does not decode");
+        goto out;
+    }
+    rv = snap_check(&u.data, &value, &last);
+    if (rv != 0) {
+        fail(f, rv, "snapshot is %s", rv == ERR_VERSION
+                                            ? "of an unknown version"
+                                            : "malformed");
+        goto out;
+    }
+    if (last <= f->last_applied) {
+        rv = 0; /* our state is newer or equal: keep it */
+        goto out;
+    }
+    const msgpack_object *a = u.data.via.array.ptr;
+    rv = begin(f);
+    if (rv != 0)
+        goto out;
+    rv = exec(f, "DELETE FROM oplog; DELETE FROM dedup") == SQLITE_OK
+             ? 0
+             : ERR_IO;
+    for (uint32_t i = 0; rv == 0 && i < a[3].via.array.size; i++) {
+        const msgpack_object *r = a[3].via.array.ptr[i].via.array.ptr;
+        sqlite3_stmt *s = f->st[ST_INS_LOG];
+        for (int c = 0; c < 6; c++)
+            sqlite3_bind_int64(s, c + 1, r[c].type ==
+                                                 MSGPACK_OBJECT_NEGATIVE_INTEGER
+                                             ? r[c].via.i64
+                                             : (int64_t)r[c].via.u64);
+        rv = step_done(f, s);
+    }
+    for (uint32_t i = 0; rv == 0 && i < a[4].via.array.size; i++) {
+        const msgpack_object *r = a[4].via.array.ptr[i].via.array.ptr;
+        sqlite3_stmt *s = f->st[ST_INS_KEY];
+        sqlite3_bind_text(s, 1, r[0].via.str.ptr, (int)r[0].via.str.size,
+                          SQLITE_STATIC);
+        sqlite3_bind_int64(s, 2, (int64_t)r[1].via.u64);
+        sqlite3_bind_int64(s, 3, r[2].type == MSGPACK_OBJECT_NEGATIVE_INTEGER
+                                     ? r[2].via.i64
+                                     : (int64_t)r[2].via.u64);
+        rv = step_done(f, s);
+    }
+    if (rv == 0)
+        rv = set_state(f, value, last);
+    rv = commit(f, rv);
+    if (rv == 0) {
+        f->value = value;
+        f->last_applied = last;
+        f->count = a[3].via.array.size;
+    }
+out:
+    msgpack_unpacked_destroy(&u);
+    return rv;
+}

@@ -1,0 +1,857 @@
+/* api.c - the node's HTTP endpoints: increments through raft, linearizable
+ * reads through a leader barrier, forwarding from followers, status, members
+ * and Prometheus metrics. */
+#include "net/api.h"
+#include "core/config.h"
+#include "core/err.h"
+#include "core/httpc.h"
+#include "core/log.h"
+#include "core/node.h"
+#include "core/version.h"
+#include "fsm/fsm.h"
+#include "net/httpd.h"
+#include "net/request.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#define MAX_PEERS 256
+#define LOG_LIMIT_MAX 1000
+#define FWD_MAX_BODY (1 << 20)
+#define SWEEP_MS 100
+#define FORWARDED_HDR "X-Nftraft-Forwarded"
+
+static const double BUCKETS[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                 0.05,   0.1,   0.25,   0.5,   1,    2.5,
+                                 5,      10};
+#define N_BUCKETS (sizeof BUCKETS / sizeof BUCKETS[0])
+
+struct peer {
+    uint64_t id;
+    char url[CONFIG_URL_MAX];
+    char instance_id[80];
+};
+
+struct list {
+    struct list *prev, *next;
+};
+
+/* A write or read waiting for raft, or a request forwarded to the leader. */
+struct pending {
+    struct list link;
+    struct api *api;
+    struct httpd_req *http; /* NULL once the client went away or answered */
+    uint64_t t0;            /* uv_hrtime at arrival */
+    uint64_t deadline;      /* ms (uv_now) for the apply-timeout answer */
+    int64_t by;
+    bool is_write;
+    bool counted;           /* by added to pending_sum */
+    struct httpc_req *hc;   /* forwarded request */
+};
+
+struct api {
+    uv_loop_t *loop;
+    const struct config *cfg;
+    struct node *node;
+    struct fsm *fsm;
+    struct httpd *httpd;
+    struct httpc *httpc;
+    uv_timer_t sweep;
+    struct list pending; /* raft applies and barriers in flight */
+    struct list fwd;     /* forwarded requests in flight */
+    int64_t pending_sum; /* sum of `by` proposed and not yet applied */
+    struct peer peers[MAX_PEERS];
+    unsigned n_peers;
+    struct api_chain_hooks hooks;
+    bool stalled;        /* test-only fault switch */
+    void (*close_cb)(void *);
+    void *close_data;
+    /* metrics */
+    uint64_t increments_total, increments_failed, forwarded_total,
+        dedup_total, reads_total;
+    uint64_t hist[N_BUCKETS + 1];
+    double hist_sum;
+    uint64_t hist_count;
+};
+
+static void list_init(struct list *l)
+{
+    l->prev = l->next = l;
+}
+static void list_add(struct list *l, struct list *e)
+{
+    e->next = l;
+    e->prev = l->prev;
+    l->prev->next = e;
+    l->prev = e;
+}
+static void list_del(struct list *e)
+{
+    e->prev->next = e->next;
+    e->next->prev = e->prev;
+    e->prev = e->next = e;
+}
+#define PENDING_OF(l) ((struct pending *)((char *)(l)-offsetof(struct pending, link)))
+
+static int64_t now_ms_wall(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static const struct peer *peer_get(const struct api *a, uint64_t id)
+{
+    for (unsigned i = 0; i < a->n_peers; i++)
+        if (a->peers[i].id == id)
+            return &a->peers[i];
+    return NULL;
+}
+
+int api_set_peer_url(struct api *a, uint64_t id, const char *url,
+                     const char *instance_id)
+{
+    struct peer *p = (struct peer *)peer_get(a, id);
+    if (p == NULL) {
+        if (a->n_peers == MAX_PEERS)
+            return ERR_TOOBIG;
+        p = &a->peers[a->n_peers++];
+        p->id = id;
+    }
+    snprintf(p->url, sizeof p->url, "%s", url);
+    size_t n = strlen(p->url);
+    while (n > 0 && p->url[n - 1] == '/')
+        p->url[--n] = '\0';
+    if (instance_id != NULL)
+        snprintf(p->instance_id, sizeof p->instance_id, "%s", instance_id);
+    else if (!p->instance_id[0])
+        snprintf(p->instance_id, sizeof p->instance_id, "node%" PRIu64, id);
+    return 0;
+}
+
+void api_set_chain_hooks(struct api *a, const struct api_chain_hooks *hooks)
+{
+    a->hooks = *hooks;
+}
+
+static void observe(struct api *a, uint64_t t0)
+{
+    double s = (double)(uv_hrtime() - t0) / 1e9;
+    size_t i = 0;
+    while (i < N_BUCKETS && s > BUCKETS[i])
+        i++;
+    a->hist[i]++;
+    a->hist_sum += s;
+    a->hist_count++;
+}
+
+/* ---- answers ---- */
+
+static void reply_error(struct httpd_req *r, int status, const char *outcome,
+                        const char *retry_after, const char *msg)
+{
+    json_t *j = json_pack("{s:s}", "error", msg);
+    if (outcome != NULL)
+        json_object_set_new(j, "outcome", json_string(outcome));
+    const char *hdrs[2] = {NULL, NULL};
+    char ra[32];
+    if (retry_after != NULL) {
+        snprintf(ra, sizeof ra, "Retry-After: %s", retry_after);
+        hdrs[0] = ra;
+    }
+    httpd_respond_json(r, status, j, hdrs);
+}
+
+static void reply_no_leader(struct api *a, struct httpd_req *r,
+                            const char *outcome)
+{
+    (void)a;
+    reply_error(r, 503, outcome, "1",
+                "no leader: the cluster is electing one; retry shortly");
+}
+
+static void reply_increment(struct api *a, struct httpd_req *r,
+                            const struct fsm_result *res)
+{
+    struct node_status st;
+    node_status(a->node, &st);
+    json_t *j = json_pack("{s:I,s:I,s:I}", "value", (json_int_t)res->value,
+                          "index", (json_int_t)res->index, "leader",
+                          (json_int_t)st.id);
+    if (res->duplicate)
+        json_object_set_new(j, "duplicate", json_true());
+    httpd_respond_json(r, 200, j, NULL);
+}
+
+/* False when the request must not be served now: stalled by the fault
+ * switch (no answer, like a hung process) or shutting down (503). */
+static bool api_serving(struct api *a, struct httpd_req *r)
+{
+    if (a->stalled)
+        return false;
+    if (a->node == NULL) {
+        reply_error(r, 503, "failed", "1", "node shutting down");
+        return false;
+    }
+    return true;
+}
+
+/* ---- forwarding to the leader ---- */
+
+static void fwd_cb(void *data, const struct httpc_resp *resp)
+{
+    struct pending *p = data;
+    struct api *a = p->api;
+    list_del(&p->link);
+    if (p->http != NULL) {
+        httpd_on_abort(p->http, NULL, NULL);
+        if (resp->err == 0) {
+            const char *hdrs[2] = {NULL, NULL};
+            char ra[64];
+            if (resp->retry_after != NULL) {
+                snprintf(ra, sizeof ra, "Retry-After: %s", resp->retry_after);
+                hdrs[0] = ra;
+            }
+            httpd_respond(p->http, (int)resp->status, "application/json",
+                          resp->body, resp->body_len, hdrs);
+            if (p->is_write)
+                observe(a, p->t0);
+        } else {
+            char msg[300];
+            snprintf(msg, sizeof msg, "forwarding to the leader failed: %s",
+                     resp->errmsg ? resp->errmsg : err_str(resp->err));
+            /* A write may have reached the leader before the failure. */
+            reply_error(p->http, 503, p->is_write ? "unknown" : "failed", "1",
+                        msg);
+        }
+    }
+    free(p);
+}
+
+static void pending_abort_cb(void *data)
+{
+    struct pending *p = data;
+    p->http = NULL;
+}
+
+/* Forward r to the current leader; answers 503 itself when none is known. */
+static void forward(struct api *a, struct httpd_req *r, bool is_write,
+                    const char *path_and_query)
+{
+    struct node_status st;
+    node_status(a->node, &st);
+    size_t hl;
+    if (httpd_header(r, FORWARDED_HDR, &hl) != NULL) {
+        /* Never forward twice: the sender's view of the leader is stale. */
+        reply_error(r, 503, "failed", "1",
+                    "not the leader (forwarded request reached a follower)");
+        return;
+    }
+    const struct peer *lp = st.leader_id ? peer_get(a, st.leader_id) : NULL;
+    if (st.leader_id == 0 || st.leader_id == st.id || lp == NULL) {
+        reply_no_leader(a, r, "failed");
+        return;
+    }
+    struct pending *p = calloc(1, sizeof *p);
+    if (p == NULL) {
+        reply_error(r, 503, "failed", "1", "out of memory");
+        return;
+    }
+    p->api = a;
+    p->http = r;
+    p->is_write = is_write;
+    p->t0 = uv_hrtime();
+    char url[CONFIG_URL_MAX + 128];
+    snprintf(url, sizeof url, "%s%s", lp->url, path_and_query);
+    char self[64], key[FSM_KEY_MAX + 32];
+    snprintf(self, sizeof self, FORWARDED_HDR ": %" PRIu64, st.id);
+    const char *hdrs[4] = {"Content-Type: application/json", self, NULL,
+                           NULL};
+    const char *k = httpd_header(r, "idempotency-key", &hl);
+    if (k != NULL) {
+        snprintf(key, sizeof key, "Idempotency-Key: %.*s", (int)hl, k);
+        hdrs[2] = key;
+    }
+    size_t blen = 0;
+    const void *body = is_write ? httpd_body(r, &blen) : NULL;
+    int rv = httpc_request(a->httpc, is_write ? "POST" : "GET", url, hdrs,
+                           body, blen, a->cfg->forward_timeout_ms,
+                           FWD_MAX_BODY, fwd_cb, p, &p->hc);
+    if (rv != 0) {
+        free(p);
+        reply_error(r, 503, "failed", "1", "cannot forward to the leader");
+        return;
+    }
+    list_add(&a->fwd, &p->link);
+    httpd_on_abort(r, pending_abort_cb, p);
+    a->forwarded_total++;
+}
+
+/* ---- POST /increment ---- */
+
+static void pending_finish(struct pending *p)
+{
+    list_del(&p->link);
+    if (p->counted)
+        p->api->pending_sum -= p->by;
+    if (p->http != NULL)
+        httpd_on_abort(p->http, NULL, NULL);
+    free(p);
+}
+
+static void increment_applied(void *data, int status, void *result)
+{
+    struct pending *p = data;
+    struct api *a = p->api;
+    const struct fsm_result *res = result;
+    if (p->http != NULL) {
+        if (status == 0 && res->status == 0) {
+            a->increments_total++;
+            if (res->duplicate)
+                a->dedup_total++;
+            reply_increment(a, p->http, res);
+        } else if (status == 0 && res->status == ERR_OVERFLOW) {
+            a->increments_failed++;
+            reply_error(p->http, 422, "failed", NULL,
+                        "increment would overflow the 64-bit counter");
+        } else if (status == 0) {
+            a->increments_failed++;
+            reply_error(p->http, 500, "failed", NULL,
+                        "entry could not be applied");
+        } else {
+            a->increments_failed++;
+            reply_error(p->http, 503, "unknown", "1",
+                        status == ERR_SHUTDOWN
+                            ? "node shutting down; the increment may still "
+                              "commit: retry with the same Idempotency-Key"
+                            : "leadership lost; the increment may still "
+                              "commit: retry with the same Idempotency-Key");
+        }
+        observe(a, p->t0);
+        p->http = NULL;
+    }
+    pending_finish(p);
+}
+
+static void handle_increment(void *data, struct httpd_req *r)
+{
+    struct api *a = data;
+    if (!api_serving(a, r))
+        return;
+    char err[256];
+    size_t blen, klen;
+    const void *body = httpd_body(r, &blen);
+    int64_t by;
+    if (request_parse_increment(body, blen, &by, err, sizeof err) != 0) {
+        reply_error(r, 400, "failed", NULL, err);
+        return;
+    }
+    struct fsm_cmd cmd;
+    memset(&cmd, 0, sizeof cmd);
+    const char *k = httpd_header(r, "idempotency-key", &klen);
+    if (k != NULL && request_check_key(k, klen, FSM_KEY_MAX, cmd.key, err, sizeof err) != 0) {
+        reply_error(r, 400, "failed", NULL, err);
+        return;
+    }
+    if (a->hooks.write_refusal != NULL) {
+        const char *why = a->hooks.write_refusal(a->hooks.data);
+        if (why != NULL) {
+            reply_error(r, 403, "failed", NULL, why);
+            return;
+        }
+    }
+    struct node_status st;
+    node_status(a->node, &st);
+    if (st.role != NODE_LEADER) {
+        forward(a, r, true, "/increment");
+        return;
+    }
+    if (!st.ready) {
+        reply_error(r, 503, "failed", "1",
+                    "leader elected but not ready yet; retry shortly");
+        return;
+    }
+    if (cmd.key[0]) {
+        struct fsm_result first;
+        if (fsm_lookup(a->fsm, cmd.key, &first) == 0) {
+            first.duplicate = true;
+            a->dedup_total++;
+            reply_increment(a, r, &first);
+            return;
+        }
+    }
+    int64_t v = fsm_value(a->fsm), sum;
+    if (__builtin_add_overflow(v, a->pending_sum, &sum) ||
+        __builtin_add_overflow(sum, by, &sum)) {
+        a->increments_failed++;
+        reply_error(r, 422, "failed", NULL,
+                    "increment would overflow the 64-bit counter");
+        return;
+    }
+    cmd.by = by;
+    cmd.node = st.id;
+    cmd.term = st.term;
+    cmd.time_ms = now_ms_wall();
+    unsigned char buf[FSM_CMD_MAX];
+    size_t len;
+    if (fsm_cmd_encode(&cmd, buf, sizeof buf, &len) != 0) {
+        reply_error(r, 400, "failed", NULL, "cannot encode the increment");
+        return;
+    }
+    struct pending *p = calloc(1, sizeof *p);
+    if (p == NULL) {
+        reply_error(r, 503, "failed", "1", "out of memory");
+        return;
+    }
+    p->api = a;
+    p->http = r;
+    p->t0 = uv_hrtime();
+    p->by = by;
+    p->is_write = true;
+    p->deadline = uv_now(a->loop) + a->cfg->apply_timeout_ms;
+    int rv = node_apply(a->node, buf, len, increment_applied, p);
+    if (rv != 0) {
+        free(p);
+        if (rv == ERR_NOTLEADER)
+            forward(a, r, true, "/increment");
+        else
+            reply_error(r, 503, "failed", "1", err_str(rv));
+        return;
+    }
+    p->counted = true;
+    a->pending_sum += by;
+    list_add(&a->pending, &p->link);
+    httpd_on_abort(r, pending_abort_cb, p);
+}
+
+/* ---- GET /counter ---- */
+
+static void reply_counter(struct api *a, struct httpd_req *r)
+{
+    json_t *j = json_pack("{s:I,s:I}", "value", (json_int_t)fsm_value(a->fsm),
+                          "index", (json_int_t)fsm_last_applied(a->fsm));
+    httpd_respond_json(r, 200, j, NULL);
+}
+
+static void counter_barrier_cb(void *data, int status)
+{
+    struct pending *p = data;
+    struct api *a = p->api;
+    if (p->http != NULL) {
+        if (status == 0) {
+            a->reads_total++;
+            reply_counter(a, p->http);
+        } else {
+            reply_error(p->http, 503, "failed", "1",
+                        "leadership lost during the read; retry");
+        }
+        p->http = NULL;
+    }
+    pending_finish(p);
+}
+
+static void handle_counter(void *data, struct httpd_req *r)
+{
+    struct api *a = data;
+    if (!api_serving(a, r))
+        return;
+    char q[16];
+    int rv = httpd_query(r, "stale", q, sizeof q);
+    if (rv == 0 && (strcmp(q, "1") == 0 || strcmp(q, "true") == 0)) {
+        reply_counter(a, r);
+        return;
+    }
+    if (rv == 0 && strcmp(q, "0") != 0 && strcmp(q, "false") != 0) {
+        reply_error(r, 400, NULL, NULL, "stale must be 1, 0, true or false");
+        return;
+    }
+    struct node_status st;
+    node_status(a->node, &st);
+    if (st.role != NODE_LEADER) {
+        forward(a, r, false, "/counter");
+        return;
+    }
+    struct pending *p = calloc(1, sizeof *p);
+    if (p == NULL) {
+        reply_error(r, 503, "failed", "1", "out of memory");
+        return;
+    }
+    p->api = a;
+    p->http = r;
+    p->t0 = uv_hrtime();
+    p->deadline = uv_now(a->loop) + a->cfg->apply_timeout_ms;
+    rv = node_barrier(a->node, counter_barrier_cb, p);
+    if (rv != 0) {
+        free(p);
+        reply_error(r, 503, "failed", "1",
+                    rv == ERR_BUSY ? "leader not ready yet; retry"
+                                   : "not the leader; retry");
+        return;
+    }
+    list_add(&a->pending, &p->link);
+    httpd_on_abort(r, pending_abort_cb, p);
+}
+
+/* ---- GET /log ---- */
+
+static int query_u64(struct httpd_req *r, const char *name, uint64_t dflt,
+                     uint64_t min, uint64_t max, uint64_t *out)
+{
+    char q[32];
+    int rv = httpd_query(r, name, q, sizeof q);
+    if (rv == ERR_NOTFOUND) {
+        *out = dflt;
+        return 0;
+    }
+    return rv != 0 ? ERR_INVALID : request_parse_u64(q, min, max, out);
+}
+
+static void handle_log(void *data, struct httpd_req *r)
+{
+    struct api *a = data;
+    if (!api_serving(a, r))
+        return;
+    uint64_t from, limit;
+    if (query_u64(r, "from", 1, 0, UINT64_MAX, &from) != 0 ||
+        query_u64(r, "limit", 100, 1, LOG_LIMIT_MAX, &limit) != 0) {
+        reply_error(r, 400, NULL, NULL,
+                    "from must be an integer >= 0 and limit 1..1000");
+        return;
+    }
+    struct fsm_entry *es = malloc(sizeof *es * limit);
+    if (es == NULL) {
+        reply_error(r, 503, NULL, "1", "out of memory");
+        return;
+    }
+    unsigned n = 0;
+    uint64_t next = from;
+    if (fsm_log(a->fsm, from, (unsigned)limit, es, &n, &next) != 0) {
+        free(es);
+        reply_error(r, 500, NULL, NULL, "cannot read the op log");
+        return;
+    }
+    json_t *arr = json_array();
+    for (unsigned i = 0; i < n; i++)
+        json_array_append_new(
+            arr, json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "index",
+                           (json_int_t)es[i].index, "term",
+                           (json_int_t)es[i].term, "by", (json_int_t)es[i].by,
+                           "value", (json_int_t)es[i].value, "node",
+                           (json_int_t)es[i].node, "time",
+                           (json_int_t)es[i].time_ms));
+    free(es);
+    httpd_respond_json(
+        r, 200, json_pack("{s:o,s:I}", "entries", arr, "next", (json_int_t)next),
+        NULL);
+}
+
+/* ---- GET /status, /members, /metrics ---- */
+
+static const char *role_str(enum node_role r)
+{
+    switch (r) {
+    case NODE_LEADER: return "leader";
+    case NODE_FOLLOWER: return "follower";
+    case NODE_CANDIDATE: return "candidate";
+    default: return "unavailable";
+    }
+}
+
+static json_t *leader_json(struct api *a, const struct node_status *st)
+{
+    if (st->leader_id == 0)
+        return json_null();
+    const struct peer *p = peer_get(a, st->leader_id);
+    return json_pack("{s:I,s:s,s:s}", "id", (json_int_t)st->leader_id,
+                     "instance_id", p ? p->instance_id : "", "url",
+                     p ? p->url : "");
+}
+
+static void handle_status(void *data, struct httpd_req *r)
+{
+    struct api *a = data;
+    if (!api_serving(a, r))
+        return;
+    struct node_status st;
+    node_status(a->node, &st);
+    json_t *chain = a->hooks.status_json ? a->hooks.status_json(a->hooks.data)
+                                         : NULL;
+    const char *refusal =
+        a->hooks.write_refusal ? a->hooks.write_refusal(a->hooks.data) : NULL;
+    json_t *j = json_pack(
+        "{s:I,s:s,s:I,s:s,s:I,s:o,s:I,s:I,s:b,s:I,s:s,s:s,s:o,s:o}", "id",
+        (json_int_t)st.id, "instance_id", a->cfg->instance_id, "token_id",
+        (json_int_t)st.id, "role", role_str(st.role), "term",
+        (json_int_t)st.term, "leader", leader_json(a, &st), "commit_index",
+        (json_int_t)st.commit_index, "applied_index",
+        (json_int_t)st.applied_index, "ready", st.ready, "value",
+        (json_int_t)fsm_value(a->fsm), "url", a->cfg->advertise_url,
+        "version", NFTRAFT_VERSION, "chain", chain ? chain : json_null(),
+        "writable_error", refusal ? json_string(refusal) : json_null());
+    httpd_respond_json(r, 200, j, NULL);
+}
+
+static void handle_members(void *data, struct httpd_req *r)
+{
+    struct api *a = data;
+    if (!api_serving(a, r))
+        return;
+    json_t *m = a->hooks.members_json ? a->hooks.members_json(a->hooks.data)
+                                      : NULL;
+    if (m != NULL) {
+        httpd_respond_json(r, 200, m, NULL);
+        return;
+    }
+    struct node_status st;
+    node_status(a->node, &st);
+    struct node_server servers[MAX_PEERS];
+    unsigned n = node_servers(a->node, servers, MAX_PEERS);
+    json_t *arr = json_array();
+    for (unsigned i = 0; i < n; i++) {
+        const struct peer *p = peer_get(a, servers[i].id);
+        const char *role = servers[i].role == 1
+                               ? (servers[i].id == st.leader_id ? "leader"
+                                                                : "follower")
+                           : servers[i].role == 0 ? "standby"
+                                                  : "spare";
+        json_array_append_new(
+            arr, json_pack("{s:I,s:s,s:n,s:b,s:s,s:s,s:s}", "token_id",
+                           (json_int_t)servers[i].id, "instance_id",
+                           p ? p->instance_id : "", "owner", "active", 1,
+                           "role", role, "url", p ? p->url : "",
+                           "raft_address", servers[i].address));
+    }
+    httpd_respond_json(r, 200,
+                       json_pack("{s:s,s:o}", "source", "static", "members",
+                                 arr),
+                       NULL);
+}
+
+struct sbuf {
+    char *p;
+    size_t len, cap;
+};
+
+static void sb_printf(struct sbuf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void sb_printf(struct sbuf *b, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p ? b->p + b->len : NULL,
+                          b->p ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            return;
+        if (b->p != NULL && b->len + (size_t)n < b->cap) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = (b->cap ? b->cap * 2 : 4096) + (size_t)n;
+        char *np = realloc(b->p, cap);
+        if (np == NULL)
+            return;
+        b->p = np;
+        b->cap = cap;
+    }
+}
+
+static void handle_metrics(void *data, struct httpd_req *r)
+{
+    struct api *a = data;
+    if (!api_serving(a, r))
+        return;
+    struct node_status st;
+    node_status(a->node, &st);
+    struct sbuf b = {0};
+    sb_printf(&b, "# HELP nftraft_role Raft role of this node (1 = current).\n"
+                  "# TYPE nftraft_role gauge\n");
+    for (int i = 0; i <= 3; i++)
+        sb_printf(&b, "nftraft_role{role=\"%s\"} %d\n",
+                  role_str((enum node_role)i), (int)st.role == i);
+    sb_printf(&b,
+              "# TYPE nftraft_term gauge\nnftraft_term %" PRIu64 "\n"
+              "# TYPE nftraft_commit_index gauge\nnftraft_commit_index %" PRIu64
+              "\n# TYPE nftraft_applied_index gauge\nnftraft_applied_index %"
+              PRIu64 "\n# TYPE nftraft_counter_value gauge\n"
+              "nftraft_counter_value %" PRId64 "\n"
+              "# TYPE nftraft_leader_elections_total counter\n"
+              "nftraft_leader_elections_total %" PRIu64 "\n"
+              "# HELP nftraft_increments_total Increments committed and "
+              "answered by this node as leader.\n"
+              "# TYPE nftraft_increments_total counter\n"
+              "nftraft_increments_total %" PRIu64 "\n"
+              "# TYPE nftraft_increments_failed_total counter\n"
+              "nftraft_increments_failed_total %" PRIu64 "\n"
+              "# TYPE nftraft_increments_deduplicated_total counter\n"
+              "nftraft_increments_deduplicated_total %" PRIu64 "\n"
+              "# TYPE nftraft_forwarded_total counter\n"
+              "nftraft_forwarded_total %" PRIu64 "\n"
+              "# TYPE nftraft_linearizable_reads_total counter\n"
+              "nftraft_linearizable_reads_total %" PRIu64 "\n",
+              st.term, st.commit_index, st.applied_index, fsm_value(a->fsm),
+              st.elections, a->increments_total, a->increments_failed,
+              a->dedup_total, a->forwarded_total, a->reads_total);
+    sb_printf(&b, "# HELP nftraft_increment_duration_seconds POST /increment "
+                  "latency as seen by this node.\n"
+                  "# TYPE nftraft_increment_duration_seconds histogram\n");
+    uint64_t cum = 0;
+    for (size_t i = 0; i < N_BUCKETS; i++) {
+        cum += a->hist[i];
+        sb_printf(&b,
+                  "nftraft_increment_duration_seconds_bucket{le=\"%g\"} %" PRIu64
+                  "\n",
+                  BUCKETS[i], cum);
+    }
+    cum += a->hist[N_BUCKETS];
+    sb_printf(&b,
+              "nftraft_increment_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64
+              "\nnftraft_increment_duration_seconds_sum %.6f\n"
+              "nftraft_increment_duration_seconds_count %" PRIu64 "\n",
+              cum, a->hist_sum, a->hist_count);
+    httpd_respond(r, 200, "text/plain; version=0.0.4", b.p ? b.p : "", b.len,
+                  NULL);
+    free(b.p);
+}
+
+/* POST /fault {"http_stall": true|false}: test-only, needs
+ * --enable-fault-switch. While stalled, every other endpoint never answers
+ * (as a hung process would) while raft keeps running. */
+static void handle_fault(void *data, struct httpd_req *r)
+{
+    struct api *a = data;
+    if (!a->cfg->fault_switch) {
+        reply_error(r, 404, NULL, NULL,
+                    "fault switch disabled (start with --enable-fault-switch)");
+        return;
+    }
+    size_t blen;
+    const void *body = httpd_body(r, &blen);
+    json_error_t je;
+    json_t *j = json_loadb(body, blen, 0, &je);
+    json_t *v = j ? json_object_get(j, "http_stall") : NULL;
+    if (v == NULL || !json_is_boolean(v)) {
+        json_decref(j);
+        reply_error(r, 400, NULL, NULL, "body must be {\"http_stall\": bool}");
+        return;
+    }
+    a->stalled = json_is_true(v);
+    json_decref(j);
+    LOGW("http", "fault switch: http_stall=%s", a->stalled ? "on" : "off");
+    httpd_respond_json(r, 200, json_pack("{s:b}", "http_stall", a->stalled),
+                       NULL);
+}
+
+/* Answer requests whose raft apply outlived --apply-timeout. */
+static void sweep_cb(uv_timer_t *t)
+{
+    struct api *a = t->data;
+    uint64_t now = uv_now(a->loop);
+    for (struct list *l = a->pending.next; l != &a->pending; l = l->next) {
+        struct pending *p = PENDING_OF(l);
+        if (p->http != NULL && now >= p->deadline) {
+            httpd_on_abort(p->http, NULL, NULL);
+            reply_error(p->http, 503, p->is_write ? "unknown" : "failed", "1",
+                        p->is_write ? "timed out waiting for commit; the "
+                                      "increment may still commit: retry "
+                                      "with the same Idempotency-Key"
+                                    : "timed out waiting for the leader");
+            p->http = NULL;
+        }
+    }
+}
+
+int api_init(struct api **out, uv_loop_t *loop, const struct config *cfg,
+             struct node *node, struct fsm *fsm, char *errmsg, size_t errlen)
+{
+    struct api *a = calloc(1, sizeof *a);
+    if (a == NULL) {
+        snprintf(errmsg, errlen, "out of memory");
+        return ERR_NOMEM;
+    }
+    a->loop = loop;
+    a->cfg = cfg;
+    a->node = node;
+    a->fsm = fsm;
+    list_init(&a->pending);
+    list_init(&a->fwd);
+    for (unsigned i = 0; i < cfg->n_peers; i++)
+        api_set_peer_url(a, cfg->peers[i].id, cfg->peers[i].http, NULL);
+    if (cfg->id != 0)
+        api_set_peer_url(a, cfg->id, cfg->advertise_url, cfg->instance_id);
+    int rv = httpc_init(&a->httpc, loop);
+    if (rv != 0) {
+        snprintf(errmsg, errlen, "HTTP client: %s", err_str(rv));
+        free(a);
+        return rv;
+    }
+    rv = httpd_init(&a->httpd, loop, cfg->max_body, errmsg, errlen);
+    if (rv != 0) {
+        httpc_close(a->httpc, NULL, NULL);
+        free(a);
+        return rv;
+    }
+    httpd_route(a->httpd, "GET", "/counter", handle_counter, a);
+    httpd_route(a->httpd, "POST", "/increment", handle_increment, a);
+    httpd_route(a->httpd, "GET", "/log", handle_log, a);
+    httpd_route(a->httpd, "GET", "/status", handle_status, a);
+    httpd_route(a->httpd, "GET", "/members", handle_members, a);
+    httpd_route(a->httpd, "GET", "/metrics", handle_metrics, a);
+    httpd_route(a->httpd, "POST", "/fault", handle_fault, a);
+    uv_timer_init(loop, &a->sweep);
+    a->sweep.data = a;
+    uv_timer_start(&a->sweep, sweep_cb, SWEEP_MS, SWEEP_MS);
+    rv = httpd_listen(a->httpd, cfg->http_host, cfg->http_port, errmsg,
+                      errlen);
+    if (rv != 0) {
+        /* Tear down asynchronously; the caller stops the loop. */
+        a->node = NULL;
+        api_close(a, NULL, NULL);
+        return rv;
+    }
+    LOGI("http", "listening on %s:%d (advertised %s)", cfg->http_host,
+         cfg->http_port, cfg->advertise_url);
+    *out = a;
+    return 0;
+}
+
+static void api_httpd_closed(void *data)
+{
+    struct api *a = data;
+    void (*cb)(void *) = a->close_cb;
+    void *cd = a->close_data;
+    /* Raft is closed: every apply callback has run; nothing is pending. */
+    while (a->pending.next != &a->pending)
+        pending_finish(PENDING_OF(a->pending.next));
+    free(a);
+    if (cb)
+        cb(cd);
+}
+
+static void api_sweep_closed(uv_handle_t *h)
+{
+    struct api *a = h->data;
+    httpd_close(a->httpd, api_httpd_closed, a);
+}
+
+static void api_httpc_closed(void *data)
+{
+    struct api *a = data;
+    uv_close((uv_handle_t *)&a->sweep, api_sweep_closed);
+}
+
+void api_close(struct api *a, void (*cb)(void *data), void *data)
+{
+    a->node = NULL;
+    a->close_cb = cb;
+    a->close_data = data;
+    uv_timer_stop(&a->sweep);
+    /* Fails forwarded requests (answered 503 by fwd_cb) synchronously. */
+    httpc_close(a->httpc, api_httpc_closed, a);
+}
