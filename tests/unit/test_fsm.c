@@ -1,0 +1,333 @@
+/* test_fsm.c - the SQLite counter state machine (fsm/fsm): entry codec,
+ * apply, idempotency, overflow, replay, restart, snapshots, corrupt files. */
+#include "core/err.h"
+#include "fsm/fsm.h"
+#include "harness.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static char dir[256];
+
+static void fresh_dir(void)
+{
+    char cmd[300];
+    if (dir[0]) {
+        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "cannot remove %s\n", dir);
+    }
+    snprintf(dir, sizeof dir, "/tmp/nftraft-test-fsm-XXXXXX");
+    if (mkdtemp(dir) == NULL)
+        abort();
+}
+
+static void path_of(char *out, size_t n, const char *name)
+{
+    snprintf(out, n, "%s/%s", dir, name);
+}
+
+static size_t enc(const char *key, int64_t by, unsigned char *buf)
+{
+    struct fsm_cmd c = {.by = by, .node = 2, .term = 7, .time_ms = 1234};
+    snprintf(c.key, sizeof c.key, "%s", key);
+    size_t len = 0;
+    if (fsm_cmd_encode(&c, buf, FSM_CMD_MAX, &len) != 0)
+        return 0;
+    return len;
+}
+
+static struct fsm *open_fsm(const char *name)
+{
+    char p[300], err[512];
+    path_of(p, sizeof p, name);
+    struct fsm *f = NULL;
+    if (fsm_open(&f, p, err, sizeof err) != 0) {
+        fprintf(stderr, "  open %s: %s\n", p, err);
+        return NULL;
+    }
+    return f;
+}
+
+TEST(codec_roundtrip)
+{
+    struct fsm_cmd c = {.by = 42, .node = 3, .term = 9, .time_ms = -5}, d;
+    snprintf(c.key, sizeof c.key, "key-1");
+    unsigned char buf[FSM_CMD_MAX];
+    size_t len;
+    ASSERT_EQ(fsm_cmd_encode(&c, buf, sizeof buf, &len), 0);
+    ASSERT_EQ(fsm_cmd_decode(buf, len, &d), 0);
+    ASSERT_EQ(d.by, 42);
+    ASSERT_U64_EQ(d.node, 3);
+    ASSERT_U64_EQ(d.term, 9);
+    ASSERT_EQ(d.time_ms, -5);
+    ASSERT_STR_EQ(d.key, "key-1");
+    return 0;
+}
+
+TEST(codec_rejects)
+{
+    struct fsm_cmd c = {.by = 1}, d;
+    unsigned char buf[FSM_CMD_MAX + 16];
+    size_t len;
+    ASSERT_EQ(fsm_cmd_encode(&c, buf, 4, &len), ERR_TOOBIG);
+    c.by = 0;
+    ASSERT_EQ(fsm_cmd_encode(&c, buf, sizeof buf, &len), ERR_INVALID);
+    c.by = 1;
+    memset(c.key, 'k', sizeof c.key); /* no terminator within the limit */
+    ASSERT_EQ(fsm_cmd_encode(&c, buf, sizeof buf, &len), ERR_INVALID);
+    c.key[0] = '\0';
+    ASSERT_EQ(fsm_cmd_encode(&c, buf, sizeof buf, &len), 0);
+    for (size_t cut = 0; cut < len; cut++)
+        ASSERT(fsm_cmd_decode(buf, cut, &d) != 0); /* truncated */
+    buf[len] = 0xc0; /* trailing garbage */
+    ASSERT_EQ(fsm_cmd_decode(buf, len + 1, &d), ERR_MALFORMED);
+    /* Hand-made msgpack: [9,1,...] unknown version; wrong types; by <= 0. */
+    const unsigned char v9[] = {0x97, 0x09, 0x01, 0x01, 0x01, 0x01, 0x01, 0xa0};
+    ASSERT_EQ(fsm_cmd_decode(v9, sizeof v9, &d), ERR_VERSION);
+    const unsigned char t7[] = {0x97, 0x01, 0x07, 0x01, 0x01, 0x01, 0x01, 0xa0};
+    ASSERT_EQ(fsm_cmd_decode(t7, sizeof t7, &d), ERR_VERSION);
+    const unsigned char by0[] = {0x97, 0x01, 0x01, 0x00, 0x01, 0x01, 0x01, 0xa0};
+    ASSERT_EQ(fsm_cmd_decode(by0, sizeof by0, &d), ERR_MALFORMED);
+    const unsigned char neg[] = {0x97, 0x01, 0x01, 0xff, 0x01, 0x01, 0x01, 0xa0};
+    ASSERT_EQ(fsm_cmd_decode(neg, sizeof neg, &d), ERR_MALFORMED);
+    const unsigned char strby[] = {0x97, 0x01, 0x01, 0xa1, '1', 0x01, 0x01,
+                                   0x01, 0xa0};
+    ASSERT_EQ(fsm_cmd_decode(strby, sizeof strby, &d), ERR_MALFORMED);
+    const unsigned char notarr[] = {0x01};
+    ASSERT_EQ(fsm_cmd_decode(notarr, sizeof notarr, &d), ERR_MALFORMED);
+    const unsigned char shortarr[] = {0x93, 0x01, 0x01, 0x01};
+    ASSERT_EQ(fsm_cmd_decode(shortarr, sizeof shortarr, &d), ERR_MALFORMED);
+    return 0;
+}
+
+TEST(apply_dedupe_overflow_replay)
+{
+    fresh_dir();
+    struct fsm *f = open_fsm("s.db");
+    ASSERT(f != NULL);
+    unsigned char b[FSM_CMD_MAX];
+    struct fsm_result r;
+    size_t n = enc("", 5, b);
+    ASSERT_EQ(fsm_apply(f, 1, b, n, &r), 0);
+    ASSERT_EQ(r.value, 5);
+    ASSERT_U64_EQ(r.index, 1);
+    n = enc("k", 2, b);
+    ASSERT_EQ(fsm_apply(f, 2, b, n, &r), 0);
+    ASSERT_EQ(r.value, 7);
+    ASSERT(!r.duplicate);
+    ASSERT_EQ(fsm_apply(f, 3, b, n, &r), 0); /* same key again */
+    ASSERT(r.duplicate);
+    ASSERT_EQ(r.value, 7);
+    ASSERT_U64_EQ(r.index, 2);
+    ASSERT_EQ(fsm_value(f), 7);
+    ASSERT_U64_EQ(fsm_last_applied(f), 3);
+    ASSERT_EQ(fsm_lookup(f, "k", &r), 0);
+    ASSERT_U64_EQ(r.index, 2);
+    ASSERT_EQ(fsm_lookup(f, "nope", &r), ERR_NOTFOUND);
+    n = enc("", INT64_MAX, b);
+    ASSERT_EQ(fsm_apply(f, 4, b, n, &r), 0);
+    ASSERT_EQ(r.status, ERR_OVERFLOW);
+    ASSERT_EQ(fsm_value(f), 7);
+    ASSERT_U64_EQ(fsm_last_applied(f), 4);
+    ASSERT_EQ(fsm_apply(f, 5, "junk", 4, &r), ERR_MALFORMED);
+    ASSERT_U64_EQ(fsm_last_applied(f), 5);
+    ASSERT_EQ(fsm_value(f), 7);
+    /* Replays of old indexes change nothing. */
+    n = enc("", 100, b);
+    ASSERT_EQ(fsm_apply(f, 2, b, n, &r), 0);
+    ASSERT_EQ(r.value, 7);
+    ASSERT_EQ(fsm_value(f), 7);
+    ASSERT_U64_EQ(fsm_count(f), 2);
+    fsm_close(f);
+    /* Restart: state kept, no double apply. */
+    f = open_fsm("s.db");
+    ASSERT(f != NULL);
+    ASSERT_EQ(fsm_value(f), 7);
+    ASSERT_U64_EQ(fsm_last_applied(f), 5);
+    ASSERT_EQ(fsm_apply(f, 1, b, n, &r), 0);
+    ASSERT_EQ(fsm_value(f), 7);
+    ASSERT_EQ(fsm_apply(f, 6, b, n, &r), 0);
+    ASSERT_EQ(fsm_value(f), 107);
+    fsm_close(f);
+    return 0;
+}
+
+TEST(log_paging)
+{
+    fresh_dir();
+    struct fsm *f = open_fsm("s.db");
+    ASSERT(f != NULL);
+    unsigned char b[FSM_CMD_MAX];
+    struct fsm_result r;
+    size_t n = enc("", 1, b);
+    for (uint64_t i = 1; i <= 25; i++)
+        ASSERT_EQ(fsm_apply(f, i * 2, b, n, &r), 0);
+    struct fsm_entry es[10];
+    unsigned got, total = 0;
+    uint64_t from = 1, next;
+    int64_t last = 0;
+    for (;;) {
+        ASSERT_EQ(fsm_log(f, from, 10, es, &got, &next), 0);
+        if (got == 0)
+            break;
+        for (unsigned i = 0; i < got; i++) {
+            ASSERT_EQ(es[i].value, last + 1);
+            ASSERT_U64_EQ(es[i].term, 7);
+            last = es[i].value;
+        }
+        total += got;
+        from = next;
+    }
+    ASSERT_EQ(total, 25);
+    ASSERT_U64_EQ(next, 51);
+    fsm_close(f);
+    return 0;
+}
+
+static void *xmalloc(size_t n)
+{
+    return malloc(n);
+}
+
+TEST(snapshot_restore)
+{
+    fresh_dir();
+    struct fsm *a = open_fsm("a.db"), *b = open_fsm("b.db");
+    ASSERT(a != NULL && b != NULL);
+    unsigned char e[FSM_CMD_MAX];
+    struct fsm_result r;
+    for (uint64_t i = 1; i <= 50; i++) {
+        char key[16] = "";
+        if (i % 5 == 0)
+            snprintf(key, sizeof key, "key%llu", (unsigned long long)i);
+        size_t n = enc(key, (int64_t)i, e);
+        ASSERT_EQ(fsm_apply(a, i, e, n, &r), 0);
+    }
+    void *buf;
+    size_t len;
+    ASSERT_EQ(fsm_snapshot(a, xmalloc, &buf, &len), 0);
+    /* Corrupted bytes: rejected, nothing changes. */
+    unsigned char *bad = malloc(len);
+    memcpy(bad, buf, len);
+    bad[len / 2] ^= 0xff;
+    bad[len - 1] ^= 0xff;
+    ASSERT(fsm_restore(b, bad, len - 3) != 0);
+    ASSERT_EQ(fsm_value(b), 0);
+    ASSERT_U64_EQ(fsm_last_applied(b), 0);
+    free(bad);
+    ASSERT_EQ(fsm_restore(b, buf, len), 0);
+    ASSERT_EQ(fsm_value(b), fsm_value(a));
+    ASSERT_U64_EQ(fsm_last_applied(b), 50);
+    ASSERT_U64_EQ(fsm_count(b), 50);
+    ASSERT_EQ(fsm_lookup(b, "key25", &r), 0);
+    ASSERT_U64_EQ(r.index, 25);
+    struct fsm_entry ea[50], eb[50];
+    unsigned na, nb;
+    uint64_t x;
+    ASSERT_EQ(fsm_log(a, 1, 50, ea, &na, &x), 0);
+    ASSERT_EQ(fsm_log(b, 1, 50, eb, &nb, &x), 0);
+    ASSERT_EQ(na, nb);
+    ASSERT_MEM_EQ(ea, eb, sizeof ea[0] * na);
+    /* A duplicate key after restore is still deduplicated. */
+    size_t n = enc("key25", 1000, e);
+    ASSERT_EQ(fsm_apply(b, 51, e, n, &r), 0);
+    ASSERT(r.duplicate);
+    /* An older snapshot is a no-op. */
+    ASSERT_EQ(fsm_restore(b, buf, len), 0);
+    ASSERT_U64_EQ(fsm_last_applied(b), 51);
+    free(buf);
+    fsm_close(a);
+    fsm_close(b);
+    return 0;
+}
+
+TEST(corrupt_file_untouched)
+{
+    fresh_dir();
+    char p[300], err[512];
+    path_of(p, sizeof p, "bad.db");
+    FILE *fp = fopen(p, "wb");
+    ASSERT(fp != NULL);
+    fputs("this is not a database at all, not even close........", fp);
+    fclose(fp);
+    struct fsm *f = NULL;
+    ASSERT_EQ(fsm_open(&f, p, err, sizeof err), ERR_CORRUPT);
+    ASSERT(strstr(err, p) != NULL);
+    fp = fopen(p, "rb");
+    char back[8] = "";
+    ASSERT(fread(back, 1, 7, fp) == 7);
+    fclose(fp);
+    ASSERT_MEM_EQ(back, "this is", 7);
+    /* A damaged SQLite file: header kept, pages overwritten. */
+    struct fsm *g = open_fsm("dmg.db");
+    ASSERT(g != NULL);
+    unsigned char e[FSM_CMD_MAX];
+    struct fsm_result r;
+    size_t n = enc("", 1, e);
+    for (uint64_t i = 1; i <= 200; i++)
+        ASSERT_EQ(fsm_apply(g, i, e, n, &r), 0);
+    fsm_close(g);
+    path_of(p, sizeof p, "dmg.db");
+    int fd = open(p, O_WRONLY);
+    ASSERT(fd >= 0);
+    char junk[4096];
+    memset(junk, 0x5a, sizeof junk);
+    ASSERT(pwrite(fd, junk, sizeof junk, 4096) == (ssize_t)sizeof junk);
+    close(fd);
+    ASSERT_EQ(fsm_open(&f, p, err, sizeof err), ERR_CORRUPT);
+    ASSERT(strstr(err, p) != NULL);
+    return 0;
+}
+
+TEST(second_opener_is_refused)
+{
+    fresh_dir();
+    struct fsm *f = open_fsm("s.db");
+    ASSERT(f != NULL);
+    char p[300];
+    path_of(p, sizeof p, "s.db");
+    pid_t pid = fork();
+    if (pid == 0) {
+        char err[512];
+        struct fsm *g = NULL;
+        int rv = fsm_open(&g, p, err, sizeof err);
+        _exit(rv == ERR_BUSY ? 0 : 1);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    fsm_close(f);
+    return 0;
+}
+
+TEST(apply_throughput)
+{
+    fresh_dir();
+    struct fsm *f = open_fsm("s.db");
+    ASSERT(f != NULL);
+    unsigned char e[FSM_CMD_MAX];
+    struct fsm_result r;
+    size_t n = enc("", 1, e);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (uint64_t i = 1; i <= 20000; i++)
+        ASSERT_EQ(fsm_apply(f, i, e, n, &r), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+    printf("  (figure) fsm_apply: %.0f applies/s\n", 20000 / s);
+    ASSERT_EQ(fsm_value(f), 20000);
+    fsm_close(f);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ASSERT_EQ(system(cmd), 0);
+    return 0;
+}
+
+TEST_LIST(TEST_ENTRY(codec_roundtrip), TEST_ENTRY(codec_rejects),
+          TEST_ENTRY(apply_dedupe_overflow_replay), TEST_ENTRY(log_paging),
+          TEST_ENTRY(snapshot_restore), TEST_ENTRY(corrupt_file_untouched),
+          TEST_ENTRY(second_opener_is_refused), TEST_ENTRY(apply_throughput))
