@@ -1,0 +1,782 @@
+/* main_nftraft.c - the operator CLI: git-style subcommands to run a local
+ * cluster (up/down), inspect it (status, get) and write to it (increment). */
+#include "core/version.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_NODES 32
+#define DEFAULT_DIR "./.nftraft"
+
+static void usage_main(FILE *o)
+{
+    fprintf(o,
+"usage: nftraft <command> [options]\n"
+"\n"
+"Commands:\n"
+"  up          start a local cluster of nftraftd nodes\n"
+"  down        stop a cluster started with 'up --detach'\n"
+"  status      show every node's role, term and indexes (or one node's)\n"
+"  get         read the counter\n"
+"  increment   add to the counter\n"
+"\n"
+"'nftraft <command> --help' describes a command's options.\n");
+}
+
+static int bad_usage(const char *cmd, const char *msg, const char *usage)
+{
+    fprintf(stderr, "nftraft %s: %s\nusage: %s\n", cmd, msg, usage);
+    return 2;
+}
+
+/* ---- HTTP (blocking is fine in the CLI) ---- */
+
+struct buf {
+    char *p;
+    size_t n;
+};
+
+static size_t collect(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    struct buf *b = ud;
+    size_t n = size * nmemb;
+    char *p = realloc(b->p, b->n + n + 1);
+    if (p == NULL)
+        return 0;
+    memcpy(p + b->n, ptr, n);
+    b->p = p;
+    b->n += n;
+    b->p[b->n] = '\0';
+    return n;
+}
+
+/* Returns the HTTP status (0 on transport error, message in *err). The
+ * caller frees *body. */
+static long http(const char *method, const char *url, const char *body,
+                 const char *key, long timeout_ms, char **out, char *err,
+                 size_t errlen)
+{
+    CURL *c = curl_easy_init();
+    struct buf b = {0};
+    struct curl_slist *h = NULL;
+    char ebuf[CURL_ERROR_SIZE] = "";
+    long status = 0;
+    if (c == NULL) {
+        snprintf(err, errlen, "cannot initialise libcurl");
+        return 0;
+    }
+    h = curl_slist_append(h, "Content-Type: application/json");
+    if (key != NULL) {
+        char kh[256];
+        snprintf(kh, sizeof kh, "Idempotency-Key: %s", key);
+        h = curl_slist_append(h, kh);
+    }
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, ebuf);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (strcmp(method, "POST") == 0) {
+        curl_easy_setopt(c, CURLOPT_POST, 1L);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
+    }
+    CURLcode rc = curl_easy_perform(c);
+    if (rc == CURLE_OK) {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    } else {
+        snprintf(err, errlen, "%s: %s", url,
+                 ebuf[0] ? ebuf : curl_easy_strerror(rc));
+    }
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    if (status == 0)
+        free(b.p), b.p = NULL;
+    *out = b.p;
+    return status;
+}
+
+/* ---- cluster directory ---- */
+
+struct node_info {
+    int id;
+    char http[64], raft[64], url[96], dir[PATH_MAX];
+    pid_t pid;
+};
+
+static int node_dir(char *out, size_t n, const char *dir, int id)
+{
+    return snprintf(out, n, "%s/node%d", dir, id) >= (int)n ? -1 : 0;
+}
+
+/* Read DIR/nodes ("id url" lines written by 'up'); returns the count. */
+static int read_nodes(const char *dir, struct node_info *nodes)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s/nodes", dir);
+    FILE *f = fopen(p, "r");
+    if (f == NULL)
+        return 0;
+    int n = 0;
+    while (n < MAX_NODES &&
+           fscanf(f, "%d %95s %d", &nodes[n].id, nodes[n].url,
+                  &nodes[n].pid) == 3)
+        n++;
+    fclose(f);
+    return n;
+}
+
+static bool pid_is_nftraftd(pid_t pid)
+{
+    char p[64], cmd[256] = "";
+    snprintf(p, sizeof p, "/proc/%d/cmdline", (int)pid);
+    FILE *f = fopen(p, "r");
+    if (f == NULL)
+        return false;
+    size_t n = fread(cmd, 1, sizeof cmd - 1, f);
+    fclose(f);
+    cmd[n] = '\0';
+    return strstr(cmd, "nftraftd") != NULL;
+}
+
+static bool port_free(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return false;
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    bool ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
+static void tail_log(const char *path, int lines)
+{
+    char cmd[PATH_MAX + 64];
+    snprintf(cmd, sizeof cmd, "tail -n %d '%s' >&2", lines, path);
+    if (system(cmd) != 0)
+        fprintf(stderr, "(cannot read %s)\n", path);
+}
+
+static json_t *get_json(const char *url, long timeout_ms)
+{
+    char *body = NULL, err[256];
+    long st = http("GET", url, NULL, NULL, timeout_ms, &body, err, sizeof err);
+    json_t *j = st == 200 && body ? json_loads(body, 0, NULL) : NULL;
+    free(body);
+    return j;
+}
+
+static int stop_pids(struct node_info *nodes, int n, int timeout_s)
+{
+    for (int i = 0; i < n; i++)
+        if (nodes[i].pid > 0 && pid_is_nftraftd(nodes[i].pid))
+            kill(nodes[i].pid, SIGTERM);
+    int killed = 0;
+    for (int waited = 0;; waited++) {
+        int alive = 0;
+        for (int i = 0; i < n; i++) {
+            if (nodes[i].pid <= 0)
+                continue;
+            waitpid(nodes[i].pid, NULL, WNOHANG);
+            if (kill(nodes[i].pid, 0) == 0 && pid_is_nftraftd(nodes[i].pid))
+                alive++;
+        }
+        if (alive == 0)
+            break;
+        if (waited >= timeout_s * 10) {
+            for (int i = 0; i < n; i++)
+                if (nodes[i].pid > 0 && pid_is_nftraftd(nodes[i].pid)) {
+                    kill(nodes[i].pid, SIGKILL);
+                    killed++;
+                }
+            break;
+        }
+        usleep(100000);
+    }
+    return killed;
+}
+
+/* ---- up ---- */
+
+static volatile sig_atomic_t g_stop; /* signal flag */
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+}
+
+static const char UP_USAGE[] =
+    "nftraft up [--nodes N] [--chain none] [--base-port P] [--dir DIR] "
+    "[--detach] [--election-timeout MS] [--heartbeat-timeout MS] "
+    "[--snapshot-threshold N] [--log-level L]";
+
+static void up_help(void)
+{
+    printf("usage: %s\n\n"
+"Start N local nftraftd nodes: node i serves HTTP on 127.0.0.1:P+i-1 and raft\n"
+"on 127.0.0.1:P+100+i-1, with data in DIR/node<i>/ (its log in node.log).\n"
+"Waits until a leader is elected and prints each node's URL and role.\n"
+"Without --detach it stays in the foreground and Ctrl-C stops every node;\n"
+"with --detach it returns and 'nftraft down --dir DIR' stops them.\n"
+"An existing DIR is reused: the nodes restart from their data.\n\n"
+"  --nodes N               number of nodes (1..%d, default 3)\n"
+"  --chain none            static membership (no Ethereum chain); the only\n"
+"                          mode this build runs\n"
+"  --base-port P           first HTTP port (default 8081)\n"
+"  --dir DIR               cluster directory (default %s)\n"
+"  --detach                return once the leader is elected\n"
+"  --election-timeout MS   passed to every node (default: nftraftd's)\n"
+"  --heartbeat-timeout MS  passed to every node\n"
+"  --snapshot-threshold N  passed to every node\n"
+"  --log-level LEVEL       passed to every node\n",
+           UP_USAGE, MAX_NODES, DEFAULT_DIR);
+}
+
+static int self_dir(char *out, size_t n)
+{
+    char exe[PATH_MAX];
+    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (k <= 0)
+        return -1;
+    exe[k] = '\0';
+    snprintf(out, n, "%s", dirname(exe));
+    return 0;
+}
+
+static int cmd_up(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"nodes", required_argument, NULL, 'n'},
+        {"chain", required_argument, NULL, 'c'},
+        {"base-port", required_argument, NULL, 'p'},
+        {"dir", required_argument, NULL, 'd'},
+        {"detach", no_argument, NULL, 'D'},
+        {"election-timeout", required_argument, NULL, 'e'},
+        {"heartbeat-timeout", required_argument, NULL, 'b'},
+        {"snapshot-threshold", required_argument, NULL, 's'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    int nodes = 3, base = 8081, c;
+    bool detach = false;
+    const char *dir = DEFAULT_DIR, *extra[8] = {0};
+    int n_extra = 0;
+    char *end;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+        switch (c) {
+        case 'n':
+            nodes = (int)strtol(optarg, &end, 10);
+            if (*end || nodes < 1 || nodes > MAX_NODES)
+                return bad_usage("up", "--nodes wants 1..32", UP_USAGE);
+            break;
+        case 'c':
+            if (strcmp(optarg, "none") != 0)
+                return bad_usage("up",
+                                 strcmp(optarg, "anvil") == 0
+                                     ? "--chain anvil is not available in "
+                                       "this build yet; use --chain none"
+                                     : "--chain wants none",
+                                 UP_USAGE);
+            break;
+        case 'p':
+            base = (int)strtol(optarg, &end, 10);
+            if (*end || base < 1024 || base > 65535 - 100 - MAX_NODES)
+                return bad_usage("up", "--base-port wants 1024..65400",
+                                 UP_USAGE);
+            break;
+        case 'd':
+            dir = optarg;
+            break;
+        case 'D':
+            detach = true;
+            break;
+        case 'e':
+        case 'b':
+        case 's':
+        case 'l':
+            if (n_extra + 2 > 8)
+                return bad_usage("up", "too many options", UP_USAGE);
+            extra[n_extra++] = c == 'e'   ? "--election-timeout"
+                               : c == 'b' ? "--heartbeat-timeout"
+                               : c == 's' ? "--snapshot-threshold"
+                                          : "--log-level";
+            extra[n_extra++] = optarg;
+            break;
+        case 'h':
+            up_help();
+            return 0;
+        case ':':
+            return bad_usage("up", "an option needs a value", UP_USAGE);
+        default:
+            return bad_usage("up", "unknown option", UP_USAGE);
+        }
+    }
+    if (optind < argc)
+        return bad_usage("up", "unexpected argument", UP_USAGE);
+
+    char bindir[PATH_MAX], daemon[PATH_MAX + 16];
+    if (self_dir(bindir, sizeof bindir) != 0) {
+        fprintf(stderr, "nftraft up: cannot find my own directory\n");
+        return 1;
+    }
+    snprintf(daemon, sizeof daemon, "%s/nftraftd", bindir);
+    if (access(daemon, X_OK) != 0) {
+        fprintf(stderr, "nftraft up: %s not found (build it first)\n",
+                daemon);
+        return 1;
+    }
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "nftraft up: cannot create %s: %s\n", dir,
+                strerror(errno));
+        return 1;
+    }
+    struct node_info old[MAX_NODES];
+    int n_old = read_nodes(dir, old);
+    for (int i = 0; i < n_old; i++) {
+        if (old[i].pid > 0 && kill(old[i].pid, 0) == 0 &&
+            pid_is_nftraftd(old[i].pid)) {
+            fprintf(stderr,
+                    "nftraft up: a cluster is already running in %s (node %d "
+                    "pid %d); stop it with 'nftraft down --dir %s'\n",
+                    dir, old[i].id, (int)old[i].pid, dir);
+            return 1;
+        }
+    }
+    struct node_info ns[MAX_NODES];
+    char peers[MAX_NODES * 96] = "";
+    for (int i = 0; i < nodes; i++) {
+        struct node_info *x = &ns[i];
+        memset(x, 0, sizeof *x);
+        x->id = i + 1;
+        snprintf(x->http, sizeof x->http, "127.0.0.1:%d", base + i);
+        snprintf(x->raft, sizeof x->raft, "127.0.0.1:%d", base + 100 + i);
+        snprintf(x->url, sizeof x->url, "http://%s", x->http);
+        if (node_dir(x->dir, sizeof x->dir, dir, x->id) != 0) {
+            fprintf(stderr, "nftraft up: --dir too long\n");
+            return 1;
+        }
+        if (!port_free(base + i) || !port_free(base + 100 + i)) {
+            fprintf(stderr,
+                    "nftraft up: port %d or %d is in use; pick another "
+                    "--base-port\n",
+                    base + i, base + 100 + i);
+            return 1;
+        }
+        size_t l = strlen(peers);
+        snprintf(peers + l, sizeof peers - l, "%s%d=%s=%s", i ? "," : "",
+                 x->id, x->raft, x->url);
+    }
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    for (int i = 0; i < nodes; i++) {
+        struct node_info *x = &ns[i];
+        if (mkdir(x->dir, 0755) != 0 && errno != EEXIST) {
+            fprintf(stderr, "nftraft up: cannot create %s: %s\n", x->dir,
+                    strerror(errno));
+            stop_pids(ns, i, 10);
+            return 1;
+        }
+        char logp[PATH_MAX + 16];
+        snprintf(logp, sizeof logp, "%s/node.log", x->dir);
+        const char *args[32] = {daemon,    "--data-dir", x->dir,  "--http",
+                                x->http,   "--raft",     x->raft, "--peers",
+                                peers};
+        int k = 9;
+        for (int e = 0; e < n_extra; e++)
+            args[k++] = extra[e];
+        args[k] = NULL;
+        /* Record how to restart this node by hand (one argument a line). */
+        char cmdp[PATH_MAX + 16];
+        snprintf(cmdp, sizeof cmdp, "%s/cmdline", x->dir);
+        FILE *cf = fopen(cmdp, "w");
+        for (int a = 0; cf && args[a]; a++)
+            fprintf(cf, "%s\n", args[a]);
+        if (cf)
+            fclose(cf);
+        pid_t pid = fork();
+        if (pid == 0) {
+            setsid(); /* survives the CLI with --detach; own Ctrl-C handling */
+            int lfd = open(logp, O_WRONLY | O_CREAT | O_APPEND, 0644);
+            int nul = open("/dev/null", O_RDWR);
+            if (lfd >= 0)
+                dup2(lfd, 2);
+            if (nul >= 0) {
+                dup2(nul, 0);
+                dup2(nul, 1);
+            }
+            execv(daemon, (char *const *)args);
+            fprintf(stderr, "exec %s: %s\n", daemon, strerror(errno));
+            _exit(127);
+        }
+        if (pid < 0) {
+            fprintf(stderr, "nftraft up: fork: %s\n", strerror(errno));
+            stop_pids(ns, i, 10);
+            return 1;
+        }
+        x->pid = pid;
+    }
+    char np[PATH_MAX + 16];
+    snprintf(np, sizeof np, "%s/nodes", dir);
+    FILE *nf = fopen(np, "w");
+    for (int i = 0; nf && i < nodes; i++)
+        fprintf(nf, "%d %s %d\n", ns[i].id, ns[i].url, (int)ns[i].pid);
+    if (nf)
+        fclose(nf);
+
+    /* Wait for a ready leader. */
+    int leader = 0;
+    for (int t = 0; t < 300 && !leader && !g_stop; t++) {
+        for (int i = 0; i < nodes; i++) {
+            int st;
+            if (waitpid(ns[i].pid, &st, WNOHANG) == ns[i].pid) {
+                char logp[PATH_MAX + 16];
+                snprintf(logp, sizeof logp, "%s/node.log", ns[i].dir);
+                fprintf(stderr,
+                        "nftraft up: node %d exited during start-up; the end "
+                        "of %s:\n",
+                        ns[i].id, logp);
+                tail_log(logp, 15);
+                ns[i].pid = 0;
+                stop_pids(ns, nodes, 10);
+                return 1;
+            }
+            char url[160];
+            snprintf(url, sizeof url, "%s/status", ns[i].url);
+            json_t *j = get_json(url, 500);
+            if (j && json_is_true(json_object_get(j, "ready")))
+                leader = ns[i].id;
+            json_decref(j);
+        }
+        if (!leader)
+            usleep(100000);
+    }
+    if (!leader) {
+        fprintf(stderr, "nftraft up: no leader elected within 30 s; logs in "
+                        "%s/node*/node.log\n", dir);
+        stop_pids(ns, nodes, 10);
+        return 1;
+    }
+    printf("nftraft: %d-node cluster up (data in %s)\n", nodes, dir);
+    for (int i = 0; i < nodes; i++)
+        printf("  node %d  %-24s raft %-16s pid %-7d %s\n", ns[i].id,
+               ns[i].url, ns[i].raft, (int)ns[i].pid,
+               ns[i].id == leader ? "leader" : "follower");
+    fflush(stdout);
+    if (detach) {
+        printf("stop it with: nftraft down --dir %s\n", dir);
+        return 0;
+    }
+    printf("Ctrl-C stops the cluster.\n");
+    fflush(stdout);
+    while (!g_stop) {
+        int st;
+        pid_t p = waitpid(-1, &st, 0);
+        if (p > 0) {
+            for (int i = 0; i < nodes; i++)
+                if (ns[i].pid == p) {
+                    fprintf(stderr,
+                            "nftraft up: node %d (pid %d) exited (%s %d); "
+                            "the others keep running\n",
+                            ns[i].id, (int)p,
+                            WIFSIGNALED(st) ? "signal" : "status",
+                            WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+                    ns[i].pid = 0;
+                }
+        } else if (errno == ECHILD) {
+            fprintf(stderr, "nftraft up: every node has exited\n");
+            return 1;
+        }
+    }
+    printf("\nstopping the cluster...\n");
+    int killed = stop_pids(ns, nodes, 10);
+    printf("stopped%s\n", killed ? " (some nodes needed SIGKILL)" : "");
+    return 0;
+}
+
+/* ---- down ---- */
+
+static int cmd_down(int argc, char **argv)
+{
+    static const char usage[] = "nftraft down [--dir DIR]";
+    static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *dir = DEFAULT_DIR;
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+        if (c == 'd')
+            dir = optarg;
+        else if (c == 'h') {
+            printf("usage: %s\n\nStop the nodes of the cluster in DIR "
+                   "(default %s): SIGTERM, then SIGKILL after 10 s.\n",
+                   usage, DEFAULT_DIR);
+            return 0;
+        } else
+            return bad_usage("down", "unknown option or missing value", usage);
+    }
+    if (optind < argc)
+        return bad_usage("down", "unexpected argument", usage);
+    struct node_info ns[MAX_NODES];
+    int n = read_nodes(dir, ns);
+    if (n == 0) {
+        fprintf(stderr, "nftraft down: no cluster in %s\n", dir);
+        return 1;
+    }
+    int running = 0;
+    for (int i = 0; i < n; i++)
+        if (ns[i].pid > 0 && kill(ns[i].pid, 0) == 0 &&
+            pid_is_nftraftd(ns[i].pid))
+            running++;
+        else
+            ns[i].pid = 0;
+    int killed = stop_pids(ns, n, 10);
+    printf("stopped %d node(s) in %s%s\n", running, dir,
+           killed ? " (some needed SIGKILL)" : "");
+    return 0;
+}
+
+/* ---- status, get, increment ---- */
+
+static const char *default_node(const char *dir, char *buf, size_t n)
+{
+    struct node_info ns[MAX_NODES];
+    if (read_nodes(dir, ns) > 0) {
+        snprintf(buf, n, "%s", ns[0].url);
+        return buf;
+    }
+    return "http://127.0.0.1:8081";
+}
+
+static int print_status_row(const char *url)
+{
+    char u[256];
+    snprintf(u, sizeof u, "%s/status", url);
+    json_t *j = get_json(u, 2000);
+    if (j == NULL) {
+        printf("%-26s %-11s\n", url, "unreachable");
+        return 1;
+    }
+    json_t *l = json_object_get(j, "leader");
+    printf("%-26s %-11s %6lld %7lld %7lld %7lld %9lld\n", url,
+           json_string_value(json_object_get(j, "role")),
+           (long long)json_integer_value(json_object_get(j, "term")),
+           l && json_is_object(l)
+               ? (long long)json_integer_value(json_object_get(l, "id"))
+               : 0LL,
+           (long long)json_integer_value(json_object_get(j, "commit_index")),
+           (long long)json_integer_value(json_object_get(j, "applied_index")),
+           (long long)json_integer_value(json_object_get(j, "value")));
+    json_decref(j);
+    return 0;
+}
+
+struct common {
+    const char *node, *dir, *key;
+    long long by;
+    bool stale;
+};
+
+static int parse_common(const char *cmd, const char *usage, const char *help,
+                        int argc, char **argv, struct common *o)
+{
+    static const struct option opts[] = {
+        {"node", required_argument, NULL, 'n'},
+        {"dir", required_argument, NULL, 'd'},
+        {"by", required_argument, NULL, 'b'},
+        {"key", required_argument, NULL, 'k'},
+        {"stale", no_argument, NULL, 's'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    memset(o, 0, sizeof *o);
+    o->dir = DEFAULT_DIR;
+    o->by = 1;
+    int c;
+    char *end;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+        bool allowed = strstr(usage, opts[0].name) != NULL;
+        switch (c) {
+        case 'n': o->node = optarg; break;
+        case 'd': o->dir = optarg; break;
+        case 'b':
+            allowed = strstr(usage, "--by") != NULL;
+            o->by = strtoll(optarg, &end, 10);
+            if (*end || o->by < 1 || errno == ERANGE)
+                return bad_usage(cmd, "--by wants an integer >= 1", usage);
+            break;
+        case 'k':
+            allowed = strstr(usage, "--key") != NULL;
+            o->key = optarg;
+            break;
+        case 's':
+            allowed = strstr(usage, "--stale") != NULL;
+            o->stale = true;
+            break;
+        case 'h':
+            printf("usage: %s\n\n%s", usage, help);
+            return -1;
+        default:
+            return bad_usage(cmd, "unknown option or missing value", usage);
+        }
+        if (!allowed)
+            return bad_usage(cmd, "option not valid here", usage);
+    }
+    if (optind < argc)
+        return bad_usage(cmd, "unexpected argument", usage);
+    return 0;
+}
+
+static int cmd_status(int argc, char **argv)
+{
+    struct common o;
+    int rv = parse_common(
+        "status", "nftraft status [--node URL] [--dir DIR]",
+        "Without --node: one line per node of the cluster in DIR (default\n"
+        "./.nftraft). With --node: that node's /status as JSON.\n",
+        argc, argv, &o);
+    if (rv != 0)
+        return rv < 0 ? 0 : rv;
+    if (o.node != NULL) {
+        char u[256], *body = NULL, err[256];
+        snprintf(u, sizeof u, "%s/status", o.node);
+        long st = http("GET", u, NULL, NULL, 3000, &body, err, sizeof err);
+        if (st == 0) {
+            fprintf(stderr, "nftraft status: %s\n", err);
+            return 1;
+        }
+        printf("%s\n", body);
+        free(body);
+        return st == 200 ? 0 : 1;
+    }
+    struct node_info ns[MAX_NODES];
+    int n = read_nodes(o.dir, ns);
+    if (n == 0) {
+        fprintf(stderr, "nftraft status: no cluster in %s (give --node URL)\n",
+                o.dir);
+        return 1;
+    }
+    printf("%-26s %-11s %6s %7s %7s %7s %9s\n", "node", "role", "term",
+           "leader", "commit", "applied", "value");
+    int bad = 0;
+    for (int i = 0; i < n; i++)
+        bad += print_status_row(ns[i].url);
+    return bad == n ? 1 : 0;
+}
+
+static int print_answer(const char *cmd, long st, char *body, char *err)
+{
+    if (st == 0) {
+        fprintf(stderr, "nftraft %s: %s\n", cmd, err);
+        return 1;
+    }
+    if (st != 200) {
+        fprintf(stderr, "nftraft %s: HTTP %ld: %s\n", cmd, st,
+                body ? body : "");
+        free(body);
+        return 1;
+    }
+    printf("%s\n", body ? body : "");
+    free(body);
+    return 0;
+}
+
+static int cmd_get(int argc, char **argv)
+{
+    struct common o;
+    int rv = parse_common("get", "nftraft get [--node URL] [--dir DIR] [--stale]",
+                          "Read the counter (linearizable unless --stale).\n",
+                          argc, argv, &o);
+    if (rv != 0)
+        return rv < 0 ? 0 : rv;
+    char dflt[128], u[300], *body = NULL, err[256];
+    snprintf(u, sizeof u, "%s/counter%s",
+             o.node ? o.node : default_node(o.dir, dflt, sizeof dflt),
+             o.stale ? "?stale=1" : "");
+    long st = http("GET", u, NULL, NULL, 10000, &body, err, sizeof err);
+    return print_answer("get", st, body, err);
+}
+
+static int cmd_increment(int argc, char **argv)
+{
+    struct common o;
+    int rv = parse_common(
+        "increment",
+        "nftraft increment [--node URL] [--dir DIR] [--by N] [--key K]",
+        "Add N (default 1) to the counter through any node. --key sets the\n"
+        "Idempotency-Key: a retry with the same key is applied once.\n",
+        argc, argv, &o);
+    if (rv != 0)
+        return rv < 0 ? 0 : rv;
+    char dflt[128], u[300], b[64], *body = NULL, err[256];
+    snprintf(u, sizeof u, "%s/increment",
+             o.node ? o.node : default_node(o.dir, dflt, sizeof dflt));
+    snprintf(b, sizeof b, "{\"by\": %lld}", o.by);
+    long st = http("POST", u, b, o.key, 15000, &body, err, sizeof err);
+    return print_answer("increment", st, body, err);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage_main(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        usage_main(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+        printf("nftraft %s\n", NFTRAFT_VERSION);
+        return 0;
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int rv;
+    if (!strcmp(cmd, "up"))
+        rv = cmd_up(argc - 1, argv + 1);
+    else if (!strcmp(cmd, "down"))
+        rv = cmd_down(argc - 1, argv + 1);
+    else if (!strcmp(cmd, "status"))
+        rv = cmd_status(argc - 1, argv + 1);
+    else if (!strcmp(cmd, "get"))
+        rv = cmd_get(argc - 1, argv + 1);
+    else if (!strcmp(cmd, "increment"))
+        rv = cmd_increment(argc - 1, argv + 1);
+    else {
+        fprintf(stderr, "nftraft: unknown command '%s'\n", cmd);
+        usage_main(stderr);
+        rv = 2;
+    }
+    curl_global_cleanup();
+    return rv;
+}
