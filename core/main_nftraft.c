@@ -232,7 +232,7 @@ static void on_signal(int sig)
 static const char UP_USAGE[] =
     "nftraft up [--nodes N] [--chain none] [--base-port P] [--dir DIR] "
     "[--detach] [--election-timeout MS] [--heartbeat-timeout MS] "
-    "[--snapshot-threshold N] [--log-level L]";
+    "[--snapshot-threshold N] [--snapshot-trailing N] [--log-level L]";
 
 static void up_help(void)
 {
@@ -252,6 +252,7 @@ static void up_help(void)
 "  --election-timeout MS   passed to every node (default: nftraftd's)\n"
 "  --heartbeat-timeout MS  passed to every node\n"
 "  --snapshot-threshold N  passed to every node\n"
+"  --snapshot-trailing N   passed to every node\n"
 "  --log-level LEVEL       passed to every node\n",
            UP_USAGE, MAX_NODES, DEFAULT_DIR);
 }
@@ -278,12 +279,13 @@ static int cmd_up(int argc, char **argv)
         {"election-timeout", required_argument, NULL, 'e'},
         {"heartbeat-timeout", required_argument, NULL, 'b'},
         {"snapshot-threshold", required_argument, NULL, 's'},
+        {"snapshot-trailing", required_argument, NULL, 't'},
         {"log-level", required_argument, NULL, 'l'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int nodes = 3, base = 8081, c;
     bool detach = false;
-    const char *dir = DEFAULT_DIR, *extra[8] = {0};
+    const char *dir = DEFAULT_DIR, *extra[10] = {0};
     int n_extra = 0;
     char *end;
     optind = 1;
@@ -319,12 +321,14 @@ static int cmd_up(int argc, char **argv)
         case 'e':
         case 'b':
         case 's':
+        case 't':
         case 'l':
-            if (n_extra + 2 > 8)
+            if (n_extra + 2 > 10)
                 return bad_usage("up", "too many options", UP_USAGE);
             extra[n_extra++] = c == 'e'   ? "--election-timeout"
                                : c == 'b' ? "--heartbeat-timeout"
                                : c == 's' ? "--snapshot-threshold"
+                               : c == 't' ? "--snapshot-trailing"
                                           : "--log-level";
             extra[n_extra++] = optarg;
             break;

@@ -1,0 +1,222 @@
+"""Shared fixtures for the integration tests: temp dirs, free ports, a local
+cluster started with `nftraft up --detach`, HTTP helpers, node kill/restart,
+and log checks (sanitizer reports, clean exits)."""
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+BUILD = os.environ.get("NFTRAFT_BUILD") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "build")
+NFTRAFT = os.path.join(BUILD, "nftraft")
+NFTRAFTD = os.path.join(BUILD, "nftraftd")
+
+
+class TestFailure(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise TestFailure(msg)
+
+
+def port_free(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def free_base_port(n):
+    """A base port P with P..P+n-1 and P+100..P+100+n-1 free."""
+    for _ in range(200):
+        p = random.randrange(20000, 29000)
+        if all(port_free(p + i) and port_free(p + 100 + i) for i in range(n)):
+            return p
+    raise TestFailure("no free port range found")
+
+
+def http(method, url, body=None, headers=None, timeout=10):
+    """Returns (status, parsed JSON or text, headers); status 0 = no answer."""
+    data = body.encode() if isinstance(body, str) else body
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            raw = r.read()
+            status, hdrs = r.status, dict(r.headers)
+    except urllib.error.HTTPError as e:
+        raw, status, hdrs = e.read(), e.code, dict(e.headers)
+    except (urllib.error.URLError, ConnectionError, socket.timeout, OSError):
+        return 0, None, {}
+    try:
+        return status, json.loads(raw), hdrs
+    except ValueError:
+        return status, raw.decode(errors="replace"), hdrs
+
+
+class Cluster:
+    """A local cluster in a temp dir, driven through the nftraft CLI."""
+
+    def __init__(self, nodes=3, extra=()):
+        self.n = nodes
+        self.dir = tempfile.mkdtemp(prefix="nftraft-it-")
+        self.base = free_base_port(nodes)
+        self.extra = list(extra)
+        self.urls = ["http://127.0.0.1:%d" % (self.base + i) for i in range(nodes)]
+
+    def up(self):
+        cmd = [NFTRAFT, "up", "--nodes", str(self.n), "--chain", "none",
+               "--base-port", str(self.base), "--dir", self.dir, "--detach"] + self.extra
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise TestFailure("nftraft up failed: %s%s" % (r.stdout, r.stderr))
+        return r.stdout
+
+    def down(self):
+        subprocess.run([NFTRAFT, "down", "--dir", self.dir],
+                       capture_output=True, text=True, timeout=60)
+
+    def url(self, node_id):
+        return self.urls[node_id - 1]
+
+    def node_dir(self, node_id):
+        return os.path.join(self.dir, "node%d" % node_id)
+
+    def log(self, node_id):
+        try:
+            with open(os.path.join(self.node_dir(node_id), "node.log")) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def pid(self, node_id):
+        with open(os.path.join(self.dir, "nodes")) as f:
+            for line in f:
+                i, _, pid = line.split()
+                if int(i) == node_id:
+                    return int(pid)
+        raise TestFailure("no pid for node %d" % node_id)
+
+    def set_pid(self, node_id, pid):
+        path = os.path.join(self.dir, "nodes")
+        lines = open(path).read().split("\n")
+        out = []
+        for line in lines:
+            if line.strip():
+                i, url, old = line.split()
+                if int(i) == node_id:
+                    old = str(pid)
+                out.append("%s %s %s" % (i, url, old))
+        with open(path, "w") as f:
+            f.write("\n".join(out) + "\n")
+
+    def cmdline(self, node_id):
+        with open(os.path.join(self.node_dir(node_id), "cmdline")) as f:
+            return [l for l in f.read().split("\n") if l]
+
+    def status(self, node_id, timeout=2):
+        st, j, _ = http("GET", self.url(node_id) + "/status", timeout=timeout)
+        return j if st == 200 else None
+
+    def leader(self, timeout=15, exclude=()):
+        """Wait until some node reports itself a ready leader; its id."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            for i in range(1, self.n + 1):
+                if i in exclude:
+                    continue
+                s = self.status(i, timeout=1)
+                if s and s.get("role") == "leader" and s.get("ready"):
+                    return i
+            time.sleep(0.05)
+        raise TestFailure("no leader within %ds" % timeout)
+
+    def kill9(self, node_id):
+        os.kill(self.pid(node_id), signal.SIGKILL)
+        try:
+            os.waitpid(self.pid(node_id), 0)
+        except ChildProcessError:
+            pass
+        time.sleep(0.1)
+
+    def start_node(self, node_id, wait=True):
+        """Restart a node with the flags `up` gave it; returns the Popen."""
+        args = self.cmdline(node_id)
+        logf = open(os.path.join(self.node_dir(node_id), "node.log"), "a")
+        p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=logf,
+                             start_new_session=True)
+        self.set_pid(node_id, p.pid)
+        if wait:
+            deadline = time.time() + 15
+            while time.time() < deadline:
+                if self.status(node_id, timeout=1):
+                    return p
+                if p.poll() is not None:
+                    raise TestFailure("node %d exited on restart:\n%s" %
+                                      (node_id, self.log(node_id)[-3000:]))
+                time.sleep(0.05)
+            raise TestFailure("node %d did not come back" % node_id)
+        return p
+
+    def increment(self, node_id, by=None, key=None, timeout=10):
+        body = json.dumps({"by": by}) if by is not None else ""
+        headers = {"Content-Type": "application/json"}
+        if key:
+            headers["Idempotency-Key"] = key
+        return http("POST", self.url(node_id) + "/increment", body, headers,
+                    timeout=timeout)
+
+    def full_log(self, node_id):
+        entries, frm = [], 1
+        while True:
+            st, j, _ = http("GET", "%s/log?from=%d&limit=1000" % (self.url(node_id), frm))
+            check(st == 200, "GET /log on node %d: %s %s" % (node_id, st, j))
+            entries += j["entries"]
+            if not j["entries"]:
+                return entries
+            frm = j["next"]
+
+    def check_logs_clean(self):
+        """No sanitizer report or crash in any node log."""
+        bad = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+               "runtime error:", "Assertion", "Aborted")
+        for i in range(1, self.n + 1):
+            text = self.log(i)
+            for b in bad:
+                check(b not in text, "node %d log contains %r:\n%s" %
+                      (i, b, text[-4000:]))
+
+    def dump_logs(self):
+        for i in range(1, self.n + 1):
+            sys.stderr.write("---- node %d log (tail) ----\n%s\n" %
+                             (i, self.log(i)[-3000:]))
+
+
+def run(tests):
+    """Run test functions in order; print 'N passed, N failed'; exit code."""
+    passed = failed = 0
+    for t in tests:
+        t0 = time.time()
+        try:
+            t()
+            passed += 1
+            print("ok   %s (%.1fs)" % (t.__name__, time.time() - t0), flush=True)
+        except Exception as e:  # report every failure, keep going
+            failed += 1
+            print("FAIL %s: %s" % (t.__name__, e), flush=True)
+    print("%d passed, %d failed" % (passed, failed))
+    return 0 if failed == 0 else 1
