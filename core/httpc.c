@@ -107,12 +107,17 @@ static void finish(struct httpc_req *r, CURLcode code, int forced_err)
         resp.body_len = r->resp_len;
         resp.retry_after = r->retry_after[0] ? r->retry_after : NULL;
     }
-    /* The body and Retry-After must outlive the request: take them. */
+    /* Body, Retry-After and the error text must outlive the request. */
     char *body = r->resp;
     char retry[sizeof r->retry_after];
+    char errtext[CURL_ERROR_SIZE];
     memcpy(retry, r->retry_after, sizeof retry);
     if (resp.retry_after != NULL)
         resp.retry_after = retry;
+    if (resp.errmsg != NULL) {
+        snprintf(errtext, sizeof errtext, "%s", resp.errmsg);
+        resp.errmsg = errtext;
+    }
     r->resp = NULL;
     httpc_cb cb = r->cb;
     void *data = r->data;

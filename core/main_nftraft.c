@@ -380,7 +380,7 @@ static int cmd_up(int argc, char **argv)
         x->id = i + 1;
         snprintf(x->http, sizeof x->http, "127.0.0.1:%d", base + i);
         snprintf(x->raft, sizeof x->raft, "127.0.0.1:%d", base + 100 + i);
-        snprintf(x->url, sizeof x->url, "http://%s", x->http);
+        snprintf(x->url, sizeof x->url, "http://127.0.0.1:%d", base + i);
         if (node_dir(x->dir, sizeof x->dir, dir, x->id) != 0) {
             fprintf(stderr, "nftraft up: --dir too long\n");
             return 1;
