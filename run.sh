@@ -52,7 +52,13 @@ case "$cmd" in
     NFTRAFT_BUILD="$root/build-asan" ./integration/run_all.sh
     echo "== all tests passed in $(( $(date +%s) - start ))s"
     ;;
-  bench) ./scripts/install-deps.sh; build build; exec python3 bench/bench.py "$@" ;;
+  bench)
+    ./scripts/install-deps.sh
+    # The peer the figures are compared with: Debian's etcd.
+    command -v etcd >/dev/null || { [[ $(id -u) -eq 0 ]] && s= || s=sudo;
+      $s env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >/dev/null; }
+    build build
+    NFTRAFT_BUILD="$root/build" exec python3 bench/bench.py "$@" ;;
   soak) ./scripts/install-deps.sh; build build; exec ./integration/run_all.sh --soak ;;
   help|-h|--help) usage ;;
   *) echo "run.sh: unknown command '$cmd'" >&2; usage >&2; exit 2 ;;
