@@ -65,6 +65,7 @@ contract DstackMembershipNFT is DstackAppBase, ERC721Upgradeable {
     function _initExtension() internal override {
         __ERC721_init("Dstack Node Access", "DNODE");
         maxSupply = 64;
+        requiredVotes = 1; // totalActiveNodes / 2 + 1 with no members
         heartbeatPeriod = 240; // the seed's "every 4 minutes"
         leaseDuration = 300;
     }
