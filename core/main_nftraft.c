@@ -1,5 +1,6 @@
 /* main_nftraft.c - the operator CLI: git-style subcommands to run a local
  * cluster (up/down), inspect it (status, get) and write to it (increment). */
+#include "chain/compose.h"
 #include "core/version.h"
 
 #include <curl/curl.h>
@@ -36,6 +37,7 @@ static void usage_main(FILE *o)
 "  status      show every node's role, term and indexes (or one node's)\n"
 "  get         read the counter\n"
 "  increment   add to the counter\n"
+"  compose-hash  dstack compose hash of an app-compose or docker-compose file\n"
 "\n"
 "'nftraft <command> --help' describes a command's options.\n");
 }
@@ -776,6 +778,8 @@ int main(int argc, char **argv)
         rv = cmd_get(argc - 1, argv + 1);
     else if (!strcmp(cmd, "increment"))
         rv = cmd_increment(argc - 1, argv + 1);
+    else if (!strcmp(cmd, "compose-hash"))
+        rv = compose_main(argc - 1, argv + 1);
     else {
         fprintf(stderr, "nftraft: unknown command '%s'\n", cmd);
         usage_main(stderr);

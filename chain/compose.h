@@ -1,0 +1,24 @@
+/* compose.h - dstack's compose hash: the app-compose JSON serialized as
+ * dstack's SDKs do (recursively sorted keys, compact, raw UTF-8, JavaScript
+ * JSON.stringify escaping and number printing), then SHA-256. */
+#ifndef NFTRAFT_COMPOSE_H
+#define NFTRAFT_COMPOSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Canonicalize the JSON text json[0..len) (after the SDK's normalization
+ * when normalize is true). On success *out is a NUL-terminated malloc'd
+ * string the caller frees. ERR_MALFORMED (invalid JSON, message in errmsg),
+ * ERR_NOMEM. */
+int compose_canonical(const char *json, size_t len, bool normalize,
+                      char **out, char *errmsg, size_t errlen);
+
+/* sha256 of the canonical form as 64 lowercase hex digits into hex[65]. */
+int compose_hash(const char *json, size_t len, bool normalize, char hex[65],
+                 char *errmsg, size_t errlen);
+
+/* `nftraft compose-hash ...`: returns the exit code (0, 1 error, 2 usage). */
+int compose_main(int argc, char **argv);
+
+#endif
