@@ -4,8 +4,8 @@ pragma solidity ^0.8.0;
 import {IERC165} from "@openzeppelin/contracts/utils/introspection/IERC165.sol";
 
 /// @title dstack's app authorization interface (ABI-identical to dstack's
-/// IAppAuth: the same AppBootInfo tuple and isAppAllowed selector 0x2b765bb7;
-/// its interface id literal is 0x1e079198).
+/// IAppAuth: the same AppBootInfo tuple; the isAppAllowed selector is
+/// 0x1e079198, which is also the interface id).
 interface IAppAuth is IERC165 {
     struct AppBootInfo {
         address appId;

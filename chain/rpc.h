@@ -1,0 +1,45 @@
+/* rpc.h - Ethereum JSON-RPC over core/httpc on the caller's libuv loop.
+ *
+ * Every answer is untrusted: malformed JSON, wrong id or types, oversized
+ * bodies and hanging servers become errors (ERR_RPC, ERR_TIMEOUT, ERR_IO,
+ * ERR_MALFORMED, ERR_TOOBIG). Transport failures are retried with
+ * exponential backoff; JSON-RPC errors and reverts are not. If a call
+ * returns an error its callback never fires. */
+#ifndef NFTRAFT_RPC_H
+#define NFTRAFT_RPC_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct httpc;
+struct rpc;
+
+/* A client for url over http (not owned). timeout_ms bounds each attempt;
+ * retries is the number of extra attempts after a transport failure. */
+int rpc_init(struct rpc **out, uv_loop_t *loop, struct httpc *http,
+             const char *url, unsigned timeout_ms, unsigned retries);
+
+/* Free the client. Calls still pending complete with ERR_SHUTDOWN first. */
+void rpc_close(struct rpc *r);
+
+/* cb(data, err, result, errmsg): result is borrowed for the callback. */
+typedef void (*rpc_cb)(void *data, int err, json_t *result,
+                       const char *errmsg);
+int rpc_call(struct rpc *r, const char *method, json_t *params, rpc_cb cb,
+             void *data);
+
+typedef void (*rpc_u64_cb)(void *data, int err, uint64_t v,
+                           const char *errmsg);
+int rpc_chain_id(struct rpc *r, rpc_u64_cb cb, void *data);
+int rpc_block_number(struct rpc *r, rpc_u64_cb cb, void *data);
+
+/* eth_call(to, calldata) at block ("latest" or a 0x quantity). A revert is
+ * ERR_REVERT with the decoded reason in errmsg. */
+typedef void (*rpc_bytes_cb)(void *data, int err, const uint8_t *d,
+                             size_t len, const char *errmsg);
+int rpc_eth_call(struct rpc *r, const uint8_t to[20], const uint8_t *calldata,
+                 size_t len, const char *block, rpc_bytes_cb cb, void *data);
+
+#endif
