@@ -2,6 +2,7 @@
  * cluster (up/down), inspect it (status, get) and write to it (increment). */
 #include "chain/compose.h"
 #include "core/version.h"
+#include "net/kmsauth.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -38,6 +39,7 @@ static void usage_main(FILE *o)
 "  get         read the counter\n"
 "  increment   add to the counter\n"
 "  compose-hash  dstack compose hash of an app-compose or docker-compose file\n"
+"  kms-auth    dstack-compatible KMS auth webhook (real chain or --mock)\n"
 "\n"
 "'nftraft <command> --help' describes a command's options.\n");
 }
@@ -780,6 +782,8 @@ int main(int argc, char **argv)
         rv = cmd_increment(argc - 1, argv + 1);
     else if (!strcmp(cmd, "compose-hash"))
         rv = compose_main(argc - 1, argv + 1);
+    else if (!strcmp(cmd, "kms-auth"))
+        rv = kmsauth_main(argc - 1, argv + 1);
     else {
         fprintf(stderr, "nftraft: unknown command '%s'\n", cmd);
         usage_main(stderr);
