@@ -11,9 +11,10 @@ root=${NFTRAFT_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
 bin=$root/contracts/node_modules/.bin
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 rpc=http://127.0.0.1:$port
-"$bin/anvil" --host 127.0.0.1 --port "$port" --silent &
+# .bin/anvil is a node wrapper: run it in its own process group, kill the group.
+setsid "$bin/anvil" --host 127.0.0.1 --port "$port" --silent >/dev/null 2>&1 &
 anvil_pid=$!
-trap 'kill $anvil_pid 2>/dev/null' EXIT
+trap 'kill -- -$anvil_pid 2>/dev/null' EXIT
 for _ in $(seq 50); do "$bin/cast" block-number --rpc-url "$rpc" >/dev/null 2>&1 && break; sleep 0.1; done
 
 # anvil's dev accounts 0..3, derived from its well-known mnemonic
