@@ -333,14 +333,19 @@ int node_apply(struct node *n, const void *bytes, size_t len,
     int rv = check_leader(n);
     if (rv != 0)
         return rv;
+    /* canonical/raft 0.15 mis-reads closed segments holding entries whose
+     * length is not a multiple of 8: pad with zero bytes (the FSM's
+     * decoder accepts up to 7 of them). */
+    size_t padded = (len + 7) / 8 * 8;
     struct node_req *nr = calloc(1, sizeof *nr);
-    struct raft_buffer buf = {.base = raft_malloc(len), .len = len};
+    struct raft_buffer buf = {.base = raft_malloc(padded), .len = padded};
     if (nr == NULL || buf.base == NULL) {
         free(nr);
         raft_free(buf.base);
         return ERR_NOMEM;
     }
     memcpy(buf.base, bytes, len);
+    memset((char *)buf.base + len, 0, padded - len);
     nr->node = n;
     nr->apply_cb = cb;
     nr->data = data;

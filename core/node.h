@@ -62,7 +62,8 @@ unsigned node_servers(struct node *n, struct node_server *out, unsigned cap);
 /* Called after each role or term change (may be NULL). */
 void node_on_change(struct node *n, void (*cb)(void *data), void *data);
 
-/* Propose bytes as one command entry (copied). cb(data, status, result):
+/* Propose bytes as one command entry (copied, zero-padded to a multiple of
+ * 8 bytes as raft 0.15's segment loader needs). cb(data, status, result):
  * status 0 with the FSM's result pointer (valid only during the callback);
  * ERR_UNKNOWN when leadership was lost after the entry was appended (it may
  * still commit); ERR_SHUTDOWN when the node closes. Returns ERR_NOTLEADER or

@@ -148,8 +148,11 @@ int fsm_cmd_decode(const void *buf, size_t len, struct fsm_cmd *out)
     size_t off = 0;
     int rv = ERR_MALFORMED;
     if (msgpack_unpack_next(&u, buf, len, &off) != MSGPACK_UNPACK_SUCCESS ||
-        off != len)
+        len - off > 7)
         goto out;
+    for (size_t i = off; i < len; i++) /* raft alignment padding */
+        if (((const uint8_t *)buf)[i] != 0)
+            goto out;
     const msgpack_object *o = &u.data;
     if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < 2)
         goto out;

@@ -60,7 +60,9 @@ const char *fsm_errmsg(const struct fsm *f);
 int fsm_cmd_encode(const struct fsm_cmd *cmd, void *buf, size_t cap,
                    size_t *len);
 
-/* Decode and validate an entry; ERR_MALFORMED or ERR_VERSION on bad bytes. */
+/* Decode and validate an entry; ERR_MALFORMED or ERR_VERSION on bad bytes.
+ * Up to 7 trailing zero bytes are accepted (raft entries are padded to a
+ * multiple of 8 bytes); anything else after the entry is malformed. */
 int fsm_cmd_decode(const void *buf, size_t len, struct fsm_cmd *out);
 
 /* Apply the entry at raft index `index`.

@@ -85,6 +85,9 @@ TEST(codec_rejects)
         ASSERT(fsm_cmd_decode(buf, cut, &d) != 0); /* truncated */
     buf[len] = 0xc0; /* trailing garbage */
     ASSERT_EQ(fsm_cmd_decode(buf, len + 1, &d), ERR_MALFORMED);
+    memset(buf + len, 0, 8); /* raft alignment padding: up to 7 zeros */
+    ASSERT_EQ(fsm_cmd_decode(buf, len + 7, &d), 0);
+    ASSERT_EQ(fsm_cmd_decode(buf, len + 8, &d), ERR_MALFORMED);
     /* Hand-made msgpack: [9,1,...] unknown version; wrong types; by <= 0. */
     const unsigned char v9[] = {0x97, 0x09, 0x01, 0x01, 0x01, 0x01, 0x01, 0xa0};
     ASSERT_EQ(fsm_cmd_decode(v9, sizeof v9, &d), ERR_VERSION);
