@@ -1,5 +1,6 @@
 /* main_nftraft.c - the operator CLI: git-style subcommands to run a local
  * cluster (up/down), inspect it (status, get) and write to it (increment). */
+#include "chain/chaincli.h"
 #include "chain/compose.h"
 #include "core/version.h"
 #include "net/kmsauth.h"
@@ -40,6 +41,8 @@ static void usage_main(FILE *o)
 "  increment   add to the counter\n"
 "  compose-hash  dstack compose hash of an app-compose or docker-compose file\n"
 "  kms-auth    dstack-compatible KMS auth webhook (real chain or --mock)\n"
+"  members, mint, register, deactivate, vote, elect, heartbeat,\n"
+"  cluster-size, deploy   chain operations on the membership contract\n"
 "\n"
 "'nftraft <command> --help' describes a command's options.\n");
 }
@@ -784,6 +787,8 @@ int main(int argc, char **argv)
         rv = compose_main(argc - 1, argv + 1);
     else if (!strcmp(cmd, "kms-auth"))
         rv = kmsauth_main(argc - 1, argv + 1);
+    else if (chaincli_is_command(cmd))
+        rv = chaincli_main(argc - 1, argv + 1);
     else {
         fprintf(stderr, "nftraft: unknown command '%s'\n", cmd);
         usage_main(stderr);

@@ -1,0 +1,462 @@
+/* chaincli.c - chain subcommands over the project's Ethereum client: each
+ * runs a libuv loop until its calls or transaction complete. */
+#include "chain/chaincli.h"
+#include "chain/abi.h"
+#include "chain/hex.h"
+#include "chain/rpc.h"
+#include "chain/sender.h"
+#include "chain/wallet.h"
+#include "core/err.h"
+#include "core/httpc.h"
+
+#include <getopt.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *const COMMANDS[] = {"members", "mint", "register",
+                                       "deactivate", "vote", "elect",
+                                       "heartbeat", "cluster-size", "deploy",
+                                       NULL};
+
+int chaincli_is_command(const char *cmd)
+{
+    for (int i = 0; COMMANDS[i]; i++)
+        if (strcmp(cmd, COMMANDS[i]) == 0)
+            return 1;
+    return 0;
+}
+
+int chaincli_instance_id(const char *s, uint8_t out[32])
+{
+    memset(out, 0, 32);
+    size_t n = strlen(s);
+    if (n == 0)
+        return ERR_INVALID;
+    if (n > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+        size_t got;
+        return hex_decode(s, n, out, 32, &got) == 0 ? 0 : ERR_INVALID;
+    }
+    if (n > 32)
+        return ERR_INVALID;
+    memcpy(out, s, n);
+    return 0;
+}
+
+struct ctx {
+    uv_loop_t loop;
+    struct httpc *http;
+    struct rpc *rpc;
+    struct wallet *w;
+    struct sender *sender;
+    uint8_t contract[20];
+    uint64_t chain_id;
+    bool done;
+    int err;
+    char msg[1024];
+    uint8_t *data; /* eth_call answer */
+    size_t len;
+};
+
+static void u64_cb(void *data, int err, uint64_t v, const char *msg)
+{
+    struct ctx *c = data;
+    c->done = true;
+    c->err = err;
+    c->chain_id = v;
+    if (msg)
+        snprintf(c->msg, sizeof c->msg, "%s", msg);
+}
+
+static void call_cb(void *data, int err, const uint8_t *d, size_t len,
+                    const char *msg)
+{
+    struct ctx *c = data;
+    c->done = true;
+    c->err = err;
+    if (msg)
+        snprintf(c->msg, sizeof c->msg, "%s", msg);
+    if (err == 0 && (c->data = malloc(len ? len : 1)) != NULL) {
+        memcpy(c->data, d, len);
+        c->len = len;
+    }
+}
+
+static void tx_cb(void *data, int err, const uint8_t hash[32], uint64_t block,
+                  const char *msg)
+{
+    struct ctx *c = data;
+    c->done = true;
+    c->err = err;
+    char h[67];
+    hex_encode(hash, 32, 1, h);
+    if (err == 0)
+        printf("transaction %s mined in block %" PRIu64 "\n", h, block);
+    if (msg)
+        snprintf(c->msg, sizeof c->msg, "%s", msg);
+}
+
+static void wait_done(struct ctx *c)
+{
+    c->done = false;
+    while (!c->done && uv_run(&c->loop, UV_RUN_ONCE))
+        ;
+}
+
+static void ctx_close(struct ctx *c)
+{
+    if (c->rpc)
+        rpc_close(c->rpc);
+    if (c->sender)
+        sender_close(c->sender);
+    if (c->http)
+        httpc_close(c->http, NULL, NULL);
+    uv_run(&c->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&c->loop);
+    wallet_free(c->w);
+    free(c->data);
+}
+
+static int eth_call(struct ctx *c, const char *sig, const struct abi_val *a,
+                    size_t n)
+{
+    uint8_t *d;
+    size_t len;
+    if (abi_encode_call(sig, a, n, &d, &len) != 0)
+        return ERR_NOMEM;
+    free(c->data);
+    c->data = NULL;
+    int rv = rpc_eth_call(c->rpc, c->contract, d, len, "latest", call_cb, c);
+    free(d);
+    if (rv != 0)
+        return rv;
+    wait_done(c);
+    return c->err;
+}
+
+static int send_tx(struct ctx *c, const char *sig, const struct abi_val *a,
+                   size_t n)
+{
+    uint8_t *d;
+    size_t len;
+    if (c->sender == NULL) {
+        if (c->w == NULL) {
+            snprintf(c->msg, sizeof c->msg,
+                     "this command signs a transaction: give --wallet-key "
+                     "FILE, --private-key HEX or NFTRAFT_WALLET_KEY");
+            return ERR_INVALID;
+        }
+        if (rpc_chain_id(c->rpc, u64_cb, c) != 0)
+            return ERR_RPC;
+        wait_done(c);
+        if (c->err != 0)
+            return c->err;
+        if (sender_init(&c->sender, &c->loop, c->rpc, c->w, c->chain_id,
+                        30000) != 0)
+            return ERR_NOMEM;
+    }
+    if (abi_encode_call(sig, a, n, &d, &len) != 0)
+        return ERR_NOMEM;
+    int rv = sender_send(c->sender, c->contract, d, len, tx_cb, c);
+    free(d);
+    if (rv != 0)
+        return rv;
+    wait_done(c);
+    return c->err;
+}
+
+static int print_members(struct ctx *c)
+{
+    int rv = eth_call(c, "activeMembers()", NULL, 0);
+    if (rv != 0)
+        return rv;
+    const uint8_t *ids, *insts, *owners;
+    size_t n1, n2, n3;
+    if (abi_get_words(c->data, c->len, 0, &ids, &n1) != 0 ||
+        abi_get_words(c->data, c->len, 1, &insts, &n2) != 0 ||
+        abi_get_words(c->data, c->len, 2, &owners, &n3) != 0 || n1 != n2 ||
+        n2 != n3) {
+        snprintf(c->msg, sizeof c->msg, "malformed activeMembers() answer");
+        return ERR_MALFORMED;
+    }
+    printf("%-6s %-66s %s\n", "token", "instance id", "owner");
+    for (size_t i = 0; i < n1; i++) {
+        uint64_t id;
+        uint8_t addr[20];
+        char ih[67], oh[43];
+        if (abi_get_uint64(ids + 32 * i, 32, 0, &id) != 0 ||
+            abi_get_address(owners + 32 * i, 32, 0, addr) != 0) {
+            snprintf(c->msg, sizeof c->msg, "malformed member entry");
+            return ERR_MALFORMED;
+        }
+        hex_encode(insts + 32 * i, 32, 1, ih);
+        hex_encode(addr, 20, 1, oh);
+        printf("%-6" PRIu64 " %-66s %s\n", id, ih, oh);
+    }
+    rv = eth_call(c, "clusterState()", NULL, 0);
+    if (rv != 0)
+        return rv;
+    uint8_t leader[20];
+    uint64_t tok, term, expiry, against, req, active, period;
+    if (abi_get_address(c->data, c->len, 0, leader) != 0 ||
+        abi_get_uint64(c->data, c->len, 1, &tok) != 0 ||
+        abi_get_uint64(c->data, c->len, 2, &term) != 0 ||
+        abi_get_uint64(c->data, c->len, 3, &expiry) != 0 ||
+        abi_get_uint64(c->data, c->len, 4, &against) != 0 ||
+        abi_get_uint64(c->data, c->len, 5, &req) != 0 ||
+        abi_get_uint64(c->data, c->len, 6, &active) != 0 ||
+        abi_get_uint64(c->data, c->len, 7, &period) != 0) {
+        snprintf(c->msg, sizeof c->msg, "malformed clusterState() answer");
+        return ERR_MALFORMED;
+    }
+    char lh[43];
+    hex_encode(leader, 20, 1, lh);
+    printf("leader %s (token %" PRIu64 ", term %" PRIu64 ", lease until %"
+           PRIu64 ")\nvotes against the leader %" PRIu64 " of %" PRIu64
+           " required; %" PRIu64 " active members; heartbeat every %" PRIu64
+           " s\n",
+           lh, tok, term, expiry, against, req, active, period);
+    return 0;
+}
+
+#define USAGE_ERROR 1000 /* not an ERR_* code */
+
+static const char USAGE[] =
+    "nftraft members|mint|register|deactivate|vote|elect|heartbeat|"
+    "cluster-size|deploy [options]";
+
+static void help(void)
+{
+    printf("usage: %s\n\n"
+"Chain operations on the DstackMembershipNFT contract (what the seed does\n"
+"with cast), through nftraft's own Ethereum client:\n"
+"  members                              active members and the leader state\n"
+"  mint --to ADDR --name NAME           mintNodeAccess (contract owner)\n"
+"  register --instance-id ID --token N  registerInstance (token owner)\n"
+"  deactivate --token N                 deactivateInstance\n"
+"  vote --target ADDR [--clear] [--token N]   castVote / castVoteByToken\n"
+"  elect [--token N]                    electLeader / electLeaderByToken\n"
+"  heartbeat                            leaderHeartbeat (the leader)\n"
+"  cluster-size                         updateClusterSize\n"
+"  deploy [--compose-hash H] [--own-proxy KMS]   contracts/scripts/deploy-local.sh\n\n"
+"Common options:\n"
+"  --rpc-url URL        (env ETH_RPC_URL, default http://127.0.0.1:8545)\n"
+"  --contract ADDR      the NFT (env CONTRACT_ADDRESS)\n"
+"  --wallet-key FILE    signing key file; or --private-key HEX; or env\n"
+"                       NFTRAFT_WALLET_KEY\n"
+"An instance id is 0x-hex (up to 32 bytes, right-padded) or a name of up to\n"
+"32 bytes (node1 = bytes32(\"node1\")). A revert prints its reason; exit 1.\n",
+           USAGE);
+}
+
+static int parse_addr(const char *s, uint8_t out[20])
+{
+    size_t n;
+    return s && strlen(s) == 42 && hex_decode(s, 42, out, 20, &n) == 0 &&
+                   n == 20
+               ? 0
+               : ERR_INVALID;
+}
+
+static int deploy(const char *rpc, const char *key, const char *compose,
+                  const char *own_kms)
+{
+    char exe[PATH_MAX], script[PATH_MAX + 64];
+    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (k <= 0)
+        return 1;
+    exe[k] = '\0';
+    const char *root = getenv("NFTRAFT_ROOT");
+    snprintf(script, sizeof script, "%s/contracts/scripts/deploy-local.sh",
+             root ? root : strcat(dirname(exe), "/.."));
+    if (access(script, X_OK) != 0) {
+        fprintf(stderr, "nftraft deploy: %s not found (set NFTRAFT_ROOT)\n",
+                script);
+        return 1;
+    }
+    if (key == NULL) {
+        fprintf(stderr, "nftraft deploy: give --private-key HEX or "
+                        "NFTRAFT_WALLET_KEY\n");
+        return 1;
+    }
+    const char *args[8];
+    int n = 0;
+    args[n++] = script;
+    if (own_kms) {
+        args[n++] = "--own-proxy";
+        args[n++] = own_kms;
+    }
+    args[n++] = rpc;
+    args[n++] = key;
+    if (compose)
+        args[n++] = compose;
+    args[n] = NULL;
+    execv(script, (char *const *)args);
+    perror("nftraft deploy: exec");
+    return 1;
+}
+
+int chaincli_main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"rpc-url", required_argument, NULL, 'r'},
+        {"contract", required_argument, NULL, 'c'},
+        {"wallet-key", required_argument, NULL, 'w'},
+        {"private-key", required_argument, NULL, 'k'},
+        {"to", required_argument, NULL, 't'},
+        {"name", required_argument, NULL, 'n'},
+        {"instance-id", required_argument, NULL, 'i'},
+        {"token", required_argument, NULL, 'T'},
+        {"target", required_argument, NULL, 'g'},
+        {"clear", no_argument, NULL, 'C'},
+        {"compose-hash", required_argument, NULL, 'H'},
+        {"own-proxy", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    const char *cmd = argv[0];
+    const char *rpc_url = getenv("ETH_RPC_URL");
+    const char *contract = getenv("CONTRACT_ADDRESS");
+    const char *key_file = NULL, *key_hex = getenv("NFTRAFT_WALLET_KEY");
+    const char *to = NULL, *name = NULL, *instance = NULL, *target = NULL;
+    const char *compose = NULL, *own = NULL;
+    long long token = -1;
+    bool clear = false;
+    int o;
+    char *end;
+    optind = 1;
+    opterr = 0;
+    while ((o = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+        switch (o) {
+        case 'r': rpc_url = optarg; break;
+        case 'c': contract = optarg; break;
+        case 'w': key_file = optarg; break;
+        case 'k': key_hex = optarg; break;
+        case 't': to = optarg; break;
+        case 'n': name = optarg; break;
+        case 'i': instance = optarg; break;
+        case 'g': target = optarg; break;
+        case 'C': clear = true; break;
+        case 'H': compose = optarg; break;
+        case 'o': own = optarg; break;
+        case 'T':
+            token = strtoll(optarg, &end, 10);
+            if (*end || token < 1) {
+                fprintf(stderr, "nftraft %s: --token wants an integer >= 1\n"
+                                "usage: %s\n", cmd, USAGE);
+                return 2;
+            }
+            break;
+        case 'h':
+            help();
+            return 0;
+        default:
+            fprintf(stderr, "nftraft %s: %s\nusage: %s\n", cmd,
+                    o == ':' ? "an option needs a value" : "unknown option",
+                    USAGE);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "nftraft %s: unexpected argument '%s'\nusage: %s\n",
+                cmd, argv[optind], USAGE);
+        return 2;
+    }
+    if (rpc_url == NULL || !*rpc_url)
+        rpc_url = "http://127.0.0.1:8545";
+    if (strcmp(cmd, "deploy") == 0)
+        return deploy(rpc_url, key_hex, compose, own);
+
+    static struct ctx c;
+    memset(&c, 0, sizeof c);
+    if (parse_addr(contract, c.contract) != 0) {
+        fprintf(stderr, "nftraft %s: give --contract 0x<20-byte address> (or "
+                        "CONTRACT_ADDRESS)\n", cmd);
+        return 2;
+    }
+    if (key_file != NULL || (key_hex != NULL && *key_hex)) {
+        int rv = key_file ? wallet_from_file(&c.w, key_file)
+                          : wallet_from_hex(&c.w, key_hex);
+        if (rv != 0) {
+            fprintf(stderr, "nftraft %s: %s\n", cmd,
+                    key_file ? "cannot read a secp256k1 key from --wallet-key"
+                             : "the private key is not 32 bytes of hex");
+            return 1;
+        }
+    }
+    uv_loop_init(&c.loop);
+    if (httpc_init(&c.http, &c.loop) != 0 ||
+        rpc_init(&c.rpc, &c.loop, c.http, rpc_url, 10000, 2) != 0) {
+        fprintf(stderr, "nftraft %s: bad --rpc-url '%s'\n", cmd, rpc_url);
+        ctx_close(&c);
+        return 2;
+    }
+    int rv = 0;
+    uint8_t buf[32], addr[20];
+    if (strcmp(cmd, "members") == 0) {
+        rv = print_members(&c);
+    } else if (strcmp(cmd, "mint") == 0) {
+        if (parse_addr(to, addr) != 0 || name == NULL) {
+            fprintf(stderr, "nftraft mint: give --to ADDR --name NAME\n");
+            rv = USAGE_ERROR;
+        } else {
+            struct abi_val a[] = {abi_address(addr), abi_string(name)};
+            rv = send_tx(&c, "mintNodeAccess(address,string)", a, 2);
+        }
+    } else if (strcmp(cmd, "register") == 0) {
+        if (instance == NULL || chaincli_instance_id(instance, buf) != 0 ||
+            token < 1) {
+            fprintf(stderr, "nftraft register: give --instance-id ID (0x-hex "
+                            "or a name of <= 32 bytes) --token N\n");
+            rv = USAGE_ERROR;
+        } else {
+            struct abi_val a[] = {abi_bytes32(buf), abi_uint64((uint64_t)token)};
+            rv = send_tx(&c, "registerInstance(bytes32,uint256)", a, 2);
+        }
+    } else if (strcmp(cmd, "deactivate") == 0) {
+        if (token < 1) {
+            fprintf(stderr, "nftraft deactivate: give --token N\n");
+            rv = USAGE_ERROR;
+        } else {
+            struct abi_val a[] = {abi_uint64((uint64_t)token)};
+            rv = send_tx(&c, "deactivateInstance(uint256)", a, 1);
+        }
+    } else if (strcmp(cmd, "vote") == 0) {
+        if (parse_addr(target, addr) != 0) {
+            fprintf(stderr, "nftraft vote: give --target ADDR\n");
+            rv = USAGE_ERROR;
+        } else if (token >= 1) {
+            struct abi_val a[] = {abi_uint64((uint64_t)token),
+                                  abi_address(addr), abi_bool(!clear)};
+            rv = send_tx(&c, "castVoteByToken(uint256,address,bool)", a, 3);
+        } else {
+            struct abi_val a[] = {abi_address(addr), abi_bool(!clear)};
+            rv = send_tx(&c, "castVote(address,bool)", a, 2);
+        }
+    } else if (strcmp(cmd, "elect") == 0) {
+        if (token >= 1) {
+            struct abi_val a[] = {abi_uint64((uint64_t)token)};
+            rv = send_tx(&c, "electLeaderByToken(uint256)", a, 1);
+        } else {
+            rv = send_tx(&c, "electLeader()", NULL, 0);
+        }
+    } else if (strcmp(cmd, "heartbeat") == 0) {
+        rv = send_tx(&c, "leaderHeartbeat()", NULL, 0);
+    } else if (strcmp(cmd, "cluster-size") == 0) {
+        rv = send_tx(&c, "updateClusterSize()", NULL, 0);
+    }
+    if (rv == USAGE_ERROR) {
+        ctx_close(&c);
+        return 2;
+    }
+    if (rv != 0)
+        fprintf(stderr, "nftraft %s: %s%s\n", cmd,
+                rv == ERR_REVERT ? "reverted: " : "",
+                c.msg[0] ? c.msg : err_str(rv));
+    ctx_close(&c);
+    return rv == 0 ? 0 : 1;
+}

@@ -1,0 +1,288 @@
+/* sender.c - a queue of transactions through the steps nonce -> estimate
+ * -> gas price -> sign + send -> receipt; one in flight at a time. */
+#include "chain/sender.h"
+#include "chain/hex.h"
+#include "chain/rpc.h"
+#include "chain/tx.h"
+#include "chain/wallet.h"
+#include "core/err.h"
+#include "core/log.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define POLL_MS 200
+
+struct job {
+    struct job *next;
+    uint8_t to[20];
+    uint8_t *data;
+    size_t len;
+    sender_cb cb;
+    void *cb_data;
+};
+
+struct sender {
+    uv_loop_t *loop;
+    struct rpc *rpc;
+    const struct wallet *w;
+    uint64_t chain_id;
+    unsigned receipt_timeout_ms;
+    struct job *head, *tail;
+    bool busy, closing;
+    uint64_t nonce, gas, gas_price;
+    uint8_t hash[32];
+    char hash_hex[67];
+    uint64_t deadline;
+    uv_timer_t timer;
+};
+
+int sender_init(struct sender **out, uv_loop_t *loop, struct rpc *rpc,
+                const struct wallet *w, uint64_t chain_id,
+                unsigned receipt_timeout_ms)
+{
+    struct sender *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return ERR_NOMEM;
+    s->loop = loop;
+    s->rpc = rpc;
+    s->w = w;
+    s->chain_id = chain_id;
+    s->receipt_timeout_ms = receipt_timeout_ms;
+    uv_timer_init(loop, &s->timer);
+    s->timer.data = s;
+    *out = s;
+    return 0;
+}
+
+static void start_next(struct sender *s);
+
+/* Finish the head job and move on. */
+static void done(struct sender *s, int err, uint64_t block, const char *msg)
+{
+    struct job *j = s->head;
+    s->head = j->next;
+    if (s->head == NULL)
+        s->tail = NULL;
+    s->busy = false;
+    if (err != 0 && err != ERR_REVERT)
+        LOGW("chain", "transaction failed: %s", msg ? msg : err_str(err));
+    j->cb(j->cb_data, err, s->hash, block, msg);
+    free(j->data);
+    free(j);
+    if (!s->closing)
+        start_next(s);
+}
+
+static json_t *call_obj(struct sender *s, const struct job *j)
+{
+    char from[43], to[43];
+    char *data = malloc(2 * j->len + 3);
+    if (data == NULL)
+        return NULL;
+    hex_encode(wallet_address(s->w), 20, 1, from);
+    hex_encode(j->to, 20, 1, to);
+    hex_encode(j->data, j->len, 1, data);
+    json_t *o = json_pack("{s:s,s:s,s:s}", "from", from, "to", to, "data",
+                          data);
+    free(data);
+    return o;
+}
+
+static void receipt_cb(void *data, int err, json_t *r, const char *msg);
+
+static void poll_cb(uv_timer_t *t)
+{
+    struct sender *s = t->data;
+    if (rpc_call(s->rpc, "eth_getTransactionReceipt",
+                 json_pack("[s]", s->hash_hex), receipt_cb, s) != 0)
+        done(s, ERR_RPC, 0, "cannot ask for the receipt");
+}
+
+static void receipt_cb(void *data, int err, json_t *r, const char *msg)
+{
+    struct sender *s = data;
+    if (err == ERR_SHUTDOWN)
+        return;
+    if (err == 0 && json_is_object(r)) {
+        uint64_t status = 0, block = 0;
+        if (hex_quantity(json_string_value(json_object_get(r, "status")),
+                         &status) != 0 ||
+            hex_quantity(json_string_value(json_object_get(r, "blockNumber")),
+                         &block) != 0) {
+            done(s, ERR_MALFORMED, 0, "malformed receipt");
+            return;
+        }
+        done(s, status == 1 ? 0 : ERR_REVERT, block,
+             status == 1 ? NULL : "transaction reverted");
+        return;
+    }
+    if (uv_now(s->loop) >= s->deadline) {
+        s->nonce = 0; /* re-read the pending nonce before the next one */
+        done(s, ERR_TIMEOUT, 0, "no receipt in time (the transaction may "
+                                "still be mined)");
+        return;
+    }
+    uv_timer_start(&s->timer, poll_cb, POLL_MS, 0);
+}
+
+static void sent_cb(void *data, int err, json_t *r, const char *msg)
+{
+    struct sender *s = data;
+    if (err == ERR_SHUTDOWN)
+        return;
+    if (err != 0) {
+        s->nonce = 0; /* the node refused it: re-read the nonce */
+        done(s, err, 0, msg);
+        return;
+    }
+    s->nonce++;
+    s->deadline = uv_now(s->loop) + s->receipt_timeout_ms;
+    uv_timer_start(&s->timer, poll_cb, POLL_MS / 4, 0);
+}
+
+static void sign_and_send(struct sender *s)
+{
+    struct job *j = s->head;
+    uint64_t prio = s->gas_price < 1000000000ULL ? s->gas_price : 1000000000ULL;
+    struct tx t = {.chain_id = s->chain_id, .nonce = s->nonce,
+                   .gas_limit = s->gas + s->gas / 5 + 10000,
+                   .max_fee = 2 * s->gas_price + prio,
+                   .max_priority_fee = prio, .data = j->data,
+                   .data_len = j->len};
+    memcpy(t.to, j->to, 20);
+    uint8_t *raw;
+    size_t len;
+    if (tx_sign(&t, s->w, &raw, &len, s->hash) != 0) {
+        done(s, ERR_INVALID, 0, "cannot sign the transaction");
+        return;
+    }
+    hex_encode(s->hash, 32, 1, s->hash_hex);
+    char *rawhex = malloc(2 * len + 3);
+    if (rawhex == NULL) {
+        free(raw);
+        done(s, ERR_NOMEM, 0, "out of memory");
+        return;
+    }
+    hex_encode(raw, len, 1, rawhex);
+    free(raw);
+    int rv = rpc_call(s->rpc, "eth_sendRawTransaction",
+                      json_pack("[s]", rawhex), sent_cb, s);
+    free(rawhex);
+    if (rv != 0)
+        done(s, rv, 0, "cannot send the transaction");
+}
+
+static void price_cb(void *data, int err, json_t *r, const char *msg)
+{
+    struct sender *s = data;
+    if (err == ERR_SHUTDOWN)
+        return;
+    if (err != 0 ||
+        hex_quantity(json_string_value(r), &s->gas_price) != 0) {
+        done(s, err ? err : ERR_MALFORMED, 0,
+             err ? msg : "malformed eth_gasPrice answer");
+        return;
+    }
+    sign_and_send(s);
+}
+
+static void estimate_cb(void *data, int err, json_t *r, const char *msg)
+{
+    struct sender *s = data;
+    if (err == ERR_SHUTDOWN)
+        return;
+    if (err != 0 || hex_quantity(json_string_value(r), &s->gas) != 0 ||
+        s->gas > 30000000) {
+        done(s, err ? err : ERR_MALFORMED, 0,
+             err ? msg : "malformed eth_estimateGas answer");
+        return;
+    }
+    if (rpc_call(s->rpc, "eth_gasPrice", json_array(), price_cb, s) != 0)
+        done(s, ERR_RPC, 0, "cannot ask the gas price");
+}
+
+static void estimate(struct sender *s)
+{
+    json_t *o = call_obj(s, s->head);
+    if (o == NULL ||
+        rpc_call(s->rpc, "eth_estimateGas", json_pack("[o]", o), estimate_cb,
+                 s) != 0)
+        done(s, ERR_RPC, 0, "cannot estimate gas");
+}
+
+static void nonce_cb(void *data, int err, json_t *r, const char *msg)
+{
+    struct sender *s = data;
+    if (err == ERR_SHUTDOWN)
+        return;
+    uint64_t n;
+    if (err != 0 || hex_quantity(json_string_value(r), &n) != 0) {
+        done(s, err ? err : ERR_MALFORMED, 0,
+             err ? msg : "malformed nonce answer");
+        return;
+    }
+    s->nonce = n;
+    estimate(s);
+}
+
+static void start_next(struct sender *s)
+{
+    if (s->busy || s->head == NULL)
+        return;
+    s->busy = true;
+    if (s->nonce != 0) {
+        estimate(s);
+        return;
+    }
+    char from[43];
+    hex_encode(wallet_address(s->w), 20, 1, from);
+    if (rpc_call(s->rpc, "eth_getTransactionCount",
+                 json_pack("[s,s]", from, "pending"), nonce_cb, s) != 0)
+        done(s, ERR_RPC, 0, "cannot ask the nonce");
+}
+
+int sender_send(struct sender *s, const uint8_t to[20],
+                const uint8_t *calldata, size_t len, sender_cb cb,
+                void *data)
+{
+    if (s->closing)
+        return ERR_SHUTDOWN;
+    struct job *j = calloc(1, sizeof *j);
+    if (j == NULL || (j->data = malloc(len ? len : 1)) == NULL) {
+        free(j);
+        return ERR_NOMEM;
+    }
+    memcpy(j->to, to, 20);
+    memcpy(j->data, calldata, len);
+    j->len = len;
+    j->cb = cb;
+    j->cb_data = data;
+    if (s->tail)
+        s->tail->next = j;
+    else
+        s->head = j;
+    s->tail = j;
+    start_next(s);
+    return 0;
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+void sender_close(struct sender *s)
+{
+    s->closing = true;
+    uv_timer_stop(&s->timer);
+    while (s->head != NULL) {
+        s->busy = false;
+        done(s, ERR_SHUTDOWN, 0, "sender closed");
+    }
+    uv_close((uv_handle_t *)&s->timer, timer_closed);
+}

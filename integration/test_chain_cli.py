@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""The seed's chain flow through nftraft's own Ethereum client (no cast):
+`nftraft deploy`, `mint`, `register`, `members`, `elect`, `vote`,
+`heartbeat`, `cluster-size`, `deactivate` against a real anvil; revert
+reasons, an RPC that is down, and bad flags."""
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cluster import NFTRAFT, TestFailure, check, run  # noqa: E402
+
+ROOT = os.environ.get("NFTRAFT_ROOT") or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "contracts", "node_modules", ".bin")
+MN = "test test test test test test test test test test test junk"
+S = {}
+
+
+def cast(*a):
+    return subprocess.run([os.path.join(BIN, "cast"), *a], capture_output=True, text=True,
+                          timeout=30).stdout.strip()
+
+
+def nft(*args, key=None, expect=0):
+    env = dict(os.environ, NFTRAFT_ROOT=ROOT, ETH_RPC_URL=S["rpc"])
+    env.pop("NFTRAFT_WALLET_KEY", None)
+    if key:
+        env["NFTRAFT_WALLET_KEY"] = key
+    if "nft" in S:
+        env["CONTRACT_ADDRESS"] = S["nft"]
+    r = subprocess.run([NFTRAFT, *args], capture_output=True, text=True, timeout=120, env=env)
+    if expect is not None and r.returncode != expect:
+        raise TestFailure("nftraft %s: exit %d (want %d)\n%s%s" %
+                          (" ".join(args), r.returncode, expect, r.stdout, r.stderr))
+    return r
+
+
+def setup():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    S["rpc"] = "http://127.0.0.1:%d" % port
+    S["anvil"] = subprocess.Popen([os.path.join(BIN, "anvil"), "--port", str(port), "--silent"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  start_new_session=True)
+    for _ in range(100):
+        if cast("block-number", "--rpc-url", S["rpc"]).isdigit():
+            break
+        time.sleep(0.1)
+    S["keys"] = [cast("wallet", "private-key", "--mnemonic", MN, "--mnemonic-index", str(i)) for i in range(4)]
+    S["addrs"] = [cast("wallet", "address", "--private-key", k).lower() for k in S["keys"]]
+
+
+def test_deploy_mint_register_members():
+    r = nft("deploy", "--compose-hash", "0x" + "c0" * 32, key=S["keys"][0])
+    m = dict(l.split("=") for l in r.stdout.split() if "=" in l)
+    check("NFT" in m and "KMS" in m, "deploy printed KMS= and NFT=: %s" % r.stdout)
+    S["nft"] = m["NFT"]
+    for i in (1, 2, 3):
+        out = nft("mint", "--to", S["addrs"][i], "--name", "node%d" % i, key=S["keys"][0]).stdout
+        check(re.search(r"transaction 0x[0-9a-f]{64} mined in block \d+", out) is not None, "mint %d: %s" % (i, out))
+        nft("register", "--instance-id", "node%d" % i, "--token", str(i), key=S["keys"][i])
+    out = nft("members").stdout
+    check(len(re.findall(r"^\d+ +0x6e6f6465", out, re.M)) == 3, "three members named node1..3:\n%s" % out)
+    check("2 required; 3 active members" in out, "required votes and active count:\n%s" % out)
+    check(out.count(S["addrs"][2]) == 1, "owner of token 2 listed")
+
+
+def test_elect_vote_heartbeat():
+    nft("elect", key=S["keys"][1])
+    check("leader %s (token 1" % S["addrs"][1] in nft("members").stdout, "node1 leads")
+    nft("heartbeat", key=S["keys"][1])
+    r = nft("heartbeat", key=S["keys"][2], expect=1)
+    check("reverted: Not the leader" in r.stderr, "heartbeat by a follower: %r" % r.stderr)
+    nft("vote", "--target", S["addrs"][1], key=S["keys"][2])
+    check("votes against the leader 1 of 2" in nft("members").stdout, "one vote counted")
+    nft("vote", "--target", S["addrs"][1], "--token", "3", key=S["keys"][3])
+    out = nft("members").stdout
+    check("leader %s (token 2" % S["addrs"][2] in out, "two votes moved the leader to token 2:\n%s" % out)
+    check("votes against the leader 0 of 2" in out, "votes reset in the new term")
+    nft("cluster-size", key=S["keys"][3])
+
+
+def test_deactivate_and_errors():
+    nft("deactivate", "--token", "3", key=S["keys"][0])
+    check("2 active members" in nft("members").stdout, "deactivated")
+    r = nft("mint", "--to", S["addrs"][1], "--name", "x", key=S["keys"][1], expect=1)
+    check("reverted: custom error 0x118cdaa7" in r.stderr, "non-owner mint revert: %r" % r.stderr)
+    r = nft("register", "--instance-id", "x" * 33, "--token", "1", key=S["keys"][1], expect=2)
+    r = nft("vote", "--target", "0x1234", key=S["keys"][1], expect=2)
+    r = nft("mint", "--bogus", expect=2)
+    r = nft("elect", expect=1)  # no key
+    check("signs a transaction" in r.stderr, "missing key message: %r" % r.stderr)
+    r = nft("members", "--rpc-url", "http://127.0.0.1:1", expect=1)
+    check("127.0.0.1:1" in r.stderr, "unreachable RPC named: %r" % r.stderr)
+
+
+def main():
+    try:
+        setup()
+        return run([test_deploy_mint_register_members, test_elect_vote_heartbeat,
+                    test_deactivate_and_errors])
+    finally:
+        if "anvil" in S:
+            os.killpg(S["anvil"].pid, 9)
+            S["anvil"].wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
