@@ -97,6 +97,16 @@ r = subprocess.run([os.path.join(BUILD, "nftraft"), "compose-hash", "--docker-co
                     os.path.join(ROOT, "docker", "docker-compose.yml"), "--kms"],
                    capture_output=True, text=True, timeout=20)
 check(r.returncode == 0 and re.fullmatch(r"0x[0-9a-f]{64}", r.stdout.strip()), "compose hash computed")
+# compose-hash CLI contract: missing file or invalid JSON -> 1, bad flags -> 2.
+import tempfile
+with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+    f.write("{not json")
+ch = [os.path.join(BUILD, "nftraft"), "compose-hash"]
+check(subprocess.run(ch + ["/nonexistent.json"], capture_output=True).returncode == 1, "compose-hash: missing file exits 1")
+bad = subprocess.run(ch + [f.name], capture_output=True, text=True)
+check(bad.returncode == 1 and "invalid JSON" in bad.stderr, "compose-hash: invalid JSON exits 1 with a message")
+check(subprocess.run(ch + ["--bogus"], capture_output=True).returncode == 2, "compose-hash: bad flag exits 2")
+os.unlink(f.name)
 print("phase-2 compose hash (runner docker-compose, manifest_version 2, kms_enabled): %s" % r.stdout.strip())
 print("docker static: %d passed, %d failed" % (0 if failures else 1, 1 if failures else 0))
 sys.exit(1 if failures else 0)

@@ -83,6 +83,73 @@ contract DstackKmsTest is Fixture {
     }
 }
 
+contract DstackKmsAdminTest is Fixture {
+    function setUp() public {
+        deploy();
+    }
+
+    function test_kms_info_and_allowlists() public {
+        vm.startPrank(owner);
+        kms.setKmsInfo(DstackKms.KmsInfo({k256Pubkey: hex"01", caPubkey: hex"02", quote: hex"03", eventlog: hex"04"}));
+        kms.setKmsQuote(hex"33");
+        kms.setKmsEventlog(hex"44");
+        (bytes memory k, bytes memory ca, bytes memory q, bytes memory ev) = kms.kmsInfo();
+        assertEq(keccak256(k), keccak256(hex"01"), "k256");
+        assertEq(keccak256(ca), keccak256(hex"02"), "ca");
+        assertEq(keccak256(q), keccak256(hex"33"), "quote");
+        assertEq(keccak256(ev), keccak256(hex"44"), "eventlog");
+        kms.addKmsAggregatedMr(bytes32(uint256(1)));
+        kms.removeKmsAggregatedMr(bytes32(uint256(1)));
+        assertTrue(!kms.kmsAllowedAggregatedMrs(bytes32(uint256(1))), "mr removed");
+        kms.addKmsDevice(bytes32(uint256(2)));
+        kms.removeKmsDevice(bytes32(uint256(2)));
+        assertTrue(!kms.kmsAllowedDeviceIds(bytes32(uint256(2))), "device removed");
+        kms.removeOsImageHash(OS_IMAGE);
+        assertTrue(!kms.allowedOsImages(OS_IMAGE), "os image removed");
+        kms.setAppImplementation(address(0xbeef));
+        assertEq(kms.appImplementation(), address(0xbeef), "implementation");
+        vm.stopPrank();
+    }
+
+    function test_kms_setters_are_owner_only() public {
+        bytes memory err = abi.encodeWithSelector(OwnableUpgradeable.OwnableUnauthorizedAccount.selector, wallet(1));
+        vm.startPrank(wallet(1));
+        vm.expectRevert(err);
+        kms.setKmsQuote(hex"01");
+        vm.expectRevert(err);
+        kms.setKmsEventlog(hex"01");
+        vm.expectRevert(err);
+        kms.setGatewayAppId("x");
+        vm.expectRevert(err);
+        kms.setAppImplementation(address(1));
+        vm.expectRevert(err);
+        kms.addKmsAggregatedMr(bytes32(0));
+        vm.expectRevert(err);
+        kms.removeKmsDevice(bytes32(0));
+        vm.expectRevert(err);
+        kms.removeOsImageHash(bytes32(0));
+        vm.stopPrank();
+    }
+
+    function test_kms_upgrade_and_two_step_ownership() public {
+        DstackKms next = new DstackKms();
+        vm.prank(wallet(1));
+        vm.expectRevert(abi.encodeWithSelector(OwnableUpgradeable.OwnableUnauthorizedAccount.selector, wallet(1)));
+        kms.upgradeToAndCall(address(next), "");
+        vm.prank(owner);
+        kms.upgradeToAndCall(address(next), "");
+        assertTrue(kms.registeredApps(address(nft)), "state kept across the upgrade");
+        vm.prank(owner);
+        kms.transferOwnership(wallet(2));
+        vm.prank(wallet(3));
+        vm.expectRevert(abi.encodeWithSelector(OwnableUpgradeable.OwnableUnauthorizedAccount.selector, wallet(3)));
+        kms.acceptOwnership();
+        vm.prank(wallet(2));
+        kms.acceptOwnership();
+        assertEq(kms.owner(), wallet(2), "new owner");
+    }
+}
+
 interface IAppAuthLike {
     function requireTcbUpToDate() external view returns (bool);
 }
