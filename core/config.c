@@ -145,9 +145,18 @@ void config_usage(void *stream)
 "\n"
 "Membership (one of):\n"
 "  --peers ID=RAFT=URL,...   static membership (local mode without a chain);\n"
-"                            every node gets the same list\n"
+"                            every node gets the same list. In chain mode:\n"
+"                            the address book (token id -> raft address, URL)\n"
 "  --rpc-url URL             Ethereum JSON-RPC URL      (env ETH_RPC_URL)\n"
 "  --contract ADDR           DstackMembershipNFT address (env CONTRACT_ADDRESS)\n"
+"                            chain mode: raft voters = the contract's active\n"
+"                            instances; raft follows the on-chain leader\n"
+"  --join                    chain mode: never bootstrap; wait for the raft\n"
+"                            leader to add this node (a node registered after\n"
+"                            the cluster started)\n"
+"  --chain-poll MS           how often the contract is read (default 1000)\n"
+"  --leader-ping-timeout MS  follower's ping of the on-chain leader's /status\n"
+"                            before it votes no-confidence (default 1000)\n"
 "\n"
 "Identity:\n"
 "  --id N                    raft id = NFT token id (static mode: default is\n"
@@ -207,7 +216,7 @@ enum {
     OPT_ID, OPT_INSTANCE, OPT_WALLET, OPT_ADVERTISE, OPT_ELECTION,
     OPT_HEARTBEAT, OPT_SNAP_THRESHOLD, OPT_SNAP_TRAILING, OPT_MAX_BODY,
     OPT_FWD_TIMEOUT, OPT_APPLY_TIMEOUT, OPT_LOG_LEVEL, OPT_FAULT, OPT_HELP,
-    OPT_VERSION,
+    OPT_VERSION, OPT_JOIN, OPT_CHAIN_POLL, OPT_PING,
 };
 
 int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
@@ -233,6 +242,9 @@ int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
         {"apply-timeout", required_argument, NULL, OPT_APPLY_TIMEOUT},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"enable-fault-switch", no_argument, NULL, OPT_FAULT},
+        {"join", no_argument, NULL, OPT_JOIN},
+        {"chain-poll", required_argument, NULL, OPT_CHAIN_POLL},
+        {"leader-ping-timeout", required_argument, NULL, OPT_PING},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
@@ -245,6 +257,8 @@ int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
     cfg->max_body = 65536;
     cfg->forward_timeout_ms = 5000;
     cfg->apply_timeout_ms = 10000;
+    cfg->chain_poll_ms = 1000;
+    cfg->leader_ping_ms = 1000;
     snprintf(cfg->log_level, sizeof cfg->log_level, "info");
     const char *env;
     if ((env = getenv("ETH_RPC_URL")) != NULL && *env)
@@ -356,6 +370,20 @@ int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
         case OPT_FAULT:
             cfg->fault_switch = true;
             break;
+        case OPT_JOIN:
+            cfg->join = true;
+            break;
+        case OPT_CHAIN_POLL:
+            if (parse_u64(a, 100, 600000, &v) != 0)
+                return fail(errmsg, errlen, "--chain-poll: want 100..600000 ms");
+            cfg->chain_poll_ms = (unsigned)v;
+            break;
+        case OPT_PING:
+            if (parse_u64(a, 50, 60000, &v) != 0)
+                return fail(errmsg, errlen,
+                            "--leader-ping-timeout: want 50..60000 ms");
+            cfg->leader_ping_ms = (unsigned)v;
+            break;
         case OPT_HELP:
             return CONFIG_HELP;
         case OPT_VERSION:
@@ -376,15 +404,20 @@ int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
                     "--heartbeat-timeout must be at most half of "
                     "--election-timeout");
     bool chain = cfg->rpc_url[0] || cfg->contract[0];
+    cfg->chain = chain;
     if (cfg->n_peers == 0 && !chain)
         return fail(errmsg, errlen,
                     "give --peers (static mode) or --rpc-url and --contract");
-    if (cfg->n_peers > 0 && chain)
-        return fail(errmsg, errlen,
-                    "--peers and --rpc-url/--contract are exclusive");
     if (chain && (!cfg->rpc_url[0] || !cfg->contract[0]))
         return fail(errmsg, errlen,
                     "chain mode needs both --rpc-url and --contract");
+    if (chain && !cfg->instance_id[0])
+        return fail(errmsg, errlen, "chain mode needs --instance-id");
+    if (chain && !cfg->wallet_key_file[0] && !cfg->wallet_key_env)
+        return fail(errmsg, errlen,
+                    "chain mode needs --wallet-key FILE or NFTRAFT_WALLET_KEY");
+    if (cfg->join && !chain)
+        return fail(errmsg, errlen, "--join is for chain mode");
     if (cfg->contract[0]) {
         size_t n = strlen(cfg->contract);
         bool ok = n == 42 && cfg->contract[0] == '0' &&
@@ -396,7 +429,7 @@ int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
                         "--contract: '%s' is not a 0x-prefixed 20-byte address",
                         cfg->contract);
     }
-    if (cfg->n_peers > 0) {
+    if (cfg->n_peers > 0 && !chain) {
         if (cfg->id == 0) {
             for (unsigned i = 0; i < cfg->n_peers; i++)
                 if (strcmp(cfg->peers[i].raft, cfg->raft_addr) == 0)

@@ -28,7 +28,9 @@ struct config {
     char raft_addr[CONFIG_ADDR_MAX];
     char advertise_url[CONFIG_URL_MAX]; /* this node's HTTP URL for peers */
     struct config_peer peers[CONFIG_MAX_PEERS];
-    unsigned n_peers;               /* 0: chain mode */
+    unsigned n_peers;               /* static members, or the chain mode's
+                                       address book */
+    bool chain;                     /* --rpc-url + --contract given */
     char rpc_url[CONFIG_URL_MAX];   /* "" without a chain */
     char contract[43];              /* 0x + 40 hex, "" without a chain */
     char wallet_key_file[512];
@@ -42,6 +44,10 @@ struct config {
     unsigned apply_timeout_ms;
     char log_level[8];
     bool fault_switch;              /* --enable-fault-switch (tests only) */
+    bool join;                      /* chain mode: wait to be added, never
+                                       bootstrap */
+    unsigned chain_poll_ms;         /* reconciler period */
+    unsigned leader_ping_ms;        /* follower -> on-chain leader ping */
 };
 
 enum { CONFIG_HELP = 1, CONFIG_VERSION = 2 };

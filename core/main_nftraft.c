@@ -239,7 +239,8 @@ static void on_signal(int sig)
 static const char UP_USAGE[] =
     "nftraft up [--nodes N] [--chain none] [--base-port P] [--dir DIR] "
     "[--detach] [--election-timeout MS] [--heartbeat-timeout MS] "
-    "[--snapshot-threshold N] [--snapshot-trailing N] [--log-level L]";
+    "[--snapshot-threshold N] [--snapshot-trailing N] [--log-level L] "
+    "[--anvil-port P] [--enable-fault-switch]";
 
 static void up_help(void)
 {
@@ -251,8 +252,16 @@ static void up_help(void)
 "with --detach it returns and 'nftraft down --dir DIR' stops them.\n"
 "An existing DIR is reused: the nodes restart from their data.\n\n"
 "  --nodes N               number of nodes (1..%d, default 3)\n"
-"  --chain none            static membership (no Ethereum chain); the only\n"
-"                          mode this build runs\n"
+"  --chain anvil|none      anvil: start anvil from the project's npm install\n"
+"                          (1 s blocks, state kept in DIR/anvil-state.json),\n"
+"                          deploy the KMS factory and the NFT, mint one NFT\n"
+"                          to each of N anvil dev accounts, register N\n"
+"                          instances (node1..nodeN) and give each node its\n"
+"                          account's key: the contract is the membership and\n"
+"                          leader arbiter. none: static membership.\n"
+"                          (default none)\n"
+"  --anvil-port P          anvil's port (default 8545)\n"
+"  --enable-fault-switch   pass --enable-fault-switch to the nodes (tests)\n"
 "  --base-port P           first HTTP port (default 8081)\n"
 "  --dir DIR               cluster directory (default %s)\n"
 "  --detach                return once the leader is elected\n"
@@ -275,6 +284,234 @@ static int self_dir(char *out, size_t n)
     return 0;
 }
 
+
+/* ---- the embedded chain for `up --chain anvil` ---- */
+
+static int root_dir(char *out, size_t n)
+{
+    const char *env = getenv("NFTRAFT_ROOT");
+    if (env != NULL && *env) {
+        snprintf(out, n, "%s", env);
+        return 0;
+    }
+    char bin[PATH_MAX];
+    if (self_dir(bin, sizeof bin) != 0)
+        return -1;
+    snprintf(out, n, "%.*s/..", (int)(n > 4 ? n - 4 : 0), bin);
+    return 0;
+}
+
+/* Run a command, capture the first line of its stdout. */
+static int capture(const char *cmd, char *out, size_t n)
+{
+    FILE *p = popen(cmd, "r");
+    if (p == NULL)
+        return -1;
+    out[0] = '\0';
+    if (fgets(out, (int)n, p) == NULL)
+        out[0] = '\0';
+    char rest[256];
+    while (fgets(rest, sizeof rest, p) != NULL)
+        ;
+    int st = pclose(p);
+    out[strcspn(out, "\r\n")] = '\0';
+    return st == 0 && out[0] ? 0 : -1;
+}
+
+/* Run argv with NFTRAFT_WALLET_KEY=key; 0 when it exits 0. */
+static int run_with_key(const char *const *argv, const char *key)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        setenv("NFTRAFT_WALLET_KEY", key, 1);
+        int nul = open("/dev/null", O_WRONLY);
+        if (nul >= 0)
+            dup2(nul, 1);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    int st;
+    if (pid < 0 || waitpid(pid, &st, 0) != pid)
+        return -1;
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+static bool rpc_alive(const char *rpc)
+{
+    char *body = NULL, err[256];
+    long st = http("POST", rpc,
+                   "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":"
+                   "\"eth_blockNumber\",\"params\":[]}",
+                   NULL, 1000, &body, err, sizeof err);
+    free(body);
+    return st == 200;
+}
+
+struct chain_setup {
+    char rpc[64], nft[64], kms[64];
+    char keys[MAX_NODES + 1][80];
+    pid_t anvil;
+};
+
+static const char MNEMONIC[] =
+    "test test test test test test test test test test test junk";
+
+/* Start (or restart from its state file) anvil, and on first use deploy,
+ * mint and register; the result is kept in DIR/chain.env. */
+static int chain_up(const char *dir, int nodes, int port,
+                    struct chain_setup *cs)
+{
+    char root[PATH_MAX], anvil[PATH_MAX + 64], cast[PATH_MAX + 64];
+    char cmd[4 * PATH_MAX + 512];
+    if (root_dir(root, sizeof root) != 0)
+        return -1;
+    snprintf(anvil, sizeof anvil, "%s/contracts/node_modules/.bin/anvil", root);
+    snprintf(cast, sizeof cast, "%s/contracts/node_modules/.bin/cast", root);
+    if (access(anvil, X_OK) != 0) {
+        fprintf(stderr, "nftraft up: %s not found: run ./run.sh deps (npm ci "
+                        "in contracts/)\n", anvil);
+        return -1;
+    }
+    if (!port_free(port)) {
+        fprintf(stderr, "nftraft up: anvil port %d is in use; pick another "
+                        "--anvil-port\n", port);
+        return -1;
+    }
+    snprintf(cs->rpc, sizeof cs->rpc, "http://127.0.0.1:%d", port);
+    char state[PATH_MAX + 32], logp[PATH_MAX + 32], ports[16];
+    snprintf(state, sizeof state, "%s/anvil-state.json", dir);
+    snprintf(logp, sizeof logp, "%s/anvil.log", dir);
+    snprintf(ports, sizeof ports, "%d", port);
+    pid_t pid = fork();
+    if (pid == 0) {
+        setsid(); /* its own group: the npm wrapper and anvil stop together */
+        int lfd = open(logp, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (lfd >= 0) {
+            dup2(lfd, 1);
+            dup2(lfd, 2);
+        }
+        execl(anvil, anvil, "--host", "127.0.0.1", "--port", ports,
+              "--block-time", "1", "--state", state, (char *)NULL);
+        _exit(127);
+    }
+    cs->anvil = pid;
+    char pidp[PATH_MAX + 32];
+    snprintf(pidp, sizeof pidp, "%s/anvil.pid", dir);
+    FILE *pf = fopen(pidp, "w");
+    if (pf) {
+        fprintf(pf, "%d\n", (int)pid);
+        fclose(pf);
+    }
+    for (int i = 0; i < 150 && !rpc_alive(cs->rpc); i++)
+        usleep(100000);
+    if (!rpc_alive(cs->rpc)) {
+        fprintf(stderr, "nftraft up: anvil did not start; see %s\n", logp);
+        return -1;
+    }
+    for (int i = 0; i <= nodes; i++) {
+        snprintf(cmd, sizeof cmd,
+                 "'%s' wallet private-key --mnemonic '%s' --mnemonic-index %d",
+                 cast, MNEMONIC, i);
+        if (capture(cmd, cs->keys[i], sizeof cs->keys[i]) != 0) {
+            fprintf(stderr, "nftraft up: cannot derive dev key %d\n", i);
+            return -1;
+        }
+    }
+    char envp[PATH_MAX + 32];
+    snprintf(envp, sizeof envp, "%s/chain.env", dir);
+    FILE *ef = fopen(envp, "r");
+    if (ef != NULL) { /* restart: the chain state has the contracts */
+        char line[256];
+        while (fgets(line, sizeof line, ef)) {
+            line[strcspn(line, "\n")] = '\0';
+            if (!strncmp(line, "NFT=", 4))
+                snprintf(cs->nft, sizeof cs->nft, "%.63s", line + 4);
+            if (!strncmp(line, "KMS=", 4))
+                snprintf(cs->kms, sizeof cs->kms, "%.63s", line + 4);
+        }
+        fclose(ef);
+        if (cs->nft[0])
+            return 0;
+    }
+    printf("deploying the KMS factory and DstackMembershipNFT on %s ...\n",
+           cs->rpc);
+    fflush(stdout);
+    snprintf(cmd, sizeof cmd,
+             "'%s/contracts/scripts/deploy-local.sh' '%s' '%s' >'%s/deploy.out' "
+             "2>'%s/deploy.log'",
+             root, cs->rpc, cs->keys[0], dir, dir);
+    char outp[PATH_MAX + 32], line[256];
+    snprintf(outp, sizeof outp, "%s/deploy.out", dir);
+    FILE *of = system(cmd) == 0 ? fopen(outp, "r") : NULL;
+    while (of != NULL && fgets(line, sizeof line, of)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (!strncmp(line, "NFT=", 4))
+            snprintf(cs->nft, sizeof cs->nft, "%.63s", line + 4);
+        if (!strncmp(line, "KMS=", 4))
+            snprintf(cs->kms, sizeof cs->kms, "%.63s", line + 4);
+    }
+    if (of)
+        fclose(of);
+    if (!cs->nft[0] || !cs->kms[0]) {
+        fprintf(stderr, "nftraft up: deployment failed; see %s/deploy.log\n",
+                dir);
+        return -1;
+    }
+    char self[PATH_MAX + 16];
+    self_dir(self, sizeof self);
+    strcat(self, "/nftraft");
+    for (int i = 1; i <= nodes; i++) {
+        char addr[64], name[16], tok[16];
+        snprintf(cmd, sizeof cmd, "'%s' wallet address --private-key %s", cast,
+                 cs->keys[i]);
+        if (capture(cmd, addr, sizeof addr) != 0)
+            return -1;
+        snprintf(name, sizeof name, "node%d", i);
+        snprintf(tok, sizeof tok, "%d", i);
+        const char *mint[] = {self, "mint", "--rpc-url", cs->rpc,
+                              "--contract", cs->nft, "--to", addr, "--name",
+                              name, NULL};
+        const char *reg[] = {self, "register", "--rpc-url", cs->rpc,
+                             "--contract", cs->nft, "--instance-id", name,
+                             "--token", tok, NULL};
+        if (run_with_key(mint, cs->keys[0]) != 0 ||
+            run_with_key(reg, cs->keys[i]) != 0) {
+            fprintf(stderr, "nftraft up: minting/registering node %d failed\n",
+                    i);
+            return -1;
+        }
+    }
+    ef = fopen(envp, "w");
+    if (ef) {
+        fprintf(ef, "RPC=%s\nNFT=%s\nKMS=%s\n", cs->rpc, cs->nft, cs->kms);
+        fclose(ef);
+    }
+    return 0;
+}
+
+static void stop_anvil(const char *dir)
+{
+    char pidp[PATH_MAX + 32];
+    snprintf(pidp, sizeof pidp, "%s/anvil.pid", dir);
+    FILE *f = fopen(pidp, "r");
+    int pid = 0;
+    if (f == NULL)
+        return;
+    if (fscanf(f, "%d", &pid) != 1)
+        pid = 0;
+    fclose(f);
+    if (pid > 1) {
+        kill(-pid, SIGTERM); /* anvil writes its state on SIGTERM */
+        for (int i = 0; i < 50 && kill(-pid, 0) == 0; i++) {
+            waitpid(pid, NULL, WNOHANG);
+            usleep(100000);
+        }
+        kill(-pid, SIGKILL);
+        waitpid(pid, NULL, WNOHANG);
+    }
+    unlink(pidp);
+}
+
 static int cmd_up(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -288,10 +525,12 @@ static int cmd_up(int argc, char **argv)
         {"snapshot-threshold", required_argument, NULL, 's'},
         {"snapshot-trailing", required_argument, NULL, 't'},
         {"log-level", required_argument, NULL, 'l'},
+        {"anvil-port", required_argument, NULL, 'A'},
+        {"enable-fault-switch", no_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    int nodes = 3, base = 8081, c;
-    bool detach = false;
+    int nodes = 3, base = 8081, c, anvil_port = 8545;
+    bool detach = false, chain = false, fault = false;
     const char *dir = DEFAULT_DIR, *extra[10] = {0};
     int n_extra = 0;
     char *end;
@@ -305,13 +544,19 @@ static int cmd_up(int argc, char **argv)
                 return bad_usage("up", "--nodes wants 1..32", UP_USAGE);
             break;
         case 'c':
-            if (strcmp(optarg, "none") != 0)
-                return bad_usage("up",
-                                 strcmp(optarg, "anvil") == 0
-                                     ? "--chain anvil is not available in "
-                                       "this build yet; use --chain none"
-                                     : "--chain wants none",
+            if (strcmp(optarg, "none") != 0 && strcmp(optarg, "anvil") != 0)
+                return bad_usage("up", "--chain wants anvil or none",
                                  UP_USAGE);
+            chain = strcmp(optarg, "anvil") == 0;
+            break;
+        case 'A':
+            anvil_port = (int)strtol(optarg, &end, 10);
+            if (*end || anvil_port < 1024 || anvil_port > 65535)
+                return bad_usage("up", "--anvil-port wants 1024..65535",
+                                 UP_USAGE);
+            break;
+        case 'F':
+            fault = true;
             break;
         case 'p':
             base = (int)strtol(optarg, &end, 10);
@@ -406,6 +651,11 @@ static int cmd_up(int argc, char **argv)
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    static struct chain_setup chs;
+    if (chain && chain_up(dir, nodes, anvil_port, &chs) != 0) {
+        stop_anvil(dir);
+        return 1;
+    }
     for (int i = 0; i < nodes; i++) {
         struct node_info *x = &ns[i];
         if (mkdir(x->dir, 0755) != 0 && errno != EEXIST) {
@@ -416,10 +666,33 @@ static int cmd_up(int argc, char **argv)
         }
         char logp[PATH_MAX + 16];
         snprintf(logp, sizeof logp, "%s/node.log", x->dir);
-        const char *args[32] = {daemon,    "--data-dir", x->dir,  "--http",
+        const char *args[40] = {daemon,    "--data-dir", x->dir,  "--http",
                                 x->http,   "--raft",     x->raft, "--peers",
                                 peers};
         int k = 9;
+        char keyp[PATH_MAX + 32], inst[16];
+        if (chain) {
+            snprintf(keyp, sizeof keyp, "%s/wallet.key", x->dir);
+            int kf = open(keyp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+            if (kf < 0 || write(kf, chs.keys[i + 1], strlen(chs.keys[i + 1])) < 0) {
+                fprintf(stderr, "nftraft up: cannot write %s\n", keyp);
+                stop_pids(ns, i, 10);
+                stop_anvil(dir);
+                return 1;
+            }
+            close(kf);
+            snprintf(inst, sizeof inst, "node%d", x->id);
+            args[k++] = "--rpc-url";
+            args[k++] = chs.rpc;
+            args[k++] = "--contract";
+            args[k++] = chs.nft;
+            args[k++] = "--wallet-key";
+            args[k++] = keyp;
+            args[k++] = "--instance-id";
+            args[k++] = inst;
+        }
+        if (fault)
+            args[k++] = "--enable-fault-switch";
         for (int e = 0; e < n_extra; e++)
             args[k++] = extra[e];
         args[k] = NULL;
@@ -476,6 +749,7 @@ static int cmd_up(int argc, char **argv)
                 tail_log(logp, 15);
                 ns[i].pid = 0;
                 stop_pids(ns, nodes, 10);
+                stop_anvil(dir);
                 return 1;
             }
             char url[160];
@@ -492,9 +766,13 @@ static int cmd_up(int argc, char **argv)
         fprintf(stderr, "nftraft up: no leader elected within 30 s; logs in "
                         "%s/node*/node.log\n", dir);
         stop_pids(ns, nodes, 10);
+        stop_anvil(dir);
         return 1;
     }
     printf("nftraft: %d-node cluster up (data in %s)\n", nodes, dir);
+    if (chain)
+        printf("  chain   %s (anvil, 1 s blocks)  contract %s  KMS %s\n",
+               chs.rpc, chs.nft, chs.kms);
     for (int i = 0; i < nodes; i++)
         printf("  node %d  %-24s raft %-16s pid %-7d %s\n", ns[i].id,
                ns[i].url, ns[i].raft, (int)ns[i].pid,
@@ -527,6 +805,7 @@ static int cmd_up(int argc, char **argv)
     }
     printf("\nstopping the cluster...\n");
     int killed = stop_pids(ns, nodes, 10);
+    stop_anvil(dir);
     printf("stopped%s\n", killed ? " (some nodes needed SIGKILL)" : "");
     return 0;
 }
@@ -570,6 +849,7 @@ static int cmd_down(int argc, char **argv)
         else
             ns[i].pid = 0;
     int killed = stop_pids(ns, n, 10);
+    stop_anvil(dir);
     printf("stopped %d node(s) in %s%s\n", running, dir,
            killed ? " (some needed SIGKILL)" : "");
     return 0;

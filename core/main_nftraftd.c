@@ -8,6 +8,7 @@
 #include "fsm/fsm.h"
 #include "fsm/raftfsm.h"
 #include "net/api.h"
+#include "net/chainsync.h"
 #include "net/transport.h"
 
 #include <inttypes.h>
@@ -24,6 +25,7 @@ struct daemon {
     struct node *node;
     struct fsm *fsm;
     struct api *api;
+    struct chainsync *cs; /* chain mode only */
     uv_signal_t sigint, sigterm;
     uv_timer_t watchdog;
     bool stopping;
@@ -40,6 +42,8 @@ static void api_closed_cb(void *data)
     if (d->transport_ready)
         transport_free(&d->transport);
     d->transport_ready = false;
+    chainsync_free(d->cs);
+    d->cs = NULL;
     LOGI("main", "stopped exit=%d", d->exit_code);
 }
 
@@ -64,6 +68,8 @@ static void stop(struct daemon *d, int code)
     uv_close((uv_handle_t *)&d->sigint, NULL);
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->watchdog, NULL);
+    if (d->cs != NULL)
+        chainsync_stop(d->cs); /* no raft change starts from here on */
     if (d->node != NULL)
         node_close(d->node, node_closed_cb, d);
     else
@@ -91,6 +97,30 @@ static int run(struct daemon *d)
 {
     char err[1024];
     struct config *cfg = &d->cfg;
+    if (cfg->chain) {
+        /* The contract says which token (= raft id) this instance is. */
+        uint64_t token;
+        int rv = chainsync_init(&d->cs, &d->loop, cfg, err, sizeof err);
+        if (rv == 0)
+            rv = chainsync_discover(d->cs, &token, err, sizeof err);
+        if (rv != 0) {
+            LOGE("main", "%s", err);
+            fprintf(stderr, "nftraftd: %s\n", err);
+            return 1;
+        }
+        cfg->id = token;
+        char label[32];
+        snprintf(label, sizeof label, "%" PRIu64, token);
+        log_init(label, NULL);
+        if (config_peer(cfg, token) == NULL) {
+            fprintf(stderr, "nftraftd: token %" PRIu64 " (instance %s) has "
+                            "no entry in the --peers address book\n",
+                    token, cfg->instance_id);
+            return 1;
+        }
+        LOGI("main", "instance %s is token %" PRIu64 " (raft id)",
+             cfg->instance_id, token);
+    }
     raftfsm_init(&d->rf, NULL);
     int rv = transport_init(&d->transport, &d->loop);
     if (rv != 0) {
@@ -121,19 +151,36 @@ static int run(struct daemon *d)
         fprintf(stderr, "nftraftd: %s\n", err);
         return 1;
     }
+    /* First start: static mode bootstraps --peers; chain mode the active
+     * members it has addresses for (a --join node never bootstraps). */
     struct node_server servers[CONFIG_MAX_PEERS];
-    for (unsigned i = 0; i < cfg->n_peers; i++) {
-        servers[i].id = cfg->peers[i].id;
-        snprintf(servers[i].address, sizeof servers[i].address, "%s",
-                 cfg->peers[i].raft);
-        servers[i].role = 1; /* voter */
+    unsigned n = 0;
+    if (!cfg->chain) {
+        for (unsigned i = 0; i < cfg->n_peers; i++) {
+            servers[n].id = cfg->peers[i].id;
+            snprintf(servers[n].address, sizeof servers[n].address, "%s",
+                     cfg->peers[i].raft);
+            servers[n++].role = 1; /* voter */
+        }
+    } else if (!cfg->join) {
+        uint64_t ids[CONFIG_MAX_PEERS];
+        unsigned k = chainsync_members(d->cs, ids, CONFIG_MAX_PEERS);
+        for (unsigned i = 0; i < k; i++) {
+            const struct config_peer *p = config_peer(cfg, ids[i]);
+            servers[n].id = ids[i];
+            snprintf(servers[n].address, sizeof servers[n].address, "%s",
+                     p->raft);
+            servers[n++].role = 1;
+        }
     }
-    rv = node_start(d->node, servers, cfg->n_peers, err, sizeof err);
+    rv = node_start(d->node, servers, n, err, sizeof err);
     if (rv != 0) {
         LOGE("main", "%s", err);
         fprintf(stderr, "nftraftd: %s\n", err);
         return 1;
     }
+    if (d->cs != NULL)
+        chainsync_attach(d->cs, d->node, d->api);
     return 0;
 }
 
@@ -161,11 +208,6 @@ int main(int argc, char **argv)
     char label[32];
     snprintf(label, sizeof label, "%" PRIu64, d.cfg.id);
     log_init(label, d.cfg.log_level);
-    if (d.cfg.n_peers == 0) {
-        fprintf(stderr, "nftraftd: chain mode (--rpc-url/--contract) is not "
-                        "available in this build yet; use --peers\n");
-        return 1;
-    }
     signal(SIGPIPE, SIG_IGN);
     uv_loop_init(&d.loop);
     uv_signal_init(&d.loop, &d.sigint);

@@ -81,10 +81,20 @@ TEST(bad_flags)
     char *contract[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
                         "127.0.0.1:9001", "--raft", "127.0.0.1:9101",
                         "--rpc-url", "http://127.0.0.1:8545", "--contract",
-                        "0x1234", NULL};
+                        "0x1234", "--instance-id", "node1", "--wallet-key",
+                        "/k", NULL};
+    char *nokey[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
+                     "127.0.0.1:9001", "--raft", "127.0.0.1:9101",
+                     "--rpc-url", "http://127.0.0.1:8545", "--contract",
+                     "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+                     "--instance-id", "node1", NULL};
+    char *join[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
+                    "127.0.0.1:9001", "--raft", "127.0.0.1:9101", "--peers",
+                    PEERS, "--join", NULL};
     char *extra[] = {"nftraftd", "stray", NULL};
     char **cases[] = {missing, unknown, noval, badraft, badport, notinpeers,
-                      badpeers, dup, timeouts, neg, contract, extra};
+                      badpeers, dup, timeouts, neg, contract, nokey, join,
+                      extra};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         if (parse(&c, cases[i]) != ERR_INVALID)
             FAILF("case %zu was accepted", i);
@@ -96,18 +106,25 @@ TEST(chain_env)
 {
     struct config c;
     char *argv[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
-                    "0.0.0.0:8080", "--raft", "127.0.0.1:9101", NULL};
+                    "0.0.0.0:8080", "--raft", "127.0.0.1:9101",
+                    "--instance-id", "node1", "--peers", PEERS, NULL};
     char err[256];
     setenv("ETH_RPC_URL", "http://127.0.0.1:8545", 1);
     setenv("CONTRACT_ADDRESS", "0x5FbDB2315678afecb367f032d93F642f64180aa3",
            1);
-    int rv = config_parse(&c, 7, argv, err, sizeof err);
+    setenv("NFTRAFT_WALLET_KEY", "0x01", 1);
+    int rv = config_parse(&c, 11, argv, err, sizeof err);
     unsetenv("ETH_RPC_URL");
     unsetenv("CONTRACT_ADDRESS");
+    unsetenv("NFTRAFT_WALLET_KEY");
+    if (rv != 0)
+        fprintf(stderr, "    (config: %s)\n", err);
     ASSERT_EQ(rv, 0);
     ASSERT_STR_EQ(c.rpc_url, "http://127.0.0.1:8545");
     ASSERT_STR_EQ(c.advertise_url, "http://127.0.0.1:8080");
-    ASSERT_EQ(c.n_peers, 0);
+    ASSERT(c.chain);
+    ASSERT_EQ(c.n_peers, 3); /* the address book */
+    ASSERT_U64_EQ(c.id, 0);  /* the token id comes from the contract */
     return 0;
 }
 

@@ -1,0 +1,627 @@
+/* chainsync.c - the reconciler's I/O: contract reads, leader pings,
+ * raft changes and transactions, one of each kind in flight. */
+#include "net/chainsync.h"
+#include "chain/abi.h"
+#include "chain/chaincli.h"
+#include "chain/hex.h"
+#include "chain/rpc.h"
+#include "chain/sender.h"
+#include "chain/wallet.h"
+#include "core/config.h"
+#include "core/err.h"
+#include "core/httpc.h"
+#include "core/log.h"
+#include "core/node.h"
+#include "core/recon.h"
+#include "net/api.h"
+
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_MEMBERS 256
+#define CHANGE_GAP_MS 1000
+#define TX_GAP_MS 300
+
+struct member {
+    uint64_t token;
+    uint8_t instance[32];
+    uint8_t owner[20];
+};
+
+struct chainsync {
+    uv_loop_t *loop;
+    const struct config *cfg;
+    struct httpc *http;
+    struct rpc *rpc;
+    struct wallet *w;
+    struct sender *sender;
+    uint8_t contract[20], instance[32];
+    uint64_t chain_id, self;
+    struct node *node;
+    struct api *api;
+    uv_timer_t timer;
+    bool timer_ready, stopping, attached;
+    /* the contract's view */
+    bool have_view, connected;
+    uint64_t block;
+    struct member members[MAX_MEMBERS];
+    unsigned n_members;
+    uint8_t leader[20];
+    uint64_t leader_token, term, expiry, against, required, active, period;
+    bool my_vote_against;
+    char error[256];
+    /* in flight */
+    bool poll_busy, tx_busy, change_busy, ping_busy;
+    int poll_step;
+    int health;
+    uint64_t health_of;  /* the token `health` is about */
+    uint64_t ping_target;
+    uint64_t last_change_ms, last_tx_ms, calls;
+    char refusal[300];
+    /* discovery */
+    bool discover_done;
+    int discover_err;
+    char discover_msg[256];
+};
+
+static void tick(uv_timer_t *t);
+
+static uint64_t now_ms(struct chainsync *cs)
+{
+    return uv_now(cs->loop);
+}
+
+int chainsync_init(struct chainsync **out, uv_loop_t *loop,
+                   const struct config *cfg, char *errmsg, size_t errlen)
+{
+    struct chainsync *cs = calloc(1, sizeof *cs);
+    if (cs == NULL) {
+        snprintf(errmsg, errlen, "out of memory");
+        return ERR_NOMEM;
+    }
+    cs->loop = loop;
+    cs->cfg = cfg;
+    cs->health = -1;
+    size_t n;
+    int rv;
+    if (hex_decode(cfg->contract, strlen(cfg->contract), cs->contract, 20,
+                   &n) != 0 || n != 20 ||
+        chaincli_instance_id(cfg->instance_id, cs->instance) != 0) {
+        snprintf(errmsg, errlen, "bad --contract or --instance-id");
+        free(cs);
+        return ERR_INVALID;
+    }
+    const char *env = getenv("NFTRAFT_WALLET_KEY");
+    rv = cfg->wallet_key_file[0] ? wallet_from_file(&cs->w, cfg->wallet_key_file)
+                                 : wallet_from_hex(&cs->w, env ? env : "");
+    if (rv != 0) {
+        snprintf(errmsg, errlen, "cannot load the wallet key (%s): %s",
+                 cfg->wallet_key_file[0] ? cfg->wallet_key_file
+                                         : "NFTRAFT_WALLET_KEY",
+                 rv == ERR_IO ? "unreadable file" : "not 32 bytes of hex");
+        free(cs);
+        return ERR_INVALID;
+    }
+    rv = httpc_init(&cs->http, loop);
+    if (rv == 0)
+        rv = rpc_init(&cs->rpc, loop, cs->http, cfg->rpc_url, 3000, 1);
+    if (rv != 0) {
+        snprintf(errmsg, errlen, "cannot start the chain client");
+        wallet_free(cs->w);
+        if (cs->http)
+            httpc_close(cs->http, NULL, NULL);
+        free(cs);
+        return rv;
+    }
+    uv_timer_init(loop, &cs->timer);
+    cs->timer.data = cs;
+    cs->timer_ready = true;
+    char addr[43];
+    hex_encode(wallet_address(cs->w), 20, 1, addr);
+    LOGI("chain", "wallet %s contract %s rpc %s", addr, cfg->contract,
+         cfg->rpc_url);
+    *out = cs;
+    return 0;
+}
+
+/* ---- decoding the two views ---- */
+
+static int decode_members(struct chainsync *cs, const uint8_t *d, size_t len)
+{
+    const uint8_t *ids, *insts, *owners;
+    size_t n1, n2, n3;
+    if (abi_get_words(d, len, 0, &ids, &n1) != 0 ||
+        abi_get_words(d, len, 1, &insts, &n2) != 0 ||
+        abi_get_words(d, len, 2, &owners, &n3) != 0 || n1 != n2 ||
+        n2 != n3 || n1 > MAX_MEMBERS)
+        return ERR_MALFORMED;
+    for (size_t i = 0; i < n1; i++) {
+        struct member *m = &cs->members[i];
+        if (abi_get_uint64(ids + 32 * i, 32, 0, &m->token) != 0 ||
+            m->token == 0 ||
+            abi_get_address(owners + 32 * i, 32, 0, m->owner) != 0)
+            return ERR_MALFORMED;
+        memcpy(m->instance, insts + 32 * i, 32);
+    }
+    cs->n_members = (unsigned)n1;
+    return 0;
+}
+
+static int decode_state(struct chainsync *cs, const uint8_t *d, size_t len)
+{
+    if (abi_get_address(d, len, 0, cs->leader) != 0 ||
+        abi_get_uint64(d, len, 1, &cs->leader_token) != 0 ||
+        abi_get_uint64(d, len, 2, &cs->term) != 0 ||
+        abi_get_uint64(d, len, 3, &cs->expiry) != 0 ||
+        abi_get_uint64(d, len, 4, &cs->against) != 0 ||
+        abi_get_uint64(d, len, 5, &cs->required) != 0 ||
+        abi_get_uint64(d, len, 6, &cs->active) != 0 ||
+        abi_get_uint64(d, len, 7, &cs->period) != 0)
+        return ERR_MALFORMED;
+    return 0;
+}
+
+static int call(struct chainsync *cs, const char *sig, const struct abi_val *a,
+                size_t n, rpc_bytes_cb cb)
+{
+    uint8_t *d;
+    size_t len;
+    if (abi_encode_call(sig, a, n, &d, &len) != 0)
+        return ERR_NOMEM;
+    cs->calls++;
+    int rv = rpc_eth_call(cs->rpc, cs->contract, d, len, "latest", cb, cs);
+    free(d);
+    return rv;
+}
+
+/* ---- discovery ---- */
+
+static void discover_members_cb(void *data, int err, const uint8_t *d,
+                                size_t len, const char *msg)
+{
+    struct chainsync *cs = data;
+    cs->discover_done = true;
+    if (err != 0) {
+        cs->discover_err = err;
+        snprintf(cs->discover_msg, sizeof cs->discover_msg, "%s", msg);
+        return;
+    }
+    if (decode_members(cs, d, len) != 0) {
+        cs->discover_err = ERR_MALFORMED;
+        snprintf(cs->discover_msg, sizeof cs->discover_msg,
+                 "malformed activeMembers() answer");
+        return;
+    }
+    cs->have_view = true;
+    for (unsigned i = 0; i < cs->n_members; i++)
+        if (memcmp(cs->members[i].instance, cs->instance, 32) == 0)
+            cs->self = cs->members[i].token;
+}
+
+static void discover_chain_cb(void *data, int err, uint64_t id,
+                              const char *msg)
+{
+    struct chainsync *cs = data;
+    if (err != 0) {
+        cs->discover_done = true;
+        cs->discover_err = err;
+        snprintf(cs->discover_msg, sizeof cs->discover_msg, "%s", msg);
+        return;
+    }
+    cs->chain_id = id;
+    if (call(cs, "activeMembers()", NULL, 0, discover_members_cb) != 0) {
+        cs->discover_done = true;
+        cs->discover_err = ERR_RPC;
+    }
+}
+
+int chainsync_discover(struct chainsync *cs, uint64_t *token, char *errmsg,
+                       size_t errlen)
+{
+    cs->calls++;
+    if (rpc_chain_id(cs->rpc, discover_chain_cb, cs) != 0) {
+        snprintf(errmsg, errlen, "cannot reach %s", cs->cfg->rpc_url);
+        return ERR_RPC;
+    }
+    while (!cs->discover_done && uv_run(cs->loop, UV_RUN_ONCE))
+        ;
+    if (cs->discover_err != 0) {
+        snprintf(errmsg, errlen, "reading contract %s at %s: %s",
+                 cs->cfg->contract, cs->cfg->rpc_url, cs->discover_msg);
+        return cs->discover_err;
+    }
+    if (cs->self == 0) {
+        snprintf(errmsg, errlen,
+                 "instance %s is not an active registered instance of "
+                 "contract %s (register it: nftraft register --instance-id "
+                 "%s --token N)",
+                 cs->cfg->instance_id, cs->cfg->contract,
+                 cs->cfg->instance_id);
+        return ERR_NOTFOUND;
+    }
+    if (sender_init(&cs->sender, cs->loop, cs->rpc, cs->w, cs->chain_id,
+                    30000) != 0) {
+        snprintf(errmsg, errlen, "out of memory");
+        return ERR_NOMEM;
+    }
+    *token = cs->self;
+    return 0;
+}
+
+unsigned chainsync_members(struct chainsync *cs, uint64_t *ids, unsigned cap)
+{
+    unsigned k = 0;
+    for (unsigned i = 0; i < cs->n_members && k < cap; i++)
+        if (config_peer(cs->cfg, cs->members[i].token) != NULL)
+            ids[k++] = cs->members[i].token;
+    return k;
+}
+
+/* ---- acting ---- */
+
+static void change_cb(void *data, int status)
+{
+    struct chainsync *cs = data;
+    cs->change_busy = false;
+    if (status != 0 && !cs->stopping)
+        LOGW("chain", "raft membership change failed: %s", err_str(status));
+}
+
+static void tx_cb(void *data, int err, const uint8_t hash[32], uint64_t block,
+                  const char *msg)
+{
+    struct chainsync *cs = data;
+    cs->tx_busy = false;
+    cs->last_tx_ms = now_ms(cs);
+    if (cs->stopping)
+        return;
+    if (err == 0)
+        LOGI("chain", "transaction mined block=%" PRIu64, block);
+    else
+        LOGW("chain", "transaction failed: %s", msg ? msg : err_str(err));
+    if (cs->timer_ready)
+        uv_timer_start(&cs->timer, tick, 50, cs->cfg->chain_poll_ms);
+}
+
+static void send_tx(struct chainsync *cs, const char *what, const char *sig,
+                    const struct abi_val *a, size_t n)
+{
+    uint8_t *d;
+    size_t len;
+    if (abi_encode_call(sig, a, n, &d, &len) != 0)
+        return;
+    cs->tx_busy = true;
+    cs->calls += 5; /* nonce/estimate/price/send/receipt */
+    if (sender_send(cs->sender, cs->contract, d, len, tx_cb, cs) != 0)
+        cs->tx_busy = false;
+    else
+        LOGI("chain", "sending %s", what);
+    free(d);
+}
+
+static void decide(struct chainsync *cs)
+{
+    struct node_status st;
+    node_status(cs->node, &st);
+    struct node_server servers[MAX_MEMBERS];
+    struct recon_server rs[MAX_MEMBERS];
+    unsigned ns = node_servers(cs->node, servers, MAX_MEMBERS);
+    for (unsigned i = 0; i < ns; i++) {
+        rs[i].id = servers[i].id;
+        rs[i].voter = servers[i].role == 1;
+    }
+    uint64_t members[MAX_MEMBERS], addressable[MAX_MEMBERS];
+    unsigned na = 0;
+    bool self_active = false;
+    for (unsigned i = 0; i < cs->n_members; i++) {
+        members[i] = cs->members[i].token;
+        self_active |= members[i] == cs->self;
+        if (config_peer(cs->cfg, members[i]) != NULL)
+            addressable[na++] = members[i];
+    }
+    struct recon_input in = {
+        .self = self_active ? cs->self : 0,
+        .raft_leader = st.role == NODE_LEADER && st.ready,
+        .servers = rs, .n_servers = ns,
+        .members = members, .n_members = cs->n_members,
+        .addressable = addressable, .n_addressable = na,
+        .chain_leader = cs->leader_token,
+        .now = (uint64_t)time(NULL), .expiry = cs->expiry,
+        .heartbeat_period = cs->period,
+        .leader_health = cs->health,
+        .voted_against_leader = cs->my_vote_against,
+    };
+    struct recon_action act[RECON_MAX_ACTIONS];
+    unsigned n = recon_decide(&in, act);
+    cs->refusal[0] = '\0';
+    uint64_t now = now_ms(cs);
+    for (unsigned i = 0; i < n; i++) {
+        struct recon_action *a = &act[i];
+        const struct config_peer *p;
+        switch (a->kind) {
+        case RECON_REFUSE:
+            snprintf(cs->refusal, sizeof cs->refusal,
+                     "instance %s is not an active registered instance of "
+                     "contract %s: this node serves no writes",
+                     cs->cfg->instance_id, cs->cfg->contract);
+            break;
+        case RECON_ADD:
+        case RECON_REMOVE:
+        case RECON_TRANSFER:
+            if (cs->change_busy || now - cs->last_change_ms < CHANGE_GAP_MS)
+                break;
+            cs->last_change_ms = now;
+            p = config_peer(cs->cfg, a->id);
+            LOGI("chain", "raft %s token=%" PRIu64, recon_kind_str(a->kind),
+                 a->id);
+            int rv = a->kind == RECON_ADD
+                         ? (p ? node_add_voter(cs->node, a->id, p->raft,
+                                               change_cb, cs)
+                              : ERR_NOTFOUND)
+                     : a->kind == RECON_REMOVE
+                         ? node_remove(cs->node, a->id, change_cb, cs)
+                         : node_transfer(cs->node, a->id, change_cb, cs);
+            cs->change_busy = rv == 0;
+            if (rv != 0)
+                LOGW("chain", "raft %s token=%" PRIu64 ": %s",
+                     recon_kind_str(a->kind), a->id, err_str(rv));
+            break;
+        case RECON_ELECT:
+        case RECON_HEARTBEAT:
+        case RECON_VOTE: {
+            if (cs->tx_busy || now - cs->last_tx_ms < TX_GAP_MS)
+                break;
+            struct abi_val v[3];
+            if (a->kind == RECON_ELECT) {
+                v[0] = abi_uint64(cs->self);
+                send_tx(cs, "electLeaderByToken", "electLeaderByToken(uint256)",
+                        v, 1);
+            } else if (a->kind == RECON_HEARTBEAT) {
+                send_tx(cs, "leaderHeartbeat", "leaderHeartbeat()", NULL, 0);
+            } else {
+                v[0] = abi_uint64(cs->self);
+                v[1] = abi_address(cs->leader);
+                v[2] = abi_bool(a->against);
+                send_tx(cs, a->against ? "no-confidence vote" : "vote clear",
+                        "castVoteByToken(uint256,address,bool)", v, 3);
+            }
+            break;
+        }
+        }
+    }
+}
+
+/* ---- the poll: block, clusterState, activeMembers, our vote ---- */
+
+static void poll_fail(struct chainsync *cs, const char *msg)
+{
+    cs->poll_busy = false;
+    if (cs->stopping)
+        return;
+    if (cs->connected || strcmp(cs->error, msg) != 0)
+        LOGW("chain", "chain unavailable: %s", msg);
+    cs->connected = false;
+    snprintf(cs->error, sizeof cs->error, "%s", msg);
+}
+
+static void vote_cb(void *data, int err, const uint8_t *d, size_t len,
+                    const char *msg)
+{
+    struct chainsync *cs = data;
+    if (cs->stopping)
+        return;
+    uint8_t target[20];
+    uint64_t term;
+    bool against;
+    if (err != 0 || abi_get_address(d, len, 0, target) != 0 ||
+        abi_get_uint64(d, len, 1, &term) != 0 ||
+        abi_get_bool(d, len, 2, &against) != 0) {
+        poll_fail(cs, err ? msg : "malformed tokenVotes() answer");
+        return;
+    }
+    cs->my_vote_against = against && term == cs->term &&
+                          memcmp(target, cs->leader, 20) == 0;
+    cs->poll_busy = false;
+    if (!cs->connected)
+        LOGI("chain", "chain reachable again block=%" PRIu64, cs->block);
+    cs->connected = true;
+    cs->error[0] = '\0';
+    cs->have_view = true;
+    decide(cs);
+}
+
+static void members_cb(void *data, int err, const uint8_t *d, size_t len,
+                       const char *msg)
+{
+    struct chainsync *cs = data;
+    if (cs->stopping)
+        return;
+    if (err != 0 || decode_members(cs, d, len) != 0) {
+        poll_fail(cs, err ? msg : "malformed activeMembers() answer");
+        return;
+    }
+    struct abi_val v = abi_uint64(cs->self);
+    if (call(cs, "tokenVotes(uint256)", &v, 1, vote_cb) != 0)
+        poll_fail(cs, "cannot call tokenVotes()");
+}
+
+static void state_cb(void *data, int err, const uint8_t *d, size_t len,
+                     const char *msg)
+{
+    struct chainsync *cs = data;
+    if (cs->stopping)
+        return;
+    if (err != 0 || decode_state(cs, d, len) != 0) {
+        poll_fail(cs, err ? msg : "malformed clusterState() answer");
+        return;
+    }
+    if (call(cs, "activeMembers()", NULL, 0, members_cb) != 0)
+        poll_fail(cs, "cannot call activeMembers()");
+}
+
+static void block_cb(void *data, int err, uint64_t block, const char *msg)
+{
+    struct chainsync *cs = data;
+    if (cs->stopping)
+        return;
+    if (err != 0) {
+        poll_fail(cs, msg);
+        return;
+    }
+    cs->block = block;
+    if (call(cs, "clusterState()", NULL, 0, state_cb) != 0)
+        poll_fail(cs, "cannot call clusterState()");
+}
+
+static void ping_cb(void *data, const struct httpc_resp *r)
+{
+    struct chainsync *cs = data;
+    cs->ping_busy = false;
+    if (cs->stopping)
+        return;
+    if (cs->ping_target != cs->leader_token)
+        return; /* the leader changed meanwhile: not about the new one */
+    int h = r->err == 0 && r->status == 200 ? 1 : 0;
+    cs->health_of = cs->ping_target;
+    if (h != cs->health)
+        LOGI("chain", "on-chain leader token=%" PRIu64 " is %s",
+             cs->leader_token, h ? "healthy" : "not answering");
+    cs->health = h;
+}
+
+static void tick(uv_timer_t *t)
+{
+    struct chainsync *cs = t->data;
+    if (cs->stopping)
+        return;
+    if (!cs->poll_busy) {
+        cs->poll_busy = true;
+        cs->calls++;
+        if (rpc_block_number(cs->rpc, block_cb, cs) != 0)
+            poll_fail(cs, "cannot ask the block number");
+    }
+    const struct config_peer *p =
+        cs->leader_token && cs->leader_token != cs->self
+            ? config_peer(cs->cfg, cs->leader_token)
+            : NULL;
+    if (cs->health_of != cs->leader_token) {
+        cs->health = -1; /* a new leader: unknown until pinged */
+        cs->health_of = cs->leader_token;
+    }
+    if (p == NULL) {
+        cs->health = cs->leader_token == cs->self ? 1 : -1;
+    } else if (!cs->ping_busy) {
+        cs->ping_target = cs->leader_token;
+        char url[CONFIG_URL_MAX + 16];
+        snprintf(url, sizeof url, "%s/status", p->http);
+        cs->ping_busy =
+            httpc_request(cs->http, "GET", url, NULL, NULL, 0,
+                          cs->cfg->leader_ping_ms, 1 << 16, ping_cb, cs,
+                          NULL) == 0;
+    }
+}
+
+/* ---- API hooks ---- */
+
+static json_t *status_json(void *data)
+{
+    struct chainsync *cs = data;
+    char lh[43];
+    hex_encode(cs->leader, 20, 1, lh);
+    return json_pack(
+        "{s:b,s:I,s:s,s:I,s:{s:s,s:I},s:I,s:I,s:I,s:I,s:I,s:s?,s:I}",
+        "connected", cs->connected, "chain_id", (json_int_t)cs->chain_id,
+        "contract", cs->cfg->contract, "block", (json_int_t)cs->block,
+        "leader", "address", lh, "token_id", (json_int_t)cs->leader_token,
+        "votes_against_leader", (json_int_t)cs->against, "required_votes",
+        (json_int_t)cs->required, "term", (json_int_t)cs->term,
+        "lease_expiry", (json_int_t)cs->expiry, "active_members",
+        (json_int_t)cs->n_members, "error", cs->error[0] ? cs->error : NULL,
+        "rpc_calls", (json_int_t)cs->calls);
+}
+
+static json_t *members_json(void *data)
+{
+    struct chainsync *cs = data;
+    struct node_status st;
+    node_status(cs->node, &st);
+    struct node_server servers[MAX_MEMBERS];
+    unsigned ns = node_servers(cs->node, servers, MAX_MEMBERS);
+    json_t *arr = json_array();
+    for (unsigned i = 0; i < cs->n_members; i++) {
+        const struct member *m = &cs->members[i];
+        const char *role = "not in raft";
+        for (unsigned k = 0; k < ns; k++)
+            if (servers[k].id == m->token)
+                role = servers[k].role != 1 ? "standby"
+                       : m->token == st.leader_id ? "leader"
+                                                  : "follower";
+        const struct config_peer *p = config_peer(cs->cfg, m->token);
+        char ih[67], oh[43];
+        hex_encode(m->instance, 32, 1, ih);
+        hex_encode(m->owner, 20, 1, oh);
+        json_array_append_new(
+            arr, json_pack("{s:I,s:s,s:s,s:b,s:s,s:s}", "token_id",
+                           (json_int_t)m->token, "instance_id", ih, "owner",
+                           oh, "active", 1, "role", role, "url",
+                           p ? p->http : ""));
+    }
+    return json_pack("{s:s,s:I,s:o}", "source", "contract", "block",
+                     (json_int_t)cs->block, "members", arr);
+}
+
+static const char *write_refusal(void *data)
+{
+    struct chainsync *cs = data;
+    return cs->refusal[0] ? cs->refusal : NULL;
+}
+
+void chainsync_attach(struct chainsync *cs, struct node *node,
+                      struct api *api)
+{
+    cs->node = node;
+    cs->api = api;
+    cs->attached = true;
+    for (unsigned i = 0; i < cs->cfg->n_peers; i++)
+        api_set_peer_url(api, cs->cfg->peers[i].id, cs->cfg->peers[i].http,
+                         NULL);
+    struct api_chain_hooks h = {.data = cs,
+                                .status_json = status_json,
+                                .members_json = members_json,
+                                .write_refusal = write_refusal};
+    api_set_chain_hooks(api, &h);
+    uv_timer_start(&cs->timer, tick, 10, cs->cfg->chain_poll_ms);
+}
+
+void chainsync_stop(struct chainsync *cs)
+{
+    cs->stopping = true;
+    if (cs->timer_ready) {
+        uv_timer_stop(&cs->timer);
+        uv_close((uv_handle_t *)&cs->timer, NULL);
+        cs->timer_ready = false;
+    }
+    if (cs->rpc)
+        rpc_close(cs->rpc);
+    cs->rpc = NULL;
+    if (cs->sender)
+        sender_close(cs->sender);
+    cs->sender = NULL;
+    if (cs->http)
+        httpc_close(cs->http, NULL, NULL);
+    cs->http = NULL;
+}
+
+void chainsync_free(struct chainsync *cs)
+{
+    if (cs == NULL)
+        return;
+    if (!cs->stopping)
+        chainsync_stop(cs);
+    wallet_free(cs->w);
+    free(cs);
+}

@@ -1,0 +1,45 @@
+/* chainsync.h - the reconciler in every node (chain mode): reads the
+ * membership contract each period (two eth_calls and the node's own vote),
+ * pings the on-chain leader, and acts on core/recon's decisions: raft
+ * membership changes and leadership transfer (as raft leader), electLeader,
+ * leaderHeartbeat and no-confidence votes (signed transactions). Raft keeps
+ * serving when the chain is slow or down; /status shows the chain's view.
+ *
+ * Life cycle: chainsync_init -> chainsync_discover (blocks on the loop until
+ * the contract says which token this instance is) -> chainsync_attach ->
+ * ... -> chainsync_stop (before node_close) -> chainsync_free (after). */
+#ifndef NFTRAFT_CHAINSYNC_H
+#define NFTRAFT_CHAINSYNC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct api;
+struct config;
+struct node;
+struct chainsync;
+
+int chainsync_init(struct chainsync **out, uv_loop_t *loop,
+                   const struct config *cfg, char *errmsg, size_t errlen);
+
+/* Run the loop until the contract answered: *token is this instance's
+ * token id. ERR_NOTFOUND when the instance is not an active registered
+ * instance, ERR_RPC/ERR_TIMEOUT when the chain does not answer. */
+int chainsync_discover(struct chainsync *cs, uint64_t *token, char *errmsg,
+                       size_t errlen);
+
+/* Active members known to have an address (for raft's bootstrap): up to
+ * cap token ids. */
+unsigned chainsync_members(struct chainsync *cs, uint64_t *ids, unsigned cap);
+
+/* Start reconciling with node and api (both outlive the reconciler). */
+void chainsync_attach(struct chainsync *cs, struct node *node,
+                      struct api *api);
+
+/* Stop timers and chain I/O (pending calls end now). */
+void chainsync_stop(struct chainsync *cs);
+/* Free, after node_close's callback (raft changes in flight have ended). */
+void chainsync_free(struct chainsync *cs);
+
+#endif
