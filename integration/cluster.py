@@ -71,17 +71,18 @@ def http(method, url, body=None, headers=None, timeout=10):
 class Cluster:
     """A local cluster in a temp dir, driven through the nftraft CLI."""
 
-    def __init__(self, nodes=3, extra=()):
+    def __init__(self, nodes=3, extra=(), chain="none"):
         self.n = nodes
+        self.chain = chain
         self.dir = tempfile.mkdtemp(prefix="nftraft-it-")
         self.base = free_base_port(nodes)
         self.extra = list(extra)
         self.urls = ["http://127.0.0.1:%d" % (self.base + i) for i in range(nodes)]
 
     def up(self):
-        cmd = [NFTRAFT, "up", "--nodes", str(self.n), "--chain", "none",
+        cmd = [NFTRAFT, "up", "--nodes", str(self.n), "--chain", self.chain,
                "--base-port", str(self.base), "--dir", self.dir, "--detach"] + self.extra
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
         if r.returncode != 0:
             raise TestFailure("nftraft up failed: %s%s" % (r.stdout, r.stderr))
         return r.stdout

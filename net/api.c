@@ -64,6 +64,7 @@ struct api {
     uv_timer_t sweep;
     struct list pending; /* raft applies and barriers in flight */
     struct list fwd;     /* forwarded requests in flight */
+    struct list held;    /* requests held by the fault switch */
     int64_t pending_sum; /* sum of `by` proposed and not yet applied */
     struct peer peers[MAX_PEERS];
     unsigned n_peers;
@@ -190,10 +191,22 @@ static void reply_increment(struct api *a, struct httpd_req *r,
 
 /* False when the request must not be served now: stalled by the fault
  * switch (no answer, like a hung process) or shutting down (503). */
+static void pending_abort_cb(void *data);
+
 static bool api_serving(struct api *a, struct httpd_req *r)
 {
-    if (a->stalled)
+    if (a->stalled) {
+        /* Hold it unanswered (a hung process), but remember it so that
+         * un-stalling or closing can answer it. */
+        struct pending *p = calloc(1, sizeof *p);
+        if (p != NULL) {
+            p->api = a;
+            p->http = r;
+            list_add(&a->held, &p->link);
+            httpd_on_abort(r, pending_abort_cb, p);
+        }
         return false;
+    }
     if (a->node == NULL) {
         reply_error(r, 503, "failed", "1", "node shutting down");
         return false;
@@ -720,6 +733,21 @@ static void handle_metrics(void *data, struct httpd_req *r)
     free(b.p);
 }
 
+/* Answer every request the fault switch held (503) and drop it. */
+static void release_held(struct api *a)
+{
+    while (a->held.next != &a->held) {
+        struct pending *p = PENDING_OF(a->held.next);
+        list_del(&p->link);
+        if (p->http != NULL) {
+            httpd_on_abort(p->http, NULL, NULL);
+            reply_error(p->http, 503, "failed", "1",
+                        "held by the fault switch; retry");
+        }
+        free(p);
+    }
+}
+
 /* POST /fault {"http_stall": true|false}: test-only, needs
  * --enable-fault-switch. While stalled, every other endpoint never answers
  * (as a hung process would) while raft keeps running. */
@@ -743,6 +771,8 @@ static void handle_fault(void *data, struct httpd_req *r)
     }
     a->stalled = json_is_true(v);
     json_decref(j);
+    if (!a->stalled)
+        release_held(a);
     LOGW("http", "fault switch: http_stall=%s", a->stalled ? "on" : "off");
     httpd_respond_json(r, 200, json_pack("{s:b}", "http_stall", a->stalled),
                        NULL);
@@ -781,6 +811,7 @@ int api_init(struct api **out, uv_loop_t *loop, const struct config *cfg,
     a->fsm = fsm;
     list_init(&a->pending);
     list_init(&a->fwd);
+    list_init(&a->held);
     for (unsigned i = 0; i < cfg->n_peers; i++)
         api_set_peer_url(a, cfg->peers[i].id, cfg->peers[i].http, NULL);
     if (cfg->id != 0)
@@ -849,6 +880,8 @@ static void api_httpc_closed(void *data)
 void api_close(struct api *a, void (*cb)(void *data), void *data)
 {
     a->node = NULL;
+    a->stalled = false;
+    release_held(a);
     a->close_cb = cb;
     a->close_data = data;
     uv_timer_stop(&a->sweep);

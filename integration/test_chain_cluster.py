@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Chain mode end to end on a real anvil (issue 4): `nftraft up --chain
+anvil` (deploy, mint, register, keys); increments through every node; the
+contract's view in /status and /members; the leader made unresponsive to
+HTTP while its raft keeps running: followers vote no-confidence, the
+contract elects a new leader, raft transfers to it, increments continue
+(timed); the chain paused: increments continue and /status says why, then
+it recovers; an instance deactivated on chain leaves raft; idle RPC rate."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cluster import NFTRAFT, Cluster, TestFailure, check, free_base_port, http, run  # noqa: E402
+
+ROOT = os.environ.get("NFTRAFT_ROOT") or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+C = None
+FIG = {}
+
+
+def chain_status(i):
+    s = C.status(i, timeout=3)
+    return s and s.get("chain")
+
+
+def wait_for(what, fn, timeout):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(0.2)
+    raise TestFailure("timed out waiting for %s" % what)
+
+
+def increments(n, nodes=(1, 2, 3)):
+    done = 0
+    deadline = time.time() + 60
+    while done < n:
+        check(time.time() < deadline, "increments stalled")
+        node = nodes[done % len(nodes)]
+        st, j, _ = C.increment(node, key="k-%d-%f" % (done, time.time()), timeout=6)
+        if st == 200:
+            done += 1
+        else:
+            time.sleep(0.1)
+
+
+def test_up_on_anvil_and_increment_everywhere():
+    global C
+    C = Cluster(3, chain="anvil", extra=["--anvil-port", str(free_base_port(1) + 50),
+                                         "--enable-fault-switch"])
+    print(C.up().strip())
+    leader = C.leader()
+    wait_for("the on-chain leader to be the raft leader",
+             lambda: (chain_status(leader) or {}).get("leader", {}).get("token_id") == leader, 20)
+    increments(30)
+    for i in (1, 2, 3):
+        st, j, _ = http("GET", C.url(i) + "/counter")
+        check(st == 200 and j["value"] == 30, "node %d counter %s" % (i, j))
+        cs = chain_status(i)
+        check(cs["connected"] and cs["chain_id"] == 31337 and cs["active_members"] == 3 and
+              cs["required_votes"] == 2, "node %d chain view %s" % (i, cs))
+    st, m, _ = http("GET", C.url(2) + "/members")
+    check(m["source"] == "contract" and len(m["members"]) == 3, "/members from the contract: %s" % m)
+    check(sum(1 for x in m["members"] if x["role"] == "leader") == 1, "one leader in /members")
+    # Idle RPC rate (no polling storm): calls over 5 s on a follower.
+    f = [i for i in (1, 2, 3) if i != leader][0]
+    a = chain_status(f)["rpc_calls"]
+    time.sleep(5)
+    FIG["idle_rpc_per_s"] = (chain_status(f)["rpc_calls"] - a) / 5
+    print("  (figure) chain RPC calls per second per node at idle: %.1f" % FIG["idle_rpc_per_s"])
+
+
+def test_unresponsive_leader_is_voted_out():
+    old = C.leader()
+    others = [i for i in (1, 2, 3) if i != old]
+    t0 = time.time()
+    st, j, _ = http("POST", C.url(old) + "/fault", '{"http_stall": true}')
+    check(st == 200, "fault switch: %s %s" % (st, j))
+    k = 0
+    while True:
+        check(time.time() - t0 < 30, "no increment by a new leader within 30 s")
+        st, j, _ = C.increment(others[k % 2], timeout=3)
+        if st == 200 and j["leader"] != old:
+            break
+        k += 1
+        time.sleep(0.05)
+    FIG["vote_out_s"] = time.time() - t0
+    print("  (figure) leader stops answering HTTP -> first increment committed by the "
+          "new leader: %.2f s" % FIG["vote_out_s"])
+    new = j["leader"]
+    cs = chain_status(new)
+    check(cs["leader"]["token_id"] == new, "the contract names the new leader: %s" % cs)
+    increments(10, nodes=others)
+    http("POST", C.url(old) + "/fault", '{"http_stall": false}')
+    wait_for("the old leader to answer again", lambda: C.status(old), 10)
+    increments(5)
+
+
+def test_chain_paused_raft_keeps_serving():
+    pid = int(open(os.path.join(C.dir, "anvil.pid")).read())
+    os.killpg(pid, signal.SIGSTOP)
+    try:
+        time.sleep(4)
+        before = http("GET", C.url(1) + "/counter")[1]["value"]
+        increments(10)
+        after = http("GET", C.url(2) + "/counter")[1]["value"]
+        check(after == before + 10, "increments while the chain is paused")
+        cs = wait_for("/status to report the chain error",
+                      lambda: (lambda c: c if c and not c["connected"] and c["error"] else None)(chain_status(1)), 15)
+        print("  chain paused: /status.chain.error = %r" % cs["error"])
+    finally:
+        os.killpg(pid, signal.SIGCONT)
+    wait_for("the chain to be reachable again", lambda: (chain_status(1) or {}).get("connected"), 20)
+
+
+def test_deactivated_instance_leaves_raft():
+    leader = C.leader()
+    victim = [i for i in (1, 2, 3) if i != leader][-1]
+    key0 = open(os.path.join(C.dir, "node1", "wallet.key")).read()  # token 1's owner
+    env = dict(os.environ, NFTRAFT_WALLET_KEY=subprocess.run(
+        [os.path.join(ROOT, "contracts", "node_modules", ".bin", "cast"), "wallet", "private-key",
+         "--mnemonic", "test test test test test test test test test test test junk",
+         "--mnemonic-index", "0"], capture_output=True, text=True).stdout.strip())
+    rpc = open(os.path.join(C.dir, "chain.env")).read().split("RPC=")[1].split()[0]
+    nft = open(os.path.join(C.dir, "chain.env")).read().split("NFT=")[1].split()[0]
+    r = subprocess.run([NFTRAFT, "deactivate", "--rpc-url", rpc, "--contract", nft, "--token", str(victim)],
+                       capture_output=True, text=True, env=env, timeout=60)
+    check(r.returncode == 0, "deactivate: %s" % r.stderr)
+    del key0
+    wait_for("raft to drop token %d" % victim,
+             lambda: (lambda m: m if len(m["members"]) == 2 else None)(http("GET", C.url(leader) + "/members")[1]), 20)
+    wait_for("the raft configuration to shrink", lambda: all(
+        x["token_id"] != victim for x in http("GET", C.url(leader) + "/members")[1]["members"]), 20)
+    increments(10, nodes=[i for i in (1, 2, 3) if i != victim])
+    st, j, _ = C.increment(victim, timeout=5)
+    check(st in (403, 503), "the deactivated node refuses writes: %s %s" % (st, j))
+
+
+def test_clean_shutdown():
+    C.down()
+    C.check_logs_clean()
+    check(subprocess.run(["pgrep", "-f", "anvil.*%s" % C.dir]).returncode != 0, "anvil stopped")
+
+
+def main():
+    try:
+        return run([test_up_on_anvil_and_increment_everywhere, test_unresponsive_leader_is_voted_out,
+                    test_chain_paused_raft_keeps_serving, test_deactivated_instance_leaves_raft,
+                    test_clean_shutdown])
+    finally:
+        if C is not None:
+            C.down()
+
+
+if __name__ == "__main__":
+    rc = main()
+    if rc != 0 and C is not None:
+        C.dump_logs()
+        print("cluster dir kept: %s" % C.dir)
+    sys.exit(rc)
