@@ -259,7 +259,7 @@ static void up_help(void)
 "                          instances (node1..nodeN) and give each node its\n"
 "                          account's key: the contract is the membership and\n"
 "                          leader arbiter. none: static membership.\n"
-"                          (default none)\n"
+"                          (default anvil)\n"
 "  --anvil-port P          anvil's port (default 8545)\n"
 "  --enable-fault-switch   pass --enable-fault-switch to the nodes (tests)\n"
 "  --base-port P           first HTTP port (default 8081)\n"
@@ -530,7 +530,7 @@ static int cmd_up(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int nodes = 3, base = 8081, c, anvil_port = 8545;
-    bool detach = false, chain = false, fault = false;
+    bool detach = false, chain = true, fault = false;
     const char *dir = DEFAULT_DIR, *extra[10] = {0};
     int n_extra = 0;
     char *end;
