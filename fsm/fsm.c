@@ -171,9 +171,11 @@ int fsm_cmd_decode(const void *buf, size_t len, struct fsm_cmd *out)
         !get_u64(&a[3], &out->node) || !get_u64(&a[4], &out->term) ||
         !get_i64(&a[5], &out->time_ms) || a[6].type != MSGPACK_OBJECT_STR ||
         a[6].via.str.size > FSM_KEY_MAX ||
-        memchr(a[6].via.str.ptr, '\0', a[6].via.str.size) != NULL)
+        (a[6].via.str.size > 0 &&
+         memchr(a[6].via.str.ptr, '\0', a[6].via.str.size) != NULL))
         goto out;
-    memcpy(out->key, a[6].via.str.ptr, a[6].via.str.size);
+    if (a[6].via.str.size > 0) /* an empty str may have a NULL ptr */
+        memcpy(out->key, a[6].via.str.ptr, a[6].via.str.size);
     out->key[a[6].via.str.size] = '\0';
     rv = 0;
 out:
