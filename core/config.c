@@ -19,10 +19,10 @@ static int fail(char *errmsg, size_t errlen, const char *fmt, ...)
     return ERR_INVALID;
 }
 
-/* Strict unsigned parse within [min, max]. */
-static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+int config_parse_u64(const char *s, uint64_t min, uint64_t max,
+                     uint64_t *out)
 {
-    if (s == NULL || *s == '\0' || *s == '-' || *s == '+')
+    if (s == NULL || s[0] < '0' || s[0] > '9')
         return ERR_INVALID;
     errno = 0;
     char *end;
@@ -45,7 +45,7 @@ static int check_ipv4_addr(const char *s)
     struct in_addr a;
     uint64_t port;
     if (inet_pton(AF_INET, host, &a) != 1 ||
-        parse_u64(colon + 1, 1, 65535, &port) != 0)
+        config_parse_u64(colon + 1, 1, 65535, &port) != 0)
         return ERR_INVALID;
     return 0;
 }
@@ -92,7 +92,7 @@ static int parse_peers(struct config *cfg, const char *spec, char *errmsg,
         }
         *eq1 = *eq2 = '\0';
         uint64_t id;
-        if (parse_u64(item, 1, UINT64_MAX, &id) != 0) {
+        if (config_parse_u64(item, 1, UINT64_MAX, &id) != 0) {
             rv = fail(errmsg, errlen, "--peers: bad id '%s' (want >= 1)",
                       item);
             break;
@@ -203,7 +203,7 @@ static int parse_host_port(const char *s, char *host, size_t hcap, int *port)
     const char *colon = strrchr(s, ':');
     uint64_t p;
     if (colon == NULL || colon == s || (size_t)(colon - s) >= hcap ||
-        parse_u64(colon + 1, 1, 65535, &p) != 0)
+        config_parse_u64(colon + 1, 1, 65535, &p) != 0)
         return ERR_INVALID;
     memcpy(host, s, (size_t)(colon - s));
     host[colon - s] = '\0';
@@ -307,7 +307,7 @@ int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
                 return fail(errmsg, errlen, "--contract: bad address");
             break;
         case OPT_ID:
-            if (parse_u64(a, 1, UINT64_MAX, &cfg->id) != 0)
+            if (config_parse_u64(a, 1, UINT64_MAX, &cfg->id) != 0)
                 return fail(errmsg, errlen, "--id: '%s' is not >= 1", a);
             break;
         case OPT_INSTANCE:
@@ -324,39 +324,39 @@ int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
                 return fail(errmsg, errlen, "--advertise-url: bad URL");
             break;
         case OPT_ELECTION:
-            if (parse_u64(a, 10, 60000, &v) != 0)
+            if (config_parse_u64(a, 10, 60000, &v) != 0)
                 return fail(errmsg, errlen,
                             "--election-timeout: want 10..60000 ms");
             cfg->election_timeout_ms = (unsigned)v;
             break;
         case OPT_HEARTBEAT:
-            if (parse_u64(a, 1, 60000, &v) != 0)
+            if (config_parse_u64(a, 1, 60000, &v) != 0)
                 return fail(errmsg, errlen,
                             "--heartbeat-timeout: want 1..60000 ms");
             cfg->heartbeat_timeout_ms = (unsigned)v;
             break;
         case OPT_SNAP_THRESHOLD:
-            if (parse_u64(a, 1, 100000000, &v) != 0)
+            if (config_parse_u64(a, 1, 100000000, &v) != 0)
                 return fail(errmsg, errlen, "--snapshot-threshold: want >= 1");
             cfg->snapshot_threshold = (unsigned)v;
             break;
         case OPT_SNAP_TRAILING:
-            if (parse_u64(a, 0, 100000000, &v) != 0)
+            if (config_parse_u64(a, 0, 100000000, &v) != 0)
                 return fail(errmsg, errlen, "--snapshot-trailing: want >= 0");
             cfg->snapshot_trailing = (unsigned)v;
             break;
         case OPT_MAX_BODY:
-            if (parse_u64(a, 64, 64 << 20, &v) != 0)
+            if (config_parse_u64(a, 64, 64 << 20, &v) != 0)
                 return fail(errmsg, errlen, "--max-body: want 64..67108864");
             cfg->max_body = (size_t)v;
             break;
         case OPT_FWD_TIMEOUT:
-            if (parse_u64(a, 10, 600000, &v) != 0)
+            if (config_parse_u64(a, 10, 600000, &v) != 0)
                 return fail(errmsg, errlen, "--forward-timeout: want 10..600000");
             cfg->forward_timeout_ms = (unsigned)v;
             break;
         case OPT_APPLY_TIMEOUT:
-            if (parse_u64(a, 10, 600000, &v) != 0)
+            if (config_parse_u64(a, 10, 600000, &v) != 0)
                 return fail(errmsg, errlen, "--apply-timeout: want 10..600000");
             cfg->apply_timeout_ms = (unsigned)v;
             break;
@@ -374,12 +374,12 @@ int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
             cfg->join = true;
             break;
         case OPT_CHAIN_POLL:
-            if (parse_u64(a, 100, 600000, &v) != 0)
+            if (config_parse_u64(a, 100, 600000, &v) != 0)
                 return fail(errmsg, errlen, "--chain-poll: want 100..600000 ms");
             cfg->chain_poll_ms = (unsigned)v;
             break;
         case OPT_PING:
-            if (parse_u64(a, 50, 60000, &v) != 0)
+            if (config_parse_u64(a, 50, 60000, &v) != 0)
                 return fail(errmsg, errlen,
                             "--leader-ping-timeout: want 50..60000 ms");
             cfg->leader_ping_ms = (unsigned)v;

@@ -61,6 +61,11 @@ int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
 /* Print the full --help text. */
 void config_usage(void *stream);
 
+/* A decimal integer in [min, max] with no sign, space or junk: 0 or
+ * ERR_INVALID. Shared by every parser of user-given numbers. */
+int config_parse_u64(const char *s, uint64_t min, uint64_t max,
+                     uint64_t *out);
+
 /* The peer with this id, or NULL. */
 const struct config_peer *config_peer(const struct config *cfg, uint64_t id);
 

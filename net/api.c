@@ -521,7 +521,7 @@ static int query_u64(struct httpd_req *r, const char *name, uint64_t dflt,
         *out = dflt;
         return 0;
     }
-    return rv != 0 ? ERR_INVALID : request_parse_u64(q, min, max, out);
+    return rv != 0 ? ERR_INVALID : config_parse_u64(q, min, max, out);
 }
 
 static void handle_log(void *data, struct httpd_req *r)

@@ -2,7 +2,6 @@
 #include "net/request.h"
 #include "core/err.h"
 
-#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,19 +71,5 @@ int request_check_key(const char *key, size_t len, size_t max, char *out,
     }
     memcpy(out, key, len);
     out[len] = '\0';
-    return 0;
-}
-
-int request_parse_u64(const char *s, uint64_t min, uint64_t max,
-                      uint64_t *out)
-{
-    if (s == NULL || s[0] < '0' || s[0] > '9')
-        return ERR_INVALID;
-    errno = 0;
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno != 0 || *end != '\0' || v < min || v > max)
-        return ERR_INVALID;
-    *out = v;
     return 0;
 }

@@ -18,8 +18,4 @@ int request_parse_increment(const void *body, size_t len, int64_t *by,
 int request_check_key(const char *key, size_t len, size_t max, char *out,
                       char *err, size_t errlen);
 
-/* A decimal integer in [min, max] with no sign, spaces or junk. */
-int request_parse_u64(const char *s, uint64_t min, uint64_t max,
-                      uint64_t *out);
-
 #endif

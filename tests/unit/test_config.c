@@ -128,5 +128,22 @@ TEST(chain_env)
     return 0;
 }
 
+TEST(u64)
+{
+    uint64_t v;
+    ASSERT_EQ(config_parse_u64("42", 0, 100, &v), 0);
+    ASSERT_U64_EQ(v, 42);
+    ASSERT_EQ(config_parse_u64("101", 0, 100, &v), ERR_INVALID);
+    ASSERT_EQ(config_parse_u64("-1", 0, 100, &v), ERR_INVALID);
+    ASSERT_EQ(config_parse_u64("+1", 0, 100, &v), ERR_INVALID);
+    ASSERT_EQ(config_parse_u64(" 1", 0, 100, &v), ERR_INVALID);
+    ASSERT_EQ(config_parse_u64("1x", 0, 100, &v), ERR_INVALID);
+    ASSERT_EQ(config_parse_u64("", 0, 100, &v), ERR_INVALID);
+    ASSERT_EQ(config_parse_u64(NULL, 0, 100, &v), ERR_INVALID);
+    ASSERT_EQ(config_parse_u64("18446744073709551616", 0, UINT64_MAX, &v),
+              ERR_INVALID);
+    return 0;
+}
+
 TEST_LIST(TEST_ENTRY(static_ok), TEST_ENTRY(help_and_version),
-          TEST_ENTRY(bad_flags), TEST_ENTRY(chain_env))
+          TEST_ENTRY(bad_flags), TEST_ENTRY(chain_env), TEST_ENTRY(u64))
