@@ -109,8 +109,15 @@ def test_faults_keep_every_acknowledged_increment():
         if C.status(i) is None:
             C.start_node(i)
     C.leader(timeout=20)
-    st, j, _ = http("GET", C.url(1) + "/counter")
-    total = j["value"]
+    total = None
+    deadline = time.time() + 30
+    while total is None:  # a linearizable read, retried through elections
+        check(time.time() < deadline, "no linearizable read after healing")
+        st, j, _ = http("GET", C.url(1) + "/counter")
+        if st == 200:
+            total = j["value"]
+        else:
+            time.sleep(0.1)
     deadline = time.time() + 20
     while time.time() < deadline:
         vals = [http("GET", C.url(i) + "/counter?stale=1")[1] for i in range(1, C.n + 1)]
