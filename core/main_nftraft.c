@@ -240,7 +240,7 @@ static const char UP_USAGE[] =
     "nftraft up [--nodes N] [--chain none] [--base-port P] [--dir DIR] "
     "[--detach] [--election-timeout MS] [--heartbeat-timeout MS] "
     "[--snapshot-threshold N] [--snapshot-trailing N] [--log-level L] "
-    "[--anvil-port P] [--enable-fault-switch]";
+    "[--anvil-port P] [--enable-fault-switch] [--spare K]";
 
 static void up_help(void)
 {
@@ -262,6 +262,11 @@ static void up_help(void)
 "                          (default anvil)\n"
 "  --anvil-port P          anvil's port (default 8545)\n"
 "  --enable-fault-switch   pass --enable-fault-switch to the nodes (tests)\n"
+"  --spare K               chain mode: K more slots in every node's address\n"
+"                          book (ports after the N nodes), each with a key\n"
+"                          (the next dev account) and DIR/node<i>/cmdline\n"
+"                          (with --join), not minted, registered or started:\n"
+"                          mint + register it on chain, then start it\n"
 "  --base-port P           first HTTP port (default 8081)\n"
 "  --dir DIR               cluster directory (default %s)\n"
 "  --detach                return once the leader is elected\n"
@@ -358,7 +363,7 @@ static const char MNEMONIC[] =
 
 /* Start (or restart from its state file) anvil, and on first use deploy,
  * mint and register; the result is kept in DIR/chain.env. */
-static int chain_up(const char *dir, int nodes, int port,
+static int chain_up(const char *dir, int nodes, int spare, int port,
                     struct chain_setup *cs)
 {
     char root[PATH_MAX], anvil[PATH_MAX + 64], cast[PATH_MAX + 64];
@@ -408,7 +413,7 @@ static int chain_up(const char *dir, int nodes, int port,
         fprintf(stderr, "nftraft up: anvil did not start; see %s\n", logp);
         return -1;
     }
-    for (int i = 0; i <= nodes; i++) {
+    for (int i = 0; i <= nodes + spare; i++) {
         snprintf(cmd, sizeof cmd,
                  "'%s' wallet private-key --mnemonic '%s' --mnemonic-index %d",
                  cast, MNEMONIC, i);
@@ -527,9 +532,10 @@ static int cmd_up(int argc, char **argv)
         {"log-level", required_argument, NULL, 'l'},
         {"anvil-port", required_argument, NULL, 'A'},
         {"enable-fault-switch", no_argument, NULL, 'F'},
+        {"spare", required_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    int nodes = 3, base = 8081, c, anvil_port = 8545;
+    int nodes = 3, base = 8081, c, anvil_port = 8545, spare = 0;
     bool detach = false, chain = true, fault = false;
     const char *dir = DEFAULT_DIR, *extra[10] = {0};
     int n_extra = 0;
@@ -557,6 +563,11 @@ static int cmd_up(int argc, char **argv)
             break;
         case 'F':
             fault = true;
+            break;
+        case 'S':
+            spare = (int)strtol(optarg, &end, 10);
+            if (*end || spare < 0 || spare > 8)
+                return bad_usage("up", "--spare wants 0..8", UP_USAGE);
             break;
         case 'p':
             base = (int)strtol(optarg, &end, 10);
@@ -624,9 +635,13 @@ static int cmd_up(int argc, char **argv)
             return 1;
         }
     }
+    if (spare > 0 && !chain)
+        return bad_usage("up", "--spare is for --chain anvil", UP_USAGE);
+    if (nodes + spare > MAX_NODES)
+        return bad_usage("up", "--nodes + --spare is above 32", UP_USAGE);
     struct node_info ns[MAX_NODES];
     char peers[MAX_NODES * 96] = "";
-    for (int i = 0; i < nodes; i++) {
+    for (int i = 0; i < nodes + spare; i++) {
         struct node_info *x = &ns[i];
         memset(x, 0, sizeof *x);
         x->id = i + 1;
@@ -652,12 +667,13 @@ static int cmd_up(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     static struct chain_setup chs;
-    if (chain && chain_up(dir, nodes, anvil_port, &chs) != 0) {
+    if (chain && chain_up(dir, nodes, spare, anvil_port, &chs) != 0) {
         stop_anvil(dir);
         return 1;
     }
-    for (int i = 0; i < nodes; i++) {
+    for (int i = 0; i < nodes + spare; i++) {
         struct node_info *x = &ns[i];
+        bool is_spare = i >= nodes;
         if (mkdir(x->dir, 0755) != 0 && errno != EEXIST) {
             fprintf(stderr, "nftraft up: cannot create %s: %s\n", x->dir,
                     strerror(errno));
@@ -693,6 +709,8 @@ static int cmd_up(int argc, char **argv)
         }
         if (fault)
             args[k++] = "--enable-fault-switch";
+        if (is_spare)
+            args[k++] = "--join";
         for (int e = 0; e < n_extra; e++)
             args[k++] = extra[e];
         args[k] = NULL;
@@ -704,6 +722,8 @@ static int cmd_up(int argc, char **argv)
             fprintf(cf, "%s\n", args[a]);
         if (cf)
             fclose(cf);
+        if (is_spare)
+            continue; /* a slot: its owner registers it, then starts it */
         pid_t pid = fork();
         if (pid == 0) {
             setsid(); /* survives the CLI with --detach; own Ctrl-C handling */
@@ -777,6 +797,11 @@ static int cmd_up(int argc, char **argv)
         printf("  node %d  %-24s raft %-16s pid %-7d %s\n", ns[i].id,
                ns[i].url, ns[i].raft, (int)ns[i].pid,
                ns[i].id == leader ? "leader" : "follower");
+    for (int i = nodes; i < nodes + spare; i++)
+        printf("  spare %d %-24s raft %-16s (register node%d for token %d, "
+               "then start it from %s/cmdline)\n",
+               ns[i].id, ns[i].url, ns[i].raft, ns[i].id, ns[i].id,
+               ns[i].dir);
     fflush(stdout);
     if (detach) {
         printf("stop it with: nftraft down --dir %s\n", dir);
@@ -835,11 +860,32 @@ static int cmd_down(int argc, char **argv)
     }
     if (optind < argc)
         return bad_usage("down", "unexpected argument", usage);
-    struct node_info ns[MAX_NODES];
+    struct node_info ns[2 * MAX_NODES];
     int n = read_nodes(dir, ns);
     if (n == 0) {
         fprintf(stderr, "nftraft down: no cluster in %s\n", dir);
         return 1;
+    }
+    /* Nodes started by hand (spare slots, restarts) hold their data dir's
+     * LOCK, which records their pid. */
+    for (int id = 1; id <= MAX_NODES && n < 2 * MAX_NODES; id++) {
+        char lp[PATH_MAX + 32];
+        snprintf(lp, sizeof lp, "%s/node%d/LOCK", dir, id);
+        FILE *lf = fopen(lp, "r");
+        int pid = 0;
+        if (lf == NULL)
+            continue;
+        if (fscanf(lf, "%d", &pid) != 1)
+            pid = 0;
+        fclose(lf);
+        bool known = false;
+        for (int i = 0; i < n; i++)
+            known |= ns[i].pid == pid;
+        if (pid > 1 && !known && pid_is_nftraftd(pid)) {
+            memset(&ns[n], 0, sizeof ns[n]);
+            ns[n].id = id;
+            ns[n++].pid = pid;
+        }
     }
     int running = 0;
     for (int i = 0; i < n; i++)

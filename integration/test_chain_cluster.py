@@ -51,7 +51,7 @@ def increments(n, nodes=(1, 2, 3)):
 def test_up_on_anvil_and_increment_everywhere():
     global C
     C = Cluster(3, chain="anvil", extra=["--anvil-port", str(free_base_port(1) + 50),
-                                         "--enable-fault-switch"])
+                                         "--enable-fault-switch", "--spare", "1"])
     print(C.up().strip())
     leader = C.leader()
     wait_for("the on-chain leader to be the raft leader",
@@ -117,6 +117,46 @@ def test_chain_paused_raft_keeps_serving():
     wait_for("the chain to be reachable again", lambda: (chain_status(1) or {}).get("connected"), 20)
 
 
+def chain_env():
+    env = open(os.path.join(C.dir, "chain.env")).read()
+    return env.split("RPC=")[1].split()[0], env.split("NFT=")[1].split()[0]
+
+
+def dev_key(i):
+    return subprocess.run(
+        [os.path.join(ROOT, "contracts", "node_modules", ".bin", "cast"), "wallet", "private-key",
+         "--mnemonic", "test test test test test test test test test test test junk",
+         "--mnemonic-index", str(i)], capture_output=True, text=True).stdout.strip()
+
+
+def test_fourth_instance_registered_while_running_joins():
+    rpc, nft = chain_env()
+    key4 = open(os.path.join(C.dir, "node4", "wallet.key")).read().strip()
+    addr4 = subprocess.run([os.path.join(ROOT, "contracts", "node_modules", ".bin", "cast"), "wallet",
+                            "address", "--private-key", key4], capture_output=True, text=True).stdout.strip()
+    for args, key in ((["mint", "--to", addr4, "--name", "node4"], dev_key(0)),
+                      (["register", "--instance-id", "node4", "--token", "4"], key4)):
+        r = subprocess.run([NFTRAFT, *args, "--rpc-url", rpc, "--contract", nft], capture_output=True,
+                           text=True, timeout=60, env=dict(os.environ, NFTRAFT_WALLET_KEY=key))
+        check(r.returncode == 0, "%s: %s" % (args[0], r.stderr))
+    args = [l for l in open(os.path.join(C.dir, "node4", "cmdline")).read().split("\n") if l]
+    check("--join" in args, "the spare slot starts with --join")
+    log = open(os.path.join(C.dir, "node4", "node.log"), "a")
+    FIG["node4"] = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+    url4 = "http://127.0.0.1:%d" % (C.base + 3)
+    leader = C.leader()
+    m = wait_for("node 4 to become a raft voter", lambda: (lambda m: m if any(
+        x["token_id"] == 4 and x["role"] == "follower" for x in m["members"]) else None)(
+        http("GET", C.url(leader) + "/members")[1]), 30)
+    check(len(m["members"]) == 4 and any(x["id"] == 4 and x["role"] == "voter" for x in m["raft"]),
+          "four members, token 4 a raft voter: %s" % m)
+    before = http("GET", C.url(1) + "/counter")[1]["value"]
+    st, j, _ = http("POST", url4 + "/increment", "", {"Content-Type": "application/json"}, timeout=10)
+    check(st == 200 and j["value"] == before + 1, "an increment through node 4: %s %s" % (st, j))
+    wait_for("node 4 to apply it", lambda: (lambda s: s if s and s["value"] == before + 1 else None)(
+        http("GET", url4 + "/status")[1]), 10)
+
+
 def test_deactivated_instance_leaves_raft():
     leader = C.leader()
     victim = [i for i in (1, 2, 3) if i != leader][-1]
@@ -131,10 +171,10 @@ def test_deactivated_instance_leaves_raft():
                        capture_output=True, text=True, env=env, timeout=60)
     check(r.returncode == 0, "deactivate: %s" % r.stderr)
     del key0
-    wait_for("raft to drop token %d" % victim,
-             lambda: (lambda m: m if len(m["members"]) == 2 else None)(http("GET", C.url(leader) + "/members")[1]), 20)
-    wait_for("the raft configuration to shrink", lambda: all(
+    wait_for("the contract view without token %d" % victim, lambda: all(
         x["token_id"] != victim for x in http("GET", C.url(leader) + "/members")[1]["members"]), 20)
+    wait_for("raft's configuration to drop token %d" % victim, lambda: all(
+        x["id"] != victim for x in http("GET", C.url(C.leader()) + "/members")[1]["raft"]), 20)
     increments(10, nodes=[i for i in (1, 2, 3) if i != victim])
     st, j, _ = C.increment(victim, timeout=5)
     check(st in (403, 503), "the deactivated node refuses writes: %s %s" % (st, j))
@@ -149,11 +189,15 @@ def test_clean_shutdown():
 def main():
     try:
         return run([test_up_on_anvil_and_increment_everywhere, test_unresponsive_leader_is_voted_out,
-                    test_chain_paused_raft_keeps_serving, test_deactivated_instance_leaves_raft,
+                    test_chain_paused_raft_keeps_serving,
+                    test_fourth_instance_registered_while_running_joins,
+                    test_deactivated_instance_leaves_raft,
                     test_clean_shutdown])
     finally:
         if C is not None:
             C.down()
+        if "node4" in FIG and FIG["node4"].poll() is None:
+            FIG["node4"].kill()
 
 
 if __name__ == "__main__":

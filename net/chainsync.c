@@ -570,8 +570,16 @@ static json_t *members_json(void *data)
                            oh, "active", 1, "role", role, "url",
                            p ? p->http : ""));
     }
-    return json_pack("{s:s,s:I,s:o}", "source", "contract", "block",
-                     (json_int_t)cs->block, "members", arr);
+    json_t *raft = json_array();
+    for (unsigned k = 0; k < ns; k++)
+        json_array_append_new(
+            raft, json_pack("{s:I,s:s,s:s}", "id", (json_int_t)servers[k].id,
+                            "address", servers[k].address, "role",
+                            servers[k].role == 1   ? "voter"
+                            : servers[k].role == 0 ? "standby"
+                                                   : "spare"));
+    return json_pack("{s:s,s:I,s:o,s:o}", "source", "contract", "block",
+                     (json_int_t)cs->block, "members", arr, "raft", raft);
 }
 
 static const char *write_refusal(void *data)
