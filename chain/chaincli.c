@@ -3,6 +3,7 @@
 #include "chain/chaincli.h"
 #include "chain/abi.h"
 #include "chain/hex.h"
+#include "chain/keccak.h"
 #include "chain/rpc.h"
 #include "chain/sender.h"
 #include "chain/wallet.h"
@@ -226,6 +227,54 @@ static int print_members(struct ctx *c)
 
 #define USAGE_ERROR 1000 /* not an ERR_* code */
 
+struct logs_ctx {
+    struct ctx *c;
+};
+
+static void logs_cb(void *data, int err, json_t *result, const char *msg)
+{
+    struct ctx *c = data;
+    c->done = true;
+    c->err = err;
+    if (msg)
+        snprintf(c->msg, sizeof c->msg, "%s", msg);
+    if (err != 0)
+        return;
+    printf("leader changes (LeaderElected events):\n");
+    for (size_t i = 0; i < json_array_size(result); i++) {
+        json_t *l = json_array_get(result, i);
+        json_t *t = json_object_get(l, "topics");
+        const char *leader = json_string_value(json_array_get(t, 1));
+        const char *token = json_string_value(json_array_get(t, 2));
+        const char *block = json_string_value(json_object_get(l, "blockNumber"));
+        uint64_t b = 0, tok = 0;
+        uint8_t w[32];
+        size_t n;
+        if (leader == NULL || token == NULL || strlen(leader) != 66 ||
+            hex_decode(token, strlen(token), w, 32, &n) != 0 || n != 32 ||
+            abi_get_uint64(w, 32, 0, &tok) != 0) {
+            c->err = ERR_MALFORMED;
+            snprintf(c->msg, sizeof c->msg, "malformed LeaderElected log");
+            return;
+        }
+        if (block != NULL)
+            hex_quantity(block, &b);
+        printf("  block %-8" PRIu64 " token %-4" PRIu64 " 0x%s\n", b, tok,
+               leader + 26);
+    }
+}
+
+static int print_history(struct ctx *c)
+{
+    uint8_t topic[32];
+    keccak256("LeaderElected(address,uint256,bytes32)",
+              strlen("LeaderElected(address,uint256,bytes32)"), topic);
+    if (rpc_get_logs(c->rpc, c->contract, 0, topic, 10000, logs_cb, c) != 0)
+        return ERR_RPC;
+    wait_done(c);
+    return c->err;
+}
+
 static const char USAGE[] =
     "nftraft members|mint|register|deactivate|vote|elect|heartbeat|"
     "cluster-size|deploy [options]";
@@ -235,7 +284,8 @@ static void help(void)
     printf("usage: %s\n\n"
 "Chain operations on the DstackMembershipNFT contract (what the seed does\n"
 "with cast), through nftraft's own Ethereum client:\n"
-"  members                              active members and the leader state\n"
+"  members [--history]                  active members and the leader state\n"
+"                                       (--history: every LeaderElected event)\n"
 "  mint --to ADDR --name NAME           mintNodeAccess (contract owner)\n"
 "  register --instance-id ID --token N  registerInstance (token owner)\n"
 "  deactivate --token N                 deactivateInstance\n"
@@ -316,6 +366,7 @@ int chaincli_main(int argc, char **argv)
         {"clear", no_argument, NULL, 'C'},
         {"compose-hash", required_argument, NULL, 'H'},
         {"own-proxy", required_argument, NULL, 'o'},
+        {"history", no_argument, NULL, 'y'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     const char *cmd = argv[0];
@@ -325,7 +376,7 @@ int chaincli_main(int argc, char **argv)
     const char *to = NULL, *name = NULL, *instance = NULL, *target = NULL;
     const char *compose = NULL, *own = NULL;
     long long token = -1;
-    bool clear = false;
+    bool clear = false, history = false;
     int o;
     char *end;
     optind = 1;
@@ -343,6 +394,7 @@ int chaincli_main(int argc, char **argv)
         case 'C': clear = true; break;
         case 'H': compose = optarg; break;
         case 'o': own = optarg; break;
+        case 'y': history = true; break;
         case 'T':
             token = strtoll(optarg, &end, 10);
             if (*end || token < 1) {
@@ -399,6 +451,8 @@ int chaincli_main(int argc, char **argv)
     uint8_t buf[32], addr[20];
     if (strcmp(cmd, "members") == 0) {
         rv = print_members(&c);
+        if (rv == 0 && history)
+            rv = print_history(&c);
     } else if (strcmp(cmd, "mint") == 0) {
         if (parse_addr(to, addr) != 0 || name == NULL) {
             fprintf(stderr, "nftraft mint: give --to ADDR --name NAME\n");

@@ -312,3 +312,66 @@ int rpc_eth_call(struct rpc *r, const uint8_t to[20], const uint8_t *calldata,
         free(t);
     return rv;
 }
+
+/* ---- logs ---- */
+
+struct logs_call {
+    rpc_cb cb;
+    void *data;
+    size_t max;
+};
+
+static void logs_done(void *data, int err, json_t *result, const char *msg)
+{
+    struct logs_call *lc = data;
+    if (err == 0) {
+        if (!json_is_array(result)) {
+            err = ERR_MALFORMED;
+            msg = "eth_getLogs answered no array";
+        } else if (json_array_size(result) > lc->max) {
+            err = ERR_TOOBIG;
+            msg = "eth_getLogs answered too many logs";
+        } else {
+            for (size_t i = 0; i < json_array_size(result); i++) {
+                json_t *l = json_array_get(result, i);
+                json_t *t = json_object_get(l, "topics");
+                if (!json_is_object(l) || !json_is_array(t) ||
+                    json_array_size(t) > 4 ||
+                    !json_is_string(json_object_get(l, "data"))) {
+                    err = ERR_MALFORMED;
+                    msg = "eth_getLogs answered a malformed log";
+                    break;
+                }
+            }
+        }
+    }
+    lc->cb(lc->data, err, err == 0 ? result : NULL, msg);
+    free(lc);
+}
+
+int rpc_get_logs(struct rpc *r, const uint8_t address[20], uint64_t from,
+                 const uint8_t topic0[32], size_t max_logs, rpc_cb cb,
+                 void *data)
+{
+    struct logs_call *lc = calloc(1, sizeof *lc);
+    if (lc == NULL)
+        return ERR_NOMEM;
+    lc->cb = cb;
+    lc->data = data;
+    lc->max = max_logs;
+    char addr[43], fromh[24], t0[67];
+    hex_encode(address, 20, 1, addr);
+    snprintf(fromh, sizeof fromh, "0x%llx", (unsigned long long)from);
+    json_t *filter = json_pack("{s:s,s:s,s:s}", "address", addr, "fromBlock",
+                               fromh, "toBlock", "latest");
+    if (filter != NULL && topic0 != NULL) {
+        hex_encode(topic0, 32, 1, t0);
+        json_object_set_new(filter, "topics", json_pack("[s]", t0));
+    }
+    int rv = filter ? rpc_call(r, "eth_getLogs", json_pack("[o]", filter),
+                               logs_done, lc)
+                    : ERR_NOMEM;
+    if (rv != 0)
+        free(lc);
+    return rv;
+}

@@ -42,4 +42,11 @@ typedef void (*rpc_bytes_cb)(void *data, int err, const uint8_t *d,
 int rpc_eth_call(struct rpc *r, const uint8_t to[20], const uint8_t *calldata,
                  size_t len, const char *block, rpc_bytes_cb cb, void *data);
 
+/* eth_getLogs for address from block `from` to "latest" with topic0 (NULL:
+ * any). result: the logs array, each entry checked to be an object with
+ * string "topics" and "data"; at most max_logs (ERR_TOOBIG above). */
+int rpc_get_logs(struct rpc *r, const uint8_t address[20], uint64_t from,
+                 const uint8_t topic0[32], size_t max_logs, rpc_cb cb,
+                 void *data);
+
 #endif

@@ -85,6 +85,13 @@ def test_elect_vote_heartbeat():
     nft("cluster-size", key=S["keys"][3])
 
 
+def test_history_from_logs():
+    out = nft("members", "--history").stdout
+    changes = re.findall(r"block +\d+ +token (\d+) +0x([0-9a-f]{40})", out)
+    check([c[0] for c in changes] == ["1", "2"], "LeaderElected history via eth_getLogs:\n%s" % out)
+    check(changes[1][1] == S["addrs"][2][2:], "the second leader is token 2's owner")
+
+
 def test_deactivate_and_errors():
     nft("deactivate", "--token", "3", key=S["keys"][0])
     check("2 active members" in nft("members").stdout, "deactivated")
@@ -99,11 +106,66 @@ def test_deactivate_and_errors():
     check("127.0.0.1:1" in r.stderr, "unreachable RPC named: %r" % r.stderr)
 
 
+class Hostile(__import__("http.server").server.BaseHTTPRequestHandler):
+    """A JSON-RPC server that answers every call in one bad way."""
+    mode = "garbage"
+
+    def log_message(self, *a):
+        pass
+
+    def do_POST(self):
+        import json as J
+        req = J.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        m = Hostile.mode
+        if m == "hang":
+            time.sleep(30)
+            return
+        body = {"garbage": b"{not json",
+                "wrong-id": J.dumps({"jsonrpc": "2.0", "id": 999, "result": "0x1"}).encode(),
+                "wrong-type": J.dumps({"jsonrpc": "2.0", "id": req["id"], "result": 12}).encode(),
+                "short-data": J.dumps({"jsonrpc": "2.0", "id": req["id"], "result": "0x" + "00" * 31}).encode(),
+                "huge-array": J.dumps({"jsonrpc": "2.0", "id": req["id"],
+                                       "result": "0x" + "00" * 31 + "60" + "00" * 31 + "01" + "00" * 31 + "ff" * 1}).encode(),
+                "big-body": b" " * (5 << 20),
+                }[m]
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        try:
+            self.wfile.write(body)
+        except BrokenPipeError:
+            pass
+
+
+def test_malformed_rpc_answers():
+    import http.server
+    import threading
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    url = "http://127.0.0.1:%d" % srv.server_address[1]
+    try:
+        for mode, needle in (("garbage", "malformed"), ("wrong-id", "malformed"),
+                             ("wrong-type", "malformed"), ("short-data", "malformed"),
+                             ("huge-array", "malformed"), ("big-body", "too large"),
+                             ("hang", "timed out")):
+            Hostile.mode = mode
+            t0 = time.time()
+            r = nft("members", "--rpc-url", url, expect=None)
+            check(r.returncode == 1 and needle in r.stderr.lower(),
+                  "%s: exit %d, %r" % (mode, r.returncode, r.stderr[-200:]))
+            check(time.time() - t0 < 45, "%s took too long" % mode)
+    finally:
+        srv.shutdown()
+
+
 def main():
     try:
         setup()
         return run([test_deploy_mint_register_members, test_elect_vote_heartbeat,
-                    test_deactivate_and_errors])
+                    test_history_from_logs, test_deactivate_and_errors,
+                    test_malformed_rpc_answers])
     finally:
         if "anvil" in S:
             os.killpg(S["anvil"].pid, 9)
