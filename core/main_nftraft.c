@@ -240,7 +240,8 @@ static const char UP_USAGE[] =
     "nftraft up [--nodes N] [--chain none] [--base-port P] [--dir DIR] "
     "[--detach] [--election-timeout MS] [--heartbeat-timeout MS] "
     "[--snapshot-threshold N] [--snapshot-trailing N] [--log-level L] "
-    "[--anvil-port P] [--enable-fault-switch] [--spare K]";
+    "[--anvil-port P] [--enable-fault-switch] [--spare K] "
+    "[--rpc-url URL --contract ADDR --wallet-key FILE]";
 
 static void up_help(void)
 {
@@ -262,6 +263,11 @@ static void up_help(void)
 "                          (default anvil)\n"
 "  --anvil-port P          anvil's port (default 8545)\n"
 "  --enable-fault-switch   pass --enable-fault-switch to the nodes (tests)\n"
+"  --rpc-url URL --contract ADDR --wallet-key FILE\n"
+"                          an existing chain instead of anvil: no deployment;\n"
+"                          instances node1..nodeN must be registered and\n"
+"                          active, and every node signs with FILE's key (the\n"
+"                          owner of their tokens)\n"
 "  --spare K               chain mode: K more slots in every node's address\n"
 "                          book (ports after the N nodes), each with a key\n"
 "                          (the next dev account) and DIR/node<i>/cmdline\n"
@@ -533,9 +539,13 @@ static int cmd_up(int argc, char **argv)
         {"anvil-port", required_argument, NULL, 'A'},
         {"enable-fault-switch", no_argument, NULL, 'F'},
         {"spare", required_argument, NULL, 'S'},
+        {"rpc-url", required_argument, NULL, 'R'},
+        {"contract", required_argument, NULL, 'K'},
+        {"wallet-key", required_argument, NULL, 'W'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int nodes = 3, base = 8081, c, anvil_port = 8545, spare = 0;
+    const char *ext_rpc = NULL, *ext_contract = NULL, *ext_key = NULL;
     bool detach = false, chain = true, fault = false;
     const char *dir = DEFAULT_DIR, *extra[10] = {0};
     int n_extra = 0;
@@ -564,6 +574,9 @@ static int cmd_up(int argc, char **argv)
         case 'F':
             fault = true;
             break;
+        case 'R': ext_rpc = optarg; break;
+        case 'K': ext_contract = optarg; break;
+        case 'W': ext_key = optarg; break;
         case 'S':
             spare = (int)strtol(optarg, &end, 10);
             if (*end || spare < 0 || spare > 8)
@@ -635,7 +648,17 @@ static int cmd_up(int argc, char **argv)
             return 1;
         }
     }
-    if (spare > 0 && !chain)
+    bool external = ext_rpc || ext_contract || ext_key;
+    if (external && !(ext_rpc && ext_contract && ext_key))
+        return bad_usage("up", "an existing chain needs --rpc-url, --contract "
+                               "and --wallet-key", UP_USAGE);
+    if (external && access(ext_key, R_OK) != 0) {
+        fprintf(stderr, "nftraft up: cannot read --wallet-key %s\n", ext_key);
+        return 1;
+    }
+    if (external)
+        chain = true;
+    if (spare > 0 && (!chain || external))
         return bad_usage("up", "--spare is for --chain anvil", UP_USAGE);
     if (nodes + spare > MAX_NODES)
         return bad_usage("up", "--nodes + --spare is above 32", UP_USAGE);
@@ -667,7 +690,11 @@ static int cmd_up(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     static struct chain_setup chs;
-    if (chain && chain_up(dir, nodes, spare, anvil_port, &chs) != 0) {
+    if (external) {
+        snprintf(chs.rpc, sizeof chs.rpc, "%.63s", ext_rpc);
+        snprintf(chs.nft, sizeof chs.nft, "%.63s", ext_contract);
+        snprintf(chs.kms, sizeof chs.kms, "(not used)");
+    } else if (chain && chain_up(dir, nodes, spare, anvil_port, &chs) != 0) {
         stop_anvil(dir);
         return 1;
     }
@@ -687,7 +714,18 @@ static int cmd_up(int argc, char **argv)
                                 peers};
         int k = 9;
         char keyp[PATH_MAX + 32], inst[16];
-        if (chain) {
+        if (external) {
+            snprintf(keyp, sizeof keyp, "%s", ext_key);
+            snprintf(inst, sizeof inst, "node%d", x->id);
+            args[k++] = "--rpc-url";
+            args[k++] = chs.rpc;
+            args[k++] = "--contract";
+            args[k++] = chs.nft;
+            args[k++] = "--wallet-key";
+            args[k++] = keyp;
+            args[k++] = "--instance-id";
+            args[k++] = inst;
+        } else if (chain) {
             snprintf(keyp, sizeof keyp, "%s/wallet.key", x->dir);
             int kf = open(keyp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
             if (kf < 0 || write(kf, chs.keys[i + 1], strlen(chs.keys[i + 1])) < 0) {
@@ -791,8 +829,9 @@ static int cmd_up(int argc, char **argv)
     }
     printf("nftraft: %d-node cluster up (data in %s)\n", nodes, dir);
     if (chain)
-        printf("  chain   %s (anvil, 1 s blocks)  contract %s  KMS %s\n",
-               chs.rpc, chs.nft, chs.kms);
+        printf("  chain   %s (%s)  contract %s  KMS %s\n", chs.rpc,
+               external ? "existing chain" : "anvil, 1 s blocks", chs.nft,
+               chs.kms);
     for (int i = 0; i < nodes; i++)
         printf("  node %d  %-24s raft %-16s pid %-7d %s\n", ns[i].id,
                ns[i].url, ns[i].raft, (int)ns[i].pid,

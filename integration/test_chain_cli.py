@@ -106,6 +106,43 @@ def test_deactivate_and_errors():
     check("127.0.0.1:1" in r.stderr, "unreachable RPC named: %r" % r.stderr)
 
 
+def test_up_on_an_existing_chain():
+    import tempfile
+    from cluster import free_base_port, http
+    r = nft("deploy", key=S["keys"][0])
+    nft2 = dict(l.split("=") for l in r.stdout.split() if "=" in l)["NFT"]
+    saved, S["nft"] = S["nft"], nft2
+    try:
+        for i in (1, 2):  # one wallet owns both tokens
+            nft("mint", "--to", S["addrs"][0], "--name", "n%d" % i, key=S["keys"][0])
+            nft("register", "--instance-id", "node%d" % i, "--token", str(i), key=S["keys"][0])
+    finally:
+        S["nft"] = saved
+    d = tempfile.mkdtemp(prefix="nftraft-ext-")
+    keyf = os.path.join(d, "owner.key")
+    with open(keyf, "w") as f:
+        f.write(S["keys"][0])
+    base = free_base_port(2)
+    up = subprocess.run([NFTRAFT, "up", "--nodes", "2", "--rpc-url", S["rpc"], "--contract", nft2,
+                         "--wallet-key", keyf, "--base-port", str(base), "--dir", os.path.join(d, "c"),
+                         "--detach"], capture_output=True, text=True, timeout=120)
+    try:
+        check(up.returncode == 0 and "existing chain" in up.stdout, "up: %s%s" % (up.stdout, up.stderr))
+        url = "http://127.0.0.1:%d" % base
+        deadline = time.time() + 20
+        while True:
+            st, j, _ = http("GET", url + "/status")
+            if st == 200 and j["chain"] and j["chain"]["leader"]["token_id"] in (1, 2):
+                break
+            check(time.time() < deadline, "no on-chain leader: %s" % j)
+            time.sleep(0.3)
+        st, j, _ = http("POST", url + "/increment", "", {"Content-Type": "application/json"})
+        check(st == 200 and j["value"] == 1, "increment: %s %s" % (st, j))
+    finally:
+        subprocess.run([NFTRAFT, "down", "--dir", os.path.join(d, "c")], capture_output=True, timeout=60)
+        subprocess.run(["rm", "-rf", d])
+
+
 class Hostile(__import__("http.server").server.BaseHTTPRequestHandler):
     """A JSON-RPC server that answers every call in one bad way."""
     mode = "garbage"
@@ -165,6 +202,7 @@ def main():
         setup()
         return run([test_deploy_mint_register_members, test_elect_vote_heartbeat,
                     test_history_from_logs, test_deactivate_and_errors,
+                    test_up_on_an_existing_chain,
                     test_malformed_rpc_answers])
     finally:
         if "anvil" in S:
