@@ -129,6 +129,40 @@ def dev_key(i):
          "--mnemonic-index", str(i)], capture_output=True, text=True).stdout.strip()
 
 
+def test_chain_killed_for_20s_then_recovers():
+    rpc, nft = chain_env()
+    pid = int(open(os.path.join(C.dir, "anvil.pid")).read())
+    os.killpg(pid, signal.SIGTERM)  # anvil writes DIR/anvil-state.json
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        try:
+            os.killpg(pid, 0)
+            time.sleep(0.1)
+        except ProcessLookupError:
+            break
+    t0 = time.time()
+    before = http("GET", C.url(1) + "/counter")[1]["value"]
+    done = 0
+    while time.time() - t0 < 20:  # 20 s without a chain: raft serves
+        increments(1)
+        done += 1
+        time.sleep(0.2)
+    check(http("GET", C.url(3) + "/counter")[1]["value"] == before + done, "increments without the chain")
+    cs = chain_status(1)
+    check(not cs["connected"] and cs["error"], "/status reports the chain down: %s" % cs)
+    port = rpc.rsplit(":", 1)[1]
+    anvil = subprocess.Popen([os.path.join(ROOT, "contracts", "node_modules", ".bin", "anvil"), "--host",
+                              "127.0.0.1", "--port", port, "--block-time", "1", "--state",
+                              os.path.join(C.dir, "anvil-state.json")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    with open(os.path.join(C.dir, "anvil.pid"), "w") as f:
+        f.write("%d\n" % anvil.pid)
+    cs = wait_for("the chain to be reachable again with its state", lambda: (lambda c: c if c and c["connected"]
+                  and c["active_members"] == 3 else None)(chain_status(1)), 30)
+    print("  chain back after a 20 s outage at block %d, leader token %d" % (cs["block"], cs["leader"]["token_id"]))
+    increments(5)
+
+
 def test_fourth_instance_registered_while_running_joins():
     rpc, nft = chain_env()
     key4 = open(os.path.join(C.dir, "node4", "wallet.key")).read().strip()
@@ -189,7 +223,7 @@ def test_clean_shutdown():
 def main():
     try:
         return run([test_up_on_anvil_and_increment_everywhere, test_unresponsive_leader_is_voted_out,
-                    test_chain_paused_raft_keeps_serving,
+                    test_chain_paused_raft_keeps_serving, test_chain_killed_for_20s_then_recovers,
                     test_fourth_instance_registered_while_running_joins,
                     test_deactivated_instance_leaves_raft,
                     test_clean_shutdown])
