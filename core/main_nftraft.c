@@ -714,18 +714,9 @@ static int cmd_up(int argc, char **argv)
                                 peers};
         int k = 9;
         char keyp[PATH_MAX + 32], inst[16];
-        if (external) {
+        if (external) { /* every node signs with the given owner key */
             snprintf(keyp, sizeof keyp, "%s", ext_key);
-            snprintf(inst, sizeof inst, "node%d", x->id);
-            args[k++] = "--rpc-url";
-            args[k++] = chs.rpc;
-            args[k++] = "--contract";
-            args[k++] = chs.nft;
-            args[k++] = "--wallet-key";
-            args[k++] = keyp;
-            args[k++] = "--instance-id";
-            args[k++] = inst;
-        } else if (chain) {
+        } else if (chain) { /* node i signs with dev account i's key */
             snprintf(keyp, sizeof keyp, "%s/wallet.key", x->dir);
             int kf = open(keyp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
             if (kf < 0 || write(kf, chs.keys[i + 1], strlen(chs.keys[i + 1])) < 0) {
@@ -735,6 +726,8 @@ static int cmd_up(int argc, char **argv)
                 return 1;
             }
             close(kf);
+        }
+        if (chain) {
             snprintf(inst, sizeof inst, "node%d", x->id);
             args[k++] = "--rpc-url";
             args[k++] = chs.rpc;
