@@ -820,15 +820,33 @@ static int cmd_up(int argc, char **argv)
         stop_anvil(dir);
         return 1;
     }
+    uint64_t chain_leader = 0;
+    for (int t = 0; chain && t < 150 && !chain_leader && !g_stop; t++) {
+        /* The raft leader elects itself on chain within a block or two. */
+        char url[160];
+        snprintf(url, sizeof url, "%s/status", ns[leader - 1].url);
+        json_t *j = get_json(url, 1000);
+        json_t *cl = json_object_get(json_object_get(j, "chain"), "leader");
+        chain_leader = (uint64_t)json_integer_value(json_object_get(cl, "token_id"));
+        json_decref(j);
+        if (!chain_leader)
+            usleep(100000);
+    }
     printf("nftraft: %d-node cluster up (data in %s)\n", nodes, dir);
     if (chain)
         printf("  chain   %s (%s)  contract %s  KMS %s\n", chs.rpc,
                external ? "existing chain" : "anvil, 1 s blocks", chs.nft,
                chs.kms);
     for (int i = 0; i < nodes; i++)
-        printf("  node %d  %-24s raft %-16s pid %-7d %s\n", ns[i].id,
+        printf("  node %d  %-24s raft %-16s pid %-7d %s%s\n", ns[i].id,
                ns[i].url, ns[i].raft, (int)ns[i].pid,
-               ns[i].id == leader ? "leader" : "follower");
+               ns[i].id == leader ? "leader" : "follower",
+               chain && (uint64_t)ns[i].id == chain_leader
+                   ? " (on-chain leader)"
+                   : "");
+    if (chain && !chain_leader)
+        printf("  no on-chain leader yet (the raft leader elects itself on "
+               "the next blocks)\n");
     for (int i = nodes; i < nodes + spare; i++)
         printf("  spare %d %-24s raft %-16s (register node%d for token %d, "
                "then start it from %s/cmdline)\n",
