@@ -359,11 +359,28 @@ int node_apply(struct node *n, const void *bytes, size_t len,
     return 0;
 }
 
-static void barrier_cb(struct raft_barrier *req, int status)
+/* A barrier or change request; the caller sets the raft request's data. */
+static struct node_req *new_req(struct node *n, node_barrier_cb cb, void *d)
 {
-    struct node_req *nr = req->data;
+    struct node_req *nr = calloc(1, sizeof *nr);
+    if (nr == NULL)
+        return NULL;
+    nr->node = n;
+    nr->barrier_cb = cb;
+    nr->data = d;
+    return nr;
+}
+
+/* Report a barrier or change request's raft status and free it. */
+static void req_done(struct node_req *nr, int status)
+{
     nr->barrier_cb(nr->data, status == 0 ? 0 : map_raft_err(status));
     free(nr);
+}
+
+static void barrier_cb(struct raft_barrier *req, int status)
+{
+    req_done(req->data, status);
 }
 
 int node_barrier(struct node *n, node_barrier_cb cb, void *data)
@@ -371,12 +388,9 @@ int node_barrier(struct node *n, node_barrier_cb cb, void *data)
     int rv = check_leader(n);
     if (rv != 0)
         return rv;
-    struct node_req *nr = calloc(1, sizeof *nr);
+    struct node_req *nr = new_req(n, cb, data);
     if (nr == NULL)
         return ERR_NOMEM;
-    nr->node = n;
-    nr->barrier_cb = cb;
-    nr->data = data;
     nr->u.barrier.data = nr;
     rv = raft_barrier(&n->raft, &nr->u.barrier, barrier_cb);
     if (rv != 0) {
@@ -388,9 +402,7 @@ int node_barrier(struct node *n, node_barrier_cb cb, void *data)
 
 static void change_done_cb(struct raft_change *req, int status)
 {
-    struct node_req *nr = req->data;
-    nr->barrier_cb(nr->data, status == 0 ? 0 : map_raft_err(status));
-    free(nr);
+    req_done(req->data, status);
 }
 
 /* Step 2 of an add: promote the new server to voter once it is known. */
@@ -411,18 +423,6 @@ static void add_step_cb(struct raft_change *req, int status)
     }
 }
 
-static struct node_req *new_req(struct node *n, node_barrier_cb cb, void *d)
-{
-    struct node_req *nr = calloc(1, sizeof *nr);
-    if (nr == NULL)
-        return NULL;
-    nr->node = n;
-    nr->barrier_cb = cb;
-    nr->data = d;
-    nr->u.change.data = nr;
-    return nr;
-}
-
 int node_add_voter(struct node *n, uint64_t id, const char *address,
                    node_barrier_cb cb, void *data)
 {
@@ -433,6 +433,7 @@ int node_add_voter(struct node *n, uint64_t id, const char *address,
     if (nr == NULL)
         return ERR_NOMEM;
     nr->target = id;
+    nr->u.change.data = nr;
     rv = raft_add(&n->raft, &nr->u.change, id, address, add_step_cb);
     if (rv != 0) {
         free(nr);
@@ -449,6 +450,7 @@ int node_remove(struct node *n, uint64_t id, node_barrier_cb cb, void *data)
     struct node_req *nr = new_req(n, cb, data);
     if (nr == NULL)
         return ERR_NOMEM;
+    nr->u.change.data = nr;
     rv = raft_remove(&n->raft, &nr->u.change, id, change_done_cb);
     if (rv != 0) {
         free(nr);
