@@ -174,6 +174,11 @@ void config_usage(void *stream)
 "  --heartbeat-timeout MS    raft heartbeat interval (default 40)\n"
 "  --snapshot-threshold N    entries between snapshots (default 1024)\n"
 "  --snapshot-trailing N     entries kept after a snapshot (default 256)\n"
+"  --install-snapshot-timeout MS\n"
+"                            leader resends a snapshot a follower has not\n"
+"                            acknowledged after MS (default 5000; raft's own\n"
+"                            30000 stalls a follower that was busy taking its\n"
+"                            own snapshot when the first one arrived)\n"
 "  --max-body BYTES          largest accepted request body (default 65536)\n"
 "  --forward-timeout MS      follower->leader forwarding timeout (default 5000)\n"
 "  --apply-timeout MS        answer 'outcome unknown' after MS (default 10000)\n"
@@ -216,7 +221,7 @@ enum {
     OPT_ID, OPT_INSTANCE, OPT_WALLET, OPT_ADVERTISE, OPT_ELECTION,
     OPT_HEARTBEAT, OPT_SNAP_THRESHOLD, OPT_SNAP_TRAILING, OPT_MAX_BODY,
     OPT_FWD_TIMEOUT, OPT_APPLY_TIMEOUT, OPT_LOG_LEVEL, OPT_FAULT, OPT_HELP,
-    OPT_VERSION, OPT_JOIN, OPT_CHAIN_POLL, OPT_PING,
+    OPT_VERSION, OPT_JOIN, OPT_CHAIN_POLL, OPT_PING, OPT_SNAP_TIMEOUT,
 };
 
 int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
@@ -237,6 +242,7 @@ int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
         {"heartbeat-timeout", required_argument, NULL, OPT_HEARTBEAT},
         {"snapshot-threshold", required_argument, NULL, OPT_SNAP_THRESHOLD},
         {"snapshot-trailing", required_argument, NULL, OPT_SNAP_TRAILING},
+        {"install-snapshot-timeout", required_argument, NULL, OPT_SNAP_TIMEOUT},
         {"max-body", required_argument, NULL, OPT_MAX_BODY},
         {"forward-timeout", required_argument, NULL, OPT_FWD_TIMEOUT},
         {"apply-timeout", required_argument, NULL, OPT_APPLY_TIMEOUT},
@@ -254,6 +260,7 @@ int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
     cfg->heartbeat_timeout_ms = 40;
     cfg->snapshot_threshold = 1024;
     cfg->snapshot_trailing = 256;
+    cfg->install_snapshot_timeout_ms = 5000;
     cfg->max_body = 65536;
     cfg->forward_timeout_ms = 5000;
     cfg->apply_timeout_ms = 10000;
@@ -344,6 +351,12 @@ int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
             if (config_parse_u64(a, 0, 100000000, &v) != 0)
                 return fail(errmsg, errlen, "--snapshot-trailing: want >= 0");
             cfg->snapshot_trailing = (unsigned)v;
+            break;
+        case OPT_SNAP_TIMEOUT:
+            if (config_parse_u64(a, 100, 600000, &v) != 0)
+                return fail(errmsg, errlen,
+                            "--install-snapshot-timeout: want 100..600000 ms");
+            cfg->install_snapshot_timeout_ms = (unsigned)v;
             break;
         case OPT_MAX_BODY:
             if (config_parse_u64(a, 64, 64 << 20, &v) != 0)

@@ -39,6 +39,7 @@ struct config {
     unsigned heartbeat_timeout_ms;
     unsigned snapshot_threshold;
     unsigned snapshot_trailing;
+    unsigned install_snapshot_timeout_ms;
     size_t max_body;
     unsigned forward_timeout_ms;
     unsigned apply_timeout_ms;

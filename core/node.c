@@ -138,6 +138,10 @@ int node_init(struct node **out, uv_loop_t *loop, const struct config *cfg,
     raft_set_heartbeat_timeout(&n->raft, cfg->heartbeat_timeout_ms);
     raft_set_snapshot_threshold(&n->raft, cfg->snapshot_threshold);
     raft_set_snapshot_trailing(&n->raft, cfg->snapshot_trailing);
+    /* raft 0.15: a follower busy writing its own snapshot drops an incoming
+     * InstallSnapshot without answering, and the leader waits this long
+     * before it sends another one (default 30 s). */
+    raft_set_install_snapshot_timeout(&n->raft, cfg->install_snapshot_timeout_ms);
     raft_set_pre_vote(&n->raft, true);
     uv_timer_init(loop, &n->poll);
     n->poll.data = n;

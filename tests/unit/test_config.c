@@ -36,6 +36,12 @@ TEST(static_ok)
     ASSERT_STR_EQ(c.instance_id, "node2");
     ASSERT_EQ(c.election_timeout_ms, 300);
     ASSERT_EQ(c.heartbeat_timeout_ms, 40);
+    ASSERT_EQ(c.install_snapshot_timeout_ms, 5000);
+    char *snap[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
+                    "127.0.0.1:9002", "--raft", "127.0.0.1:9102", "--peers",
+                    PEERS, "--install-snapshot-timeout", "1500", NULL};
+    ASSERT_EQ(parse(&c, snap), 0);
+    ASSERT_EQ(c.install_snapshot_timeout_ms, 1500);
     return 0;
 }
 
@@ -91,10 +97,13 @@ TEST(bad_flags)
     char *join[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
                     "127.0.0.1:9001", "--raft", "127.0.0.1:9101", "--peers",
                     PEERS, "--join", NULL};
+    char *snapto[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
+                      "127.0.0.1:9001", "--raft", "127.0.0.1:9101", "--peers",
+                      PEERS, "--install-snapshot-timeout", "5", NULL};
     char *extra[] = {"nftraftd", "stray", NULL};
     char **cases[] = {missing, unknown, noval, badraft, badport, notinpeers,
                       badpeers, dup, timeouts, neg, contract, nokey, join,
-                      extra};
+                      snapto, extra};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         if (parse(&c, cases[i]) != ERR_INVALID)
             FAILF("case %zu was accepted", i);
