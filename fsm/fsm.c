@@ -4,12 +4,17 @@
 #include "fsm/fsm.h"
 #include "core/err.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <msgpack.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
 
 #define SCHEMA_VERSION 1
 #define CMD_VERSION 1
@@ -36,9 +41,38 @@ static const char *const SQL[ST_COUNT] = {
                      "WHERE idx >= ? ORDER BY idx LIMIT ?",
 };
 
+/* Statements of the snapshot reader (a second, read-only connection). */
+enum { RS_BEGIN, RS_STATE, RS_OPLOG, RS_NKEYS, RS_KEYS, RS_END, RS_COUNT };
+
+static const char *const RSQL[RS_COUNT] = {
+    [RS_BEGIN] = "BEGIN",
+    [RS_STATE] = "SELECT value, last_applied FROM state WHERE id = 1",
+    [RS_OPLOG] = "SELECT idx, term, by, value, node, time FROM oplog "
+                 "ORDER BY idx",
+    [RS_NKEYS] = "SELECT count(*) FROM dedup",
+    [RS_KEYS] = "SELECT key, idx, value FROM dedup ORDER BY key",
+    [RS_END] = "COMMIT",
+};
+
+/* A pinned read view being serialized (at most one per struct fsm). */
+struct fsm_snap {
+    struct fsm *f;
+    int64_t value;
+    uint64_t last_applied, count;
+    bool open;          /* the read transaction is still open */
+    uint64_t rows, keys;
+    double write_ms;
+    char errmsg[1024];
+};
+
 struct fsm {
     sqlite3 *db;
     sqlite3_stmt *st[ST_COUNT];
+    sqlite3 *rdb; /* snapshot reader; used by one thread at a time */
+    sqlite3_stmt *rst[RS_COUNT];
+    struct fsm_snap snap;
+    bool snap_busy;
+    int lock_fd;
     char path[512];
     int64_t value;
     uint64_t last_applied;
@@ -288,9 +322,16 @@ void fsm_close(struct fsm *f)
 {
     if (f == NULL)
         return;
+    if (f->snap_busy)
+        fsm_snapshot_end(f, &f->snap);
+    for (int i = 0; i < RS_COUNT; i++)
+        sqlite3_finalize(f->rst[i]);
+    sqlite3_close(f->rdb);
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(f->st[i]);
     sqlite3_close(f->db);
+    if (f->lock_fd >= 0)
+        close(f->lock_fd);
     free(f);
 }
 
@@ -302,6 +343,28 @@ int fsm_open(struct fsm **out, const char *path, char *errmsg, size_t errlen)
         return ERR_NOMEM;
     }
     snprintf(f->path, sizeof f->path, "%s", path);
+    /* One process per state file: an flock()ed sidecar, so that this
+     * process can still open the second (reader) connection that SQLite's
+     * exclusive locking mode would refuse. */
+    char lockpath[sizeof f->path + 8];
+    snprintf(lockpath, sizeof lockpath, "%s-lock", path);
+    f->lock_fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (f->lock_fd < 0) {
+        snprintf(errmsg, errlen, "cannot open %s: %s", lockpath,
+                 strerror(errno));
+        free(f);
+        return ERR_IO;
+    }
+    if (flock(f->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        int busy = errno == EWOULDBLOCK;
+        snprintf(errmsg, errlen,
+                 busy ? "state file %s is in use by another process"
+                      : "cannot lock %s: %s",
+                 busy ? path : lockpath, strerror(errno));
+        close(f->lock_fd);
+        free(f);
+        return busy ? ERR_BUSY : ERR_IO;
+    }
     /* Refuse anything that is not an SQLite file before SQLite touches it. */
     FILE *fp = fopen(path, "rb");
     if (fp != NULL) {
@@ -313,7 +376,7 @@ int fsm_open(struct fsm **out, const char *path, char *errmsg, size_t errlen)
                      "state file %s is not an SQLite database (corrupt?); it "
                      "was left as it is",
                      path);
-            free(f);
+            fsm_close(f);
             return ERR_CORRUPT;
         }
     }
@@ -328,12 +391,10 @@ int fsm_open(struct fsm **out, const char *path, char *errmsg, size_t errlen)
         goto err;
     }
     sqlite3_extended_result_codes(f->db, 0);
-    /* Exclusive locking: a second process gets SQLITE_BUSY. */
-    rc = exec(f, "PRAGMA locking_mode = EXCLUSIVE");
-    if (rc == SQLITE_OK)
-        rc = exec(f, "BEGIN IMMEDIATE; COMMIT");
-    if (rc == SQLITE_OK)
-        rc = exec(f, "PRAGMA journal_mode = WAL");
+    /* Nobody else writes (the lock above); wait rather than fail should a
+     * checkpoint and the snapshot reader ever meet. */
+    sqlite3_busy_timeout(f->db, 5000);
+    rc = exec(f, "PRAGMA journal_mode = WAL");
     if (rc == SQLITE_OK)
         rc = exec(f, "PRAGMA synchronous = NORMAL");
     if (rc != SQLITE_OK) {
@@ -343,6 +404,20 @@ int fsm_open(struct fsm **out, const char *path, char *errmsg, size_t errlen)
     rv = load(f);
     if (rv != 0)
         goto err;
+    /* The snapshot reader: its own connection, so a snapshot can be
+     * serialized on another thread while this one keeps applying (WAL lets
+     * one writer and readers run at once). FULLMUTEX: it changes thread. */
+    rc = sqlite3_open_v2(path, &f->rdb,
+                         SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX, NULL);
+    for (int i = 0; rc == SQLITE_OK && i < RS_COUNT; i++)
+        rc = sqlite3_prepare_v3(f->rdb, RSQL[i], -1, SQLITE_PREPARE_PERSISTENT,
+                                &f->rst[i], NULL);
+    if (rc != SQLITE_OK) {
+        rv = fail(f, ERR_IO, "cannot open a reader on state file %s: %s",
+                  path, f->rdb ? sqlite3_errmsg(f->rdb) : sqlite3_errstr(rc));
+        goto err;
+    }
+    sqlite3_busy_timeout(f->rdb, 5000);
     *out = f;
     return 0;
 err:
@@ -506,80 +581,170 @@ int fsm_log(struct fsm *f, uint64_t from, unsigned limit,
 
 /* ---- snapshots ---- */
 
-int fsm_snapshot(struct fsm *f, void *(*alloc)(size_t), void **buf,
-                 size_t *len)
+static int snap_fail(struct fsm_snap *sn, int rv, const char *what)
 {
+    snprintf(sn->errmsg, sizeof sn->errmsg, "snapshot of %s: %s: %s",
+             sn->f->path, what, sqlite3_errmsg(sn->f->rdb));
+    return rv;
+}
+
+static void snap_close_txn(struct fsm_snap *sn)
+{
+    if (!sn->open)
+        return;
+    sqlite3_stmt **r = sn->f->rst;
+    for (int i = 0; i < RS_COUNT; i++)
+        sqlite3_reset(r[i]);
+    if (sqlite3_step(r[RS_END]) != SQLITE_DONE)
+        sqlite3_exec(sn->f->rdb, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_reset(r[RS_END]);
+    sn->open = false;
+}
+
+int fsm_snapshot_begin(struct fsm *f, struct fsm_snap **out)
+{
+    if (f->snap_busy)
+        return fail(f, ERR_BUSY, "snapshot of %s: one is in progress",
+                    f->path);
+    struct fsm_snap *sn = &f->snap;
+    memset(sn, 0, sizeof *sn);
+    sn->f = f;
+    sqlite3_stmt **r = f->rst;
+    /* The first read of a transaction fixes its view of the WAL: from here
+     * on the reader sees exactly the state as of f->last_applied. */
+    if (sqlite3_step(r[RS_BEGIN]) != SQLITE_DONE) {
+        sqlite3_reset(r[RS_BEGIN]);
+        return fail(f, ERR_IO, "snapshot of %s: %s", f->path,
+                    sqlite3_errmsg(f->rdb));
+    }
+    sqlite3_reset(r[RS_BEGIN]);
+    sn->open = true;
+    int rc = sqlite3_step(r[RS_STATE]);
+    bool same = rc == SQLITE_ROW &&
+                sqlite3_column_int64(r[RS_STATE], 0) == f->value &&
+                (uint64_t)sqlite3_column_int64(r[RS_STATE], 1) ==
+                    f->last_applied;
+    sqlite3_reset(r[RS_STATE]);
+    if (!same) {
+        int rv = rc == SQLITE_ROW
+                     ? fail(f, ERR_IO, "snapshot of %s: the reader does not "
+                            "see the last applied state", f->path)
+                     : fail(f, ERR_IO, "snapshot of %s: %s", f->path,
+                            sqlite3_errmsg(f->rdb));
+        snap_close_txn(sn);
+        return rv;
+    }
+    sn->value = f->value;
+    sn->last_applied = f->last_applied;
+    sn->count = f->count;
+    f->snap_busy = true;
+    *out = sn;
+    return 0;
+}
+
+int fsm_snapshot_write(struct fsm_snap *sn, void **buf, size_t *len)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    sqlite3_stmt **r = sn->f->rst;
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    int rv = 0;
-    sqlite3_stmt *s = NULL, *k = NULL;
-    if (sqlite3_prepare_v2(f->db,
-                           "SELECT idx, term, by, value, node, time FROM "
-                           "oplog ORDER BY idx",
-                           -1, &s, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(f->db,
-                           "SELECT key, idx, value FROM dedup ORDER BY key",
-                           -1, &k, NULL) != SQLITE_OK) {
-        rv = fail(f, ERR_IO, "snapshot of %s: %s", f->path,
-                  sqlite3_errmsg(f->db));
+    int rv = 0, rc;
+    if (!sn->open) {
+        snprintf(sn->errmsg, sizeof sn->errmsg, "snapshot of %s: no read "
+                 "view (written twice?)", sn->f->path);
+        rv = ERR_INVALID;
         goto out;
     }
     msgpack_pack_array(&pk, 5);
     msgpack_pack_uint8(&pk, SNAP_VERSION);
-    msgpack_pack_int64(&pk, f->value);
-    msgpack_pack_uint64(&pk, f->last_applied);
-    msgpack_pack_array(&pk, (size_t)f->count);
-    uint64_t rows = 0;
-    while (sqlite3_step(s) == SQLITE_ROW && rows < f->count) {
+    msgpack_pack_int64(&pk, sn->value);
+    msgpack_pack_uint64(&pk, sn->last_applied);
+    msgpack_pack_array(&pk, (size_t)sn->count);
+    while (sn->rows < sn->count &&
+           (rc = sqlite3_step(r[RS_OPLOG])) == SQLITE_ROW) {
         msgpack_pack_array(&pk, 6);
         for (int c = 0; c < 6; c++)
-            msgpack_pack_int64(&pk, sqlite3_column_int64(s, c));
-        rows++;
+            msgpack_pack_int64(&pk, sqlite3_column_int64(r[RS_OPLOG], c));
+        sn->rows++;
     }
-    if (rows != f->count) {
-        rv = fail(f, ERR_IO, "snapshot of %s: op log has %llu rows, "
-                  "expected %llu", f->path, (unsigned long long)rows,
-                  (unsigned long long)f->count);
+    if (sn->rows != sn->count) {
+        rv = snap_fail(sn, ERR_IO, "op log shorter than expected");
         goto out;
     }
-    /* Keys: count first, then rows. */
-    sqlite3_stmt *c;
     uint64_t nkeys = 0;
-    if (sqlite3_prepare_v2(f->db, "SELECT count(*) FROM dedup", -1, &c,
-                           NULL) == SQLITE_OK) {
-        if (sqlite3_step(c) == SQLITE_ROW)
-            nkeys = (uint64_t)sqlite3_column_int64(c, 0);
-        sqlite3_finalize(c);
+    if (sqlite3_step(r[RS_NKEYS]) != SQLITE_ROW) {
+        rv = snap_fail(sn, ERR_IO, "counting keys");
+        goto out;
     }
+    nkeys = (uint64_t)sqlite3_column_int64(r[RS_NKEYS], 0);
     msgpack_pack_array(&pk, (size_t)nkeys);
-    uint64_t krows = 0;
-    while (krows < nkeys && sqlite3_step(k) == SQLITE_ROW) {
-        const char *key = (const char *)sqlite3_column_text(k, 0);
-        size_t kl = (size_t)sqlite3_column_bytes(k, 0);
+    while (sn->keys < nkeys && sqlite3_step(r[RS_KEYS]) == SQLITE_ROW) {
+        const char *key = (const char *)sqlite3_column_text(r[RS_KEYS], 0);
+        size_t kl = (size_t)sqlite3_column_bytes(r[RS_KEYS], 0);
         msgpack_pack_array(&pk, 3);
         msgpack_pack_str(&pk, kl);
         msgpack_pack_str_body(&pk, key, kl);
-        msgpack_pack_int64(&pk, sqlite3_column_int64(k, 1));
-        msgpack_pack_int64(&pk, sqlite3_column_int64(k, 2));
-        krows++;
+        msgpack_pack_int64(&pk, sqlite3_column_int64(r[RS_KEYS], 1));
+        msgpack_pack_int64(&pk, sqlite3_column_int64(r[RS_KEYS], 2));
+        sn->keys++;
     }
-    if (krows != nkeys) {
-        rv = fail(f, ERR_IO, "snapshot of %s: dedup table changed", f->path);
+    if (sn->keys != nkeys) {
+        rv = snap_fail(sn, ERR_IO, "key table shorter than expected");
         goto out;
     }
-    *buf = alloc(sb.size);
-    if (*buf == NULL) {
-        rv = ERR_NOMEM;
-        goto out;
-    }
-    memcpy(*buf, sb.data, sb.size);
+    /* Hand the buffer over as it is (malloc'd by msgpack): no copy. */
     *len = sb.size;
+    *buf = msgpack_sbuffer_release(&sb);
+    if (*buf == NULL) {
+        *buf = malloc(1); /* an empty sbuffer has no data yet */
+        if (*buf == NULL)
+            rv = ERR_NOMEM;
+    }
 out:
-    sqlite3_finalize(s);
-    sqlite3_finalize(k);
     msgpack_sbuffer_destroy(&sb);
+    /* Let checkpoints past this view as soon as it is read. */
+    snap_close_txn(sn);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    sn->write_ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+                   (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    return rv;
+}
+
+const char *fsm_snapshot_errmsg(const struct fsm_snap *sn)
+{
+    return sn->errmsg;
+}
+
+void fsm_snapshot_stats(const struct fsm_snap *sn, uint64_t *last_applied,
+                        uint64_t *rows, uint64_t *keys, double *write_ms)
+{
+    *last_applied = sn->last_applied;
+    *rows = sn->rows;
+    *keys = sn->keys;
+    *write_ms = sn->write_ms;
+}
+
+void fsm_snapshot_end(struct fsm *f, struct fsm_snap *sn)
+{
+    if (sn == NULL || sn != &f->snap || !f->snap_busy)
+        return;
+    snap_close_txn(sn);
+    f->snap_busy = false;
+}
+
+int fsm_snapshot(struct fsm *f, void **buf, size_t *len)
+{
+    struct fsm_snap *sn;
+    int rv = fsm_snapshot_begin(f, &sn);
+    if (rv != 0)
+        return rv;
+    rv = fsm_snapshot_write(sn, buf, len);
+    if (rv != 0)
+        fail(f, rv, "%s", sn->errmsg);
+    fsm_snapshot_end(f, sn);
     return rv;
 }
 

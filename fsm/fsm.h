@@ -4,8 +4,9 @@
  * index) lives in one SQLite file in WAL mode. Each applied entry updates all
  * of it in one SQLite transaction, so a restart never applies an entry twice
  * nor skips one. This module knows nothing of libuv, raft or HTTP: core/
- * wraps it into a struct raft_fsm. All functions run on the caller's thread;
- * a struct fsm is not thread-safe. */
+ * wraps it into a struct raft_fsm. A struct fsm is not thread-safe: all
+ * functions run on its owner's thread, except fsm_snapshot_write (below).
+ * One process at a time: the file's "-lock" sidecar is flock()ed. */
 #ifndef NFTRAFT_FSM_H
 #define NFTRAFT_FSM_H
 
@@ -92,11 +93,24 @@ uint64_t fsm_count(const struct fsm *f); /* rows in the op log */
 int fsm_log(struct fsm *f, uint64_t from, unsigned limit,
             struct fsm_entry *out, unsigned *n, uint64_t *next);
 
-/* Serialize the whole state (value, last_applied, op log, idempotency table)
- * into one buffer obtained from alloc (raft_malloc in the node; the caller
- * frees it with the matching free). Versioned msgpack. */
-int fsm_snapshot(struct fsm *f, void *(*alloc)(size_t), void **buf,
-                 size_t *len);
+/* Snapshots: the whole state (value, last_applied, op log, idempotency
+ * table) as one versioned msgpack buffer, malloc'd (the caller frees it).
+ * The work is split so that the part that grows with the op log can run on
+ * another thread while the owner keeps applying:
+ * - fsm_snapshot_begin (owner's thread, cheap) pins a read view of the state
+ *   as of now on a second SQLite connection. ERR_BUSY while one is pending.
+ * - fsm_snapshot_write (any one thread, once; the owner may call fsm_apply
+ *   meanwhile) serializes that view; on failure fsm_snapshot_errmsg says why.
+ * - fsm_snapshot_end (owner's thread) releases it; always call it.
+ * fsm_snapshot does all three on the caller's thread. */
+struct fsm_snap;
+int fsm_snapshot_begin(struct fsm *f, struct fsm_snap **out);
+int fsm_snapshot_write(struct fsm_snap *s, void **buf, size_t *len);
+const char *fsm_snapshot_errmsg(const struct fsm_snap *s);
+void fsm_snapshot_stats(const struct fsm_snap *s, uint64_t *last_applied,
+                        uint64_t *rows, uint64_t *keys, double *write_ms);
+void fsm_snapshot_end(struct fsm *f, struct fsm_snap *s);
+int fsm_snapshot(struct fsm *f, void **buf, size_t *len);
 
 /* Replace the state with a snapshot's, atomically, if its last_applied is
  * greater than ours (otherwise a no-op returning 0). The buffer is fully

@@ -3,6 +3,7 @@
 #include "core/err.h"
 #include "core/log.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static int rf_apply(struct raft_fsm *f, const struct raft_buffer *buf,
@@ -30,27 +31,78 @@ static int rf_apply(struct raft_fsm *f, const struct raft_buffer *buf,
     return 0;
 }
 
+/* raft_fsm version 3: snapshot() runs on the loop and only pins a read
+ * view; snapshot_async() serializes it on a libuv worker thread while the
+ * loop keeps applying; snapshot_finalize() (loop) frees the buffer and
+ * releases the view. No logging off the loop: finalize reports. */
 static int rf_snapshot(struct raft_fsm *f, struct raft_buffer *bufs[],
                        unsigned *n_bufs)
 {
     struct raftfsm *rf = f->data;
-    struct raft_buffer *b = raft_malloc(sizeof *b);
-    if (b == NULL)
+    int rv = fsm_snapshot_begin(rf->state, &rf->snap);
+    if (rv != 0) {
+        if (rv == ERR_BUSY)
+            return RAFT_BUSY; /* raft retries at the next threshold */
+        LOGE("fsm", "snapshot failed: %s", fsm_errmsg(rf->state));
+        return RAFT_IOERR;
+    }
+    *bufs = NULL;
+    *n_bufs = 0;
+    return 0;
+}
+
+static int rf_snapshot_async(struct raft_fsm *f, struct raft_buffer *bufs[],
+                             unsigned *n_bufs)
+{
+    struct raftfsm *rf = f->data;
+    struct raft_buffer *b = malloc(sizeof *b);
+    if (b == NULL) {
+        rf->snap_rv = ERR_NOMEM;
         return RAFT_NOMEM;
+    }
     void *data;
     size_t len;
-    int rv = fsm_snapshot(rf->state, raft_malloc, &data, &len);
-    if (rv != 0) {
-        raft_free(b);
-        LOGE("fsm", "snapshot failed: %s", fsm_errmsg(rf->state));
-        return rv == ERR_NOMEM ? RAFT_NOMEM : RAFT_IOERR;
+    rf->snap_rv = fsm_snapshot_write(rf->snap, &data, &len);
+    if (rf->snap_rv != 0) {
+        free(b);
+        return rf->snap_rv == ERR_NOMEM ? RAFT_NOMEM : RAFT_IOERR;
     }
     b->base = data;
     b->len = len;
     *bufs = b;
     *n_bufs = 1;
-    LOGI("fsm", "snapshot taken last_applied=%llu bytes=%zu",
-         (unsigned long long)fsm_last_applied(rf->state), len);
+    return 0;
+}
+
+static int rf_snapshot_finalize(struct raft_fsm *f, struct raft_buffer *bufs[],
+                                unsigned *n_bufs)
+{
+    struct raftfsm *rf = f->data;
+    size_t bytes = 0;
+    if (*bufs != NULL) {
+        for (unsigned i = 0; i < *n_bufs; i++) {
+            bytes += (*bufs)[i].len;
+            free((*bufs)[i].base);
+        }
+        free(*bufs);
+    }
+    *bufs = NULL;
+    *n_bufs = 0;
+    if (rf->snap == NULL)
+        return 0;
+    uint64_t last, rows, keys;
+    double ms;
+    fsm_snapshot_stats(rf->snap, &last, &rows, &keys, &ms);
+    if (rf->snap_rv != 0)
+        LOGE("fsm", "snapshot failed: %s", fsm_snapshot_errmsg(rf->snap));
+    else if (bytes > 0)
+        LOGI("fsm", "snapshot taken last_applied=%llu bytes=%zu rows=%llu "
+             "keys=%llu write_ms=%.1f (off the loop)",
+             (unsigned long long)last, bytes, (unsigned long long)rows,
+             (unsigned long long)keys, ms);
+    fsm_snapshot_end(rf->state, rf->snap);
+    rf->snap = NULL;
+    rf->snap_rv = 0;
     return 0;
 }
 
@@ -75,11 +127,13 @@ void raftfsm_init(struct raftfsm *rf, struct fsm *state)
 {
     memset(rf, 0, sizeof *rf);
     rf->state = state;
-    rf->fsm.version = 1;
+    rf->fsm.version = 3;
     rf->fsm.data = rf;
     rf->fsm.apply = rf_apply;
     rf->fsm.snapshot = rf_snapshot;
     rf->fsm.restore = rf_restore;
+    rf->fsm.snapshot_finalize = rf_snapshot_finalize;
+    rf->fsm.snapshot_async = rf_snapshot_async;
 }
 
 void raftfsm_bind(struct raftfsm *rf, struct raft *raft)

@@ -2,7 +2,8 @@
  *
  * apply() records the result in the adapter (raft 0.15 hands the result
  * pointer to the apply callback synchronously and never frees it), so no
- * allocation happens per entry. */
+ * allocation happens per entry. Snapshots use raft_fsm version 3: the op log
+ * is serialized on a worker thread, never on the loop. */
 #ifndef NFTRAFT_RAFTFSM_H
 #define NFTRAFT_RAFTFSM_H
 
@@ -16,6 +17,8 @@ struct raftfsm {
     struct raft *raft;        /* set before raft_start (for the index) */
     struct fsm_result last;   /* result of the latest apply */
     int fatal;                /* ERR_IO once SQLite failed: stop the node */
+    struct fsm_snap *snap;    /* the snapshot being taken, if any */
+    int snap_rv;              /* its serialization's result (worker) */
 };
 
 /* Fill rf for state; raft is set later with raftfsm_bind(). */
