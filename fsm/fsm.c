@@ -337,6 +337,11 @@ void fsm_close(struct fsm *f)
 
 int fsm_open(struct fsm **out, const char *path, char *errmsg, size_t errlen)
 {
+    if (!sqlite3_threadsafe()) { /* snapshots are read on a worker thread */
+        snprintf(errmsg, errlen, "this SQLite (%s) was built without thread "
+                 "safety (SQLITE_THREADSAFE=0)", sqlite3_libversion());
+        return ERR_INVALID;
+    }
     struct fsm *f = calloc(1, sizeof *f);
     if (f == NULL) {
         snprintf(errmsg, errlen, "out of memory");
