@@ -22,6 +22,7 @@ const char *err_str(int code)
     case ERR_SHUTDOWN: return "shutting down";
     case ERR_TOOBIG: return "too big";
     case ERR_INTERNAL: return "internal error";
+    case ERR_DENIED: return "denied";
     }
     return "unknown error";
 }

@@ -25,6 +25,7 @@ enum {
     ERR_SHUTDOWN = -15,  /* the node is closing */
     ERR_TOOBIG = -16,    /* input above a size limit */
     ERR_INTERNAL = -17,  /* a bug: an invariant did not hold */
+    ERR_DENIED = -18,    /* not authorized (e.g. a raft peer's key) */
 };
 
 /* A short static name for an error code ("invalid", "io", ...). */

@@ -122,7 +122,12 @@ static int run(struct daemon *d)
              cfg->instance_id, token);
     }
     raftfsm_init(&d->rf, NULL);
-    int rv = transport_init(&d->transport, &d->loop);
+    /* Chain mode: a raft peer must prove it holds its token owner's key. */
+    struct transport_auth auth;
+    if (d->cs != NULL)
+        chainsync_transport_auth(d->cs, &auth);
+    int rv = transport_init(&d->transport, &d->loop,
+                            d->cs != NULL ? &auth : NULL);
     if (rv != 0) {
         LOGE("main", "cannot create the raft transport");
         return 1;

@@ -4,10 +4,13 @@ anvil` (deploy, mint, register, keys); increments through every node; the
 contract's view in /status and /members; the leader made unresponsive to
 HTTP while its raft keeps running: followers vote no-confidence, the
 contract elects a new leader, raft transfers to it, increments continue
-(timed); the chain paused: increments continue and /status says why, then
+(timed); raft's port refuses peers that do not prove they hold an active
+token owner's key; the chain paused: increments continue and /status says why, then
 it recovers; an instance deactivated on chain leaves raft; idle RPC rate."""
 import os
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -72,6 +75,80 @@ def test_up_on_anvil_and_increment_everywhere():
     time.sleep(5)
     FIG["idle_rpc_per_s"] = (chain_status(f)["rpc_calls"] - a) / 5
     print("  (figure) chain RPC calls per second per node at idle: %.1f" % FIG["idle_rpc_per_s"])
+
+
+CAST = os.path.join(ROOT, "contracts", "node_modules", ".bin", "cast")
+
+
+def keccak(data):
+    out = subprocess.run([CAST, "keccak", "0x" + data.hex()], capture_output=True, text=True, check=True)
+    return bytes.fromhex(out.stdout.strip()[2:])
+
+
+def recv_exact(s, n):
+    b = b""
+    while len(b) < n:
+        chunk = s.recv(n - len(b))
+        if not chunk:
+            break
+        b += chunk
+    return b
+
+
+def raft_dial(node, claim, key=None, junk=False, silent=False):
+    """Open a raft connection to `node` as raft_uv_tcp does (its preamble),
+    then answer nftraft's challenge: with a signature by `key` (hex), junk,
+    or nothing at all. Returns the verdict byte (b"" when closed)."""
+    nft = chain_env()[1]
+    s = socket.create_connection(("127.0.0.1", C.base + 100 + node - 1), timeout=15)
+    try:
+        addr = b"127.0.0.1:1\0"
+        addr += b"\0" * (-len(addr) % 8)
+        s.sendall(struct.pack("<QQQ", 1, claim, len(addr)) + addr)
+        ch = recv_exact(s, 48)
+        check(len(ch) == 48 and ch[:8] == b"nftraft1", "no nftraft challenge: %r" % ch)
+        nonce, acceptor = ch[8:40], struct.unpack(">Q", ch[40:48])[0]
+        check(acceptor == node, "challenge names raft id %d, not %d" % (acceptor, node))
+        if silent:
+            t0 = time.time()
+            rest = s.recv(1)
+            return rest, time.time() - t0
+        if junk:
+            sig = b"\x01" * 65
+        else:
+            domain = keccak((31337).to_bytes(32, "big") + bytes.fromhex(nft[2:]))
+            digest = keccak(b"nftraft raft handshake v1" + domain + acceptor.to_bytes(8, "big") +
+                            claim.to_bytes(8, "big") + nonce)
+            out = subprocess.run([CAST, "wallet", "sign", "--no-hash", "0x" + digest.hex(), "--private-key", key],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+            sig = bytes.fromhex(out[2:])
+            sig = sig[:64] + bytes([sig[64] - 27 if sig[64] >= 27 else sig[64]])
+        s.sendall(sig)
+        return recv_exact(s, 1)
+    finally:
+        s.close()
+
+
+def test_raft_port_refuses_impostors():
+    """Chain mode: raft speaks only to a peer proving it holds the key of
+    the owner of the active token it claims as its raft id."""
+    key = {i: open(os.path.join(C.dir, "node%d" % i, "wallet.key")).read().strip() for i in (1, 2, 3)}
+    target = 1
+    check(raft_dial(target, 2, key[2]) == b"\x01", "token 2's owner key claiming raft id 2 is accepted")
+    for claim, k, junk, why in ((2, None, True, "junk signature"),
+                                (2, dev_key(9), False, "a key owning no token"),
+                                (2, key[3], False, "token 3's key claiming token 2"),
+                                (7, key[2], False, "a token that does not exist")):
+        check(raft_dial(target, claim, k, junk) == b"\x00", "%s was not refused" % why)
+    verdict, waited = raft_dial(target, 2, silent=True)
+    check(verdict == b"" and 4 < waited < 9, "a silent peer is dropped after the 5 s handshake limit "
+          "(%r after %.1f s)" % (verdict, waited))
+    log = C.log(target)
+    for needle in ("is not the owner of token 2", "token 7 is not an active registered member",
+                   "handshake timed out"):
+        check(needle in log, "node %d log does not say %r" % (target, needle))
+    check(log.count("refused raft connection") >= 4, "refusals are logged")
+    increments(5)  # the cluster did not notice
 
 
 def test_unresponsive_leader_is_voted_out():
@@ -222,7 +299,8 @@ def test_clean_shutdown():
 
 def main():
     try:
-        return run([test_up_on_anvil_and_increment_everywhere, test_unresponsive_leader_is_voted_out,
+        return run([test_up_on_anvil_and_increment_everywhere, test_raft_port_refuses_impostors,
+                    test_unresponsive_leader_is_voted_out,
                     test_chain_paused_raft_keeps_serving, test_chain_killed_for_20s_then_recovers,
                     test_fourth_instance_registered_while_running_joins,
                     test_deactivated_instance_leaves_raft,

@@ -7,6 +7,7 @@
 #include "chain/rpc.h"
 #include "chain/sender.h"
 #include "chain/wallet.h"
+#include "net/transport.h"
 #include "core/config.h"
 #include "core/err.h"
 #include "core/httpc.h"
@@ -139,14 +140,18 @@ static int decode_members(struct chainsync *cs, const uint8_t *d, size_t len)
         abi_get_words(d, len, 2, &owners, &n3) != 0 || n1 != n2 ||
         n2 != n3 || n1 > MAX_MEMBERS)
         return ERR_MALFORMED;
+    /* Decode aside: a bad answer must leave the last good view whole (the
+     * raft transport authorizes peers from it). */
+    struct member got[MAX_MEMBERS];
     for (size_t i = 0; i < n1; i++) {
-        struct member *m = &cs->members[i];
+        struct member *m = &got[i];
         if (abi_get_uint64(ids + 32 * i, 32, 0, &m->token) != 0 ||
             m->token == 0 ||
             abi_get_address(owners + 32 * i, 32, 0, m->owner) != 0)
             return ERR_MALFORMED;
         memcpy(m->instance, insts + 32 * i, 32);
     }
+    memcpy(cs->members, got, n1 * sizeof got[0]);
     cs->n_members = (unsigned)n1;
     return 0;
 }
@@ -622,6 +627,49 @@ void chainsync_stop(struct chainsync *cs)
     if (cs->http)
         httpc_close(cs->http, NULL, NULL);
     cs->http = NULL;
+}
+
+/* ---- the raft transport's handshake ---- */
+
+static int auth_sign(void *arg, const uint8_t digest[32], uint8_t sig[65])
+{
+    struct chainsync *cs = arg;
+    int recid;
+    if (wallet_sign(cs->w, digest, sig, &recid) != 0)
+        return ERR_INVALID;
+    sig[64] = (uint8_t)recid;
+    return 0;
+}
+
+static int auth_check(void *arg, uint64_t id, const uint8_t addr[20],
+                      char *why, size_t len)
+{
+    struct chainsync *cs = arg;
+    char a[43], o[43];
+    hex_encode(addr, 20, 1, a);
+    for (unsigned i = 0; i < cs->n_members; i++) {
+        const struct member *m = &cs->members[i];
+        if (m->token != id)
+            continue;
+        if (memcmp(m->owner, addr, 20) == 0)
+            return 0;
+        hex_encode(m->owner, 20, 1, o);
+        snprintf(why, len, "signer %s is not the owner of token %llu (%s)", a,
+                 (unsigned long long)id, o);
+        return ERR_DENIED;
+    }
+    snprintf(why, len, "token %llu is not an active registered member "
+             "(signer %s)", (unsigned long long)id, a);
+    return ERR_DENIED;
+}
+
+void chainsync_transport_auth(struct chainsync *cs, struct transport_auth *auth)
+{
+    memset(auth, 0, sizeof *auth);
+    auth->arg = cs;
+    auth->sign = auth_sign;
+    auth->authorize = auth_check;
+    transport_domain(cs->chain_id, cs->contract, auth->domain);
 }
 
 void chainsync_free(struct chainsync *cs)

@@ -37,6 +37,13 @@ unsigned chainsync_members(struct chainsync *cs, uint64_t *ids, unsigned cap);
 void chainsync_attach(struct chainsync *cs, struct node *node,
                       struct api *api);
 
+/* The raft transport's handshake (net/transport.h) for this node: signs
+ * with its wallet; a peer may claim raft id N when its key is the owner of
+ * active token N in the latest view read from the contract (a failed or
+ * malformed read keeps the previous view). Valid until chainsync_free. */
+struct transport_auth;
+void chainsync_transport_auth(struct chainsync *cs, struct transport_auth *auth);
+
 /* Stop timers and chain I/O (pending calls end now). */
 void chainsync_stop(struct chainsync *cs);
 /* Free, after node_close's callback (raft changes in flight have ended). */

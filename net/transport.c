@@ -1,21 +1,591 @@
-/* transport.c - raft transport selection (uv TCP today). */
+/* transport.c - raft_uv_tcp, and in chain mode the authentication handshake
+ * of transport.h on every connection before raft gets it.
+ *
+ * The authenticating transport wraps raft_uv_tcp: raft_uv_tcp connects (or
+ * accepts) and exchanges its own preamble, then hands us the stream; we run
+ * the handshake on it and only then hand it to raft (or close it). Each
+ * handshake owns a timer and, until it is handed over, the stream. */
 #include "net/transport.h"
+#include "chain/keccak.h"
+#include "chain/wallet.h"
 #include "core/err.h"
 #include "core/log.h"
 
 #include <raft.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
 
-int transport_init(struct raft_uv_transport *t, uv_loop_t *loop)
+#define MAGIC "nftraft1"
+#define CHALLENGE_LEN 48 /* magic[8] nonce[32] acceptor id[8] */
+#define RESPONSE_LEN 65  /* r[32] s[32] recovery id[1] */
+
+static const char TAG[] = "nftraft raft handshake v1";
+
+struct hs;
+
+struct wrap {
+    struct raft_uv_transport inner; /* first: inner callbacks find us */
+    struct raft_uv_transport *outer;
+    uv_loop_t *loop;
+    struct transport_auth auth;
+    uint64_t self;
+    raft_uv_accept_cb accept_cb;
+    raft_uv_transport_close_cb close_cb;
+    bool closing, inner_closed;
+    struct hs *pending; /* handshakes with a stream */
+    unsigned live;      /* handshakes not yet freed */
+    uint64_t refused;
+};
+
+enum { HS_OPEN, HS_ACCEPT };
+enum { ST_CHALLENGE, ST_RESPONSE, ST_VERDICT, ST_DONE };
+
+struct hs {
+    struct raft_uv_connect ireq; /* first: raft_uv_tcp's request (opener) */
+    struct wrap *w;
+    int kind, step;
+    struct hs *prev, *next;
+    bool listed, delivered, accepted;
+    struct raft_uv_connect *orig; /* opener: raft's request and callback */
+    raft_uv_connect_cb cb;
+    char *address;                /* acceptor: the peer's raft address */
+    uint64_t id;                  /* the peer's raft id */
+    uv_stream_t *stream;          /* ours until handed to raft */
+    uv_timer_t timer;
+    uv_write_t wreq;
+    int handles;                  /* timer, stream: open handles we own */
+    uint8_t nonce[32];
+    uint8_t in[RESPONSE_LEN];
+    size_t want, got;
+    uint8_t out[RESPONSE_LEN]; /* >= CHALLENGE_LEN */
+    char peer[64];
+};
+
+/* ---- wire ---- */
+
+static void put_u64(uint8_t *p, uint64_t v)
 {
-    int rv = raft_uv_tcp_init(t, loop);
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+void transport_domain(uint64_t chain_id, const uint8_t contract[20],
+                      uint8_t out[32])
+{
+    uint8_t b[52] = {0};
+    put_u64(b + 24, chain_id);
+    memcpy(b + 32, contract, 20);
+    keccak256(b, sizeof b, out);
+}
+
+void transport_digest(const uint8_t domain[32], uint64_t acceptor,
+                      uint64_t opener, const uint8_t nonce[32],
+                      uint8_t out[32])
+{
+    uint8_t b[sizeof TAG - 1 + 32 + 8 + 8 + 32];
+    uint8_t *p = b;
+    memcpy(p, TAG, sizeof TAG - 1);
+    p += sizeof TAG - 1;
+    memcpy(p, domain, 32);
+    p += 32;
+    put_u64(p, acceptor);
+    p += 8;
+    put_u64(p, opener);
+    p += 8;
+    memcpy(p, nonce, 32);
+    keccak256(b, sizeof b, out);
+}
+
+/* ---- handshake life cycle ---- */
+
+static void maybe_closed(struct wrap *w)
+{
+    if (w->closing && w->inner_closed && w->live == 0 && w->close_cb) {
+        raft_uv_transport_close_cb cb = w->close_cb;
+        w->close_cb = NULL;
+        cb(w->outer);
+    }
+}
+
+static void hs_maybe_free(struct hs *h)
+{
+    if (h->handles > 0)
+        return;
+    struct wrap *w = h->w;
+    free(h->address);
+    free(h);
+    w->live--;
+    maybe_closed(w);
+}
+
+static void timer_closed(uv_handle_t *t)
+{
+    struct hs *h = t->data;
+    h->handles--;
+    hs_maybe_free(h);
+}
+
+static void free_handle(uv_handle_t *s)
+{
+    raft_free(s);
+}
+
+static void stream_closed(uv_handle_t *s)
+{
+    struct hs *h = s->data;
+    raft_free(s);
+    h->handles--;
+    hs_maybe_free(h);
+}
+
+static void unlist(struct hs *h)
+{
+    if (!h->listed)
+        return;
+    if (h->prev)
+        h->prev->next = h->next;
+    else
+        h->w->pending = h->next;
+    if (h->next)
+        h->next->prev = h->prev;
+    h->listed = false;
+}
+
+static struct hs *hs_new(struct wrap *w, int kind)
+{
+    struct hs *h = calloc(1, sizeof *h);
+    if (h == NULL)
+        return NULL;
+    h->w = w;
+    h->kind = kind;
+    uv_timer_init(w->loop, &h->timer);
+    h->timer.data = h;
+    h->handles = 1;
+    w->live++;
+    return h;
+}
+
+/* Take ownership of stream and start the clock. */
+static void hs_adopt(struct hs *h, uv_stream_t *stream);
+
+/* Stop the timer; close the stream if it is still ours. */
+static void hs_end(struct hs *h)
+{
+    h->step = ST_DONE;
+    unlist(h);
+    if (h->stream != NULL) {
+        uv_read_stop(h->stream);
+        h->stream->data = h;
+        uv_close((uv_handle_t *)h->stream, stream_closed);
+        h->stream = NULL;
+    }
+    uv_timer_stop(&h->timer);
+    uv_close((uv_handle_t *)&h->timer, timer_closed);
+}
+
+static void hs_fail(struct hs *h, int status, const char *why)
+{
+    if (h->step == ST_DONE)
+        return;
+    if (why != NULL)
+        LOGW("net", "raft connection %s raft id %llu (%s): %s",
+             h->kind == HS_OPEN ? "to" : "from", (unsigned long long)h->id,
+             h->peer, why);
+    struct raft_uv_connect *orig = h->orig;
+    raft_uv_connect_cb cb = h->cb;
+    bool deliver = h->kind == HS_OPEN && !h->delivered;
+    h->delivered = true;
+    hs_end(h);
+    if (deliver)
+        cb(orig, NULL, status);
+}
+
+/* The handshake passed: the stream is raft's from now on. */
+static void hs_succeed(struct hs *h)
+{
+    struct wrap *w = h->w;
+    uv_stream_t *s = h->stream;
+    uv_read_stop(s);
+    s->data = NULL;
+    h->stream = NULL;
+    h->handles--; /* the stream is no longer ours to close */
+    LOGI("net", "raft connection %s raft id %llu (%s) authenticated",
+         h->kind == HS_OPEN ? "to" : "from", (unsigned long long)h->id,
+         h->peer);
+    struct raft_uv_connect *orig = h->orig;
+    raft_uv_connect_cb cb = h->cb;
+    int kind = h->kind;
+    uint64_t id = h->id;
+    char *address = h->address;
+    h->address = NULL;
+    h->delivered = true;
+    hs_end(h);
+    if (kind == HS_OPEN)
+        cb(orig, s, 0);
+    else
+        w->accept_cb(w->outer, id, address, s);
+    free(address);
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+    hs_fail(t->data, RAFT_NOCONNECTION, "handshake timed out");
+}
+
+/* ---- I/O steps ---- */
+
+static void step(struct hs *h);
+
+static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    struct hs *h = handle->data;
+    *buf = uv_buf_init((char *)h->in + h->got, (unsigned)(h->want - h->got));
+}
+
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    struct hs *h = s->data;
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        hs_fail(h, RAFT_NOCONNECTION, nread == UV_EOF
+                                          ? "closed during the handshake"
+                                          : uv_strerror((int)nread));
+        return;
+    }
+    h->got += (size_t)nread;
+    if (h->got < h->want)
+        return;
+    uv_read_stop(s);
+    step(h);
+}
+
+static void expect(struct hs *h, size_t n)
+{
+    h->want = n;
+    h->got = 0;
+    int rv = uv_read_start(h->stream, alloc_cb, read_cb);
+    if (rv != 0)
+        hs_fail(h, RAFT_NOCONNECTION, uv_strerror(rv));
+}
+
+static void write_cb(uv_write_t *req, int status)
+{
+    struct hs *h = req->data;
+    if (h->step == ST_DONE)
+        return; /* cancelled: the stream is closing */
+    if (status != 0) {
+        hs_fail(h, RAFT_NOCONNECTION, uv_strerror(status));
+        return;
+    }
+    step(h);
+}
+
+static void send_bytes(struct hs *h, const void *data, size_t len)
+{
+    memcpy(h->out, data, len);
+    uv_buf_t b = uv_buf_init((char *)h->out, (unsigned)len);
+    h->wreq.data = h;
+    int rv = uv_write(&h->wreq, h->stream, &b, 1, write_cb);
+    if (rv != 0)
+        hs_fail(h, RAFT_NOCONNECTION, uv_strerror(rv));
+}
+
+/* Opener: challenge read -> signature written -> verdict read. */
+static void open_step(struct hs *h)
+{
+    struct wrap *w = h->w;
+    switch (h->step) {
+    case ST_CHALLENGE: { /* the challenge is in */
+        if (memcmp(h->in, MAGIC, 8) != 0) {
+            hs_fail(h, RAFT_NOCONNECTION, "peer does not speak the nftraft "
+                                          "handshake (plain raft transport?)");
+            return;
+        }
+        uint64_t acceptor = get_u64(h->in + 40);
+        if (acceptor != h->id) {
+            char why[96];
+            snprintf(why, sizeof why, "the node at this address is raft id "
+                     "%llu", (unsigned long long)acceptor);
+            hs_fail(h, RAFT_NOCONNECTION, why);
+            return;
+        }
+        uint8_t digest[32], sig[RESPONSE_LEN];
+        transport_digest(w->auth.domain, h->id, w->self, h->in + 8, digest);
+        if (w->auth.sign(w->auth.arg, digest, sig) != 0) {
+            hs_fail(h, RAFT_NOCONNECTION, "cannot sign the handshake");
+            return;
+        }
+        h->step = ST_RESPONSE;
+        send_bytes(h, sig, sizeof sig);
+        return;
+    }
+    case ST_RESPONSE: /* the signature is out */
+        h->step = ST_VERDICT;
+        expect(h, 1);
+        return;
+    case ST_VERDICT:
+        if (h->in[0] != 1) {
+            hs_fail(h, RAFT_NOCONNECTION,
+                    "refused: the peer does not see this node's key as the "
+                    "owner of an active token with this raft id");
+            return;
+        }
+        hs_succeed(h);
+        return;
+    }
+}
+
+/* Acceptor: challenge written -> signature read -> verdict written. */
+static void accept_step(struct hs *h)
+{
+    struct wrap *w = h->w;
+    switch (h->step) {
+    case ST_CHALLENGE: /* the challenge is out */
+        h->step = ST_RESPONSE;
+        expect(h, RESPONSE_LEN);
+        return;
+    case ST_RESPONSE: { /* the signature is in */
+        uint8_t digest[32], addr[20];
+        char why[200] = "";
+        transport_digest(w->auth.domain, w->self, h->id, h->nonce, digest);
+        if (h->in[64] > 1 || wallet_recover(digest, h->in, h->in[64], addr))
+            snprintf(why, sizeof why, "bad signature");
+        else if (w->auth.authorize(w->auth.arg, h->id, addr, why,
+                                   sizeof why) != 0 && why[0] == '\0')
+            snprintf(why, sizeof why, "not authorized");
+        h->accepted = why[0] == '\0';
+        if (!h->accepted) {
+            w->refused++;
+            LOGW("net", "refused raft connection from %s claiming raft id "
+                 "%llu: %s", h->peer, (unsigned long long)h->id, why);
+        }
+        h->step = ST_VERDICT;
+        uint8_t v = h->accepted ? 1 : 0;
+        send_bytes(h, &v, 1);
+        return;
+    }
+    case ST_VERDICT: /* the verdict is out */
+        if (h->accepted)
+            hs_succeed(h);
+        else
+            hs_fail(h, RAFT_NOCONNECTION, NULL);
+        return;
+    }
+}
+
+static void step(struct hs *h)
+{
+    if (h->kind == HS_OPEN)
+        open_step(h);
+    else
+        accept_step(h);
+}
+
+static void hs_adopt(struct hs *h, uv_stream_t *stream)
+{
+    h->stream = stream;
+    stream->data = h;
+    h->handles++;
+    h->next = h->w->pending;
+    if (h->next)
+        h->next->prev = h;
+    h->prev = NULL;
+    h->w->pending = h;
+    h->listed = true;
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    snprintf(h->peer, sizeof h->peer, "?");
+    if (stream->type == UV_TCP &&
+        uv_tcp_getpeername((uv_tcp_t *)stream, (struct sockaddr *)&ss,
+                           &len) == 0) {
+        char ip[48] = "?";
+        int port = 0;
+        if (ss.ss_family == AF_INET) {
+            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+            uv_ip4_name(a, ip, sizeof ip);
+            port = ntohs(a->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+            uv_ip6_name(a, ip, sizeof ip);
+            port = ntohs(a->sin6_port);
+        }
+        snprintf(h->peer, sizeof h->peer, "%s:%d", ip, port);
+    }
+    uv_timer_start(&h->timer, on_timeout, TRANSPORT_HANDSHAKE_MS, 0);
+}
+
+/* ---- raft_uv_transport methods ---- */
+
+static void opened(struct raft_uv_connect *ireq, struct uv_stream_s *stream,
+                   int status)
+{
+    struct hs *h = (struct hs *)ireq; /* ireq is the first member */
+    if (status != 0 || h->w->closing) {
+        if (status == 0) { /* connected just as we close: drop it */
+            hs_adopt(h, stream);
+            status = RAFT_CANCELED;
+        }
+        h->delivered = true;
+        struct raft_uv_connect *orig = h->orig;
+        raft_uv_connect_cb cb = h->cb;
+        hs_end(h);
+        cb(orig, NULL, status);
+        return;
+    }
+    hs_adopt(h, stream);
+    h->step = ST_CHALLENGE;
+    expect(h, CHALLENGE_LEN);
+}
+
+static int w_connect(struct raft_uv_transport *t, struct raft_uv_connect *req,
+                     raft_id id, const char *address, raft_uv_connect_cb cb)
+{
+    struct wrap *w = t->impl;
+    struct hs *h = hs_new(w, HS_OPEN);
+    if (h == NULL)
+        return RAFT_NOMEM;
+    h->orig = req;
+    h->cb = cb;
+    h->id = id;
+    snprintf(h->peer, sizeof h->peer, "%s", address);
+    req->cb = cb;
+    w->inner.data = t->data;
+    int rv = w->inner.connect(&w->inner, &h->ireq, id, address, opened);
+    if (rv != 0) {
+        snprintf(t->errmsg, sizeof t->errmsg, "%s", w->inner.errmsg);
+        h->delivered = true;
+        hs_end(h);
+    }
+    return rv;
+}
+
+static void accepted(struct raft_uv_transport *inner, raft_id id,
+                     const char *address, struct uv_stream_s *stream)
+{
+    struct wrap *w = (struct wrap *)inner;
+    struct hs *h = hs_new(w, HS_ACCEPT);
+    if (h == NULL) {
+        uv_close((uv_handle_t *)stream, free_handle);
+        return;
+    }
+    h->id = id;
+    h->address = strdup(address);
+    hs_adopt(h, stream);
+    if (h->address == NULL ||
+        getrandom(h->nonce, sizeof h->nonce, 0) != sizeof h->nonce) {
+        hs_fail(h, RAFT_NOCONNECTION, "out of memory or randomness");
+        return;
+    }
+    if (w->closing) {
+        hs_fail(h, RAFT_CANCELED, NULL);
+        return;
+    }
+    uint8_t c[CHALLENGE_LEN];
+    memcpy(c, MAGIC, 8);
+    memcpy(c + 8, h->nonce, 32);
+    put_u64(c + 40, w->self);
+    h->step = ST_CHALLENGE;
+    send_bytes(h, c, sizeof c);
+}
+
+static int w_init(struct raft_uv_transport *t, raft_id id, const char *address)
+{
+    struct wrap *w = t->impl;
+    w->self = id;
+    int rv = w->inner.init(&w->inner, id, address);
+    if (rv != 0)
+        snprintf(t->errmsg, sizeof t->errmsg, "%s", w->inner.errmsg);
+    return rv;
+}
+
+static int w_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
+{
+    struct wrap *w = t->impl;
+    w->accept_cb = cb;
+    w->inner.data = t->data;
+    int rv = w->inner.listen(&w->inner, accepted);
+    if (rv != 0)
+        snprintf(t->errmsg, sizeof t->errmsg, "%s", w->inner.errmsg);
+    return rv;
+}
+
+static void inner_closed(struct raft_uv_transport *inner)
+{
+    struct wrap *w = (struct wrap *)inner;
+    w->inner_closed = true;
+    maybe_closed(w);
+}
+
+static void w_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb)
+{
+    struct wrap *w = t->impl;
+    w->closing = true;
+    w->close_cb = cb;
+    /* Handshakes in progress end now; connects raft_uv_tcp still has in
+     * flight are cancelled by it and end in opened(). */
+    while (w->pending != NULL)
+        hs_fail(w->pending, RAFT_CANCELED, NULL);
+    w->inner.close(&w->inner, inner_closed);
+}
+
+int transport_init(struct raft_uv_transport *t, uv_loop_t *loop,
+                   const struct transport_auth *auth)
+{
+    if (auth == NULL) {
+        int rv = raft_uv_tcp_init(t, loop);
+        if (rv != 0) {
+            LOGE("net", "raft tcp transport: %s", raft_strerror(rv));
+            return rv == RAFT_NOMEM ? ERR_NOMEM : ERR_IO;
+        }
+        return 0;
+    }
+    struct wrap *w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return ERR_NOMEM;
+    int rv = raft_uv_tcp_init(&w->inner, loop);
     if (rv != 0) {
         LOGE("net", "raft tcp transport: %s", raft_strerror(rv));
+        free(w);
         return rv == RAFT_NOMEM ? ERR_NOMEM : ERR_IO;
     }
+    w->outer = t;
+    w->loop = loop;
+    w->auth = *auth;
+    memset(t, 0, sizeof *t);
+    t->impl = w;
+    t->init = w_init;
+    t->listen = w_listen;
+    t->connect = w_connect;
+    t->close = w_close;
     return 0;
 }
 
 void transport_free(struct raft_uv_transport *t)
 {
-    raft_uv_tcp_close(t);
+    if (t->init != w_init) {
+        raft_uv_tcp_close(t);
+        return;
+    }
+    struct wrap *w = t->impl;
+    raft_uv_tcp_close(&w->inner);
+    free(w);
+    t->impl = NULL;
+}
+
+uint64_t transport_refused(const struct raft_uv_transport *t)
+{
+    return t->init == w_init ? ((const struct wrap *)t->impl)->refused : 0;
 }
