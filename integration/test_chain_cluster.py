@@ -6,7 +6,8 @@ HTTP while its raft keeps running: followers vote no-confidence, the
 contract elects a new leader, raft transfers to it, increments continue
 (timed); raft's port refuses peers that do not prove they hold an active
 token owner's key; the chain paused: increments continue and /status says why, then
-it recovers; an instance deactivated on chain leaves raft; idle RPC rate."""
+it recovers (a node restarted during the outage starts from its cached
+contract view); an instance deactivated on chain leaves raft; idle RPC rate."""
 import os
 import signal
 import socket
@@ -220,10 +221,22 @@ def test_chain_killed_for_20s_then_recovers():
     t0 = time.time()
     before = http("GET", C.url(1) + "/counter")[1]["value"]
     done = 0
+    # A follower crashes and restarts while the chain is gone: it starts from
+    # the contract view cached in its data dir and serves again.
+    rn = [i for i in (1, 2, 3) if i != C.leader()][0]
+    C.kill9(rn)
+    C.start_node(rn)
+    cs = chain_status(rn)
+    check(cs and not cs["connected"] and "cached view" in (cs["error"] or ""),
+          "restarted node %d says it runs on the cached view: %s" % (rn, cs))
+    check("starting from the cached contract view" in C.log(rn), "node %d log explains the start" % rn)
     while time.time() - t0 < 20:  # 20 s without a chain: raft serves
         increments(1)
         done += 1
         time.sleep(0.2)
+    for i in (1, 2, 3):
+        wait_for("node %d to apply every increment" % i, lambda: http("GET", C.url(i) + "/counter?stale=1")[1]
+                 ["value"] == before + done, 10)
     check(http("GET", C.url(3) + "/counter")[1]["value"] == before + done, "increments without the chain")
     cs = chain_status(1)
     check(not cs["connected"] and cs["error"], "/status reports the chain down: %s" % cs)
@@ -237,6 +250,7 @@ def test_chain_killed_for_20s_then_recovers():
     cs = wait_for("the chain to be reachable again with its state", lambda: (lambda c: c if c and c["connected"]
                   and c["active_members"] == 3 else None)(chain_status(1)), 30)
     print("  chain back after a 20 s outage at block %d, leader token %d" % (cs["block"], cs["leader"]["token_id"]))
+    wait_for("the restarted node %d to reach the chain" % rn, lambda: (chain_status(rn) or {}).get("connected"), 30)
     increments(5)
 
 

@@ -16,11 +16,14 @@
 #include "core/recon.h"
 #include "net/api.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #define MAX_MEMBERS 256
@@ -63,6 +66,9 @@ struct chainsync {
     uint64_t ping_target;
     uint64_t last_change_ms, last_tx_ms, calls;
     char refusal[300];
+    /* the view cached in the data dir (a restart during a chain outage) */
+    char *saved;         /* the JSON last written */
+    bool chain_unverified; /* started from the cache: check eth_chainId */
     /* discovery */
     bool discover_done;
     int discover_err;
@@ -158,15 +164,21 @@ static int decode_members(struct chainsync *cs, const uint8_t *d, size_t len)
 
 static int decode_state(struct chainsync *cs, const uint8_t *d, size_t len)
 {
-    if (abi_get_address(d, len, 0, cs->leader) != 0 ||
-        abi_get_uint64(d, len, 1, &cs->leader_token) != 0 ||
-        abi_get_uint64(d, len, 2, &cs->term) != 0 ||
-        abi_get_uint64(d, len, 3, &cs->expiry) != 0 ||
-        abi_get_uint64(d, len, 4, &cs->against) != 0 ||
-        abi_get_uint64(d, len, 5, &cs->required) != 0 ||
-        abi_get_uint64(d, len, 6, &cs->active) != 0 ||
-        abi_get_uint64(d, len, 7, &cs->period) != 0)
+    uint8_t leader[20];
+    uint64_t v[7];
+    if (abi_get_address(d, len, 0, leader) != 0)
         return ERR_MALFORMED;
+    for (size_t i = 0; i < 7; i++)
+        if (abi_get_uint64(d, len, i + 1, &v[i]) != 0)
+            return ERR_MALFORMED; /* the last good state stays whole */
+    memcpy(cs->leader, leader, 20);
+    cs->leader_token = v[0];
+    cs->term = v[1];
+    cs->expiry = v[2];
+    cs->against = v[3];
+    cs->required = v[4];
+    cs->active = v[5];
+    cs->period = v[6];
     return 0;
 }
 
@@ -180,6 +192,106 @@ static int call(struct chainsync *cs, const char *sig, const struct abi_val *a,
     cs->calls++;
     int rv = rpc_eth_call(cs->rpc, cs->contract, d, len, "latest", cb, cs);
     free(d);
+    return rv;
+}
+
+/* ---- the cached view ----
+ * DATA_DIR/chain-view.json: the last member list read from the contract,
+ * written when it changes. A node restarted while the chain is unreachable
+ * starts from it (raft keeps serving; the reconciler waits for the chain,
+ * and first checks that eth_chainId still matches). */
+
+static void cache_path(const struct chainsync *cs, char *out, size_t len)
+{
+    snprintf(out, len, "%s/chain-view.json", cs->cfg->data_dir);
+}
+
+static void cache_save(struct chainsync *cs)
+{
+    json_t *ms = json_array();
+    for (unsigned i = 0; i < cs->n_members; i++) {
+        char ih[67], oh[43];
+        hex_encode(cs->members[i].instance, 32, 1, ih);
+        hex_encode(cs->members[i].owner, 20, 1, oh);
+        json_array_append_new(ms, json_pack("{s:I,s:s,s:s}", "token",
+                                            (json_int_t)cs->members[i].token,
+                                            "instance", ih, "owner", oh));
+    }
+    json_t *j = json_pack("{s:i,s:I,s:s,s:o}", "version", 1, "chain_id",
+                          (json_int_t)cs->chain_id, "contract",
+                          cs->cfg->contract, "members", ms);
+    char *text = j ? json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (text == NULL || (cs->saved && strcmp(cs->saved, text) == 0)) {
+        free(text);
+        return;
+    }
+    char path[600], tmp[610];
+    cache_path(cs, path, sizeof path);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    bool ok = f != NULL && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
+    ok = (f == NULL || fclose(f) == 0) && ok && rename(tmp, path) == 0;
+    if (!ok) {
+        LOGW("chain", "cannot write %s: %s", path, strerror(errno));
+        free(text);
+        return;
+    }
+    free(cs->saved);
+    cs->saved = text;
+}
+
+/* Load the cached view; 0, or non-zero with why in msg. */
+static int cache_load(struct chainsync *cs, char *msg, size_t len)
+{
+    char path[600];
+    cache_path(cs, path, sizeof path);
+    json_error_t e;
+    json_t *j = json_load_file(path, 0, &e);
+    if (j == NULL) {
+        snprintf(msg, len, "no usable %.300s (%.100s)", path, e.text);
+        return ERR_NOTFOUND;
+    }
+    int rv = ERR_MALFORMED;
+    json_int_t version = 0, chain = 0;
+    const char *contract = NULL;
+    json_t *ms = NULL;
+    if (json_unpack(j, "{s:I,s:I,s:s,s:o}", "version", &version, "chain_id",
+                    &chain, "contract", &contract, "members", &ms) != 0 ||
+        version != 1 || chain <= 0 || !json_is_array(ms) ||
+        json_array_size(ms) > MAX_MEMBERS) {
+        snprintf(msg, len, "%.300s is malformed", path);
+        goto out;
+    }
+    if (strcasecmp(contract, cs->cfg->contract) != 0) {
+        snprintf(msg, len, "%.300s is for contract %.42s, not %.42s", path, contract,
+                 cs->cfg->contract);
+        goto out;
+    }
+    struct member got[MAX_MEMBERS];
+    size_t n = json_array_size(ms);
+    for (size_t i = 0; i < n; i++) {
+        json_int_t token;
+        const char *ih, *oh;
+        size_t k1, k2;
+        if (json_unpack(json_array_get(ms, i), "{s:I,s:s,s:s}", "token",
+                        &token, "instance", &ih, "owner", &oh) != 0 ||
+            token <= 0 ||
+            hex_decode(ih, strlen(ih), got[i].instance, 32, &k1) != 0 ||
+            k1 != 32 ||
+            hex_decode(oh, strlen(oh), got[i].owner, 20, &k2) != 0 ||
+            k2 != 20) {
+            snprintf(msg, len, "%.300s: member %zu is malformed", path, i);
+            goto out;
+        }
+        got[i].token = (uint64_t)token;
+    }
+    memcpy(cs->members, got, n * sizeof got[0]);
+    cs->n_members = (unsigned)n;
+    cs->chain_id = (uint64_t)chain;
+    rv = 0;
+out:
+    json_decref(j);
     return rv;
 }
 
@@ -234,6 +346,29 @@ int chainsync_discover(struct chainsync *cs, uint64_t *token, char *errmsg,
     }
     while (!cs->discover_done && uv_run(cs->loop, UV_RUN_ONCE))
         ;
+    if (cs->discover_err == ERR_RPC || cs->discover_err == ERR_TIMEOUT ||
+        cs->discover_err == ERR_IO) {
+        /* The chain does not answer: start from the last view we read, so
+         * that a restart during a chain outage does not take a node away. */
+        char why[512];
+        if (cache_load(cs, why, sizeof why) == 0) {
+            LOGW("chain", "chain unreachable (%s); starting from the cached "
+                 "contract view (%u members); waiting for the chain",
+                 cs->discover_msg, cs->n_members);
+            cs->discover_err = 0;
+            cs->chain_unverified = true;
+            cs->have_view = true;
+            cs->connected = false;
+            snprintf(cs->error, sizeof cs->error, "%.200s (started from the "
+                     "cached view)", cs->discover_msg);
+            cs->self = 0;
+            for (unsigned i = 0; i < cs->n_members; i++)
+                if (memcmp(cs->members[i].instance, cs->instance, 32) == 0)
+                    cs->self = cs->members[i].token;
+        } else {
+            LOGW("chain", "chain unreachable and %s", why);
+        }
+    }
     if (cs->discover_err != 0) {
         snprintf(errmsg, errlen, "reading contract %s at %s: %s",
                  cs->cfg->contract, cs->cfg->rpc_url, cs->discover_msg);
@@ -253,6 +388,8 @@ int chainsync_discover(struct chainsync *cs, uint64_t *token, char *errmsg,
         snprintf(errmsg, errlen, "out of memory");
         return ERR_NOMEM;
     }
+    if (!cs->chain_unverified)
+        cache_save(cs);
     *token = cs->self;
     return 0;
 }
@@ -436,6 +573,7 @@ static void vote_cb(void *data, int err, const uint8_t *d, size_t len,
     cs->connected = true;
     cs->error[0] = '\0';
     cs->have_view = true;
+    cache_save(cs);
     decide(cs);
 }
 
@@ -482,6 +620,29 @@ static void block_cb(void *data, int err, uint64_t block, const char *msg)
         poll_fail(cs, "cannot call clusterState()");
 }
 
+static void verify_cb(void *data, int err, uint64_t id, const char *msg)
+{
+    struct chainsync *cs = data;
+    if (cs->stopping)
+        return;
+    if (err != 0) {
+        poll_fail(cs, msg);
+        return;
+    }
+    if (id != cs->chain_id) {
+        char m[400];
+        snprintf(m, sizeof m, "the chain at %.200s has id %" PRIu64 ", the "
+                 "cached view was read on chain %" PRIu64, cs->cfg->rpc_url,
+                 id, cs->chain_id);
+        poll_fail(cs, m);
+        return;
+    }
+    cs->chain_unverified = false;
+    cs->calls++;
+    if (rpc_block_number(cs->rpc, block_cb, cs) != 0)
+        poll_fail(cs, "cannot ask the block number");
+}
+
 static void ping_cb(void *data, const struct httpc_resp *r)
 {
     struct chainsync *cs = data;
@@ -506,8 +667,12 @@ static void tick(uv_timer_t *t)
     if (!cs->poll_busy) {
         cs->poll_busy = true;
         cs->calls++;
-        if (rpc_block_number(cs->rpc, block_cb, cs) != 0)
+        if (cs->chain_unverified) {
+            if (rpc_chain_id(cs->rpc, verify_cb, cs) != 0)
+                poll_fail(cs, "cannot ask the chain id");
+        } else if (rpc_block_number(cs->rpc, block_cb, cs) != 0) {
             poll_fail(cs, "cannot ask the block number");
+        }
     }
     const struct config_peer *p =
         cs->leader_token && cs->leader_token != cs->self
@@ -678,6 +843,7 @@ void chainsync_free(struct chainsync *cs)
         return;
     if (!cs->stopping)
         chainsync_stop(cs);
+    free(cs->saved);
     wallet_free(cs->w);
     free(cs);
 }
