@@ -184,6 +184,7 @@ static int run(struct daemon *d)
         fprintf(stderr, "nftraftd: %s\n", err);
         return 1;
     }
+    api_set_transport(d->api, &d->transport);
     if (d->cs != NULL)
         chainsync_attach(d->cs, d->node, d->api);
     return 0;

@@ -149,6 +149,9 @@ def test_raft_port_refuses_impostors():
                    "handshake timed out"):
         check(needle in log, "node %d log does not say %r" % (target, needle))
     check(log.count("refused raft connection") >= 4, "refusals are logged")
+    st, metrics, _ = http("GET", C.url(target) + "/metrics")
+    refused = [l for l in metrics.splitlines() if l.startswith("nftraft_raft_connections_refused_total ")]
+    check(refused and int(refused[0].split()[1]) >= 4, "/metrics counts the refusals: %s" % refused)
     increments(5)  # the cluster did not notice
 
 

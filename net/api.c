@@ -2,6 +2,7 @@
  * reads through a leader barrier, forwarding from followers, status, members
  * and Prometheus metrics. */
 #include "net/api.h"
+#include "net/transport.h"
 #include "core/config.h"
 #include "core/err.h"
 #include "core/httpc.h"
@@ -56,6 +57,7 @@ struct pending {
 
 struct api {
     uv_loop_t *loop;
+    const struct raft_uv_transport *transport; /* for /metrics */
     const struct config *cfg;
     struct node *node;
     struct fsm *fsm;
@@ -133,6 +135,11 @@ int api_set_peer_url(struct api *a, uint64_t id, const char *url,
     else if (!p->instance_id[0])
         snprintf(p->instance_id, sizeof p->instance_id, "node%" PRIu64, id);
     return 0;
+}
+
+void api_set_transport(struct api *a, const struct raft_uv_transport *t)
+{
+    a->transport = t;
 }
 
 void api_set_chain_hooks(struct api *a, const struct api_chain_hooks *hooks)
@@ -728,6 +735,11 @@ static void handle_metrics(void *data, struct httpd_req *r)
               "\nnftraft_increment_duration_seconds_sum %.6f\n"
               "nftraft_increment_duration_seconds_count %" PRIu64 "\n",
               cum, a->hist_sum, a->hist_count);
+    sb_printf(&b, "# HELP nftraft_raft_connections_refused_total Raft "
+                  "connections refused by the handshake (chain mode).\n"
+                  "# TYPE nftraft_raft_connections_refused_total counter\n"
+                  "nftraft_raft_connections_refused_total %" PRIu64 "\n",
+              a->transport ? transport_refused(a->transport) : 0);
     httpd_respond(r, 200, "text/plain; version=0.0.4", b.p ? b.p : "", b.len,
                   NULL);
     free(b.p);

@@ -42,6 +42,10 @@ int api_set_peer_url(struct api *a, uint64_t id, const char *url,
 
 void api_set_chain_hooks(struct api *a, const struct api_chain_hooks *hooks);
 
+/* The raft transport, for /metrics (refused handshakes); outlives api. */
+struct raft_uv_transport;
+void api_set_transport(struct api *a, const struct raft_uv_transport *t);
+
 /* Stop listening, cancel forwarded requests (answered 503), close the HTTP
  * client and free the API; cb runs last. Shutdown order: node_close() first
  * (raft fails its in-flight applies, which are answered here), then, from
