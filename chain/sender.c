@@ -35,6 +35,12 @@ struct sender {
     struct job *head, *tail;
     bool busy, closing;
     uint64_t nonce, gas, gas_price;
+    /* The last transaction signed: a receipt timeout makes the next one
+     * take the mined ("latest") nonce, so it replaces a stuck transaction,
+     * and at that nonce its fees are at least 12.5% above the stuck one's
+     * (nodes refuse a replacement without a 10% bump). */
+    bool replace, have_last;
+    uint64_t last_nonce, last_max_fee, last_prio;
     uint8_t hash[32];
     char hash_hex[67];
     uint64_t deadline;
@@ -122,7 +128,8 @@ static void receipt_cb(void *data, int err, json_t *r, const char *msg)
         return;
     }
     if (uv_now(s->loop) >= s->deadline) {
-        s->nonce = 0; /* re-read the pending nonce before the next one */
+        s->nonce = 0;      /* re-read the nonce before the next one ... */
+        s->replace = true; /* ... the mined one: replace this transaction */
         done(s, ERR_TIMEOUT, 0, "no receipt in time (the transaction may "
                                 "still be mined)");
         return;
@@ -149,11 +156,22 @@ static void sign_and_send(struct sender *s)
 {
     struct job *j = s->head;
     uint64_t prio = s->gas_price < 1000000000ULL ? s->gas_price : 1000000000ULL;
+    uint64_t max_fee = 2 * s->gas_price + prio;
+    if (s->have_last && s->nonce == s->last_nonce) { /* a replacement */
+        uint64_t f = s->last_max_fee + s->last_max_fee / 8 + 1;
+        uint64_t p = s->last_prio + s->last_prio / 8 + 1;
+        max_fee = max_fee > f ? max_fee : f;
+        prio = prio > p ? prio : p;
+        if (prio > max_fee)
+            max_fee = prio;
+        LOGI("chain", "replacing the unconfirmed transaction nonce=%" PRIu64
+             " (max fee %" PRIu64 " -> %" PRIu64 " wei)", s->nonce,
+             s->last_max_fee, max_fee);
+    }
     struct tx t = {.chain_id = s->chain_id, .nonce = s->nonce,
                    .gas_limit = s->gas + s->gas / 5 + 10000,
-                   .max_fee = 2 * s->gas_price + prio,
-                   .max_priority_fee = prio, .data = j->data,
-                   .data_len = j->len};
+                   .max_fee = max_fee, .max_priority_fee = prio,
+                   .data = j->data, .data_len = j->len};
     memcpy(t.to, j->to, 20);
     uint8_t *raw;
     size_t len;
@@ -162,6 +180,11 @@ static void sign_and_send(struct sender *s)
         return;
     }
     hex_encode(s->hash, 32, 1, s->hash_hex);
+    s->have_last = true;
+    s->last_nonce = s->nonce;
+    s->last_max_fee = max_fee;
+    s->last_prio = prio;
+    s->replace = false;
     char *rawhex = malloc(2 * len + 3);
     if (rawhex == NULL) {
         free(raw);
@@ -242,7 +265,8 @@ static void start_next(struct sender *s)
     char from[43];
     hex_encode(wallet_address(s->w), 20, 1, from);
     if (rpc_call(s->rpc, "eth_getTransactionCount",
-                 json_pack("[s,s]", from, "pending"), nonce_cb, s) != 0)
+                 json_pack("[s,s]", from, s->replace ? "latest" : "pending"),
+                 nonce_cb, s) != 0)
         done(s, ERR_RPC, 0, "cannot ask the nonce");
 }
 
@@ -258,7 +282,8 @@ int sender_send(struct sender *s, const uint8_t to[20],
         return ERR_NOMEM;
     }
     memcpy(j->to, to, 20);
-    memcpy(j->data, calldata, len);
+    if (len > 0) /* calldata may be NULL when empty */
+        memcpy(j->data, calldata, len);
     j->len = len;
     j->cb = cb;
     j->cb_data = data;

@@ -6,6 +6,7 @@
 #include "chain/keccak.h"
 #include "chain/rlp.h"
 #include "chain/rpc.h"
+#include "chain/sender.h"
 #include "chain/tx.h"
 #include "chain/wallet.h"
 #include "core/err.h"
@@ -152,6 +153,32 @@ TEST(eip155_legacy_matches_cast)
 
 /* ---- a real anvil ---- */
 
+/* Start anvil (plus one extra flag, or NULL) on a free port, in its own
+ * process group (.bin/anvil is a wrapper: kill the whole group later). */
+static pid_t spawn_anvil(const char *anvil, const char *extra, int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    bind(fd, (struct sockaddr *)&sa, sizeof sa);
+    getsockname(fd, (struct sockaddr *)&sa, &sl);
+    *port = ntohs(sa.sin_port);
+    close(fd);
+    char ports[16];
+    snprintf(ports, sizeof ports, "%d", *port);
+    pid_t pid = fork();
+    if (pid == 0) {
+        setsid();
+        if (freopen("/dev/null", "w", stdout) == NULL ||
+            freopen("/dev/null", "w", stderr) == NULL)
+            _exit(126);
+        execl(anvil, anvil, "--port", ports, "--silent", extra, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
 struct sendstate {
     uv_loop_t *loop;
     struct rpc *rpc;
@@ -215,23 +242,8 @@ TEST(signed_here_mined_by_anvil)
         printf("  (anvil not installed: skipped)\n");
         return 0;
     }
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t sl = sizeof sa;
-    bind(fd, (struct sockaddr *)&sa, sizeof sa);
-    getsockname(fd, (struct sockaddr *)&sa, &sl);
-    int port = ntohs(sa.sin_port);
-    close(fd);
-    char ports[16];
-    snprintf(ports, sizeof ports, "%d", port);
-    pid_t pid = fork();
-    if (pid == 0) {
-        setsid(); /* .bin/anvil is a wrapper: kill the whole group later */
-        freopen("/dev/null", "w", stdout);
-        execl(anvil, anvil, "--port", ports, "--silent", (char *)NULL);
-        _exit(127);
-    }
+    int port;
+    pid_t pid = spawn_anvil(anvil, NULL, &port);
     uv_loop_t loop;
     uv_loop_init(&loop);
     struct httpc *http;
@@ -278,7 +290,174 @@ TEST(signed_here_mined_by_anvil)
     return 0;
 }
 
+
+/* A transaction stuck in the mempool (anvil --no-mining: nothing is mined
+ * until evm_mine) is replaced by the next one: same nonce, fees >= 12.5%
+ * higher; only the replacement is mined. */
+struct bump {
+    struct rpc *rpc;
+    uv_timer_t timer;
+    int done, err, mined_asked;
+    uint8_t hash[32];
+    char stuck[67];
+    json_t *answer;
+    int answered;
+};
+
+static void bump_cb(void *data, int err, const uint8_t h[32], uint64_t block,
+                    const char *msg)
+{
+    (void)block;
+    (void)msg;
+    struct bump *b = data;
+    b->err = err;
+    memcpy(b->hash, h, 32);
+    b->done = 1;
+}
+
+static void ignore_cb(void *data, int err, json_t *r, const char *msg)
+{
+    (void)data;
+    (void)err;
+    (void)r;
+    (void)msg;
+}
+
+static void stuck_cb(void *data, int err, json_t *r, const char *msg);
+
+static void watch_stuck(uv_timer_t *t)
+{
+    struct bump *b = t->data;
+    rpc_call(b->rpc, "eth_getTransactionByHash", json_pack("[s]", b->stuck),
+             stuck_cb, b);
+}
+
+/* Mine once the stuck transaction has left the pool (it was replaced). */
+static void stuck_cb(void *data, int err, json_t *r, const char *msg)
+{
+    (void)msg;
+    struct bump *b = data;
+    if (err == 0 && json_is_null(r) && !b->mined_asked) {
+        b->mined_asked = 1;
+        rpc_call(b->rpc, "evm_mine", json_array(), ignore_cb, b);
+        return;
+    }
+    if (!b->done)
+        uv_timer_start(&b->timer, watch_stuck, 100, 0);
+}
+
+static void answer_cb(void *data, int err, json_t *r, const char *msg)
+{
+    (void)msg;
+    struct bump *b = data;
+    b->answer = err == 0 ? json_incref(r) : NULL;
+    b->answered = 1;
+}
+
+static json_t *ask(uv_loop_t *loop, struct bump *b, const char *method,
+                   json_t *params)
+{
+    b->answered = 0;
+    b->answer = NULL;
+    if (rpc_call(b->rpc, method, params, answer_cb, b) != 0)
+        return NULL;
+    while (!b->answered)
+        uv_run(loop, UV_RUN_ONCE);
+    return b->answer;
+}
+
+static uint64_t fee_of(uv_loop_t *loop, struct bump *b, const uint8_t h[32])
+{
+    char hh[67];
+    hex_encode(h, 32, 1, hh);
+    json_t *t = ask(loop, b, "eth_getTransactionByHash", json_pack("[s]", hh));
+    uint64_t fee = 0;
+    if (t != NULL)
+        hex_quantity(json_string_value(json_object_get(t, "maxFeePerGas")),
+                     &fee);
+    json_decref(t);
+    return fee;
+}
+
+TEST(stuck_transaction_is_replaced)
+{
+    const char *src = getenv("NFTRAFT_SOURCE_DIR");
+    char anvil[600];
+    snprintf(anvil, sizeof anvil, "%s/contracts/node_modules/.bin/anvil",
+             src ? src : ".");
+    if (access(anvil, X_OK) != 0) {
+        printf("  (anvil not installed: skipped)\n");
+        return 0;
+    }
+    int port;
+    pid_t pid = spawn_anvil(anvil, "--no-mining", &port);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct httpc *http;
+    ASSERT_EQ(httpc_init(&http, &loop), 0);
+    struct bump b = {0};
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+    ASSERT_EQ(rpc_init(&b.rpc, &loop, http, url, 2000, 8), 0);
+    uv_timer_init(&loop, &b.timer);
+    b.timer.data = &b;
+    struct wallet *w;
+    ASSERT_EQ(wallet_from_hex(&w, KEY0), 0);
+    struct sender *snd;
+    ASSERT_EQ(sender_init(&snd, &loop, b.rpc, w, 31337, 1500), 0);
+    uint8_t to[20];
+    memset(to, 0x42, 20);
+    /* 1: sent, never mined: the receipt times out. */
+    ASSERT_EQ(sender_send(snd, to, NULL, 0, bump_cb, &b), 0);
+    while (!b.done)
+        uv_run(&loop, UV_RUN_ONCE);
+    int err1 = b.err;
+    uint8_t h1[32];
+    memcpy(h1, b.hash, 32);
+    hex_encode(h1, 32, 1, b.stuck);
+    uint64_t fee1 = fee_of(&loop, &b, h1);
+    /* 2: the next transaction replaces it; mined once it did. */
+    b.done = 0;
+    ASSERT_EQ(sender_send(snd, to, NULL, 0, bump_cb, &b), 0);
+    watch_stuck(&b.timer);
+    while (!b.done)
+        uv_run(&loop, UV_RUN_ONCE);
+    int err2 = b.err;
+    uint64_t fee2 = fee_of(&loop, &b, b.hash);
+    char from[43];
+    hex_encode(wallet_address(w), 20, 1, from);
+    json_t *n = ask(&loop, &b, "eth_getTransactionCount",
+                    json_pack("[s,s]", from, "latest"));
+    uint64_t mined = 99;
+    if (n != NULL)
+        hex_quantity(json_string_value(n), &mined);
+    json_decref(n);
+    json_t *r1 = ask(&loop, &b, "eth_getTransactionReceipt",
+                     json_pack("[s]", b.stuck));
+    int stuck_mined = r1 != NULL && !json_is_null(r1);
+    json_decref(r1);
+    sender_close(snd);
+    rpc_close(b.rpc);
+    uv_timer_stop(&b.timer);
+    uv_close((uv_handle_t *)&b.timer, NULL);
+    httpc_close(http, closed, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    wallet_free(w);
+    kill(-pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    ASSERT_EQ(err1, ERR_TIMEOUT);
+    ASSERT_EQ(err2, 0);
+    ASSERT(memcmp(h1, b.hash, 32) != 0);
+    ASSERT(fee1 > 0);
+    ASSERT(fee2 >= fee1 + fee1 / 8 + 1);
+    ASSERT_U64_EQ(mined, 1); /* one nonce used: the replacement */
+    ASSERT(!stuck_mined);
+    return 0;
+}
+
 TEST_LIST(TEST_ENTRY(rlp_standard_examples),
           TEST_ENTRY(wallet_address_sign_recover),
           TEST_ENTRY(eip1559_matches_cast), TEST_ENTRY(eip155_legacy_matches_cast),
-          TEST_ENTRY(signed_here_mined_by_anvil))
+          TEST_ENTRY(signed_here_mined_by_anvil),
+          TEST_ENTRY(stuck_transaction_is_replaced))
