@@ -2,11 +2,13 @@
 """Issue 2 integration test: a real 3-node cluster (real processes, raft over
 TCP, SQLite files, HTTP) driven through the nftraft CLI: replication through
 every node, idempotency, kill -9 failover, catch-up by snapshot, identical
-logs, bad input, a held data dir, corrupt files, clean shutdown."""
+logs, bad input (HTTP and raft preambles), a held data dir, corrupt files, clean shutdown."""
 import hashlib
 import json
 import os
 import re
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -105,6 +107,52 @@ def test_bad_input_changes_nothing():
     check(after == before, "bad input changed the counter %d -> %d" % (before, after))
     for i in range(1, 4):
         check(C.status(i) is not None, "node %d stopped answering" % i)
+
+
+def raft_send(node, data, wait=8.0):
+    """Send raw bytes to a node's raft port; return (bytes it answered,
+    seconds until it closed the connection, or None if it kept it open)."""
+    s = socket.create_connection(("127.0.0.1", C.base + 100 + node - 1), timeout=wait)
+    t0 = time.time()
+    try:
+        s.sendall(data)
+        got = b""
+        while True:
+            try:
+                chunk = s.recv(4096)
+            except socket.timeout:
+                return got, None
+            except ConnectionResetError:  # closed with our bytes unread
+                return got, time.time() - t0
+            if not chunk:
+                return got, time.time() - t0
+            got += chunk
+    finally:
+        s.close()
+
+
+def test_bad_raft_preambles_are_refused():
+    """raft_uv_tcp 0.15 would allocate any address length a peer sends and
+    hand raft an address without its NUL; nftraft reads the preamble itself."""
+    base = http("GET", C.url(1) + "/counter")[1]["value"]
+    pre = lambda proto, id_, n: struct.pack("<QQQ", proto, id_, n)  # noqa: E731
+    cases = [("wrong protocol", pre(7, 2, 16) + b"127.0.0.1:1\0\0\0\0\0", 1),
+             ("address length 2^40", pre(1, 2, 1 << 40), 1),
+             ("raft id 0", pre(1, 0, 16) + b"127.0.0.1:1\0\0\0\0\0", 1),
+             ("address without NUL", pre(1, 2, 8) + b"AAAAAAAA", 1),
+             ("a silent peer", b"", 5)]
+    for what, data, within in cases:
+        got, closed = raft_send(1, data)
+        check(got == b"" and closed is not None and closed < within + 3,
+              "%s: answered %r, closed after %s s" % (what, got, closed))
+    log = C.log(1)
+    for needle in ("bad raft preamble (protocol 7", "address length 1099511627776",
+                   "id 0,", "address not terminated", "handshake timed out"):
+        check(needle in log, "node 1 log does not say %r" % needle)
+    st, j, _ = C.increment(2)
+    check(st == 200 and j["value"] == base + 1, "the cluster still commits: %s %s" % (st, j))
+    st, m, _ = http("GET", C.url(1) + "/metrics")
+    check("nftraft_raft_connections_refused_total 4" in m, "refusals counted in /metrics")
 
 
 def test_kill9_leader_failover_and_snapshot_catchup():
@@ -219,7 +267,7 @@ def test_corrupt_raft_segment_is_reported_not_reset():
 
 def main():
     tests = [test_up_and_replicate_100, test_idempotency_across_nodes,
-             test_bad_input_changes_nothing,
+             test_bad_input_changes_nothing, test_bad_raft_preambles_are_refused,
              test_kill9_leader_failover_and_snapshot_catchup,
              test_overflow_is_rejected, test_data_dir_held_by_another_node,
              test_clean_shutdown, test_corrupt_state_file_is_reported_not_reset,

@@ -1,10 +1,14 @@
-/* transport.c - raft_uv_tcp, and in chain mode the authentication handshake
- * of transport.h on every connection before raft gets it.
+/* transport.c - the raft transport over canonical/raft's raft_uv_tcp.
  *
- * The authenticating transport wraps raft_uv_tcp: raft_uv_tcp connects (or
- * accepts) and exchanges its own preamble, then hands us the stream; we run
- * the handshake on it and only then hand it to raft (or close it). Each
- * handshake owns a timer and, until it is handed over, the stream. */
+ * Outgoing connections are raft_uv_tcp's (it connects and writes its
+ * preamble); in chain mode we then answer the acceptor's challenge before
+ * raft gets the stream. Incoming connections are ours: raft_uv_tcp 0.15
+ * trusts the peer's preamble (it allocates whatever address length the
+ * peer sends, hands raft an address that need not be NUL-terminated, and
+ * has no deadline), so we listen ourselves, read and check the preamble
+ * within a deadline, run the handshake in chain mode, and only then hand
+ * the stream to raft. Each connection being set up owns a timer and, until
+ * it is handed over, its stream. */
 #include "net/transport.h"
 #include "chain/keccak.h"
 #include "chain/wallet.h"
@@ -20,6 +24,8 @@
 #define MAGIC "nftraft1"
 #define CHALLENGE_LEN 48 /* magic[8] nonce[32] acceptor id[8] */
 #define RESPONSE_LEN 65  /* r[32] s[32] recovery id[1] */
+#define PREAMBLE_LEN 24  /* raft_uv_tcp: protocol, id, address length (LE) */
+#define ADDRESS_MAX 256  /* longest raft address accepted from a peer */
 
 static const char TAG[] = "nftraft raft handshake v1";
 
@@ -29,8 +35,12 @@ struct wrap {
     struct raft_uv_transport inner; /* first: inner callbacks find us */
     struct raft_uv_transport *outer;
     uv_loop_t *loop;
+    bool auth_on;
     struct transport_auth auth;
     uint64_t self;
+    char address[ADDRESS_MAX];
+    uv_tcp_t listener;
+    bool listener_open;
     raft_uv_accept_cb accept_cb;
     raft_uv_transport_close_cb close_cb;
     bool closing, inner_closed;
@@ -40,7 +50,10 @@ struct wrap {
 };
 
 enum { HS_OPEN, HS_ACCEPT };
-enum { ST_CHALLENGE, ST_RESPONSE, ST_VERDICT, ST_DONE };
+enum { ST_PREAMBLE, ST_ADDRESS, ST_CHALLENGE, ST_RESPONSE, ST_VERDICT,
+       ST_DONE };
+
+
 
 struct hs {
     struct raft_uv_connect ireq; /* first: raft_uv_tcp's request (opener) */
@@ -57,7 +70,7 @@ struct hs {
     uv_write_t wreq;
     int handles;                  /* timer, stream: open handles we own */
     uint8_t nonce[32];
-    uint8_t in[RESPONSE_LEN];
+    uint8_t in[ADDRESS_MAX]; /* >= PREAMBLE_LEN, RESPONSE_LEN */
     size_t want, got;
     uint8_t out[RESPONSE_LEN]; /* >= CHALLENGE_LEN */
     char peer[64];
@@ -110,7 +123,8 @@ void transport_digest(const uint8_t domain[32], uint64_t acceptor,
 
 static void maybe_closed(struct wrap *w)
 {
-    if (w->closing && w->inner_closed && w->live == 0 && w->close_cb) {
+    if (w->closing && w->inner_closed && w->live == 0 && !w->listener_open &&
+        w->close_cb) {
         raft_uv_transport_close_cb cb = w->close_cb;
         w->close_cb = NULL;
         cb(w->outer);
@@ -219,9 +233,10 @@ static void hs_succeed(struct hs *h)
     s->data = NULL;
     h->stream = NULL;
     h->handles--; /* the stream is no longer ours to close */
-    LOGI("net", "raft connection %s raft id %llu (%s) authenticated",
-         h->kind == HS_OPEN ? "to" : "from", (unsigned long long)h->id,
-         h->peer);
+    if (w->auth_on)
+        LOGI("net", "raft connection %s raft id %llu (%s) authenticated",
+             h->kind == HS_OPEN ? "to" : "from", (unsigned long long)h->id,
+             h->peer);
     struct raft_uv_connect *orig = h->orig;
     raft_uv_connect_cb cb = h->cb;
     int kind = h->kind;
@@ -349,10 +364,63 @@ static void open_step(struct hs *h)
 }
 
 /* Acceptor: challenge written -> signature read -> verdict written. */
+static void refuse(struct hs *h, const char *why)
+{
+    h->w->refused++;
+    LOGW("net", "refused raft connection from %s: %s", h->peer, why);
+    hs_fail(h, RAFT_NOCONNECTION, NULL);
+}
+
 static void accept_step(struct hs *h)
 {
     struct wrap *w = h->w;
     switch (h->step) {
+    case ST_PREAMBLE: { /* raft_uv_tcp's preamble is in */
+        uint64_t protocol = 0, len = 0, id = 0;
+        for (int i = 7; i >= 0; i--) {
+            protocol = (protocol << 8) | h->in[i];
+            id = (id << 8) | h->in[8 + i];
+            len = (len << 8) | h->in[16 + i];
+        }
+        char why[96];
+        if (protocol != 1 || id == 0 || len == 0 || len > ADDRESS_MAX) {
+            snprintf(why, sizeof why, "bad raft preamble (protocol %llu, id "
+                     "%llu, address length %llu)", (unsigned long long)protocol,
+                     (unsigned long long)id, (unsigned long long)len);
+            refuse(h, why);
+            return;
+        }
+        h->id = id;
+        h->step = ST_ADDRESS;
+        expect(h, (size_t)len);
+        return;
+    }
+    case ST_ADDRESS: { /* the peer's address is in */
+        if (memchr(h->in, '\0', h->want) == NULL) {
+            refuse(h, "bad raft preamble (address not terminated)");
+            return;
+        }
+        h->address = strdup((const char *)h->in);
+        if (h->address == NULL) {
+            hs_fail(h, RAFT_NOMEM, "out of memory");
+            return;
+        }
+        if (!w->auth_on) {
+            hs_succeed(h);
+            return;
+        }
+        if (getrandom(h->nonce, sizeof h->nonce, 0) != sizeof h->nonce) {
+            hs_fail(h, RAFT_NOCONNECTION, "no randomness for the nonce");
+            return;
+        }
+        uint8_t c[CHALLENGE_LEN];
+        memcpy(c, MAGIC, 8);
+        memcpy(c + 8, h->nonce, 32);
+        put_u64(c + 40, w->self);
+        h->step = ST_CHALLENGE;
+        send_bytes(h, c, sizeof c);
+        return;
+    }
     case ST_CHALLENGE: /* the challenge is out */
         h->step = ST_RESPONSE;
         expect(h, RESPONSE_LEN);
@@ -445,6 +513,14 @@ static void opened(struct raft_uv_connect *ireq, struct uv_stream_s *stream,
         cb(orig, NULL, status);
         return;
     }
+    if (!h->w->auth_on) { /* static mode: raft_uv_tcp's stream as it is */
+        h->delivered = true;
+        struct raft_uv_connect *orig = h->orig;
+        raft_uv_connect_cb cb = h->cb;
+        hs_end(h);
+        cb(orig, stream, 0);
+        return;
+    }
     hs_adopt(h, stream);
     h->step = ST_CHALLENGE;
     expect(h, CHALLENGE_LEN);
@@ -472,39 +548,33 @@ static int w_connect(struct raft_uv_transport *t, struct raft_uv_connect *req,
     return rv;
 }
 
-static void accepted(struct raft_uv_transport *inner, raft_id id,
-                     const char *address, struct uv_stream_s *stream)
+static void on_connection(uv_stream_t *server, int status)
 {
-    struct wrap *w = (struct wrap *)inner;
-    struct hs *h = hs_new(w, HS_ACCEPT);
-    if (h == NULL) {
-        uv_close((uv_handle_t *)stream, free_handle);
+    struct wrap *w = server->data;
+    if (status != 0) {
+        LOGW("net", "raft listener: %s", uv_strerror(status));
         return;
     }
-    h->id = id;
-    h->address = strdup(address);
-    hs_adopt(h, stream);
-    if (h->address == NULL ||
-        getrandom(h->nonce, sizeof h->nonce, 0) != sizeof h->nonce) {
-        hs_fail(h, RAFT_NOCONNECTION, "out of memory or randomness");
+    uv_tcp_t *tcp = raft_malloc(sizeof *tcp);
+    if (tcp == NULL)
+        return;
+    uv_tcp_init(w->loop, tcp);
+    struct hs *h = NULL;
+    if (uv_accept(server, (uv_stream_t *)tcp) != 0 || w->closing ||
+        (h = hs_new(w, HS_ACCEPT)) == NULL) {
+        uv_close((uv_handle_t *)tcp, free_handle);
         return;
     }
-    if (w->closing) {
-        hs_fail(h, RAFT_CANCELED, NULL);
-        return;
-    }
-    uint8_t c[CHALLENGE_LEN];
-    memcpy(c, MAGIC, 8);
-    memcpy(c + 8, h->nonce, 32);
-    put_u64(c + 40, w->self);
-    h->step = ST_CHALLENGE;
-    send_bytes(h, c, sizeof c);
+    hs_adopt(h, (uv_stream_t *)tcp);
+    h->step = ST_PREAMBLE;
+    expect(h, PREAMBLE_LEN);
 }
 
 static int w_init(struct raft_uv_transport *t, raft_id id, const char *address)
 {
     struct wrap *w = t->impl;
     w->self = id;
+    snprintf(w->address, sizeof w->address, "%s", address);
     int rv = w->inner.init(&w->inner, id, address);
     if (rv != 0)
         snprintf(t->errmsg, sizeof t->errmsg, "%s", w->inner.errmsg);
@@ -515,11 +585,37 @@ static int w_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
 {
     struct wrap *w = t->impl;
     w->accept_cb = cb;
-    w->inner.data = t->data;
-    int rv = w->inner.listen(&w->inner, accepted);
-    if (rv != 0)
-        snprintf(t->errmsg, sizeof t->errmsg, "%s", w->inner.errmsg);
-    return rv;
+    char host[ADDRESS_MAX];
+    snprintf(host, sizeof host, "%s", w->address);
+    char *colon = strrchr(host, ':');
+    struct sockaddr_in sa;
+    int rv = UV_EINVAL;
+    if (colon != NULL) {
+        *colon = '\0';
+        rv = uv_ip4_addr(host, atoi(colon + 1), &sa);
+    }
+    if (rv == 0)
+        rv = uv_tcp_init(w->loop, &w->listener);
+    if (rv == 0) {
+        w->listener_open = true;
+        w->listener.data = w;
+        rv = uv_tcp_bind(&w->listener, (struct sockaddr *)&sa, 0);
+    }
+    if (rv == 0)
+        rv = uv_listen((uv_stream_t *)&w->listener, 128, on_connection);
+    if (rv != 0) {
+        snprintf(t->errmsg, sizeof t->errmsg, "listen on %.100s: %.100s", w->address,
+                 uv_strerror(rv));
+        return RAFT_IOERR;
+    }
+    return 0;
+}
+
+static void listener_closed(uv_handle_t *h)
+{
+    struct wrap *w = h->data;
+    w->listener_open = false;
+    maybe_closed(w);
 }
 
 static void inner_closed(struct raft_uv_transport *inner)
@@ -538,20 +634,14 @@ static void w_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb)
      * flight are cancelled by it and end in opened(). */
     while (w->pending != NULL)
         hs_fail(w->pending, RAFT_CANCELED, NULL);
+    if (w->listener_open)
+        uv_close((uv_handle_t *)&w->listener, listener_closed);
     w->inner.close(&w->inner, inner_closed);
 }
 
 int transport_init(struct raft_uv_transport *t, uv_loop_t *loop,
                    const struct transport_auth *auth)
 {
-    if (auth == NULL) {
-        int rv = raft_uv_tcp_init(t, loop);
-        if (rv != 0) {
-            LOGE("net", "raft tcp transport: %s", raft_strerror(rv));
-            return rv == RAFT_NOMEM ? ERR_NOMEM : ERR_IO;
-        }
-        return 0;
-    }
     struct wrap *w = calloc(1, sizeof *w);
     if (w == NULL)
         return ERR_NOMEM;
@@ -563,7 +653,9 @@ int transport_init(struct raft_uv_transport *t, uv_loop_t *loop,
     }
     w->outer = t;
     w->loop = loop;
-    w->auth = *auth;
+    w->auth_on = auth != NULL;
+    if (auth != NULL)
+        w->auth = *auth;
     memset(t, 0, sizeof *t);
     t->impl = w;
     t->init = w_init;
@@ -575,11 +667,9 @@ int transport_init(struct raft_uv_transport *t, uv_loop_t *loop,
 
 void transport_free(struct raft_uv_transport *t)
 {
-    if (t->init != w_init) {
-        raft_uv_tcp_close(t);
-        return;
-    }
     struct wrap *w = t->impl;
+    if (w == NULL)
+        return;
     raft_uv_tcp_close(&w->inner);
     free(w);
     t->impl = NULL;
@@ -587,5 +677,5 @@ void transport_free(struct raft_uv_transport *t)
 
 uint64_t transport_refused(const struct raft_uv_transport *t)
 {
-    return t->init == w_init ? ((const struct wrap *)t->impl)->refused : 0;
+    return t->impl ? ((const struct wrap *)t->impl)->refused : 0;
 }

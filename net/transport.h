@@ -1,7 +1,9 @@
 /* transport.h - the raft transport, behind one init function.
  *
- * canonical/raft's uv TCP transport, plus (in chain mode) an authentication
- * step on every connection: the node that opened it must prove that it
+ * canonical/raft's uv TCP transport for outgoing connections; incoming ones
+ * are accepted here, their raft_uv_tcp preamble checked (protocol 1, id > 0,
+ * an address of 1..256 bytes with its NUL) within the handshake deadline.
+ * In chain mode, an authentication step on every connection: the node that opened it must prove that it
  * holds the key of the owner of the active token whose id it claims as its
  * raft id, before raft sees a byte from it.
  *
@@ -40,7 +42,7 @@ struct transport_auth {
     uint8_t domain[32];
 };
 
-/* Initialize t on loop; auth NULL = plain TCP (static mode), otherwise a
+/* Initialize t on loop; auth NULL = no handshake (static mode), otherwise a
  * copy of *auth is kept. Returns 0 or ERR_NOMEM/ERR_IO. Release with
  * transport_free() only after raft has closed (node_close's callback). */
 int transport_init(struct raft_uv_transport *t, uv_loop_t *loop,
@@ -56,7 +58,8 @@ void transport_digest(const uint8_t domain[32], uint64_t acceptor,
                       uint64_t opener, const uint8_t nonce[32],
                       uint8_t out[32]);
 
-/* Connections refused by the handshake since start (for /metrics). */
+/* Incoming connections refused since start: bad preambles, failed
+ * handshakes (for /metrics). */
 uint64_t transport_refused(const struct raft_uv_transport *t);
 
 #endif
