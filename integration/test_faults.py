@@ -19,7 +19,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import Cluster, TestFailure, check, http, run  # noqa: E402
+from cluster import Cluster, TestFailure, check, free_base_port, http, run  # noqa: E402
 
 ARGS = None
 C = None
@@ -87,7 +87,10 @@ def nemesis(stop, log):
 
 def test_faults_keep_every_acknowledged_increment():
     global C
-    C = Cluster(3, extra=["--snapshot-threshold", "128", "--snapshot-trailing", "32"])
+    extra = ["--snapshot-threshold", "128", "--snapshot-trailing", "32"]
+    if ARGS.chain == "anvil":
+        extra += ["--anvil-port", str(free_base_port(1) + 50)]
+    C = Cluster(3, chain=ARGS.chain, extra=extra)
     C.up()
     C.leader()
     stop = threading.Event()
@@ -155,8 +158,11 @@ def main():
     ap.add_argument("--duration", type=float, default=20)
     ap.add_argument("--clients", type=int, default=6)
     ap.add_argument("--seed", type=int, default=int(time.time()))
+    ap.add_argument("--chain", choices=("none", "anvil"), default="none",
+                    help="run the cluster in chain mode on a local anvil (authenticated raft "
+                         "transport, the contract as arbiter) instead of static mode")
     ARGS = ap.parse_args()
-    print("  seed %d, %d clients, %.0f s" % (ARGS.seed, ARGS.clients, ARGS.duration))
+    print("  seed %d, %d clients, %.0f s, chain %s" % (ARGS.seed, ARGS.clients, ARGS.duration, ARGS.chain))
     try:
         rc = run([test_faults_keep_every_acknowledged_increment])
     finally:
