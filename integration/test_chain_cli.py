@@ -197,12 +197,52 @@ def test_malformed_rpc_answers():
         srv.shutdown()
 
 
+def test_node_with_chain_down_and_a_bad_cached_view():
+    """nftraftd with its chain unreachable starts only from a good cached
+    view (DATA_DIR/chain-view.json); anything else: exit 1, the file named."""
+    import tempfile
+    from cluster import NFTRAFTD
+    d = tempfile.mkdtemp(prefix="nftraft-cache-")
+    keyf = os.path.join(d, "key")
+    with open(keyf, "w") as f:
+        f.write(S["keys"][1])
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    dead = "http://127.0.0.1:%d" % s.getsockname()[1]  # bound, not listening: refused
+    args = [NFTRAFTD, "--data-dir", d, "--http", "127.0.0.1:1", "--raft", "127.0.0.1:2",
+            "--rpc-url", dead, "--contract", S["nft"], "--instance-id", "node1", "--wallet-key", keyf,
+            "--peers", "1=127.0.0.1:2=http://127.0.0.1:1"]
+    view = os.path.join(d, "chain-view.json")
+    cases = [(None, "no usable"),
+             ("{not json", "no usable"),
+             ('{"version":1,"chain_id":31337,"contract":"0x%s","members":[]}' % ("11" * 20),
+              "is for contract 0x1111"),
+             ('{"version":2,"chain_id":31337,"contract":"%s","members":[]}' % S["nft"], "is malformed"),
+             ('{"version":1,"chain_id":31337,"contract":"%s","members":[{"token":1,"instance":"0x12",'
+              '"owner":"0x%s"}]}' % (S["nft"], "22" * 20), "member 0 is malformed")]
+    try:
+        for text, needle in cases:
+            if text is None:
+                if os.path.exists(view):
+                    os.unlink(view)
+            else:
+                with open(view, "w") as f:
+                    f.write(text)
+            r = subprocess.run(args, capture_output=True, text=True, timeout=60)
+            check(r.returncode == 1 and needle in r.stderr and "chain-view.json" in r.stderr,
+                  "cached view %r: exit %d, %r" % (text and text[:40], r.returncode, r.stderr[-400:]))
+    finally:
+        s.close()
+        subprocess.run(["rm", "-rf", d])
+
+
 def main():
     try:
         setup()
         return run([test_deploy_mint_register_members, test_elect_vote_heartbeat,
                     test_history_from_logs, test_deactivate_and_errors,
                     test_up_on_an_existing_chain,
+                    test_node_with_chain_down_and_a_bad_cached_view,
                     test_malformed_rpc_answers])
     finally:
         if "anvil" in S:
