@@ -973,7 +973,24 @@ static int print_status_row(const char *url)
         return 1;
     }
     json_t *l = json_object_get(j, "leader");
-    printf("%-26s %-11s %6lld %7lld %7lld %7lld %9lld\n", url,
+    /* Chain mode: the contract's view as this node last read it. */
+    char chain[64] = "-";
+    json_t *c = json_object_get(j, "chain");
+    if (json_is_object(c)) {
+        json_t *cl = json_object_get(c, "leader");
+        if (!json_is_true(json_object_get(c, "connected")))
+            snprintf(chain, sizeof chain, "unreachable");
+        else
+            snprintf(chain, sizeof chain, "leader=%lld votes=%lld/%lld",
+                     json_is_object(cl) ? (long long)json_integer_value(
+                                              json_object_get(cl, "token_id"))
+                                        : 0LL,
+                     (long long)json_integer_value(
+                         json_object_get(c, "votes_against_leader")),
+                     (long long)json_integer_value(
+                         json_object_get(c, "required_votes")));
+    }
+    printf("%-26s %-11s %6lld %7lld %7lld %7lld %9lld  %s\n", url,
            json_string_value(json_object_get(j, "role")),
            (long long)json_integer_value(json_object_get(j, "term")),
            l && json_is_object(l)
@@ -981,7 +998,7 @@ static int print_status_row(const char *url)
                : 0LL,
            (long long)json_integer_value(json_object_get(j, "commit_index")),
            (long long)json_integer_value(json_object_get(j, "applied_index")),
-           (long long)json_integer_value(json_object_get(j, "value")));
+           (long long)json_integer_value(json_object_get(j, "value")), chain);
     json_decref(j);
     return 0;
 }
@@ -1049,7 +1066,10 @@ static int cmd_status(int argc, char **argv)
     int rv = parse_common(
         "status", "nftraft status [--node URL] [--dir DIR]",
         "Without --node: one line per node of the cluster in DIR (default\n"
-        "./.nftraft). With --node: that node's /status as JSON.\n",
+        "./.nftraft): raft's role, term, leader, indexes and value, and in\n"
+        "chain mode the contract's leader token and the votes against it\n"
+        "as the node last read them. With --node: that node's /status as\n"
+        "JSON.\n",
         argc, argv, &o);
     if (rv != 0)
         return rv < 0 ? 0 : rv;
@@ -1072,8 +1092,8 @@ static int cmd_status(int argc, char **argv)
                 o.dir);
         return 1;
     }
-    printf("%-26s %-11s %6s %7s %7s %7s %9s\n", "node", "role", "term",
-           "leader", "commit", "applied", "value");
+    printf("%-26s %-11s %6s %7s %7s %7s %9s  %s\n", "node", "role", "term",
+           "leader", "commit", "applied", "value", "chain");
     int bad = 0;
     for (int i = 0; i < n; i++)
         bad += print_status_row(ns[i].url);

@@ -67,6 +67,10 @@ def test_up_on_anvil_and_increment_everywhere():
         cs = chain_status(i)
         check(cs["connected"] and cs["chain_id"] == 31337 and cs["active_members"] == 3 and
               cs["required_votes"] == 2, "node %d chain view %s" % (i, cs))
+    r = subprocess.run([NFTRAFT, "status", "--dir", C.dir], capture_output=True, text=True, timeout=30)
+    rows = [l for l in r.stdout.splitlines() if l.startswith("http://")]
+    check(r.returncode == 0 and len(rows) >= 3 and all("leader=%d votes=0/2" % leader in l for l in rows[:3]),
+          "nftraft status shows the contract's leader: %s" % r.stdout)
     st, m, _ = http("GET", C.url(2) + "/members")
     check(m["source"] == "contract" and len(m["members"]) == 3, "/members from the contract: %s" % m)
     check(sum(1 for x in m["members"] if x["role"] == "leader") == 1, "one leader in /members")
