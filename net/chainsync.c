@@ -68,6 +68,7 @@ struct chainsync {
     char refusal[300];
     /* the view cached in the data dir (a restart during a chain outage) */
     char *saved;         /* the JSON last written */
+    bool save_warned;    /* a failed write is logged once */
     bool chain_unverified; /* started from the cache: check eth_chainId */
     /* discovery */
     bool discover_done;
@@ -233,10 +234,15 @@ static void cache_save(struct chainsync *cs)
     bool ok = f != NULL && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
     ok = (f == NULL || fclose(f) == 0) && ok && rename(tmp, path) == 0;
     if (!ok) {
-        LOGW("chain", "cannot write %s: %s", path, strerror(errno));
+        if (!cs->save_warned)
+            LOGW("chain", "cannot write %s: %s (a restart while the chain "
+                 "is unreachable will not find this view)", path,
+                 strerror(errno));
+        cs->save_warned = true;
         free(text);
         return;
     }
+    cs->save_warned = false;
     free(cs->saved);
     cs->saved = text;
 }
