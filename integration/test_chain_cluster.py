@@ -20,6 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cluster import NFTRAFT, Cluster, TestFailure, check, free_base_port, http, run  # noqa: E402
 
 ROOT = os.environ.get("NFTRAFT_ROOT") or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CAST = os.path.join(ROOT, "contracts", "node_modules", ".bin", "cast")
 C = None
 FIG = {}
 
@@ -80,9 +81,6 @@ def test_up_on_anvil_and_increment_everywhere():
     time.sleep(5)
     FIG["idle_rpc_per_s"] = (chain_status(f)["rpc_calls"] - a) / 5
     print("  (figure) chain RPC calls per second per node at idle: %.1f" % FIG["idle_rpc_per_s"])
-
-
-CAST = os.path.join(ROOT, "contracts", "node_modules", ".bin", "cast")
 
 
 def keccak(data):
@@ -209,7 +207,7 @@ def chain_env():
 
 def dev_key(i):
     return subprocess.run(
-        [os.path.join(ROOT, "contracts", "node_modules", ".bin", "cast"), "wallet", "private-key",
+        [CAST, "wallet", "private-key",
          "--mnemonic", "test test test test test test test test test test test junk",
          "--mnemonic-index", str(i)], capture_output=True, text=True).stdout.strip()
 
@@ -264,7 +262,7 @@ def test_chain_killed_for_20s_then_recovers():
 def test_fourth_instance_registered_while_running_joins():
     rpc, nft = chain_env()
     key4 = open(os.path.join(C.dir, "node4", "wallet.key")).read().strip()
-    addr4 = subprocess.run([os.path.join(ROOT, "contracts", "node_modules", ".bin", "cast"), "wallet",
+    addr4 = subprocess.run([CAST, "wallet",
                             "address", "--private-key", key4], capture_output=True, text=True).stdout.strip()
     for args, key in ((["mint", "--to", addr4, "--name", "node4"], dev_key(0)),
                       (["register", "--instance-id", "node4", "--token", "4"], key4)):
@@ -292,17 +290,11 @@ def test_fourth_instance_registered_while_running_joins():
 def test_deactivated_instance_leaves_raft():
     leader = C.leader()
     victim = [i for i in (1, 2, 3) if i != leader][-1]
-    key0 = open(os.path.join(C.dir, "node1", "wallet.key")).read()  # token 1's owner
-    env = dict(os.environ, NFTRAFT_WALLET_KEY=subprocess.run(
-        [os.path.join(ROOT, "contracts", "node_modules", ".bin", "cast"), "wallet", "private-key",
-         "--mnemonic", "test test test test test test test test test test test junk",
-         "--mnemonic-index", "0"], capture_output=True, text=True).stdout.strip())
-    rpc = open(os.path.join(C.dir, "chain.env")).read().split("RPC=")[1].split()[0]
-    nft = open(os.path.join(C.dir, "chain.env")).read().split("NFT=")[1].split()[0]
+    env = dict(os.environ, NFTRAFT_WALLET_KEY=dev_key(0))  # the contract owner
+    rpc, nft = chain_env()
     r = subprocess.run([NFTRAFT, "deactivate", "--rpc-url", rpc, "--contract", nft, "--token", str(victim)],
                        capture_output=True, text=True, env=env, timeout=60)
     check(r.returncode == 0, "deactivate: %s" % r.stderr)
-    del key0
     wait_for("the contract view without token %d" % victim, lambda: all(
         x["token_id"] != victim for x in http("GET", C.url(leader) + "/members")[1]["members"]), 20)
     wait_for("raft's configuration to drop token %d" % victim, lambda: all(

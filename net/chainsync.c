@@ -303,6 +303,15 @@ out:
 
 /* ---- discovery ---- */
 
+/* This instance's token in the view, or 0 when it is not a member. */
+static uint64_t own_token(const struct chainsync *cs)
+{
+    for (unsigned i = 0; i < cs->n_members; i++)
+        if (memcmp(cs->members[i].instance, cs->instance, 32) == 0)
+            return cs->members[i].token;
+    return 0;
+}
+
 static void discover_members_cb(void *data, int err, const uint8_t *d,
                                 size_t len, const char *msg)
 {
@@ -320,9 +329,7 @@ static void discover_members_cb(void *data, int err, const uint8_t *d,
         return;
     }
     cs->have_view = true;
-    for (unsigned i = 0; i < cs->n_members; i++)
-        if (memcmp(cs->members[i].instance, cs->instance, 32) == 0)
-            cs->self = cs->members[i].token;
+    cs->self = own_token(cs);
 }
 
 static void discover_chain_cb(void *data, int err, uint64_t id,
@@ -367,10 +374,7 @@ int chainsync_discover(struct chainsync *cs, uint64_t *token, char *errmsg,
             cs->connected = false;
             snprintf(cs->error, sizeof cs->error, "%.200s (started from the "
                      "cached view)", cs->discover_msg);
-            cs->self = 0;
-            for (unsigned i = 0; i < cs->n_members; i++)
-                if (memcmp(cs->members[i].instance, cs->instance, 32) == 0)
-                    cs->self = cs->members[i].token;
+            cs->self = own_token(cs);
         } else {
             LOGW("chain", "chain unreachable and %s", why);
         }
@@ -626,6 +630,14 @@ static void block_cb(void *data, int err, uint64_t block, const char *msg)
         poll_fail(cs, "cannot call clusterState()");
 }
 
+/* The poll's first step (after the chain id check of a cached start). */
+static void ask_block(struct chainsync *cs)
+{
+    cs->calls++;
+    if (rpc_block_number(cs->rpc, block_cb, cs) != 0)
+        poll_fail(cs, "cannot ask the block number");
+}
+
 static void verify_cb(void *data, int err, uint64_t id, const char *msg)
 {
     struct chainsync *cs = data;
@@ -644,9 +656,7 @@ static void verify_cb(void *data, int err, uint64_t id, const char *msg)
         return;
     }
     cs->chain_unverified = false;
-    cs->calls++;
-    if (rpc_block_number(cs->rpc, block_cb, cs) != 0)
-        poll_fail(cs, "cannot ask the block number");
+    ask_block(cs);
 }
 
 static void ping_cb(void *data, const struct httpc_resp *r)
@@ -672,12 +682,12 @@ static void tick(uv_timer_t *t)
         return;
     if (!cs->poll_busy) {
         cs->poll_busy = true;
-        cs->calls++;
         if (cs->chain_unverified) {
+            cs->calls++;
             if (rpc_chain_id(cs->rpc, verify_cb, cs) != 0)
                 poll_fail(cs, "cannot ask the chain id");
-        } else if (rpc_block_number(cs->rpc, block_cb, cs) != 0) {
-            poll_fail(cs, "cannot ask the block number");
+        } else {
+            ask_block(cs);
         }
     }
     const struct config_peer *p =

@@ -153,10 +153,19 @@ TEST(eip155_legacy_matches_cast)
 
 /* ---- a real anvil ---- */
 
-/* Start anvil (plus one extra flag, or NULL) on a free port, in its own
- * process group (.bin/anvil is a wrapper: kill the whole group later). */
-static pid_t spawn_anvil(const char *anvil, const char *extra, int *port)
+/* Start the project's anvil (plus one extra flag, or NULL) on a free port,
+ * in its own process group (.bin/anvil is a wrapper: kill the whole group
+ * later). 0 when anvil is not installed (the caller skips). */
+static pid_t spawn_anvil(const char *extra, int *port)
 {
+    const char *src = getenv("NFTRAFT_SOURCE_DIR");
+    char anvil[600];
+    snprintf(anvil, sizeof anvil, "%s/contracts/node_modules/.bin/anvil",
+             src ? src : ".");
+    if (access(anvil, X_OK) != 0) {
+        printf("  (anvil not installed: skipped)\n");
+        return 0;
+    }
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET,
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -234,16 +243,10 @@ static void closed(void *data)
 
 TEST(signed_here_mined_by_anvil)
 {
-    const char *src = getenv("NFTRAFT_SOURCE_DIR");
-    char anvil[600];
-    snprintf(anvil, sizeof anvil, "%s/contracts/node_modules/.bin/anvil",
-             src ? src : ".");
-    if (access(anvil, X_OK) != 0) {
-        printf("  (anvil not installed: skipped)\n");
-        return 0;
-    }
     int port;
-    pid_t pid = spawn_anvil(anvil, NULL, &port);
+    pid_t pid = spawn_anvil(NULL, &port);
+    if (pid == 0)
+        return 0;
     uv_loop_t loop;
     uv_loop_init(&loop);
     struct httpc *http;
@@ -381,16 +384,10 @@ static uint64_t fee_of(uv_loop_t *loop, struct bump *b, const uint8_t h[32])
 
 TEST(stuck_transaction_is_replaced)
 {
-    const char *src = getenv("NFTRAFT_SOURCE_DIR");
-    char anvil[600];
-    snprintf(anvil, sizeof anvil, "%s/contracts/node_modules/.bin/anvil",
-             src ? src : ".");
-    if (access(anvil, X_OK) != 0) {
-        printf("  (anvil not installed: skipped)\n");
-        return 0;
-    }
     int port;
-    pid_t pid = spawn_anvil(anvil, "--no-mining", &port);
+    pid_t pid = spawn_anvil("--no-mining", &port);
+    if (pid == 0)
+        return 0;
     uv_loop_t loop;
     uv_loop_init(&loop);
     struct httpc *http;
