@@ -124,12 +124,6 @@ int node_init(struct node **out, uv_loop_t *loop, const struct config *cfg,
         goto err;
     }
     n->io_ready = true;
-    /* raft_uv implements async_work (the thread the FSM serializes its
-     * snapshots on) but 0.15 still labels its raft_io version 1, which
-     * raft_init refuses for an async FSM; upstream relabelled it in 0.17.1
-     * ("uv: set io version to 2"), and so do we. */
-    if (n->io.version < 2 && n->io.async_work != NULL)
-        n->io.version = 2;
     /* A corrupt log tail must be reported, never silently dropped. */
     raft_uv_set_auto_recovery(&n->io, false);
     rv = raft_init(&n->raft, &n->io, fsm, cfg->id, cfg->raft_addr);

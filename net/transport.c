@@ -645,6 +645,7 @@ int transport_init(struct raft_uv_transport *t, uv_loop_t *loop,
     struct wrap *w = calloc(1, sizeof *w);
     if (w == NULL)
         return ERR_NOMEM;
+    w->inner.version = 1; /* raft_uv_transport's struct version */
     int rv = raft_uv_tcp_init(&w->inner, loop);
     if (rv != 0) {
         LOGE("net", "raft tcp transport: %s", raft_strerror(rv));
@@ -657,6 +658,7 @@ int transport_init(struct raft_uv_transport *t, uv_loop_t *loop,
     if (auth != NULL)
         w->auth = *auth;
     memset(t, 0, sizeof *t);
+    t->version = 1;
     t->impl = w;
     t->init = w_init;
     t->listen = w_listen;

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs what is missing on a Debian bookworm machine: the C toolchain and
-# libraries (apt-get), and the Solidity toolchain (npm ci in contracts/).
-# Idempotent: a second run with everything present does nothing but check.
+# libraries (apt-get), raft 0.22.1 built from Debian's trixie source package
+# into .deps/raft (scripts/build-raft.sh), and the Solidity toolchain (npm ci
+# in contracts/). Idempotent: a second run with everything present does
+# nothing but check.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
 APT_PKGS=(build-essential cmake pkg-config git curl ca-certificates
-  libraft-dev libuv1-dev libh2o-dev libssl-dev libsecp256k1-dev
+  libuv1-dev liblz4-dev autoconf automake libtool dpkg-dev libh2o-dev libssl-dev libsecp256k1-dev
   libcurl4-openssl-dev libmsgpack-dev libsqlite3-dev libjansson-dev
   sqlite3 python3 python3-yaml nodejs npm wrk gnuplot-nox procps iproute2)
 
@@ -28,6 +30,9 @@ if ((${#missing[@]})); then
   $sudo_ env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   $sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# raft 0.22.1 into the project-local prefix (reused when the version matches).
+"$root/scripts/build-raft.sh"
 
 # Solidity toolchain, pinned by contracts/package-lock.json.
 lock="$root/contracts/package-lock.json"
