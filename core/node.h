@@ -68,6 +68,8 @@ void node_on_change(struct node *n, void (*cb)(void *data), void *data);
  * ERR_UNKNOWN when leadership was lost after the entry was appended (it may
  * still commit); ERR_SHUTDOWN when the node closes. Returns ERR_NOTLEADER or
  * ERR_BUSY (leader not ready yet) and then the callback never fires. */
+/* `result` is the FSM's, valid only during the callback; it must begin
+ * with the uint64_t raft index of the entry it belongs to (raftfsm.h). */
 typedef void (*node_apply_cb)(void *data, int status, void *result);
 int node_apply(struct node *n, const void *bytes, size_t len,
                node_apply_cb cb, void *data);

@@ -10,6 +10,7 @@
 #include "core/node.h"
 #include "core/version.h"
 #include "fsm/fsm.h"
+#include "fsm/raftfsm.h"
 #include "net/httpd.h"
 #include "net/request.h"
 
@@ -328,7 +329,8 @@ static void increment_applied(void *data, int status, void *result)
 {
     struct pending *p = data;
     struct api *a = p->api;
-    const struct fsm_result *res = result;
+    const struct fsm_result *res =
+        result ? &((const struct raftfsm_result *)result)->res : NULL;
     if (p->http != NULL) {
         if (status == 0 && res->status == 0) {
             a->increments_total++;
