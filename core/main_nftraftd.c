@@ -200,7 +200,8 @@ int main(int argc, char **argv)
         return 0;
     }
     if (rv == CONFIG_VERSION) {
-        printf("nftraftd %s\n", NFTRAFT_VERSION);
+        printf("nftraftd %s (raft %s)\n", NFTRAFT_VERSION,
+               node_raft_version());
         return 0;
     }
     if (rv != 0) {
@@ -224,8 +225,8 @@ int main(int argc, char **argv)
     uv_timer_init(&d.loop, &d.watchdog);
     d.watchdog.data = &d;
     uv_timer_start(&d.watchdog, watchdog_cb, 100, 100);
-    LOGI("main", "nftraftd %s starting id=%" PRIu64 " data=%s http=%s:%d "
-         "raft=%s", NFTRAFT_VERSION, d.cfg.id, d.cfg.data_dir,
+    LOGI("main", "nftraftd %s (raft %s) starting id=%" PRIu64 " data=%s "
+         "http=%s:%d raft=%s", NFTRAFT_VERSION, node_raft_version(), d.cfg.id, d.cfg.data_dir,
          d.cfg.http_host, d.cfg.http_port, d.cfg.raft_addr);
     if (run(&d) != 0)
         stop(&d, 1);

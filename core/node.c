@@ -95,6 +95,14 @@ static int lock_dir(const char *dir, int *fd_out, char *errmsg, size_t errlen)
 
 static void poll_cb(uv_timer_t *t);
 
+const char *node_raft_version(void)
+{
+    static char v[32];
+    int n = raft_version_number();
+    snprintf(v, sizeof v, "%d.%d.%d", n / 10000, n / 100 % 100, n % 100);
+    return v;
+}
+
 /* raft calls this after each step (message, tick, completed I/O). The
  * watcher runs from the loop, outside raft's stack, so that what it calls
  * (change callbacks that propose or read) never re-enters raft. */

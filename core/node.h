@@ -70,6 +70,10 @@ void node_on_change(struct node *n, void (*cb)(void *data), void *data);
  * ERR_BUSY (leader not ready yet) and then the callback never fires. */
 /* `result` is the FSM's, valid only during the callback; it must begin
  * with the uint64_t raft index of the entry it belongs to (raftfsm.h). */
+/* The raft library's version as "MAJOR.MINOR.RELEASE", read from the
+ * linked library (static storage). */
+const char *node_raft_version(void);
+
 typedef void (*node_apply_cb)(void *data, int status, void *result);
 int node_apply(struct node *n, const void *bytes, size_t len,
                node_apply_cb cb, void *data);
