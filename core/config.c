@@ -187,9 +187,25 @@ void config_usage(void *stream)
 "  --apply-timeout MS        answer 'outcome unknown' after MS (default 10000)\n"
 "  --log-level LEVEL         debug|info|warn|error (default info)\n"
 "\n"
+"Raft port:\n"
+"  --cluster-secret-file FILE  static mode: file holding the cluster secret\n"
+"                            (64 hex digits, the same on every node; nftraft\n"
+"                            up writes one); a raft peer must answer a\n"
+"                            challenge with an HMAC of it before raft reads\n"
+"                            a byte from it. Required in static mode.\n"
+"  --max-raft-message BYTES  largest raft message payload accepted (default\n"
+"                            67108864); every incoming message is checked\n"
+"                            before raft decodes it, a bad one closes the\n"
+"                            connection\n"
+"  --max-raft-connections N  incoming raft connections at once (default 64;\n"
+"                            at most half of them still in the handshake)\n"
+"\n"
 "Testing:\n"
 "  --enable-fault-switch     expose POST /fault (test-only; off by default):\n"
 "                            lets a test make this node's HTTP API stall\n"
+"  --insecure-no-auth        static mode WITHOUT the raft handshake: anyone\n"
+"                            who reaches the raft port can speak raft. For\n"
+"                            tests only; logged as a warning at start\n"
 "\n"
 "  --help                    this text\n"
 "  --version                 print the version\n"
@@ -225,6 +241,7 @@ enum {
     OPT_HEARTBEAT, OPT_SNAP_THRESHOLD, OPT_SNAP_TRAILING, OPT_MAX_BODY,
     OPT_FWD_TIMEOUT, OPT_APPLY_TIMEOUT, OPT_LOG_LEVEL, OPT_FAULT, OPT_HELP,
     OPT_VERSION, OPT_JOIN, OPT_CHAIN_POLL, OPT_PING, OPT_SNAP_TIMEOUT,
+    OPT_SECRET, OPT_INSECURE, OPT_MAX_RAFT_MSG, OPT_MAX_RAFT_CONNS,
 };
 
 int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
@@ -254,6 +271,10 @@ int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
         {"join", no_argument, NULL, OPT_JOIN},
         {"chain-poll", required_argument, NULL, OPT_CHAIN_POLL},
         {"leader-ping-timeout", required_argument, NULL, OPT_PING},
+        {"cluster-secret-file", required_argument, NULL, OPT_SECRET},
+        {"insecure-no-auth", no_argument, NULL, OPT_INSECURE},
+        {"max-raft-message", required_argument, NULL, OPT_MAX_RAFT_MSG},
+        {"max-raft-connections", required_argument, NULL, OPT_MAX_RAFT_CONNS},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
@@ -268,6 +289,8 @@ int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
     cfg->snapshot_trailing = 4096;
     cfg->install_snapshot_timeout_ms = 5000;
     cfg->max_body = 65536;
+    cfg->max_raft_message = (uint64_t)64 << 20;
+    cfg->max_raft_connections = 64;
     cfg->forward_timeout_ms = 5000;
     cfg->apply_timeout_ms = 10000;
     cfg->chain_poll_ms = 1000;
@@ -403,6 +426,27 @@ int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
                             "--leader-ping-timeout: want 50..60000 ms");
             cfg->leader_ping_ms = (unsigned)v;
             break;
+        case OPT_SECRET:
+            if (!a[0] || strlen(a) >= sizeof cfg->cluster_secret_file)
+                return fail(errmsg, errlen, "--cluster-secret-file: bad path");
+            snprintf(cfg->cluster_secret_file, sizeof cfg->cluster_secret_file,
+                     "%s", a);
+            break;
+        case OPT_INSECURE:
+            cfg->insecure_no_auth = true;
+            break;
+        case OPT_MAX_RAFT_MSG:
+            if (config_parse_u64(a, 1 << 20, (uint64_t)1 << 32, &v) != 0)
+                return fail(errmsg, errlen,
+                            "--max-raft-message: want 1048576..4294967296");
+            cfg->max_raft_message = v;
+            break;
+        case OPT_MAX_RAFT_CONNS:
+            if (config_parse_u64(a, 4, 4096, &v) != 0)
+                return fail(errmsg, errlen,
+                            "--max-raft-connections: want 4..4096");
+            cfg->max_raft_connections = (unsigned)v;
+            break;
         case OPT_HELP:
             return CONFIG_HELP;
         case OPT_VERSION:
@@ -437,6 +481,20 @@ int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
                     "chain mode needs --wallet-key FILE or NFTRAFT_WALLET_KEY");
     if (cfg->join && !chain)
         return fail(errmsg, errlen, "--join is for chain mode");
+    if (chain && (cfg->cluster_secret_file[0] || cfg->insecure_no_auth))
+        return fail(errmsg, errlen,
+                    "--cluster-secret-file and --insecure-no-auth are for "
+                    "static mode (chain mode authenticates raft peers by "
+                    "their keys)");
+    if (!chain && cfg->cluster_secret_file[0] && cfg->insecure_no_auth)
+        return fail(errmsg, errlen,
+                    "give --cluster-secret-file or --insecure-no-auth, not "
+                    "both");
+    if (!chain && !cfg->cluster_secret_file[0] && !cfg->insecure_no_auth)
+        return fail(errmsg, errlen,
+                    "static mode needs --cluster-secret-file FILE (the raft "
+                    "handshake secret shared by the cluster; nftraft up "
+                    "writes one)");
     if (cfg->contract[0]) {
         size_t n = strlen(cfg->contract);
         bool ok = n == 42 && cfg->contract[0] == '0' &&

@@ -45,6 +45,10 @@ struct config {
     unsigned apply_timeout_ms;
     char log_level[8];
     bool fault_switch;              /* --enable-fault-switch (tests only) */
+    char cluster_secret_file[512];  /* static mode: raft handshake secret */
+    bool insecure_no_auth;          /* static mode without it (tests only) */
+    uint64_t max_raft_message;      /* payload cap of one raft message */
+    unsigned max_raft_connections;  /* accepted raft connections at once */
     bool join;                      /* chain mode: wait to be added, never
                                        bootstrap */
     unsigned chain_poll_ms;         /* reconciler period */

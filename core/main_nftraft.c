@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -523,6 +524,33 @@ static void stop_anvil(const char *dir)
     unlink(pidp);
 }
 
+/* DIR/cluster.secret: the static-mode raft handshake secret (64 hex
+ * digits, mode 0600), written once and reused by later `up`s of DIR. */
+static int ensure_secret(const char *dir, char *path, size_t cap)
+{
+    snprintf(path, cap, "%s/cluster.secret", dir);
+    if (access(path, R_OK) == 0)
+        return 0;
+    uint8_t raw[32];
+    char hex[65];
+    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw) {
+        fprintf(stderr, "nftraft up: no randomness for the cluster secret\n");
+        return 1;
+    }
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0 || write(fd, hex, 64) != 64 || write(fd, "\n", 1) != 1) {
+        fprintf(stderr, "nftraft up: cannot write %s: %s\n", path,
+                strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return 1;
+    }
+    close(fd);
+    return 0;
+}
+
 static int cmd_up(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -698,6 +726,13 @@ static int cmd_up(int argc, char **argv)
         stop_anvil(dir);
         return 1;
     }
+    /* Static mode: one cluster secret for the raft handshake, kept across
+     * restarts of the same directory. */
+    static char secretp[PATH_MAX + 32];
+    if (!chain && ensure_secret(dir, secretp, sizeof secretp) != 0) {
+        stop_anvil(dir);
+        return 1;
+    }
     for (int i = 0; i < nodes + spare; i++) {
         struct node_info *x = &ns[i];
         bool is_spare = i >= nodes;
@@ -737,6 +772,10 @@ static int cmd_up(int argc, char **argv)
             args[k++] = keyp;
             args[k++] = "--instance-id";
             args[k++] = inst;
+        }
+        if (!chain) {
+            args[k++] = "--cluster-secret-file";
+            args[k++] = secretp;
         }
         if (fault)
             args[k++] = "--enable-fault-switch";

@@ -302,6 +302,11 @@ def test_deactivated_instance_leaves_raft():
     increments(10, nodes=[i for i in (1, 2, 3) if i != victim])
     st, j, _ = C.increment(victim, timeout=5)
     check(st in (403, 503), "the deactivated node refuses writes: %s %s" % (st, j))
+    # Revocation reaches the raft connections it already had: the leader
+    # (which the victim, a follower, was answering) closed the victim's
+    # established stream when its member view changed.
+    wait_for("the leader to close token %d's raft connection" % victim,
+             lambda: "(raft id %d): no longer authorized" % victim in C.log(leader), 10)
 
 
 def test_clean_shutdown():

@@ -51,6 +51,7 @@ struct chainsync {
     bool timer_ready, stopping, attached;
     /* the contract's view */
     bool have_view, connected;
+    struct raft_uv_transport *transport; /* re-checked on view changes */
     uint64_t block;
     struct member members[MAX_MEMBERS];
     unsigned n_members;
@@ -158,8 +159,18 @@ static int decode_members(struct chainsync *cs, const uint8_t *d, size_t len)
             return ERR_MALFORMED;
         memcpy(m->instance, insts + 32 * i, 32);
     }
+    bool changed = n1 != cs->n_members ||
+                   memcmp(cs->members, got, n1 * sizeof got[0]) != 0;
     memcpy(cs->members, got, n1 * sizeof got[0]);
     cs->n_members = (unsigned)n1;
+    /* Revocation reaches established connections too: raft streams from a
+     * peer whose token is no longer active (or changed hands) are closed. */
+    if (changed && cs->transport != NULL) {
+        unsigned closed = transport_reauthorize(cs->transport);
+        if (closed > 0)
+            LOGI("chain", "member view changed: closed %u raft connection(s) "
+                 "no longer authorized", closed);
+    }
     return 0;
 }
 
@@ -775,8 +786,9 @@ static const char *write_refusal(void *data)
 }
 
 void chainsync_attach(struct chainsync *cs, struct node *node,
-                      struct api *api)
+                      struct api *api, struct raft_uv_transport *transport)
 {
+    cs->transport = transport;
     cs->node = node;
     cs->api = api;
     cs->attached = true;
