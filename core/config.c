@@ -157,6 +157,14 @@ void config_usage(void *stream)
 "                            leader to add this node (a node registered after\n"
 "                            the cluster started)\n"
 "  --chain-poll MS           how often the contract is read (default 1000)\n"
+"  --chain-confirmations N   read the contract at block head-N, every call of\n"
+"                            a poll pinned to that one block (default 1, for\n"
+"                            1 s anvil blocks; on a real chain use its\n"
+"                            finality depth, e.g. 5-10 on Base); an answer\n"
+"                            from a block older than one already seen is\n"
+"                            ignored\n"
+"  --allow-insecure-rpc      accept a plain http:// --rpc-url to a host that\n"
+"                            is not loopback (refused by default)\n"
 "  --leader-ping-timeout MS  follower's ping of the on-chain leader's /status\n"
 "                            before it votes no-confidence (default 1000)\n"
 "\n"
@@ -214,6 +222,23 @@ void config_usage(void *stream)
 "configuration error; exit 2: bad flags.\n");
 }
 
+bool config_rpc_is_safe(const char *url)
+{
+    if (strncmp(url, "https://", 8) == 0)
+        return true;
+    if (strncmp(url, "http://", 7) != 0)
+        return false;
+    const char *h = url + 7, *at = strpbrk(h, "@/");
+    if (at != NULL && *at == '@') /* user:password@host */
+        h = at + 1;
+    size_t n = strcspn(h, ":/?#");
+    if (h[0] == '[') /* [::1] */
+        return strncmp(h, "[::1]", 5) == 0;
+    if (n == 9 && strncmp(h, "localhost", 9) == 0)
+        return true;
+    return strncmp(h, "127.", 4) == 0 && strspn(h, "0123456789.") == n;
+}
+
 const struct config_peer *config_peer(const struct config *cfg, uint64_t id)
 {
     for (unsigned i = 0; i < cfg->n_peers; i++)
@@ -242,6 +267,7 @@ enum {
     OPT_FWD_TIMEOUT, OPT_APPLY_TIMEOUT, OPT_LOG_LEVEL, OPT_FAULT, OPT_HELP,
     OPT_VERSION, OPT_JOIN, OPT_CHAIN_POLL, OPT_PING, OPT_SNAP_TIMEOUT,
     OPT_SECRET, OPT_INSECURE, OPT_MAX_RAFT_MSG, OPT_MAX_RAFT_CONNS,
+    OPT_CONFIRMATIONS, OPT_INSECURE_RPC,
 };
 
 int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
@@ -271,6 +297,8 @@ int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
         {"join", no_argument, NULL, OPT_JOIN},
         {"chain-poll", required_argument, NULL, OPT_CHAIN_POLL},
         {"leader-ping-timeout", required_argument, NULL, OPT_PING},
+        {"chain-confirmations", required_argument, NULL, OPT_CONFIRMATIONS},
+        {"allow-insecure-rpc", no_argument, NULL, OPT_INSECURE_RPC},
         {"cluster-secret-file", required_argument, NULL, OPT_SECRET},
         {"insecure-no-auth", no_argument, NULL, OPT_INSECURE},
         {"max-raft-message", required_argument, NULL, OPT_MAX_RAFT_MSG},
@@ -294,6 +322,7 @@ int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
     cfg->forward_timeout_ms = 5000;
     cfg->apply_timeout_ms = 10000;
     cfg->chain_poll_ms = 1000;
+    cfg->chain_confirmations = 1;
     cfg->leader_ping_ms = 1000;
     snprintf(cfg->log_level, sizeof cfg->log_level, "info");
     const char *env;
@@ -426,6 +455,15 @@ int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
                             "--leader-ping-timeout: want 50..60000 ms");
             cfg->leader_ping_ms = (unsigned)v;
             break;
+        case OPT_CONFIRMATIONS:
+            if (config_parse_u64(a, 0, 1000, &v) != 0)
+                return fail(errmsg, errlen,
+                            "--chain-confirmations: want 0..1000 blocks");
+            cfg->chain_confirmations = (unsigned)v;
+            break;
+        case OPT_INSECURE_RPC:
+            cfg->allow_insecure_rpc = true;
+            break;
         case OPT_SECRET:
             if (!a[0] || strlen(a) >= sizeof cfg->cluster_secret_file)
                 return fail(errmsg, errlen, "--cluster-secret-file: bad path");
@@ -474,6 +512,12 @@ int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
     if (chain && (!cfg->rpc_url[0] || !cfg->contract[0]))
         return fail(errmsg, errlen,
                     "chain mode needs both --rpc-url and --contract");
+    if (chain && !cfg->allow_insecure_rpc && !config_rpc_is_safe(cfg->rpc_url))
+        return fail(errmsg, errlen,
+                    "--rpc-url %s: plain http:// to a host that is not on "
+                    "this machine lets anyone on the path forge membership "
+                    "answers; use https:// or --allow-insecure-rpc",
+                    cfg->rpc_url);
     if (chain && !cfg->instance_id[0])
         return fail(errmsg, errlen, "chain mode needs --instance-id");
     if (chain && !cfg->wallet_key_file[0] && !cfg->wallet_key_env)

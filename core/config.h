@@ -52,6 +52,8 @@ struct config {
     bool join;                      /* chain mode: wait to be added, never
                                        bootstrap */
     unsigned chain_poll_ms;         /* reconciler period */
+    unsigned chain_confirmations;   /* read the contract at head - this */
+    bool allow_insecure_rpc;        /* plain http:// to a remote RPC host */
     unsigned leader_ping_ms;        /* follower -> on-chain leader ping */
 };
 
@@ -70,6 +72,10 @@ void config_usage(void *stream);
  * ERR_INVALID. Shared by every parser of user-given numbers. */
 int config_parse_u64(const char *s, uint64_t min, uint64_t max,
                      uint64_t *out);
+
+/* Whether url is https://, or http:// to this machine (127.x, localhost,
+ * [::1]): a membership answer cannot be forged on the way. */
+bool config_rpc_is_safe(const char *url);
 
 /* The peer with this id, or NULL. */
 const struct config_peer *config_peer(const struct config *cfg, uint64_t id);

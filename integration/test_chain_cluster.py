@@ -61,6 +61,9 @@ def test_up_on_anvil_and_increment_everywhere():
     leader = C.leader()
     wait_for("the on-chain leader to be the raft leader",
              lambda: (chain_status(leader) or {}).get("leader", {}).get("token_id") == leader, 20)
+    # Each node reads the contract once per --chain-poll: wait for all views.
+    wait_for("every node's chain view to show the on-chain leader", lambda: all(
+        (chain_status(i) or {}).get("leader", {}).get("token_id") == leader for i in (1, 2, 3)), 10)
     increments(30)
     for i in (1, 2, 3):
         st, j, _ = http("GET", C.url(i) + "/counter")

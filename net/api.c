@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/time.h>
 
 #define MAX_PEERS 256
@@ -244,8 +245,11 @@ static void fwd_cb(void *data, const struct httpc_resp *resp)
                 observe(a, p->t0);
         } else {
             char msg[300];
-            snprintf(msg, sizeof msg, "forwarding to the leader failed: %s",
-                     resp->errmsg ? resp->errmsg : err_str(resp->err));
+            snprintf(msg, sizeof msg, "forwarding to the leader failed: %s%s",
+                     resp->errmsg ? resp->errmsg : err_str(resp->err),
+                     p->is_write ? "; the outcome is unknown: retry with the "
+                                   "same Idempotency-Key"
+                                 : "");
             /* A write may have reached the leader before the failure. */
             reply_error(p->http, 503, p->is_write ? "unknown" : "failed", "1",
                         msg);
@@ -296,6 +300,23 @@ static void forward(struct api *a, struct httpd_req *r, bool is_write,
     const char *k = httpd_header(r, "idempotency-key", &hl);
     if (k != NULL) {
         snprintf(key, sizeof key, "Idempotency-Key: %.*s", (int)hl, k);
+        hdrs[2] = key;
+    } else if (is_write) {
+        /* libcurl may send a POST again on a new connection when the kept
+         * one dies under it; a key of our own makes that re-send apply
+         * once. */
+        uint8_t rnd[12];
+        char hex[25];
+        if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+            free(p);
+            reply_error(r, 503, "failed", "1", "no randomness for the "
+                        "forwarding key");
+            return;
+        }
+        for (int i = 0; i < 12; i++)
+            snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+        snprintf(key, sizeof key, "Idempotency-Key: fwd-%" PRIu64 "-%s",
+                 st.id, hex);
         hdrs[2] = key;
     }
     size_t blen = 0;

@@ -51,8 +51,10 @@ struct chainsync {
     bool timer_ready, stopping, attached;
     /* the contract's view */
     bool have_view, connected;
+    uint64_t stale_polls;   /* answers ignored for an older block */
     struct raft_uv_transport *transport; /* re-checked on view changes */
-    uint64_t block;
+    uint64_t block;         /* the block the last good view was read at */
+    char tag[24];           /* the current poll's block, "0x..." */
     struct member members[MAX_MEMBERS];
     unsigned n_members;
     uint8_t leader[20];
@@ -202,7 +204,8 @@ static int call(struct chainsync *cs, const char *sig, const struct abi_val *a,
     if (abi_encode_call(sig, a, n, &d, &len) != 0)
         return ERR_NOMEM;
     cs->calls++;
-    int rv = rpc_eth_call(cs->rpc, cs->contract, d, len, "latest", cb, cs);
+    int rv = rpc_eth_call(cs->rpc, cs->contract, d, len,
+                          cs->tag[0] ? cs->tag : "latest", cb, cs);
     free(d);
     return rv;
 }
@@ -636,7 +639,23 @@ static void block_cb(void *data, int err, uint64_t block, const char *msg)
         poll_fail(cs, msg);
         return;
     }
-    cs->block = block;
+    /* Every call of this poll reads one block, `confirmations` below the
+     * head; a view older than one already acted on is never used (a
+     * lagging or load-balanced RPC must not roll membership back). */
+    uint64_t conf = cs->cfg->chain_confirmations;
+    uint64_t pinned = block > conf ? block - conf : 0;
+    if (pinned < cs->block) {
+        cs->poll_busy = false;
+        cs->stale_polls++;
+        if (cs->stale_polls == 1 || cs->stale_polls % 60 == 0)
+            LOGW("chain", "RPC answered head block %" PRIu64 " (view block "
+                 "%" PRIu64 "), older than the view already read at block "
+                 "%" PRIu64 ": ignored (%" PRIu64 " such answers)",
+                 block, pinned, cs->block, cs->stale_polls);
+        return;
+    }
+    cs->block = pinned;
+    snprintf(cs->tag, sizeof cs->tag, "0x%" PRIx64, pinned);
     if (call(cs, "clusterState()", NULL, 0, state_cb) != 0)
         poll_fail(cs, "cannot call clusterState()");
 }

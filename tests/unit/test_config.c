@@ -193,6 +193,40 @@ TEST(raft_port_auth)
     return 0;
 }
 
+TEST(rpc_safety)
+{
+    ASSERT(config_rpc_is_safe("https://mainnet.base.org/key/abc"));
+    ASSERT(config_rpc_is_safe("http://127.0.0.1:8545"));
+    ASSERT(config_rpc_is_safe("http://127.0.0.2/rpc"));
+    ASSERT(config_rpc_is_safe("http://localhost:8545"));
+    ASSERT(config_rpc_is_safe("http://[::1]:8545"));
+    ASSERT(config_rpc_is_safe("http://user:pw@127.0.0.1:8545"));
+    ASSERT(!config_rpc_is_safe("http://10.0.0.5:8545"));
+    ASSERT(!config_rpc_is_safe("http://anvil:8545"));
+    ASSERT(!config_rpc_is_safe("http://127.0.0.1.evil.example:8545"));
+    ASSERT(!config_rpc_is_safe("http://localhost.evil.example/"));
+    ASSERT(!config_rpc_is_safe("http://127.0.0.1@evil.example/"));
+    ASSERT(!config_rpc_is_safe("ftp://127.0.0.1/"));
+    struct config c;
+    char *remote[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
+                      "127.0.0.1:9001", "--raft", "127.0.0.1:9101",
+                      "--rpc-url", "http://10.1.2.3:8545", "--contract",
+                      "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+                      "--instance-id", "node1", "--wallet-key", "/k", NULL};
+    ASSERT_EQ(parse(&c, remote), ERR_INVALID);
+    char *allowed[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
+                       "127.0.0.1:9001", "--raft", "127.0.0.1:9101",
+                       "--rpc-url", "http://10.1.2.3:8545", "--contract",
+                       "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+                       "--instance-id", "node1", "--wallet-key", "/k",
+                       "--allow-insecure-rpc", "--chain-confirmations", "5",
+                       NULL};
+    ASSERT_EQ(parse(&c, allowed), 0);
+    ASSERT_EQ(c.chain_confirmations, 5);
+    return 0;
+}
+
 TEST_LIST(TEST_ENTRY(static_ok), TEST_ENTRY(raft_port_auth),
+          TEST_ENTRY(rpc_safety),
           TEST_ENTRY(help_and_version),
           TEST_ENTRY(bad_flags), TEST_ENTRY(chain_env), TEST_ENTRY(u64))
