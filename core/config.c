@@ -158,11 +158,11 @@ void config_usage(void *stream)
 "                            the cluster started)\n"
 "  --chain-poll MS           how often the contract is read (default 1000)\n"
 "  --chain-confirmations N   read the contract at block head-N, every call of\n"
-"                            a poll pinned to that one block (default 1, for\n"
-"                            1 s anvil blocks; on a real chain use its\n"
-"                            finality depth, e.g. 5-10 on Base); an answer\n"
-"                            from a block older than one already seen is\n"
-"                            ignored\n"
+"                            a poll pinned to that one block (default 2; on\n"
+"                            a real chain use its finality depth, e.g. 10 on\n"
+"                            Base; nftraft up on its own anvil passes 0); an\n"
+"                            answer from a block older than one already read\n"
+"                            is ignored\n"
 "  --allow-insecure-rpc      accept a plain http:// --rpc-url to a host that\n"
 "                            is not loopback (refused by default)\n"
 "  --leader-ping-timeout MS  follower's ping of the on-chain leader's /status\n"
@@ -322,7 +322,7 @@ int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
     cfg->forward_timeout_ms = 5000;
     cfg->apply_timeout_ms = 10000;
     cfg->chain_poll_ms = 1000;
-    cfg->chain_confirmations = 1;
+    cfg->chain_confirmations = 2;
     cfg->leader_ping_ms = 1000;
     snprintf(cfg->log_level, sizeof cfg->log_level, "info");
     const char *env;

@@ -772,6 +772,10 @@ static int cmd_up(int argc, char **argv)
             args[k++] = keyp;
             args[k++] = "--instance-id";
             args[k++] = inst;
+            if (!external) { /* its own anvil: one node, never reorgs */
+                args[k++] = "--chain-confirmations";
+                args[k++] = "0";
+            }
         }
         if (!chain) {
             args[k++] = "--cluster-secret-file";
