@@ -294,6 +294,12 @@ unsigned node_servers(struct node *n, struct node_server *out, unsigned cap)
         snprintf(out[k].address, sizeof out[k].address, "%s",
                  c->servers[i].address);
         out[k].role = c->servers[i].role;
+        out[k].caught_up = out[k].id == n->id;
+        raft_index match;
+        if (raft_state(&n->raft) == RAFT_LEADER && out[k].id != n->id &&
+            raft_match_index(&n->raft, out[k].id, &match) == 0)
+            out[k].caught_up =
+                match + NODE_CATCH_UP_SLACK >= raft_last_index(&n->raft);
     }
     return k;
 }
@@ -454,6 +460,23 @@ int node_add_voter(struct node *n, uint64_t id, const char *address,
     nr->target = id;
     nr->u.change.data = nr;
     rv = raft_add(&n->raft, &nr->u.change, id, address, add_step_cb);
+    if (rv != 0) {
+        free(nr);
+        return map_raft_err(rv);
+    }
+    return 0;
+}
+
+int node_promote(struct node *n, uint64_t id, node_barrier_cb cb, void *data)
+{
+    int rv = check_leader(n);
+    if (rv != 0)
+        return rv;
+    struct node_req *nr = new_req(n, cb, data);
+    if (nr == NULL)
+        return ERR_NOMEM;
+    nr->u.change.data = nr;
+    rv = raft_assign(&n->raft, &nr->u.change, id, RAFT_VOTER, change_done_cb);
     if (rv != 0) {
         free(nr);
         return map_raft_err(rv);

@@ -35,7 +35,11 @@ struct node_server {
     uint64_t id;
     char address[64];
     int role; /* 0 standby, 1 voter, 2 spare (raft's roles) */
+    bool caught_up; /* leader only: its log matches the leader's to within
+                       NODE_CATCH_UP_SLACK entries (self: always) */
 };
+
+#define NODE_CATCH_UP_SLACK 64
 
 /* Open the data dir (taking its lock: ERR_BUSY if another process holds
  * it), initialize raft with fsm and transport, apply the timeouts from cfg.
@@ -88,6 +92,9 @@ int node_barrier(struct node *n, node_barrier_cb cb, void *data);
 int node_add_voter(struct node *n, uint64_t id, const char *address,
                    node_barrier_cb cb, void *data);
 int node_remove(struct node *n, uint64_t id, node_barrier_cb cb, void *data);
+/* Make an existing non-voter a voter (raft_assign; raft catches it up
+ * first and fails the change if it cannot). */
+int node_promote(struct node *n, uint64_t id, node_barrier_cb cb, void *data);
 int node_transfer(struct node *n, uint64_t id, node_barrier_cb cb,
                   void *data);
 

@@ -28,6 +28,9 @@
 
 #define MAX_MEMBERS 256
 #define CHANGE_GAP_MS 1000
+#define SHRINK_GAP_MS 10000   /* between two removals: a lying RPC cannot
+                                 shrink the cluster one voter a second */
+#define TRANSFER_BACKOFF_MAX_MS 60000
 #define TX_GAP_MS 300
 
 struct member {
@@ -68,6 +71,9 @@ struct chainsync {
     uint64_t health_of;  /* the token `health` is about */
     uint64_t ping_target;
     uint64_t last_change_ms, last_tx_ms, calls;
+    uint64_t last_remove_ms;
+    uint64_t change_target, transfer_wait_ms; /* back-off after failures */
+    int last_change_kind;
     char refusal[300];
     /* the view cached in the data dir (a restart during a chain outage) */
     char *saved;         /* the JSON last written */
@@ -433,8 +439,21 @@ static void change_cb(void *data, int status)
 {
     struct chainsync *cs = data;
     cs->change_busy = false;
+    if (cs->last_change_kind == RECON_TRANSFER) {
+        /* Exponential back-off per target: a transfer blocks writes for up
+         * to an election timeout, so a failing one must not repeat every
+         * second. */
+        cs->transfer_wait_ms =
+            status == 0 ? 0
+            : cs->transfer_wait_ms == 0 ? 2000
+            : cs->transfer_wait_ms * 2 > TRANSFER_BACKOFF_MAX_MS
+                ? TRANSFER_BACKOFF_MAX_MS
+                : cs->transfer_wait_ms * 2;
+    }
     if (status != 0 && !cs->stopping)
-        LOGW("chain", "raft membership change failed: %s", err_str(status));
+        LOGW("chain", "raft %s token=%" PRIu64 " failed: %s",
+             recon_kind_str(cs->last_change_kind), cs->change_target,
+             err_str(status));
 }
 
 static void tx_cb(void *data, int err, const uint8_t hash[32], uint64_t block,
@@ -476,9 +495,17 @@ static void decide(struct chainsync *cs)
     struct node_server servers[MAX_MEMBERS];
     struct recon_server rs[MAX_MEMBERS];
     unsigned ns = node_servers(cs->node, servers, MAX_MEMBERS);
+    /* Alive: it answered within two election timeouts on the connection
+     * it keeps to us (followers answer every heartbeat of the leader). */
+    uint64_t alive_ms = 2 * (uint64_t)cs->cfg->election_timeout_ms;
     for (unsigned i = 0; i < ns; i++) {
         rs[i].id = servers[i].id;
         rs[i].voter = servers[i].role == 1;
+        rs[i].caught_up = servers[i].caught_up;
+        rs[i].live = rs[i].id == cs->self ||
+                     (cs->transport != NULL &&
+                      transport_heard_ms_ago(cs->transport, rs[i].id) <=
+                          alive_ms);
     }
     uint64_t members[MAX_MEMBERS], addressable[MAX_MEMBERS];
     unsigned na = 0;
@@ -491,6 +518,7 @@ static void decide(struct chainsync *cs)
     }
     struct recon_input in = {
         .self = self_active ? cs->self : 0,
+        .my_id = cs->self,
         .raft_leader = st.role == NODE_LEADER && st.ready,
         .servers = rs, .n_servers = ns,
         .members = members, .n_members = cs->n_members,
@@ -516,11 +544,24 @@ static void decide(struct chainsync *cs)
                      cs->cfg->instance_id, cs->cfg->contract);
             break;
         case RECON_ADD:
+        case RECON_PROMOTE:
         case RECON_REMOVE:
         case RECON_TRANSFER:
             if (cs->change_busy || now - cs->last_change_ms < CHANGE_GAP_MS)
                 break;
+            if (a->kind == RECON_REMOVE &&
+                now - cs->last_remove_ms < SHRINK_GAP_MS)
+                break;
+            if (a->kind == RECON_TRANSFER && a->id == cs->change_target &&
+                now - cs->last_change_ms < cs->transfer_wait_ms)
+                break;
+            if (a->kind == RECON_TRANSFER && a->id != cs->change_target)
+                cs->transfer_wait_ms = 0;
             cs->last_change_ms = now;
+            cs->last_change_kind = (int)a->kind;
+            cs->change_target = a->id;
+            if (a->kind == RECON_REMOVE)
+                cs->last_remove_ms = now;
             p = config_peer(cs->cfg, a->id);
             LOGI("chain", "raft %s token=%" PRIu64, recon_kind_str(a->kind),
                  a->id);
@@ -528,6 +569,8 @@ static void decide(struct chainsync *cs)
                          ? (p ? node_add_voter(cs->node, a->id, p->raft,
                                                change_cb, cs)
                               : ERR_NOTFOUND)
+                     : a->kind == RECON_PROMOTE
+                         ? node_promote(cs->node, a->id, change_cb, cs)
                      : a->kind == RECON_REMOVE
                          ? node_remove(cs->node, a->id, change_cb, cs)
                          : node_transfer(cs->node, a->id, change_cb, cs);

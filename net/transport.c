@@ -117,6 +117,7 @@ struct pump {
     uv_pipe_t pipe;       /* our end of the pair */
     int handles;          /* tcp, pipe */
     size_t queued;        /* bytes written to the pair, not yet done */
+    uint64_t last_rx;     /* uv_now when the peer last sent bytes */
     struct pump_write *cur; /* checked bytes of the current read */
     struct raftframe *frame;
     uint8_t rbuf[PUMP_READ];
@@ -732,6 +733,7 @@ static void pump_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         pump_close(p);
         return;
     }
+    p->last_rx = uv_now(p->w->loop);
     int rv = raftframe_feed(p->frame, p->rbuf, (size_t)nread, pump_emit, p);
     if (rv != 0 || p->oom) {
         refusal(p->w, "closed raft connection from %s (raft id %llu): %s",
@@ -817,6 +819,7 @@ static int pump_start(struct wrap *w, struct hs *h, uv_stream_t *s)
     memcpy(p->signer, h->signer, sizeof p->signer);
     snprintf(p->peer, sizeof p->peer, "%s", h->peer);
     p->tcp = (uv_tcp_t *)s;
+    p->last_rx = uv_now(w->loop);
     s->data = p;
     p->pipe.data = p;
     p->handles = 2;
@@ -840,6 +843,19 @@ err:
         free(p->frame);
     free(p);
     return ERR_NOMEM;
+}
+
+uint64_t transport_heard_ms_ago(struct raft_uv_transport *t, uint64_t id)
+{
+    struct wrap *w = t->impl;
+    uint64_t last = 0;
+    bool any = false;
+    for (struct pump *p = w ? w->pumps : NULL; p != NULL; p = p->next)
+        if (p->id == id && !p->closing) {
+            any = true;
+            last = p->last_rx > last ? p->last_rx : last;
+        }
+    return any ? uv_now(w->loop) - last : UINT64_MAX;
 }
 
 unsigned transport_reauthorize(struct raft_uv_transport *t)

@@ -83,6 +83,12 @@ void transport_digest(const uint8_t domain[32], uint64_t acceptor,
  * how many were closed. */
 unsigned transport_reauthorize(struct raft_uv_transport *t);
 
+/* Milliseconds since raft id `id` last sent anything on a connection it
+ * opened to this node (a follower answers every leader heartbeat on one),
+ * or UINT64_MAX when it has no connection open: the leader's view of who
+ * is alive. */
+uint64_t transport_heard_ms_ago(struct raft_uv_transport *t, uint64_t id);
+
 /* Incoming connections refused since start: bad preambles, failed
  * handshakes, framing errors and connections over the caps (for /metrics). */
 uint64_t transport_refused(const struct raft_uv_transport *t);
