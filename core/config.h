@@ -49,6 +49,10 @@ struct config {
                                        bootstrap */
     unsigned chain_poll_ms;         /* reconciler period */
     unsigned leader_ping_ms;        /* follower -> on-chain leader ping */
+    bool http2;                     /* --http2: h2c upgrade + prior knowledge */
+    unsigned max_http_conns;        /* open HTTP connections (then 503) */
+    unsigned max_forwards;          /* forwards to the leader in flight */
+    uint64_t max_fee_gwei;          /* fee-bump ceiling per gas */
 };
 
 enum { CONFIG_HELP = 1, CONFIG_VERSION = 2 };

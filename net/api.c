@@ -77,6 +77,8 @@ struct api {
     /* metrics */
     uint64_t increments_total, increments_failed, forwarded_total,
         dedup_total, reads_total;
+    unsigned n_fwd;          /* forwards in flight (list fwd) */
+    uint64_t fwd_refused;    /* over cfg->max_forwards */
     uint64_t hist[N_BUCKETS + 1];
     double hist_sum;
     uint64_t hist_count;
@@ -228,6 +230,7 @@ static void fwd_cb(void *data, const struct httpc_resp *resp)
     struct pending *p = data;
     struct api *a = p->api;
     list_del(&p->link);
+    a->n_fwd--;
     if (p->http != NULL) {
         httpd_on_abort(p->http, NULL, NULL);
         if (resp->err == 0) {
@@ -277,6 +280,12 @@ static void forward(struct api *a, struct httpd_req *r, bool is_write,
         reply_no_leader(a, r, "failed");
         return;
     }
+    if (a->n_fwd >= a->cfg->max_forwards) {
+        a->fwd_refused++;
+        reply_error(r, 503, "failed", "1",
+                    "too many requests waiting for the leader; retry");
+        return;
+    }
     struct pending *p = calloc(1, sizeof *p);
     if (p == NULL) {
         reply_error(r, 503, "failed", "1", "out of memory");
@@ -308,6 +317,7 @@ static void forward(struct api *a, struct httpd_req *r, bool is_write,
         return;
     }
     list_add(&a->fwd, &p->link);
+    a->n_fwd++;
     httpd_on_abort(r, pending_abort_cb, p);
     a->forwarded_total++;
 }
@@ -537,10 +547,11 @@ static void handle_log(void *data, struct httpd_req *r)
     if (!api_serving(a, r))
         return;
     uint64_t from, limit;
-    if (query_u64(r, "from", 1, 0, UINT64_MAX, &from) != 0 ||
+    if (query_u64(r, "from", 1, 0, INT64_MAX, &from) != 0 ||
         query_u64(r, "limit", 100, 1, LOG_LIMIT_MAX, &limit) != 0) {
         reply_error(r, 400, NULL, NULL,
-                    "from must be an integer >= 0 and limit 1..1000");
+                    "from must be an integer 0..9223372036854775807 and "
+                    "limit 1..1000");
         return;
     }
     struct fsm_entry *es = malloc(sizeof *es * limit);
@@ -740,6 +751,31 @@ static void handle_metrics(void *data, struct httpd_req *r)
                   "# TYPE nftraft_raft_connections_refused_total counter\n"
                   "nftraft_raft_connections_refused_total %" PRIu64 "\n",
               a->transport ? transport_refused(a->transport) : 0);
+    struct httpd_stats hs;
+    httpd_stats(a->httpd, &hs);
+    sb_printf(&b,
+              "# TYPE nftraft_http_connections gauge\n"
+              "nftraft_http_connections %u\n"
+              "# HELP nftraft_http_connections_refused_total Connections "
+              "answered 503 over --max-http-conns.\n"
+              "# TYPE nftraft_http_connections_refused_total counter\n"
+              "nftraft_http_connections_refused_total %" PRIu64 "\n"
+              "# HELP nftraft_http_bad_requests_total Requests refused 400 "
+              "before routing (method, UTF-8, framing).\n"
+              "# TYPE nftraft_http_bad_requests_total counter\n"
+              "nftraft_http_bad_requests_total %" PRIu64 "\n"
+              "# HELP nftraft_http_buffer_refused_total Requests answered 503 "
+              "over the per-connection unread-answer cap.\n"
+              "# TYPE nftraft_http_buffer_refused_total counter\n"
+              "nftraft_http_buffer_refused_total %" PRIu64 "\n"
+              "# TYPE nftraft_forwards_in_flight gauge\n"
+              "nftraft_forwards_in_flight %u\n"
+              "# HELP nftraft_forwards_refused_total Requests answered 503 "
+              "over --max-forwards.\n"
+              "# TYPE nftraft_forwards_refused_total counter\n"
+              "nftraft_forwards_refused_total %" PRIu64 "\n",
+              hs.conns_open, hs.conns_refused, hs.bad_requests,
+              hs.buffer_refused, a->n_fwd, a->fwd_refused);
     httpd_respond(r, 200, "text/plain; version=0.0.4", b.p ? b.p : "", b.len,
                   NULL);
     free(b.p);
@@ -840,6 +876,11 @@ int api_init(struct api **out, uv_loop_t *loop, const struct config *cfg,
         free(a);
         return rv;
     }
+    struct httpd_limits lim = {.max_conns = cfg->max_http_conns,
+                               .max_conn_buffered =
+                                   HTTPD_DEFAULT_MAX_CONN_BUFFERED,
+                               .http2 = cfg->http2};
+    httpd_set_limits(a->httpd, &lim);
     httpd_route(a->httpd, "GET", "/counter", handle_counter, a);
     httpd_route(a->httpd, "POST", "/increment", handle_increment, a);
     httpd_route(a->httpd, "GET", "/log", handle_log, a);
