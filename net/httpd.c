@@ -3,6 +3,7 @@
  * and refuses requests h2o itself lets through (bad method/path bytes,
  * ambiguous body framing) before any handler sees them. */
 #include "net/httpd.h"
+#include "net/request.h"
 #include "core/err.h"
 #include "core/log.h"
 
@@ -17,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 
 #define MAX_ROUTES 32
@@ -142,56 +142,6 @@ static void req_dispose(void *p)
         r->abort_cb(r->abort_data);
 }
 
-/* RFC 9110 token characters (a method is a token). */
-static bool is_tchar(unsigned char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-           (c >= 'A' && c <= 'Z') || (c != 0 && strchr("!#$%&'*+-.^_`|~", c));
-}
-
-/* Well-formed UTF-8 (no overlongs, surrogates or > U+10FFFF) without
- * control characters. */
-static bool is_clean_utf8(const unsigned char *p, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = p[i];
-        if (c < 0x80) {
-            if (c < 0x20 || c == 0x7f)
-                return false;
-            i++;
-            continue;
-        }
-        size_t k;
-        unsigned lo = 0x80, hi = 0xbf;
-        if (c >= 0xc2 && c <= 0xdf)
-            k = 1;
-        else if (c >= 0xe0 && c <= 0xef) {
-            k = 2;
-            if (c == 0xe0)
-                lo = 0xa0;
-            if (c == 0xed)
-                hi = 0x9f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            k = 3;
-            if (c == 0xf0)
-                lo = 0x90;
-            if (c == 0xf4)
-                hi = 0x8f;
-        } else
-            return false;
-        if (n - i <= k)
-            return false;
-        if (p[i + 1] < lo || p[i + 1] > hi)
-            return false;
-        for (size_t j = 2; j <= k; j++)
-            if ((p[i + j] & 0xc0) != 0x80)
-                return false;
-        i += k + 1;
-    }
-    return true;
-}
-
 /* h2o 2.2 keeps the first Content-Length (and lets Transfer-Encoding win)
  * and drops both from req->headers, so ambiguous framing is only visible in
  * the raw head, which is still at the start of the socket's input buffer
@@ -204,48 +154,17 @@ static const char *framing_problem(const h2o_req_t *req, h2o_socket_t *sock)
     if (in == NULL || in->size < req->input.method.len ||
         memcmp(in->bytes, req->input.method.base, req->input.method.len) != 0)
         return "cannot check the request framing";
-    const char *p = in->bytes, *end = in->bytes + in->size;
-    const char *nl = memchr(p, '\n', (size_t)(end - p));
-    unsigned cl = 0, te = 0;
-    while (nl != NULL) {
-        p = nl + 1;
-        nl = memchr(p, '\n', (size_t)(end - p));
-        if (nl == NULL)
-            break;
-        size_t len = (size_t)(nl - p);
-        if (len > 0 && p[len - 1] == '\r')
-            len--;
-        if (len == 0)
-            break; /* end of the head */
-        if (len >= 14 && strncasecmp(p, "content-length", 14) == 0 &&
-            (len == 14 || p[14] == ':'))
-            cl++;
-        if (len >= 17 && strncasecmp(p, "transfer-encoding", 17) == 0 &&
-            (len == 17 || p[17] == ':'))
-            te++;
-    }
-    if (cl > 1)
-        return "more than one Content-Length header";
-    if (te > 1)
-        return "more than one Transfer-Encoding header";
-    if (cl && te)
-        return "both Content-Length and Transfer-Encoding";
-    return NULL;
+    return request_framing_problem(in->bytes, in->size);
 }
 
 /* NULL when the request may reach a handler; otherwise why it gets 400. */
 static const char *request_problem(const h2o_req_t *req, h2o_socket_t *sock)
 {
-    const h2o_iovec_t m = req->input.method;
-    if (m.len == 0 || m.len > 32)
+    if (request_check_method(req->input.method.base, req->input.method.len))
         return "bad method";
-    for (size_t i = 0; i < m.len; i++)
-        if (!is_tchar((unsigned char)m.base[i]))
-            return "bad method";
-    if (!is_clean_utf8((const unsigned char *)req->input.path.base,
-                       req->input.path.len) ||
-        !is_clean_utf8((const unsigned char *)req->path_normalized.base,
-                       req->path_normalized.len))
+    if (request_check_target(req->input.path.base, req->input.path.len) ||
+        request_check_target(req->path_normalized.base,
+                             req->path_normalized.len))
         return "the request target is not UTF-8 (or holds control bytes)";
     return framing_problem(req, sock);
 }
@@ -610,54 +529,15 @@ const char *httpd_method(const struct httpd_req *r, size_t *len)
     return r->req->method.base;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = (char)tolower((unsigned char)c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 int httpd_query(const struct httpd_req *r, const char *name, char *out,
                 size_t cap)
 {
     const h2o_req_t *req = r->req;
     if (req->query_at == SIZE_MAX)
         return ERR_NOTFOUND;
-    const char *q = req->path.base + req->query_at + 1;
-    const char *end = req->path.base + req->path.len;
-    size_t nlen = strlen(name);
-    while (q < end) {
-        const char *amp = memchr(q, '&', (size_t)(end - q));
-        const char *pe = amp ? amp : end;
-        const char *eq = memchr(q, '=', (size_t)(pe - q));
-        const char *ke = eq ? eq : pe;
-        if ((size_t)(ke - q) == nlen && memcmp(q, name, nlen) == 0) {
-            size_t o = 0;
-            for (const char *p = eq ? eq + 1 : pe; p < pe; p++) {
-                char ch = *p;
-                if (ch == '+') {
-                    ch = ' ';
-                } else if (ch == '%') {
-                    if (pe - p < 3 || hexval(p[1]) < 0 || hexval(p[2]) < 0)
-                        return ERR_MALFORMED;
-                    ch = (char)(hexval(p[1]) * 16 + hexval(p[2]));
-                    p += 2;
-                    if (ch == '\0')
-                        return ERR_MALFORMED; /* would truncate the value */
-                }
-                if (o + 1 >= cap)
-                    return ERR_TOOBIG;
-                out[o++] = ch;
-            }
-            out[o] = '\0';
-            return 0;
-        }
-        q = pe + 1;
-    }
-    return ERR_NOTFOUND;
+    return request_query_value(req->path.base + req->query_at + 1,
+                               req->path.len - req->query_at - 1, name, out,
+                               cap);
 }
 
 const char *httpd_header(const struct httpd_req *r, const char *name,
