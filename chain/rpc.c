@@ -345,8 +345,7 @@ int rpc_check_logs(const json_t *result, size_t max_logs)
     for (size_t i = 0; i < json_array_size(result); i++) {
         json_t *l = json_array_get(result, i);
         json_t *t = json_object_get(l, "topics");
-        if (!json_is_object(l) || !json_is_array(t) ||
-            json_array_size(t) > 4 ||
+        if (!json_is_object(l) || !json_is_array(t) || json_array_size(t) > 4 ||
             !json_is_string(json_object_get(l, "data")))
             return ERR_MALFORMED;
     }

@@ -171,8 +171,7 @@ int sender_stuck(const struct sender *s, char *msg, size_t len)
              "transaction nonce=%" PRIu64 " hash=%s is stuck: max fee %" PRIu64
              " wei per gas; replacing it needs %" PRIu64
              ", above the ceiling %" PRIu64 " (--max-fee-gwei)",
-             s->last_nonce, h, s->last_max_fee, s->stuck_need,
-             s->max_fee_cap);
+             s->last_nonce, h, s->last_max_fee, s->stuck_need, s->max_fee_cap);
     return 1;
 }
 
@@ -183,7 +182,7 @@ static void refuse_bump(struct sender *s, uint64_t need)
     bool first = !s->stuck || s->stuck_need != need;
     s->stuck = true;
     s->stuck_need = need;
-    s->nonce = 0;      /* re-read: it may have been mined meanwhile */
+    s->nonce = 0; /* re-read: it may have been mined meanwhile */
     s->replace = true;
     char msg[300];
     sender_stuck(s, msg, sizeof msg);

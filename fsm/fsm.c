@@ -887,8 +887,7 @@ int fsm_restore(struct fsm *f, const void *buf, size_t len)
     int64_t value = 0;
     uint64_t last = 0;
     int rv;
-    if (mp_unpack(&u, buf, len, &off) != MSGPACK_UNPACK_SUCCESS ||
-        off != len) {
+    if (mp_unpack(&u, buf, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len) {
         rv = fail(f, ERR_MALFORMED, "snapshot does not decode");
         goto out;
     }

@@ -83,12 +83,12 @@ struct api {
     /* metrics */
     uint64_t increments_total, increments_failed, forwarded_total,
         dedup_total, reads_total;
-    unsigned n_fwd;          /* forwards in flight (list fwd) */
-    uint64_t fwd_refused;    /* over cfg->max_forwards */
-    struct list log_queue;   /* GET /log waiting for its turn */
+    unsigned n_fwd;        /* forwards in flight (list fwd) */
+    uint64_t fwd_refused;  /* over cfg->max_forwards */
+    struct list log_queue; /* GET /log waiting for its turn */
     unsigned n_log_queued;
-    uint64_t log_refused;    /* over LOG_QUEUE_MAX */
-    uv_idle_t log_idle;      /* active while log_queue is not empty */
+    uint64_t log_refused; /* over LOG_QUEUE_MAX */
+    uv_idle_t log_idle;   /* active while log_queue is not empty */
     uint64_t hist[N_BUCKETS + 1];
     double hist_sum;
     uint64_t hist_count;
@@ -553,7 +553,7 @@ static int query_u64(struct httpd_req *r, const char *name, uint64_t dflt,
 }
 
 struct log_req {
-    struct list link; /* first */
+    struct list link;       /* first */
     struct httpd_req *http; /* NULL once the client went away */
     uint64_t from, limit;
 };
@@ -642,9 +642,8 @@ static void handle_log(void *data, struct httpd_req *r)
                     "limit 1..1000");
         return;
     }
-    struct log_req *q = a->n_log_queued < LOG_QUEUE_MAX
-                            ? calloc(1, sizeof *q)
-                            : NULL;
+    struct log_req *q =
+        a->n_log_queued < LOG_QUEUE_MAX ? calloc(1, sizeof *q) : NULL;
     if (q == NULL) {
         a->log_refused++;
         reply_error(r, 503, NULL, "1", "too many /log requests queued; retry");

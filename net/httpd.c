@@ -29,8 +29,8 @@
 #define BUSY_BODY "{\"error\":\"too many connections; retry shortly\"}"
 static const char busy_answer[] =
     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-    "Retry-After: 1\r\nConnection: close\r\nContent-Length: 47\r\n\r\n"
-    BUSY_BODY;
+    "Retry-After: 1\r\nConnection: close\r\nContent-Length: "
+    "47\r\n\r\n" BUSY_BODY;
 _Static_assert(sizeof BUSY_BODY - 1 == 47, "Content-Length of BUSY_BODY");
 
 struct route {
@@ -294,8 +294,10 @@ static void conn_closed(uv_handle_t *h)
     free(c);
     if (s->at_cap && s->n_conns < s->lim.max_conns) {
         s->at_cap = false;
-        LOGI("http", "below the connection cap again (%u open, %" PRIu64
-             " refused so far)", s->n_conns, s->st.conns_refused);
+        LOGI("http",
+             "below the connection cap again (%u open, %" PRIu64
+             " refused so far)",
+             s->n_conns, s->st.conns_refused);
     }
     maybe_finish_close(s);
 }
@@ -353,8 +355,10 @@ static void refuse(struct httpd *s, uv_stream_t *listener)
     s->st.conns_refused++;
     if (!s->at_cap) {
         s->at_cap = true;
-        LOGW("http", "connection cap reached (%u open): new connections get "
-             "503 until some close", s->n_conns);
+        LOGW("http",
+             "connection cap reached (%u open): new connections get "
+             "503 until some close",
+             s->n_conns);
     }
     struct refused *f =
         s->n_refused < REFUSED_LINGER_MAX ? calloc(1, sizeof *f) : NULL;
@@ -364,7 +368,8 @@ static void refuse(struct httpd *s, uv_stream_t *listener)
             return;
         uv_tcp_init(s->loop, t);
         if (uv_accept(listener, (uv_stream_t *)t) == 0) {
-            uv_buf_t b = uv_buf_init((char *)busy_answer, sizeof busy_answer - 1);
+            uv_buf_t b =
+                uv_buf_init((char *)busy_answer, sizeof busy_answer - 1);
             uv_try_write((uv_stream_t *)t, &b, 1);
         }
         uv_close((uv_handle_t *)t, (uv_close_cb)free);

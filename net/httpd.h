@@ -40,9 +40,9 @@ struct httpd_limits {
 /* Counters since start, for /metrics. */
 struct httpd_stats {
     unsigned conns_open;
-    uint64_t conns_refused;   /* over max_conns */
-    uint64_t bad_requests;    /* refused by the checks above (400) */
-    uint64_t buffer_refused;  /* over max_conn_buffered (503) */
+    uint64_t conns_refused;  /* over max_conns */
+    uint64_t bad_requests;   /* refused by the checks above (400) */
+    uint64_t buffer_refused; /* over max_conn_buffered (503) */
 };
 
 /* Replace the limits (httpd_init sets the defaults above, HTTP/2 off).

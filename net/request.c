@@ -173,8 +173,8 @@ static int hexval(char c)
     return -1;
 }
 
-int request_query_value(const char *q, size_t len, const char *name,
-                        char *out, size_t cap)
+int request_query_value(const char *q, size_t len, const char *name, char *out,
+                        size_t cap)
 {
     const char *end = q + len;
     size_t nlen = strlen(name);

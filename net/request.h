@@ -37,7 +37,7 @@ const char *request_framing_problem(const char *head, size_t len);
  * after '?'), NUL-terminated into out (cap bytes): 0, ERR_NOTFOUND,
  * ERR_TOOBIG, or ERR_MALFORMED (a bad %-escape, or %00, which would
  * truncate the value). */
-int request_query_value(const char *q, size_t len, const char *name,
-                        char *out, size_t cap);
+int request_query_value(const char *q, size_t len, const char *name, char *out,
+                        size_t cap);
 
 #endif

@@ -34,8 +34,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t ml, pl, nh = 64;
     int minor;
     struct phr_header h[64];
-    int head = phr_parse_request(buf, size, &m, &ml, &p, &pl, &minor, h, &nh,
-                                 0);
+    int head =
+        phr_parse_request(buf, size, &m, &ml, &p, &pl, &minor, h, &nh, 0);
     if (head <= 0)
         return 0;
     (void)request_check_method(m, ml);
@@ -62,8 +62,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char key[FSM_KEY_MAX + 1], err[128];
         if (h[i].name != NULL && h[i].name_len == 15 &&
             strncasecmp(h[i].name, "idempotency-key", 15) == 0 &&
-            request_check_key(h[i].value, h[i].value_len, FSM_KEY_MAX, key,
-                              err, sizeof err) == 0 &&
+            request_check_key(h[i].value, h[i].value_len, FSM_KEY_MAX, key, err,
+                              sizeof err) == 0 &&
             strlen(key) != h[i].value_len)
             abort();
     }

@@ -14,8 +14,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     json_t *root, *result;
     char msg[1024];
-    int rv = rpc_parse_answer(data, size, 1, 200, &root, &result, msg,
-                              sizeof msg);
+    int rv =
+        rpc_parse_answer(data, size, 1, 200, &root, &result, msg, sizeof msg);
     if (rv != 0) {
         if (root != NULL || result != NULL ||
             memchr(msg, '\0', sizeof msg) == NULL)
