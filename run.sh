@@ -2,7 +2,7 @@
 # The project's entry point. The README's two commands are:
 #   ./run.sh up      install what is missing, build, start a local 3-node cluster
 #   ./run.sh test    install what is missing, build (normal + ASan/UBSan), run all tests
-# Other subcommands: build, deps, bench, soak, help.
+# Other subcommands: build, deps, bench, soak, fuzz, help.
 set -euo pipefail
 root=$(cd "$(dirname "$0")" && pwd)
 cd "$root"
@@ -17,6 +17,8 @@ usage: ./run.sh <command> [args]
   deps                    install missing Debian and npm packages only
   bench [flags]           run the benchmark (bench/bench.py) on a fresh local cluster
   soak                    long fault-injection runs (not part of 'test')
+  fuzz [--seconds N] [T..] build the libFuzzer targets (clang) and run each
+                          for N s (default 60); 'test' runs them for 15 s
 USAGE
 }
 
@@ -48,6 +50,8 @@ case "$cmd" in
       echo "== contract tests (forge)"
       (cd contracts && ./node_modules/.bin/forge test)
     fi
+    echo "== fuzz targets (15 s each; seeds + regression inputs in tests/fuzz/corpus)"
+    ./scripts/fuzz.sh --seconds 15
     echo "== integration tests (ASan+UBSan binaries)"
     NFTRAFT_BUILD="$root/build-asan" ./integration/run_all.sh
     echo "== all tests passed in $(( $(date +%s) - start ))s"
@@ -60,6 +64,7 @@ case "$cmd" in
     build build
     NFTRAFT_BUILD="$root/build" exec python3 bench/bench.py "$@" ;;
   soak) ./scripts/install-deps.sh; build build; exec ./integration/run_all.sh --soak ;;
+  fuzz) ./scripts/install-deps.sh; exec ./scripts/fuzz.sh "$@" ;;
   help|-h|--help) usage ;;
   *) echo "run.sh: unknown command '$cmd'" >&2; usage >&2; exit 2 ;;
 esac

@@ -193,6 +193,15 @@ void config_usage(void *stream)
 "  --max-body BYTES          largest accepted request body (default 65536)\n"
 "  --forward-timeout MS      follower->leader forwarding timeout (default 5000)\n"
 "  --apply-timeout MS        answer 'outcome unknown' after MS (default 10000)\n"
+"  --max-http-conns N        open HTTP connections; more get 503 (default 512)\n"
+"  --max-forwards N          requests forwarded to the leader at once; more\n"
+"                            get 503 (default 256)\n"
+"  --http2                   accept cleartext HTTP/2 on the API (h2c upgrade,\n"
+"                            prior knowledge); off by default: h2o 2.2 has no\n"
+"                            stream-reset rate limit\n"
+"  --max-fee-gwei G          ceiling on a transaction's max fee per gas; a\n"
+"                            stuck transaction is reported, not bumped past\n"
+"                            it (default 100)\n"
 "  --log-level LEVEL         debug|info|warn|error (default info)\n"
 "\n"
 "Raft port:\n"
@@ -268,6 +277,7 @@ enum {
     OPT_VERSION, OPT_JOIN, OPT_CHAIN_POLL, OPT_PING, OPT_SNAP_TIMEOUT,
     OPT_SECRET, OPT_INSECURE, OPT_MAX_RAFT_MSG, OPT_MAX_RAFT_CONNS,
     OPT_CONFIRMATIONS, OPT_INSECURE_RPC,
+    OPT_MAX_CONNS, OPT_MAX_FWD, OPT_HTTP2, OPT_MAX_FEE,
 };
 
 int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
@@ -303,6 +313,10 @@ int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
         {"insecure-no-auth", no_argument, NULL, OPT_INSECURE},
         {"max-raft-message", required_argument, NULL, OPT_MAX_RAFT_MSG},
         {"max-raft-connections", required_argument, NULL, OPT_MAX_RAFT_CONNS},
+        {"max-http-conns", required_argument, NULL, OPT_MAX_CONNS},
+        {"max-forwards", required_argument, NULL, OPT_MAX_FWD},
+        {"http2", no_argument, NULL, OPT_HTTP2},
+        {"max-fee-gwei", required_argument, NULL, OPT_MAX_FEE},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
@@ -324,6 +338,9 @@ int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
     cfg->chain_poll_ms = 1000;
     cfg->chain_confirmations = 2;
     cfg->leader_ping_ms = 1000;
+    cfg->max_http_conns = 512;
+    cfg->max_forwards = 256;
+    cfg->max_fee_gwei = 100;
     snprintf(cfg->log_level, sizeof cfg->log_level, "info");
     const char *env;
     if ((env = getenv("ETH_RPC_URL")) != NULL && *env)
@@ -484,6 +501,23 @@ int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
                 return fail(errmsg, errlen,
                             "--max-raft-connections: want 4..4096");
             cfg->max_raft_connections = (unsigned)v;
+            break;
+        case OPT_MAX_CONNS:
+            if (config_parse_u64(a, 1, 100000, &v) != 0)
+                return fail(errmsg, errlen, "--max-http-conns: want 1..100000");
+            cfg->max_http_conns = (unsigned)v;
+            break;
+        case OPT_MAX_FWD:
+            if (config_parse_u64(a, 1, 100000, &v) != 0)
+                return fail(errmsg, errlen, "--max-forwards: want 1..100000");
+            cfg->max_forwards = (unsigned)v;
+            break;
+        case OPT_HTTP2:
+            cfg->http2 = true;
+            break;
+        case OPT_MAX_FEE:
+            if (config_parse_u64(a, 1, 1000000, &cfg->max_fee_gwei) != 0)
+                return fail(errmsg, errlen, "--max-fee-gwei: want 1..1000000");
             break;
         case OPT_HELP:
             return CONFIG_HELP;

@@ -55,6 +55,10 @@ struct config {
     unsigned chain_confirmations;   /* read the contract at head - this */
     bool allow_insecure_rpc;        /* plain http:// to a remote RPC host */
     unsigned leader_ping_ms;        /* follower -> on-chain leader ping */
+    bool http2;                     /* --http2: h2c upgrade + prior knowledge */
+    unsigned max_http_conns;        /* open HTTP connections (then 503) */
+    unsigned max_forwards;          /* forwards to the leader in flight */
+    uint64_t max_fee_gwei;          /* fee-bump ceiling per gas */
 };
 
 enum { CONFIG_HELP = 1, CONFIG_VERSION = 2 };

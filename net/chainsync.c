@@ -418,6 +418,7 @@ int chainsync_discover(struct chainsync *cs, uint64_t *token, char *errmsg,
         snprintf(errmsg, errlen, "out of memory");
         return ERR_NOMEM;
     }
+    sender_set_max_fee(cs->sender, cs->cfg->max_fee_gwei * 1000000000ULL);
     if (!cs->chain_unverified)
         cache_save(cs);
     *token = cs->self;
@@ -466,7 +467,7 @@ static void tx_cb(void *data, int err, const uint8_t hash[32], uint64_t block,
         return;
     if (err == 0)
         LOGI("chain", "transaction mined block=%" PRIu64, block);
-    else
+    else if (err != ERR_TOOBIG) /* the sender reports those itself */
         LOGW("chain", "transaction failed: %s", msg ? msg : err_str(err));
     if (cs->timer_ready)
         uv_timer_start(&cs->timer, tick, 50, cs->cfg->chain_poll_ms);
@@ -789,18 +790,21 @@ static void tick(uv_timer_t *t)
 static json_t *status_json(void *data)
 {
     struct chainsync *cs = data;
-    char lh[43];
+    char lh[43], stuck[320];
     hex_encode(cs->leader, 20, 1, lh);
+    bool is_stuck =
+        cs->sender != NULL && sender_stuck(cs->sender, stuck, sizeof stuck);
     return json_pack(
-        "{s:b,s:I,s:s,s:I,s:{s:s,s:I},s:I,s:I,s:I,s:I,s:I,s:s?,s:I}",
+        "{s:b,s:I,s:s,s:I,s:{s:s,s:I},s:I,s:I,s:I,s:I,s:I,s:s?,s:I,s:s?}",
         "connected", cs->connected, "chain_id", (json_int_t)cs->chain_id,
         "contract", cs->cfg->contract, "block", (json_int_t)cs->block,
         "leader", "address", lh, "token_id", (json_int_t)cs->leader_token,
         "votes_against_leader", (json_int_t)cs->against, "required_votes",
         (json_int_t)cs->required, "term", (json_int_t)cs->term,
         "lease_expiry", (json_int_t)cs->expiry, "active_members",
-        (json_int_t)cs->n_members, "error", cs->error[0] ? cs->error : NULL,
-        "rpc_calls", (json_int_t)cs->calls);
+        (json_int_t)cs->n_members, "error",
+        cs->error[0] ? cs->error : is_stuck ? stuck : NULL, "rpc_calls",
+        (json_int_t)cs->calls, "stuck_transaction", is_stuck ? stuck : NULL);
 }
 
 static json_t *members_json(void *data)
