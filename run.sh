@@ -41,6 +41,7 @@ case "$cmd" in
     echo "== build (ASan+UBSan, -Werror)"
     build build-asan -DNFTRAFT_WERROR=ON -DNFTRAFT_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:halt_on_error=1
+    export LSAN_OPTIONS=suppressions=$root/scripts/lsan.supp:print_suppressions=0
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
     echo "== unit tests (release)"
     ctest --test-dir build --output-on-failure -j"$jobs"
