@@ -2,6 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {Fixture} from "./Fixture.sol";
+import {DstackMembershipNFT} from "../src/DstackMembershipNFT.sol";
 
 /// Gas of the calls the nodes make, for 3, 7 and 31 members. Run with
 /// `forge test --match-contract GasReport -vv` to see the figures.
@@ -108,6 +109,28 @@ contract GasReport is Fixture {
         vm.prank(owner);
         nft.releaseInstance(instance(n));
         log(string.concat(m, "releaseInstance"), g - gasleft());
+    }
+
+    /// activeNodes() at the cap: 256 active tokens, two 256-byte endpoints
+    /// each (the worst answer a node can be asked to read).
+    function test_gas_v2_activeNodes_at_cap() public {
+        deploy();
+        vm.prank(owner);
+        nft.setMaxSupply(256);
+        bytes memory ep = new bytes(256);
+        for (uint256 i = 0; i < 256; i++) {
+            ep[i] = "e";
+        }
+        for (uint256 i = 1; i <= 256; i++) {
+            vm.prank(owner);
+            nft.mintNodeAccess(wallet(1), "n");
+            vm.prank(wallet(1));
+            nft.registerNode(i, instance(i), key(i), string(ep), string(ep));
+        }
+        uint256 g = gasleft();
+        DstackMembershipNFT.NodeInfo[] memory a = nft.activeNodes();
+        log("members=256 (cap) v2 activeNodes with 256-byte endpoints (eth_call)", g - gasleft());
+        assertEq(a.length, 256, "all");
     }
 
     function test_gas_v2_3() public {
