@@ -42,8 +42,9 @@ static void usage_main(FILE *o)
 "  increment   add to the counter\n"
 "  compose-hash  dstack compose hash of an app-compose or docker-compose file\n"
 "  kms-auth    dstack-compatible KMS auth webhook (real chain or --mock)\n"
-"  members, mint, register, deactivate, vote, elect, heartbeat,\n"
-"  cluster-size, deploy   chain operations on the membership contract\n"
+"  members, mint, register, set-endpoints, deactivate, evict, readmit,\n"
+"  transfer, vote, elect, heartbeat, cluster-size, deploy\n"
+"              chain operations on the membership contract\n"
 "\n"
 "'nftraft <command> --help' describes a command's options.\n");
 }
