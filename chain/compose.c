@@ -103,12 +103,15 @@ static void put_string(struct sb *b, const char *s, size_t n)
     put(b, "\"", 1);
 }
 
-/* Number::toString(10) of a finite double. */
-static void put_number(struct sb *b, double x)
+void compose_js_number(double x, char out[40])
 {
-    char out[64];
+    if (isnan(x) || isinf(x)) {
+        snprintf(out, 40, "%s", isnan(x) ? "NaN" : x > 0 ? "Infinity"
+                                                         : "-Infinity");
+        return;
+    }
     if (x == 0) {
-        puts_(b, "0"); /* also -0 */
+        snprintf(out, 40, "0"); /* also -0 */
         return;
     }
     char digits[32], e[40];
@@ -158,10 +161,21 @@ static void put_number(struct sb *b, double x)
             memcpy(out + o, digits + 1, (size_t)(k - 1));
             o += (size_t)(k - 1);
         }
-        o += (size_t)snprintf(out + o, sizeof out - o, "e%c%d",
+        o += (size_t)snprintf(out + o, 40 - o, "e%c%d",
                               n - 1 >= 0 ? '+' : '-', abs(n - 1));
     }
     out[o] = '\0';
+}
+
+/* JSON.stringify of a number: non-finite ones are null. */
+static void put_number(struct sb *b, double x)
+{
+    char out[40];
+    if (isnan(x) || isinf(x)) {
+        puts_(b, "null");
+        return;
+    }
+    compose_js_number(x, out);
     puts_(b, out);
 }
 
