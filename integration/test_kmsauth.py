@@ -141,6 +141,18 @@ def test_allowed_and_dstack_reasons():
     check(j["reason"] == "Compose hash not allowed", "compose: %s" % j)
     st, j, _ = ask(url, boot(instanceId="0x456"))  # left-padded, unregistered
     check(j["reason"] == "Instance not registered with NFT", "instance: %s" % j)
+    # An app deployed with no_instance_id boots with instanceId "" (zero):
+    # never registrable, so never allowed (docs/deploy.md).
+    st, j, _ = ask(url, boot(instanceId=""))
+    check(j == {"isAllowed": False, "reason": "Instance not registered with NFT", "gatewayAppId": ""},
+          "no_instance_id: %s" % j)
+    r = subprocess.run([os.path.join(BIN, "cast"), "send", "--rpc-url", S["rpc"], "--private-key", S["k1"],
+                        S["nft"], "registerInstance(bytes32,uint256)", "0x" + "00" * 32, "1"],
+                       capture_output=True, text=True, timeout=60)
+    out = r.stderr + r.stdout
+    # (cast send may exit 0 on a revert: look for the reason.)
+    check("execution reverted: Invalid instance id" in out,
+          "registering the zero instance id must revert: rc=%s %s" % (r.returncode, out[-300:]))
     st, j, _ = ask(url, boot(), "kms")
     check(st == 200 and j["isAllowed"] is False and j["reason"] == "Aggregated MR not allowed",
           "kms route: %s" % j)
