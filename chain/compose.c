@@ -48,8 +48,10 @@ static void puts_(struct sb *b, const char *s)
 void compose_js_number(double x, char out[40])
 {
     if (isnan(x) || isinf(x)) {
-        snprintf(out, 40, "%s", isnan(x) ? "NaN" : x > 0 ? "Infinity"
-                                                         : "-Infinity");
+        snprintf(out, 40, "%s",
+                 isnan(x) ? "NaN"
+                 : x > 0  ? "Infinity"
+                          : "-Infinity");
         return;
     }
     if (x == 0) {
@@ -103,8 +105,8 @@ void compose_js_number(double x, char out[40])
             memcpy(out + o, digits + 1, (size_t)(k - 1));
             o += (size_t)(k - 1);
         }
-        o += (size_t)snprintf(out + o, 40 - o, "e%c%d",
-                              n - 1 >= 0 ? '+' : '-', abs(n - 1));
+        o += (size_t)snprintf(out + o, 40 - o, "e%c%d", n - 1 >= 0 ? '+' : '-',
+                              abs(n - 1));
     }
     out[o] = '\0';
 }
@@ -487,8 +489,8 @@ static struct jv *parse_value(struct parser *p, int depth)
             return v;
         }
         jv_free(v);
-        return perr(p, ERR_MALFORMED, obj ? "expected ',' or '}'"
-                                          : "expected ',' or ']'");
+        return perr(p, ERR_MALFORMED,
+                    obj ? "expected ',' or '}'" : "expected ',' or ']'");
     }
 }
 
@@ -578,14 +580,29 @@ static void put_u16(struct sb *b, const struct u16 *s)
         uint16_t c = s->u[i];
         char e[8];
         switch (c) {
-        case '"': puts_(b, "\\\""); continue;
-        case '\\': puts_(b, "\\\\"); continue;
-        case '\b': puts_(b, "\\b"); continue;
-        case '\f': puts_(b, "\\f"); continue;
-        case '\n': puts_(b, "\\n"); continue;
-        case '\r': puts_(b, "\\r"); continue;
-        case '\t': puts_(b, "\\t"); continue;
-        default: break;
+        case '"':
+            puts_(b, "\\\"");
+            continue;
+        case '\\':
+            puts_(b, "\\\\");
+            continue;
+        case '\b':
+            puts_(b, "\\b");
+            continue;
+        case '\f':
+            puts_(b, "\\f");
+            continue;
+        case '\n':
+            puts_(b, "\\n");
+            continue;
+        case '\r':
+            puts_(b, "\\r");
+            continue;
+        case '\t':
+            puts_(b, "\\t");
+            continue;
+        default:
+            break;
         }
         if (c < 0x20) {
             snprintf(e, sizeof e, "\\u%04x", c);
@@ -621,11 +638,21 @@ static bool has_key(const struct jv *v, const char *name)
 static int put_value(struct sb *b, const struct jv *v, bool sorted)
 {
     switch (v->t) {
-    case JV_NULL: puts_(b, "null"); return 0;
-    case JV_TRUE: puts_(b, "true"); return 0;
-    case JV_FALSE: puts_(b, "false"); return 0;
-    case JV_NUM: put_number(b, v->num); return 0;
-    case JV_STR: put_u16(b, &v->str); return 0;
+    case JV_NULL:
+        puts_(b, "null");
+        return 0;
+    case JV_TRUE:
+        puts_(b, "true");
+        return 0;
+    case JV_FALSE:
+        puts_(b, "false");
+        return 0;
+    case JV_NUM:
+        put_number(b, v->num);
+        return 0;
+    case JV_STR:
+        put_u16(b, &v->str);
+        return 0;
     case JV_ARR:
         put(b, "[", 1);
         for (size_t i = 0; i < v->n; i++) {
@@ -637,7 +664,8 @@ static int put_value(struct sb *b, const struct jv *v, bool sorted)
         }
         put(b, "]", 1);
         return 0;
-    case JV_OBJ: break;
+    case JV_OBJ:
+        break;
     }
     bool sort = sorted && !has_key(v, "constructor");
     struct ent *e = malloc(sizeof *e * (v->n ? v->n : 1));
@@ -769,8 +797,7 @@ static void normalize_doc(struct jv *doc)
 int compose_canonical(const char *json, size_t len, bool normalize,
                       char **out, char *errmsg, size_t errlen)
 {
-    struct parser p = {(const unsigned char *)json, len, 0, 0, errmsg,
-                       errlen};
+    struct parser p = {(const unsigned char *)json, len, 0, 0, errmsg, errlen};
     struct jv *doc = parse_value(&p, 0);
     if (doc != NULL) {
         skip_ws(&p);

@@ -56,8 +56,8 @@ struct kmsauth {
     uint64_t chain_id;
     uint64_t confirmations;
     char mock_policy[32];
-    const char *mock_gateway, *mock_devices, *mock_mrs, *mock_impl,
-        *mock_kms, *mock_rpc;
+    const char *mock_gateway, *mock_devices, *mock_mrs, *mock_impl, *mock_kms,
+        *mock_rpc;
     char mock_chain_id[40]; /* parseInt(MOCK_CHAIN_ID) as JSON */
 };
 
@@ -197,13 +197,27 @@ static void sb_json_string(struct sb *b, const char *s, size_t n)
         char u[8];
         const char *esc = NULL;
         switch (c) {
-        case '"': esc = "\\\""; break;
-        case '\\': esc = "\\\\"; break;
-        case '\b': esc = "\\b"; break;
-        case '\f': esc = "\\f"; break;
-        case '\n': esc = "\\n"; break;
-        case '\r': esc = "\\r"; break;
-        case '\t': esc = "\\t"; break;
+        case '"':
+            esc = "\\\"";
+            break;
+        case '\\':
+            esc = "\\\\";
+            break;
+        case '\b':
+            esc = "\\b";
+            break;
+        case '\f':
+            esc = "\\f";
+            break;
+        case '\n':
+            esc = "\\n";
+            break;
+        case '\r':
+            esc = "\\r";
+            break;
+        case '\t':
+            esc = "\\t";
+            break;
         default:
             if (c < 0x20) {
                 snprintf(u, sizeof u, "\\u%04x", c);
@@ -249,8 +263,7 @@ static int contract_string(const uint8_t *d, size_t len, size_t slot,
                            struct sb *out, uint64_t *raw_len)
 {
     uint64_t off, n = 0;
-    if (abi_get_uint64(d, len, slot, &off) != 0 || off > len ||
-        len - off < 32)
+    if (abi_get_uint64(d, len, slot, &off) != 0 || off > len || len - off < 32)
         return ERR_MALFORMED;
     const uint8_t *w = d + off;
     for (int k = 0; k < 24; k++)
@@ -268,12 +281,14 @@ static int contract_string(const uint8_t *d, size_t len, size_t slot,
 }
 
 /* Why a contract string was refused, for the fail-closed log line. */
-static const char *string_why(int rv, const char *what, uint64_t n,
-                              char *buf, size_t cap)
+static const char *string_why(int rv, const char *what, uint64_t n, char *buf,
+                              size_t cap)
 {
     if (rv == ERR_TOOBIG)
-        snprintf(buf, cap, "%s of %" PRIu64 " bytes is above the %u-byte "
-                 "cap (KMSAUTH_MAX_STRING)", what, n, KMSAUTH_MAX_STRING);
+        snprintf(buf, cap,
+                 "%s of %" PRIu64 " bytes is above the %u-byte "
+                 "cap (KMSAUTH_MAX_STRING)",
+                 what, n, KMSAUTH_MAX_STRING);
     else
         snprintf(buf, cap, "%s: %s", what,
                  rv == ERR_NOMEM ? "out of memory" : "malformed ABI string");
@@ -416,9 +431,9 @@ static void gateway_done(void *data, int err, const uint8_t *d, size_t len,
     int rv = err != 0 ? err : contract_string(d, len, 0, &gw, &n);
     if (rv != 0) {
         free(gw.p);
-        fail_closed(b, err ? msg
-                           : string_why(rv, "gatewayAppId()", n, why,
-                                        sizeof why));
+        fail_closed(b,
+                    err ? msg
+                        : string_why(rv, "gatewayAppId()", n, why, sizeof why));
         return;
     }
     LOGI("auth", "%s boot %s reason=\"%.200s\"%s (%zu bytes) block=%s",
@@ -427,8 +442,8 @@ static void gateway_done(void *data, int err, const uint8_t *d, size_t len,
          b->block);
     if (b->http != NULL) {
         httpd_on_abort(b->http, NULL, NULL);
-        respond_decision(b->http, b->allowed, b->reason.p, b->reason.len,
-                         gw.p, gw.len);
+        respond_decision(b->http, b->allowed, b->reason.p, b->reason.len, gw.p,
+                         gw.len);
     }
     free(gw.p);
     boot_free(b);
@@ -465,10 +480,14 @@ static void decision_done(void *data, int err, const uint8_t *d, size_t len,
 static void ask_contract(struct boot *b)
 {
     struct abi_val f[9] = {
-        abi_address(b->app_id),   abi_bytes32(b->compose),
-        abi_address(b->instance_id), abi_bytes32(b->device),
-        abi_bytes32(b->mr_agg),   abi_bytes32(b->mr_sys),
-        abi_bytes32(b->os_image), abi_string(""),
+        abi_address(b->app_id),
+        abi_bytes32(b->compose),
+        abi_address(b->instance_id),
+        abi_bytes32(b->device),
+        abi_bytes32(b->mr_agg),
+        abi_bytes32(b->mr_sys),
+        abi_bytes32(b->os_image),
+        abi_string(""),
         abi_string_array((const char *const *)b->advisories, b->n_adv)};
     f[7].data = (const uint8_t *)b->tcb; /* may hold NUL bytes */
     f[7].len = b->tcb_len;
@@ -607,14 +626,20 @@ static const char *zod_type(const json_t *v)
     if (v == NULL)
         return "undefined";
     switch (json_typeof(v)) {
-    case JSON_OBJECT: return "object";
-    case JSON_ARRAY: return "array";
-    case JSON_STRING: return "string";
+    case JSON_OBJECT:
+        return "object";
+    case JSON_ARRAY:
+        return "array";
+    case JSON_STRING:
+        return "string";
     case JSON_INTEGER:
-    case JSON_REAL: return "number";
+    case JSON_REAL:
+        return "number";
     case JSON_TRUE:
-    case JSON_FALSE: return "boolean";
-    default: return "null";
+    case JSON_FALSE:
+        return "boolean";
+    default:
+        return "null";
     }
 }
 
@@ -650,8 +675,9 @@ static void zod_issue(struct sb *b, int *count, const char *expected,
  * count. */
 static int mock_validate(json_t *body, struct sb *b)
 {
-    static const char *const req[] = {"mrAggregated", "osImageHash", "appId",
-                                      "composeHash",  "instanceId",  "deviceId"};
+    static const char *const req[] = {"mrAggregated", "osImageHash",
+                                      "appId",        "composeHash",
+                                      "instanceId",   "deviceId"};
     int n = 0;
     if (!json_is_object(body)) {
         zod_issue(b, &n, "object", body, NULL, -1);
@@ -767,8 +793,7 @@ static void mock_decide(struct kmsauth *ka, struct httpd_req *r, bool kms,
         allow = kms;
         reason = kms ? "mock KMS allowed (deny-app policy)"
                      : "mock policy: deny-app";
-    } else if (!strcmp(p, "allowlist-device") ||
-               !strcmp(p, "allowlist-mr")) {
+    } else if (!strcmp(p, "allowlist-device") || !strcmp(p, "allowlist-mr")) {
         bool dev = p[10] == 'd', empty = false;
         json_t *f = json_object_get(body, dev ? "deviceId" : "mrAggregated");
         const char *orig = json_string_value(f);
@@ -778,18 +803,18 @@ static void mock_decide(struct kmsauth *ka, struct httpd_req *r, bool kms,
             memcpy(v, orig, olen);
             lower_ascii(v, olen);
         }
-        size_t off = v != NULL && olen >= 2 && v[0] == '0' && v[1] == 'x' ? 2 : 0;
-        allow = v != NULL &&
-                mock_in_list(dev ? ka->mock_devices : ka->mock_mrs, v + off,
-                             olen - off, &empty);
+        size_t off =
+            v != NULL && olen >= 2 && v[0] == '0' && v[1] == 'x' ? 2 : 0;
+        allow = v != NULL && mock_in_list(dev ? ka->mock_devices : ka->mock_mrs,
+                                          v + off, olen - off, &empty);
         free(v);
         if (empty) {
             allow = false;
             snprintf(buf, sizeof buf, "mock policy: %s with empty list", p);
             sb_puts(&msg, buf);
         } else {
-            sb_puts(&msg, dev ? "mock policy: device " :
-                                "mock policy: mrAggregated ");
+            sb_puts(&msg, dev ? "mock policy: device "
+                              : "mock policy: mrAggregated ");
             sb_put(&msg, orig, olen);
             sb_puts(&msg, allow ? " allowed" : " not in allowlist");
         }
@@ -928,12 +953,12 @@ static void info_impl_done(void *data, int err, const uint8_t *d, size_t len,
         sb_json_string(&b, ih, 42);
         sb_puts(&b, "}");
         if (b.oom)
-            respond_raw(in->http, 500, "{\"status\":\"error\",\"message\":"
-                                       "\"authorization backend "
-                                       "unavailable\"}");
+            respond_raw(in->http, 500,
+                        "{\"status\":\"error\",\"message\":"
+                        "\"authorization backend "
+                        "unavailable\"}");
         else
-            httpd_respond(in->http, 200, "application/json", b.p, b.len,
-                          NULL);
+            httpd_respond(in->http, 200, "application/json", b.p, b.len, NULL);
         free(b.p);
     }
     info_free(in);
@@ -947,9 +972,9 @@ static void info_gateway_done(void *data, int err, const uint8_t *d,
     char why[160];
     int rv = err != 0 ? err : contract_string(d, len, 0, &in->gateway, &n);
     if (rv != 0) {
-        info_fail(in, err ? msg
-                          : string_why(rv, "gatewayAppId()", n, why,
-                                       sizeof why));
+        info_fail(in,
+                  err ? msg
+                      : string_why(rv, "gatewayAppId()", n, why, sizeof why));
         return;
     }
     uint8_t *call;
@@ -1001,13 +1026,13 @@ static void route_info(void *data, struct httpd_req *r)
         sb_puts(&b, ",");
         sb_field(&b, "appAuthImplementation", ka->mock_impl,
                  strlen(ka->mock_impl));
-        sb_field(&b, "appImplementation", ka->mock_impl,
-                 strlen(ka->mock_impl));
+        sb_field(&b, "appImplementation", ka->mock_impl, strlen(ka->mock_impl));
         sb_puts(&b, "\"note\":\"this is a mock backend - all "
                     "authentications will succeed\"}");
         if (b.oom)
-            respond_raw(r, 500, "{\"status\":\"error\",\"message\":"
-                                "\"out of memory\"}");
+            respond_raw(r, 500,
+                        "{\"status\":\"error\",\"message\":"
+                        "\"out of memory\"}");
         else
             httpd_respond(r, 200, "application/json", b.p, b.len, NULL);
         free(b.p);
@@ -1034,27 +1059,36 @@ static const char USAGE[] =
 static void help(void)
 {
     printf("usage: %s\n\n"
-"dstack's KMS auth webhook (the API of auth-eth / auth-eth-bun):\n"
-"  POST /bootAuth/app   ask KMS.isAppAllowed(bootInfo) (forwarded to the app)\n"
-"  POST /bootAuth/kms   ask KMS.isKmsAllowed(bootInfo)\n"
-"  GET  /               status, contract, chain id, gateway app id\n"
-"Any RPC or contract failure answers 200 {isAllowed:false, reason:\n"
-"\"authorization backend unavailable\"} (fail closed); nothing is cached.\n"
-"Reasons and gatewayAppId pass through up to 65536 bytes (longer: fail\n"
-"closed, logged), decoded as viem decodes them.\n\n"
-"  --host HOST   listen address (env HOST, default 127.0.0.1)\n"
-"  --port PORT   listen port (env PORT, default 3000)\n"
-"  --mock        auth-mock: no chain, decisions from MOCK_POLICY\n"
-"                (allow-all, deny-kms, deny-app, deny-all, allowlist-device,\n"
-"                allowlist-mr with MOCK_ALLOWED_DEVICE_IDS /\n"
-"                MOCK_ALLOWED_MR_AGGREGATED); refused under\n"
-"                NODE_ENV=production\n\n"
-"Environment: ETH_RPC_URL (default http://localhost:8545), KMS_CONTRACT_ADDR\n"
-"(default the zero address), ETH_CHAIN_ID (fail closed when the RPC reports\n"
-"another chain), ETH_FINALITY_CONFIRMATIONS (default 0: read at head - N),\n"
-"Mock: MOCK_POLICY (unknown: allow-all, with a warning), MOCK_GATEWAY_APP_ID,\n"
-"MOCK_CHAIN_ID (parseInt, default 1337), MOCK_APP_IMPLEMENTATION,\n"
-"KMS_CONTRACT_ADDR and ETH_RPC_URL (printed by GET / only), as auth-mock.\n",
+           "dstack's KMS auth webhook (the API of auth-eth / auth-eth-bun):\n"
+           "  POST /bootAuth/app   ask KMS.isAppAllowed(bootInfo) (forwarded "
+           "to the app)\n"
+           "  POST /bootAuth/kms   ask KMS.isKmsAllowed(bootInfo)\n"
+           "  GET  /               status, contract, chain id, gateway app id\n"
+           "Any RPC or contract failure answers 200 {isAllowed:false, reason:\n"
+           "\"authorization backend unavailable\"} (fail closed); nothing is "
+           "cached.\n"
+           "Reasons and gatewayAppId pass through up to 65536 bytes (longer: "
+           "fail\n"
+           "closed, logged), decoded as viem decodes them.\n\n"
+           "  --host HOST   listen address (env HOST, default 127.0.0.1)\n"
+           "  --port PORT   listen port (env PORT, default 3000)\n"
+           "  --mock        auth-mock: no chain, decisions from MOCK_POLICY\n"
+           "                (allow-all, deny-kms, deny-app, deny-all, "
+           "allowlist-device,\n"
+           "                allowlist-mr with MOCK_ALLOWED_DEVICE_IDS /\n"
+           "                MOCK_ALLOWED_MR_AGGREGATED); refused under\n"
+           "                NODE_ENV=production\n\n"
+           "Environment: ETH_RPC_URL (default http://localhost:8545), "
+           "KMS_CONTRACT_ADDR\n"
+           "(default the zero address), ETH_CHAIN_ID (fail closed when the RPC "
+           "reports\n"
+           "another chain), ETH_FINALITY_CONFIRMATIONS (default 0: read at "
+           "head - N),\n"
+           "Mock: MOCK_POLICY (unknown: allow-all, with a warning), "
+           "MOCK_GATEWAY_APP_ID,\n"
+           "MOCK_CHAIN_ID (parseInt, default 1337), MOCK_APP_IMPLEMENTATION,\n"
+           "KMS_CONTRACT_ADDR and ETH_RPC_URL (printed by GET / only), as "
+           "auth-mock.\n",
            USAGE);
 }
 
@@ -1206,8 +1240,8 @@ static void rpc_origin(const char *url, char *out, size_t cap)
         }
         while (port[0] == '0' && port[1] != '\0')
             memmove(colon + 1, colon + 2, strlen(colon + 1));
-        if (*port == '\0' ||
-            (sp >= 0 && special[sp].port && strcmp(port, special[sp].port) == 0))
+        if (*port == '\0' || (sp >= 0 && special[sp].port &&
+                              strcmp(port, special[sp].port) == 0))
             *colon = '\0';
     }
     if (sp >= 0)
@@ -1269,8 +1303,10 @@ int kmsauth_main(int argc, char **argv)
         if (known)
             snprintf(ka.mock_policy, sizeof ka.mock_policy, "%s", pol);
         else
-            LOGW("auth", "unknown MOCK_POLICY \"%s\", falling back to "
-                 "allow-all", pol);
+            LOGW("auth",
+                 "unknown MOCK_POLICY \"%s\", falling back to "
+                 "allow-all",
+                 pol);
         ka.mock_gateway = env_or("MOCK_GATEWAY_APP_ID",
                                  "0xmockgateway1234567890123456789012345678");
         ka.mock_devices = env_or("MOCK_ALLOWED_DEVICE_IDS", "");
@@ -1297,9 +1333,11 @@ int kmsauth_main(int argc, char **argv)
             ok = strcmp(kms, lower) == 0 || strcmp(kms, want) == 0;
         }
         if (!ok || strlen(kms) >= sizeof ka.kms_env) {
-            fprintf(stderr, "nftraft kms-auth: KMS_CONTRACT_ADDR '%s' is not "
-                            "an address (0x + 40 hex digits, all lowercase "
-                            "or EIP-55 checksummed)\n", kms);
+            fprintf(stderr,
+                    "nftraft kms-auth: KMS_CONTRACT_ADDR '%s' is not "
+                    "an address (0x + 40 hex digits, all lowercase "
+                    "or EIP-55 checksummed)\n",
+                    kms);
             return 1;
         }
         snprintf(ka.kms_env, sizeof ka.kms_env, "%s", kms);

@@ -83,8 +83,8 @@ TEST(sdk_generated_vectors)
         size_t l = strlen(line);
         while (l > 0 && line[l - 1] == '\n')
             line[--l] = '\0';
-        ASSERT(l > 68 && (line[0] == '0' || line[0] == '1') &&
-               line[1] == ' ' && line[66] == ' ');
+        ASSERT(l > 68 && (line[0] == '0' || line[0] == '1') && line[1] == ' ' &&
+               line[66] == ' ');
         const char *json = line + 67;
         char want[65], hex[65], err[256];
         memcpy(want, line + 2, 64);
@@ -131,8 +131,9 @@ TEST(javascript_object_semantics)
                        false) == 0);
     /* Beyond the double range: JSON.parse gives +-Infinity, printed null;
      * below it, 0. */
-    ASSERT(check_canon("[1e400,-1e400,1e-400,123456789012345678901234567890e300]",
-                       "[null,null,0,null]", false) == 0);
+    ASSERT(
+        check_canon("[1e400,-1e400,1e-400,123456789012345678901234567890e300]",
+                    "[null,null,0,null]", false) == 0);
     /* Lone surrogates stay as JavaScript strings hold them and are
      * escaped by JSON.stringify; pairs become UTF-8. */
     ASSERT(check_canon("[\"\\ud800\",\"a\\udc00b\",\"\\ud83d\\ude80\","
@@ -142,7 +143,8 @@ TEST(javascript_object_semantics)
                        false) == 0);
     /* normalize is {...doc}: arrays and strings become index-keyed
      * objects, other values {}. */
-    ASSERT(check_canon("[\"b\",\"a\"]", "{\"0\":\"b\",\"1\":\"a\"}", true) == 0);
+    ASSERT(check_canon("[\"b\",\"a\"]", "{\"0\":\"b\",\"1\":\"a\"}", true) ==
+           0);
     ASSERT(check_canon("\"a\\ud83d\\ude00\"",
                        "{\"0\":\"a\",\"1\":\"\\ud83d\",\"2\":\"\\ude00\"}",
                        true) == 0);
@@ -193,9 +195,10 @@ TEST(escaping)
 
 TEST(key_order)
 {
-    ASSERT(check_canon("{\"b\":1,\"B\":2,\"a\":3,\"A\":4,\"_\":5,\"10\":6,\"9\":7}",
-                       "{\"9\":7,\"10\":6,\"A\":4,\"B\":2,\"_\":5,\"a\":3,\"b\":1}",
-                       false) == 0);
+    ASSERT(check_canon(
+               "{\"b\":1,\"B\":2,\"a\":3,\"A\":4,\"_\":5,\"10\":6,\"9\":7}",
+               "{\"9\":7,\"10\":6,\"A\":4,\"B\":2,\"_\":5,\"a\":3,\"b\":1}",
+               false) == 0);
     /* UTF-16 order: U+1F600 (surrogates D83D...) sorts before U+FF5E. */
     ASSERT(check_canon("{\"\xef\xbd\x9e\":1,\"\xf0\x9f\x98\x80\":2,\"z\":3}",
                        "{\"z\":3,\"\xf0\x9f\x98\x80\":2,\"\xef\xbd\x9e\":1}",
