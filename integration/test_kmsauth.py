@@ -177,6 +177,8 @@ def test_schema_failures_are_400_with_dstacks_body():
     check(raw_post(url + "/bootAuth/app", boot(), None)[0::2] == (400, js(INVALID)), "no content type")
     check(raw_post(url + "/bootAuth/app", boot(), "Application/JSON")[0::2] == (400, js(INVALID)),
           "content type is case-sensitive in hono")
+    st, body, _ = http("GET", url + "/bootAuth/app")
+    check((st, body) == (404, "404 Not Found"), "hono's 404 for another method: %s %r" % (st, body))
     st, ct, raw = raw_post(url + "/bootAuth/app", "not json")
     check((st, raw) == (400, b"Malformed JSON in request body") and ct.startswith("text/plain"),
           "malformed: %s %s %r" % (st, ct, raw))
@@ -217,6 +219,19 @@ def test_finality_confirmations():
 
 
 def test_wrong_chain_id_fails_closed():
+    # Start-up refusals (auth-eth-bun's parseNonNegativeInteger; viem's
+    # strict isAddress): a clear message, exit 1.
+    bad_sum = cast("to-check-sum-address", S["kms"])
+    bad_sum = bad_sum[:-1] + (bad_sum[-1].lower() if bad_sum[-1].isupper() else bad_sum[-1].upper())
+    for env, word in (({"ETH_CHAIN_ID": "031337"}, "ETH_CHAIN_ID"),
+                      ({"ETH_CHAIN_ID": "9007199254740992"}, "ETH_CHAIN_ID"),
+                      ({"ETH_FINALITY_CONFIRMATIONS": "-1"}, "ETH_FINALITY_CONFIRMATIONS"),
+                      ({"KMS_CONTRACT_ADDR": bad_sum if bad_sum[-1].isalpha() else "0X" + S["kms"][2:]},
+                       "KMS_CONTRACT_ADDR")):
+        r = subprocess.run([NFTRAFT, "kms-auth", "--port", str(free_port())],
+                           env={**os.environ, "ETH_RPC_URL": S["rpc"], "KMS_CONTRACT_ADDR": S["kms"], **env},
+                           capture_output=True, text=True, timeout=10)
+        check(r.returncode == 1 and word in r.stderr, "%s: rc %s %s" % (env, r.returncode, r.stderr))
     p, url = start_auth({"ETH_CHAIN_ID": "1"})
     try:
         check(ask(url, boot())[1] == UNAVAILABLE, "wrong chain must fail closed")

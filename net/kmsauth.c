@@ -878,6 +878,14 @@ static void handle_boot(struct kmsauth *ka, struct httpd_req *r, bool kms)
     }
 }
 
+/* hono's answer to a method no route takes. */
+static void route_not_found(void *data, struct httpd_req *r)
+{
+    (void)data;
+    httpd_respond(r, 404, "text/plain;charset=UTF-8", "404 Not Found", 13,
+                  NULL);
+}
+
 static void route_app(void *data, struct httpd_req *r)
 {
     handle_boot(data, r, false);
@@ -1123,6 +1131,21 @@ static int parse_u64_str(const char *s, uint64_t *v)
     return 0;
 }
 
+/* auth-eth-bun's parseNonNegativeInteger: 0 or [1-9][0-9]*, at most
+ * 2^53 - 1 (Number.isSafeInteger). */
+static int parse_safe_int(const char *s, uint64_t *v)
+{
+    if (s == NULL || s[0] == '\0' || (s[0] == '0' && s[1] != '\0'))
+        return -1;
+    for (const char *q = s; *q; q++)
+        if (!isdigit((unsigned char)*q))
+            return -1;
+    if (strlen(s) > 16 || parse_u64_str(s, v) != 0 ||
+        *v > 9007199254740991ull)
+        return -1;
+    return 0;
+}
+
 /* JavaScript's parseInt(s) (radix from a 0x prefix) as JSON.stringify
  * prints it: NaN is null. */
 static void js_parse_int(const char *s, char out[40])
@@ -1346,15 +1369,18 @@ int kmsauth_main(int argc, char **argv)
         rpc_origin(ka.rpc_url, ka.rpc_origin, sizeof ka.rpc_origin);
         const char *cid = getenv("ETH_CHAIN_ID");
         if (cid && *cid) {
-            if (parse_u64_str(cid, &ka.chain_id) != 0) {
-                fprintf(stderr, "nftraft kms-auth: bad ETH_CHAIN_ID '%s'\n",
+            if (parse_safe_int(cid, &ka.chain_id) != 0) {
+                fprintf(stderr,
+                        "nftraft kms-auth: ETH_CHAIN_ID must be a "
+                        "non-negative integer (no leading zeros, at most "
+                        "2^53 - 1), not '%s'\n",
                         cid);
                 return 1;
             }
             ka.chain_id_set = true;
         }
-        if (parse_u64_str(env_or("ETH_FINALITY_CONFIRMATIONS", "0"),
-                          &ka.confirmations) != 0) {
+        if (parse_safe_int(env_or("ETH_FINALITY_CONFIRMATIONS", "0"),
+                           &ka.confirmations) != 0) {
             fprintf(stderr,
                     "nftraft kms-auth: bad ETH_FINALITY_CONFIRMATIONS\n");
             return 1;
@@ -1376,6 +1402,15 @@ int kmsauth_main(int argc, char **argv)
         httpd_route(ka.httpd, "POST", "/bootAuth/app", route_app, &ka);
         httpd_route(ka.httpd, "POST", "/bootAuth/kms", route_kms, &ka);
         httpd_route(ka.httpd, "GET", "/", route_info, &ka);
+        static const char *const other[] = {"GET",    "POST",   "PUT",
+                                            "DELETE", "PATCH",  "OPTIONS"};
+        static const char *const paths[] = {"/bootAuth/app", "/bootAuth/kms",
+                                            "/"};
+        for (size_t i = 0; i < 6 && rv == 0; i++)
+            for (size_t k = 0; k < 3 && rv == 0; k++)
+                if (strcmp(other[i], k < 2 ? "POST" : "GET") != 0)
+                    rv = httpd_route(ka.httpd, other[i], paths[k],
+                                     route_not_found, &ka);
         rv = httpd_listen(ka.httpd, host, (int)port, err, sizeof err);
     }
     if (rv != 0) {
