@@ -17,6 +17,9 @@ struct sb {
     char *p;
     size_t len, cap;
     bool oom;
+    /* compose_js_reencode: lone surrogates as U+FFFD (what TextEncoder
+     * makes of them), non-finite numbers as +-1e308 (still numbers). */
+    bool wellformed;
 };
 
 static void put(struct sb *b, const char *s, size_t n)
@@ -116,7 +119,7 @@ static void put_number(struct sb *b, double x)
 {
     char out[40];
     if (isnan(x) || isinf(x)) {
-        puts_(b, "null");
+        puts_(b, !b->wellformed ? "null" : x > 0 ? "1e308" : "-1e308");
         return;
     }
     compose_js_number(x, out);
@@ -612,6 +615,8 @@ static void put_u16(struct sb *b, const struct u16 *s)
             put_cp(b, 0x10000 + ((uint32_t)(c - 0xd800) << 10) +
                           (s->u[i + 1] - 0xdc00));
             i++;
+        } else if (c >= 0xd800 && c <= 0xdfff && b->wellformed) {
+            put_cp(b, 0xfffd);
         } else if (c >= 0xd800 && c <= 0xdfff) {
             snprintf(e, sizeof e, "\\u%04x", c); /* a lone surrogate */
             puts_(b, e);
@@ -815,6 +820,35 @@ int compose_canonical(const char *json, size_t len, bool normalize,
         return p.rv ? p.rv : ERR_MALFORMED;
     struct sb b = {0};
     int rv = put_value(&b, doc, true);
+    jv_free(doc);
+    if (rv == 0 && b.oom)
+        rv = ERR_NOMEM;
+    if (rv != 0) {
+        snprintf(errmsg, errlen, "out of memory");
+        free(b.p);
+        return rv;
+    }
+    *out = b.p ? b.p : strdup("");
+    return *out ? 0 : ERR_NOMEM;
+}
+
+int compose_js_reencode(const char *json, size_t len, char **out, char *errmsg,
+                        size_t errlen)
+{
+    struct parser p = {(const unsigned char *)json, len, 0, 0, errmsg, errlen};
+    struct jv *doc = parse_value(&p, 0);
+    if (doc != NULL) {
+        skip_ws(&p);
+        if (p.i != p.n) {
+            jv_free(doc);
+            doc = perr(&p, ERR_MALFORMED, "text after the JSON value");
+        }
+    }
+    if (doc == NULL)
+        return p.rv ? p.rv : ERR_MALFORMED;
+    struct sb b = {0};
+    b.wellformed = true;
+    int rv = put_value(&b, doc, false);
     jv_free(doc);
     if (rv == 0 && b.oom)
         rv = ERR_NOMEM;

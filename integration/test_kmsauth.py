@@ -182,6 +182,12 @@ def test_schema_failures_are_400_with_dstacks_body():
     st, ct, raw = raw_post(url + "/bootAuth/app", "not json")
     check((st, raw) == (400, b"Malformed JSON in request body") and ct.startswith("text/plain"),
           "malformed: %s %s %r" % (st, ct, raw))
+    # JSON.parse takes what jansson alone would not: a lone surrogate, a
+    # number beyond the double range in a field zod ignores.
+    body = boot(tcbStatus="UpToDate", advisoryIds=["x\ud800"])[:-1] + ',"extra":1e400}'
+    check("\\ud800" in body, "the body must carry the escape")
+    st, j, _ = ask(url, body)
+    check(st == 200 and j["isAllowed"] is True, "JSON.parse values: %s %s" % (st, j))
     st, j, _ = ask(url, boot(tcbStatus="\u00e9" * 128, advisoryIds=["\u00e9" * 256]))
     check(st == 200 and j["isAllowed"] is True, "128 UTF-16 units: %s %s" % (st, j))
 

@@ -593,7 +593,9 @@ static bool json_content_type(const char *s, size_t n)
 /* The request's JSON value as hono hands it to zod: {} without a JSON
  * Content-Type; the body decoded as TextDecoder does (BOM dropped, invalid
  * UTF-8 replaced), then parsed. NULL: the body is not JSON (the caller
- * answers 400 "Malformed JSON in request body"). */
+ * answers 400 "Malformed JSON in request body"). JSON.parse's grammar and
+ * values (compose_js_reencode): lone surrogates reach the contract as
+ * U+FFFD, as viem's TextEncoder sends them. */
 static json_t *request_json(struct httpd_req *r)
 {
     size_t ctl = 0, len;
@@ -602,12 +604,15 @@ static json_t *request_json(struct httpd_req *r)
         return json_object();
     const uint8_t *raw = httpd_body(r, &len);
     struct sb text = {0};
+    char *strict = NULL, err[128];
     text_decode(raw, len, &text);
-    json_t *j = text.oom ? NULL
-                         : json_loadb(text.p, text.len,
-                                      JSON_DECODE_ANY | JSON_ALLOW_NUL |
-                                          JSON_DECODE_INT_AS_REAL,
-                                      NULL);
+    json_t *j = NULL;
+    if (!text.oom &&
+        compose_js_reencode(text.p, text.len, &strict, err, sizeof err) == 0)
+        j = json_loadb(
+            strict, strlen(strict),
+            JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, NULL);
+    free(strict);
     free(text.p);
     return j;
 }

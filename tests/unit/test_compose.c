@@ -153,6 +153,27 @@ TEST(javascript_object_semantics)
     return 0;
 }
 
+/* JSON.parse values written back as strict JSON (kms-auth's bodies). */
+TEST(js_reencode)
+{
+    char *out = NULL, err[128];
+    const char *in = "{\"a\":\"x\\ud800\",\"b\":[1e400,-1e400],\"a\":\"y\","
+                     "\"1\":\"\\ud83d\\ude80\"}";
+    ASSERT_EQ(compose_js_reencode(in, strlen(in), &out, err, sizeof err), 0);
+    ASSERT_STR_EQ(out, "{\"1\":\"\xf0\x9f\x9a\x80\",\"a\":\"y\","
+                       "\"b\":[1e308,-1e308]}");
+    free(out);
+    in = "{\"a\":\"\\udc00\"}";
+    ASSERT_EQ(compose_js_reencode(in, strlen(in), &out, err, sizeof err), 0);
+    ASSERT_STR_EQ(out, "{\"a\":\"\xef\xbf\xbd\"}");
+    free(out);
+    ASSERT_EQ(compose_js_reencode("{\"a\":1,}", 8, &out, err, sizeof err),
+              ERR_MALFORMED);
+    ASSERT_EQ(compose_js_reencode("\xef\xbb\xbf{}", 5, &out, err, sizeof err),
+              ERR_MALFORMED); /* JSON.parse takes no BOM */
+    return 0;
+}
+
 TEST(normalization)
 {
     char hex[65], err[256];
@@ -278,7 +299,7 @@ TEST(matches_node_json_stringify)
 }
 
 TEST_LIST(TEST_ENTRY(reference_vectors), TEST_ENTRY(sdk_generated_vectors),
-          TEST_ENTRY(javascript_object_semantics), TEST_ENTRY(normalization),
-          TEST_ENTRY(escaping), TEST_ENTRY(key_order),
-          TEST_ENTRY(numbers_as_javascript_prints_them), TEST_ENTRY(bad_input),
-          TEST_ENTRY(matches_node_json_stringify))
+          TEST_ENTRY(javascript_object_semantics), TEST_ENTRY(js_reencode),
+          TEST_ENTRY(normalization), TEST_ENTRY(escaping),
+          TEST_ENTRY(key_order), TEST_ENTRY(numbers_as_javascript_prints_them),
+          TEST_ENTRY(bad_input), TEST_ENTRY(matches_node_json_stringify))
