@@ -49,6 +49,23 @@ int chaincli_instance_id(const char *s, uint8_t out[32])
     return 0;
 }
 
+void chaincli_instance_name(const uint8_t id[32], char out[67])
+{
+    size_t n = 0;
+    while (n < 32 && id[n] >= 0x20 && id[n] < 0x7f)
+        n++;
+    bool padded = n > 0;
+    for (size_t i = n; i < 32; i++)
+        padded = padded && id[i] == 0;
+    bool hexlike = n >= 2 && id[0] == '0' && (id[1] == 'x' || id[1] == 'X');
+    if (padded && !hexlike) {
+        memcpy(out, id, n);
+        out[n] = '\0';
+    } else {
+        hex_encode(id, 32, 1, out);
+    }
+}
+
 struct ctx {
     uv_loop_t loop;
     struct httpc *http;
@@ -185,7 +202,7 @@ static int print_members(struct ctx *c)
         snprintf(c->msg, sizeof c->msg, "malformed activeMembers() answer");
         return ERR_MALFORMED;
     }
-    printf("%-6s %-66s %s\n", "token", "instance id", "owner");
+    printf("%-6s %-32s %s\n", "token", "instance id", "owner");
     for (size_t i = 0; i < n1; i++) {
         uint64_t id;
         uint8_t addr[20];
@@ -195,9 +212,9 @@ static int print_members(struct ctx *c)
             snprintf(c->msg, sizeof c->msg, "malformed member entry");
             return ERR_MALFORMED;
         }
-        hex_encode(insts + 32 * i, 32, 1, ih);
+        chaincli_instance_name(insts + 32 * i, ih);
         hex_encode(addr, 20, 1, oh);
-        printf("%-6" PRIu64 " %-66s %s\n", id, ih, oh);
+        printf("%-6" PRIu64 " %-32s %s\n", id, ih, oh);
     }
     rv = eth_call(c, "clusterState()", NULL, 0);
     if (rv != 0)

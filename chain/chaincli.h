@@ -17,4 +17,10 @@ int chaincli_main(int argc, char **argv);
  * Solidity's bytes32("node1")). ERR_INVALID otherwise. */
 int chaincli_instance_id(const char *s, uint8_t out[32]);
 
+/* The inverse, for display: the name when id is 1..32 printable ASCII bytes
+ * followed only by zero padding (and not itself "0x..."), else "0x" + 64
+ * hex digits. Either form parses back to id with chaincli_instance_id.
+ * out holds at least 67 bytes. */
+void chaincli_instance_name(const uint8_t id[32], char out[67]);
+
 #endif

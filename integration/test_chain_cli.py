@@ -65,7 +65,8 @@ def test_deploy_mint_register_members():
         check(re.search(r"transaction 0x[0-9a-f]{64} mined in block \d+", out) is not None, "mint %d: %s" % (i, out))
         nft("register", "--instance-id", "node%d" % i, "--token", str(i), key=S["keys"][i])
     out = nft("members").stdout
-    check(len(re.findall(r"^\d+ +0x6e6f6465", out, re.M)) == 3, "three members named node1..3:\n%s" % out)
+    check(re.findall(r"^(\d+) +(node\d) ", out, re.M) == [("1", "node1"), ("2", "node2"), ("3", "node3")],
+          "three members shown by name, node1..3:\n%s" % out)
     check("2 required; 3 active members" in out, "required votes and active count:\n%s" % out)
     check(out.count(S["addrs"][2]) == 1, "owner of token 2 listed")
 
