@@ -10,6 +10,7 @@
 #include "core/node.h"
 #include "core/version.h"
 #include "fsm/fsm.h"
+#include "net/dashboard.h"
 #include "net/httpd.h"
 #include "net/request.h"
 
@@ -26,6 +27,10 @@
 #define FWD_MAX_BODY (1 << 20)
 #define SWEEP_MS 100
 #define FORWARDED_HDR "X-Nftraft-Forwarded"
+
+/* Read-only GET answers may be read by a page of any origin: the dashboard
+ * served by one node polls the other members directly. */
+static const char *const CORS[] = {"Access-Control-Allow-Origin: *", NULL};
 
 static const double BUCKETS[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                  0.05,   0.1,   0.25,   0.5,   1,    2.5,
@@ -567,7 +572,7 @@ static void handle_log(void *data, struct httpd_req *r)
     free(es);
     httpd_respond_json(
         r, 200, json_pack("{s:o,s:I}", "entries", arr, "next", (json_int_t)next),
-        NULL);
+        CORS);
 }
 
 /* ---- GET /status, /members, /metrics ---- */
@@ -613,7 +618,7 @@ static void handle_status(void *data, struct httpd_req *r)
         (json_int_t)fsm_value(a->fsm), "url", a->cfg->advertise_url,
         "version", NFTRAFT_VERSION, "chain", chain ? chain : json_null(),
         "writable_error", refusal ? json_string(refusal) : json_null());
-    httpd_respond_json(r, 200, j, NULL);
+    httpd_respond_json(r, 200, j, CORS);
 }
 
 static void handle_members(void *data, struct httpd_req *r)
@@ -624,7 +629,7 @@ static void handle_members(void *data, struct httpd_req *r)
     json_t *m = a->hooks.members_json ? a->hooks.members_json(a->hooks.data)
                                       : NULL;
     if (m != NULL) {
-        httpd_respond_json(r, 200, m, NULL);
+        httpd_respond_json(r, 200, m, CORS);
         return;
     }
     struct node_status st;
@@ -649,7 +654,7 @@ static void handle_members(void *data, struct httpd_req *r)
     httpd_respond_json(r, 200,
                        json_pack("{s:s,s:o}", "source", "static", "members",
                                  arr),
-                       NULL);
+                       CORS);
 }
 
 struct sbuf {
@@ -741,7 +746,7 @@ static void handle_metrics(void *data, struct httpd_req *r)
                   "nftraft_raft_connections_refused_total %" PRIu64 "\n",
               a->transport ? transport_refused(a->transport) : 0);
     httpd_respond(r, 200, "text/plain; version=0.0.4", b.p ? b.p : "", b.len,
-                  NULL);
+                  CORS);
     free(b.p);
 }
 
@@ -847,6 +852,7 @@ int api_init(struct api **out, uv_loop_t *loop, const struct config *cfg,
     httpd_route(a->httpd, "GET", "/members", handle_members, a);
     httpd_route(a->httpd, "GET", "/metrics", handle_metrics, a);
     httpd_route(a->httpd, "POST", "/fault", handle_fault, a);
+    dashboard_register(a->httpd);
     uv_timer_init(loop, &a->sweep);
     a->sweep.data = a;
     uv_timer_start(&a->sweep, sweep_cb, SWEEP_MS, SWEEP_MS);
@@ -858,8 +864,9 @@ int api_init(struct api **out, uv_loop_t *loop, const struct config *cfg,
         api_close(a, NULL, NULL);
         return rv;
     }
-    LOGI("http", "listening on %s:%d (advertised %s)", cfg->http_host,
-         cfg->http_port, cfg->advertise_url);
+    LOGI("http", "listening on %s:%d (advertised %s; dashboard at %s/)",
+         cfg->http_host, cfg->http_port, cfg->advertise_url,
+         cfg->advertise_url);
     *out = a;
     return 0;
 }
