@@ -2,7 +2,7 @@
 #include "net/dashboard.h"
 #include "net/httpd.h"
 
-#include <stddef.h>
+#include <string.h>
 
 /* Defined by the C file net/dashboard/embed.cmake generates. */
 extern const unsigned char dashboard_index_html[], dashboard_app_js[],
@@ -19,41 +19,44 @@ static const char *const HEADERS[] = {
     "img-src 'self' data:",
     NULL};
 
-static void serve(struct httpd_req *r, const char *type,
-                  const unsigned char *body, size_t len)
+static const char *const PATHS[] = {"/", "/dashboard.js", "/dashboard.css"};
+
+const char *dashboard_file(const char *path, size_t *len, const char **type)
 {
-    httpd_respond(r, 200, type, (const char *)body, len, HEADERS);
+    if (strcmp(path, PATHS[0]) == 0) {
+        *len = dashboard_index_html_len;
+        *type = "text/html; charset=utf-8";
+        return (const char *)dashboard_index_html;
+    }
+    if (strcmp(path, PATHS[1]) == 0) {
+        *len = dashboard_app_js_len;
+        *type = "text/javascript; charset=utf-8";
+        return (const char *)dashboard_app_js;
+    }
+    if (strcmp(path, PATHS[2]) == 0) {
+        *len = dashboard_style_css_len;
+        *type = "text/css; charset=utf-8";
+        return (const char *)dashboard_style_css;
+    }
+    return NULL;
 }
 
-static void handle_index(void *data, struct httpd_req *r)
+static void handle(void *data, struct httpd_req *r)
 {
-    (void)data;
-    serve(r, "text/html; charset=utf-8", dashboard_index_html,
-          dashboard_index_html_len);
-}
-
-static void handle_js(void *data, struct httpd_req *r)
-{
-    (void)data;
-    serve(r, "text/javascript; charset=utf-8", dashboard_app_js,
-          dashboard_app_js_len);
-}
-
-static void handle_css(void *data, struct httpd_req *r)
-{
-    (void)data;
-    serve(r, "text/css; charset=utf-8", dashboard_style_css,
-          dashboard_style_css_len);
+    size_t len;
+    const char *type;
+    const char *body = dashboard_file(data, &len, &type);
+    httpd_respond(r, 200, type, body, len, HEADERS);
 }
 
 int dashboard_register(struct httpd *s)
 {
-    int rv = httpd_route(s, "GET", "/", handle_index, NULL);
-    if (rv == 0)
-        rv = httpd_route(s, "GET", "/dashboard.js", handle_js, NULL);
-    if (rv == 0)
-        rv = httpd_route(s, "GET", "/dashboard.css", handle_css, NULL);
-    return rv;
+    for (size_t i = 0; i < sizeof PATHS / sizeof PATHS[0]; i++) {
+        int rv = httpd_route(s, "GET", PATHS[i], handle, (void *)PATHS[i]);
+        if (rv != 0)
+            return rv;
+    }
+    return 0;
 }
 
 unsigned long dashboard_bytes(void)
