@@ -43,7 +43,8 @@ return {
   inc: {forwarded: q('#inc-result').dataset.forwarded, value: q('#inc-result').dataset.value,
         text: q('#inc-result').textContent},
   members: [...document.querySelectorAll('#members tbody tr')].map((r) => r.children[1].textContent),
-  log_values: [...document.querySelectorAll('#log tbody tr')].map((r) => +r.children[3].textContent),
+  log_values: [...document.querySelectorAll('#log tbody tr')].filter((r) => r.children.length === 6)
+    .map((r) => +r.children[3].textContent),
 };
 """
 

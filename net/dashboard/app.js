@@ -314,6 +314,10 @@ function renderMembers() {
 
 function renderLog() {
   $('log-src').textContent = S.logFrom ? '(from ' + S.logFrom.replace(/^https?:\/\//, '') + ')' : '';
+  if (!S.log.length) {
+    $('log').tBodies[0].replaceChildren(el('tr', null, el('td', {colspan: 6, class: 'muted'}, 'no increments yet')));
+    return;
+  }
   $('log').tBodies[0].replaceChildren(...S.log.slice().reverse().map((e) => el('tr', null,
     el('td', null, e.index), el('td', null, e.term), el('td', null, '+' + e.by),
     el('td', null, e.value), el('td', null, nameOf(e.node)),
