@@ -50,8 +50,8 @@ static bool looks_like_key(const char *s, size_t n)
 
 static bool secret_name(const char *s, size_t n)
 {
-    static const char *const words[] = {"key", "token", "secret", "pass",
-                                        "auth", "sig"};
+    static const char *const words[] = {"key",  "token", "secret",
+                                        "pass", "auth",  "sig"};
     for (size_t w = 0; w < sizeof words / sizeof words[0]; w++) {
         size_t wl = strlen(words[w]);
         for (size_t i = 0; i + wl <= n; i++)
@@ -62,8 +62,7 @@ static bool secret_name(const char *s, size_t n)
 }
 
 /* Copy s[0..n) or the mask when mask is set; counts masks in *count. */
-static void part(struct out *o, const char *s, size_t n, bool mask,
-                 int *count)
+static void part(struct out *o, const char *s, size_t n, bool mask, int *count)
 {
     if (mask) {
         put(o, MASK, strlen(MASK));
@@ -125,8 +124,8 @@ int redact_url(const char *url, char *out, size_t cap)
                 size_t kl = (size_t)(eq - p), vl = n - kl - 1;
                 put(&o, p, kl + 1);
                 part(&o, eq + 1, vl,
-                     vl > 0 && (secret_name(p, kl) ||
-                                looks_like_key(eq + 1, vl)),
+                     vl > 0 &&
+                         (secret_name(p, kl) || looks_like_key(eq + 1, vl)),
                      &count);
             }
             p += n;

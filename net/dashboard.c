@@ -13,8 +13,7 @@ extern const size_t dashboard_index_html_len, dashboard_app_js_len,
 /* The page loads nothing but its own files and talks to the nodes' JSON
  * endpoints (any origin: the other members). */
 static const char *const HEADERS[] = {
-    "Cache-Control: no-cache",
-    "X-Content-Type-Options: nosniff",
+    "Cache-Control: no-cache", "X-Content-Type-Options: nosniff",
     "Content-Security-Policy: default-src 'self'; connect-src *; "
     "img-src 'self' data:",
     NULL};

@@ -30,17 +30,18 @@ TEST(non_printable_ids_stay_hex)
     char out[67];
     static const char *const cases[] = {
         "0xabababababababababababababababababababab", /* kms-auth style */
-        "0x00",           /* all zero */
+        "0x00",                                       /* all zero */
         "0x6e6f6465310041", /* a byte after the padding */
-        "0x6e0a",         /* a control character */
-        "0x6e6f64c3a9",   /* UTF-8, not ASCII */
+        "0x6e0a",           /* a control character */
+        "0x6e6f64c3a9",     /* UTF-8, not ASCII */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         roundtrip(cases[i], out);
         ASSERT(strlen(out) == 66 && out[0] == '0' && out[1] == 'x');
     }
-    ASSERT_STR_EQ(roundtrip("0x6e0a", out),
-                  "0x6e0a000000000000000000000000000000000000000000000000000000000000");
+    ASSERT_STR_EQ(
+        roundtrip("0x6e0a", out),
+        "0x6e0a000000000000000000000000000000000000000000000000000000000000");
     return 0;
 }
 
@@ -50,7 +51,9 @@ TEST(a_name_that_reads_as_hex_stays_hex)
     uint8_t id[32] = {'0', 'x', '1', '2'};
     char out[67];
     chaincli_instance_name(id, out);
-    ASSERT_STR_EQ(out, "0x3078313200000000000000000000000000000000000000000000000000000000");
+    ASSERT_STR_EQ(
+        out,
+        "0x3078313200000000000000000000000000000000000000000000000000000000");
     return 0;
 }
 

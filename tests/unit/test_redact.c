@@ -44,8 +44,7 @@ TEST(userinfo)
 TEST(key_like_path_segments)
 {
     ASSERT_STR_EQ(
-        red("https://mainnet.infura.io/v3/9aa3d95b3bc440fa88ea12eaa4456161",
-            1),
+        red("https://mainnet.infura.io/v3/9aa3d95b3bc440fa88ea12eaa4456161", 1),
         "https://mainnet.infura.io/v3/***");
     ASSERT_STR_EQ(
         red("https://eth-mainnet.g.alchemy.com/v2/AbCdEfGhIjKlMnOpQrSt", 1),
