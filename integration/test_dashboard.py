@@ -265,9 +265,9 @@ def test_status_redacts_rpc_credentials():
     text = json.dumps(C.status(node)) + C.log(node)
     for s in SECRETS:
         check(s not in text, "%r appears in /status or the log" % s)
-    d = wait_for("the page to show node %d back as a follower" % node, lambda: (lambda d: d if any(
-        n["token"] == node and n["ok"] and n["role"] == "follower" for n in d["nodes"]) else None)(dom()), 15)
-    check(d["nodes"] and all(n["ok"] for n in d["nodes"]), "every node answers again: %s" % d["nodes"])
+    wait_for("the page to show node %d back as a follower and every node answering" % node,
+             lambda: (lambda d: len(d["nodes"]) == 3 and all(n["ok"] for n in d["nodes"]) and any(
+                 n["token"] == node and n["role"] == "follower" for n in d["nodes"]))(dom()), 20)
 
 
 def test_clean_shutdown():
