@@ -4,6 +4,7 @@
 #include "chain/hex.h"
 #include "core/err.h"
 #include "core/httpc.h"
+#include "core/redact.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@ struct rpc {
     uv_loop_t *loop;
     struct httpc *http;
     char url[512];
+    char shown[512]; /* url with credentials redacted, for messages */
     unsigned timeout_ms, retries;
     uint64_t next_id;
     struct call *calls; /* pending, for rpc_close */
@@ -48,6 +50,7 @@ int rpc_init(struct rpc **out, uv_loop_t *loop, struct httpc *http,
     r->loop = loop;
     r->http = http;
     snprintf(r->url, sizeof r->url, "%s", url);
+    redact_url(r->url, r->shown, sizeof r->shown);
     r->timeout_ms = timeout_ms;
     r->retries = retries;
     r->next_id = 1;
@@ -116,7 +119,7 @@ static void http_cb(void *data, const struct httpc_resp *resp)
                 return;
             }
         }
-        snprintf(msg, sizeof msg, "%s: %s", c->rpc->url,
+        snprintf(msg, sizeof msg, "%s: %s", c->rpc->shown,
                  resp->err ? resp->errmsg : "HTTP server error");
         finish(c, resp->err ? resp->err : ERR_RPC, NULL, msg);
         return;

@@ -11,6 +11,7 @@
 #include "core/version.h"
 #include "fsm/fsm.h"
 #include "fsm/raftfsm.h"
+#include "net/dashboard.h"
 #include "net/httpd.h"
 #include "net/request.h"
 
@@ -34,6 +35,10 @@
  * for long; above LOG_QUEUE_MAX queued, 503. */
 #define LOG_ROWS_PER_TURN 2000
 #define LOG_QUEUE_MAX 1024
+
+/* Read-only GET answers may be read by a page of any origin: the dashboard
+ * served by one node polls the other members directly. */
+static const char *const CORS[] = {"Access-Control-Allow-Origin: *", NULL};
 
 static const double BUCKETS[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                  0.05,   0.1,   0.25,   0.5,   1,    2.5,
@@ -608,7 +613,7 @@ static void serve_log(struct api *a, struct httpd_req *r, uint64_t from,
     free(es);
     httpd_respond_json(
         r, 200, json_pack("{s:o,s:I}", "entries", arr, "next", (json_int_t)next),
-        NULL);
+        CORS);
 }
 
 static void log_abort_cb(void *data)
@@ -724,7 +729,7 @@ static void handle_status(void *data, struct httpd_req *r)
         (json_int_t)fsm_value(a->fsm), "url", a->cfg->advertise_url,
         "version", NFTRAFT_VERSION, "chain", chain ? chain : json_null(),
         "writable_error", refusal ? json_string(refusal) : json_null());
-    httpd_respond_json(r, 200, j, NULL);
+    httpd_respond_json(r, 200, j, CORS);
 }
 
 static void handle_members(void *data, struct httpd_req *r)
@@ -735,7 +740,7 @@ static void handle_members(void *data, struct httpd_req *r)
     json_t *m = a->hooks.members_json ? a->hooks.members_json(a->hooks.data)
                                       : NULL;
     if (m != NULL) {
-        httpd_respond_json(r, 200, m, NULL);
+        httpd_respond_json(r, 200, m, CORS);
         return;
     }
     struct node_status st;
@@ -760,7 +765,7 @@ static void handle_members(void *data, struct httpd_req *r)
     httpd_respond_json(r, 200,
                        json_pack("{s:s,s:o}", "source", "static", "members",
                                  arr),
-                       NULL);
+                       CORS);
 }
 
 struct sbuf {
@@ -882,7 +887,7 @@ static void handle_metrics(void *data, struct httpd_req *r)
               hs.buffer_refused, a->n_log_queued, a->log_refused, a->n_fwd,
               a->fwd_refused);
     httpd_respond(r, 200, "text/plain; version=0.0.4", b.p ? b.p : "", b.len,
-                  NULL);
+                  CORS);
     free(b.p);
 }
 
@@ -994,6 +999,7 @@ int api_init(struct api **out, uv_loop_t *loop, const struct config *cfg,
     httpd_route(a->httpd, "GET", "/members", handle_members, a);
     httpd_route(a->httpd, "GET", "/metrics", handle_metrics, a);
     httpd_route(a->httpd, "POST", "/fault", handle_fault, a);
+    dashboard_register(a->httpd);
     uv_timer_init(loop, &a->sweep);
     a->sweep.data = a;
     uv_idle_init(loop, &a->log_idle);
@@ -1007,8 +1013,9 @@ int api_init(struct api **out, uv_loop_t *loop, const struct config *cfg,
         api_close(a, NULL, NULL);
         return rv;
     }
-    LOGI("http", "listening on %s:%d (advertised %s)", cfg->http_host,
-         cfg->http_port, cfg->advertise_url);
+    LOGI("http", "listening on %s:%d (advertised %s; dashboard at %s/)",
+         cfg->http_host, cfg->http_port, cfg->advertise_url,
+         cfg->advertise_url);
     *out = a;
     return 0;
 }

@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "core/node.h"
 #include "core/recon.h"
+#include "core/redact.h"
 #include "net/api.h"
 
 #include <errno.h>
@@ -47,6 +48,7 @@ struct chainsync {
     struct wallet *w;
     struct sender *sender;
     uint8_t contract[20], instance[32];
+    char rpc_shown[CONFIG_URL_MAX]; /* --rpc-url, credentials redacted */
     uint64_t chain_id, self;
     struct node *node;
     struct api *api;
@@ -137,10 +139,11 @@ int chainsync_init(struct chainsync **out, uv_loop_t *loop,
     uv_timer_init(loop, &cs->timer);
     cs->timer.data = cs;
     cs->timer_ready = true;
+    redact_url(cfg->rpc_url, cs->rpc_shown, sizeof cs->rpc_shown);
     char addr[43];
     hex_encode(wallet_address(cs->w), 20, 1, addr);
     LOGI("chain", "wallet %s contract %s rpc %s", addr, cfg->contract,
-         cfg->rpc_url);
+         cs->rpc_shown);
     *out = cs;
     return 0;
 }
@@ -374,7 +377,7 @@ int chainsync_discover(struct chainsync *cs, uint64_t *token, char *errmsg,
 {
     cs->calls++;
     if (rpc_chain_id(cs->rpc, discover_chain_cb, cs) != 0) {
-        snprintf(errmsg, errlen, "cannot reach %s", cs->cfg->rpc_url);
+        snprintf(errmsg, errlen, "cannot reach %s", cs->rpc_shown);
         return ERR_RPC;
     }
     while (!cs->discover_done && uv_run(cs->loop, UV_RUN_ONCE))
@@ -401,7 +404,7 @@ int chainsync_discover(struct chainsync *cs, uint64_t *token, char *errmsg,
     }
     if (cs->discover_err != 0) {
         snprintf(errmsg, errlen, "reading contract %s at %s: %s",
-                 cs->cfg->contract, cs->cfg->rpc_url, cs->discover_msg);
+                 cs->cfg->contract, cs->rpc_shown, cs->discover_msg);
         return cs->discover_err;
     }
     if (cs->self == 0) {
@@ -724,7 +727,7 @@ static void verify_cb(void *data, int err, uint64_t id, const char *msg)
     if (id != cs->chain_id) {
         char m[400];
         snprintf(m, sizeof m, "the chain at %.200s has id %" PRIu64 ", the "
-                 "cached view was read on chain %" PRIu64, cs->cfg->rpc_url,
+                 "cached view was read on chain %" PRIu64, cs->rpc_shown,
                  id, cs->chain_id);
         poll_fail(cs, m);
         return;
@@ -795,8 +798,9 @@ static json_t *status_json(void *data)
     bool is_stuck =
         cs->sender != NULL && sender_stuck(cs->sender, stuck, sizeof stuck);
     return json_pack(
-        "{s:b,s:I,s:s,s:I,s:{s:s,s:I},s:I,s:I,s:I,s:I,s:I,s:s?,s:I,s:s?}",
+        "{s:b,s:I,s:s,s:s,s:I,s:{s:s,s:I},s:I,s:I,s:I,s:I,s:I,s:s?,s:I,s:s?}",
         "connected", cs->connected, "chain_id", (json_int_t)cs->chain_id,
+        "rpc_url", cs->rpc_shown,
         "contract", cs->cfg->contract, "block", (json_int_t)cs->block,
         "leader", "address", lh, "token_id", (json_int_t)cs->leader_token,
         "votes_against_leader", (json_int_t)cs->against, "required_votes",
@@ -824,14 +828,15 @@ static json_t *members_json(void *data)
                        : m->token == st.leader_id ? "leader"
                                                   : "follower";
         const struct config_peer *p = config_peer(cs->cfg, m->token);
-        char ih[67], oh[43];
+        char name[67], ih[67], oh[43];
+        chaincli_instance_text(m->instance, name);
         hex_encode(m->instance, 32, 1, ih);
         hex_encode(m->owner, 20, 1, oh);
         json_array_append_new(
-            arr, json_pack("{s:I,s:s,s:s,s:b,s:s,s:s}", "token_id",
-                           (json_int_t)m->token, "instance_id", ih, "owner",
-                           oh, "active", 1, "role", role, "url",
-                           p ? p->http : ""));
+            arr, json_pack("{s:I,s:s,s:s,s:s,s:b,s:s,s:s}", "token_id",
+                           (json_int_t)m->token, "instance_id", name,
+                           "instance_id_hex", ih, "owner", oh, "active", 1,
+                           "role", role, "url", p ? p->http : ""));
     }
     json_t *raft = json_array();
     for (unsigned k = 0; k < ns; k++)
