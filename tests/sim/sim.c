@@ -17,7 +17,10 @@
  *   - partition a pair of servers (both directions, either silently
  *     dropping with saturate or failing sends with disconnect), isolate one
  *     server, open a one-way message-loss window, heal one or all;
- *   - change a server's network latency (reorders messages) or disk latency;
+ *   - change a server's network latency (this reorders its messages); disk
+ *     latency is drawn once per server and seed (2-16 ms): changing it would
+ *     complete appends out of order, which no real disk does and raft_io
+ *     does not allow (raft then counts garbage as persisted);
  *   - change a server's next randomized election timeout;
  *   - submit an increment through raft_apply on a live leader: a new one
  *     (unique `by` = op number + 1; 40% carry an idempotency key) or a retry
@@ -52,7 +55,9 @@
  * `./run.sh test` requires that binary to report violations.
  *
  * Usage: nftraft_sim [--seeds N | --seed S] [--steps K] [--dir D]
- *                    [--fail-fast] [-v]
+ *                    [--fail-fast] [-v] [--trace]
+ * -v prints one line per seed (ops, acks, crashes, ...); --trace adds raft's
+ * own diagnostics (the fixture's tracer) and the FSM's info logs.
  * Exit status 0 when no violation, 1 on violations, 2 on bad usage. */
 #include "core/err.h"
 #include "core/log.h"
@@ -121,6 +126,7 @@ struct sim {
     unsigned steps;
     const char *dir;
     bool verbose;
+    bool trace;
     /* the seed being run */
     uint64_t seed;
     uint64_t rng;
@@ -155,8 +161,9 @@ static void on_abort(int sig)
         char line[200];
         int len = snprintf(line, sizeof line,
                            "\nsim: VIOLATION seed=%llu step=%u servers=%u: "
-                           "aborted (fixture safety check or assert)\n",
-                           (unsigned long long)s->seed, s->step, s->n);
+                           "crashed (signal %d: a fixture safety check, "
+                           "an assert or a memory error)\n",
+                           (unsigned long long)s->seed, s->step, s->n, sig);
         if (len > 0 && write(2, line, (size_t)len) < 0)
             _exit(134);
     }
@@ -287,6 +294,7 @@ static unsigned n_alive(struct sim *s)
 
 /* ---- client ---- */
 
+#ifndef SIM_MUTATION_ACK_BEFORE_COMMIT
 static void record_ack(struct sim *s, struct sim_op *op, int64_t value,
                        uint64_t index, bool duplicate)
 {
@@ -311,6 +319,8 @@ static void record_ack(struct sim *s, struct sim_op *op, int64_t value,
     }
 }
 
+#endif
+
 static void apply_cb(struct raft_apply *req, int status, void *result)
 {
     struct sim_attempt *a = req->data;
@@ -321,6 +331,8 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
     if (status != 0)
         return; /* outcome unknown to the client (e.g. leadership lost) */
     const struct fsm_result *res = result;
+    if (res != NULL && res->entry != req->index)
+        return; /* result slot reused (as net/api.c: outcome unknown) */
     if (res == NULL || res->status != 0) {
         violation(s, "op %lld: entry applied but the FSM rejected it (%d)",
                   (long long)op->by, res ? res->status : -1);
@@ -502,9 +514,8 @@ static void schedule(struct sim *s)
             for (unsigned b = 0; b < s->n; b++)
                 s->srv[a].part[b] = s->srv[a].disc[b] = false;
         net_apply(s);
-    } else if (x < 44) { /* latency: reorders messages, slows disks */
+    } else if (x < 44) { /* network latency: reorders messages */
         raft_fixture_set_network_latency(f, i, 1 + rnd(s, 120));
-        raft_fixture_set_disk_latency(f, i, 1 + rnd(s, 40));
     } else if (x < 48) { /* election timing */
         raft_fixture_set_randomized_election_timeout(f, i, 1000 + rnd(s, 1000));
     } else if (x < 51) { /* store reopen on a crashed server */
@@ -650,7 +661,6 @@ static void final_checks(struct sim *s)
         for (unsigned b = 0; b < s->n; b++)
             s->srv[a].part[b] = s->srv[a].disc[b] = false;
         raft_fixture_set_network_latency(&s->f, a, 15);
-        raft_fixture_set_disk_latency(&s->f, a, 10);
     }
     net_reconnect_all(s);
     for (unsigned i = 0; i < s->n; i++)
@@ -660,8 +670,22 @@ static void final_checks(struct sim *s)
     raft_time start = raft_fixture_time(&s->f);
     while (!converged(s) && !s->failed) {
         if (raft_fixture_time(&s->f) - start > SIM_CONVERGE_MS) {
-            violation(s, "no convergence %u s after healing everything",
-                      SIM_CONVERGE_MS / 1000);
+            char st[400];
+            size_t off = 0;
+            for (unsigned i = 0; i < s->n && off < sizeof st; i++) {
+                struct raft *r = raft_fixture_get(&s->f, i);
+                int w = snprintf(st + off, sizeof st - off,
+                                 " [server %u %s term %llu last %llu commit "
+                                 "%llu applied %llu]",
+                                 i + 1, raft_state_name(raft_state(r)),
+                                 (unsigned long long)raft_current_term(r),
+                                 (unsigned long long)raft_last_index(r),
+                                 (unsigned long long)raft_commit_index(r),
+                                 (unsigned long long)raft_last_applied(r));
+                off += w > 0 ? (size_t)w : 0;
+            }
+            violation(s, "no convergence %u s after healing everything:%s",
+                      SIM_CONVERGE_MS / 1000, st);
             return;
         }
         raft_fixture_step(&s->f);
@@ -776,7 +800,7 @@ static int setup(struct sim *s)
             return ERR_NOMEM;
         struct raft *r = raft_fixture_get(&s->f, i);
         raftfsm_bind(&sv->rf, r);
-        if (!s->verbose)
+        if (!s->trace)
             r->tracer = NULL; /* the fixture's tracer prints raft's info */
         raft_set_snapshot_threshold(r, 8 + rnd(s, 17));
         raft_set_snapshot_trailing(r, 2 + rnd(s, 7));
@@ -826,8 +850,9 @@ static unsigned run_seed(struct sim *s, uint64_t seed)
 {
     const char *dir = s->dir;
     unsigned steps = s->steps;
-    bool verbose = s->verbose;
+    bool verbose = s->verbose, trace = s->trace;
     memset(s, 0, sizeof *s);
+    s->trace = trace;
     s->dir = dir;
     s->steps = steps;
     s->verbose = verbose;
@@ -867,7 +892,7 @@ static unsigned run_seed(struct sim *s, uint64_t seed)
 static void usage(FILE *out)
 {
     fprintf(out, "usage: nftraft_sim [--seeds N | --seed S] [--steps K] "
-                 "[--dir D] [--fail-fast] [-v]\n");
+                 "[--dir D] [--fail-fast] [-v] [--trace]\n");
 }
 
 static bool parse_u64(const char *v, uint64_t *out)
@@ -890,7 +915,7 @@ int main(int argc, char **argv)
         return 2;
     uint64_t seeds = 100, seed = 0, steps = 3000;
     const char *dir = "nftraft-sim.d";
-    bool one = false, fail_fast = false, verbose = false;
+    bool one = false, fail_fast = false, verbose = false, trace = false;
     for (int k = 1; k < argc; k++) {
         const char *a = argv[k], *v = k + 1 < argc ? argv[k + 1] : NULL;
         bool ok = true;
@@ -906,6 +931,8 @@ int main(int argc, char **argv)
             fail_fast = true;
         else if (strcmp(a, "-v") == 0)
             verbose = true;
+        else if (strcmp(a, "--trace") == 0)
+            trace = true;
         else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             usage(stdout);
             free(s);
@@ -924,8 +951,12 @@ int main(int argc, char **argv)
         free(s);
         return 2;
     }
-    log_set_level(verbose ? LOG_INFO : LOG_ERROR);
+    log_set_level(trace ? LOG_INFO : LOG_ERROR);
     signal(SIGABRT, on_abort);
+#ifndef __SANITIZE_ADDRESS__ /* ASan reports these itself, then aborts */
+    signal(SIGSEGV, on_abort);
+    signal(SIGBUS, on_abort);
+#endif
 
     uint64_t first = one ? seed : 1, last = one ? seed : seeds;
     unsigned long long total_steps = 0, n_seeds = 0, violations = 0;
@@ -933,6 +964,7 @@ int main(int argc, char **argv)
         s->dir = dir;
         s->steps = (unsigned)steps;
         s->verbose = verbose;
+        s->trace = trace;
         total_steps += run_seed(s, sd);
         n_seeds++;
         if (s->failed) {
