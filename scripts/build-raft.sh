@@ -8,14 +8,32 @@
 # the Sources index; dpkg-source verifies the .dsc's checksums). A prefix that
 # already holds this version is reused. On Debian 13 (trixie) or later the
 # distribution's libraft-dev is 0.22 already and is installed instead.
+# Local patches (each found by tests/sim, the deterministic simulation):
+# scripts/raft-0.22.1-snapshot-term.patch: the
+# legacy raft_io layer sends an InstallSnapshot whose index comes from a newer
+# snapshot than the one it asked for but whose term is the older one's; the
+# follower then records the wrong term at that index (found by tests/sim,
+# seed 10; the follower later refuses its leader and raft double-frees).
+# scripts/raft-0.22.1-snapshot-pending.patch: when an InstallSnapshot arrives
+# while the node takes its own snapshot, the legacy layer clears the pending
+# install before reading it and dereferences NULL (seed 196, a segfault).
+# scripts/raft-0.22.1-follower-compacted.patch: a follower that compacted its
+# log into its own snapshot rejected an AppendEntries anchored below that
+# snapshot, then took the leader's retry from index 1 as new entries and
+# overwrote its log (seed 9, a crash in the log).
+# scripts/raft-0.22.1-fixture-truncate.patch (test fixture only): the
+# in-memory raft_io truncated at the wrong array position once a snapshot had
+# been installed (tests/sim seed 14, a heap overflow).
+# The Debian 13 path below uses the distribution's library, unpatched.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 VERSION=0.22.1
 DEBREV=0.22.1-1
+BUILD="$DEBREV+nftraft4" # bump when the local patch changes
 prefix="$root/.deps/raft"
 stamp="$prefix/.nftraft-raft-version"
 
-if [[ -f $stamp && $(cat "$stamp") == "$DEBREV" && -f $prefix/lib/libraft.a ]]; then
+if [[ -f $stamp && $(cat "$stamp") == "$BUILD" && -f $prefix/lib/libraft.a ]]; then
   exit 0
 fi
 sudo_=""; [[ $(id -u) -eq 0 ]] || sudo_=sudo
@@ -51,11 +69,14 @@ awk '/^Checksums-Sha256:/{f=1;next} /^[^ ]/{f=0} f&&NF==3{print $1"  "$3}' "$dsc
 (cd "$work" && dpkg-source --no-check -x "$dsc" src >/dev/null)
 
 cd "$work/src"
+for p in snapshot-term snapshot-pending follower-compacted fixture-truncate; do
+  patch -p1 --quiet < "$root/scripts/raft-0.22.1-$p.patch"
+done
 autoreconf -i >/dev/null 2>&1
 ./configure --prefix="$prefix" --disable-shared --enable-static --with-pic \
   --with-lz4 --disable-example --disable-benchmark >/dev/null
 make -j"$(nproc 2>/dev/null || echo 2)" >/dev/null 2>&1 || { make >&2; exit 1; }
 rm -rf "$prefix"
 make install >/dev/null
-echo "$DEBREV" > "$stamp"
+echo "$BUILD" > "$stamp"
 echo "install-deps: raft $VERSION built in $(( $(date +%s) - t0 ))s" >&2
