@@ -21,6 +21,9 @@
 # log into its own snapshot rejected an AppendEntries anchored below that
 # snapshot, then took the leader's retry from index 1 as new entries and
 # overwrote its log (seed 9, a crash in the log).
+# scripts/raft-0.22.1-install-leak.patch: an InstallSnapshot that arrives
+# while another install runs was neither used nor freed (a leak of the whole
+# snapshot per retry; ASan on the simulation).
 # scripts/raft-0.22.1-fixture-truncate.patch (test fixture only): the
 # in-memory raft_io truncated at the wrong array position once a snapshot had
 # been installed (tests/sim seed 14, a heap overflow).
@@ -29,7 +32,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 VERSION=0.22.1
 DEBREV=0.22.1-1
-BUILD="$DEBREV+nftraft4" # bump when the local patch changes
+BUILD="$DEBREV+nftraft5" # bump when the local patch changes
 prefix="$root/.deps/raft"
 stamp="$prefix/.nftraft-raft-version"
 
@@ -69,7 +72,8 @@ awk '/^Checksums-Sha256:/{f=1;next} /^[^ ]/{f=0} f&&NF==3{print $1"  "$3}' "$dsc
 (cd "$work" && dpkg-source --no-check -x "$dsc" src >/dev/null)
 
 cd "$work/src"
-for p in snapshot-term snapshot-pending follower-compacted fixture-truncate; do
+for p in snapshot-term snapshot-pending follower-compacted install-leak \
+         fixture-truncate; do
   patch -p1 --quiet < "$root/scripts/raft-0.22.1-$p.patch"
 done
 autoreconf -i >/dev/null 2>&1
