@@ -29,6 +29,10 @@
  * (2-8), so snapshots are taken often and lagging servers get InstallSnapshot.
  * After the K steps the network is healed, every server revived, and the
  * cluster stepped until all servers applied everything (the final checks).
+ * A cluster that does not converge within 120 simulated seconds prints a
+ * "sim: STALL" line (liveness, not one of the invariants below; --strict
+ * counts it as a violation) and the final checks cover what each server
+ * applied.
  *
  * Invariants, checked after every step:
  *   1. at most one leader per term (over the whole run, not only at once);
@@ -622,8 +626,8 @@ static void check_step(struct sim *s)
             return;
         }
         if (la > raft_last_applied(raft_fixture_get(&s->f, i))) {
-            violation(s, "server %u: store applied %llu, raft only %llu",
-                      i + 1, (unsigned long long)la,
+            violation(s, "server %u: store applied %llu, raft only %llu", i + 1,
+                      (unsigned long long)la,
                       (unsigned long long)raft_last_applied(
                           raft_fixture_get(&s->f, i)));
             return;
@@ -714,8 +718,8 @@ static void final_checks(struct sim *s)
     for (unsigned i = 0; i < s->n && !s->failed; i++) {
         struct fsm *st = s->srv[i].state;
         uint64_t la = fsm_last_applied(st);
-        if (!s->stalled && (fsm_value(st) != fsm_value(s0) ||
-                            la != fsm_last_applied(s0)))
+        if (!s->stalled &&
+            (fsm_value(st) != fsm_value(s0) || la != fsm_last_applied(s0)))
             violation(s,
                       "after convergence server %u has value %lld at %llu, "
                       "server 1 value %lld at %llu",
@@ -737,32 +741,34 @@ static void final_checks(struct sim *s)
                 if (by >= 1 && by <= (int64_t)s->n_ops)
                     count[by]++;
                 else
-                    violation(s, "server %u: unknown increment by=%lld",
-                              i + 1, (long long)by);
+                    violation(s, "server %u: unknown increment by=%lld", i + 1,
+                              (long long)by);
             }
             from = next;
         }
         for (unsigned k = 0; k < s->n_ops && !s->failed; k++) {
             struct sim_op *op = &s->ops[k];
             if (count[op->by] > 1)
-                violation(s, "server %u: increment by=%lld%s%s applied %u "
-                          "times", i + 1, (long long)op->by,
-                          op->key[0] ? " key=" : "", op->key,
-                          count[op->by]);
+                violation(s,
+                          "server %u: increment by=%lld%s%s applied %u "
+                          "times",
+                          i + 1, (long long)op->by, op->key[0] ? " key=" : "",
+                          op->key, count[op->by]);
             else if (op->acked && op->ack_index <= la && count[op->by] == 0)
-                violation(s, "server %u: acknowledged increment by=%lld "
-                          "(index %llu) is not in the op log", i + 1,
-                          (long long)op->by,
+                violation(s,
+                          "server %u: acknowledged increment by=%lld "
+                          "(index %llu) is not in the op log",
+                          i + 1, (long long)op->by,
                           (unsigned long long)op->ack_index);
             else if (op->acked && op->ack_has_value && op->key[0] &&
                      op->ack_index <= la) {
                 struct fsm_result r;
                 if (fsm_lookup(st, op->key, &r) != 0 ||
                     r.index != op->ack_index || r.value != op->ack_value)
-                    violation(s, "server %u: key %s not recorded as "
+                    violation(s,
+                              "server %u: key %s not recorded as "
                               "acknowledged (index %llu value %lld)",
-                              i + 1, op->key,
-                              (unsigned long long)op->ack_index,
+                              i + 1, op->key, (unsigned long long)op->ack_index,
                               (long long)op->ack_value);
             }
         }
@@ -772,8 +778,10 @@ static void final_checks(struct sim *s)
         s->ops[k].verified = false;
         check_ack(s, &s->ops[k]);
         if (s->ops[k].acked && !s->ops[k].verified && !s->failed)
-            violation(s, "acknowledged increment by=%lld: index %llu holds "
-                      "no increment", (long long)s->ops[k].by,
+            violation(s,
+                      "acknowledged increment by=%lld: index %llu holds "
+                      "no increment",
+                      (long long)s->ops[k].by,
                       (unsigned long long)s->ops[k].ack_index);
     }
 }
@@ -782,8 +790,7 @@ static void final_checks(struct sim *s)
 
 static void remove_files(const char *path)
 {
-    static const char *const sfx[] = {"", "-wal", "-shm", "-lock",
-                                      "-journal"};
+    static const char *const sfx[] = {"", "-wal", "-shm", "-lock", "-journal"};
     char p[720];
     for (size_t k = 0; k < sizeof sfx / sizeof sfx[0]; k++) {
         snprintf(p, sizeof p, "%s%s", path, sfx[k]);
@@ -890,15 +897,15 @@ static unsigned run_seed(struct sim *s, uint64_t seed)
             final_checks(s);
     }
     if (s->verbose)
-        fprintf(stderr,
-                "sim: seed %llu servers %u steps %u time %llums: ops %u "
-                "acks %u kills %u partitions %u reopens %u max leader term %llu "
-                "%s\n",
-                (unsigned long long)seed, s->n, done,
-                (unsigned long long)raft_fixture_time(&s->f), s->n_ops,
-                s->n_acks, s->n_kills, s->n_parts, s->n_reopens,
-                (unsigned long long)s->max_term,
-                s->failed ? "VIOLATION" : "ok");
+        fprintf(
+            stderr,
+            "sim: seed %llu servers %u steps %u time %llums: ops %u "
+            "acks %u kills %u partitions %u reopens %u max leader term %llu "
+            "%s\n",
+            (unsigned long long)seed, s->n, done,
+            (unsigned long long)raft_fixture_time(&s->f), s->n_ops, s->n_acks,
+            s->n_kills, s->n_parts, s->n_reopens,
+            (unsigned long long)s->max_term, s->failed ? "VIOLATION" : "ok");
     teardown(s);
     sim_current = NULL;
     return done;
@@ -977,8 +984,7 @@ int main(int argc, char **argv)
 #endif
 
     uint64_t first = one ? seed : 1, last = one ? seed : seeds;
-    unsigned long long total_steps = 0, n_seeds = 0, violations = 0,
-                       stalls = 0;
+    unsigned long long total_steps = 0, n_seeds = 0, violations = 0, stalls = 0;
     for (uint64_t sd = first; sd <= last; sd++) {
         s->dir = dir;
         s->steps = (unsigned)steps;
