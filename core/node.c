@@ -339,16 +339,8 @@ static int check_leader(struct node *n)
 static void apply_cb(struct raft_apply *req, int status, void *result)
 {
     struct node_req *nr = req->data;
-    /* The FSM's result slot starts with the index it holds (node.h); a
-     * slot reused by a later entry means this result is gone: the entry
-     * applied, but what it returned is unknown. */
-    if (status == 0 && (result == NULL || *(const uint64_t *)result != req->index)) {
-        LOGW("raft", "apply result for index %llu was overwritten",
-             (unsigned long long)req->index);
-        status = RAFT_LEADERSHIPLOST;
-    }
     nr->apply_cb(nr->data, status == 0 ? 0 : map_raft_err(status),
-                 status == 0 ? result : NULL);
+                 req->index, status == 0 ? result : NULL);
     free(nr);
 }
 

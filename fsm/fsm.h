@@ -33,6 +33,7 @@ struct fsm_result {
     int64_t value;  /* counter value right after this increment */
     uint64_t index; /* raft index the increment was applied at */
     bool duplicate; /* the key was applied before: value/index are the first */
+    uint64_t entry; /* raft index of the entry this answers (set by raftfsm) */
 };
 
 /* One row of the op log, as GET /log shows it. */

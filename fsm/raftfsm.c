@@ -12,16 +12,16 @@ static int rf_apply(struct raft_fsm *f, const struct raft_buffer *buf,
     struct raftfsm *rf = f->data;
     /* raft advances last_applied right after apply returns. */
     uint64_t index = raft_last_applied(rf->raft) + 1;
-    struct raftfsm_result *slot = &rf->results[index % RAFTFSM_RESULTS];
-    memset(slot, 0, sizeof *slot);
-    slot->at = index;
-    int rv = fsm_apply(rf->state, index, buf->base, buf->len, &slot->res);
-    *result = slot;
+    struct fsm_result *res = &rf->results[index % RAFTFSM_RESULTS];
+    memset(res, 0, sizeof *res);
+    int rv = fsm_apply(rf->state, index, buf->base, buf->len, res);
+    res->entry = index;
+    *result = res;
     if (rv == ERR_MALFORMED) {
         /* Every replica skips the same bytes the same way. */
         LOGW("fsm", "skipped malformed entry index=%llu len=%zu",
              (unsigned long long)index, buf->len);
-        slot->res.status = ERR_MALFORMED;
+        res->status = ERR_MALFORMED;
         return 0;
     }
     if (rv != 0) {

@@ -1,11 +1,13 @@
 /* raftfsm.h - adapts the counter state machine (fsm.h) to struct raft_fsm.
  *
- * apply() records each result in a ring slot keyed by the entry's index and
- * hands raft a pointer to it; raft 0.22 fires apply callbacks later, after
- * the whole committed batch is applied, so a single shared result would be
- * overwritten. No allocation happens per entry, and followers (whose results
- * nobody reads) free nothing. A slot is reused RAFTFSM_RESULTS entries later;
- * a reader checks `at` against its own entry's index (core/node.c does). */
+ * apply() records each result in the adapter, in a ring slot chosen by the
+ * entry's raft index, so no allocation happens per entry. raft 0.22 fires
+ * apply callbacks later than apply() runs (a whole batch of entries may be
+ * applied first), so a result pointer stays valid until RAFTFSM_RESULTS more
+ * entries are applied: a callback must check that result->entry is its own
+ * request's index and otherwise treat the outcome as unknown.
+ * Snapshots use raft_fsm version 3: the op log is serialized on a worker
+ * thread, never on the loop. */
 #ifndef NFTRAFT_RAFTFSM_H
 #define NFTRAFT_RAFTFSM_H
 
@@ -13,20 +15,13 @@
 
 #include "fsm/fsm.h"
 
-#define RAFTFSM_RESULTS 4096
-
-/* One apply's result. `at` comes first: node.c reads it to check the slot
- * still holds its entry's result. */
-struct raftfsm_result {
-    uint64_t at;           /* raft index of the entry this slot holds */
-    struct fsm_result res;
-};
+#define RAFTFSM_RESULTS 4096 /* apply results kept for the callbacks */
 
 struct raftfsm {
     struct raft_fsm fsm;      /* pass &rf->fsm to raft */
     struct fsm *state;        /* not owned */
     struct raft *raft;        /* set before raft_start (for the index) */
-    struct raftfsm_result results[RAFTFSM_RESULTS]; /* by index % size */
+    struct fsm_result results[RAFTFSM_RESULTS]; /* by raft index */
     int fatal;                /* ERR_IO once SQLite failed: stop the node */
     struct fsm_snap *snap;    /* the snapshot being taken, if any */
     int snap_rv;              /* its serialization's result (worker) */

@@ -371,12 +371,17 @@ static void pending_finish(struct pending *p)
     free(p);
 }
 
-static void increment_applied(void *data, int status, void *result)
+static void increment_applied(void *data, int status, uint64_t index,
+                              void *result)
 {
     struct pending *p = data;
     struct api *a = p->api;
-    const struct fsm_result *res =
-        result ? &((const struct raftfsm_result *)result)->res : NULL;
+    const struct fsm_result *res = result;
+    /* raftfsm keeps the last RAFTFSM_RESULTS results; an older one was
+     * overwritten: the entry applied, but its answer is gone. */
+    bool lost = status == 0 && (res == NULL || res->entry != index);
+    if (lost)
+        status = ERR_UNKNOWN;
     if (p->http != NULL) {
         if (status == 0 && res->status == 0) {
             a->increments_total++;
@@ -394,7 +399,10 @@ static void increment_applied(void *data, int status, void *result)
         } else {
             a->increments_failed++;
             reply_error(p->http, 503, "unknown", "1",
-                        status == ERR_SHUTDOWN
+                        lost ? "the increment applied but its result was "
+                               "overwritten: retry with the same "
+                               "Idempotency-Key to read it"
+                        : status == ERR_SHUTDOWN
                             ? "node shutting down; the increment may still "
                               "commit: retry with the same Idempotency-Key"
                             : "leadership lost; the increment may still "
