@@ -177,6 +177,12 @@ void config_usage(void *stream)
 "  --heartbeat-timeout MS    raft heartbeat interval (default 40)\n"
 "  --snapshot-threshold N    entries between snapshots (default 16384)\n"
 "  --snapshot-trailing N     entries kept after a snapshot (default 4096)\n"
+"  --log-retention N         op-log rows kept: the newest N indexes (default\n"
+"                            10000; 0 keeps all). GET /log starts there\n"
+"  --key-retention N         an Idempotency-Key is remembered for N log\n"
+"                            indexes after the entry that applied it\n"
+"                            (default 100000; 0 = forever). The leader's\n"
+"                            value is written in each entry\n"
 "  --install-snapshot-timeout MS\n"
 "                            leader resends a snapshot a follower has not\n"
 "                            acknowledged after MS (default 5000; raft's own\n"
@@ -225,6 +231,7 @@ enum {
     OPT_HEARTBEAT, OPT_SNAP_THRESHOLD, OPT_SNAP_TRAILING, OPT_MAX_BODY,
     OPT_FWD_TIMEOUT, OPT_APPLY_TIMEOUT, OPT_LOG_LEVEL, OPT_FAULT, OPT_HELP,
     OPT_VERSION, OPT_JOIN, OPT_CHAIN_POLL, OPT_PING, OPT_SNAP_TIMEOUT,
+    OPT_LOG_RETENTION, OPT_KEY_RETENTION,
 };
 
 int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
@@ -246,6 +253,8 @@ int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
         {"snapshot-threshold", required_argument, NULL, OPT_SNAP_THRESHOLD},
         {"snapshot-trailing", required_argument, NULL, OPT_SNAP_TRAILING},
         {"install-snapshot-timeout", required_argument, NULL, OPT_SNAP_TIMEOUT},
+        {"log-retention", required_argument, NULL, OPT_LOG_RETENTION},
+        {"key-retention", required_argument, NULL, OPT_KEY_RETENTION},
         {"max-body", required_argument, NULL, OPT_MAX_BODY},
         {"forward-timeout", required_argument, NULL, OPT_FWD_TIMEOUT},
         {"apply-timeout", required_argument, NULL, OPT_APPLY_TIMEOUT},
@@ -266,6 +275,10 @@ int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
      * 1024 that was the whole p99. */
     cfg->snapshot_threshold = 16384;
     cfg->snapshot_trailing = 4096;
+    /* Bounded state: snapshots carry this window, and raft 0.22 takes
+     * them on the loop. */
+    cfg->log_retention = 10000;
+    cfg->key_retention = 100000;
     cfg->install_snapshot_timeout_ms = 5000;
     cfg->max_body = 65536;
     cfg->forward_timeout_ms = 5000;
@@ -357,6 +370,18 @@ int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
             if (config_parse_u64(a, 0, 100000000, &v) != 0)
                 return fail(errmsg, errlen, "--snapshot-trailing: want >= 0");
             cfg->snapshot_trailing = (unsigned)v;
+            break;
+        case OPT_LOG_RETENTION:
+            if (config_parse_u64(a, 0, 1000000000, &v) != 0)
+                return fail(errmsg, errlen,
+                            "--log-retention: want 0..1000000000 rows");
+            cfg->log_retention = v;
+            break;
+        case OPT_KEY_RETENTION:
+            if (config_parse_u64(a, 0, 1000000000, &v) != 0)
+                return fail(errmsg, errlen,
+                            "--key-retention: want 0..1000000000 indexes");
+            cfg->key_retention = v;
             break;
         case OPT_SNAP_TIMEOUT:
             if (config_parse_u64(a, 100, 600000, &v) != 0)

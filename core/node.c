@@ -327,7 +327,7 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
 {
     struct node_req *nr = req->data;
     nr->apply_cb(nr->data, status == 0 ? 0 : map_raft_err(status),
-                 status == 0 ? result : NULL);
+                 req->index, status == 0 ? result : NULL);
     free(nr);
 }
 

@@ -63,12 +63,15 @@ unsigned node_servers(struct node *n, struct node_server *out, unsigned cap);
 void node_on_change(struct node *n, void (*cb)(void *data), void *data);
 
 /* Propose bytes as one command entry (copied, zero-padded to a multiple of
- * 8 bytes as raft 0.15's segment loader needs). cb(data, status, result):
- * status 0 with the FSM's result pointer (valid only during the callback);
+ * 8 bytes as raft 0.15's segment loader needs). cb(data, status, index,
+ * result): status 0 with the entry's raft index and the FSM's result pointer
+ * (valid only during the callback; the FSM may reuse it, so check that it
+ * is this index's);
  * ERR_UNKNOWN when leadership was lost after the entry was appended (it may
  * still commit); ERR_SHUTDOWN when the node closes. Returns ERR_NOTLEADER or
  * ERR_BUSY (leader not ready yet) and then the callback never fires. */
-typedef void (*node_apply_cb)(void *data, int status, void *result);
+typedef void (*node_apply_cb)(void *data, int status, uint64_t index,
+                              void *result);
 int node_apply(struct node *n, const void *bytes, size_t len,
                node_apply_cb cb, void *data);
 

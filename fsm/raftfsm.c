@@ -10,16 +10,16 @@ static int rf_apply(struct raft_fsm *f, const struct raft_buffer *buf,
                     void **result)
 {
     struct raftfsm *rf = f->data;
-    /* raft 0.15 advances last_applied right after apply returns. */
+    /* raft advances last_applied right after apply returns. */
     uint64_t index = raft_last_applied(rf->raft) + 1;
-    memset(&rf->last, 0, sizeof rf->last);
-    int rv = fsm_apply(rf->state, index, buf->base, buf->len, &rf->last);
-    *result = &rf->last;
+    struct fsm_result *res = &rf->ring[index % RAFTFSM_RING];
+    int rv = fsm_apply(rf->state, index, buf->base, buf->len, res);
+    *result = res;
     if (rv == ERR_MALFORMED) {
         /* Every replica skips the same bytes the same way. */
         LOGW("fsm", "skipped malformed entry index=%llu len=%zu",
              (unsigned long long)index, buf->len);
-        rf->last.status = ERR_MALFORMED;
+        res->status = ERR_MALFORMED;
         return 0;
     }
     if (rv != 0) {
@@ -136,7 +136,32 @@ void raftfsm_init(struct raftfsm *rf, struct fsm *state)
     rf->fsm.snapshot_async = rf_snapshot_async;
 }
 
-void raftfsm_bind(struct raftfsm *rf, struct raft *raft)
+static void flush_cb(uv_check_t *h)
+{
+    struct raftfsm *rf = h->data;
+    if (rf->fatal != 0 || rf->state == NULL)
+        return;
+    int rv = fsm_flush(rf->state);
+    if (rv != 0) {
+        LOGE("fsm", "commit failed: %s", fsm_errmsg(rf->state));
+        rf->fatal = rv;
+    }
+}
+
+void raftfsm_bind(struct raftfsm *rf, struct raft *raft, uv_loop_t *loop)
 {
     rf->raft = raft;
+    uv_check_init(loop, &rf->flush);
+    rf->flush.data = rf;
+    uv_check_start(&rf->flush, flush_cb);
+    uv_unref((uv_handle_t *)&rf->flush);
+    rf->flush_started = true;
+}
+
+void raftfsm_close(struct raftfsm *rf)
+{
+    if (!rf->flush_started)
+        return;
+    rf->flush_started = false;
+    uv_close((uv_handle_t *)&rf->flush, NULL);
 }
