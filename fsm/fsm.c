@@ -3,6 +3,7 @@
  * entry; msgpack entries and snapshots, both versioned. */
 #include "fsm/fsm.h"
 #include "core/err.h"
+#include "core/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -77,6 +78,8 @@ struct fsm {
     sqlite3_stmt *rst[RS_COUNT];
     struct fsm_snap snap;
     bool snap_busy;
+    bool unsynced; /* synchronous=OFF, guarded by the boot-id marker */
+    char boot[64];
     int lock_fd;
     char path[512];
     int64_t value;
@@ -336,6 +339,8 @@ static int load(struct fsm *f)
     return 0;
 }
 
+static void guard_close(struct fsm *f);
+
 void fsm_close(struct fsm *f)
 {
     if (f == NULL)
@@ -347,6 +352,12 @@ void fsm_close(struct fsm *f)
     for (int i = 0; i < RS_COUNT; i++)
         sqlite3_finalize(f->rst[i]);
     sqlite3_close(f->rdb);
+    f->rdb = NULL;
+    memset(f->rst, 0, sizeof f->rst);
+    guard_close(f);
+    for (int i = 0; i < RS_COUNT; i++)
+        sqlite3_finalize(f->rst[i]);
+    sqlite3_close(f->rdb);
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(f->st[i]);
     sqlite3_close(f->db);
@@ -355,8 +366,105 @@ void fsm_close(struct fsm *f)
     free(f);
 }
 
+/* ---- durability ----
+ * state.db is written with PRAGMA synchronous=OFF: SQLite never fsyncs,
+ * not even at checkpoints, so no fsync ever runs on the loop (the WAL
+ * checkpoint's fdatasync was the largest stall left). This is sound because
+ * state.db is not the durable record: raft's log and snapshots are (raft
+ * fsyncs them), and the FSM is rebuilt from them (restore of raft's latest
+ * snapshot, then its log) whenever state.db is behind. A process crash
+ * loses nothing the kernel has (its page cache survives); only an
+ * operating-system crash or power loss can leave state.db torn. That case
+ * is detected: the "-lock" sidecar holds "nftraft-state v1 BOOT_ID dirty"
+ * (written and fsynced before any unsynced write, BOOT_ID being the
+ * kernel's boot id) and "... clean" after fsm_close has checkpointed and
+ * fsynced the file. At open, "dirty" under another boot id means the
+ * machine went down with unsynced writes: state.db (and its -wal/-shm) is
+ * moved aside to state.db.unsynced-UNIXTIME, kept for inspection, a warning
+ * is logged, and the node starts from an empty state that raft refills.
+ * Without a readable boot id the file is written with synchronous=NORMAL
+ * (checkpoints fsync) instead. */
+static bool boot_id(char *out, size_t cap)
+{
+    FILE *fp = fopen("/proc/sys/kernel/random/boot_id", "r");
+    if (fp == NULL)
+        return false;
+    bool ok = fgets(out, (int)cap, fp) != NULL;
+    fclose(fp);
+    if (!ok)
+        return false;
+    out[strcspn(out, "\n")] = '\0';
+    return out[0] != '\0' && strchr(out, ' ') == NULL;
+}
+
+static int write_marker(struct fsm *f, const char *boot, const char *state)
+{
+    char buf[160];
+    int n = snprintf(buf, sizeof buf, "nftraft-state v1 %s %s\n", boot, state);
+    if (ftruncate(f->lock_fd, 0) != 0 ||
+        pwrite(f->lock_fd, buf, (size_t)n, 0) != n ||
+        fdatasync(f->lock_fd) != 0)
+        return ERR_IO;
+    return 0;
+}
+
+static int guard_open(struct fsm *f, char *errmsg, size_t errlen)
+{
+    char cur[64], buf[160], boot[64] = "", state[16] = "";
+    if (!boot_id(cur, sizeof cur))
+        return 0; /* f->unsynced stays false: synchronous=NORMAL */
+    ssize_t n = pread(f->lock_fd, buf, sizeof buf - 1, 0);
+    buf[n > 0 ? n : 0] = '\0';
+    if (sscanf(buf, "nftraft-state v1 %63s %15s", boot, state) == 2 &&
+        strcmp(state, "dirty") == 0 && strcmp(boot, cur) != 0 &&
+        access(f->path, F_OK) == 0) {
+        char aside[sizeof f->path + 64], from[sizeof f->path + 8];
+        long now = (long)time(NULL);
+        static const char *const sfx[] = {"", "-wal", "-shm"};
+        for (int i = 0; i < 3; i++) {
+            snprintf(from, sizeof from, "%s%s", f->path, sfx[i]);
+            snprintf(aside, sizeof aside, "%s.unsynced-%ld%s", f->path, now,
+                     sfx[i]);
+            if (rename(from, aside) != 0 && errno != ENOENT) {
+                snprintf(errmsg, errlen, "cannot move %s aside: %s", from,
+                         strerror(errno));
+                return ERR_IO;
+            }
+        }
+        LOGW("fsm", "the machine restarted (boot id %s, now %s) while %s had "
+             "unsynced writes: moved it aside to %s.unsynced-%ld; starting "
+             "from an empty state that raft's snapshot and log refill",
+             boot, cur, f->path, f->path, now);
+    }
+    if (write_marker(f, cur, "dirty") != 0) {
+        snprintf(errmsg, errlen, "cannot write %s-lock: %s", f->path,
+                 strerror(errno));
+        return ERR_IO;
+    }
+    snprintf(f->boot, sizeof f->boot, "%s", cur);
+    f->unsynced = true;
+    return 0;
+}
+
+/* Make state.db durable and mark it clean (fsm_close). */
+static void guard_close(struct fsm *f)
+{
+    if (!f->unsynced || f->db == NULL)
+        return;
+    if (exec(f, "PRAGMA synchronous = FULL") == SQLITE_OK &&
+        exec(f, "PRAGMA wal_checkpoint(TRUNCATE)") == SQLITE_OK) {
+        int fd = open(f->path, O_RDONLY | O_CLOEXEC);
+        bool ok = fd >= 0 && fsync(fd) == 0;
+        if (fd >= 0)
+            close(fd);
+        if (ok)
+            write_marker(f, f->boot, "clean");
+    }
+}
+
 int fsm_open(struct fsm **out, const char *path, char *errmsg, size_t errlen)
 {
+    int rv0;
     if (!sqlite3_threadsafe()) { /* snapshots are read on a worker thread */
         snprintf(errmsg, errlen, "this SQLite (%s) was built without thread "
                  "safety (SQLITE_THREADSAFE=0)", sqlite3_libversion());
@@ -390,6 +498,11 @@ int fsm_open(struct fsm **out, const char *path, char *errmsg, size_t errlen)
         free(f);
         return busy ? ERR_BUSY : ERR_IO;
     }
+    rv0 = guard_open(f, errmsg, errlen);
+    if (rv0 != 0) {
+        fsm_close(f);
+        return rv0;
+    }
     /* Refuse anything that is not an SQLite file before SQLite touches it. */
     FILE *fp = fopen(path, "rb");
     if (fp != NULL) {
@@ -421,7 +534,8 @@ int fsm_open(struct fsm **out, const char *path, char *errmsg, size_t errlen)
     sqlite3_busy_timeout(f->db, 5000);
     rc = exec(f, "PRAGMA journal_mode = WAL");
     if (rc == SQLITE_OK)
-        rc = exec(f, "PRAGMA synchronous = NORMAL");
+        rc = exec(f, f->unsynced ? "PRAGMA synchronous = OFF"
+                                 : "PRAGMA synchronous = NORMAL");
     if (rc != SQLITE_OK) {
         rv = open_error(f, rc);
         goto err;
