@@ -451,8 +451,11 @@ static void guard_close(struct fsm *f)
 {
     if (!f->unsynced || f->db == NULL)
         return;
+    /* The reader is closed by now: a TRUNCATE checkpoint copies the whole
+     * WAL into state.db and fsyncs it (synchronous=FULL), or fails. */
     if (exec(f, "PRAGMA synchronous = FULL") == SQLITE_OK &&
-        exec(f, "PRAGMA wal_checkpoint(TRUNCATE)") == SQLITE_OK) {
+        sqlite3_wal_checkpoint_v2(f->db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
+                                  NULL, NULL) == SQLITE_OK) {
         int fd = open(f->path, O_RDONLY | O_CLOEXEC);
         bool ok = fd >= 0 && fsync(fd) == 0;
         if (fd >= 0)
