@@ -24,9 +24,19 @@
 #define BATCH_MAX 512 /* applies per SQLite transaction at most */
 
 enum {
-    ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_INS_LOG, ST_INS_KEY, ST_SET_STATE,
-    ST_GET_KEY, ST_GET_LOG, ST_LOG_RANGE, ST_PRUNE_LOG, ST_PRUNE_KEYS,
-    ST_FIRST, ST_COUNT
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_INS_LOG,
+    ST_INS_KEY,
+    ST_SET_STATE,
+    ST_GET_KEY,
+    ST_GET_LOG,
+    ST_LOG_RANGE,
+    ST_PRUNE_LOG,
+    ST_PRUNE_KEYS,
+    ST_FIRST,
+    ST_COUNT
 };
 
 static const char *const SQL[ST_COUNT] = {
@@ -431,7 +441,8 @@ static int guard_open(struct fsm *f, char *errmsg, size_t errlen)
                 return ERR_IO;
             }
         }
-        LOGW("fsm", "the machine restarted (boot id %s, now %s) while %s had "
+        LOGW("fsm",
+             "the machine restarted (boot id %s, now %s) while %s had "
              "unsynced writes: moved it aside to %s.unsynced-%ld; starting "
              "from an empty state that raft's snapshot and log refill",
              boot, cur, f->path, f->path, now);
@@ -454,8 +465,8 @@ static void guard_close(struct fsm *f)
     /* The reader is closed by now: a TRUNCATE checkpoint copies the whole
      * WAL into state.db and fsyncs it (synchronous=FULL), or fails. */
     if (exec(f, "PRAGMA synchronous = FULL") == SQLITE_OK &&
-        sqlite3_wal_checkpoint_v2(f->db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
-                                  NULL, NULL) == SQLITE_OK) {
+        sqlite3_wal_checkpoint_v2(f->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL,
+                                  NULL) == SQLITE_OK) {
         int fd = open(f->path, O_RDONLY | O_CLOEXEC);
         bool ok = fd >= 0 && fsync(fd) == 0;
         if (fd >= 0)

@@ -8,10 +8,11 @@
  * the op log keeps the newest `retention` indexes (fsm_set_retention), and
  * an idempotency key expires key_retention indexes after the entry that
  * applied it (key_retention is carried in each entry, so every replica
- * expires the same keys at the same index). This module knows nothing of libuv, raft or HTTP: core/
- * wraps it into a struct raft_fsm. A struct fsm is not thread-safe: all
- * functions run on its owner's thread, except fsm_snapshot_write (below).
- * One process at a time: the file's "-lock" sidecar is flock()ed. */
+ * expires the same keys at the same index). This module knows nothing of libuv,
+ * raft or HTTP: core/ wraps it into a struct raft_fsm. A struct fsm is not
+ * thread-safe: all functions run on its owner's thread, except
+ * fsm_snapshot_write (below). One process at a time: the file's "-lock" sidecar
+ * is flock()ed. */
 #ifndef NFTRAFT_FSM_H
 #define NFTRAFT_FSM_H
 

@@ -96,7 +96,8 @@ static int rf_snapshot_finalize(struct raft_fsm *f, struct raft_buffer *bufs[],
     if (rf->snap_rv != 0)
         LOGE("fsm", "snapshot failed: %s", fsm_snapshot_errmsg(rf->snap));
     else if (bytes > 0)
-        LOGI("fsm", "snapshot taken last_applied=%llu bytes=%zu rows=%llu "
+        LOGI("fsm",
+             "snapshot taken last_applied=%llu bytes=%zu rows=%llu "
              "keys=%llu write_ms=%.1f",
              (unsigned long long)last, bytes, (unsigned long long)rows,
              (unsigned long long)keys, ms);

@@ -24,7 +24,7 @@ struct raftfsm {
     struct fsm *state;        /* not owned */
     struct raft *raft;        /* set before raft_start (for the index) */
     struct fsm_result ring[RAFTFSM_RING]; /* results, by index % RING */
-    uv_check_t flush;         /* commits the batch each loop iteration */
+    uv_check_t flush; /* commits the batch each loop iteration */
     bool flush_started;
     int fatal;                /* ERR_IO once SQLite failed: stop the node */
     struct fsm_snap *snap;    /* the snapshot being taken, if any */

@@ -382,7 +382,10 @@ TEST(second_opener_is_refused)
 static size_t enc_k(const char *key, int64_t by, uint64_t key_retention,
                     unsigned char *buf)
 {
-    struct fsm_cmd c = {.by = by, .node = 2, .term = 7, .time_ms = 1234,
+    struct fsm_cmd c = {.by = by,
+                        .node = 2,
+                        .term = 7,
+                        .time_ms = 1234,
                         .key_retention = key_retention};
     snprintf(c.key, sizeof c.key, "%s", key);
     size_t len = 0;
@@ -395,8 +398,8 @@ static size_t enc_k(const char *key, int64_t by, uint64_t key_retention,
  * are refused as such. */
 TEST(codec_versions)
 {
-    static const unsigned char v1[] = {0x97, 1, 1, 5, 2, 7, 0xcd, 0x04, 0xd2,
-                                       0xa1, 'k'};
+    static const unsigned char v1[] = {0x97, 1,    1,    5,    2,  7,
+                                       0xcd, 0x04, 0xd2, 0xa1, 'k'};
     struct fsm_cmd c;
     ASSERT_EQ(fsm_cmd_decode(v1, sizeof v1, &c), 0);
     ASSERT_EQ(c.by, 5);
@@ -555,7 +558,7 @@ TEST(snapshot_bounded_window)
     ASSERT_U64_EQ(fsm_log_first(b), 20000 - 199);
     ASSERT_U64_EQ(fsm_last_applied(b), 20000);
     ASSERT_EQ(fsm_value(b), 20000);
-    ASSERT_EQ(fsm_lookup(b, "k19701", &r), 0);   /* 20000 - 300 + 1 */
+    ASSERT_EQ(fsm_lookup(b, "k19701", &r), 0);            /* 20000 - 300 + 1 */
     ASSERT_EQ(fsm_lookup(b, "k19700", &r), ERR_NOTFOUND); /* expired */
     /* b keeps applying with the same results as a. */
     size_t n = enc_k("k19999", 1, 300, e);
