@@ -17,6 +17,7 @@ usage: ./run.sh <command> [args]
   build                   install deps and build build/ (release) only
   deps                    install missing Debian and npm packages only
   bench [flags]           run the benchmark (bench/bench.py) on a fresh local cluster
+  bench --endurance [f]   endurance run (bench/endurance.py): 5 M increments, per-minute table + plot
   soak                    long fault-injection runs (not part of 'test')
   fuzz [--seconds N] [T..] build the libFuzzer targets (clang) and run each
                           for N s (default 60); 'test' runs them for 15 s
@@ -105,6 +106,10 @@ case "$cmd" in
     command -v etcd >/dev/null || { [[ $(id -u) -eq 0 ]] && s= || s=sudo;
       $s env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >/dev/null; }
     build build
+    if [[ ${1:-} == --endurance ]]; then # millions of increments, flat state
+      shift
+      NFTRAFT_BUILD="$root/build" exec python3 bench/endurance.py "$@"
+    fi
     NFTRAFT_BUILD="$root/build" exec python3 bench/bench.py "$@" ;;
   soak) ./scripts/install-deps.sh; build build; exec ./integration/run_all.sh --soak ;;
   fuzz) ./scripts/install-deps.sh; exec ./scripts/fuzz.sh "$@" ;;

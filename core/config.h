@@ -39,6 +39,9 @@ struct config {
     unsigned heartbeat_timeout_ms;
     unsigned snapshot_threshold;
     unsigned snapshot_trailing;
+    uint64_t log_retention;         /* op-log rows (indexes) kept; 0 = all */
+    uint64_t key_retention;         /* idempotency keys live this many
+                                       indexes; 0 = forever */
     unsigned install_snapshot_timeout_ms;
     size_t max_body;
     unsigned forward_timeout_ms;

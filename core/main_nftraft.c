@@ -241,7 +241,8 @@ static void on_signal(int sig)
 static const char UP_USAGE[] =
     "nftraft up [--nodes N] [--chain none] [--base-port P] [--dir DIR] "
     "[--detach] [--election-timeout MS] [--heartbeat-timeout MS] "
-    "[--snapshot-threshold N] [--snapshot-trailing N] [--log-level L] "
+    "[--snapshot-threshold N] [--snapshot-trailing N] [--log-retention N] "
+    "[--key-retention N] [--log-level L] "
     "[--anvil-port P] [--enable-fault-switch] [--spare K] "
     "[--rpc-url URL --contract ADDR --wallet-key FILE]";
 
@@ -282,6 +283,8 @@ static void up_help(void)
 "  --heartbeat-timeout MS  passed to every node\n"
 "  --snapshot-threshold N  passed to every node\n"
 "  --snapshot-trailing N   passed to every node\n"
+"  --log-retention N       passed to every node\n"
+"  --key-retention N       passed to every node\n"
 "  --log-level LEVEL       passed to every node\n"
 "\n"
 "It prints each step as it happens (anvil, keys, deploy, mint, register,\n"
@@ -704,6 +707,8 @@ static int cmd_up(int argc, char **argv)
         {"heartbeat-timeout", required_argument, NULL, 'b'},
         {"snapshot-threshold", required_argument, NULL, 's'},
         {"snapshot-trailing", required_argument, NULL, 't'},
+        {"log-retention", required_argument, NULL, 'r'},
+        {"key-retention", required_argument, NULL, 'k'},
         {"log-level", required_argument, NULL, 'l'},
         {"anvil-port", required_argument, NULL, 'A'},
         {"enable-fault-switch", no_argument, NULL, 'F'},
@@ -716,7 +721,7 @@ static int cmd_up(int argc, char **argv)
     int nodes = 3, base = 8081, c, anvil_port = 8545, spare = 0;
     const char *ext_rpc = NULL, *ext_contract = NULL, *ext_key = NULL;
     bool detach = false, chain = true, fault = false;
-    const char *dir = DEFAULT_DIR, *extra[10] = {0};
+    const char *dir = DEFAULT_DIR, *extra[14] = {0};
     int n_extra = 0;
     char *end;
     optind = 1;
@@ -767,13 +772,17 @@ static int cmd_up(int argc, char **argv)
         case 'b':
         case 's':
         case 't':
+        case 'r':
+        case 'k':
         case 'l':
-            if (n_extra + 2 > 10)
+            if (n_extra + 2 > 14)
                 return bad_usage("up", "too many options", UP_USAGE);
             extra[n_extra++] = c == 'e'   ? "--election-timeout"
                                : c == 'b' ? "--heartbeat-timeout"
                                : c == 's' ? "--snapshot-threshold"
                                : c == 't' ? "--snapshot-trailing"
+                               : c == 'r' ? "--log-retention"
+                               : c == 'k' ? "--key-retention"
                                           : "--log-level";
             extra[n_extra++] = optarg;
             break;

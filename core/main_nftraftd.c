@@ -74,6 +74,7 @@ static void api_closed_cb(void *data)
 {
     struct daemon *d = data;
     d->api = NULL;
+    raftfsm_close(&d->rf);
     if (d->fsm != NULL)
         fsm_close(d->fsm);
     d->fsm = NULL;
@@ -203,8 +204,9 @@ static int run(struct daemon *d)
         fprintf(stderr, "nftraftd: %s\n", err);
         return 1;
     }
+    fsm_set_retention(d->fsm, cfg->log_retention);
     d->rf.state = d->fsm;
-    raftfsm_bind(&d->rf, node_raft(d->node));
+    raftfsm_bind(&d->rf, node_raft(d->node), &d->loop);
     rv = api_init(&d->api, &d->loop, cfg, d->node, d->fsm, err, sizeof err);
     if (rv != 0) {
         LOGE("main", "%s", err);

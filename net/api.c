@@ -377,11 +377,14 @@ static void increment_applied(void *data, int status, uint64_t index,
     struct pending *p = data;
     struct api *a = p->api;
     const struct fsm_result *res = result;
-    /* raftfsm keeps the last RAFTFSM_RESULTS results; an older one was
-     * overwritten: the entry applied, but its answer is gone. */
     bool lost = status == 0 && (res == NULL || res->entry != index);
-    if (lost)
+    if (lost) {
+        /* The FSM reused the result's slot (an enormous batch): the entry
+         * applied, but what it produced is no longer known here. */
+        LOGW("api", "result of index %llu was overwritten",
+             (unsigned long long)index);
         status = ERR_UNKNOWN;
+    }
     if (p->http != NULL) {
         if (status == 0 && res->status == 0) {
             a->increments_total++;
@@ -473,6 +476,7 @@ static void handle_increment(void *data, struct httpd_req *r)
     cmd.node = st.id;
     cmd.term = st.term;
     cmd.time_ms = now_ms_wall();
+    cmd.key_retention = a->cfg->key_retention;
     unsigned char buf[FSM_CMD_MAX];
     size_t len;
     if (fsm_cmd_encode(&cmd, buf, sizeof buf, &len) != 0) {
@@ -619,9 +623,15 @@ static void serve_log(struct api *a, struct httpd_req *r, uint64_t from,
                            (json_int_t)es[i].node, "time",
                            (json_int_t)es[i].time_ms));
     free(es);
-    httpd_respond_json(
-        r, 200, json_pack("{s:o,s:I}", "entries", arr, "next", (json_int_t)next),
-        CORS);
+    /* The op log keeps a window (--log-retention): "first" is its oldest
+     * index (0 when empty); asking from below it starts at "first" and
+     * says so with "truncated": true rather than failing. */
+    uint64_t first = fsm_log_first(a->fsm);
+    json_t *j = json_pack("{s:o,s:I,s:I}", "entries", arr, "next",
+                          (json_int_t)next, "first", (json_int_t)first);
+    if (first > 0 && from < first)
+        json_object_set_new(j, "truncated", json_true());
+    httpd_respond_json(r, 200, j, CORS);
 }
 
 static void log_abort_cb(void *data)

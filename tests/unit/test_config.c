@@ -43,6 +43,16 @@ TEST(static_ok)
                     PEERS, SECRET, "--install-snapshot-timeout", "1500", NULL};
     ASSERT_EQ(parse(&c, snap), 0);
     ASSERT_EQ(c.install_snapshot_timeout_ms, 1500);
+    ASSERT_U64_EQ(c.log_retention, 10000);
+    ASSERT_U64_EQ(c.key_retention, 100000);
+    ASSERT_EQ(c.snapshot_threshold, 65536);
+    char *ret[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
+                   "127.0.0.1:9002", "--raft", "127.0.0.1:9102", "--peers",
+                   PEERS, SECRET, "--log-retention", "0", "--key-retention",
+                   "500", NULL};
+    ASSERT_EQ(parse(&c, ret), 0);
+    ASSERT_U64_EQ(c.log_retention, 0);
+    ASSERT_U64_EQ(c.key_retention, 500);
     return 0;
 }
 
@@ -102,9 +112,15 @@ TEST(bad_flags)
                       "127.0.0.1:9001", "--raft", "127.0.0.1:9101", "--peers",
                       PEERS, SECRET, "--install-snapshot-timeout", "5", NULL};
     char *extra[] = {"nftraftd", "stray", NULL};
+    char *logret[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
+                      "127.0.0.1:9001", "--raft", "127.0.0.1:9101", "--peers",
+                      PEERS, "--log-retention", "-1", NULL};
+    char *keyret[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
+                      "127.0.0.1:9001", "--raft", "127.0.0.1:9101", "--peers",
+                      PEERS, "--key-retention", "lots", NULL};
     char **cases[] = {missing, unknown, noval, badraft, badport, notinpeers,
                       badpeers, dup, timeouts, neg, contract, nokey, join,
-                      snapto, extra};
+                      snapto, extra, logret, keyret};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         if (parse(&c, cases[i]) != ERR_INVALID)
             FAILF("case %zu was accepted", i);
