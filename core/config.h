@@ -45,6 +45,8 @@ struct config {
     unsigned apply_timeout_ms;
     char log_level[8];
     bool fault_switch;              /* --enable-fault-switch (tests only) */
+    char bind_ip[16];               /* --bind-outgoing: the --raft host that
+                                       outgoing HTTP leaves from; "" = any */
     bool join;                      /* chain mode: wait to be added, never
                                        bootstrap */
     unsigned chain_poll_ms;         /* reconciler period */
