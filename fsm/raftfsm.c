@@ -12,14 +12,15 @@ static int rf_apply(struct raft_fsm *f, const struct raft_buffer *buf,
     struct raftfsm *rf = f->data;
     /* raft 0.15 advances last_applied right after apply returns. */
     uint64_t index = raft_last_applied(rf->raft) + 1;
-    memset(&rf->last, 0, sizeof rf->last);
-    int rv = fsm_apply(rf->state, index, buf->base, buf->len, &rf->last);
-    *result = &rf->last;
+    struct fsm_result *res = &rf->results[index % RAFTFSM_RESULTS];
+    memset(res, 0, sizeof *res);
+    int rv = fsm_apply(rf->state, index, buf->base, buf->len, res);
+    *result = res;
     if (rv == ERR_MALFORMED) {
         /* Every replica skips the same bytes the same way. */
         LOGW("fsm", "skipped malformed entry index=%llu len=%zu",
              (unsigned long long)index, buf->len);
-        rf->last.status = ERR_MALFORMED;
+        res->status = ERR_MALFORMED;
         return 0;
     }
     if (rv != 0) {

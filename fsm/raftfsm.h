@@ -11,11 +11,17 @@
 
 #include "fsm/fsm.h"
 
+#define RAFTFSM_RESULTS 8192 /* > entries raft applies in one loop step */
+
 struct raftfsm {
     struct raft_fsm fsm;      /* pass &rf->fsm to raft */
     struct fsm *state;        /* not owned */
     struct raft *raft;        /* set before raft_start (for the index) */
-    struct fsm_result last;   /* result of the latest apply */
+    /* Results by raft index modulo RAFTFSM_RESULTS: raft 0.22 fires the
+     * apply callbacks of a whole batch after applying it, so each entry
+     * needs its own result until then (one shared slot gave every callback
+     * of a batch the last entry's value and index). */
+    struct fsm_result results[RAFTFSM_RESULTS];
     int fatal;                /* ERR_IO once SQLite failed: stop the node */
     struct fsm_snap *snap;    /* the snapshot being taken, if any */
     int snap_rv;              /* its serialization's result (worker) */
