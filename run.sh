@@ -17,6 +17,8 @@ usage: ./run.sh <command> [args]
   deps                    install missing Debian and npm packages only
   bench [flags]           run the benchmark (bench/bench.py) on a fresh local cluster
   soak                    long fault-injection runs (not part of 'test')
+  jepsen [flags]          Jepsen-style fault run in network namespaces (root;
+                          see ./run.sh jepsen --help; long run: --time 600)
 USAGE
 }
 
@@ -60,6 +62,9 @@ case "$cmd" in
     build build
     NFTRAFT_BUILD="$root/build" exec python3 bench/bench.py "$@" ;;
   soak) ./scripts/install-deps.sh; build build; exec ./integration/run_all.sh --soak ;;
+  jepsen)
+    ./scripts/install-deps.sh; build build
+    NFTRAFT_BUILD="$root/build" exec python3 integration/jepsen/run.py "$@" ;;
   help|-h|--help) usage ;;
   *) echo "run.sh: unknown command '$cmd'" >&2; usage >&2; exit 2 ;;
 esac
