@@ -11,6 +11,7 @@ if [[ $(id -u) -ne 0 ]] || ! command -v iptables >/dev/null; then
   echo "SKIP test_jepsen.sh: needs root and iptables (network namespaces)"; exit 0
 fi
 out=$(mktemp -d /tmp/nftraft-jepsen-ci.XXXXXX)
+ns_before=$(ip netns list | awk '/^jep/{print $1}' | sort)
 rc=0
 python3 "$here/jepsen/run.py" --time 60 --quiet --out "$out/run" \
   --nemesis partition-leader,partition-halves,bridge,kill,pause,loss,stall-leader || rc=1
@@ -20,5 +21,7 @@ fi
 python3 "$here/jepsen/selftest.py" unsafe "$out/unsafe" >"$out/unsafe.txt" 2>&1 || rc=1
 tail -n 1 "$out/unsafe.txt"
 if ((rc == 0)); then rm -rf "$out"; else echo "kept: $out"; fi
-if ip netns list | grep -q '^jep'; then echo "FAIL: namespaces left behind"; rc=1; fi
+# (other runs may be going on: only namespaces that appeared count)
+left=$(comm -13 <(echo "$ns_before") <(ip netns list | awk '/^jep/{print $1}' | sort))
+if [[ -n $left ]]; then echo "FAIL: namespaces left behind: $left"; rc=1; fi
 exit $rc

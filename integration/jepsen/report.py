@@ -135,7 +135,7 @@ img{max-width:100%%;display:block;margin:0.5em 0 1.5em}</style></head><body>
 %(unav)s s (from t=%(unavfrom)s s), %(secs)s of seconds had an ok operation.</p>
 <table><tr><th>op</th><th>ok</th><th>fail</th><th>info</th></tr>%(rows)s</table>
 <h2>Anomalies (%(nan)d)</h2><ul>%(an)s</ul>
-<h2>Latency</h2><img src="data:image/png;base64,%(lat)s">
+%(warn)s<h2>Latency</h2><img src="data:image/png;base64,%(lat)s">
 <h2>Throughput</h2><img src="data:image/png;base64,%(rate)s">
 <h2>Roles</h2><img src="data:image/png;base64,%(roles)s">
 <h2>Fault windows</h2><table><tr><th>nemesis</th><th>start (s)</th><th>stop (s)</th></tr>%(wl)s
@@ -148,6 +148,9 @@ img{max-width:100%%;display:block;margin:0.5em 0 1.5em}</style></head><body>
         "unavfrom": av["longest_unavailability_from_s"],
         "secs": "%.0f%%" % (100 * av["seconds_with_an_ok_op"]), "rows": rows,
         "nan": sum(r["anomaly_counts"].values()), "an": an or "<li>none</li>",
+        "warn": ("<h2>Warnings</h2><ul>%s</ul>" % "".join(
+            "<li>%s</li>" % html.escape(w) for w in r.get("warnings", []))
+                 if r.get("warnings") else ""),
         "lat": imgs["latency"], "rate": imgs["rate"], "roles": imgs["roles"], "wl": wl}
     path = os.path.join(out, "report.html")
     with open(path, "w") as fh:
