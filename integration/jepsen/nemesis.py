@@ -189,8 +189,23 @@ class StallLeader(Nemesis):
         return {"node": self.victim}
 
 
+class ChainOutage(Nemesis):
+    """Chain mode: anvil stops answering every node (iptables DROP in the
+    anvil namespace); the runner can still read it."""
+    name = "chain-outage"
+    needs = "chain"
+
+    def start(self, ctx, rnd):
+        ctx.topo.block("anvil", ctx.node_ids)
+        return {"nodes": ctx.node_ids}
+
+    def stop(self, ctx):
+        ctx.topo.heal("anvil", "jpart")
+        return {}
+
+
 REGISTRY = {c.name: c for c in (Kill, Pause, PartitionLeader, PartitionHalves, Bridge,
-                                 PartitionRing, Loss, StallLeader)}
+                                 PartitionRing, Loss, StallLeader, ChainOutage)}
 
 # Named in the issue, not implemented (yet): why, so --nemesis can say so.
 NOT_YET = {
@@ -198,8 +213,7 @@ NOT_YET = {
              "a userspace delaying relay needs DNAT of every raft link through it: not built yet",
     "clock": "network namespaces do not virtualise the clock; time namespaces only give a "
              "fixed monotonic offset at process start, not a skew or jump of a running node",
-    "chain-outage": "chain mode is not wired into the namespace runner yet",
-    "chain-lag": "chain mode is not wired into the namespace runner yet",
+    "chain-lag": "the stale-block RPC proxy is not built yet",
     "member-add": "static membership is fixed at start; needs chain mode",
     "nft-transfer": "needs the NFT lifecycle contract (another issue in flight)",
     "nft-evict": "needs the NFT lifecycle contract (another issue in flight)",
@@ -219,6 +233,8 @@ def parse(spec, chain):
                 if c.needs is None or c.needs == ("chain" if chain else "static")]
     out = []
     for nm in names:
+        if nm in REGISTRY and REGISTRY[nm].needs == "chain" and not chain:
+            raise ValueError("nemesis '%s' needs --chain anvil" % nm)
         if nm in REGISTRY:
             out.append(REGISTRY[nm])
         elif nm in NOT_YET:

@@ -104,8 +104,30 @@ def write(out, hist, results):
             "set title 'role of each node as /status reported it' offset 0,1\n"
             % (0.5, len(nodes) + 0.5) + shade(wins, names) + "\n" + legend_keys +
             "\nplot " + role_plots + "\n", tmp)
+    plots = ["latency", "rate", "roles"]
+    chain_recs = [h for h in hist if h["kind"] == "status" and h.get("chain")]
+    if chain_recs:
+        with open(os.path.join(tmp, "chain.dat"), "w") as fh:
+            for h in chain_recs:
+                c = h["chain"]
+                fh.write("%.3f %d %s %s\n" % (h["time"], h["node"],
+                                               c.get("leader") if c.get("leader") is not None
+                                               else "NaN",
+                                               c.get("votes") if c.get("votes") is not None
+                                               else "NaN"))
+        top = max([len(nodes)] + [h["chain"].get("leader") or 0 for h in chain_recs]) + 0.5
+        gnuplot(common + "set output 'chain.png'\nset ylabel 'on-chain leader token'\n"
+                "set y2label 'votes against the leader'\nset yrange [-0.5:%.1f]\n"
+                "set y2range [0:*]\nset ytics 1\nset y2tics 1\n"
+                "set title 'contract view as each node reported it (leader token, votes)' "
+                "offset 0,1\n" % top + shade(wins, names) + "\n" + legend_keys + "\nplot " +
+                ", ".join("'chain.dat' using 1:($2==%d ? $3+0.08*(%d-2) : 1/0) with points pt 5 "
+                          "ps 0.4 title 'leader seen by node %d'" % (i, i, i) for i in nodes) +
+                ", 'chain.dat' using 1:4 axes x1y2 with points pt 1 ps 0.6 lc rgb 'black' "
+                "title 'votes against'\n", tmp)
+        plots.append("chain")
     imgs = {}
-    for p in ("latency", "rate", "roles"):
+    for p in plots:
         with open(os.path.join(tmp, p + ".png"), "rb") as fh:
             imgs[p] = base64.b64encode(fh.read()).decode()
         os.replace(os.path.join(tmp, p + ".png"), os.path.join(out, p + ".png"))
@@ -137,7 +159,7 @@ img{max-width:100%%;display:block;margin:0.5em 0 1.5em}</style></head><body>
 <h2>Anomalies (%(nan)d)</h2><ul>%(an)s</ul>
 %(warn)s<h2>Latency</h2><img src="data:image/png;base64,%(lat)s">
 <h2>Throughput</h2><img src="data:image/png;base64,%(rate)s">
-<h2>Roles</h2><img src="data:image/png;base64,%(roles)s">
+<h2>Roles</h2><img src="data:image/png;base64,%(roles)s">%(chainimg)s
 <h2>Fault windows</h2><table><tr><th>nemesis</th><th>start (s)</th><th>stop (s)</th></tr>%(wl)s
 </table><p><small>history: history.jsonl &middot; verdict: results.json</small></p>
 </body></html>""" % {
@@ -151,7 +173,9 @@ img{max-width:100%%;display:block;margin:0.5em 0 1.5em}</style></head><body>
         "warn": ("<h2>Warnings</h2><ul>%s</ul>" % "".join(
             "<li>%s</li>" % html.escape(w) for w in r.get("warnings", []))
                  if r.get("warnings") else ""),
-        "lat": imgs["latency"], "rate": imgs["rate"], "roles": imgs["roles"], "wl": wl}
+        "lat": imgs["latency"], "rate": imgs["rate"], "roles": imgs["roles"], "wl": wl,
+        "chainimg": ("<h2>Chain</h2><img src=\"data:image/png;base64,%s\">" % imgs["chain"]
+                  if "chain" in imgs else "")}
     path = os.path.join(out, "report.html")
     with open(path, "w") as fh:
         fh.write(page)

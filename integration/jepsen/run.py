@@ -65,7 +65,7 @@ class Run:
         self.a = args
         self.n = args.nodes
         self.node_ids = list(range(1, self.n + 1))
-        self.topo = topomod.Topology(self.n)
+        self.topo = topomod.Topology(self.n, extra=["anvil"] if args.chain == "anvil" else [])
         self.procs = {}
         self.expect_dead = set()
         self.lock = threading.Lock()
@@ -101,7 +101,7 @@ class Run:
                 "--peers", peers, "--id", str(i), "--bind-outgoing",
                 "--enable-fault-switch", "--forward-timeout", "2000",
                 "--apply-timeout", "3000", "--snapshot-threshold", "512",
-                "--snapshot-trailing", "64"]
+                "--snapshot-trailing", "64"] + (self.chain.node_args(i) if self.chain else [])
 
     def restart(self, i):
         os.makedirs(os.path.join(self.a.out, "nodes", "n%d" % i), exist_ok=True)
@@ -143,16 +143,25 @@ class Run:
         while not self.stop_ev.is_set():
             t = self.now()
             k, st, j = http("GET", self.url(i) + "/status", timeout=0.5)
+            ch = None
             if k == "ok" and st == 200 and j:
                 s = {"role": j.get("role"), "term": j.get("term", 0)}
                 role = s["role"]
+                c = j.get("chain")
+                if isinstance(c, dict):
+                    ch = {"leader": (c.get("leader") or {}).get("token_id"),
+                          "votes": c.get("votes_against_leader"), "block": c.get("block"),
+                          "connected": c.get("connected")}
             else:
                 s = None
                 role = "down" if self.procs[i].poll() is not None else "unreachable"
             with self.lock:
                 self.status[i] = s
-            self.record({"kind": "status", "node": i, "time": round(t, 3), "role": role,
-                         "term": s["term"] if s else None})
+            rec = {"kind": "status", "node": i, "time": round(t, 3), "role": role,
+                   "term": s["term"] if s else None}
+            if ch:
+                rec["chain"] = ch
+            self.record(rec)
             self.stop_ev.wait(0.25)
 
     def client(self, proc):
@@ -255,6 +264,8 @@ class Run:
         return None
 
     def heal_all(self):
+        for x in self.topo.extra:
+            self.topo.heal(x, "jpart")
         for i in self.node_ids:
             self.topo.heal(i, "jpart")
             self.topo.heal(i, "jloss")
@@ -302,8 +313,15 @@ class Run:
         a = self.a
         kinds = nem.parse(a.nemesis, a.chain != "none")
         self.topo.up()
-        for i in self.node_ids:
+        for i in self.node_ids + self.topo.extra:
             self.topo.init_faults(i)
+        if a.chain == "anvil":
+            import chain as chainmod
+            self.chain = chainmod.Chain(self.topo, a.out, os.path.dirname(self.binary))
+            try:
+                self.chain.up(self.n)
+            except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+                raise CannotRun("chain setup: %s" % e)
         self.t0 = time.time()
         for i in self.node_ids:
             self.restart(i)
@@ -423,12 +441,8 @@ def main(argv=None):
     a.out = os.path.abspath(a.out or "/tmp/nftraft-jepsen-%d" % a.seed)
     build = os.environ.get("NFTRAFT_BUILD") or os.path.join(HERE, "..", "..", "build")
     a.binary = os.path.abspath(a.binary or os.path.join(build, "nftraftd"))
-    if a.chain != "none":
-        print("jepsen: --chain anvil is not implemented in the namespace runner yet "
-              "(static mode only); see README", file=sys.stderr)
-        return 2
     try:
-        nem.parse(a.nemesis, False)
+        nem.parse(a.nemesis, a.chain != "none")
     except ValueError as e:
         print("jepsen: %s" % e, file=sys.stderr)
         return 2
@@ -465,6 +479,8 @@ def main(argv=None):
     finally:
         r.stop_ev.set()
         r.shutdown_nodes()
+        if r.chain:
+            r.chain.stop()
         r.topo.down()
         for s, h in prev.items():
             signal.signal(s, h)
