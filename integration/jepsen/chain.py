@@ -7,8 +7,10 @@ does, but over the namespace network).
 Chain(run).up() -> sets .rpc, .nft and per-node wallet key files; raises
 CannotRun-like RuntimeError with a clear message. node_args(i) gives the
 chain flags for nftraftd; stop() ends anvil."""
+import http.server
 import json
 import os
+import threading
 import signal
 import subprocess
 import time
@@ -20,6 +22,81 @@ MNEMONIC = "test test test test test test test test test test test junk"
 PORT = 8545
 
 
+STALE_OK = {"eth_blockNumber", "eth_call", "eth_getLogs", "eth_chainId"}
+
+
+class RpcProxy:
+    """The nodes' JSON-RPC endpoint: a relay to anvil that, while lag > 0
+    (the chain-lag nemesis), answers read calls (eth_blockNumber, eth_call,
+    eth_getLogs) with the answer anvil gave to the same request `lag`
+    seconds earlier or before: stale blocks and stale contract state, as a
+    lagging RPC provider would. Transactions, nonces and receipts always
+    pass through."""
+
+    def __init__(self, bind_ip, upstream):
+        self.upstream = upstream
+        self.lag = 0.0
+        self.lock = threading.Lock()
+        self.seen = {}  # request key -> [(time, response bytes)]
+        proxy = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                out = proxy.answer(body)
+                if out is None:
+                    self.send_error(502)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+        self.server = http.server.ThreadingHTTPServer((bind_ip, 0), H)
+        self.server.daemon_threads = True
+        self.url = "http://%s:%d" % (bind_ip, self.server.server_address[1])
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def answer(self, body):
+        try:
+            req = json.loads(body)
+            key = json.dumps([req.get("method"), req.get("params")], sort_keys=True)
+            rid = req.get("id")
+        except (ValueError, AttributeError):
+            key, rid, req = None, None, {}
+        now = time.time()
+        with self.lock:
+            lag = self.lag
+            if lag > 0 and key and req.get("method") in STALE_OK:
+                old = [r for t, r in self.seen.get(key, []) if t <= now - lag]
+                if old:
+                    j = json.loads(old[-1])
+                    j["id"] = rid
+                    return json.dumps(j).encode()
+        try:
+            r = urllib.request.urlopen(urllib.request.Request(
+                self.upstream, data=body, headers={"Content-Type": "application/json"}),
+                timeout=10)
+            out = r.read()
+        except OSError:
+            return None
+        if key and req.get("method") in STALE_OK:
+            with self.lock:
+                lst = self.seen.setdefault(key, [])
+                lst.append((now, out))
+                while lst and lst[0][0] < now - 120:
+                    lst.pop(0)
+        return out
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
 class Chain:
     def __init__(self, topo, out, build):
         self.topo = topo
@@ -29,6 +106,7 @@ class Chain:
         self.rpc = None
         self.nft = None
         self.keys = []
+        self.proxy = None
 
     def rpc_call(self, method, params=(), timeout=3):
         body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method,
@@ -88,13 +166,17 @@ class Chain:
             with open(kp, "w") as f:
                 f.write(self.keys[i])
             os.chmod(kp, 0o600)
+        self.proxy = RpcProxy(self.topo.client_ip(), self.rpc)
 
     def node_args(self, i):
-        return ["--rpc-url", self.rpc, "--contract", self.nft, "--wallet-key",
+        return ["--rpc-url", self.proxy.url, "--contract", self.nft, "--wallet-key",
                 os.path.join(self.out, "nodes", "wallet%d.key" % i),
                 "--instance-id", "node%d" % i]
 
     def stop(self):
+        if self.proxy:
+            self.proxy.stop()
+            self.proxy = None
         if self.proc and self.proc.poll() is None:
             try:  # the npm wrapper and anvil share the process group
                 os.killpg(self.proc.pid, signal.SIGTERM)

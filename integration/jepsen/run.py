@@ -264,11 +264,12 @@ class Run:
         return None
 
     def heal_all(self):
-        for x in self.topo.extra:
-            self.topo.heal(x, "jpart")
+        if self.chain and self.chain.proxy:
+            self.chain.proxy.lag = 0.0
         for i in self.node_ids:
             self.topo.heal(i, "jpart")
             self.topo.heal(i, "jloss")
+            self.topo.heal(i, "jrpc")
             if self.procs[i].poll() is not None:
                 self.restart(i)
             else:

@@ -119,9 +119,9 @@ class Topology:
         self.created = []
 
     # -- faults: each kind of fault owns an iptables chain per node
-    # (jpart, jloss), jumped to from INPUT and OUTPUT, so they compose and
+    # (jpart, jloss, jrpc), jumped to from INPUT and OUTPUT, so they compose and
     # heal independently. --
-    CHAINS = ("jpart", "jloss")
+    CHAINS = ("jpart", "jloss", "jrpc")
 
     def iptables(self, node, args, check=True):
         return sh(["iptables", "-w"] + list(args), ns=self.ns(node), check=check)
