@@ -2,7 +2,9 @@
 inlined as base64, no network) with the verdict, counts, anomalies and
   - latency of every operation over time, by outcome, fault windows shaded;
   - ok operations per second;
-  - per-node role timeline (leader / follower / candidate / unreachable / down).
+  - per-node role timeline (leader / follower / candidate / unreachable / down);
+  - chain runs: the on-chain leader token and the votes against it, as each
+    node's /status reported the contract.
 write(out_dir, history_records, results) -> path of report.html; raises
 OSError/RuntimeError when gnuplot fails (the verdict in results.json stands)."""
 import base64
@@ -76,8 +78,9 @@ def write(out, hist, results):
             if h["kind"] == "status":
                 fh.write("%.3f %d %d\n" % (h["time"], h["node"], ROLE_Y.get(h["role"], 3)))
     legend_keys = "\n".join(
-        "set label %d '%s' at graph %.2f, graph 1.06 tc rgb '%s'" %
-        (k + 1, f, 0.02 + 0.16 * k, NEM_COLOR[k % len(NEM_COLOR)]) for k, f in enumerate(names))
+        "set label %d '%s' at graph %.3f, graph 1.06 tc rgb '%s'" %
+        (k + 1, f, 0.01 + min(0.16, 0.99 / max(1, len(names))) * k,
+         NEM_COLOR[k % len(NEM_COLOR)]) for k, f in enumerate(names))
     common = "set terminal pngcairo size 1100,360 font 'sans,9'\nset xrange [0:%.1f]\n" % end
     common += "set xlabel 'time since start (s)'\nset grid\nset key outside right\n"
     pts = []
