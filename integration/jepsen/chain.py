@@ -50,11 +50,14 @@ class RpcProxy:
                 if out is None:
                     self.send_error(502)
                     return
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(out)))
+                    self.end_headers()
+                    self.wfile.write(out)
+                except OSError:  # the node gave up (killed, timed out): fine
+                    pass
         self.server = http.server.ThreadingHTTPServer((bind_ip, 0), H)
         self.server.daemon_threads = True
         self.url = "http://%s:%d" % (bind_ip, self.server.server_address[1])

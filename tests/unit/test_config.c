@@ -42,6 +42,12 @@ TEST(static_ok)
                     PEERS, "--install-snapshot-timeout", "1500", NULL};
     ASSERT_EQ(parse(&c, snap), 0);
     ASSERT_EQ(c.install_snapshot_timeout_ms, 1500);
+    ASSERT_STR_EQ(c.bind_ip, ""); /* outgoing HTTP: the route's source */
+    char *bind[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
+                    "127.0.0.1:9002", "--bind-outgoing", "--raft",
+                    "127.0.0.1:9102", "--peers", PEERS, NULL};
+    ASSERT_EQ(parse(&c, bind), 0);
+    ASSERT_STR_EQ(c.bind_ip, "127.0.0.1"); /* the --raft host */
     return 0;
 }
 
