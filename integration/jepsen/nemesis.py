@@ -2,7 +2,8 @@
   name                 as given to --nemesis
   needs                "static", "chain" or None (any mode)
   start(ctx, rnd)  ->  a short description of what it did (dict), or None
-                       when it cannot act now (e.g. no leader known)
+                       when it did nothing (e.g. no leader known); when it
+                       raises, the scheduler still calls stop()
   stop(ctx)            undoes it; must be safe to call after a failed start
 The scheduler (run.py) runs at most one instance of each nemesis at a time,
 writes a {"kind":"nemesis","type":"start"|"stop"} line to the history for
@@ -180,9 +181,9 @@ class StallLeader(Nemesis):
         if lead is None:
             return None
         self.victim = lead
-        if not ctx.fault_switch(lead, True):
-            return None
-        return {"node": lead}
+        # Even when the answer is lost the switch may be on: report it as
+        # started either way, so that stop() always turns it off.
+        return {"node": lead, "acknowledged": ctx.fault_switch(lead, True)}
 
     def stop(self, ctx):
         ctx.fault_switch(self.victim, False)

@@ -232,10 +232,14 @@ class Run:
                 n = cls()
                 try:
                     d = n.start(self, rnd)
-                except Exception as e:  # a nemesis that cannot act is logged, not fatal
-                    d, err = None, str(e)
+                except Exception as e:  # logged, not fatal; undo whatever part took effect
+                    d = None
                     self.record({"kind": "nemesis", "type": "error", "f": cls.name,
-                                 "time": round(self.now(), 3), "value": err})
+                                 "time": round(self.now(), 3), "value": str(e)})
+                    try:
+                        n.stop(self)
+                    except Exception:
+                        pass
                 if d is not None:
                     active.append(n)
                     self.record({"kind": "nemesis", "type": "start", "f": n.name,
