@@ -23,6 +23,8 @@ usage: ./run.sh <command> [args]
                           for N s (default 60); 'test' runs them for 15 s
   sim [--seeds N] [--seed S] [--steps K] [-v]
                           deterministic cluster simulation (tests/sim/README.md)
+  jepsen [flags]          Jepsen-style fault run in network namespaces (root;
+                          see ./run.sh jepsen --help; long run: --time 600)
 USAGE
 }
 
@@ -118,6 +120,9 @@ case "$cmd" in
     build build >/dev/null
     mkdir -p "$(sim_dir manual)"
     exec ./build/nftraft_sim --dir "$(sim_dir manual)" "$@" ;;
+  jepsen)
+    ./scripts/install-deps.sh; build build
+    NFTRAFT_BUILD="$root/build" exec python3 integration/jepsen/run.py "$@" ;;
   help|-h|--help) usage ;;
   *) echo "run.sh: unknown command '$cmd'" >&2; usage >&2; exit 2 ;;
 esac

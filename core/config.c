@@ -209,6 +209,10 @@ void config_usage(void *stream)
 "                            stuck transaction is reported, not bumped past\n"
 "                            it (default 100)\n"
 "  --log-level LEVEL         debug|info|warn|error (default info)\n"
+"  --bind-outgoing           outgoing HTTP (forwarding, leader pings, chain\n"
+"                            RPC) leaves from the --raft host; raft's own\n"
+"                            connects follow the route (one address per\n"
+"                            network namespace gives the same source)\n"
 "\n"
 "Raft port:\n"
 "  --cluster-secret-file FILE  static mode: file holding the cluster secret\n"
@@ -279,7 +283,7 @@ enum {
     OPT_DATA_DIR = 256, OPT_HTTP, OPT_RAFT, OPT_PEERS, OPT_RPC, OPT_CONTRACT,
     OPT_ID, OPT_INSTANCE, OPT_WALLET, OPT_ADVERTISE, OPT_ELECTION,
     OPT_HEARTBEAT, OPT_SNAP_THRESHOLD, OPT_SNAP_TRAILING, OPT_MAX_BODY,
-    OPT_FWD_TIMEOUT, OPT_APPLY_TIMEOUT, OPT_LOG_LEVEL, OPT_FAULT, OPT_HELP,
+    OPT_FWD_TIMEOUT, OPT_APPLY_TIMEOUT, OPT_LOG_LEVEL, OPT_FAULT, OPT_BIND_OUT, OPT_HELP,
     OPT_VERSION, OPT_JOIN, OPT_CHAIN_POLL, OPT_PING, OPT_SNAP_TIMEOUT,
     OPT_SECRET, OPT_INSECURE, OPT_MAX_RAFT_MSG, OPT_MAX_RAFT_CONNS,
     OPT_CONFIRMATIONS, OPT_INSECURE_RPC,
@@ -313,6 +317,7 @@ int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
         {"apply-timeout", required_argument, NULL, OPT_APPLY_TIMEOUT},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"enable-fault-switch", no_argument, NULL, OPT_FAULT},
+        {"bind-outgoing", no_argument, NULL, OPT_BIND_OUT},
         {"join", no_argument, NULL, OPT_JOIN},
         {"chain-poll", required_argument, NULL, OPT_CHAIN_POLL},
         {"leader-ping-timeout", required_argument, NULL, OPT_PING},
@@ -484,6 +489,9 @@ int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
         case OPT_FAULT:
             cfg->fault_switch = true;
             break;
+        case OPT_BIND_OUT:
+            cfg->bind_ip[0] = '?'; /* filled from --raft once parsed */
+            break;
         case OPT_JOIN:
             cfg->join = true;
             break;
@@ -564,6 +572,11 @@ int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
         return fail(errmsg, errlen,
                     "--heartbeat-timeout must be at most half of "
                     "--election-timeout");
+    if (cfg->bind_ip[0]) { /* --bind-outgoing: the host of --raft */
+        size_t hl = (size_t)(strrchr(cfg->raft_addr, ':') - cfg->raft_addr);
+        memcpy(cfg->bind_ip, cfg->raft_addr, hl); /* < 16: checked above */
+        cfg->bind_ip[hl] = '\0';
+    }
     bool chain = cfg->rpc_url[0] || cfg->contract[0];
     cfg->chain = chain;
     if (cfg->n_peers == 0 && !chain)

@@ -52,6 +52,8 @@ struct config {
     bool insecure_no_auth;          /* static mode without it (tests only) */
     uint64_t max_raft_message;      /* payload cap of one raft message */
     unsigned max_raft_connections;  /* accepted raft connections at once */
+    char bind_ip[16];               /* --bind-outgoing: the --raft host that
+                                       outgoing HTTP leaves from; "" = any */
     bool join;                      /* chain mode: wait to be added, never
                                        bootstrap */
     unsigned chain_poll_ms;         /* reconciler period */

@@ -506,6 +506,15 @@ static void handle_increment(void *data, struct httpd_req *r)
     p->counted = true;
     a->pending_sum += by;
     list_add(&a->pending, &p->link);
+#ifdef NFTRAFT_UNSAFE_ACK_BEFORE_COMMIT
+    /* Test-only build (nftraftd-unsafe, never installed): acknowledge the
+     * increment before it commits, with the value it would get. The Jepsen
+     * checker's self-test must catch this as lost writes under partitions. */
+    struct fsm_result unsafe = {.value = sum, .index = st.commit_index + 1};
+    p->http = NULL;
+    reply_increment(a, r, &unsafe);
+    return;
+#endif
     httpd_on_abort(r, pending_abort_cb, p);
 }
 
@@ -994,6 +1003,8 @@ int api_init(struct api **out, uv_loop_t *loop, const struct config *cfg,
     if (cfg->id != 0)
         api_set_peer_url(a, cfg->id, cfg->advertise_url, cfg->instance_id);
     int rv = httpc_init(&a->httpc, loop);
+    if (rv == 0)
+        rv = httpc_set_source(a->httpc, cfg->bind_ip);
     if (rv != 0) {
         snprintf(errmsg, errlen, "HTTP client: %s", err_str(rv));
         free(a);

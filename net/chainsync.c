@@ -127,6 +127,8 @@ int chainsync_init(struct chainsync **out, uv_loop_t *loop,
     }
     rv = httpc_init(&cs->http, loop);
     if (rv == 0)
+        rv = httpc_set_source(cs->http, cfg->bind_ip);
+    if (rv == 0)
         rv = rpc_init(&cs->rpc, loop, cs->http, cfg->rpc_url, 3000, 1);
     if (rv != 0) {
         snprintf(errmsg, errlen, "cannot start the chain client");

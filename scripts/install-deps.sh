@@ -12,7 +12,7 @@ APT_PKGS=(build-essential cmake pkg-config git curl ca-certificates
   libcurl4-openssl-dev libmsgpack-dev libsqlite3-dev libjansson-dev
   sqlite3 python3 python3-yaml nodejs npm wrk gnuplot-nox procps iproute2
   clang libclang-rt-14-dev)
-  chromium chromium-driver)
+  chromium chromium-driver iptables)
 
 missing=()
 for p in "${APT_PKGS[@]}"; do

@@ -53,6 +53,12 @@ TEST(static_ok)
     ASSERT_EQ(parse(&c, ret), 0);
     ASSERT_U64_EQ(c.log_retention, 0);
     ASSERT_U64_EQ(c.key_retention, 500);
+    ASSERT_STR_EQ(c.bind_ip, ""); /* outgoing HTTP: the route's source */
+    char *bind[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
+                    "127.0.0.1:9002", "--bind-outgoing", "--raft",
+                    "127.0.0.1:9102", "--peers", PEERS, SECRET, NULL};
+    ASSERT_EQ(parse(&c, bind), 0);
+    ASSERT_STR_EQ(c.bind_ip, "127.0.0.1"); /* the --raft host */
     return 0;
 }
 
