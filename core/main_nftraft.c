@@ -242,7 +242,7 @@ static const char UP_USAGE[] =
     "nftraft up [--nodes N] [--chain none] [--base-port P] [--dir DIR] "
     "[--detach] [--election-timeout MS] [--heartbeat-timeout MS] "
     "[--snapshot-threshold N] [--snapshot-trailing N] [--log-retention N] "
-    "[--key-retention N] [--log-level L] "
+    "[--key-retention N] [--log-level L] [--chain-confirmations N] "
     "[--anvil-port P] [--enable-fault-switch] [--spare K] "
     "[--rpc-url URL --contract ADDR --wallet-key FILE]";
 
@@ -286,6 +286,9 @@ static void up_help(void)
 "  --log-retention N       passed to every node\n"
 "  --key-retention N       passed to every node\n"
 "  --log-level LEVEL       passed to every node\n"
+"  --chain-confirmations N passed to every node (default: 0 on the anvil up\n"
+"                          starts, nftraftd's default 2 on an existing chain;\n"
+"                          an anvil that mines only on transactions needs 0)\n"
 "\n"
 "It prints each step as it happens (anvil, keys, deploy, mint, register,\n"
 "nodes, elect) with its duration. Every node serves a live dashboard of the\n"
@@ -710,6 +713,7 @@ static int cmd_up(int argc, char **argv)
         {"log-retention", required_argument, NULL, 'r'},
         {"key-retention", required_argument, NULL, 'k'},
         {"log-level", required_argument, NULL, 'l'},
+        {"chain-confirmations", required_argument, NULL, 'N'},
         {"anvil-port", required_argument, NULL, 'A'},
         {"enable-fault-switch", no_argument, NULL, 'F'},
         {"spare", required_argument, NULL, 'S'},
@@ -721,7 +725,7 @@ static int cmd_up(int argc, char **argv)
     int nodes = 3, base = 8081, c, anvil_port = 8545, spare = 0;
     const char *ext_rpc = NULL, *ext_contract = NULL, *ext_key = NULL;
     bool detach = false, chain = true, fault = false;
-    const char *dir = DEFAULT_DIR, *extra[14] = {0};
+    const char *dir = DEFAULT_DIR, *extra[14] = {0}, *confirmations = NULL;
     int n_extra = 0;
     char *end;
     optind = 1;
@@ -751,6 +755,13 @@ static int cmd_up(int argc, char **argv)
         case 'R': ext_rpc = optarg; break;
         case 'K': ext_contract = optarg; break;
         case 'W': ext_key = optarg; break;
+        case 'N':
+            (void)strtol(optarg, &end, 10);
+            if (*end || !*optarg || optarg[0] == '-' || strlen(optarg) > 4)
+                return bad_usage("up", "--chain-confirmations wants 0..1000",
+                                 UP_USAGE);
+            confirmations = optarg;
+            break;
         case 'S':
             spare = (int)strtol(optarg, &end, 10);
             if (*end || spare < 0 || spare > 8)
@@ -926,9 +937,11 @@ static int cmd_up(int argc, char **argv)
             args[k++] = keyp;
             args[k++] = "--instance-id";
             args[k++] = inst;
-            if (!external) { /* its own anvil: one node, never reorgs */
+            /* Its own anvil (one node, never reorgs): 0 unless given; an
+             * existing chain: the daemon's default unless given. */
+            if (confirmations != NULL || !external) {
                 args[k++] = "--chain-confirmations";
-                args[k++] = "0";
+                args[k++] = confirmations ? confirmations : "0";
             }
         }
         if (!chain) {

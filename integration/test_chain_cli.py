@@ -222,6 +222,9 @@ def test_up_on_an_existing_chain():
     base = free_base_port(2)
     up = subprocess.run([NFTRAFT, "up", "--nodes", "2", "--rpc-url", S["rpc"], "--contract", nft2,
                          "--wallet-key", keyf, "--base-port", str(base), "--dir", os.path.join(d, "c"),
+                         # this anvil mines only on transactions: a confirmation
+                         # depth would leave the last registrations unseen
+                         "--chain-confirmations", "0",
                          "--detach"], capture_output=True, text=True, timeout=120)
     try:
         check(up.returncode == 0 and "existing chain" in up.stdout, "up: %s%s" % (up.stdout, up.stderr))

@@ -101,7 +101,10 @@ class Run:
                 "--peers", peers, "--id", str(i), "--bind-outgoing",
                 "--enable-fault-switch", "--forward-timeout", "2000",
                 "--apply-timeout", "3000", "--snapshot-threshold", "512",
-                "--snapshot-trailing", "64"] + (self.chain.node_args(i) if self.chain
+                "--snapshot-trailing", "64",
+                # the checker needs every entry and every key, not a window
+                "--log-retention", "0", "--key-retention", "0"] + (
+                    self.chain.node_args(i) if self.chain
                                                 else ["--cluster-secret-file", self.secret()])
 
     def secret(self):
