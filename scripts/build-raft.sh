@@ -27,6 +27,10 @@
 # scripts/raft-0.22.1-probe-next-index.patch: a stale rejection could set a
 # follower's next index at or below its match index; the leader then sent
 # only empty heartbeats to it forever (seed 159, a follower stuck behind).
+# scripts/raft-0.22.1-stale-snapshot.patch (applies after follower-compacted):
+# a snapshot the node finished taking after a newer one was installed moved
+# its log's snapshot point back, to an index it no longer has (seed 2918, a
+# follower that could never match its leader again).
 # scripts/raft-0.22.1-fixture-truncate.patch (test fixture only): the
 # in-memory raft_io truncated at the wrong array position once a snapshot had
 # been installed (tests/sim seed 14, a heap overflow).
@@ -35,7 +39,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 VERSION=0.22.1
 DEBREV=0.22.1-1
-BUILD="$DEBREV+nftraft6" # bump when the local patch changes
+BUILD="$DEBREV+nftraft7" # bump when the local patch changes
 prefix="$root/.deps/raft"
 stamp="$prefix/.nftraft-raft-version"
 
@@ -76,7 +80,7 @@ awk '/^Checksums-Sha256:/{f=1;next} /^[^ ]/{f=0} f&&NF==3{print $1"  "$3}' "$dsc
 
 cd "$work/src"
 for p in snapshot-term snapshot-pending follower-compacted install-leak \
-         probe-next-index fixture-truncate; do
+         probe-next-index stale-snapshot fixture-truncate; do
   patch -p1 --quiet < "$root/scripts/raft-0.22.1-$p.patch"
 done
 autoreconf -i >/dev/null 2>&1
