@@ -2,6 +2,7 @@
 # The project's entry point. The README's two commands are:
 #   ./run.sh up      install what is missing, build, start a local 3-node cluster
 #   ./run.sh test    install what is missing, build (normal + ASan/UBSan), run all tests
+# Other subcommands: build, deps, bench, soak, fuzz, help.
 # Other subcommands: build, deps, bench, soak, sim, help.
 set -euo pipefail
 root=$(cd "$(dirname "$0")" && pwd)
@@ -16,7 +17,10 @@ usage: ./run.sh <command> [args]
   build                   install deps and build build/ (release) only
   deps                    install missing Debian and npm packages only
   bench [flags]           run the benchmark (bench/bench.py) on a fresh local cluster
+  bench --endurance [f]   endurance run (bench/endurance.py): 5 M increments, per-minute table + plot
   soak                    long fault-injection runs (not part of 'test')
+  fuzz [--seconds N] [T..] build the libFuzzer targets (clang) and run each
+                          for N s (default 60); 'test' runs them for 15 s
   sim [--seeds N] [--seed S] [--steps K] [-v]
                           deterministic cluster simulation (tests/sim/README.md)
 USAGE
@@ -75,6 +79,7 @@ case "$cmd" in
     echo "== build (ASan+UBSan, -Werror)"
     build build-asan -DNFTRAFT_WERROR=ON -DNFTRAFT_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:halt_on_error=1
+    export LSAN_OPTIONS=suppressions=$root/scripts/lsan.supp:print_suppressions=0
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
     echo "== unit tests (release)"
     ctest --test-dir build --output-on-failure -j"$jobs"
@@ -89,6 +94,8 @@ case "$cmd" in
       echo "== contract tests (forge)"
       (cd contracts && ./node_modules/.bin/forge test)
     fi
+    echo "== fuzz targets (15 s each; seeds + regression inputs in tests/fuzz/corpus)"
+    ./scripts/fuzz.sh --seconds 15
     echo "== integration tests (ASan+UBSan binaries)"
     NFTRAFT_BUILD="$root/build-asan" ./integration/run_all.sh
     echo "== all tests passed in $(( $(date +%s) - start ))s"
@@ -99,8 +106,13 @@ case "$cmd" in
     command -v etcd >/dev/null || { [[ $(id -u) -eq 0 ]] && s= || s=sudo;
       $s env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >/dev/null; }
     build build
+    if [[ ${1:-} == --endurance ]]; then # millions of increments, flat state
+      shift
+      NFTRAFT_BUILD="$root/build" exec python3 bench/endurance.py "$@"
+    fi
     NFTRAFT_BUILD="$root/build" exec python3 bench/bench.py "$@" ;;
   soak) ./scripts/install-deps.sh; build build; exec ./integration/run_all.sh --soak ;;
+  fuzz) ./scripts/install-deps.sh; exec ./scripts/fuzz.sh "$@" ;;
   sim)
     ./scripts/install-deps.sh
     build build >/dev/null

@@ -27,11 +27,11 @@ sys.path.insert(0, os.path.join(ROOT, "integration"))
 import cluster as fx  # noqa: E402
 
 
-def wrk(url, script, conns, duration):
+def wrk(url, script, conns, duration, extra_args=()):
     threads = max(1, min(conns, 2))
     out = subprocess.run(
         ["wrk", "-c", str(conns), "-t", str(threads), "-d", "%ds" % duration,
-         "--latency", "-s", script, url],
+         "--latency", "-s", script, url] + list(extra_args),
         capture_output=True, text=True, timeout=duration + 60).stdout
     lat = {}
     for pct in ("50", "99"):

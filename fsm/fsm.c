@@ -3,6 +3,7 @@
  * entry; msgpack entries and snapshots, both versioned. */
 #include "fsm/fsm.h"
 #include "core/err.h"
+#include "core/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,14 +17,26 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION 1
-#define CMD_VERSION 1
+#define SCHEMA_VERSION 2 /* 2: index on dedup(idx), for key expiry */
+#define CMD_VERSION 2    /* 2: + the leader's key retention; 1 still read */
 #define CMD_INCREMENT 1
 #define SNAP_VERSION 1
+#define BATCH_MAX 512 /* applies per SQLite transaction at most */
 
 enum {
-    ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_INS_LOG, ST_INS_KEY, ST_SET_STATE,
-    ST_GET_KEY, ST_GET_LOG, ST_LOG_RANGE, ST_COUNT
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_INS_LOG,
+    ST_INS_KEY,
+    ST_SET_STATE,
+    ST_GET_KEY,
+    ST_GET_LOG,
+    ST_LOG_RANGE,
+    ST_PRUNE_LOG,
+    ST_PRUNE_KEYS,
+    ST_FIRST,
+    ST_COUNT
 };
 
 static const char *const SQL[ST_COUNT] = {
@@ -39,6 +52,9 @@ static const char *const SQL[ST_COUNT] = {
     [ST_GET_LOG] = "SELECT value FROM oplog WHERE idx = ?",
     [ST_LOG_RANGE] = "SELECT idx, term, by, value, node, time FROM oplog "
                      "WHERE idx >= ? ORDER BY idx LIMIT ?",
+    [ST_PRUNE_LOG] = "DELETE FROM oplog WHERE idx <= ?",
+    [ST_PRUNE_KEYS] = "DELETE FROM dedup WHERE idx <= ?",
+    [ST_FIRST] = "SELECT min(idx) FROM oplog",
 };
 
 /* Statements of the snapshot reader (a second, read-only connection). */
@@ -72,11 +88,16 @@ struct fsm {
     sqlite3_stmt *rst[RS_COUNT];
     struct fsm_snap snap;
     bool snap_busy;
+    bool unsynced; /* synchronous=OFF, guarded by the boot-id marker */
+    char boot[64];
     int lock_fd;
     char path[512];
     int64_t value;
     uint64_t last_applied;
     uint64_t count;
+    uint64_t retention; /* op-log rows kept; 0 = all */
+    bool in_txn;        /* a batch transaction is open (fsm_flush commits) */
+    unsigned batch;     /* applies in it */
     char errmsg[1024];
 };
 
@@ -138,7 +159,7 @@ int fsm_cmd_encode(const struct fsm_cmd *cmd, void *buf, size_t cap,
     struct fixed_buf b = {.p = buf, .cap = cap};
     msgpack_packer pk;
     msgpack_packer_init(&pk, &b, fixed_write);
-    msgpack_pack_array(&pk, 7);
+    msgpack_pack_array(&pk, 8);
     msgpack_pack_uint8(&pk, CMD_VERSION);
     msgpack_pack_uint8(&pk, CMD_INCREMENT);
     msgpack_pack_int64(&pk, cmd->by);
@@ -147,6 +168,7 @@ int fsm_cmd_encode(const struct fsm_cmd *cmd, void *buf, size_t cap,
     msgpack_pack_int64(&pk, cmd->time_ms);
     msgpack_pack_str(&pk, klen);
     msgpack_pack_str_body(&pk, cmd->key, klen);
+    msgpack_pack_uint64(&pk, cmd->key_retention);
     if (b.overflow)
         return ERR_TOOBIG;
     *len = b.len;
@@ -175,13 +197,94 @@ static bool get_i64(const msgpack_object *o, int64_t *out)
     return false;
 }
 
+/* Big-endian unsigned of n (1, 2 or 4) bytes. */
+static size_t mp_be(const uint8_t *p, size_t n)
+{
+    size_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* Walk one msgpack object at p[0..n) without allocating: 0 with *used, or
+ * ERR_MALFORMED when it is truncated, nests deeper than `depth`, or a
+ * container claims more elements than bytes remain. msgpack-c allocates for
+ * a container's claimed count before reading its elements (a 5-byte map32
+ * header asks for 128 GiB), so untrusted bytes pass here first. */
+static int mp_check(const uint8_t *p, size_t n, int depth, size_t *used)
+{
+    if (n == 0 || depth < 0)
+        return ERR_MALFORMED;
+    uint8_t b = p[0];
+    size_t hdr = 1, body = 0, items = 0;
+    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
+        /* fixint, nil, bool */
+    } else if (b <= 0x8f) {
+        items = 2 * (size_t)(b & 0x0f);
+    } else if (b <= 0x9f) {
+        items = b & 0x0f;
+    } else if (b <= 0xbf) {
+        body = b & 0x1f;
+    } else {
+        /* c4-c6 bin, c7-c9 ext, d9-db str: a length of 1/2/4 bytes. */
+        static const uint8_t lenbytes[] = {
+            [0xc4 - 0xc4] = 1, [0xc5 - 0xc4] = 2, [0xc6 - 0xc4] = 4,
+            [0xc7 - 0xc4] = 1, [0xc8 - 0xc4] = 2, [0xc9 - 0xc4] = 4,
+            [0xd9 - 0xc4] = 1, [0xda - 0xc4] = 2, [0xdb - 0xc4] = 4};
+        static const uint8_t fixed[] = {
+            [0xca - 0xc4] = 4, [0xcb - 0xc4] = 8, [0xcc - 0xc4] = 1,
+            [0xcd - 0xc4] = 2, [0xce - 0xc4] = 4, [0xcf - 0xc4] = 8,
+            [0xd0 - 0xc4] = 1, [0xd1 - 0xc4] = 2, [0xd2 - 0xc4] = 4,
+            [0xd3 - 0xc4] = 8, [0xd4 - 0xc4] = 2, [0xd5 - 0xc4] = 3,
+            [0xd6 - 0xc4] = 5, [0xd7 - 0xc4] = 9, [0xd8 - 0xc4] = 17};
+        if (b == 0xc1)
+            return ERR_MALFORMED;
+        if (b >= 0xdc) { /* array16/32, map16/32 */
+            size_t lb = b == 0xdc || b == 0xde ? 2 : 4;
+            if (n < 1 + lb)
+                return ERR_MALFORMED;
+            items = mp_be(p + 1, lb) * (b >= 0xde ? 2 : 1);
+            hdr += lb;
+        } else if (lenbytes[b - 0xc4]) {
+            size_t lb = lenbytes[b - 0xc4];
+            if (n < 1 + lb)
+                return ERR_MALFORMED;
+            body = mp_be(p + 1, lb) + (b >= 0xc7 && b <= 0xc9); /* ext type */
+            hdr += lb;
+        } else {
+            body = fixed[b - 0xc4];
+        }
+    }
+    if (hdr > n || body > n - hdr || items > n - hdr)
+        return ERR_MALFORMED;
+    size_t off = hdr + body;
+    for (size_t i = 0; i < items; i++) {
+        size_t u;
+        if (mp_check(p + off, n - off, depth - 1, &u) != 0)
+            return ERR_MALFORMED;
+        off += u;
+    }
+    *used = off;
+    return 0;
+}
+
+/* msgpack_unpack_next on untrusted bytes, after mp_check. */
+static int mp_unpack(msgpack_unpacked *u, const void *buf, size_t len,
+                     size_t *off)
+{
+    size_t used;
+    if (mp_check(buf, len, 8, &used) != 0)
+        return MSGPACK_UNPACK_PARSE_ERROR;
+    return msgpack_unpack_next(u, buf, len, off);
+}
+
 int fsm_cmd_decode(const void *buf, size_t len, struct fsm_cmd *out)
 {
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
     size_t off = 0;
     int rv = ERR_MALFORMED;
-    if (msgpack_unpack_next(&u, buf, len, &off) != MSGPACK_UNPACK_SUCCESS ||
+    if (mp_unpack(&u, buf, len, &off) != MSGPACK_UNPACK_SUCCESS ||
         len - off > 7)
         goto out;
     for (size_t i = off; i < len; i++) /* raft alignment padding */
@@ -194,11 +297,11 @@ int fsm_cmd_decode(const void *buf, size_t len, struct fsm_cmd *out)
     uint64_t version, type;
     if (!get_u64(&a[0], &version) || !get_u64(&a[1], &type))
         goto out;
-    if (version != CMD_VERSION || type != CMD_INCREMENT) {
+    if (version < 1 || version > CMD_VERSION || type != CMD_INCREMENT) {
         rv = ERR_VERSION;
         goto out;
     }
-    if (o->via.array.size != 7)
+    if (o->via.array.size != (version == 1 ? 7 : 8))
         goto out;
     memset(out, 0, sizeof *out);
     if (!get_i64(&a[2], &out->by) || out->by < 1 ||
@@ -206,7 +309,8 @@ int fsm_cmd_decode(const void *buf, size_t len, struct fsm_cmd *out)
         !get_i64(&a[5], &out->time_ms) || a[6].type != MSGPACK_OBJECT_STR ||
         a[6].via.str.size > FSM_KEY_MAX ||
         (a[6].via.str.size > 0 &&
-         memchr(a[6].via.str.ptr, '\0', a[6].via.str.size) != NULL))
+         memchr(a[6].via.str.ptr, '\0', a[6].via.str.size) != NULL) ||
+        (version >= 2 && !get_u64(&a[7], &out->key_retention)))
         goto out;
     if (a[6].via.str.size > 0) /* an empty str may have a NULL ptr */
         memcpy(out->key, a[6].via.str.ptr, a[6].via.str.size);
@@ -281,12 +385,20 @@ static int load(struct fsm *f)
                      " node INTEGER NOT NULL, time INTEGER NOT NULL);"
                      "CREATE TABLE dedup(key TEXT PRIMARY KEY, idx INTEGER NOT"
                      " NULL, value INTEGER NOT NULL);"
-                     "PRAGMA user_version = 1;"
+                     "CREATE INDEX dedup_idx ON dedup(idx);"
+                     "PRAGMA user_version = 2;"
                      "COMMIT;");
         if (rc != SQLITE_OK) {
             int r2 = open_error(f, rc);
             return r2 == ERR_IO ? ERR_IO : r2;
         }
+    } else if (version == 1) { /* keys expire now: index them by idx */
+        rc = exec(f, "BEGIN IMMEDIATE;"
+                     "CREATE INDEX dedup_idx ON dedup(idx);"
+                     "PRAGMA user_version = 2;"
+                     "COMMIT;");
+        if (rc != SQLITE_OK)
+            return open_error(f, rc);
     } else if (version < 0) {
         return fail(f, ERR_CORRUPT, "state file %s: cannot read its version",
                     f->path);
@@ -318,12 +430,22 @@ static int load(struct fsm *f)
     return 0;
 }
 
+static void guard_close(struct fsm *f);
+
 void fsm_close(struct fsm *f)
 {
     if (f == NULL)
         return;
     if (f->snap_busy)
         fsm_snapshot_end(f, &f->snap);
+    if (f->in_txn && f->db != NULL)
+        fsm_flush(f);
+    for (int i = 0; i < RS_COUNT; i++)
+        sqlite3_finalize(f->rst[i]);
+    sqlite3_close(f->rdb);
+    f->rdb = NULL;
+    memset(f->rst, 0, sizeof f->rst);
+    guard_close(f);
     for (int i = 0; i < RS_COUNT; i++)
         sqlite3_finalize(f->rst[i]);
     sqlite3_close(f->rdb);
@@ -335,8 +457,109 @@ void fsm_close(struct fsm *f)
     free(f);
 }
 
+/* ---- durability ----
+ * state.db is written with PRAGMA synchronous=OFF: SQLite never fsyncs,
+ * not even at checkpoints, so no fsync ever runs on the loop (the WAL
+ * checkpoint's fdatasync was the largest stall left). This is sound because
+ * state.db is not the durable record: raft's log and snapshots are (raft
+ * fsyncs them), and the FSM is rebuilt from them (restore of raft's latest
+ * snapshot, then its log) whenever state.db is behind. A process crash
+ * loses nothing the kernel has (its page cache survives); only an
+ * operating-system crash or power loss can leave state.db torn. That case
+ * is detected: the "-lock" sidecar holds "nftraft-state v1 BOOT_ID dirty"
+ * (written and fsynced before any unsynced write, BOOT_ID being the
+ * kernel's boot id) and "... clean" after fsm_close has checkpointed and
+ * fsynced the file. At open, "dirty" under another boot id means the
+ * machine went down with unsynced writes: state.db (and its -wal/-shm) is
+ * moved aside to state.db.unsynced-UNIXTIME, kept for inspection, a warning
+ * is logged, and the node starts from an empty state that raft refills.
+ * Without a readable boot id the file is written with synchronous=NORMAL
+ * (checkpoints fsync) instead. */
+static bool boot_id(char *out, size_t cap)
+{
+    FILE *fp = fopen("/proc/sys/kernel/random/boot_id", "r");
+    if (fp == NULL)
+        return false;
+    bool ok = fgets(out, (int)cap, fp) != NULL;
+    fclose(fp);
+    if (!ok)
+        return false;
+    out[strcspn(out, "\n")] = '\0';
+    return out[0] != '\0' && strchr(out, ' ') == NULL;
+}
+
+static int write_marker(struct fsm *f, const char *boot, const char *state)
+{
+    char buf[160];
+    int n = snprintf(buf, sizeof buf, "nftraft-state v1 %s %s\n", boot, state);
+    if (ftruncate(f->lock_fd, 0) != 0 ||
+        pwrite(f->lock_fd, buf, (size_t)n, 0) != n ||
+        fdatasync(f->lock_fd) != 0)
+        return ERR_IO;
+    return 0;
+}
+
+static int guard_open(struct fsm *f, char *errmsg, size_t errlen)
+{
+    char cur[64], buf[160], boot[64] = "", state[16] = "";
+    if (!boot_id(cur, sizeof cur))
+        return 0; /* f->unsynced stays false: synchronous=NORMAL */
+    ssize_t n = pread(f->lock_fd, buf, sizeof buf - 1, 0);
+    buf[n > 0 ? n : 0] = '\0';
+    if (sscanf(buf, "nftraft-state v1 %63s %15s", boot, state) == 2 &&
+        strcmp(state, "dirty") == 0 && strcmp(boot, cur) != 0 &&
+        access(f->path, F_OK) == 0) {
+        char aside[sizeof f->path + 64], from[sizeof f->path + 8];
+        long now = (long)time(NULL);
+        static const char *const sfx[] = {"", "-wal", "-shm"};
+        for (int i = 0; i < 3; i++) {
+            snprintf(from, sizeof from, "%s%s", f->path, sfx[i]);
+            snprintf(aside, sizeof aside, "%s.unsynced-%ld%s", f->path, now,
+                     sfx[i]);
+            if (rename(from, aside) != 0 && errno != ENOENT) {
+                snprintf(errmsg, errlen, "cannot move %s aside: %s", from,
+                         strerror(errno));
+                return ERR_IO;
+            }
+        }
+        LOGW("fsm",
+             "the machine restarted (boot id %s, now %s) while %s had "
+             "unsynced writes: moved it aside to %s.unsynced-%ld; starting "
+             "from an empty state that raft's snapshot and log refill",
+             boot, cur, f->path, f->path, now);
+    }
+    if (write_marker(f, cur, "dirty") != 0) {
+        snprintf(errmsg, errlen, "cannot write %s-lock: %s", f->path,
+                 strerror(errno));
+        return ERR_IO;
+    }
+    snprintf(f->boot, sizeof f->boot, "%s", cur);
+    f->unsynced = true;
+    return 0;
+}
+
+/* Make state.db durable and mark it clean (fsm_close). */
+static void guard_close(struct fsm *f)
+{
+    if (!f->unsynced || f->db == NULL)
+        return;
+    /* The reader is closed by now: a TRUNCATE checkpoint copies the whole
+     * WAL into state.db and fsyncs it (synchronous=FULL), or fails. */
+    if (exec(f, "PRAGMA synchronous = FULL") == SQLITE_OK &&
+        sqlite3_wal_checkpoint_v2(f->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL,
+                                  NULL) == SQLITE_OK) {
+        int fd = open(f->path, O_RDONLY | O_CLOEXEC);
+        bool ok = fd >= 0 && fsync(fd) == 0;
+        if (fd >= 0)
+            close(fd);
+        if (ok)
+            write_marker(f, f->boot, "clean");
+    }
+}
+
 int fsm_open(struct fsm **out, const char *path, char *errmsg, size_t errlen)
 {
+    int rv0;
     if (!sqlite3_threadsafe()) { /* snapshots are read on a worker thread */
         snprintf(errmsg, errlen, "this SQLite (%s) was built without thread "
                  "safety (SQLITE_THREADSAFE=0)", sqlite3_libversion());
@@ -370,6 +593,11 @@ int fsm_open(struct fsm **out, const char *path, char *errmsg, size_t errlen)
         free(f);
         return busy ? ERR_BUSY : ERR_IO;
     }
+    rv0 = guard_open(f, errmsg, errlen);
+    if (rv0 != 0) {
+        fsm_close(f);
+        return rv0;
+    }
     /* Refuse anything that is not an SQLite file before SQLite touches it. */
     FILE *fp = fopen(path, "rb");
     if (fp != NULL) {
@@ -401,7 +629,8 @@ int fsm_open(struct fsm **out, const char *path, char *errmsg, size_t errlen)
     sqlite3_busy_timeout(f->db, 5000);
     rc = exec(f, "PRAGMA journal_mode = WAL");
     if (rc == SQLITE_OK)
-        rc = exec(f, "PRAGMA synchronous = NORMAL");
+        rc = exec(f, f->unsynced ? "PRAGMA synchronous = OFF"
+                                 : "PRAGMA synchronous = NORMAL");
     if (rc != SQLITE_OK) {
         rv = open_error(f, rc);
         goto err;
@@ -451,18 +680,54 @@ static int set_state(struct fsm *f, int64_t value, uint64_t last_applied)
     return step_done(f, s);
 }
 
+/* Applies are grouped: the first apply after a flush opens a transaction,
+ * fsm_flush() (the owner calls it once per loop iteration, and it runs by
+ * itself every BATCH_MAX applies) commits it. An apply is answered before
+ * its batch commits: state.db is not the durable record, raft's log is (a
+ * crash loses at most the open batch, and raft applies those entries
+ * again on restart, from its snapshot and log). Reads on this connection
+ * see the open batch. */
 static int begin(struct fsm *f)
 {
-    return step_done(f, f->st[ST_BEGIN]);
+    if (f->in_txn)
+        return 0;
+    int rv = step_done(f, f->st[ST_BEGIN]);
+    if (rv == 0) {
+        f->in_txn = true;
+        f->batch = 0;
+    }
+    return rv;
 }
 
-static int commit(struct fsm *f, int rv)
+static void rollback(struct fsm *f)
 {
-    if (rv == 0)
-        rv = step_done(f, f->st[ST_COMMIT]);
-    if (rv != 0)
-        sqlite3_step(f->st[ST_ROLLBACK]), sqlite3_reset(f->st[ST_ROLLBACK]);
-    return rv;
+    sqlite3_step(f->st[ST_ROLLBACK]);
+    sqlite3_reset(f->st[ST_ROLLBACK]);
+    f->in_txn = false;
+}
+
+int fsm_flush(struct fsm *f)
+{
+    if (!f->in_txn)
+        return 0;
+    int rv = step_done(f, f->st[ST_COMMIT]);
+    if (rv != 0) {
+        rollback(f);
+        return rv;
+    }
+    f->in_txn = false;
+    return 0;
+}
+
+/* End one apply: a failed statement rolls the whole batch back (the
+ * caller must then stop the node: the in-memory state is ahead). */
+static int done(struct fsm *f, int rv)
+{
+    if (rv != 0) {
+        rollback(f);
+        return rv;
+    }
+    return ++f->batch >= BATCH_MAX ? fsm_flush(f) : 0;
 }
 
 /* Advance last_applied only (duplicate, overflow, malformed entries). */
@@ -471,10 +736,25 @@ static int advance(struct fsm *f, uint64_t index)
     int rv = begin(f);
     if (rv != 0)
         return rv;
-    rv = commit(f, set_state(f, f->value, index));
+    rv = done(f, set_state(f, f->value, index));
     if (rv == 0)
         f->last_applied = index;
     return rv;
+}
+
+static int prune(struct fsm *f, int st, uint64_t upto, uint64_t *deleted)
+{
+    sqlite3_stmt *s = f->st[st];
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)upto);
+    int rv = step_done(f, s);
+    if (rv == 0 && deleted != NULL)
+        *deleted = (uint64_t)sqlite3_changes(f->db);
+    return rv;
+}
+
+void fsm_set_retention(struct fsm *f, uint64_t rows)
+{
+    f->retention = rows;
 }
 
 int fsm_lookup(struct fsm *f, const char *key, struct fsm_result *out)
@@ -500,6 +780,7 @@ int fsm_apply(struct fsm *f, uint64_t index, const void *buf, size_t len,
               struct fsm_result *out)
 {
     memset(out, 0, sizeof *out);
+    out->entry = index;
     if (index <= f->last_applied) {
         /* A replay after restart: report what that index produced. */
         sqlite3_stmt *s = f->st[ST_GET_LOG];
@@ -517,20 +798,35 @@ int fsm_apply(struct fsm *f, uint64_t index, const void *buf, size_t len,
                                    "entry %llu does not decode",
                                    (unsigned long long)index);
     }
+    int rv = begin(f);
+    if (rv != 0)
+        return rv;
+    /* Key expiry, a function of the entry alone (its index and the
+     * retention its leader wrote in it): every replica forgets the same
+     * keys at the same index. */
+    if (cmd.key_retention > 0 && index > cmd.key_retention) {
+        rv = prune(f, ST_PRUNE_KEYS, index - cmd.key_retention, NULL);
+        if (rv != 0)
+            return done(f, rv);
+    }
     if (cmd.key[0] && fsm_lookup(f, cmd.key, out) == 0) {
         out->duplicate = true;
-        return advance(f, index);
+        out->entry = index;
+        rv = done(f, set_state(f, f->value, index));
+        if (rv == 0)
+            f->last_applied = index;
+        return rv;
     }
     int64_t value;
     if (__builtin_add_overflow(f->value, cmd.by, &value)) {
         out->status = ERR_OVERFLOW;
         out->value = f->value;
         out->index = index;
-        return advance(f, index);
-    }
-    int rv = begin(f);
-    if (rv != 0)
+        rv = done(f, set_state(f, f->value, index));
+        if (rv == 0)
+            f->last_applied = index;
         return rv;
+    }
     sqlite3_stmt *s = f->st[ST_INS_LOG];
     sqlite3_bind_int64(s, 1, (sqlite3_int64)index);
     sqlite3_bind_int64(s, 2, (sqlite3_int64)cmd.term);
@@ -546,17 +842,32 @@ int fsm_apply(struct fsm *f, uint64_t index, const void *buf, size_t len,
         sqlite3_bind_int64(s, 3, value);
         rv = step_done(f, s);
     }
+    /* Op-log retention: the newest `retention` indexes are kept. */
+    uint64_t pruned = 0;
+    if (rv == 0 && f->retention > 0 && index > f->retention)
+        rv = prune(f, ST_PRUNE_LOG, index - f->retention, &pruned);
     if (rv == 0)
         rv = set_state(f, value, index);
-    rv = commit(f, rv);
+    rv = done(f, rv);
     if (rv != 0)
         return rv;
     f->value = value;
     f->last_applied = index;
-    f->count++;
+    f->count = f->count + 1 - (pruned > f->count + 1 ? f->count + 1 : pruned);
     out->value = value;
     out->index = index;
     return 0;
+}
+
+uint64_t fsm_log_first(struct fsm *f)
+{
+    sqlite3_stmt *s = f->st[ST_FIRST];
+    uint64_t first = 0;
+    if (sqlite3_step(s) == SQLITE_ROW &&
+        sqlite3_column_type(s, 0) != SQLITE_NULL)
+        first = (uint64_t)sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    return first;
 }
 
 int fsm_log(struct fsm *f, uint64_t from, unsigned limit,
@@ -611,6 +922,9 @@ int fsm_snapshot_begin(struct fsm *f, struct fsm_snap **out)
     if (f->snap_busy)
         return fail(f, ERR_BUSY, "snapshot of %s: one is in progress",
                     f->path);
+    int rv0 = fsm_flush(f); /* the reader sees committed state only */
+    if (rv0 != 0)
+        return rv0;
     struct fsm_snap *sn = &f->snap;
     memset(sn, 0, sizeof *sn);
     sn->f = f;
@@ -806,8 +1120,7 @@ int fsm_restore(struct fsm *f, const void *buf, size_t len)
     int64_t value = 0;
     uint64_t last = 0;
     int rv;
-    if (msgpack_unpack_next(&u, buf, len, &off) != MSGPACK_UNPACK_SUCCESS ||
-        off != len) {
+    if (mp_unpack(&u, buf, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len) {
         rv = fail(f, ERR_MALFORMED, "snapshot does not decode");
         goto out;
     }
@@ -823,7 +1136,9 @@ int fsm_restore(struct fsm *f, const void *buf, size_t len)
         goto out;
     }
     const msgpack_object *a = u.data.via.array.ptr;
-    rv = begin(f);
+    rv = fsm_flush(f);
+    if (rv == 0)
+        rv = begin(f);
     if (rv != 0)
         goto out;
     rv = exec(f, "DELETE FROM oplog; DELETE FROM dedup") == SQLITE_OK
@@ -852,7 +1167,10 @@ int fsm_restore(struct fsm *f, const void *buf, size_t len)
     }
     if (rv == 0)
         rv = set_state(f, value, last);
-    rv = commit(f, rv);
+    if (rv == 0)
+        rv = fsm_flush(f);
+    else
+        rollback(f);
     if (rv == 0) {
         f->value = value;
         f->last_applied = last;

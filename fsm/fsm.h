@@ -1,12 +1,18 @@
 /* fsm.h - the replicated counter's state machine, stored in SQLite.
  *
  * The state (counter value, op log, idempotency table, last applied raft
- * index) lives in one SQLite file in WAL mode. Each applied entry updates all
- * of it in one SQLite transaction, so a restart never applies an entry twice
- * nor skips one. This module knows nothing of libuv, raft or HTTP: core/
- * wraps it into a struct raft_fsm. A struct fsm is not thread-safe: all
- * functions run on its owner's thread, except fsm_snapshot_write (below).
- * One process at a time: the file's "-lock" sidecar is flock()ed. */
+ * index) lives in one SQLite file in WAL mode. Applies are grouped into
+ * batch transactions that update all of it together with last_applied, so
+ * a restart never applies an entry twice nor skips one (a crash loses at
+ * most the open batch, which raft applies again). The state is bounded:
+ * the op log keeps the newest `retention` indexes (fsm_set_retention), and
+ * an idempotency key expires key_retention indexes after the entry that
+ * applied it (key_retention is carried in each entry, so every replica
+ * expires the same keys at the same index). This module knows nothing of libuv,
+ * raft or HTTP: core/ wraps it into a struct raft_fsm. A struct fsm is not
+ * thread-safe: all functions run on its owner's thread, except
+ * fsm_snapshot_write (below). One process at a time: the file's "-lock" sidecar
+ * is flock()ed. */
 #ifndef NFTRAFT_FSM_H
 #define NFTRAFT_FSM_H
 
@@ -25,6 +31,7 @@ struct fsm_cmd {
     uint64_t term;             /* raft term at proposal (= the entry's term) */
     int64_t time_ms;           /* proposer's wall clock, ms since the epoch */
     char key[FSM_KEY_MAX + 1]; /* Idempotency-Key; "" when none */
+    uint64_t key_retention;    /* keys live this many indexes; 0 = forever */
 };
 
 /* What applying (or looking up) an increment produced. */
@@ -33,7 +40,7 @@ struct fsm_result {
     int64_t value;  /* counter value right after this increment */
     uint64_t index; /* raft index the increment was applied at */
     bool duplicate; /* the key was applied before: value/index are the first */
-    uint64_t entry; /* raft index of the entry this answers (set by raftfsm) */
+    uint64_t entry; /* raft index of the entry whose apply gave this result */
 };
 
 /* One row of the op log, as GET /log shows it. */
@@ -67,7 +74,10 @@ int fsm_cmd_encode(const struct fsm_cmd *cmd, void *buf, size_t cap,
  * multiple of 8 bytes); anything else after the entry is malformed. */
 int fsm_cmd_decode(const void *buf, size_t len, struct fsm_cmd *out);
 
-/* Apply the entry at raft index `index`.
+/* Apply the entry at raft index `index`, in the open batch transaction
+ * (opened if none; committed by fsm_flush or after BATCH_MAX applies).
+ * First, if the entry carries key_retention K > 0, keys applied at an
+ * index <= index - K are forgotten (a retry with such a key applies again).
  * - index <= last applied: nothing changes; *out is the stored result of that
  *   index (duplicate=false) so a replay after restart is harmless.
  * - a key already applied: nothing but last_applied changes; *out is the
@@ -80,6 +90,20 @@ int fsm_cmd_decode(const void *buf, size_t len, struct fsm_cmd *out);
  * write (state unchanged; the caller must stop the node). */
 int fsm_apply(struct fsm *f, uint64_t index, const void *buf, size_t len,
               struct fsm_result *out);
+
+/* Commit the open batch, if any (cheap when none). ERR_IO: the batch was
+ * rolled back; the in-memory state is then ahead of the file and the
+ * caller must stop the node (raft applies the entries again on restart).
+ * Snapshots, restores and fsm_close flush first by themselves. */
+int fsm_flush(struct fsm *f);
+
+/* Keep only the op-log rows of the newest `rows` indexes (rows with
+ * index <= last applied - rows are deleted as entries apply); 0 keeps
+ * everything. A local setting: it does not change any result. */
+void fsm_set_retention(struct fsm *f, uint64_t rows);
+
+/* The smallest index in the op log, or 0 when it is empty. */
+uint64_t fsm_log_first(struct fsm *f);
 
 /* The first result for key; ERR_NOTFOUND when the key was never applied. */
 int fsm_lookup(struct fsm *f, const char *key, struct fsm_result *out);

@@ -12,10 +12,8 @@ static int rf_apply(struct raft_fsm *f, const struct raft_buffer *buf,
     struct raftfsm *rf = f->data;
     /* raft advances last_applied right after apply returns. */
     uint64_t index = raft_last_applied(rf->raft) + 1;
-    struct fsm_result *res = &rf->results[index % RAFTFSM_RESULTS];
-    memset(res, 0, sizeof *res);
+    struct fsm_result *res = &rf->ring[index % RAFTFSM_RING];
     int rv = fsm_apply(rf->state, index, buf->base, buf->len, res);
-    res->entry = index;
     *result = res;
     if (rv == ERR_MALFORMED) {
         /* Every replica skips the same bytes the same way. */
@@ -98,8 +96,9 @@ static int rf_snapshot_finalize(struct raft_fsm *f, struct raft_buffer *bufs[],
     if (rf->snap_rv != 0)
         LOGE("fsm", "snapshot failed: %s", fsm_snapshot_errmsg(rf->snap));
     else if (bytes > 0)
-        LOGI("fsm", "snapshot taken last_applied=%llu bytes=%zu rows=%llu "
-             "keys=%llu write_ms=%.1f (off the loop)",
+        LOGI("fsm",
+             "snapshot taken last_applied=%llu bytes=%zu rows=%llu "
+             "keys=%llu write_ms=%.1f",
              (unsigned long long)last, bytes, (unsigned long long)rows,
              (unsigned long long)keys, ms);
     fsm_snapshot_end(rf->state, rf->snap);
@@ -138,7 +137,38 @@ void raftfsm_init(struct raftfsm *rf, struct fsm *state)
     rf->fsm.snapshot_async = rf_snapshot_async;
 }
 
-void raftfsm_bind(struct raftfsm *rf, struct raft *raft)
+void raftfsm_flush(struct raftfsm *rf)
+{
+    if (rf->fatal != 0 || rf->state == NULL)
+        return;
+    int rv = fsm_flush(rf->state);
+    if (rv != 0) {
+        LOGE("fsm", "commit failed: %s", fsm_errmsg(rf->state));
+        rf->fatal = rv;
+    }
+}
+
+static void flush_cb(uv_check_t *h)
+{
+    raftfsm_flush(h->data);
+}
+
+void raftfsm_bind(struct raftfsm *rf, struct raft *raft, uv_loop_t *loop)
 {
     rf->raft = raft;
+    if (loop == NULL)
+        return;
+    uv_check_init(loop, &rf->flush);
+    rf->flush.data = rf;
+    uv_check_start(&rf->flush, flush_cb);
+    uv_unref((uv_handle_t *)&rf->flush);
+    rf->flush_started = true;
+}
+
+void raftfsm_close(struct raftfsm *rf)
+{
+    if (!rf->flush_started)
+        return;
+    rf->flush_started = false;
+    uv_close((uv_handle_t *)&rf->flush, NULL);
 }

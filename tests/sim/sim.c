@@ -598,6 +598,11 @@ static void check_ack(struct sim *s, struct sim_op *op)
 
 static void check_step(struct sim *s)
 {
+    /* What the node's loop does once per iteration: commit the FSMs'
+     * batch of applies. */
+    for (unsigned i = 0; i < s->n; i++)
+        if (s->srv[i].state != NULL)
+            raftfsm_flush(&s->srv[i].rf);
     /* 1. one leader per term, over the whole run */
     for (unsigned i = 0; i < s->n; i++) {
         struct raft *r = raft_fixture_get(&s->f, i);
@@ -820,7 +825,7 @@ static int setup(struct sim *s)
         if (raft_fixture_grow(&s->f, &sv->rf.fsm) != 0)
             return ERR_NOMEM;
         struct raft *r = raft_fixture_get(&s->f, i);
-        raftfsm_bind(&sv->rf, r);
+        raftfsm_bind(&sv->rf, r, NULL);
         if (!s->trace)
             r->tracer = NULL; /* the fixture's tracer prints raft's info */
         raft_set_snapshot_threshold(r, 8 + rnd(s, 17));
