@@ -25,6 +25,7 @@ command -v clang >/dev/null || { echo "fuzz.sh: clang not found (apt-get install
 out=$root/build-fuzz
 # -Werror is for gcc (the builds that ship); clang warns about other things.
 cmake -S "$root" -B "$out" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
+  -DCMAKE_C_FLAGS_DEBUG="-g -O1" \
   -DNFTRAFT_FUZZ=ON -DNFTRAFT_WERROR=OFF >/dev/null
 mkdir -p "$out"
 cmake --build "$out" --target fuzz_all -j"$(nproc 2>/dev/null || echo 2)" >"$out/build.log" 2>&1 ||

@@ -8,20 +8,38 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static struct fsm *state; /* one state file for the whole run */
+static char dir[] = "/tmp/nftraft-fuzz-XXXXXX";
+
+/* libFuzzer exits through exit(): remove the state file and its dir. */
+static void cleanup(void)
+{
+    static const char *const files[] = {"state.db", "state.db-wal",
+                                        "state.db-shm", "state.db-lock"};
+    char path[64];
+    if (state != NULL)
+        fsm_close(state);
+    state = NULL;
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    char dir[] = "/tmp/nftraft-fuzz-XXXXXX";
     if (mkdtemp(dir) == NULL)
         abort();
     char path[64], err[256];
     snprintf(path, sizeof path, "%s/state.db", dir);
     if (fsm_open(&state, path, err, sizeof err) != 0)
         abort();
+    atexit(cleanup);
     return 0;
 }
 
