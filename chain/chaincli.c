@@ -20,10 +20,13 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *const COMMANDS[] = {"members", "mint", "register",
-                                       "deactivate", "vote", "elect",
-                                       "heartbeat", "cluster-size", "deploy",
-                                       NULL};
+static const char *const COMMANDS[] = {
+    "members",  "mint",      "register", "set-endpoints", "deactivate",
+    "evict",    "readmit",   "transfer", "vote",          "elect",
+    "heartbeat", "cluster-size", "deploy", NULL};
+
+#define MAX_NODES 256 /* the contract's MAX_SUPPLY_LIMIT */
+#define MAX_ENDPOINT 256
 
 int chaincli_is_command(const char *cmd)
 {
@@ -48,6 +51,60 @@ int chaincli_instance_id(const char *s, uint8_t out[32])
     memcpy(out, s, n);
     return 0;
 }
+
+void chaincli_instance_text(const uint8_t id[32], char out[67])
+{
+    size_t k = 0;
+    while (k < 32 && id[k] > 0x20 && id[k] < 0x7f)
+        k++;
+    bool named = k > 0 && !(k >= 2 && id[0] == '0' &&
+                            (id[1] == 'x' || id[1] == 'X'));
+    for (size_t i = k; i < 32 && named; i++)
+        named = id[i] == 0;
+    if (named) {
+        memcpy(out, id, k);
+        out[k] = '\0';
+    } else {
+        hex_encode(id, 32, 1, out);
+    }
+}
+
+int chaincli_decode_nodes(const uint8_t *d, size_t len,
+                          struct chaincli_node *out, size_t cap, size_t *n)
+{
+    const uint8_t *heads;
+    size_t count;
+    if (abi_get_words(d, len, 0, &heads, &count) != 0)
+        return ERR_MALFORMED;
+    if (count > cap)
+        return ERR_TOOBIG;
+    size_t room = (size_t)(d + len - heads); /* bytes from the array start */
+    for (size_t i = 0; i < count; i++) {
+        uint64_t off, epoch;
+        if (abi_get_uint64(heads, room, i, &off) != 0 || off >= room)
+            return ERR_MALFORMED;
+        const uint8_t *t = heads + off;
+        size_t tl = room - (size_t)off;
+        struct chaincli_node *m = &out[i];
+        int rv;
+        if (abi_get_uint64(t, tl, 0, &m->token) != 0 ||
+            abi_get_bytes32(t, tl, 1, m->instance) != 0 ||
+            abi_get_address(t, tl, 2, m->owner) != 0 ||
+            abi_get_address(t, tl, 3, m->node_key) != 0 ||
+            abi_get_uint64(t, tl, 4, &epoch) != 0 || epoch > UINT32_MAX)
+            return ERR_MALFORMED;
+        m->epoch = (uint32_t)epoch;
+        if ((rv = abi_get_string(t, tl, 5, m->raft, sizeof m->raft)) != 0 ||
+            (rv = abi_get_string(t, tl, 6, m->http, sizeof m->http)) != 0)
+            return rv == ERR_TOOBIG ? ERR_TOOBIG : ERR_MALFORMED;
+    }
+    *n = count;
+    return 0;
+}
+
+static const char NEED_KEY[] = "this command signs a transaction: give "
+                               "--wallet-key FILE, --private-key HEX or "
+                               "NFTRAFT_WALLET_KEY";
 
 struct ctx {
     uv_loop_t loop;
@@ -147,9 +204,7 @@ static int send_tx(struct ctx *c, const char *sig, const struct abi_val *a,
     size_t len;
     if (c->sender == NULL) {
         if (c->w == NULL) {
-            snprintf(c->msg, sizeof c->msg,
-                     "this command signs a transaction: give --wallet-key "
-                     "FILE, --private-key HEX or NFTRAFT_WALLET_KEY");
+            snprintf(c->msg, sizeof c->msg, "%s", NEED_KEY);
             return ERR_INVALID;
         }
         if (rpc_chain_id(c->rpc, u64_cb, c) != 0)
@@ -171,7 +226,8 @@ static int send_tx(struct ctx *c, const char *sig, const struct abi_val *a,
     return c->err;
 }
 
-static int print_members(struct ctx *c)
+/* The v1 view (a contract without activeNodes()). */
+static int print_members_v1(struct ctx *c)
 {
     int rv = eth_call(c, "activeMembers()", NULL, 0);
     if (rv != 0)
@@ -185,7 +241,8 @@ static int print_members(struct ctx *c)
         snprintf(c->msg, sizeof c->msg, "malformed activeMembers() answer");
         return ERR_MALFORMED;
     }
-    printf("%-6s %-66s %s\n", "token", "instance id", "owner");
+    printf("(a v1 contract: no node keys, epochs or endpoints)\n");
+    printf("%-6s %-34s %s\n", "token", "instance id", "owner");
     for (size_t i = 0; i < n1; i++) {
         uint64_t id;
         uint8_t addr[20];
@@ -195,10 +252,47 @@ static int print_members(struct ctx *c)
             snprintf(c->msg, sizeof c->msg, "malformed member entry");
             return ERR_MALFORMED;
         }
-        hex_encode(insts + 32 * i, 32, 1, ih);
+        chaincli_instance_text(insts + 32 * i, ih);
         hex_encode(addr, 20, 1, oh);
-        printf("%-6" PRIu64 " %-66s %s\n", id, ih, oh);
+        printf("%-6" PRIu64 " %-34s %s\n", id, ih, oh);
     }
+    return 0;
+}
+
+static int print_members(struct ctx *c)
+{
+    int rv = eth_call(c, "activeNodes()", NULL, 0);
+    if (rv == ERR_REVERT) {
+        c->msg[0] = '\0';
+        rv = print_members_v1(c);
+    } else if (rv == 0) {
+        struct chaincli_node *m = calloc(MAX_NODES, sizeof *m);
+        size_t n = 0;
+        if (m == NULL)
+            return ERR_NOMEM;
+        rv = chaincli_decode_nodes(c->data, c->len, m, MAX_NODES, &n);
+        if (rv != 0) {
+            snprintf(c->msg, sizeof c->msg, "malformed activeNodes() answer");
+            free(m);
+            return ERR_MALFORMED;
+        }
+        printf("%-6s %-6s %-12s %-42s %-42s %-22s %s\n", "token", "epoch",
+               "instance id", "owner", "node key", "raft endpoint",
+               "http endpoint");
+        for (size_t i = 0; i < n; i++) {
+            char ih[67], oh[43], kh[43];
+            chaincli_instance_text(m[i].instance, ih);
+            hex_encode(m[i].owner, 20, 1, oh);
+            hex_encode(m[i].node_key, 20, 1, kh);
+            printf("%-6" PRIu64 " %-6" PRIu32 " %-12s %-42s %-42s %-22s %s\n",
+                   m[i].token, m[i].epoch, ih, oh, kh,
+                   m[i].raft[0] ? m[i].raft : "-",
+                   m[i].http[0] ? m[i].http : "-");
+        }
+        free(m);
+    }
+    if (rv != 0)
+        return rv;
     rv = eth_call(c, "clusterState()", NULL, 0);
     if (rv != 0)
         return rv;
@@ -276,20 +370,38 @@ static int print_history(struct ctx *c)
 }
 
 static const char USAGE[] =
-    "nftraft members|mint|register|deactivate|vote|elect|heartbeat|"
-    "cluster-size|deploy [options]";
+    "nftraft members|mint|register|set-endpoints|deactivate|evict|readmit|"
+    "transfer|vote|elect|heartbeat|cluster-size|deploy [options]";
 
 static void help(void)
 {
     printf("usage: %s\n\n"
 "Chain operations on the DstackMembershipNFT contract (what the seed does\n"
 "with cast), through nftraft's own Ethereum client:\n"
-"  members [--history]                  active members and the leader state\n"
-"                                       (--history: every LeaderElected event)\n"
+"  members [--history]                  active members (token, epoch, instance,\n"
+"                                       owner, node key, endpoints) and the\n"
+"                                       leader state (--history: every\n"
+"                                       LeaderElected event)\n"
 "  mint --to ADDR --name NAME           mintNodeAccess (contract owner)\n"
-"  register --instance-id ID --token N  registerInstance (token owner)\n"
+"  register --instance-id ID --token N  registerInstance (token owner; the\n"
+"                                       node key is the owner, no endpoints)\n"
+"  register --instance-id ID --token N --node-key ADDR\n"
+"           --raft-endpoint HOST:PORT --http-endpoint URL\n"
+"                                       registerNode (token owner): the node's\n"
+"                                       own key acts for the token; a new or\n"
+"                                       re-activated instance starts a new epoch\n"
+"                                       (raft id = token << 32 | epoch)\n"
+"  set-endpoints --token N --raft-endpoint HOST:PORT --http-endpoint URL\n"
+"                                       setEndpoints (token owner or node key)\n"
 "  deactivate --token N                 deactivateInstance\n"
+"  evict --token N                      evict (contract owner): deactivate and\n"
+"                                       refuse re-registration until readmit\n"
+"  readmit --token N                    readmit (contract owner)\n"
+"  transfer --token N --to ADDR         safeTransferFrom(owner, ADDR, N) (the\n"
+"                                       token's instance is revoked)\n"
 "  vote --target ADDR [--clear] [--token N]   castVote / castVoteByToken\n"
+"  vote --token N --leader-token L [--clear]  castVoteByToken by token (owner\n"
+"                                       or node key of N)\n"
 "  elect [--token N]                    electLeader / electLeaderByToken\n"
 "  heartbeat                            leaderHeartbeat (the leader)\n"
 "  cluster-size                         updateClusterSize\n"
@@ -311,6 +423,20 @@ static int parse_addr(const char *s, uint8_t out[20])
                    n == 20
                ? 0
                : ERR_INVALID;
+}
+
+/* Both endpoints given, 1..256 bytes (the contract's rule, checked here
+ * first for a clearer message). Prints the problem; true when bad. */
+static bool bad_endpoints(const char *cmd, const char *raft, const char *http)
+{
+    if (raft == NULL || http == NULL || !*raft || !*http ||
+        strlen(raft) > MAX_ENDPOINT || strlen(http) > MAX_ENDPOINT) {
+        fprintf(stderr, "nftraft %s: give --raft-endpoint HOST:PORT and "
+                        "--http-endpoint URL, each 1..%d bytes\n", cmd,
+                MAX_ENDPOINT);
+        return true;
+    }
+    return false;
 }
 
 static int deploy(const char *rpc, const char *key, const char *compose,
@@ -367,6 +493,10 @@ int chaincli_main(int argc, char **argv)
         {"compose-hash", required_argument, NULL, 'H'},
         {"own-proxy", required_argument, NULL, 'o'},
         {"history", no_argument, NULL, 'y'},
+        {"node-key", required_argument, NULL, 'K'},
+        {"raft-endpoint", required_argument, NULL, 'R'},
+        {"http-endpoint", required_argument, NULL, 'P'},
+        {"leader-token", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     const char *cmd = argv[0];
@@ -375,7 +505,8 @@ int chaincli_main(int argc, char **argv)
     const char *key_file = NULL, *key_hex = getenv("NFTRAFT_WALLET_KEY");
     const char *to = NULL, *name = NULL, *instance = NULL, *target = NULL;
     const char *compose = NULL, *own = NULL;
-    long long token = -1;
+    const char *node_key = NULL, *raft_ep = NULL, *http_ep = NULL;
+    long long token = -1, leader_token = -1;
     bool clear = false, history = false;
     int o;
     char *end;
@@ -395,14 +526,24 @@ int chaincli_main(int argc, char **argv)
         case 'H': compose = optarg; break;
         case 'o': own = optarg; break;
         case 'y': history = true; break;
+        case 'K': node_key = optarg; break;
+        case 'R': raft_ep = optarg; break;
+        case 'P': http_ep = optarg; break;
         case 'T':
-            token = strtoll(optarg, &end, 10);
-            if (*end || token < 1) {
-                fprintf(stderr, "nftraft %s: --token wants an integer >= 1\n"
-                                "usage: %s\n", cmd, USAGE);
+        case 'L': {
+            long long v = strtoll(optarg, &end, 10);
+            if (*end || v < 1 || v > (long long)UINT32_MAX) {
+                fprintf(stderr, "nftraft %s: --%s wants an integer >= 1\n"
+                                "usage: %s\n", cmd,
+                        o == 'T' ? "token" : "leader-token", USAGE);
                 return 2;
             }
+            if (o == 'T')
+                token = v;
+            else
+                leader_token = v;
             break;
+        }
         case 'h':
             help();
             return 0;
@@ -467,17 +608,73 @@ int chaincli_main(int argc, char **argv)
             fprintf(stderr, "nftraft register: give --instance-id ID (0x-hex "
                             "or a name of <= 32 bytes) --token N\n");
             rv = USAGE_ERROR;
-        } else {
+        } else if (node_key == NULL && (raft_ep || http_ep)) {
+            fprintf(stderr, "nftraft register: endpoints go with --node-key "
+                            "ADDR (registerNode)\n");
+            rv = USAGE_ERROR;
+        } else if (node_key == NULL) {
             struct abi_val a[] = {abi_bytes32(buf), abi_uint64((uint64_t)token)};
             rv = send_tx(&c, "registerInstance(bytes32,uint256)", a, 2);
+        } else if (parse_addr(node_key, addr) != 0 ||
+                   bad_endpoints("register", raft_ep, http_ep)) {
+            if (parse_addr(node_key, addr) != 0)
+                fprintf(stderr, "nftraft register: --node-key wants 0x + 40 "
+                                "hex digits\n");
+            rv = USAGE_ERROR;
+        } else {
+            struct abi_val a[] = {abi_uint64((uint64_t)token), abi_bytes32(buf),
+                                  abi_address(addr), abi_string(raft_ep),
+                                  abi_string(http_ep)};
+            rv = send_tx(&c,
+                         "registerNode(uint256,bytes32,address,string,string)",
+                         a, 5);
         }
-    } else if (strcmp(cmd, "deactivate") == 0) {
+    } else if (strcmp(cmd, "set-endpoints") == 0) {
+        if (token < 1 || bad_endpoints("set-endpoints", raft_ep, http_ep)) {
+            if (token < 1)
+                fprintf(stderr, "nftraft set-endpoints: give --token N\n");
+            rv = USAGE_ERROR;
+        } else {
+            struct abi_val a[] = {abi_uint64((uint64_t)token),
+                                  abi_string(raft_ep), abi_string(http_ep)};
+            rv = send_tx(&c, "setEndpoints(uint256,string,string)", a, 3);
+        }
+    } else if (strcmp(cmd, "deactivate") == 0 || strcmp(cmd, "evict") == 0 ||
+               strcmp(cmd, "readmit") == 0) {
         if (token < 1) {
-            fprintf(stderr, "nftraft deactivate: give --token N\n");
+            fprintf(stderr, "nftraft %s: give --token N\n", cmd);
             rv = USAGE_ERROR;
         } else {
             struct abi_val a[] = {abi_uint64((uint64_t)token)};
-            rv = send_tx(&c, "deactivateInstance(uint256)", a, 1);
+            rv = send_tx(&c,
+                         cmd[0] == 'd'   ? "deactivateInstance(uint256)"
+                         : cmd[0] == 'e' ? "evict(uint256)"
+                                         : "readmit(uint256)",
+                         a, 1);
+        }
+    } else if (strcmp(cmd, "transfer") == 0) {
+        if (token < 1 || parse_addr(to, addr) != 0) {
+            fprintf(stderr, "nftraft transfer: give --token N --to ADDR\n");
+            rv = USAGE_ERROR;
+        } else if (c.w == NULL) {
+            snprintf(c.msg, sizeof c.msg, "%s", NEED_KEY);
+            rv = ERR_INVALID;
+        } else {
+            struct abi_val a[] = {abi_address(wallet_address(c.w)),
+                                  abi_address(addr),
+                                  abi_uint64((uint64_t)token)};
+            rv = send_tx(&c, "safeTransferFrom(address,address,uint256)", a, 3);
+        }
+    } else if (strcmp(cmd, "vote") == 0 && leader_token >= 1) {
+        if (token < 1 || target != NULL) {
+            fprintf(stderr, "nftraft vote: --leader-token L goes with --token "
+                            "N (and no --target)\n");
+            rv = USAGE_ERROR;
+        } else {
+            struct abi_val a[] = {abi_uint64((uint64_t)token),
+                                  abi_uint64((uint64_t)leader_token),
+                                  abi_bool(!clear)};
+            rv = send_tx(&c, "castVoteByToken(uint256,uint256,bool)", a, 3);
         }
     } else if (strcmp(cmd, "vote") == 0) {
         if (parse_addr(target, addr) != 0) {

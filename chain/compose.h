@@ -18,6 +18,19 @@ int compose_canonical(const char *json, size_t len, bool normalize,
 int compose_hash(const char *json, size_t len, bool normalize, char hex[65],
                  char *errmsg, size_t errlen);
 
+/* JSON.parse(json) written back as strict JSON for parsers without
+ * JavaScript strings: lone surrogates become U+FFFD (as TextEncoder encodes
+ * them), numbers beyond the double range +-1e308, duplicate keys collapse
+ * to the last value; otherwise unsorted. *out is malloc'd. ERR_MALFORMED
+ * (JSON.parse would throw; message in errmsg), ERR_TOOBIG (nesting), ERR_NOMEM.
+ */
+int compose_js_reencode(const char *json, size_t len, char **out, char *errmsg,
+                        size_t errlen);
+
+/* JavaScript's Number.prototype.toString() of x into out[40] (shortest
+ * round-trip digits; "NaN", "Infinity", "-Infinity"; -0 is "0"). */
+void compose_js_number(double x, char out[40]);
+
 /* `nftraft compose-hash ...`: returns the exit code (0, 1 error, 2 usage). */
 int compose_main(int argc, char **argv);
 

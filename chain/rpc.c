@@ -4,6 +4,7 @@
 #include "chain/hex.h"
 #include "core/err.h"
 #include "core/httpc.h"
+#include "core/redact.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@ struct rpc {
     uv_loop_t *loop;
     struct httpc *http;
     char url[512];
+    char shown[512]; /* url with credentials redacted, for messages */
     unsigned timeout_ms, retries;
     uint64_t next_id;
     struct call *calls; /* pending, for rpc_close */
@@ -48,6 +50,7 @@ int rpc_init(struct rpc **out, uv_loop_t *loop, struct httpc *http,
     r->loop = loop;
     r->http = http;
     snprintf(r->url, sizeof r->url, "%s", url);
+    redact_url(r->url, r->shown, sizeof r->shown);
     r->timeout_ms = timeout_ms;
     r->retries = retries;
     r->next_id = 1;
@@ -116,21 +119,36 @@ static void http_cb(void *data, const struct httpc_resp *resp)
                 return;
             }
         }
-        snprintf(msg, sizeof msg, "%s: %s", c->rpc->url,
+        snprintf(msg, sizeof msg, "%s: %s", c->rpc->shown,
                  resp->err ? resp->errmsg : "HTTP server error");
         finish(c, resp->err ? resp->err : ERR_RPC, NULL, msg);
         return;
     }
-    json_error_t je;
-    json_t *j = json_loadb(resp->body, resp->body_len, 0, &je);
-    json_t *id = j ? json_object_get(j, "id") : NULL;
-    if (j == NULL || !json_is_object(j) || !json_is_integer(id) ||
-        (uint64_t)json_integer_value(id) != c->id) {
-        snprintf(msg, sizeof msg, "malformed JSON-RPC answer (HTTP %ld)",
-                 resp->status);
-        json_decref(j);
-        finish(c, ERR_MALFORMED, NULL, msg);
+    json_t *root, *result;
+    int rv = rpc_parse_answer(resp->body, resp->body_len, c->id, resp->status,
+                              &root, &result, msg, sizeof msg);
+    if (rv != 0) {
+        finish(c, rv, NULL, msg);
         return;
+    }
+    finish(c, 0, result, NULL);
+    json_decref(root);
+}
+
+int rpc_parse_answer(const void *body, size_t len, uint64_t id,
+                     long http_status, json_t **root, json_t **result,
+                     char *msg, size_t msglen)
+{
+    *root = *result = NULL;
+    json_error_t je;
+    json_t *j = json_loadb(body, len, 0, &je);
+    json_t *jid = j ? json_object_get(j, "id") : NULL;
+    if (j == NULL || !json_is_object(j) || !json_is_integer(jid) ||
+        (uint64_t)json_integer_value(jid) != id) {
+        snprintf(msg, msglen, "malformed JSON-RPC answer (HTTP %ld)",
+                 http_status);
+        json_decref(j);
+        return ERR_MALFORMED;
     }
     json_t *err = json_object_get(j, "error");
     if (err != NULL && !json_is_null(err)) {
@@ -142,24 +160,24 @@ static void http_cb(void *data, const struct httpc_resp *resp)
             size_t n;
             if (hex_decode(data_hex, strlen(data_hex), buf, sizeof buf, &n) ==
                 0) {
-                abi_revert_reason(buf, n, msg, sizeof msg);
+                abi_revert_reason(buf, n, msg, msglen);
                 code = ERR_REVERT;
             }
         }
         if (code == ERR_RPC)
-            snprintf(msg, sizeof msg, "%s", m ? m : "JSON-RPC error");
+            snprintf(msg, msglen, "%s", m ? m : "JSON-RPC error");
         json_decref(j);
-        finish(c, code, NULL, msg);
-        return;
+        return code;
     }
-    json_t *result = json_object_get(j, "result");
-    if (result == NULL) {
+    json_t *r = json_object_get(j, "result");
+    if (r == NULL) {
         json_decref(j);
-        finish(c, ERR_MALFORMED, NULL, "JSON-RPC answer without a result");
-        return;
+        snprintf(msg, msglen, "JSON-RPC answer without a result");
+        return ERR_MALFORMED;
     }
-    finish(c, 0, result, NULL);
-    json_decref(j);
+    *root = j;
+    *result = r;
+    return 0;
 }
 
 static void send_attempt(struct call *c)
@@ -321,29 +339,30 @@ struct logs_call {
     size_t max;
 };
 
+int rpc_check_logs(const json_t *result, size_t max_logs)
+{
+    if (!json_is_array(result))
+        return ERR_MALFORMED;
+    if (json_array_size(result) > max_logs)
+        return ERR_TOOBIG;
+    for (size_t i = 0; i < json_array_size(result); i++) {
+        json_t *l = json_array_get(result, i);
+        json_t *t = json_object_get(l, "topics");
+        if (!json_is_object(l) || !json_is_array(t) || json_array_size(t) > 4 ||
+            !json_is_string(json_object_get(l, "data")))
+            return ERR_MALFORMED;
+    }
+    return 0;
+}
+
 static void logs_done(void *data, int err, json_t *result, const char *msg)
 {
     struct logs_call *lc = data;
     if (err == 0) {
-        if (!json_is_array(result)) {
-            err = ERR_MALFORMED;
-            msg = "eth_getLogs answered no array";
-        } else if (json_array_size(result) > lc->max) {
-            err = ERR_TOOBIG;
-            msg = "eth_getLogs answered too many logs";
-        } else {
-            for (size_t i = 0; i < json_array_size(result); i++) {
-                json_t *l = json_array_get(result, i);
-                json_t *t = json_object_get(l, "topics");
-                if (!json_is_object(l) || !json_is_array(t) ||
-                    json_array_size(t) > 4 ||
-                    !json_is_string(json_object_get(l, "data"))) {
-                    err = ERR_MALFORMED;
-                    msg = "eth_getLogs answered a malformed log";
-                    break;
-                }
-            }
-        }
+        err = rpc_check_logs(result, lc->max);
+        if (err != 0)
+            msg = err == ERR_TOOBIG ? "eth_getLogs answered too many logs"
+                                    : "eth_getLogs answered a malformed log";
     }
     lc->cb(lc->data, err, err == 0 ? result : NULL, msg);
     free(lc);

@@ -49,4 +49,19 @@ int rpc_get_logs(struct rpc *r, const uint8_t address[20], uint64_t from,
                  const uint8_t topic0[32], size_t max_logs, rpc_cb cb,
                  void *data);
 
+/* Check one JSON-RPC answer body to call `id` (http_status only goes into
+ * the message): 0 with *root (a new reference: the caller decrefs it) and
+ * *result (borrowed from *root); otherwise *root and *result are NULL and
+ * ERR_MALFORMED (not JSON, not an object, wrong id, no result), ERR_RPC (a
+ * JSON-RPC error) or ERR_REVERT (error data that decodes as revert data),
+ * with the reason in msg. Pure: the client and the fuzz target use it. */
+int rpc_parse_answer(const void *body, size_t len, uint64_t id,
+                     long http_status, json_t **root, json_t **result,
+                     char *msg, size_t msglen);
+
+/* An eth_getLogs result: an array of at most max_logs objects, each with a
+ * "topics" array of at most 4 and a string "data". 0, ERR_MALFORMED or
+ * ERR_TOOBIG. */
+int rpc_check_logs(const json_t *result, size_t max_logs);
+
 #endif

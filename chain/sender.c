@@ -41,6 +41,9 @@ struct sender {
      * (nodes refuse a replacement without a 10% bump). */
     bool replace, have_last;
     uint64_t last_nonce, last_max_fee, last_prio;
+    uint64_t max_fee_cap; /* wei per gas, 0 = none */
+    bool stuck;           /* replacing last_nonce needs more than the cap */
+    uint64_t stuck_need;  /* the max fee that replacement would need */
     uint8_t hash[32];
     char hash_hex[67];
     uint64_t deadline;
@@ -59,6 +62,7 @@ int sender_init(struct sender **out, uv_loop_t *loop, struct rpc *rpc,
     s->w = w;
     s->chain_id = chain_id;
     s->receipt_timeout_ms = receipt_timeout_ms;
+    s->max_fee_cap = SENDER_DEFAULT_MAX_FEE_WEI;
     uv_timer_init(loop, &s->timer);
     s->timer.data = s;
     *out = s;
@@ -75,7 +79,7 @@ static void done(struct sender *s, int err, uint64_t block, const char *msg)
     if (s->head == NULL)
         s->tail = NULL;
     s->busy = false;
-    if (err != 0 && err != ERR_REVERT)
+    if (err != 0 && err != ERR_REVERT && err != ERR_TOOBIG)
         LOGW("chain", "transaction failed: %s", msg ? msg : err_str(err));
     j->cb(j->cb_data, err, s->hash, block, msg);
     free(j->data);
@@ -152,14 +156,69 @@ static void sent_cb(void *data, int err, json_t *r, const char *msg)
     uv_timer_start(&s->timer, poll_cb, POLL_MS / 4, 0);
 }
 
+void sender_set_max_fee(struct sender *s, uint64_t wei)
+{
+    s->max_fee_cap = wei;
+}
+
+int sender_stuck(const struct sender *s, char *msg, size_t len)
+{
+    if (!s->stuck)
+        return 0;
+    char h[67];
+    hex_encode(s->hash, 32, 1, h);
+    snprintf(msg, len,
+             "transaction nonce=%" PRIu64 " hash=%s is stuck: max fee %" PRIu64
+             " wei per gas; replacing it needs %" PRIu64
+             ", above the ceiling %" PRIu64 " (--max-fee-gwei)",
+             s->last_nonce, h, s->last_max_fee, s->stuck_need, s->max_fee_cap);
+    return 1;
+}
+
+/* A replacement above the ceiling: report the stuck transaction once per
+ * nonce and fail the job without sending anything. */
+static void refuse_bump(struct sender *s, uint64_t need)
+{
+    bool first = !s->stuck || s->stuck_need != need;
+    s->stuck = true;
+    s->stuck_need = need;
+    s->nonce = 0; /* re-read: it may have been mined meanwhile */
+    s->replace = true;
+    char msg[300];
+    sender_stuck(s, msg, sizeof msg);
+    if (first)
+        LOGE("chain", "%s; not paying more", msg);
+    done(s, ERR_TOOBIG, 0, msg);
+}
+
 static void sign_and_send(struct sender *s)
 {
     struct job *j = s->head;
+    uint64_t cap = s->max_fee_cap ? s->max_fee_cap : UINT64_MAX;
+    if (s->gas_price > cap) {
+        char msg[160];
+        snprintf(msg, sizeof msg,
+                 "gas price %" PRIu64 " wei is above the fee ceiling %" PRIu64
+                 " (--max-fee-gwei): not sent",
+                 s->gas_price, cap);
+        LOGW("chain", "%s", msg);
+        s->nonce = 0;
+        done(s, ERR_TOOBIG, 0, msg);
+        return;
+    }
     uint64_t prio = s->gas_price < 1000000000ULL ? s->gas_price : 1000000000ULL;
     uint64_t max_fee = 2 * s->gas_price + prio;
+    if (max_fee > cap)
+        max_fee = cap;
+    if (prio > max_fee)
+        prio = max_fee;
     if (s->have_last && s->nonce == s->last_nonce) { /* a replacement */
         uint64_t f = s->last_max_fee + s->last_max_fee / 8 + 1;
         uint64_t p = s->last_prio + s->last_prio / 8 + 1;
+        if (f > cap) {
+            refuse_bump(s, f);
+            return;
+        }
         max_fee = max_fee > f ? max_fee : f;
         prio = prio > p ? prio : p;
         if (prio > max_fee)
@@ -180,6 +239,11 @@ static void sign_and_send(struct sender *s)
         return;
     }
     hex_encode(s->hash, 32, 1, s->hash_hex);
+    if (s->stuck)
+        LOGI("chain", "the stuck transaction nonce=%" PRIu64 " is %s",
+             s->last_nonce,
+             s->nonce == s->last_nonce ? "being replaced" : "gone (mined)");
+    s->stuck = false;
     s->have_last = true;
     s->last_nonce = s->nonce;
     s->last_max_fee = max_fee;

@@ -1,8 +1,9 @@
 /* sender.h - sends contract transactions from one wallet, one at a time:
  * nonce (pending count, re-read after any failure so a dropped transaction
  * never wedges the queue), gas estimate (a revert is reported, nothing is
- * sent), EIP-1559 fees from eth_gasPrice, signing, eth_sendRawTransaction,
- * and the receipt. All on the caller's libuv loop. */
+ * sent), EIP-1559 fees from eth_gasPrice (bumped 12.5% to replace a stuck
+ * one, never above a ceiling), signing, eth_sendRawTransaction, and the
+ * receipt. All on the caller's libuv loop. */
 #ifndef NFTRAFT_SENDER_H
 #define NFTRAFT_SENDER_H
 
@@ -33,5 +34,19 @@ typedef void (*sender_cb)(void *data, int err, const uint8_t txhash[32],
 int sender_send(struct sender *s, const uint8_t to[20],
                 const uint8_t *calldata, size_t len, sender_cb cb,
                 void *data);
+
+/* The ceiling on a transaction's max fee per gas, in wei (0 = none);
+ * sender_init sets SENDER_DEFAULT_MAX_FEE_WEI. A first transaction's max
+ * fee is clamped to it (ERR_TOOBIG when the gas price alone is above it);
+ * a replacement of a stuck transaction that would need more is not sent:
+ * the job fails with ERR_TOOBIG and the stuck transaction is reported (one
+ * error log line per nonce, and sender_stuck) until it is mined, or a
+ * later transaction at a new nonce is sent, or the ceiling is raised. */
+#define SENDER_DEFAULT_MAX_FEE_WEI 100000000000ULL /* 100 gwei */
+void sender_set_max_fee(struct sender *s, uint64_t wei);
+
+/* 1 and a one-line description of the stuck transaction in msg (nonce,
+ * hash, its max fee, the ceiling), or 0 when none is stuck. */
+int sender_stuck(const struct sender *s, char *msg, size_t len);
 
 #endif

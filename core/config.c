@@ -157,6 +157,14 @@ void config_usage(void *stream)
 "                            leader to add this node (a node registered after\n"
 "                            the cluster started)\n"
 "  --chain-poll MS           how often the contract is read (default 1000)\n"
+"  --chain-confirmations N   read the contract at block head-N, every call of\n"
+"                            a poll pinned to that one block (default 2; on\n"
+"                            a real chain use its finality depth, e.g. 10 on\n"
+"                            Base; nftraft up on its own anvil passes 0); an\n"
+"                            answer from a block older than one already read\n"
+"                            is ignored\n"
+"  --allow-insecure-rpc      accept a plain http:// --rpc-url to a host that\n"
+"                            is not loopback (refused by default)\n"
 "  --leader-ping-timeout MS  follower's ping of the on-chain leader's /status\n"
 "                            before it votes no-confidence (default 1000)\n"
 "\n"
@@ -191,17 +199,63 @@ void config_usage(void *stream)
 "  --max-body BYTES          largest accepted request body (default 65536)\n"
 "  --forward-timeout MS      follower->leader forwarding timeout (default 5000)\n"
 "  --apply-timeout MS        answer 'outcome unknown' after MS (default 10000)\n"
+"  --max-http-conns N        open HTTP connections; more get 503 (default 512)\n"
+"  --max-forwards N          requests forwarded to the leader at once; more\n"
+"                            get 503 (default 256)\n"
+"  --http2                   accept cleartext HTTP/2 on the API (h2c upgrade,\n"
+"                            prior knowledge); off by default: h2o 2.2 has no\n"
+"                            stream-reset rate limit\n"
+"  --max-fee-gwei G          ceiling on a transaction's max fee per gas; a\n"
+"                            stuck transaction is reported, not bumped past\n"
+"                            it (default 100)\n"
 "  --log-level LEVEL         debug|info|warn|error (default info)\n"
+"  --bind-outgoing           outgoing HTTP (forwarding, leader pings, chain\n"
+"                            RPC) leaves from the --raft host; raft's own\n"
+"                            connects follow the route (one address per\n"
+"                            network namespace gives the same source)\n"
+"\n"
+"Raft port:\n"
+"  --cluster-secret-file FILE  static mode: file holding the cluster secret\n"
+"                            (64 hex digits, the same on every node; nftraft\n"
+"                            up writes one); a raft peer must answer a\n"
+"                            challenge with an HMAC of it before raft reads\n"
+"                            a byte from it. Required in static mode.\n"
+"  --max-raft-message BYTES  largest raft message payload accepted (default\n"
+"                            67108864); every incoming message is checked\n"
+"                            before raft decodes it, a bad one closes the\n"
+"                            connection\n"
+"  --max-raft-connections N  incoming raft connections at once (default 64;\n"
+"                            at most half of them still in the handshake)\n"
 "\n"
 "Testing:\n"
 "  --enable-fault-switch     expose POST /fault (test-only; off by default):\n"
 "                            lets a test make this node's HTTP API stall\n"
+"  --insecure-no-auth        static mode WITHOUT the raft handshake: anyone\n"
+"                            who reaches the raft port can speak raft. For\n"
+"                            tests only; logged as a warning at start\n"
 "\n"
 "  --help                    this text\n"
 "  --version                 print the version\n"
 "\n"
 "SIGINT/SIGTERM stop the node cleanly (exit 0). Exit 1: runtime or\n"
 "configuration error; exit 2: bad flags.\n");
+}
+
+bool config_rpc_is_safe(const char *url)
+{
+    if (strncmp(url, "https://", 8) == 0)
+        return true;
+    if (strncmp(url, "http://", 7) != 0)
+        return false;
+    const char *h = url + 7, *at = strpbrk(h, "@/");
+    if (at != NULL && *at == '@') /* user:password@host */
+        h = at + 1;
+    size_t n = strcspn(h, ":/?#");
+    if (h[0] == '[') /* [::1] */
+        return strncmp(h, "[::1]", 5) == 0;
+    if (n == 9 && strncmp(h, "localhost", 9) == 0)
+        return true;
+    return strncmp(h, "127.", 4) == 0 && strspn(h, "0123456789.") == n;
 }
 
 const struct config_peer *config_peer(const struct config *cfg, uint64_t id)
@@ -229,8 +283,11 @@ enum {
     OPT_DATA_DIR = 256, OPT_HTTP, OPT_RAFT, OPT_PEERS, OPT_RPC, OPT_CONTRACT,
     OPT_ID, OPT_INSTANCE, OPT_WALLET, OPT_ADVERTISE, OPT_ELECTION,
     OPT_HEARTBEAT, OPT_SNAP_THRESHOLD, OPT_SNAP_TRAILING, OPT_MAX_BODY,
-    OPT_FWD_TIMEOUT, OPT_APPLY_TIMEOUT, OPT_LOG_LEVEL, OPT_FAULT, OPT_HELP,
+    OPT_FWD_TIMEOUT, OPT_APPLY_TIMEOUT, OPT_LOG_LEVEL, OPT_FAULT, OPT_BIND_OUT, OPT_HELP,
     OPT_VERSION, OPT_JOIN, OPT_CHAIN_POLL, OPT_PING, OPT_SNAP_TIMEOUT,
+    OPT_SECRET, OPT_INSECURE, OPT_MAX_RAFT_MSG, OPT_MAX_RAFT_CONNS,
+    OPT_CONFIRMATIONS, OPT_INSECURE_RPC,
+    OPT_MAX_CONNS, OPT_MAX_FWD, OPT_HTTP2, OPT_MAX_FEE,
     OPT_LOG_RETENTION, OPT_KEY_RETENTION,
 };
 
@@ -260,9 +317,20 @@ int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
         {"apply-timeout", required_argument, NULL, OPT_APPLY_TIMEOUT},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"enable-fault-switch", no_argument, NULL, OPT_FAULT},
+        {"bind-outgoing", no_argument, NULL, OPT_BIND_OUT},
         {"join", no_argument, NULL, OPT_JOIN},
         {"chain-poll", required_argument, NULL, OPT_CHAIN_POLL},
         {"leader-ping-timeout", required_argument, NULL, OPT_PING},
+        {"chain-confirmations", required_argument, NULL, OPT_CONFIRMATIONS},
+        {"allow-insecure-rpc", no_argument, NULL, OPT_INSECURE_RPC},
+        {"cluster-secret-file", required_argument, NULL, OPT_SECRET},
+        {"insecure-no-auth", no_argument, NULL, OPT_INSECURE},
+        {"max-raft-message", required_argument, NULL, OPT_MAX_RAFT_MSG},
+        {"max-raft-connections", required_argument, NULL, OPT_MAX_RAFT_CONNS},
+        {"max-http-conns", required_argument, NULL, OPT_MAX_CONNS},
+        {"max-forwards", required_argument, NULL, OPT_MAX_FWD},
+        {"http2", no_argument, NULL, OPT_HTTP2},
+        {"max-fee-gwei", required_argument, NULL, OPT_MAX_FEE},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
@@ -282,10 +350,16 @@ int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
     cfg->key_retention = 100000;
     cfg->install_snapshot_timeout_ms = 5000;
     cfg->max_body = 65536;
+    cfg->max_raft_message = (uint64_t)64 << 20;
+    cfg->max_raft_connections = 64;
     cfg->forward_timeout_ms = 5000;
     cfg->apply_timeout_ms = 10000;
     cfg->chain_poll_ms = 1000;
+    cfg->chain_confirmations = 2;
     cfg->leader_ping_ms = 1000;
+    cfg->max_http_conns = 512;
+    cfg->max_forwards = 256;
+    cfg->max_fee_gwei = 100;
     snprintf(cfg->log_level, sizeof cfg->log_level, "info");
     const char *env;
     if ((env = getenv("ETH_RPC_URL")) != NULL && *env)
@@ -415,6 +489,9 @@ int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
         case OPT_FAULT:
             cfg->fault_switch = true;
             break;
+        case OPT_BIND_OUT:
+            cfg->bind_ip[0] = '?'; /* filled from --raft once parsed */
+            break;
         case OPT_JOIN:
             cfg->join = true;
             break;
@@ -428,6 +505,53 @@ int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
                 return fail(errmsg, errlen,
                             "--leader-ping-timeout: want 50..60000 ms");
             cfg->leader_ping_ms = (unsigned)v;
+            break;
+        case OPT_CONFIRMATIONS:
+            if (config_parse_u64(a, 0, 1000, &v) != 0)
+                return fail(errmsg, errlen,
+                            "--chain-confirmations: want 0..1000 blocks");
+            cfg->chain_confirmations = (unsigned)v;
+            break;
+        case OPT_INSECURE_RPC:
+            cfg->allow_insecure_rpc = true;
+            break;
+        case OPT_SECRET:
+            if (!a[0] || strlen(a) >= sizeof cfg->cluster_secret_file)
+                return fail(errmsg, errlen, "--cluster-secret-file: bad path");
+            snprintf(cfg->cluster_secret_file, sizeof cfg->cluster_secret_file,
+                     "%s", a);
+            break;
+        case OPT_INSECURE:
+            cfg->insecure_no_auth = true;
+            break;
+        case OPT_MAX_RAFT_MSG:
+            if (config_parse_u64(a, 1 << 20, (uint64_t)1 << 32, &v) != 0)
+                return fail(errmsg, errlen,
+                            "--max-raft-message: want 1048576..4294967296");
+            cfg->max_raft_message = v;
+            break;
+        case OPT_MAX_RAFT_CONNS:
+            if (config_parse_u64(a, 4, 4096, &v) != 0)
+                return fail(errmsg, errlen,
+                            "--max-raft-connections: want 4..4096");
+            cfg->max_raft_connections = (unsigned)v;
+            break;
+        case OPT_MAX_CONNS:
+            if (config_parse_u64(a, 1, 100000, &v) != 0)
+                return fail(errmsg, errlen, "--max-http-conns: want 1..100000");
+            cfg->max_http_conns = (unsigned)v;
+            break;
+        case OPT_MAX_FWD:
+            if (config_parse_u64(a, 1, 100000, &v) != 0)
+                return fail(errmsg, errlen, "--max-forwards: want 1..100000");
+            cfg->max_forwards = (unsigned)v;
+            break;
+        case OPT_HTTP2:
+            cfg->http2 = true;
+            break;
+        case OPT_MAX_FEE:
+            if (config_parse_u64(a, 1, 1000000, &cfg->max_fee_gwei) != 0)
+                return fail(errmsg, errlen, "--max-fee-gwei: want 1..1000000");
             break;
         case OPT_HELP:
             return CONFIG_HELP;
@@ -448,6 +572,11 @@ int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
         return fail(errmsg, errlen,
                     "--heartbeat-timeout must be at most half of "
                     "--election-timeout");
+    if (cfg->bind_ip[0]) { /* --bind-outgoing: the host of --raft */
+        size_t hl = (size_t)(strrchr(cfg->raft_addr, ':') - cfg->raft_addr);
+        memcpy(cfg->bind_ip, cfg->raft_addr, hl); /* < 16: checked above */
+        cfg->bind_ip[hl] = '\0';
+    }
     bool chain = cfg->rpc_url[0] || cfg->contract[0];
     cfg->chain = chain;
     if (cfg->n_peers == 0 && !chain)
@@ -456,6 +585,12 @@ int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
     if (chain && (!cfg->rpc_url[0] || !cfg->contract[0]))
         return fail(errmsg, errlen,
                     "chain mode needs both --rpc-url and --contract");
+    if (chain && !cfg->allow_insecure_rpc && !config_rpc_is_safe(cfg->rpc_url))
+        return fail(errmsg, errlen,
+                    "--rpc-url %s: plain http:// to a host that is not on "
+                    "this machine lets anyone on the path forge membership "
+                    "answers; use https:// or --allow-insecure-rpc",
+                    cfg->rpc_url);
     if (chain && !cfg->instance_id[0])
         return fail(errmsg, errlen, "chain mode needs --instance-id");
     if (chain && !cfg->wallet_key_file[0] && !cfg->wallet_key_env)
@@ -463,6 +598,20 @@ int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
                     "chain mode needs --wallet-key FILE or NFTRAFT_WALLET_KEY");
     if (cfg->join && !chain)
         return fail(errmsg, errlen, "--join is for chain mode");
+    if (chain && (cfg->cluster_secret_file[0] || cfg->insecure_no_auth))
+        return fail(errmsg, errlen,
+                    "--cluster-secret-file and --insecure-no-auth are for "
+                    "static mode (chain mode authenticates raft peers by "
+                    "their keys)");
+    if (!chain && cfg->cluster_secret_file[0] && cfg->insecure_no_auth)
+        return fail(errmsg, errlen,
+                    "give --cluster-secret-file or --insecure-no-auth, not "
+                    "both");
+    if (!chain && !cfg->cluster_secret_file[0] && !cfg->insecure_no_auth)
+        return fail(errmsg, errlen,
+                    "static mode needs --cluster-secret-file FILE (the raft "
+                    "handshake secret shared by the cluster; nftraft up "
+                    "writes one)");
     if (cfg->contract[0]) {
         size_t n = strlen(cfg->contract);
         bool ok = n == 42 && cfg->contract[0] == '0' &&

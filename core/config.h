@@ -48,10 +48,22 @@ struct config {
     unsigned apply_timeout_ms;
     char log_level[8];
     bool fault_switch;              /* --enable-fault-switch (tests only) */
+    char cluster_secret_file[512];  /* static mode: raft handshake secret */
+    bool insecure_no_auth;          /* static mode without it (tests only) */
+    uint64_t max_raft_message;      /* payload cap of one raft message */
+    unsigned max_raft_connections;  /* accepted raft connections at once */
+    char bind_ip[16];               /* --bind-outgoing: the --raft host that
+                                       outgoing HTTP leaves from; "" = any */
     bool join;                      /* chain mode: wait to be added, never
                                        bootstrap */
     unsigned chain_poll_ms;         /* reconciler period */
+    unsigned chain_confirmations;   /* read the contract at head - this */
+    bool allow_insecure_rpc;        /* plain http:// to a remote RPC host */
     unsigned leader_ping_ms;        /* follower -> on-chain leader ping */
+    bool http2;                     /* --http2: h2c upgrade + prior knowledge */
+    unsigned max_http_conns;        /* open HTTP connections (then 503) */
+    unsigned max_forwards;          /* forwards to the leader in flight */
+    uint64_t max_fee_gwei;          /* fee-bump ceiling per gas */
 };
 
 enum { CONFIG_HELP = 1, CONFIG_VERSION = 2 };
@@ -69,6 +81,10 @@ void config_usage(void *stream);
  * ERR_INVALID. Shared by every parser of user-given numbers. */
 int config_parse_u64(const char *s, uint64_t min, uint64_t max,
                      uint64_t *out);
+
+/* Whether url is https://, or http:// to this machine (127.x, localhost,
+ * [::1]): a membership answer cannot be forged on the way. */
+bool config_rpc_is_safe(const char *url);
 
 /* The peer with this id, or NULL. */
 const struct config_peer *config_peer(const struct config *cfg, uint64_t id);

@@ -4,6 +4,7 @@
 #include "core/err.h"
 #include "core/log.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@ struct httpc {
     struct sock_ctx *socks; /* watched sockets */
     int open_handles;       /* uv handles not yet closed */
     bool closing;
+    char source[24]; /* "host!a.b.c.d" for CURLOPT_INTERFACE, or "" */
     void (*close_cb)(void *);
     void *close_data;
 };
@@ -220,6 +222,19 @@ static int timer_set_cb(CURLM *multi, long timeout_ms, void *userp)
     return 0;
 }
 
+int httpc_set_source(struct httpc *c, const char *ip)
+{
+    struct in_addr a;
+    if (ip == NULL || ip[0] == '\0') {
+        c->source[0] = '\0';
+        return 0;
+    }
+    if (inet_pton(AF_INET, ip, &a) != 1)
+        return ERR_INVALID;
+    snprintf(c->source, sizeof c->source, "host!%s", ip);
+    return 0;
+}
+
 int httpc_init(struct httpc **out, uv_loop_t *loop)
 {
     static bool global_done; /* curl_global_init before any thread starts */
@@ -340,6 +355,8 @@ int httpc_request(struct httpc *c, const char *method, const char *url,
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (c->source[0])
+        curl_easy_setopt(e, CURLOPT_INTERFACE, c->source);
     if (strcmp(method, "POST") == 0) {
         r->body = malloc(body_len + 1);
         if (r->body == NULL)

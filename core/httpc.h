@@ -33,6 +33,11 @@ int httpc_init(struct httpc **out, uv_loop_t *loop);
  * (may be NULL) runs after that. */
 void httpc_close(struct httpc *c, void (*cb)(void *data), void *data);
 
+/* Make every later request leave from local IPv4 address ip (curl's
+ * CURLOPT_INTERFACE "host!ip"); NULL or "" = the route's choice.
+ * Returns 0 or ERR_INVALID (not an IPv4 address). */
+int httpc_set_source(struct httpc *c, const char *ip);
+
 /* Start one request. method is "GET" or "POST"; headers is a NULL-terminated
  * array of "Name: value" (or NULL); body/body_len may be NULL/0; the body is
  * copied. timeout_ms bounds the whole transfer; max_body caps the response

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -41,8 +42,9 @@ static void usage_main(FILE *o)
 "  increment   add to the counter\n"
 "  compose-hash  dstack compose hash of an app-compose or docker-compose file\n"
 "  kms-auth    dstack-compatible KMS auth webhook (real chain or --mock)\n"
-"  members, mint, register, deactivate, vote, elect, heartbeat,\n"
-"  cluster-size, deploy   chain operations on the membership contract\n"
+"  members, mint, register, set-endpoints, deactivate, evict, readmit,\n"
+"  transfer, vote, elect, heartbeat, cluster-size, deploy\n"
+"              chain operations on the membership contract\n"
 "\n"
 "'nftraft <command> --help' describes a command's options.\n");
 }
@@ -283,7 +285,19 @@ static void up_help(void)
 "  --snapshot-trailing N   passed to every node\n"
 "  --log-retention N       passed to every node\n"
 "  --key-retention N       passed to every node\n"
-"  --log-level LEVEL       passed to every node\n",
+"  --log-level LEVEL       passed to every node\n"
+"\n"
+"It prints each step as it happens (anvil, keys, deploy, mint, register,\n"
+"nodes, elect) with its duration. Every node serves a live dashboard of the\n"
+"cluster at its URL (GET /).\n"
+"\n"
+"Where --chain anvil finds its tools: anvil and cast on PATH first, then in\n"
+"$NFTRAFT_ROOT/contracts/node_modules/.bin, then beside this binary (its own\n"
+"directory, then ../contracts/node_modules/.bin), then in the source tree it\n"
+"was built from; it prints which it used. The contracts are deployed with\n"
+"contracts/scripts/deploy-local.sh (and the forge/cast of that contracts/\n"
+"npm install) from $NFTRAFT_ROOT, the binary's parent directory or that\n"
+"source tree, the first that has it.\n",
            UP_USAGE, MAX_NODES, DEFAULT_DIR);
 }
 
@@ -301,18 +315,112 @@ static int self_dir(char *out, size_t n)
 
 /* ---- the embedded chain for `up --chain anvil` ---- */
 
-static int root_dir(char *out, size_t n)
+/* Where `up` looks for the project's files: $NFTRAFT_ROOT, the binary's
+ * parent directory (build/ in the source tree), then the source tree the
+ * binary was built from (a build directory elsewhere). */
+static int root_candidates(char roots[3][PATH_MAX], const char *why[3])
 {
+    int n = 0;
     const char *env = getenv("NFTRAFT_ROOT");
     if (env != NULL && *env) {
-        snprintf(out, n, "%s", env);
-        return 0;
+        snprintf(roots[n], PATH_MAX, "%s", env);
+        why[n++] = "NFTRAFT_ROOT";
     }
     char bin[PATH_MAX];
-    if (self_dir(bin, sizeof bin) != 0)
-        return -1;
-    snprintf(out, n, "%.*s/..", (int)(n > 4 ? n - 4 : 0), bin);
-    return 0;
+    if (self_dir(bin, sizeof bin) == 0) {
+        snprintf(roots[n], PATH_MAX, "%.*s/..", PATH_MAX - 4, bin);
+        why[n++] = "beside the binary";
+    }
+#ifdef NFTRAFT_SOURCE_DIR
+    snprintf(roots[n], PATH_MAX, "%s", NFTRAFT_SOURCE_DIR);
+    why[n++] = "the source tree it was built from";
+#endif
+    return n;
+}
+
+static bool is_exe(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+           access(path, X_OK) == 0;
+}
+
+/* Find tool (anvil, cast): on PATH, then in <root>/contracts/node_modules/
+ * .bin for each root_candidates() root (and the binary's own directory
+ * before the source tree). 0 with the path in out and where it was found
+ * in *why, or -1. */
+static int find_tool(const char *tool, char *out, size_t n, const char **why)
+{
+    const char *path = getenv("PATH");
+    while (path != NULL && *path) {
+        size_t len = strcspn(path, ":");
+        if (len > 0) {
+            if (snprintf(out, n, "%.*s/%s", (int)len, path, tool) < (int)n &&
+                is_exe(out)) {
+                *why = "on PATH";
+                return 0;
+            }
+        }
+        path += len + (path[len] == ':');
+    }
+    char roots[3][PATH_MAX], bin[PATH_MAX];
+    const char *whys[3];
+    int k = root_candidates(roots, whys);
+    for (int i = 0; i < k; i++) {
+        if (strcmp(whys[i], "beside the binary") == 0 &&
+            self_dir(bin, sizeof bin) == 0) {
+            if (snprintf(out, n, "%s/%s", bin, tool) < (int)n &&
+                is_exe(out)) {
+                *why = whys[i];
+                return 0;
+            }
+        }
+        if (snprintf(out, n, "%s/contracts/node_modules/.bin/%s", roots[i],
+                     tool) < (int)n &&
+            is_exe(out)) {
+            *why = whys[i];
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* The first root that has contracts/scripts/deploy-local.sh. */
+static int find_root(char *out, size_t n)
+{
+    char roots[3][PATH_MAX], p[PATH_MAX + 64];
+    const char *whys[3];
+    int k = root_candidates(roots, whys);
+    for (int i = 0; i < k; i++) {
+        snprintf(p, sizeof p, "%s/contracts/scripts/deploy-local.sh",
+                 roots[i]);
+        if (access(p, X_OK) == 0) {
+            snprintf(out, n, "%s", roots[i]);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* `up` reports each step as it happens: "up: <step> <what> ... (1.2 s)". */
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double step_begin(const char *step, const char *what)
+{
+    printf("up: %-9s %s ... ", step, what);
+    fflush(stdout);
+    return mono_s();
+}
+
+static void step_end(double t0, const char *result)
+{
+    printf("%s (%.1f s)\n", result, mono_s() - t0);
+    fflush(stdout);
 }
 
 /* Run a command, capture the first line of its stdout. */
@@ -377,13 +485,23 @@ static int chain_up(const char *dir, int nodes, int spare, int port,
 {
     char root[PATH_MAX], anvil[PATH_MAX + 64], cast[PATH_MAX + 64];
     char cmd[4 * PATH_MAX + 512];
-    if (root_dir(root, sizeof root) != 0)
+    const char *why_anvil, *why_cast;
+    if (find_tool("anvil", anvil, sizeof anvil, &why_anvil) != 0 ||
+        find_tool("cast", cast, sizeof cast, &why_cast) != 0) {
+        fprintf(stderr,
+                "nftraft up: anvil and cast not found on PATH, in "
+                "$NFTRAFT_ROOT/contracts/node_modules/.bin, beside the "
+                "binary or in the source tree: put Foundry on PATH, set "
+                "NFTRAFT_ROOT to the source tree, or run ./run.sh deps (npm "
+                "ci in contracts/)\n");
         return -1;
-    snprintf(anvil, sizeof anvil, "%s/contracts/node_modules/.bin/anvil", root);
-    snprintf(cast, sizeof cast, "%s/contracts/node_modules/.bin/cast", root);
-    if (access(anvil, X_OK) != 0) {
-        fprintf(stderr, "nftraft up: %s not found: run ./run.sh deps (npm ci "
-                        "in contracts/)\n", anvil);
+    }
+    printf("up: using anvil %s (%s)\nup: using cast  %s (%s)\n", anvil,
+           why_anvil, cast, why_cast);
+    if (find_root(root, sizeof root) != 0) {
+        fprintf(stderr, "nftraft up: contracts/scripts/deploy-local.sh not "
+                        "found in $NFTRAFT_ROOT, beside the binary or in the "
+                        "source tree: set NFTRAFT_ROOT to the source tree\n");
         return -1;
     }
     if (!port_free(port)) {
@@ -396,6 +514,7 @@ static int chain_up(const char *dir, int nodes, int spare, int port,
     snprintf(state, sizeof state, "%s/anvil-state.json", dir);
     snprintf(logp, sizeof logp, "%s/anvil.log", dir);
     snprintf(ports, sizeof ports, "%d", port);
+    double t0 = step_begin("anvil", cs->rpc);
     pid_t pid = fork();
     if (pid == 0) {
         setsid(); /* its own group: the npm wrapper and anvil stop together */
@@ -419,18 +538,23 @@ static int chain_up(const char *dir, int nodes, int spare, int port,
     for (int i = 0; i < 150 && !rpc_alive(cs->rpc); i++)
         usleep(100000);
     if (!rpc_alive(cs->rpc)) {
+        step_end(t0, "failed");
         fprintf(stderr, "nftraft up: anvil did not start; see %s\n", logp);
         return -1;
     }
+    step_end(t0, "ready");
+    t0 = step_begin("keys", "deriving the anvil dev accounts' keys");
     for (int i = 0; i <= nodes + spare; i++) {
         snprintf(cmd, sizeof cmd,
                  "'%s' wallet private-key --mnemonic '%s' --mnemonic-index %d",
                  cast, MNEMONIC, i);
         if (capture(cmd, cs->keys[i], sizeof cs->keys[i]) != 0) {
+            step_end(t0, "failed");
             fprintf(stderr, "nftraft up: cannot derive dev key %d\n", i);
             return -1;
         }
     }
+    step_end(t0, "done");
     char envp[PATH_MAX + 32];
     snprintf(envp, sizeof envp, "%s/chain.env", dir);
     FILE *ef = fopen(envp, "r");
@@ -444,12 +568,13 @@ static int chain_up(const char *dir, int nodes, int spare, int port,
                 snprintf(cs->kms, sizeof cs->kms, "%.63s", line + 4);
         }
         fclose(ef);
-        if (cs->nft[0])
+        if (cs->nft[0]) {
+            printf("up: deploy    skipped: contract %s from %s (anvil "
+                   "restarted from its state)\n", cs->nft, envp);
             return 0;
+        }
     }
-    printf("deploying the KMS factory and DstackMembershipNFT on %s ...\n",
-           cs->rpc);
-    fflush(stdout);
+    t0 = step_begin("deploy", "KMS factory and DstackMembershipNFT");
     snprintf(cmd, sizeof cmd,
              "'%s/contracts/scripts/deploy-local.sh' '%s' '%s' >'%s/deploy.out' "
              "2>'%s/deploy.log'",
@@ -467,34 +592,51 @@ static int chain_up(const char *dir, int nodes, int spare, int port,
     if (of)
         fclose(of);
     if (!cs->nft[0] || !cs->kms[0]) {
+        step_end(t0, "failed");
         fprintf(stderr, "nftraft up: deployment failed; see %s/deploy.log\n",
                 dir);
         return -1;
     }
+    step_end(t0, cs->nft);
     char self[PATH_MAX + 16];
     self_dir(self, sizeof self);
     strcat(self, "/nftraft");
+    char what[64];
+    snprintf(what, sizeof what, "%d NFT%s, one to each node's account", nodes,
+             nodes > 1 ? "s" : "");
+    t0 = step_begin("mint", what);
     for (int i = 1; i <= nodes; i++) {
-        char addr[64], name[16], tok[16];
+        char addr[64], name[16];
         snprintf(cmd, sizeof cmd, "'%s' wallet address --private-key %s", cast,
                  cs->keys[i]);
-        if (capture(cmd, addr, sizeof addr) != 0)
-            return -1;
         snprintf(name, sizeof name, "node%d", i);
-        snprintf(tok, sizeof tok, "%d", i);
         const char *mint[] = {self, "mint", "--rpc-url", cs->rpc,
                               "--contract", cs->nft, "--to", addr, "--name",
                               name, NULL};
-        const char *reg[] = {self, "register", "--rpc-url", cs->rpc,
-                             "--contract", cs->nft, "--instance-id", name,
-                             "--token", tok, NULL};
-        if (run_with_key(mint, cs->keys[0]) != 0 ||
-            run_with_key(reg, cs->keys[i]) != 0) {
-            fprintf(stderr, "nftraft up: minting/registering node %d failed\n",
-                    i);
+        if (capture(cmd, addr, sizeof addr) != 0 ||
+            run_with_key(mint, cs->keys[0]) != 0) {
+            step_end(t0, "failed");
+            fprintf(stderr, "nftraft up: minting token %d failed\n", i);
             return -1;
         }
     }
+    step_end(t0, "done");
+    snprintf(what, sizeof what, "instances node1..node%d", nodes);
+    t0 = step_begin("register", what);
+    for (int i = 1; i <= nodes; i++) {
+        char name[16], tok[16];
+        snprintf(name, sizeof name, "node%d", i);
+        snprintf(tok, sizeof tok, "%d", i);
+        const char *reg[] = {self, "register", "--rpc-url", cs->rpc,
+                             "--contract", cs->nft, "--instance-id", name,
+                             "--token", tok, NULL};
+        if (run_with_key(reg, cs->keys[i]) != 0) {
+            step_end(t0, "failed");
+            fprintf(stderr, "nftraft up: registering node%d failed\n", i);
+            return -1;
+        }
+    }
+    step_end(t0, "done");
     ef = fopen(envp, "w");
     if (ef) {
         fprintf(ef, "RPC=%s\nNFT=%s\nKMS=%s\n", cs->rpc, cs->nft, cs->kms);
@@ -524,6 +666,33 @@ static void stop_anvil(const char *dir)
         waitpid(pid, NULL, WNOHANG);
     }
     unlink(pidp);
+}
+
+/* DIR/cluster.secret: the static-mode raft handshake secret (64 hex
+ * digits, mode 0600), written once and reused by later `up`s of DIR. */
+static int ensure_secret(const char *dir, char *path, size_t cap)
+{
+    snprintf(path, cap, "%s/cluster.secret", dir);
+    if (access(path, R_OK) == 0)
+        return 0;
+    uint8_t raw[32];
+    char hex[65];
+    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw) {
+        fprintf(stderr, "nftraft up: no randomness for the cluster secret\n");
+        return 1;
+    }
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0 || write(fd, hex, 64) != 64 || write(fd, "\n", 1) != 1) {
+        fprintf(stderr, "nftraft up: cannot write %s: %s\n", path,
+                strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return 1;
+    }
+    close(fd);
+    return 0;
 }
 
 static int cmd_up(int argc, char **argv)
@@ -707,6 +876,17 @@ static int cmd_up(int argc, char **argv)
         stop_anvil(dir);
         return 1;
     }
+    /* Static mode: one cluster secret for the raft handshake, kept across
+     * restarts of the same directory. */
+    static char secretp[PATH_MAX + 32];
+    if (!chain && ensure_secret(dir, secretp, sizeof secretp) != 0) {
+        stop_anvil(dir);
+        return 1;
+    }
+    char what[96];
+    snprintf(what, sizeof what, "%d nftraftd on 127.0.0.1:%d-%d, waiting for "
+             "a ready leader", nodes, base, base + nodes - 1);
+    double t_nodes = step_begin("nodes", what);
     for (int i = 0; i < nodes + spare; i++) {
         struct node_info *x = &ns[i];
         bool is_spare = i >= nodes;
@@ -746,6 +926,14 @@ static int cmd_up(int argc, char **argv)
             args[k++] = keyp;
             args[k++] = "--instance-id";
             args[k++] = inst;
+            if (!external) { /* its own anvil: one node, never reorgs */
+                args[k++] = "--chain-confirmations";
+                args[k++] = "0";
+            }
+        }
+        if (!chain) {
+            args[k++] = "--cluster-secret-file";
+            args[k++] = secretp;
         }
         if (fault)
             args[k++] = "--enable-fault-switch";
@@ -802,6 +990,7 @@ static int cmd_up(int argc, char **argv)
             if (waitpid(ns[i].pid, &st, WNOHANG) == ns[i].pid) {
                 char logp[PATH_MAX + 16];
                 snprintf(logp, sizeof logp, "%s/node.log", ns[i].dir);
+                step_end(t_nodes, "failed");
                 fprintf(stderr,
                         "nftraft up: node %d exited during start-up; the end "
                         "of %s:\n",
@@ -823,13 +1012,19 @@ static int cmd_up(int argc, char **argv)
             usleep(100000);
     }
     if (!leader) {
+        step_end(t_nodes, "failed");
         fprintf(stderr, "nftraft up: no leader elected within 30 s; logs in "
                         "%s/node*/node.log\n", dir);
         stop_pids(ns, nodes, 10);
         stop_anvil(dir);
         return 1;
     }
+    snprintf(what, sizeof what, "leader node %d", leader);
+    step_end(t_nodes, what);
     uint64_t chain_leader = 0;
+    double t_elect = chain ? step_begin("elect", "the contract names the "
+                                                 "raft leader")
+                           : 0;
     for (int t = 0; chain && t < 150 && !chain_leader && !g_stop; t++) {
         /* The raft leader elects itself on chain within a block or two. */
         char url[160];
@@ -840,6 +1035,11 @@ static int cmd_up(int argc, char **argv)
         json_decref(j);
         if (!chain_leader)
             usleep(100000);
+    }
+    if (chain) {
+        snprintf(what, sizeof what, "token %llu",
+                 (unsigned long long)chain_leader);
+        step_end(t_elect, chain_leader ? what : "not yet");
     }
     printf("nftraft: %d-node cluster up (data in %s)\n", nodes, dir);
     if (chain)
@@ -853,6 +1053,7 @@ static int cmd_up(int argc, char **argv)
                chain && (uint64_t)ns[i].id == chain_leader
                    ? " (on-chain leader)"
                    : "");
+    printf("  dashboard %s/ (every node serves one)\n", ns[0].url);
     if (chain && !chain_leader)
         printf("  no on-chain leader yet (the raft leader elects itself on "
                "the next blocks)\n");

@@ -5,16 +5,19 @@
 #include "core/log.h"
 #include "core/node.h"
 #include "core/version.h"
+#include "chain/hex.h"
 #include "fsm/fsm.h"
 #include "fsm/raftfsm.h"
 #include "net/api.h"
 #include "net/chainsync.h"
 #include "net/transport.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 struct daemon {
     uv_loop_t loop;
@@ -31,6 +34,41 @@ struct daemon {
     bool stopping;
     int exit_code;
 };
+
+/* The static-mode cluster secret: 64 hex digits (0x optional, surrounding
+ * whitespace ignored) in path. 0, or non-zero with why in err. */
+static int read_secret(const char *path, uint8_t out[TRANSPORT_SECRET_LEN],
+                       char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(err, errlen, "cannot read the cluster secret %s: %s", path,
+                 strerror(errno));
+        return ERR_IO;
+    }
+    char buf[160];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    struct stat st;
+    bool shared = fstat(fileno(f), &st) == 0 && (st.st_mode & 077) != 0;
+    fclose(f);
+    buf[n] = '\0';
+    char *s = buf;
+    while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
+        s++;
+    size_t len = strcspn(s, " \t\r\n");
+    size_t got = 0;
+    if (s[len + strspn(s + len, " \t\r\n")] != '\0' ||
+        hex_decode(s, len, out, TRANSPORT_SECRET_LEN, &got) != 0 ||
+        got != TRANSPORT_SECRET_LEN) {
+        snprintf(err, errlen, "cluster secret %s: want 64 hex digits "
+                 "(32 bytes)", path);
+        return ERR_INVALID;
+    }
+    if (shared)
+        LOGW("main", "cluster secret %s is readable by group or others "
+             "(chmod 600 it)", path);
+    return 0;
+}
 
 static void api_closed_cb(void *data)
 {
@@ -123,12 +161,29 @@ static int run(struct daemon *d)
              cfg->instance_id, token);
     }
     raftfsm_init(&d->rf, NULL);
-    /* Chain mode: a raft peer must prove it holds its token owner's key. */
+    /* A raft peer must prove it holds its token owner's key (chain mode)
+     * or the cluster secret (static mode) before raft reads from it. */
     struct transport_auth auth;
-    if (d->cs != NULL)
+    memset(&auth, 0, sizeof auth);
+    if (d->cs != NULL) {
         chainsync_transport_auth(d->cs, &auth);
-    int rv = transport_init(&d->transport, &d->loop,
-                            d->cs != NULL ? &auth : NULL);
+    } else if (!cfg->insecure_no_auth &&
+               read_secret(cfg->cluster_secret_file, auth.secret, err,
+                           sizeof err) != 0) {
+        LOGE("main", "%s", err);
+        fprintf(stderr, "nftraftd: %s\n", err);
+        return 1;
+    }
+    if (cfg->insecure_no_auth)
+        LOGW("main", "--insecure-no-auth: the raft port is NOT "
+             "authenticated; anyone who reaches %s can speak raft to this "
+             "node (for tests only)", cfg->raft_addr);
+    struct transport_config tc = {
+        .auth = cfg->insecure_no_auth ? NULL : &auth,
+        .max_message = cfg->max_raft_message,
+        .max_connections = cfg->max_raft_connections,
+    };
+    int rv = transport_init(&d->transport, &d->loop, &tc);
     if (rv != 0) {
         LOGE("main", "cannot create the raft transport");
         return 1;
@@ -188,7 +243,7 @@ static int run(struct daemon *d)
     }
     api_set_transport(d->api, &d->transport);
     if (d->cs != NULL)
-        chainsync_attach(d->cs, d->node, d->api);
+        chainsync_attach(d->cs, d->node, d->api, &d->transport);
     return 0;
 }
 
@@ -202,7 +257,8 @@ int main(int argc, char **argv)
         return 0;
     }
     if (rv == CONFIG_VERSION) {
-        printf("nftraftd %s\n", NFTRAFT_VERSION);
+        printf("nftraftd %s (raft %s)\n", NFTRAFT_VERSION,
+               node_raft_version());
         return 0;
     }
     if (rv != 0) {
@@ -226,8 +282,8 @@ int main(int argc, char **argv)
     uv_timer_init(&d.loop, &d.watchdog);
     d.watchdog.data = &d;
     uv_timer_start(&d.watchdog, watchdog_cb, 100, 100);
-    LOGI("main", "nftraftd %s starting id=%" PRIu64 " data=%s http=%s:%d "
-         "raft=%s", NFTRAFT_VERSION, d.cfg.id, d.cfg.data_dir,
+    LOGI("main", "nftraftd %s (raft %s) starting id=%" PRIu64 " data=%s "
+         "http=%s:%d raft=%s", NFTRAFT_VERSION, node_raft_version(), d.cfg.id, d.cfg.data_dir,
          d.cfg.http_host, d.cfg.http_port, d.cfg.raft_addr);
     if (run(&d) != 0)
         stop(&d, 1);

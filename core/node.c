@@ -1,6 +1,7 @@
 /* node.c - raft lifecycle: data-dir lock, raft_uv I/O, bootstrap, start,
- * role polling with the leader's first barrier, apply/barrier requests,
- * membership changes and the ordered close. */
+ * the role watcher (driven by raft's step callback) with the leader's
+ * readiness, apply/barrier requests, membership changes and the ordered
+ * close. */
 #include "core/node.h"
 #include "core/config.h"
 #include "core/err.h"
@@ -18,8 +19,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define POLL_MS 10
-
 struct node {
     uv_loop_t *loop;
     struct raft raft;
@@ -28,11 +27,11 @@ struct node {
     int lock_fd;
     uint64_t id;
     char address[64];
-    uv_timer_t poll;        /* role/term watcher */
+    uv_timer_t poll;        /* role/term watcher, armed by raft's step_cb */
     int last_role;
     uint64_t last_term;
-    uint64_t ready_term;    /* term whose leader barrier has applied */
-    bool barrier_pending;
+    uint64_t ready_term;    /* term in which this leader has applied ... */
+    uint64_t ready_index;   /* ... its log as it stood when elected */
     uint64_t elections;
     void (*change_cb)(void *);
     void *change_data;
@@ -96,6 +95,29 @@ static int lock_dir(const char *dir, int *fd_out, char *errmsg, size_t errlen)
 
 static void poll_cb(uv_timer_t *t);
 
+const char *node_raft_version(void)
+{
+    static char v[32];
+    int n = raft_version_number();
+    snprintf(v, sizeof v, "%d.%d.%d", n / 10000, n / 100 % 100, n % 100);
+    return v;
+}
+
+/* raft calls this after each step (message, tick, completed I/O). The
+ * watcher runs from the loop, outside raft's stack, so that what it calls
+ * (change callbacks that propose or read) never re-enters raft. */
+static void step_cb(struct raft *r)
+{
+    struct node *n = r->data;
+    if (n == NULL || n->closing || uv_is_active((uv_handle_t *)&n->poll))
+        return;
+    bool leader_waiting = raft_state(r) == RAFT_LEADER &&
+                          n->ready_term != r->current_term;
+    if ((int)raft_state(r) != n->last_role || r->current_term != n->last_term ||
+        leader_waiting)
+        uv_timer_start(&n->poll, poll_cb, 0, 0);
+}
+
 int node_init(struct node **out, uv_loop_t *loop, const struct config *cfg,
               struct raft_fsm *fsm, struct raft_uv_transport *transport,
               char *errmsg, size_t errlen)
@@ -134,13 +156,14 @@ int node_init(struct node **out, uv_loop_t *loop, const struct config *cfg,
     }
     n->raft_ready = true;
     n->raft.data = n;
+    n->raft.legacy.step_cb = step_cb;
     raft_set_election_timeout(&n->raft, cfg->election_timeout_ms);
     raft_set_heartbeat_timeout(&n->raft, cfg->heartbeat_timeout_ms);
     raft_set_snapshot_threshold(&n->raft, cfg->snapshot_threshold);
     raft_set_snapshot_trailing(&n->raft, cfg->snapshot_trailing);
-    /* raft 0.15: a follower busy writing its own snapshot drops an incoming
-     * InstallSnapshot without answering, and the leader waits this long
-     * before it sends another one (default 30 s). */
+    /* How long a leader waits for an InstallSnapshot answer before sending
+     * the snapshot again (raft's default, 30 s, leaves a follower whose
+     * connection broke mid-transfer behind for that long). */
     raft_set_install_snapshot_timeout(&n->raft, cfg->install_snapshot_timeout_ms);
     raft_set_pre_vote(&n->raft, true);
     uv_timer_init(loop, &n->poll);
@@ -186,7 +209,7 @@ int node_start(struct node *n, const struct node_server *servers,
     if (rv != 0)
         return fmt(errmsg, errlen, rv == RAFT_CORRUPT ? ERR_CORRUPT : ERR_IO,
                    "raft start: %s", raft_errmsg(&n->raft));
-    uv_timer_start(&n->poll, poll_cb, POLL_MS, POLL_MS);
+    uv_timer_start(&n->poll, poll_cb, 0, 0);
     LOGI("raft", "started id=%llu address=%s term=%llu last_applied=%llu",
          (unsigned long long)n->id, n->address,
          (unsigned long long)n->raft.current_term,
@@ -206,27 +229,12 @@ static const char *role_name(int r)
     return r >= 0 && r <= 3 ? names[r] : "?";
 }
 
-static void leader_barrier_cb(struct raft_barrier *req, int status)
-{
-    struct node_req *nr = req->data;
-    struct node *n = nr->node;
-    uint64_t term = nr->target;
-    free(nr);
-    n->barrier_pending = false;
-    if (status == 0 && raft_state(&n->raft) == RAFT_LEADER &&
-        n->raft.current_term == term) {
-        n->ready_term = term;
-        LOGI("raft", "leader ready term=%llu applied=%llu",
-             (unsigned long long)term,
-             (unsigned long long)raft_last_applied(&n->raft));
-        if (n->change_cb)
-            n->change_cb(n->change_data);
-    }
-}
-
-/* raft 0.15 has no state-change callback: watch role and term. A new leader
- * first commits a barrier of its own term before serving (0.15 may commit
- * an earlier term's entries by counting replicas). */
+/* Runs on the loop whenever raft's role, term or (for a new leader) applied
+ * index may have moved. A new leader serves nothing until it has applied
+ * every entry its log held when it was elected: raft 0.22 appends the
+ * leader's own no-op after any uncommitted entries and commits earlier-term
+ * entries only through it, so reaching that index means the leader's state
+ * machine holds everything committed before its term. */
 static void poll_cb(uv_timer_t *t)
 {
     struct node *n = t->data;
@@ -234,32 +242,31 @@ static void poll_cb(uv_timer_t *t)
         return;
     int role = raft_state(&n->raft);
     uint64_t term = n->raft.current_term;
-    if (role != n->last_role || term != n->last_term) {
+    bool changed = role != n->last_role || term != n->last_term;
+    if (changed) {
         raft_id lid;
         const char *laddr;
         raft_leader(&n->raft, &lid, &laddr);
         LOGI("raft", "role %s -> %s term=%llu leader=%llu",
              role_name(n->last_role), role_name(role),
              (unsigned long long)term, (unsigned long long)lid);
-        if (role == RAFT_LEADER && n->last_role != RAFT_LEADER)
+        if (role == RAFT_LEADER && n->last_role != RAFT_LEADER) {
             n->elections++;
+            n->ready_index = raft_last_index(&n->raft);
+        }
         n->last_role = role;
         n->last_term = term;
-        if (n->change_cb)
-            n->change_cb(n->change_data);
     }
-    if (role == RAFT_LEADER && n->ready_term != term && !n->barrier_pending) {
-        struct node_req *nr = calloc(1, sizeof *nr);
-        if (nr == NULL)
-            return;
-        nr->node = n;
-        nr->target = term;
-        nr->u.barrier.data = nr;
-        if (raft_barrier(&n->raft, &nr->u.barrier, leader_barrier_cb) == 0)
-            n->barrier_pending = true;
-        else
-            free(nr);
+    if (role == RAFT_LEADER && n->ready_term != term &&
+        raft_last_applied(&n->raft) >= n->ready_index) {
+        n->ready_term = term;
+        changed = true;
+        LOGI("raft", "leader ready term=%llu applied=%llu",
+             (unsigned long long)term,
+             (unsigned long long)raft_last_applied(&n->raft));
     }
+    if (changed && n->change_cb)
+        n->change_cb(n->change_data);
 }
 
 void node_status(struct node *n, struct node_status *st)
@@ -287,6 +294,12 @@ unsigned node_servers(struct node *n, struct node_server *out, unsigned cap)
         snprintf(out[k].address, sizeof out[k].address, "%s",
                  c->servers[i].address);
         out[k].role = c->servers[i].role;
+        out[k].caught_up = out[k].id == n->id;
+        raft_index match;
+        if (raft_state(&n->raft) == RAFT_LEADER && out[k].id != n->id &&
+            raft_match_index(&n->raft, out[k].id, &match) == 0)
+            out[k].caught_up =
+                match + NODE_CATCH_UP_SLACK >= raft_last_index(&n->raft);
     }
     return k;
 }
@@ -311,7 +324,7 @@ static int map_raft_err(int rv)
     }
 }
 
-/* Writes are served only by a leader whose first barrier has applied. */
+/* Writes are served only by a leader that is ready (see poll_cb). */
 static int check_leader(struct node *n)
 {
     if (n->closing)
@@ -439,6 +452,23 @@ int node_add_voter(struct node *n, uint64_t id, const char *address,
     nr->target = id;
     nr->u.change.data = nr;
     rv = raft_add(&n->raft, &nr->u.change, id, address, add_step_cb);
+    if (rv != 0) {
+        free(nr);
+        return map_raft_err(rv);
+    }
+    return 0;
+}
+
+int node_promote(struct node *n, uint64_t id, node_barrier_cb cb, void *data)
+{
+    int rv = check_leader(n);
+    if (rv != 0)
+        return rv;
+    struct node_req *nr = new_req(n, cb, data);
+    if (nr == NULL)
+        return ERR_NOMEM;
+    nr->u.change.data = nr;
+    rv = raft_assign(&n->raft, &nr->u.change, id, RAFT_VOTER, change_done_cb);
     if (rv != 0) {
         free(nr);
         return map_raft_err(rv);

@@ -1,4 +1,4 @@
-/* node.h - a raft node's lifecycle on one libuv loop (canonical/raft 0.15).
+/* node.h - a raft node's lifecycle on one libuv loop (raft 0.22).
  *
  * Owns the raft instance, its uv I/O backend and the data-dir lock; knows
  * nothing of what entries mean (the FSM is passed in). Every raft call of the
@@ -35,7 +35,11 @@ struct node_server {
     uint64_t id;
     char address[64];
     int role; /* 0 standby, 1 voter, 2 spare (raft's roles) */
+    bool caught_up; /* leader only: its log matches the leader's to within
+                       NODE_CATCH_UP_SLACK entries (self: always) */
 };
+
+#define NODE_CATCH_UP_SLACK 64
 
 /* Open the data dir (taking its lock: ERR_BUSY if another process holds
  * it), initialize raft with fsm and transport, apply the timeouts from cfg.
@@ -63,13 +67,17 @@ unsigned node_servers(struct node *n, struct node_server *out, unsigned cap);
 void node_on_change(struct node *n, void (*cb)(void *data), void *data);
 
 /* Propose bytes as one command entry (copied, zero-padded to a multiple of
- * 8 bytes as raft 0.15's segment loader needs). cb(data, status, index,
+ * 8 bytes as raft's segment loader needs, 0.15 and 0.22.1). cb(data, status, index,
  * result): status 0 with the entry's raft index and the FSM's result pointer
- * (valid only during the callback; the FSM may reuse it, so check that it
- * is this index's);
+ * (valid only during the callback, and only for this entry if the FSM says
+ * so: raft 0.22 may apply a batch before firing its callbacks);
  * ERR_UNKNOWN when leadership was lost after the entry was appended (it may
  * still commit); ERR_SHUTDOWN when the node closes. Returns ERR_NOTLEADER or
  * ERR_BUSY (leader not ready yet) and then the callback never fires. */
+/* The raft library's version as "MAJOR.MINOR.RELEASE", read from the
+ * linked library (static storage). */
+const char *node_raft_version(void);
+
 typedef void (*node_apply_cb)(void *data, int status, uint64_t index,
                               void *result);
 int node_apply(struct node *n, const void *bytes, size_t len,
@@ -85,6 +93,9 @@ int node_barrier(struct node *n, node_barrier_cb cb, void *data);
 int node_add_voter(struct node *n, uint64_t id, const char *address,
                    node_barrier_cb cb, void *data);
 int node_remove(struct node *n, uint64_t id, node_barrier_cb cb, void *data);
+/* Make an existing non-voter a voter (raft_assign; raft catches it up
+ * first and fails the change if it cannot). */
+int node_promote(struct node *n, uint64_t id, node_barrier_cb cb, void *data);
 int node_transfer(struct node *n, uint64_t id, node_barrier_cb cb,
                   void *data);
 

@@ -32,30 +32,54 @@ static unsigned push(struct recon_action *out, unsigned n,
     return n;
 }
 
+/* Whether removing server `gone` leaves voters of which a majority is
+ * live (this leader counts as live). */
+static bool live_majority_without(const struct recon_input *in, uint64_t gone)
+{
+    unsigned voters = 0, live = 0;
+    for (unsigned i = 0; i < in->n_servers; i++) {
+        const struct recon_server *s = &in->servers[i];
+        if (!s->voter || s->id == gone)
+            continue;
+        voters++;
+        live += s->live || s->id == in->my_id;
+    }
+    return voters > 0 && live * 2 > voters;
+}
+
+/* A voter to hand leadership to: an active member, live and caught up,
+ * not `not`; 0 when there is none. */
+static uint64_t transfer_target(const struct recon_input *in, uint64_t not)
+{
+    for (unsigned i = 0; i < in->n_servers; i++) {
+        const struct recon_server *s = &in->servers[i];
+        if (s->id != not && s->id != in->my_id && s->voter && s->live &&
+            s->caught_up && has(in->members, in->n_members, s->id))
+            return s->id;
+    }
+    return 0;
+}
+
 /* The leader's one membership change for this round, if any: first drop a
- * server the contract no longer lists (handing leadership away first when
- * it is this node), then add an active member raft does not know yet. */
+ * server the contract no longer lists (when the rest keep a live
+ * majority), then promote a member raft holds as a non-voter, then add a
+ * member raft does not know yet. */
 static unsigned membership(const struct recon_input *in,
                            struct recon_action *out, unsigned n)
 {
     for (unsigned i = 0; i < in->n_servers; i++) {
         uint64_t id = in->servers[i].id;
-        if (has(in->members, in->n_members, id))
+        if (id == in->my_id || has(in->members, in->n_members, id))
             continue;
-        if (id != in->self)
+        if (!in->servers[i].voter || live_majority_without(in, id))
             return push(out, n, RECON_REMOVE, id, false);
-        for (unsigned j = 0; j < in->n_servers; j++) {
-            uint64_t other = in->servers[j].id;
-            if (other != id && in->servers[j].voter &&
-                has(in->members, in->n_members, other))
-                return push(out, n, RECON_TRANSFER, other, false);
-        }
     }
     for (unsigned i = 0; i < in->n_members; i++) {
         uint64_t id = in->members[i];
         const struct recon_server *s = server(in, id);
-        if ((s == NULL || !s->voter) &&
-            has(in->addressable, in->n_addressable, id))
+        if (s != NULL && !s->voter)
+            return push(out, n, RECON_PROMOTE, id, false);
+        if (s == NULL && has(in->addressable, in->n_addressable, id))
             return push(out, n, RECON_ADD, id, false);
     }
     return n;
@@ -64,8 +88,15 @@ static unsigned membership(const struct recon_input *in,
 unsigned recon_decide(const struct recon_input *in, struct recon_action *out)
 {
     unsigned n = 0;
-    if (in->self == 0)
-        return push(out, n, RECON_REFUSE, 0, false);
+    if (in->self == 0) {
+        n = push(out, n, RECON_REFUSE, 0, false);
+        /* A leader whose token left hands over first; the next leader
+         * removes it. */
+        uint64_t to = in->raft_leader ? transfer_target(in, 0) : 0;
+        if (to != 0)
+            n = push(out, n, RECON_TRANSFER, to, false);
+        return n;
+    }
     if (in->raft_leader) {
         unsigned before = n;
         n = membership(in, out, n);
@@ -74,7 +105,8 @@ unsigned recon_decide(const struct recon_input *in, struct recon_action *out)
             n = push(out, n, RECON_ELECT, 0, false);
         } else if (!changing && in->chain_leader != in->self) {
             const struct recon_server *s = server(in, in->chain_leader);
-            if (s != NULL && s->voter && in->leader_health != 0 &&
+            if (s != NULL && s->voter && s->live && s->caught_up &&
+                in->leader_health != 0 &&
                 has(in->members, in->n_members, in->chain_leader))
                 n = push(out, n, RECON_TRANSFER, in->chain_leader, false);
         }
@@ -100,6 +132,7 @@ const char *recon_kind_str(enum recon_kind k)
 {
     switch (k) {
     case RECON_ADD: return "add";
+    case RECON_PROMOTE: return "promote";
     case RECON_REMOVE: return "remove";
     case RECON_TRANSFER: return "transfer";
     case RECON_ELECT: return "elect";

@@ -17,10 +17,13 @@
 struct recon_server {   /* one server of raft's configuration */
     uint64_t id;
     bool voter;
+    bool live;      /* leader: heard from it within the election timeout */
+    bool caught_up; /* leader: its log is within a few entries of ours */
 };
 
 struct recon_input {
     uint64_t self;                 /* my token id; 0: not an active member */
+    uint64_t my_id;                /* my raft id, member or not */
     bool raft_leader;              /* I am raft leader and ready */
     const struct recon_server *servers; /* raft configuration */
     unsigned n_servers;
@@ -29,7 +32,8 @@ struct recon_input {
     const uint64_t *addressable;   /* token ids whose raft address is known */
     unsigned n_addressable;
     uint64_t chain_leader;         /* on-chain leader's token id; 0 = none */
-    uint64_t now;                  /* chain time (latest block timestamp) */
+    uint64_t now;                  /* wall-clock seconds (compared with the
+                                      contract's expiry, a block timestamp) */
     uint64_t expiry;               /* leadershipExpiry() */
     uint64_t heartbeat_period;     /* seconds between leader heartbeats */
     int leader_health;             /* my ping of the on-chain leader:
@@ -39,6 +43,7 @@ struct recon_input {
 
 enum recon_kind {
     RECON_ADD,        /* raft: add token `id` as a voter */
+    RECON_PROMOTE,    /* raft: make non-voter `id` a voter (raft_assign) */
     RECON_REMOVE,     /* raft: remove server `id` */
     RECON_TRANSFER,   /* raft: hand leadership to `id` */
     RECON_ELECT,      /* tx: electLeader() */
@@ -54,7 +59,13 @@ struct recon_action {
 };
 
 /* Fill out[] (at most RECON_MAX_ACTIONS) with the actions to take now, raft
- * changes first, one membership change at a time; returns their count. */
+ * changes first, one membership change at a time; returns their count.
+ * Rules the leader follows: a leader that is no longer an active member
+ * hands leadership to a live, caught-up member voter first (the new leader
+ * then removes it); a voter is removed only when the voters that remain
+ * still have a live majority; an existing non-voter is promoted, never
+ * added again; leadership goes to the on-chain leader only when it is a
+ * live, caught-up voter. */
 unsigned recon_decide(const struct recon_input *in, struct recon_action *out);
 
 /* Short name of an action kind for logs. */

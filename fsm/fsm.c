@@ -197,13 +197,94 @@ static bool get_i64(const msgpack_object *o, int64_t *out)
     return false;
 }
 
+/* Big-endian unsigned of n (1, 2 or 4) bytes. */
+static size_t mp_be(const uint8_t *p, size_t n)
+{
+    size_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* Walk one msgpack object at p[0..n) without allocating: 0 with *used, or
+ * ERR_MALFORMED when it is truncated, nests deeper than `depth`, or a
+ * container claims more elements than bytes remain. msgpack-c allocates for
+ * a container's claimed count before reading its elements (a 5-byte map32
+ * header asks for 128 GiB), so untrusted bytes pass here first. */
+static int mp_check(const uint8_t *p, size_t n, int depth, size_t *used)
+{
+    if (n == 0 || depth < 0)
+        return ERR_MALFORMED;
+    uint8_t b = p[0];
+    size_t hdr = 1, body = 0, items = 0;
+    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
+        /* fixint, nil, bool */
+    } else if (b <= 0x8f) {
+        items = 2 * (size_t)(b & 0x0f);
+    } else if (b <= 0x9f) {
+        items = b & 0x0f;
+    } else if (b <= 0xbf) {
+        body = b & 0x1f;
+    } else {
+        /* c4-c6 bin, c7-c9 ext, d9-db str: a length of 1/2/4 bytes. */
+        static const uint8_t lenbytes[] = {
+            [0xc4 - 0xc4] = 1, [0xc5 - 0xc4] = 2, [0xc6 - 0xc4] = 4,
+            [0xc7 - 0xc4] = 1, [0xc8 - 0xc4] = 2, [0xc9 - 0xc4] = 4,
+            [0xd9 - 0xc4] = 1, [0xda - 0xc4] = 2, [0xdb - 0xc4] = 4};
+        static const uint8_t fixed[] = {
+            [0xca - 0xc4] = 4, [0xcb - 0xc4] = 8, [0xcc - 0xc4] = 1,
+            [0xcd - 0xc4] = 2, [0xce - 0xc4] = 4, [0xcf - 0xc4] = 8,
+            [0xd0 - 0xc4] = 1, [0xd1 - 0xc4] = 2, [0xd2 - 0xc4] = 4,
+            [0xd3 - 0xc4] = 8, [0xd4 - 0xc4] = 2, [0xd5 - 0xc4] = 3,
+            [0xd6 - 0xc4] = 5, [0xd7 - 0xc4] = 9, [0xd8 - 0xc4] = 17};
+        if (b == 0xc1)
+            return ERR_MALFORMED;
+        if (b >= 0xdc) { /* array16/32, map16/32 */
+            size_t lb = b == 0xdc || b == 0xde ? 2 : 4;
+            if (n < 1 + lb)
+                return ERR_MALFORMED;
+            items = mp_be(p + 1, lb) * (b >= 0xde ? 2 : 1);
+            hdr += lb;
+        } else if (lenbytes[b - 0xc4]) {
+            size_t lb = lenbytes[b - 0xc4];
+            if (n < 1 + lb)
+                return ERR_MALFORMED;
+            body = mp_be(p + 1, lb) + (b >= 0xc7 && b <= 0xc9); /* ext type */
+            hdr += lb;
+        } else {
+            body = fixed[b - 0xc4];
+        }
+    }
+    if (hdr > n || body > n - hdr || items > n - hdr)
+        return ERR_MALFORMED;
+    size_t off = hdr + body;
+    for (size_t i = 0; i < items; i++) {
+        size_t u;
+        if (mp_check(p + off, n - off, depth - 1, &u) != 0)
+            return ERR_MALFORMED;
+        off += u;
+    }
+    *used = off;
+    return 0;
+}
+
+/* msgpack_unpack_next on untrusted bytes, after mp_check. */
+static int mp_unpack(msgpack_unpacked *u, const void *buf, size_t len,
+                     size_t *off)
+{
+    size_t used;
+    if (mp_check(buf, len, 8, &used) != 0)
+        return MSGPACK_UNPACK_PARSE_ERROR;
+    return msgpack_unpack_next(u, buf, len, off);
+}
+
 int fsm_cmd_decode(const void *buf, size_t len, struct fsm_cmd *out)
 {
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
     size_t off = 0;
     int rv = ERR_MALFORMED;
-    if (msgpack_unpack_next(&u, buf, len, &off) != MSGPACK_UNPACK_SUCCESS ||
+    if (mp_unpack(&u, buf, len, &off) != MSGPACK_UNPACK_SUCCESS ||
         len - off > 7)
         goto out;
     for (size_t i = off; i < len; i++) /* raft alignment padding */
@@ -1039,8 +1120,7 @@ int fsm_restore(struct fsm *f, const void *buf, size_t len)
     int64_t value = 0;
     uint64_t last = 0;
     int rv;
-    if (msgpack_unpack_next(&u, buf, len, &off) != MSGPACK_UNPACK_SUCCESS ||
-        off != len) {
+    if (mp_unpack(&u, buf, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len) {
         rv = fail(f, ERR_MALFORMED, "snapshot does not decode");
         goto out;
     }

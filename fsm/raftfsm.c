@@ -137,9 +137,8 @@ void raftfsm_init(struct raftfsm *rf, struct fsm *state)
     rf->fsm.snapshot_async = rf_snapshot_async;
 }
 
-static void flush_cb(uv_check_t *h)
+void raftfsm_flush(struct raftfsm *rf)
 {
-    struct raftfsm *rf = h->data;
     if (rf->fatal != 0 || rf->state == NULL)
         return;
     int rv = fsm_flush(rf->state);
@@ -149,9 +148,16 @@ static void flush_cb(uv_check_t *h)
     }
 }
 
+static void flush_cb(uv_check_t *h)
+{
+    raftfsm_flush(h->data);
+}
+
 void raftfsm_bind(struct raftfsm *rf, struct raft *raft, uv_loop_t *loop)
 {
     rf->raft = raft;
+    if (loop == NULL)
+        return;
     uv_check_init(loop, &rf->flush);
     rf->flush.data = rf;
     uv_check_start(&rf->flush, flush_cb);

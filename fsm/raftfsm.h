@@ -32,11 +32,16 @@ struct raftfsm {
 };
 
 /* Fill rf for state; raft is set later with raftfsm_bind(), which also
- * starts the per-iteration flush on loop (rf->state must be set by then).
- * raftfsm_close() stops it (call before closing the loop; safe if never
- * bound). */
+ * starts the per-iteration flush on loop (rf->state must be set by then;
+ * loop NULL: no handle, the caller calls raftfsm_flush() itself, as the
+ * simulation does after each step). raftfsm_close() stops it (call before
+ * closing the loop; safe if never bound). */
 void raftfsm_init(struct raftfsm *rf, struct fsm *state);
 void raftfsm_bind(struct raftfsm *rf, struct raft *raft, uv_loop_t *loop);
 void raftfsm_close(struct raftfsm *rf);
+
+/* Commit the FSM's open batch of applies (what the loop does once per
+ * iteration); a failure marks rf fatal and is logged. */
+void raftfsm_flush(struct raftfsm *rf);
 
 #endif

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """The seed's chain flow through nftraft's own Ethereum client (no cast):
 `nftraft deploy`, `mint`, `register`, `members`, `elect`, `vote`,
-`heartbeat`, `cluster-size`, `deactivate` against a real anvil; revert
-reasons, an RPC that is down, and bad flags."""
+`heartbeat`, `cluster-size`, `deactivate` against a real anvil; the v2
+contract paths (`register --node-key ... --raft-endpoint ... --http-endpoint`,
+`set-endpoints`, votes by token from a node key, `evict`, `readmit`,
+`transfer`); revert reasons, an RPC that is down, and bad flags."""
 import os
 import re
 import socket
@@ -65,9 +67,11 @@ def test_deploy_mint_register_members():
         check(re.search(r"transaction 0x[0-9a-f]{64} mined in block \d+", out) is not None, "mint %d: %s" % (i, out))
         nft("register", "--instance-id", "node%d" % i, "--token", str(i), key=S["keys"][i])
     out = nft("members").stdout
-    check(len(re.findall(r"^\d+ +0x6e6f6465", out, re.M)) == 3, "three members named node1..3:\n%s" % out)
+    check(len(re.findall(r"^(\d) +1 +node\1 ", out, re.M)) == 3, "three members named node1..3, epoch 1:\n%s" % out)
     check("2 required; 3 active members" in out, "required votes and active count:\n%s" % out)
-    check(out.count(S["addrs"][2]) == 1, "owner of token 2 listed")
+    row = members_rows(out).get(2, ("",) * 6)
+    check(row[2] == S["addrs"][2] and row[3] == S["addrs"][2] and row[4:] == ("-", "-"),
+          "token 2: owner listed, node key = owner, no endpoints (the seed's registerInstance):\n%s" % out)
 
 
 def test_elect_vote_heartbeat():
@@ -104,6 +108,99 @@ def test_deactivate_and_errors():
     check("signs a transaction" in r.stderr, "missing key message: %r" % r.stderr)
     r = nft("members", "--rpc-url", "http://127.0.0.1:1", expect=1)
     check("127.0.0.1:1" in r.stderr, "unreachable RPC named: %r" % r.stderr)
+
+
+def members_rows(out):
+    """token -> (epoch, instance, owner, node key, raft, http) from `members`."""
+    rows = {}
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) == 7 and f[0].isdigit():
+            rows[int(f[0])] = tuple(f[1:])
+    return rows
+
+
+def test_v2_register_node_evict_readmit_transfer():
+    r = nft("deploy", key=S["keys"][0])
+    v2 = dict(l.split("=") for l in r.stdout.split() if "=" in l)["NFT"]
+    saved, S["nft"] = S["nft"], v2
+    k0, k1, k2, k3 = S["keys"]
+    a0, a1, a2, a3 = S["addrs"]
+    ep = ("--raft-endpoint", "127.0.0.1:7001", "--http-endpoint", "http://127.0.0.1:8001")
+    try:
+        nft("mint", "--to", a1, "--name", "one", key=k0)
+        nft("mint", "--to", a2, "--name", "two", key=k0)
+        # token 1: its own node key (account 3), endpoints
+        nft("register", "--token", "1", "--instance-id", "node1", "--node-key", a3, *ep, key=k1)
+        # token 2: a non-printable instance id stays hex
+        raw = "0x01ff" + "00" * 30
+        nft("register", "--token", "2", "--instance-id", raw, "--node-key", a2,
+            "--raft-endpoint", "127.0.0.1:7002", "--http-endpoint", "http://127.0.0.1:8002", key=k2)
+        out = nft("members").stdout
+        rows = members_rows(out)
+        check(rows.get(1) == ("1", "node1", a1, a3, "127.0.0.1:7001", "http://127.0.0.1:8001"),
+              "token 1: epoch, name, owner, node key, endpoints:\n%s" % out)
+        check(rows.get(2, ("",) * 6)[1] == raw, "non-printable instance id in hex:\n%s" % out)
+        # the node key acts for its token: endpoints, election, heartbeat, vote by token
+        nft("set-endpoints", "--token", "1", "--raft-endpoint", "10.0.0.1:7", "--http-endpoint",
+            "http://10.0.0.1:8", key=k3)
+        check(members_rows(nft("members").stdout)[1][4] == "10.0.0.1:7", "endpoints set by the node key")
+        nft("elect", "--token", "1", key=k3)
+        nft("heartbeat", key=k3)
+        check("leader %s (token 1" % a1 in nft("members").stdout, "elected by the node key")
+        nft("vote", "--token", "2", "--leader-token", "1", key=k2)
+        check("votes against the leader 1 of 2" in nft("members").stdout, "vote by token counted")
+        nft("vote", "--token", "2", "--leader-token", "1", "--clear", key=k2)
+        check("votes against the leader 0 of 2" in nft("members").stdout, "vote by token cleared")
+        # bad input: a clear revert reason, exit 1, nothing changed
+        before = nft("members").stdout
+        for args, k, reason in (
+                (("register", "--token", "2", "--instance-id", "node1", "--node-key", a2, *ep), k2,
+                 "Instance registered to another token"),
+                (("register", "--token", "1", "--instance-id", "node9", "--node-key", a3, *ep), k2,
+                 "Must own NFT"),
+                (("register", "--token", "1", "--instance-id", "node1", "--node-key", "0x" + "00" * 20, *ep),
+                 k1, "Invalid node key"),
+                (("set-endpoints", "--token", "1", "--raft-endpoint", "x:1", "--http-endpoint", "http://x"), k2,
+                 "Not the token's owner or node key"),
+                (("vote", "--token", "1", "--leader-token", "2"), k3, "Not the current leader"),
+                (("readmit", "--token", "1"), k0, "Not evicted"),
+                (("evict", "--token", "1"), k1, "custom error 0x118cdaa7")):
+            r = nft(*args, key=k, expect=1)
+            check("nftraft %s: reverted: %s" % (args[0], reason) in r.stderr,
+                  "%s: want reason %r, got %r" % (" ".join(args[:3]), reason, r.stderr))
+        check(nft("members").stdout == before, "the reverts changed nothing")
+        # usage errors (exit 2): checked before anything is sent
+        for args in (("register", "--token", "1", "--instance-id", "node1", "--node-key", a3,
+                      "--raft-endpoint", "h" * 257, "--http-endpoint", "http://x"),
+                     ("register", "--token", "1", "--instance-id", "node1", "--node-key", "0x12", *ep),
+                     ("register", "--token", "1", "--instance-id", "node1", "--raft-endpoint", "h:1"),
+                     ("evict",), ("transfer", "--token", "1"), ("vote", "--leader-token", "1")):
+            r = nft(*args, key=k1, expect=2)
+            check(r.stderr.startswith("nftraft %s: " % args[0]), "usage error named: %r" % r.stderr)
+        # eviction: the holder cannot come back until readmit
+        nft("evict", "--token", "1", key=k0)
+        rows = members_rows(nft("members").stdout)
+        check(1 not in rows and 2 in rows, "evicted token 1 is no member: %s" % rows)
+        check("leader 0x" + "00" * 20 in nft("members").stdout, "the evicted leader is cleared")
+        r = nft("register", "--token", "1", "--instance-id", "node1", "--node-key", a3, *ep, key=k1, expect=1)
+        check("reverted: Token evicted" in r.stderr, "re-register while evicted: %r" % r.stderr)
+        r = nft("register", "--token", "1", "--instance-id", "node1", key=k1, expect=1)
+        check("reverted: Token evicted" in r.stderr, "seed form too: %r" % r.stderr)
+        nft("readmit", "--token", "1", key=k0)
+        nft("register", "--token", "1", "--instance-id", "node1", "--node-key", a3, *ep, key=k1)
+        check(members_rows(nft("members").stdout)[1][0] == "2", "re-admitted: a new epoch")
+        # transfer: the owner's key moves the token; the instance is revoked
+        nft("transfer", "--token", "1", "--to", a0, key=k1)
+        check(cast("call", v2, "ownerOf(uint256)(address)", "1", "--rpc-url", S["rpc"]).lower() == a0,
+              "token 1 now owned by account 0")
+        check(1 not in members_rows(nft("members").stdout), "transfer revoked token 1's instance")
+        r = nft("transfer", "--token", "1", "--to", a1, key=k1, expect=1)
+        check("nftraft transfer: reverted: " in r.stderr, "transfer by a former owner: %r" % r.stderr)
+        r = nft("transfer", "--token", "1", "--to", a1, expect=1)
+        check("signs a transaction" in r.stderr, "transfer without a key: %r" % r.stderr)
+    finally:
+        S["nft"] = saved
 
 
 def test_up_on_an_existing_chain():
@@ -241,6 +338,7 @@ def main():
         setup()
         return run([test_deploy_mint_register_members, test_elect_vote_heartbeat,
                     test_history_from_logs, test_deactivate_and_errors,
+                    test_v2_register_node_evict_readmit_transfer,
                     test_up_on_an_existing_chain,
                     test_node_with_chain_down_and_a_bad_cached_view,
                     test_malformed_rpc_answers])

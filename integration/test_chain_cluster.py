@@ -61,6 +61,9 @@ def test_up_on_anvil_and_increment_everywhere():
     leader = C.leader()
     wait_for("the on-chain leader to be the raft leader",
              lambda: (chain_status(leader) or {}).get("leader", {}).get("token_id") == leader, 20)
+    # Each node reads the contract once per --chain-poll: wait for all views.
+    wait_for("every node's chain view to show the on-chain leader", lambda: all(
+        (chain_status(i) or {}).get("leader", {}).get("token_id") == leader for i in (1, 2, 3)), 10)
     increments(30)
     for i in (1, 2, 3):
         st, j, _ = http("GET", C.url(i) + "/counter")
@@ -274,6 +277,8 @@ def test_fourth_instance_registered_while_running_joins():
     log = open(os.path.join(C.dir, "node4", "node.log"), "a")
     FIG["node4"] = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
     url4 = "http://127.0.0.1:%d" % (C.base + 3)
+    if len(C.urls) == 3:
+        C.urls.append(url4)  # later tests may address node 4 as C.url(4)
     leader = C.leader()
     m = wait_for("node 4 to become a raft voter", lambda: (lambda m: m if any(
         x["token_id"] == 4 and x["role"] == "follower" for x in m["members"]) else None)(
@@ -302,6 +307,77 @@ def test_deactivated_instance_leaves_raft():
     increments(10, nodes=[i for i in (1, 2, 3) if i != victim])
     st, j, _ = C.increment(victim, timeout=5)
     check(st in (403, 503), "the deactivated node refuses writes: %s %s" % (st, j))
+    # Revocation reaches the raft connections it already had: the leader
+    # (which the victim, a follower, was answering) closed the victim's
+    # established stream when its member view changed.
+    wait_for("the leader to close token %d's raft connection" % victim,
+             lambda: "(raft id %d): no longer authorized" % victim in C.log(leader), 10)
+
+
+class Writer:
+    """Continuous keyed increments through the given nodes on a thread:
+    every acknowledged one is recorded (value, index) for the /log check,
+    and the longest gap between two acknowledgments is the unavailability
+    window."""
+
+    def __init__(self, nodes):
+        import threading
+        self.nodes, self.acked, self.stop = list(nodes), [], False
+        self.t = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        k = 0
+        while not self.stop:
+            node = self.nodes[k % len(self.nodes)]
+            st, j, _ = C.increment(node, key="w-%d-%f" % (k, time.time()), timeout=5)
+            if st == 200:
+                self.acked.append((time.time(), j["value"], j["index"]))
+            else:
+                time.sleep(0.05)
+            k += 1
+
+    def __enter__(self):
+        self.t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop = True
+        self.t.join(30)
+
+    def longest_gap(self):
+        ts = [a[0] for a in self.acked]
+        return max((b - a for a, b in zip(ts, ts[1:])), default=0.0)
+
+
+def test_leader_deactivated_hands_over_under_load():
+    """The raft leader's own token is deactivated while writes flow: it
+    stops serving writes, hands leadership to a caught-up member, the new
+    leader removes it, and no acknowledged increment is lost."""
+    leader = C.leader()
+    others = [i for i in (1, 2, 3, 4) if i != leader and
+              any(x["token_id"] == i for x in http("GET", C.url(leader) + "/members")[1]["members"])]
+    check(len(others) >= 2, "two other active members: %s" % others)
+    env = dict(os.environ, NFTRAFT_WALLET_KEY=dev_key(0))
+    rpc, nft = chain_env()
+    with Writer(others) as w:
+        time.sleep(1.5)
+        r = subprocess.run([NFTRAFT, "deactivate", "--rpc-url", rpc, "--contract", nft,
+                            "--token", str(leader)], capture_output=True, text=True, env=env, timeout=60)
+        check(r.returncode == 0, "deactivate: %s" % r.stderr)
+        new = wait_for("a new raft leader", lambda: next(
+            (i for i in others if (C.status(i) or {}).get("role") == "leader"), None), 20)
+        wait_for("raft's configuration to drop token %d" % leader, lambda: all(
+            x["id"] != leader for x in http("GET", C.url(new) + "/members")[1]["raft"]), 20)
+        time.sleep(1.5)
+    check(len(w.acked) > 20, "writes were acknowledged throughout: %d" % len(w.acked))
+    FIG["leader deactivated: longest gap between acknowledged writes"] = w.longest_gap()
+    print("  (figure) leader's token deactivated under load: longest gap between "
+          "acknowledged writes %.2f s, %d writes acknowledged" % (w.longest_gap(), len(w.acked)))
+    log = {e["index"]: e["value"] for e in C.full_log(new)}
+    lost = [(v, i) for _, v, i in w.acked if log.get(i) != v]
+    check(not lost, "acknowledged increments missing from the log: %s" % lost[:5])
+    st, j, _ = C.increment(leader, timeout=5)
+    check(st in (403, 503), "the old leader refuses writes: %s %s" % (st, j))
 
 
 def test_clean_shutdown():
@@ -317,6 +393,7 @@ def main():
                     test_chain_paused_raft_keeps_serving, test_chain_killed_for_20s_then_recovers,
                     test_fourth_instance_registered_while_running_joins,
                     test_deactivated_instance_leaves_raft,
+                    test_leader_deactivated_hands_over_under_load,
                     test_clean_shutdown])
     finally:
         if C is not None:

@@ -83,7 +83,13 @@ check(len(raft_addrs) == 3, "three distinct raft addresses")
 
 # Dockerfile: multi-stage, the libraries CMake asks pkg-config for, the binaries.
 check(len(re.findall(r"^FROM ", dockerfile, re.M)) == 2, "multi-stage Dockerfile")
-for mod, pkg in (("raft", "libraft-dev"), ("libuv", "libuv1-dev"), ("libh2o", "libh2o-dev"),
+# raft 0.22.1 is built from Debian's source package by the project's script
+# (a static library: no libraft in the runtime stage).
+check("RUN scripts/build-raft.sh" in dockerfile and "COPY scripts/raft-patches" in dockerfile,
+      "build stage builds raft 0.22.1 with scripts/build-raft.sh")
+check("liblz4-dev" in dockerfile and "liblz4-1" in dockerfile and "libraft" not in dockerfile,
+      "raft's lz4 dependency in both stages, no Debian libraft")
+for mod, pkg in (("libuv", "libuv1-dev"), ("libh2o", "libh2o-dev"),
                  ("libsecp256k1", "libsecp256k1-dev"), ("libcurl", "libcurl4-openssl-dev"),
                  ("msgpack", "libmsgpack-dev"), ("sqlite3", "libsqlite3-dev"), ("jansson", "libjansson-dev")):
     check(mod in cmake and pkg in dockerfile, "build stage installs %s for pkg-config %s" % (pkg, mod))

@@ -10,6 +10,8 @@
 #include "core/node.h"
 #include "core/version.h"
 #include "fsm/fsm.h"
+#include "fsm/raftfsm.h"
+#include "net/dashboard.h"
 #include "net/httpd.h"
 #include "net/request.h"
 
@@ -19,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/time.h>
 
 #define MAX_PEERS 256
@@ -26,6 +29,16 @@
 #define FWD_MAX_BODY (1 << 20)
 #define SWEEP_MS 100
 #define FORWARDED_HDR "X-Nftraft-Forwarded"
+/* GET /log is the one answer whose cost grows with a parameter (~5 us a
+ * row): requests queue and each loop turn serves at most LOG_ROWS_PER_TURN
+ * rows, so a burst of them never holds the loop (and raft's heartbeats)
+ * for long; above LOG_QUEUE_MAX queued, 503. */
+#define LOG_ROWS_PER_TURN 2000
+#define LOG_QUEUE_MAX 1024
+
+/* Read-only GET answers may be read by a page of any origin: the dashboard
+ * served by one node polls the other members directly. */
+static const char *const CORS[] = {"Access-Control-Allow-Origin: *", NULL};
 
 static const double BUCKETS[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                  0.05,   0.1,   0.25,   0.5,   1,    2.5,
@@ -77,6 +90,12 @@ struct api {
     /* metrics */
     uint64_t increments_total, increments_failed, forwarded_total,
         dedup_total, reads_total;
+    unsigned n_fwd;        /* forwards in flight (list fwd) */
+    uint64_t fwd_refused;  /* over cfg->max_forwards */
+    struct list log_queue; /* GET /log waiting for its turn */
+    unsigned n_log_queued;
+    uint64_t log_refused; /* over LOG_QUEUE_MAX */
+    uv_idle_t log_idle;   /* active while log_queue is not empty */
     uint64_t hist[N_BUCKETS + 1];
     double hist_sum;
     uint64_t hist_count;
@@ -228,6 +247,7 @@ static void fwd_cb(void *data, const struct httpc_resp *resp)
     struct pending *p = data;
     struct api *a = p->api;
     list_del(&p->link);
+    a->n_fwd--;
     if (p->http != NULL) {
         httpd_on_abort(p->http, NULL, NULL);
         if (resp->err == 0) {
@@ -243,8 +263,11 @@ static void fwd_cb(void *data, const struct httpc_resp *resp)
                 observe(a, p->t0);
         } else {
             char msg[300];
-            snprintf(msg, sizeof msg, "forwarding to the leader failed: %s",
-                     resp->errmsg ? resp->errmsg : err_str(resp->err));
+            snprintf(msg, sizeof msg, "forwarding to the leader failed: %s%s",
+                     resp->errmsg ? resp->errmsg : err_str(resp->err),
+                     p->is_write ? "; the outcome is unknown: retry with the "
+                                   "same Idempotency-Key"
+                                 : "");
             /* A write may have reached the leader before the failure. */
             reply_error(p->http, 503, p->is_write ? "unknown" : "failed", "1",
                         msg);
@@ -277,6 +300,12 @@ static void forward(struct api *a, struct httpd_req *r, bool is_write,
         reply_no_leader(a, r, "failed");
         return;
     }
+    if (a->n_fwd >= a->cfg->max_forwards) {
+        a->fwd_refused++;
+        reply_error(r, 503, "failed", "1",
+                    "too many requests waiting for the leader; retry");
+        return;
+    }
     struct pending *p = calloc(1, sizeof *p);
     if (p == NULL) {
         reply_error(r, 503, "failed", "1", "out of memory");
@@ -296,6 +325,23 @@ static void forward(struct api *a, struct httpd_req *r, bool is_write,
     if (k != NULL) {
         snprintf(key, sizeof key, "Idempotency-Key: %.*s", (int)hl, k);
         hdrs[2] = key;
+    } else if (is_write) {
+        /* libcurl may send a POST again on a new connection when the kept
+         * one dies under it; a key of our own makes that re-send apply
+         * once. */
+        uint8_t rnd[12];
+        char hex[25];
+        if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+            free(p);
+            reply_error(r, 503, "failed", "1", "no randomness for the "
+                        "forwarding key");
+            return;
+        }
+        for (int i = 0; i < 12; i++)
+            snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+        snprintf(key, sizeof key, "Idempotency-Key: fwd-%" PRIu64 "-%s",
+                 st.id, hex);
+        hdrs[2] = key;
     }
     size_t blen = 0;
     const void *body = is_write ? httpd_body(r, &blen) : NULL;
@@ -308,6 +354,7 @@ static void forward(struct api *a, struct httpd_req *r, bool is_write,
         return;
     }
     list_add(&a->fwd, &p->link);
+    a->n_fwd++;
     httpd_on_abort(r, pending_abort_cb, p);
     a->forwarded_total++;
 }
@@ -330,7 +377,8 @@ static void increment_applied(void *data, int status, uint64_t index,
     struct pending *p = data;
     struct api *a = p->api;
     const struct fsm_result *res = result;
-    if (status == 0 && (res == NULL || res->entry != index)) {
+    bool lost = status == 0 && (res == NULL || res->entry != index);
+    if (lost) {
         /* The FSM reused the result's slot (an enormous batch): the entry
          * applied, but what it produced is no longer known here. */
         LOGW("api", "result of index %llu was overwritten",
@@ -354,7 +402,10 @@ static void increment_applied(void *data, int status, uint64_t index,
         } else {
             a->increments_failed++;
             reply_error(p->http, 503, "unknown", "1",
-                        status == ERR_SHUTDOWN
+                        lost ? "the increment applied but its result was "
+                               "overwritten: retry with the same "
+                               "Idempotency-Key to read it"
+                        : status == ERR_SHUTDOWN
                             ? "node shutting down; the increment may still "
                               "commit: retry with the same Idempotency-Key"
                             : "leadership lost; the increment may still "
@@ -455,6 +506,15 @@ static void handle_increment(void *data, struct httpd_req *r)
     p->counted = true;
     a->pending_sum += by;
     list_add(&a->pending, &p->link);
+#ifdef NFTRAFT_UNSAFE_ACK_BEFORE_COMMIT
+    /* Test-only build (nftraftd-unsafe, never installed): acknowledge the
+     * increment before it commits, with the value it would get. The Jepsen
+     * checker's self-test must catch this as lost writes under partitions. */
+    struct fsm_result unsafe = {.value = sum, .index = st.commit_index + 1};
+    p->http = NULL;
+    reply_increment(a, r, &unsafe);
+    return;
+#endif
     httpd_on_abort(r, pending_abort_cb, p);
 }
 
@@ -495,7 +555,8 @@ static void handle_counter(void *data, struct httpd_req *r)
         reply_counter(a, r);
         return;
     }
-    if (rv == 0 && strcmp(q, "0") != 0 && strcmp(q, "false") != 0) {
+    if ((rv == 0 && strcmp(q, "0") != 0 && strcmp(q, "false") != 0) ||
+        (rv != 0 && rv != ERR_NOTFOUND)) {
         reply_error(r, 400, NULL, NULL, "stale must be 1, 0, true or false");
         return;
     }
@@ -540,18 +601,15 @@ static int query_u64(struct httpd_req *r, const char *name, uint64_t dflt,
     return rv != 0 ? ERR_INVALID : config_parse_u64(q, min, max, out);
 }
 
-static void handle_log(void *data, struct httpd_req *r)
-{
-    struct api *a = data;
-    if (!api_serving(a, r))
-        return;
+struct log_req {
+    struct list link;       /* first */
+    struct httpd_req *http; /* NULL once the client went away */
     uint64_t from, limit;
-    if (query_u64(r, "from", 1, 0, UINT64_MAX, &from) != 0 ||
-        query_u64(r, "limit", 100, 1, LOG_LIMIT_MAX, &limit) != 0) {
-        reply_error(r, 400, NULL, NULL,
-                    "from must be an integer >= 0 and limit 1..1000");
-        return;
-    }
+};
+
+static void serve_log(struct api *a, struct httpd_req *r, uint64_t from,
+                      uint64_t limit)
+{
     struct fsm_entry *es = malloc(sizeof *es * limit);
     if (es == NULL) {
         reply_error(r, 503, NULL, "1", "out of memory");
@@ -582,7 +640,77 @@ static void handle_log(void *data, struct httpd_req *r)
                           (json_int_t)next, "first", (json_int_t)first);
     if (first > 0 && from < first)
         json_object_set_new(j, "truncated", json_true());
-    httpd_respond_json(r, 200, j, NULL);
+    httpd_respond_json(r, 200, j, CORS);
+}
+
+static void log_abort_cb(void *data)
+{
+    ((struct log_req *)data)->http = NULL;
+}
+
+/* One loop turn's share of the queued GET /log requests. */
+static void log_turn(uv_idle_t *h)
+{
+    struct api *a = h->data;
+    uint64_t rows = 0;
+    while (a->log_queue.next != &a->log_queue && rows < LOG_ROWS_PER_TURN) {
+        struct log_req *q = (struct log_req *)a->log_queue.next;
+        list_del(&q->link);
+        a->n_log_queued--;
+        if (q->http != NULL) {
+            httpd_on_abort(q->http, NULL, NULL);
+            serve_log(a, q->http, q->from, q->limit);
+            rows += q->limit;
+        }
+        free(q);
+    }
+    if (a->log_queue.next == &a->log_queue)
+        uv_idle_stop(&a->log_idle);
+}
+
+/* Answer every queued GET /log with 503 (the API is closing). */
+static void log_drain(struct api *a)
+{
+    while (a->log_queue.next != &a->log_queue) {
+        struct log_req *q = (struct log_req *)a->log_queue.next;
+        list_del(&q->link);
+        a->n_log_queued--;
+        if (q->http != NULL) {
+            httpd_on_abort(q->http, NULL, NULL);
+            reply_error(q->http, 503, NULL, "1", "node shutting down");
+        }
+        free(q);
+    }
+    uv_idle_stop(&a->log_idle);
+}
+
+static void handle_log(void *data, struct httpd_req *r)
+{
+    struct api *a = data;
+    if (!api_serving(a, r))
+        return;
+    uint64_t from, limit;
+    if (query_u64(r, "from", 1, 0, INT64_MAX, &from) != 0 ||
+        query_u64(r, "limit", 100, 1, LOG_LIMIT_MAX, &limit) != 0) {
+        reply_error(r, 400, NULL, NULL,
+                    "from must be an integer 0..9223372036854775807 and "
+                    "limit 1..1000");
+        return;
+    }
+    struct log_req *q =
+        a->n_log_queued < LOG_QUEUE_MAX ? calloc(1, sizeof *q) : NULL;
+    if (q == NULL) {
+        a->log_refused++;
+        reply_error(r, 503, NULL, "1", "too many /log requests queued; retry");
+        return;
+    }
+    q->http = r;
+    q->from = from;
+    q->limit = limit;
+    list_add(&a->log_queue, &q->link);
+    a->n_log_queued++;
+    httpd_on_abort(r, log_abort_cb, q);
+    uv_idle_start(&a->log_idle, log_turn);
 }
 
 /* ---- GET /status, /members, /metrics ---- */
@@ -628,7 +756,7 @@ static void handle_status(void *data, struct httpd_req *r)
         (json_int_t)fsm_value(a->fsm), "url", a->cfg->advertise_url,
         "version", NFTRAFT_VERSION, "chain", chain ? chain : json_null(),
         "writable_error", refusal ? json_string(refusal) : json_null());
-    httpd_respond_json(r, 200, j, NULL);
+    httpd_respond_json(r, 200, j, CORS);
 }
 
 static void handle_members(void *data, struct httpd_req *r)
@@ -639,7 +767,7 @@ static void handle_members(void *data, struct httpd_req *r)
     json_t *m = a->hooks.members_json ? a->hooks.members_json(a->hooks.data)
                                       : NULL;
     if (m != NULL) {
-        httpd_respond_json(r, 200, m, NULL);
+        httpd_respond_json(r, 200, m, CORS);
         return;
     }
     struct node_status st;
@@ -664,7 +792,7 @@ static void handle_members(void *data, struct httpd_req *r)
     httpd_respond_json(r, 200,
                        json_pack("{s:s,s:o}", "source", "static", "members",
                                  arr),
-                       NULL);
+                       CORS);
 }
 
 struct sbuf {
@@ -755,8 +883,38 @@ static void handle_metrics(void *data, struct httpd_req *r)
                   "# TYPE nftraft_raft_connections_refused_total counter\n"
                   "nftraft_raft_connections_refused_total %" PRIu64 "\n",
               a->transport ? transport_refused(a->transport) : 0);
+    struct httpd_stats hs;
+    httpd_stats(a->httpd, &hs);
+    sb_printf(&b,
+              "# TYPE nftraft_http_connections gauge\n"
+              "nftraft_http_connections %u\n"
+              "# HELP nftraft_http_connections_refused_total Connections "
+              "answered 503 over --max-http-conns.\n"
+              "# TYPE nftraft_http_connections_refused_total counter\n"
+              "nftraft_http_connections_refused_total %" PRIu64 "\n"
+              "# HELP nftraft_http_bad_requests_total Requests refused 400 "
+              "before routing (method, UTF-8, framing).\n"
+              "# TYPE nftraft_http_bad_requests_total counter\n"
+              "nftraft_http_bad_requests_total %" PRIu64 "\n"
+              "# HELP nftraft_http_buffer_refused_total Requests answered 503 "
+              "over the per-connection unread-answer cap.\n"
+              "# TYPE nftraft_http_buffer_refused_total counter\n"
+              "nftraft_http_buffer_refused_total %" PRIu64 "\n"
+              "# TYPE nftraft_log_requests_queued gauge\n"
+              "nftraft_log_requests_queued %u\n"
+              "# TYPE nftraft_log_requests_refused_total counter\n"
+              "nftraft_log_requests_refused_total %" PRIu64 "\n"
+              "# TYPE nftraft_forwards_in_flight gauge\n"
+              "nftraft_forwards_in_flight %u\n"
+              "# HELP nftraft_forwards_refused_total Requests answered 503 "
+              "over --max-forwards.\n"
+              "# TYPE nftraft_forwards_refused_total counter\n"
+              "nftraft_forwards_refused_total %" PRIu64 "\n",
+              hs.conns_open, hs.conns_refused, hs.bad_requests,
+              hs.buffer_refused, a->n_log_queued, a->log_refused, a->n_fwd,
+              a->fwd_refused);
     httpd_respond(r, 200, "text/plain; version=0.0.4", b.p ? b.p : "", b.len,
-                  NULL);
+                  CORS);
     free(b.p);
 }
 
@@ -839,11 +997,14 @@ int api_init(struct api **out, uv_loop_t *loop, const struct config *cfg,
     list_init(&a->pending);
     list_init(&a->fwd);
     list_init(&a->held);
+    list_init(&a->log_queue);
     for (unsigned i = 0; i < cfg->n_peers; i++)
         api_set_peer_url(a, cfg->peers[i].id, cfg->peers[i].http, NULL);
     if (cfg->id != 0)
         api_set_peer_url(a, cfg->id, cfg->advertise_url, cfg->instance_id);
     int rv = httpc_init(&a->httpc, loop);
+    if (rv == 0)
+        rv = httpc_set_source(a->httpc, cfg->bind_ip);
     if (rv != 0) {
         snprintf(errmsg, errlen, "HTTP client: %s", err_str(rv));
         free(a);
@@ -855,6 +1016,11 @@ int api_init(struct api **out, uv_loop_t *loop, const struct config *cfg,
         free(a);
         return rv;
     }
+    struct httpd_limits lim = {.max_conns = cfg->max_http_conns,
+                               .max_conn_buffered =
+                                   HTTPD_DEFAULT_MAX_CONN_BUFFERED,
+                               .http2 = cfg->http2};
+    httpd_set_limits(a->httpd, &lim);
     httpd_route(a->httpd, "GET", "/counter", handle_counter, a);
     httpd_route(a->httpd, "POST", "/increment", handle_increment, a);
     httpd_route(a->httpd, "GET", "/log", handle_log, a);
@@ -862,8 +1028,11 @@ int api_init(struct api **out, uv_loop_t *loop, const struct config *cfg,
     httpd_route(a->httpd, "GET", "/members", handle_members, a);
     httpd_route(a->httpd, "GET", "/metrics", handle_metrics, a);
     httpd_route(a->httpd, "POST", "/fault", handle_fault, a);
+    dashboard_register(a->httpd);
     uv_timer_init(loop, &a->sweep);
     a->sweep.data = a;
+    uv_idle_init(loop, &a->log_idle);
+    a->log_idle.data = a;
     uv_timer_start(&a->sweep, sweep_cb, SWEEP_MS, SWEEP_MS);
     rv = httpd_listen(a->httpd, cfg->http_host, cfg->http_port, errmsg,
                       errlen);
@@ -873,8 +1042,9 @@ int api_init(struct api **out, uv_loop_t *loop, const struct config *cfg,
         api_close(a, NULL, NULL);
         return rv;
     }
-    LOGI("http", "listening on %s:%d (advertised %s)", cfg->http_host,
-         cfg->http_port, cfg->advertise_url);
+    LOGI("http", "listening on %s:%d (advertised %s; dashboard at %s/)",
+         cfg->http_host, cfg->http_port, cfg->advertise_url,
+         cfg->advertise_url);
     *out = a;
     return 0;
 }
@@ -901,6 +1071,7 @@ static void api_sweep_closed(uv_handle_t *h)
 static void api_httpc_closed(void *data)
 {
     struct api *a = data;
+    uv_close((uv_handle_t *)&a->log_idle, NULL); /* before the sweep's cb */
     uv_close((uv_handle_t *)&a->sweep, api_sweep_closed);
 }
 
@@ -909,6 +1080,7 @@ void api_close(struct api *a, void (*cb)(void *data), void *data)
     a->node = NULL;
     a->stalled = false;
     release_held(a);
+    log_drain(a);
     a->close_cb = cb;
     a->close_data = data;
     uv_timer_stop(&a->sweep);

@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "core/node.h"
 #include "core/recon.h"
+#include "core/redact.h"
 #include "net/api.h"
 
 #include <errno.h>
@@ -28,6 +29,9 @@
 
 #define MAX_MEMBERS 256
 #define CHANGE_GAP_MS 1000
+#define SHRINK_GAP_MS 10000   /* between two removals: a lying RPC cannot
+                                 shrink the cluster one voter a second */
+#define TRANSFER_BACKOFF_MAX_MS 60000
 #define TX_GAP_MS 300
 
 struct member {
@@ -44,6 +48,7 @@ struct chainsync {
     struct wallet *w;
     struct sender *sender;
     uint8_t contract[20], instance[32];
+    char rpc_shown[CONFIG_URL_MAX]; /* --rpc-url, credentials redacted */
     uint64_t chain_id, self;
     struct node *node;
     struct api *api;
@@ -51,7 +56,10 @@ struct chainsync {
     bool timer_ready, stopping, attached;
     /* the contract's view */
     bool have_view, connected;
-    uint64_t block;
+    uint64_t stale_polls;   /* answers ignored for an older block */
+    struct raft_uv_transport *transport; /* re-checked on view changes */
+    uint64_t block;         /* the block the last good view was read at */
+    char tag[24];           /* the current poll's block, "0x..." */
     struct member members[MAX_MEMBERS];
     unsigned n_members;
     uint8_t leader[20];
@@ -65,6 +73,9 @@ struct chainsync {
     uint64_t health_of;  /* the token `health` is about */
     uint64_t ping_target;
     uint64_t last_change_ms, last_tx_ms, calls;
+    uint64_t last_remove_ms;
+    uint64_t change_target, transfer_wait_ms; /* back-off after failures */
+    int last_change_kind;
     char refusal[300];
     /* the view cached in the data dir (a restart during a chain outage) */
     char *saved;         /* the JSON last written */
@@ -116,6 +127,8 @@ int chainsync_init(struct chainsync **out, uv_loop_t *loop,
     }
     rv = httpc_init(&cs->http, loop);
     if (rv == 0)
+        rv = httpc_set_source(cs->http, cfg->bind_ip);
+    if (rv == 0)
         rv = rpc_init(&cs->rpc, loop, cs->http, cfg->rpc_url, 3000, 1);
     if (rv != 0) {
         snprintf(errmsg, errlen, "cannot start the chain client");
@@ -128,10 +141,11 @@ int chainsync_init(struct chainsync **out, uv_loop_t *loop,
     uv_timer_init(loop, &cs->timer);
     cs->timer.data = cs;
     cs->timer_ready = true;
+    redact_url(cfg->rpc_url, cs->rpc_shown, sizeof cs->rpc_shown);
     char addr[43];
     hex_encode(wallet_address(cs->w), 20, 1, addr);
     LOGI("chain", "wallet %s contract %s rpc %s", addr, cfg->contract,
-         cfg->rpc_url);
+         cs->rpc_shown);
     *out = cs;
     return 0;
 }
@@ -158,8 +172,18 @@ static int decode_members(struct chainsync *cs, const uint8_t *d, size_t len)
             return ERR_MALFORMED;
         memcpy(m->instance, insts + 32 * i, 32);
     }
+    bool changed = n1 != cs->n_members ||
+                   memcmp(cs->members, got, n1 * sizeof got[0]) != 0;
     memcpy(cs->members, got, n1 * sizeof got[0]);
     cs->n_members = (unsigned)n1;
+    /* Revocation reaches established connections too: raft streams from a
+     * peer whose token is no longer active (or changed hands) are closed. */
+    if (changed && cs->transport != NULL) {
+        unsigned closed = transport_reauthorize(cs->transport);
+        if (closed > 0)
+            LOGI("chain", "member view changed: closed %u raft connection(s) "
+                 "no longer authorized", closed);
+    }
     return 0;
 }
 
@@ -191,7 +215,8 @@ static int call(struct chainsync *cs, const char *sig, const struct abi_val *a,
     if (abi_encode_call(sig, a, n, &d, &len) != 0)
         return ERR_NOMEM;
     cs->calls++;
-    int rv = rpc_eth_call(cs->rpc, cs->contract, d, len, "latest", cb, cs);
+    int rv = rpc_eth_call(cs->rpc, cs->contract, d, len,
+                          cs->tag[0] ? cs->tag : "latest", cb, cs);
     free(d);
     return rv;
 }
@@ -354,7 +379,7 @@ int chainsync_discover(struct chainsync *cs, uint64_t *token, char *errmsg,
 {
     cs->calls++;
     if (rpc_chain_id(cs->rpc, discover_chain_cb, cs) != 0) {
-        snprintf(errmsg, errlen, "cannot reach %s", cs->cfg->rpc_url);
+        snprintf(errmsg, errlen, "cannot reach %s", cs->rpc_shown);
         return ERR_RPC;
     }
     while (!cs->discover_done && uv_run(cs->loop, UV_RUN_ONCE))
@@ -381,7 +406,7 @@ int chainsync_discover(struct chainsync *cs, uint64_t *token, char *errmsg,
     }
     if (cs->discover_err != 0) {
         snprintf(errmsg, errlen, "reading contract %s at %s: %s",
-                 cs->cfg->contract, cs->cfg->rpc_url, cs->discover_msg);
+                 cs->cfg->contract, cs->rpc_shown, cs->discover_msg);
         return cs->discover_err;
     }
     if (cs->self == 0) {
@@ -398,6 +423,7 @@ int chainsync_discover(struct chainsync *cs, uint64_t *token, char *errmsg,
         snprintf(errmsg, errlen, "out of memory");
         return ERR_NOMEM;
     }
+    sender_set_max_fee(cs->sender, cs->cfg->max_fee_gwei * 1000000000ULL);
     if (!cs->chain_unverified)
         cache_save(cs);
     *token = cs->self;
@@ -419,8 +445,21 @@ static void change_cb(void *data, int status)
 {
     struct chainsync *cs = data;
     cs->change_busy = false;
+    if (cs->last_change_kind == RECON_TRANSFER) {
+        /* Exponential back-off per target: a transfer blocks writes for up
+         * to an election timeout, so a failing one must not repeat every
+         * second. */
+        cs->transfer_wait_ms =
+            status == 0 ? 0
+            : cs->transfer_wait_ms == 0 ? 2000
+            : cs->transfer_wait_ms * 2 > TRANSFER_BACKOFF_MAX_MS
+                ? TRANSFER_BACKOFF_MAX_MS
+                : cs->transfer_wait_ms * 2;
+    }
     if (status != 0 && !cs->stopping)
-        LOGW("chain", "raft membership change failed: %s", err_str(status));
+        LOGW("chain", "raft %s token=%" PRIu64 " failed: %s",
+             recon_kind_str(cs->last_change_kind), cs->change_target,
+             err_str(status));
 }
 
 static void tx_cb(void *data, int err, const uint8_t hash[32], uint64_t block,
@@ -433,7 +472,7 @@ static void tx_cb(void *data, int err, const uint8_t hash[32], uint64_t block,
         return;
     if (err == 0)
         LOGI("chain", "transaction mined block=%" PRIu64, block);
-    else
+    else if (err != ERR_TOOBIG) /* the sender reports those itself */
         LOGW("chain", "transaction failed: %s", msg ? msg : err_str(err));
     if (cs->timer_ready)
         uv_timer_start(&cs->timer, tick, 50, cs->cfg->chain_poll_ms);
@@ -462,9 +501,17 @@ static void decide(struct chainsync *cs)
     struct node_server servers[MAX_MEMBERS];
     struct recon_server rs[MAX_MEMBERS];
     unsigned ns = node_servers(cs->node, servers, MAX_MEMBERS);
+    /* Alive: it answered within two election timeouts on the connection
+     * it keeps to us (followers answer every heartbeat of the leader). */
+    uint64_t alive_ms = 2 * (uint64_t)cs->cfg->election_timeout_ms;
     for (unsigned i = 0; i < ns; i++) {
         rs[i].id = servers[i].id;
         rs[i].voter = servers[i].role == 1;
+        rs[i].caught_up = servers[i].caught_up;
+        rs[i].live = rs[i].id == cs->self ||
+                     (cs->transport != NULL &&
+                      transport_heard_ms_ago(cs->transport, rs[i].id) <=
+                          alive_ms);
     }
     uint64_t members[MAX_MEMBERS], addressable[MAX_MEMBERS];
     unsigned na = 0;
@@ -477,6 +524,7 @@ static void decide(struct chainsync *cs)
     }
     struct recon_input in = {
         .self = self_active ? cs->self : 0,
+        .my_id = cs->self,
         .raft_leader = st.role == NODE_LEADER && st.ready,
         .servers = rs, .n_servers = ns,
         .members = members, .n_members = cs->n_members,
@@ -502,11 +550,24 @@ static void decide(struct chainsync *cs)
                      cs->cfg->instance_id, cs->cfg->contract);
             break;
         case RECON_ADD:
+        case RECON_PROMOTE:
         case RECON_REMOVE:
         case RECON_TRANSFER:
             if (cs->change_busy || now - cs->last_change_ms < CHANGE_GAP_MS)
                 break;
+            if (a->kind == RECON_REMOVE &&
+                now - cs->last_remove_ms < SHRINK_GAP_MS)
+                break;
+            if (a->kind == RECON_TRANSFER && a->id == cs->change_target &&
+                now - cs->last_change_ms < cs->transfer_wait_ms)
+                break;
+            if (a->kind == RECON_TRANSFER && a->id != cs->change_target)
+                cs->transfer_wait_ms = 0;
             cs->last_change_ms = now;
+            cs->last_change_kind = (int)a->kind;
+            cs->change_target = a->id;
+            if (a->kind == RECON_REMOVE)
+                cs->last_remove_ms = now;
             p = config_peer(cs->cfg, a->id);
             LOGI("chain", "raft %s token=%" PRIu64, recon_kind_str(a->kind),
                  a->id);
@@ -514,6 +575,8 @@ static void decide(struct chainsync *cs)
                          ? (p ? node_add_voter(cs->node, a->id, p->raft,
                                                change_cb, cs)
                               : ERR_NOTFOUND)
+                     : a->kind == RECON_PROMOTE
+                         ? node_promote(cs->node, a->id, change_cb, cs)
                      : a->kind == RECON_REMOVE
                          ? node_remove(cs->node, a->id, change_cb, cs)
                          : node_transfer(cs->node, a->id, change_cb, cs);
@@ -625,7 +688,23 @@ static void block_cb(void *data, int err, uint64_t block, const char *msg)
         poll_fail(cs, msg);
         return;
     }
-    cs->block = block;
+    /* Every call of this poll reads one block, `confirmations` below the
+     * head; a view older than one already acted on is never used (a
+     * lagging or load-balanced RPC must not roll membership back). */
+    uint64_t conf = cs->cfg->chain_confirmations;
+    uint64_t pinned = block > conf ? block - conf : 0;
+    if (pinned < cs->block) {
+        cs->poll_busy = false;
+        cs->stale_polls++;
+        if (cs->stale_polls == 1 || cs->stale_polls % 60 == 0)
+            LOGW("chain", "RPC answered head block %" PRIu64 " (view block "
+                 "%" PRIu64 "), older than the view already read at block "
+                 "%" PRIu64 ": ignored (%" PRIu64 " such answers)",
+                 block, pinned, cs->block, cs->stale_polls);
+        return;
+    }
+    cs->block = pinned;
+    snprintf(cs->tag, sizeof cs->tag, "0x%" PRIx64, pinned);
     if (call(cs, "clusterState()", NULL, 0, state_cb) != 0)
         poll_fail(cs, "cannot call clusterState()");
 }
@@ -650,7 +729,7 @@ static void verify_cb(void *data, int err, uint64_t id, const char *msg)
     if (id != cs->chain_id) {
         char m[400];
         snprintf(m, sizeof m, "the chain at %.200s has id %" PRIu64 ", the "
-                 "cached view was read on chain %" PRIu64, cs->cfg->rpc_url,
+                 "cached view was read on chain %" PRIu64, cs->rpc_shown,
                  id, cs->chain_id);
         poll_fail(cs, m);
         return;
@@ -716,18 +795,22 @@ static void tick(uv_timer_t *t)
 static json_t *status_json(void *data)
 {
     struct chainsync *cs = data;
-    char lh[43];
+    char lh[43], stuck[320];
     hex_encode(cs->leader, 20, 1, lh);
+    bool is_stuck =
+        cs->sender != NULL && sender_stuck(cs->sender, stuck, sizeof stuck);
     return json_pack(
-        "{s:b,s:I,s:s,s:I,s:{s:s,s:I},s:I,s:I,s:I,s:I,s:I,s:s?,s:I}",
+        "{s:b,s:I,s:s,s:s,s:I,s:{s:s,s:I},s:I,s:I,s:I,s:I,s:I,s:s?,s:I,s:s?}",
         "connected", cs->connected, "chain_id", (json_int_t)cs->chain_id,
+        "rpc_url", cs->rpc_shown,
         "contract", cs->cfg->contract, "block", (json_int_t)cs->block,
         "leader", "address", lh, "token_id", (json_int_t)cs->leader_token,
         "votes_against_leader", (json_int_t)cs->against, "required_votes",
         (json_int_t)cs->required, "term", (json_int_t)cs->term,
         "lease_expiry", (json_int_t)cs->expiry, "active_members",
-        (json_int_t)cs->n_members, "error", cs->error[0] ? cs->error : NULL,
-        "rpc_calls", (json_int_t)cs->calls);
+        (json_int_t)cs->n_members, "error",
+        cs->error[0] ? cs->error : is_stuck ? stuck : NULL, "rpc_calls",
+        (json_int_t)cs->calls, "stuck_transaction", is_stuck ? stuck : NULL);
 }
 
 static json_t *members_json(void *data)
@@ -747,14 +830,15 @@ static json_t *members_json(void *data)
                        : m->token == st.leader_id ? "leader"
                                                   : "follower";
         const struct config_peer *p = config_peer(cs->cfg, m->token);
-        char ih[67], oh[43];
+        char name[67], ih[67], oh[43];
+        chaincli_instance_text(m->instance, name);
         hex_encode(m->instance, 32, 1, ih);
         hex_encode(m->owner, 20, 1, oh);
         json_array_append_new(
-            arr, json_pack("{s:I,s:s,s:s,s:b,s:s,s:s}", "token_id",
-                           (json_int_t)m->token, "instance_id", ih, "owner",
-                           oh, "active", 1, "role", role, "url",
-                           p ? p->http : ""));
+            arr, json_pack("{s:I,s:s,s:s,s:s,s:b,s:s,s:s}", "token_id",
+                           (json_int_t)m->token, "instance_id", name,
+                           "instance_id_hex", ih, "owner", oh, "active", 1,
+                           "role", role, "url", p ? p->http : ""));
     }
     json_t *raft = json_array();
     for (unsigned k = 0; k < ns; k++)
@@ -775,8 +859,9 @@ static const char *write_refusal(void *data)
 }
 
 void chainsync_attach(struct chainsync *cs, struct node *node,
-                      struct api *api)
+                      struct api *api, struct raft_uv_transport *transport)
 {
+    cs->transport = transport;
     cs->node = node;
     cs->api = api;
     cs->attached = true;

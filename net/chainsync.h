@@ -33,9 +33,12 @@ int chainsync_discover(struct chainsync *cs, uint64_t *token, char *errmsg,
  * cap token ids. */
 unsigned chainsync_members(struct chainsync *cs, uint64_t *ids, unsigned cap);
 
-/* Start reconciling with node and api (both outlive the reconciler). */
+/* Start reconciling with node and api (both outlive the reconciler);
+ * transport's established connections are re-authorized whenever the
+ * member view changes. */
+struct raft_uv_transport;
 void chainsync_attach(struct chainsync *cs, struct node *node,
-                      struct api *api);
+                      struct api *api, struct raft_uv_transport *transport);
 
 /* The raft transport's handshake (net/transport.h) for this node: signs
  * with its wallet; a peer may claim raft id N when its key is the owner of

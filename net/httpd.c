@@ -1,6 +1,9 @@
 /* httpd.c - h2o 2.2 HTTP/1.1 server on a libuv loop with exact-path routing
- * and JSON errors; tracks connections so that close is orderly. */
+ * and JSON errors; tracks connections so that close is orderly, caps them,
+ * and refuses requests h2o itself lets through (bad method/path bytes,
+ * ambiguous body framing) before any handler sees them. */
 #include "net/httpd.h"
+#include "net/request.h"
 #include "core/err.h"
 #include "core/log.h"
 
@@ -8,6 +11,7 @@
 #include <h2o.h>
 
 #include <ctype.h>
+#include <inttypes.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -17,6 +21,17 @@
 #include <sys/socket.h>
 
 #define MAX_ROUTES 32
+/* A connection over the cap is answered 503, half-closed, and drained for
+ * at most this long (so the client reads the 503 instead of a reset); at
+ * most REFUSED_LINGER_MAX of them linger, the rest are just closed. */
+#define REFUSED_LINGER_MS 1000
+#define REFUSED_LINGER_MAX 64
+#define BUSY_BODY "{\"error\":\"too many connections; retry shortly\"}"
+static const char busy_answer[] =
+    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+    "Retry-After: 1\r\nConnection: close\r\nContent-Length: "
+    "47\r\n\r\n" BUSY_BODY;
+_Static_assert(sizeof BUSY_BODY - 1 == 47, "Content-Length of BUSY_BODY");
 
 struct route {
     char method[8];
@@ -29,6 +44,20 @@ struct conn {
     uv_tcp_t tcp; /* first: h2o's close callback gets &tcp */
     struct httpd *srv;
     struct conn *prev, *next;
+    h2o_socket_t *sock;
+    size_t buffered; /* answer bytes handed to h2o, request not yet done */
+};
+
+/* A connection refused over the cap: 503 written, lingering briefly. */
+struct refused {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    uv_shutdown_t sh;
+    struct httpd *srv;
+    struct refused *prev, *next;
+    int handles; /* open handles: tcp + timer */
+    bool closing;
+    char sink[256];
 };
 
 struct root_handler {
@@ -48,6 +77,11 @@ struct httpd {
     unsigned n_routes;
     struct conn conns; /* list head */
     unsigned n_conns;
+    struct refused refused; /* list head */
+    unsigned n_refused;
+    bool at_cap;
+    struct httpd_limits lim;
+    struct httpd_stats st;
     bool closing, listener_closed;
     uv_timer_t done_marker;
     void (*close_cb)(void *);
@@ -56,6 +90,9 @@ struct httpd {
 
 struct httpd_req {
     h2o_req_t *req;
+    struct httpd *srv;
+    h2o_socket_t *sock; /* to find its struct conn (which may be gone) */
+    size_t buffered;    /* bytes counted in that conn's `buffered` */
     bool answered;
     void (*abort_cb)(void *);
     void *abort_data;
@@ -84,12 +121,52 @@ static const char *reason(int status)
     return "Status";
 }
 
+static struct conn *conn_of(struct httpd *s, const h2o_socket_t *sock)
+{
+    if (sock == NULL)
+        return NULL;
+    for (struct conn *c = s->conns.next; c != &s->conns; c = c->next)
+        if (c->sock == sock)
+            return c;
+    return NULL;
+}
+
 /* Pool dispose: the request is gone (answered, or its connection died). */
 static void req_dispose(void *p)
 {
     struct httpd_req *r = p;
+    struct conn *c = r->buffered ? conn_of(r->srv, r->sock) : NULL;
+    if (c != NULL)
+        c->buffered -= r->buffered < c->buffered ? r->buffered : c->buffered;
     if (!r->answered && r->abort_cb != NULL)
         r->abort_cb(r->abort_data);
+}
+
+/* h2o 2.2 keeps the first Content-Length (and lets Transfer-Encoding win)
+ * and drops both from req->headers, so ambiguous framing is only visible in
+ * the raw head, which is still at the start of the socket's input buffer
+ * while an HTTP/1 request is being handled. NULL or what is wrong. */
+static const char *framing_problem(const h2o_req_t *req, h2o_socket_t *sock)
+{
+    if (req->version >= 0x200)
+        return NULL; /* HTTP/2 frames its bodies itself */
+    const h2o_buffer_t *in = sock ? sock->input : NULL;
+    if (in == NULL || in->size < req->input.method.len ||
+        memcmp(in->bytes, req->input.method.base, req->input.method.len) != 0)
+        return "cannot check the request framing";
+    return request_framing_problem(in->bytes, in->size);
+}
+
+/* NULL when the request may reach a handler; otherwise why it gets 400. */
+static const char *request_problem(const h2o_req_t *req, h2o_socket_t *sock)
+{
+    if (request_check_method(req->input.method.base, req->input.method.len))
+        return "bad method";
+    if (request_check_target(req->input.path.base, req->input.path.len) ||
+        request_check_target(req->path_normalized.base,
+                             req->path_normalized.len))
+        return "the request target is not UTF-8 (or holds control bytes)";
+    return framing_problem(req, sock);
 }
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
@@ -99,6 +176,28 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         h2o_mem_alloc_shared(&req->pool, sizeof *r, req_dispose);
     memset(r, 0, sizeof *r);
     r->req = req;
+    r->srv = s;
+    r->sock = req->conn->callbacks->get_socket != NULL
+                  ? req->conn->callbacks->get_socket(req->conn)
+                  : NULL;
+    const char *bad = request_problem(req, r->sock);
+    if (bad != NULL) {
+        s->st.bad_requests++;
+        req->http1_is_persistent = 0; /* the rest of the input is suspect */
+        httpd_error(r, 400, "%s", bad);
+        return 0;
+    }
+    struct conn *c = conn_of(s, r->sock);
+    if (c != NULL && c->buffered >= s->lim.max_conn_buffered) {
+        s->st.buffer_refused++;
+        const char *h[] = {"Retry-After: 1", NULL};
+        httpd_respond_json(
+            r, 503,
+            json_pack("{s:s}", "error",
+                      "too many unread answers on this connection"),
+            h);
+        return 0;
+    }
     h2o_iovec_t path = req->path_normalized;
     const struct route *match = NULL;
     bool path_known = false;
@@ -145,7 +244,13 @@ int httpd_init(struct httpd **out, uv_loop_t *loop, size_t max_body,
     }
     s->loop = loop;
     s->conns.prev = s->conns.next = &s->conns;
+    s->refused.prev = s->refused.next = &s->refused;
+    s->lim.max_conns = HTTPD_DEFAULT_MAX_CONNS;
+    s->lim.max_conn_buffered = HTTPD_DEFAULT_MAX_CONN_BUFFERED;
+    s->lim.http2 = 0;
     h2o_config_init(&s->config);
+    /* HTTP/2 off: no h2c upgrade, and "PRI * HTTP/2.0" gets a 400. */
+    s->config.http1.upgrade_to_http2 = 0;
     s->config.max_request_entity_size = max_body;
     s->config.server_name = h2o_iovec_init(H2O_STRLIT("nftraft"));
     h2o_hostconf_t *host = h2o_config_register_host(
@@ -165,6 +270,20 @@ int httpd_init(struct httpd **out, uv_loop_t *loop, size_t max_body,
     return 0;
 }
 
+void httpd_set_limits(struct httpd *s, const struct httpd_limits *l)
+{
+    s->lim = *l;
+    s->config.http1.upgrade_to_http2 = l->http2 ? 1 : 0;
+    if (l->http2)
+        s->config.http2.max_concurrent_requests_per_connection = 16;
+}
+
+void httpd_stats(const struct httpd *s, struct httpd_stats *out)
+{
+    *out = s->st;
+    out->conns_open = s->n_conns;
+}
+
 static void conn_closed(uv_handle_t *h)
 {
     struct conn *c = (struct conn *)h;
@@ -173,7 +292,108 @@ static void conn_closed(uv_handle_t *h)
     c->next->prev = c->prev;
     s->n_conns--;
     free(c);
+    if (s->at_cap && s->n_conns < s->lim.max_conns) {
+        s->at_cap = false;
+        LOGI("http",
+             "below the connection cap again (%u open, %" PRIu64
+             " refused so far)",
+             s->n_conns, s->st.conns_refused);
+    }
     maybe_finish_close(s);
+}
+
+static void refused_handle_closed(uv_handle_t *h)
+{
+    struct refused *f = h->data;
+    if (--f->handles > 0)
+        return;
+    struct httpd *s = f->srv;
+    f->prev->next = f->next;
+    f->next->prev = f->prev;
+    s->n_refused--;
+    free(f);
+    maybe_finish_close(s);
+}
+
+static void refused_close(struct refused *f)
+{
+    if (f->closing)
+        return;
+    f->closing = true;
+    uv_close((uv_handle_t *)&f->tcp, refused_handle_closed);
+    uv_close((uv_handle_t *)&f->timer, refused_handle_closed);
+}
+
+static void refused_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    (void)hint;
+    struct refused *f = h->data;
+    *buf = uv_buf_init(f->sink, sizeof f->sink);
+}
+
+static void refused_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+    (void)buf;
+    if (n < 0)
+        refused_close(st->data);
+}
+
+static void refused_timeout(uv_timer_t *t)
+{
+    refused_close(t->data);
+}
+
+static void refused_shut(uv_shutdown_t *sh, int status)
+{
+    (void)sh;
+    (void)status;
+}
+
+/* Over the connection cap: accept, answer 503, and let go. */
+static void refuse(struct httpd *s, uv_stream_t *listener)
+{
+    s->st.conns_refused++;
+    if (!s->at_cap) {
+        s->at_cap = true;
+        LOGW("http",
+             "connection cap reached (%u open): new connections get "
+             "503 until some close",
+             s->n_conns);
+    }
+    struct refused *f =
+        s->n_refused < REFUSED_LINGER_MAX ? calloc(1, sizeof *f) : NULL;
+    if (f == NULL) {
+        uv_tcp_t *t = malloc(sizeof *t);
+        if (t == NULL)
+            return;
+        uv_tcp_init(s->loop, t);
+        if (uv_accept(listener, (uv_stream_t *)t) == 0) {
+            uv_buf_t b =
+                uv_buf_init((char *)busy_answer, sizeof busy_answer - 1);
+            uv_try_write((uv_stream_t *)t, &b, 1);
+        }
+        uv_close((uv_handle_t *)t, (uv_close_cb)free);
+        return;
+    }
+    f->srv = s;
+    f->handles = 2;
+    uv_tcp_init(s->loop, &f->tcp);
+    uv_timer_init(s->loop, &f->timer);
+    f->tcp.data = f->timer.data = f;
+    f->next = &s->refused;
+    f->prev = s->refused.prev;
+    s->refused.prev->next = f;
+    s->refused.prev = f;
+    s->n_refused++;
+    if (uv_accept(listener, (uv_stream_t *)&f->tcp) != 0) {
+        refused_close(f);
+        return;
+    }
+    uv_buf_t b = uv_buf_init((char *)busy_answer, sizeof busy_answer - 1);
+    uv_try_write((uv_stream_t *)&f->tcp, &b, 1);
+    uv_shutdown(&f->sh, (uv_stream_t *)&f->tcp, refused_shut);
+    uv_read_start((uv_stream_t *)&f->tcp, refused_alloc, refused_read);
+    uv_timer_start(&f->timer, refused_timeout, REFUSED_LINGER_MS, 0);
 }
 
 static void on_accept(uv_stream_t *listener, int status)
@@ -181,6 +401,10 @@ static void on_accept(uv_stream_t *listener, int status)
     struct httpd *s = listener->data;
     if (status != 0 || s->closing)
         return;
+    if (s->n_conns >= s->lim.max_conns) {
+        refuse(s, listener);
+        return;
+    }
     struct conn *c = calloc(1, sizeof *c);
     if (c == NULL)
         return;
@@ -198,6 +422,7 @@ static void on_accept(uv_stream_t *listener, int status)
     s->n_conns++;
     h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp,
                                               conn_closed);
+    c->sock = sock;
     h2o_accept(&s->accept_ctx, sock);
 }
 
@@ -265,7 +490,8 @@ static void done_marker_closed(uv_handle_t *h)
 
 static void maybe_finish_close(struct httpd *s)
 {
-    if (!s->closing || !s->listener_closed || s->n_conns > 0)
+    if (!s->closing || !s->listener_closed || s->n_conns > 0 ||
+        s->n_refused > 0)
         return;
     h2o_context_dispose(&s->ctx);
     uv_close((uv_handle_t *)&s->done_marker, done_marker_closed);
@@ -294,6 +520,11 @@ void httpd_close(struct httpd *s, void (*cb)(void *data), void *data)
         if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
             shutdown(fd, SHUT_RD);
     }
+    for (struct refused *f = s->refused.next; f != &s->refused;) {
+        struct refused *next = f->next;
+        refused_close(f);
+        f = next;
+    }
     uv_close((uv_handle_t *)&s->listener, listener_closed);
 }
 
@@ -303,52 +534,15 @@ const char *httpd_method(const struct httpd_req *r, size_t *len)
     return r->req->method.base;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = (char)tolower((unsigned char)c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 int httpd_query(const struct httpd_req *r, const char *name, char *out,
                 size_t cap)
 {
     const h2o_req_t *req = r->req;
     if (req->query_at == SIZE_MAX)
         return ERR_NOTFOUND;
-    const char *q = req->path.base + req->query_at + 1;
-    const char *end = req->path.base + req->path.len;
-    size_t nlen = strlen(name);
-    while (q < end) {
-        const char *amp = memchr(q, '&', (size_t)(end - q));
-        const char *pe = amp ? amp : end;
-        const char *eq = memchr(q, '=', (size_t)(pe - q));
-        const char *ke = eq ? eq : pe;
-        if ((size_t)(ke - q) == nlen && memcmp(q, name, nlen) == 0) {
-            size_t o = 0;
-            for (const char *p = eq ? eq + 1 : pe; p < pe; p++) {
-                char ch = *p;
-                if (ch == '+') {
-                    ch = ' ';
-                } else if (ch == '%') {
-                    if (pe - p < 3 || hexval(p[1]) < 0 || hexval(p[2]) < 0)
-                        return ERR_MALFORMED;
-                    ch = (char)(hexval(p[1]) * 16 + hexval(p[2]));
-                    p += 2;
-                }
-                if (o + 1 >= cap)
-                    return ERR_TOOBIG;
-                out[o++] = ch;
-            }
-            out[o] = '\0';
-            return 0;
-        }
-        q = pe + 1;
-    }
-    return ERR_NOTFOUND;
+    return request_query_value(req->path.base + req->query_at + 1,
+                               req->path.len - req->query_at - 1, name, out,
+                               cap);
 }
 
 const char *httpd_header(const struct httpd_req *r, const char *name,
@@ -379,6 +573,11 @@ void httpd_respond(struct httpd_req *r, int status, const char *content_type,
 {
     h2o_req_t *req = r->req;
     r->answered = true;
+    struct conn *c = conn_of(r->srv, r->sock);
+    if (c != NULL) {
+        r->buffered = len;
+        c->buffered += len;
+    }
     req->res.status = status;
     req->res.reason = reason(status);
     req->res.content_length = len;

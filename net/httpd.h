@@ -1,12 +1,17 @@
 /* httpd.h - a small HTTP/1.1 server on h2o 2.2 (libuv build) for the node
  * API and the KMS auth webhook: exact-path routing, JSON answers, bodies
  * capped at max_body (413), 404/405 with JSON bodies, and answers that may
- * come later (after raft commits). All calls run on the loop thread. */
+ * come later (after raft commits). Hostile input gets a 400 (a method that
+ * is not a token, a path that is not UTF-8, two Content-Length headers or
+ * Content-Length with Transfer-Encoding); HTTP/2 (h2c upgrade and prior
+ * knowledge) is off unless enabled; connections and buffered answer bytes
+ * are capped. All calls run on the loop thread. */
 #ifndef NFTRAFT_HTTPD_H
 #define NFTRAFT_HTTPD_H
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 struct httpd;
@@ -19,6 +24,32 @@ typedef void (*httpd_handler)(void *data, struct httpd_req *r);
 /* Create a server on loop; request bodies above max_body get 413. */
 int httpd_init(struct httpd **out, uv_loop_t *loop, size_t max_body,
                char *errmsg, size_t errlen);
+
+/* Limits (see httpd_set_limits). */
+struct httpd_limits {
+    unsigned max_conns;       /* open connections; more get a 503 + close */
+    size_t max_conn_buffered; /* answer bytes queued on one connection and
+                                 not yet written; a request arriving above
+                                 it gets a 503 (only HTTP/2 can queue more
+                                 than one answer per connection) */
+    int http2;                /* 1: accept h2c upgrade and prior knowledge */
+};
+#define HTTPD_DEFAULT_MAX_CONNS 512
+#define HTTPD_DEFAULT_MAX_CONN_BUFFERED (1u << 20)
+
+/* Counters since start, for /metrics. */
+struct httpd_stats {
+    unsigned conns_open;
+    uint64_t conns_refused;  /* over max_conns */
+    uint64_t bad_requests;   /* refused by the checks above (400) */
+    uint64_t buffer_refused; /* over max_conn_buffered (503) */
+};
+
+/* Replace the limits (httpd_init sets the defaults above, HTTP/2 off).
+ * Takes effect for new connections and requests. */
+void httpd_set_limits(struct httpd *s, const struct httpd_limits *l);
+
+void httpd_stats(const struct httpd *s, struct httpd_stats *out);
 
 /* Listen on host:port (IPv4 or IPv6 literal, or "localhost"). ERR_BUSY when
  * the address is in use, ERR_INVALID for a bad host; errmsg says which. */
@@ -39,7 +70,7 @@ void httpd_close(struct httpd *s, void (*cb)(void *data), void *data);
 /* Request accessors; pointers stay valid until the request is answered. */
 const char *httpd_method(const struct httpd_req *r, size_t *len);
 /* URL-decoded query parameter into out (cap bytes incl. NUL): 0,
- * ERR_NOTFOUND, ERR_TOOBIG, ERR_MALFORMED (bad %-escape). */
+ * ERR_NOTFOUND, ERR_TOOBIG, ERR_MALFORMED (bad %-escape, or a NUL byte). */
 int httpd_query(const struct httpd_req *r, const char *name, char *out,
                 size_t cap);
 /* Header value by case-insensitive name, or NULL. Not NUL-terminated. */

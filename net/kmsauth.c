@@ -1,9 +1,16 @@
 /* kmsauth.c - POST /bootAuth/app, POST /bootAuth/kms and GET / as dstack's
- * auth-eth-bun answers them: the same validation and left-padding of hex
- * fields, bodies and status codes, fail-closed on any backend failure, no
- * caching, ETH_CHAIN_ID and ETH_FINALITY_CONFIRMATIONS. */
+ * auth-eth-bun answers them (the reference; hono + zod + viem): the same
+ * Content-Type rule and validation, left-padding of hex fields, bodies and
+ * status codes byte for byte, strings read from the contract as viem reads
+ * them (leading NUL bytes dropped, invalid UTF-8 replaced by U+FFFD, a BOM
+ * dropped) up to KMSAUTH_MAX_STRING bytes, fail-closed on any backend
+ * failure, no caching, ETH_CHAIN_ID and ETH_FINALITY_CONFIRMATIONS; and
+ * --mock as dstack's auth-mock answers (zod's 400 bodies, its reasons,
+ * defaults and MOCK_* environment). */
 #include "net/kmsauth.h"
 #include "chain/abi.h"
+#include "chain/compose.h"
+#include "chain/eip55.h"
 #include "chain/hex.h"
 #include "chain/rpc.h"
 #include "core/err.h"
@@ -22,10 +29,15 @@
 #include <strings.h>
 
 #define MAX_ADVISORIES 128
+/* The longest reason or gatewayAppId passed through (bytes as the contract
+ * returns them); longer ones fail closed with a log line. The RPC client
+ * itself caps an eth_call answer at 1 MiB. */
+#define KMSAUTH_MAX_STRING (64u * 1024u)
 
 static const char INVALID_BODY[] =
     "{\"isAllowed\":false,\"reason\":\"invalid authorization request\","
     "\"gatewayAppId\":\"\"}";
+static const char MALFORMED_TEXT[] = "Malformed JSON in request body";
 static const char UNAVAILABLE_BODY[] =
     "{\"isAllowed\":false,\"gatewayAppId\":\"\",\"reason\":\"authorization "
     "backend unavailable\"}";
@@ -39,14 +51,249 @@ struct kmsauth {
     bool mock;
     char rpc_url[512], rpc_origin[512];
     uint8_t kms[20];
-    char kms_hex[43];
+    char kms_env[128]; /* KMS_CONTRACT_ADDR as given: GET / prints it so */
     bool chain_id_set;
     uint64_t chain_id;
     uint64_t confirmations;
-    char mock_policy[32], mock_gateway[256], mock_devices[4096],
-        mock_mrs[4096], mock_impl[64];
-    uint64_t mock_chain_id;
+    char mock_policy[32];
+    const char *mock_gateway, *mock_devices, *mock_mrs, *mock_impl, *mock_kms,
+        *mock_rpc;
+    char mock_chain_id[40]; /* parseInt(MOCK_CHAIN_ID) as JSON */
 };
+
+/* A growing byte buffer (bodies, decoded strings). */
+struct sb {
+    char *p;
+    size_t len, cap;
+    bool oom;
+};
+
+static void sb_put(struct sb *b, const void *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 128;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (p == NULL) {
+            b->oom = true;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void sb_puts(struct sb *b, const char *s)
+{
+    sb_put(b, s, strlen(s));
+}
+
+static void sb_utf8(struct sb *b, uint32_t cp)
+{
+    char u[4];
+    size_t n;
+    if (cp < 0x80) {
+        u[0] = (char)cp;
+        n = 1;
+    } else if (cp < 0x800) {
+        u[0] = (char)(0xc0 | cp >> 6);
+        u[1] = (char)(0x80 | (cp & 0x3f));
+        n = 2;
+    } else if (cp < 0x10000) {
+        u[0] = (char)(0xe0 | cp >> 12);
+        u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        u[2] = (char)(0x80 | (cp & 0x3f));
+        n = 3;
+    } else {
+        u[0] = (char)(0xf0 | cp >> 18);
+        u[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+        u[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        u[3] = (char)(0x80 | (cp & 0x3f));
+        n = 4;
+    }
+    sb_put(b, u, n);
+}
+
+/* new TextDecoder("utf-8").decode(s[0..n)): a leading BOM dropped, each
+ * maximal invalid subpart replaced by U+FFFD (the WHATWG decoder). The
+ * result is valid UTF-8 (NUL bytes possible). */
+static void text_decode(const uint8_t *s, size_t n, struct sb *out)
+{
+    size_t i = 0;
+    if (n - i >= 3 && s[i] == 0xef && s[i + 1] == 0xbb && s[i + 2] == 0xbf)
+        i += 3;
+    uint32_t cp = 0;
+    int need = 0, seen = 0;
+    uint8_t lo = 0x80, hi = 0xbf;
+    while (i < n) {
+        uint8_t c = s[i];
+        if (need == 0) {
+            i++;
+            if (c < 0x80) {
+                sb_put(out, &c, 1);
+            } else if (c >= 0xc2 && c <= 0xdf) {
+                need = 1;
+                cp = c & 0x1f;
+            } else if (c >= 0xe0 && c <= 0xef) {
+                lo = c == 0xe0 ? 0xa0 : 0x80;
+                hi = c == 0xed ? 0x9f : 0xbf;
+                need = 2;
+                cp = c & 0x0f;
+            } else if (c >= 0xf0 && c <= 0xf4) {
+                lo = c == 0xf0 ? 0x90 : 0x80;
+                hi = c == 0xf4 ? 0x8f : 0xbf;
+                need = 3;
+                cp = c & 0x07;
+            } else {
+                sb_utf8(out, 0xfffd);
+            }
+            continue;
+        }
+        if (c < lo || c > hi) { /* error; c is processed again */
+            need = seen = 0;
+            lo = 0x80;
+            hi = 0xbf;
+            sb_utf8(out, 0xfffd);
+            continue;
+        }
+        i++;
+        lo = 0x80;
+        hi = 0xbf;
+        cp = cp << 6 | (c & 0x3f);
+        if (++seen == need) {
+            sb_utf8(out, cp);
+            need = seen = 0;
+        }
+    }
+    if (need != 0)
+        sb_utf8(out, 0xfffd);
+    if (out->p == NULL)
+        sb_put(out, "", 0);
+}
+
+/* A string the contract returned, as viem's decodeString gives it: leading
+ * zero bytes trimmed (at least one byte kept), then text_decode. */
+static void viem_string(const uint8_t *s, size_t n, struct sb *out)
+{
+    size_t i = 0;
+    while (n > 0 && i < n - 1 && s[i] == 0)
+        i++;
+    text_decode(s + i, n - i, out);
+}
+
+/* JSON.stringify of the valid UTF-8 string s[0..n). */
+static void sb_json_string(struct sb *b, const char *s, size_t n)
+{
+    sb_put(b, "\"", 1);
+    size_t start = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char u[8];
+        const char *esc = NULL;
+        switch (c) {
+        case '"':
+            esc = "\\\"";
+            break;
+        case '\\':
+            esc = "\\\\";
+            break;
+        case '\b':
+            esc = "\\b";
+            break;
+        case '\f':
+            esc = "\\f";
+            break;
+        case '\n':
+            esc = "\\n";
+            break;
+        case '\r':
+            esc = "\\r";
+            break;
+        case '\t':
+            esc = "\\t";
+            break;
+        default:
+            if (c < 0x20) {
+                snprintf(u, sizeof u, "\\u%04x", c);
+                esc = u;
+            }
+        }
+        if (esc != NULL) {
+            sb_put(b, s + start, i - start);
+            sb_puts(b, esc);
+            start = i + 1;
+        }
+    }
+    sb_put(b, s + start, n - start);
+    sb_put(b, "\"", 1);
+}
+
+/* {"isAllowed":..,"reason":"..","gatewayAppId":".."} as hono's c.json. */
+static void respond_decision(struct httpd_req *r, bool allowed,
+                             const char *reason, size_t reason_len,
+                             const char *gw, size_t gw_len)
+{
+    struct sb b = {0};
+    sb_puts(&b, allowed ? "{\"isAllowed\":true,\"reason\":"
+                        : "{\"isAllowed\":false,\"reason\":");
+    sb_json_string(&b, reason, reason_len);
+    sb_puts(&b, ",\"gatewayAppId\":");
+    sb_json_string(&b, gw, gw_len);
+    sb_puts(&b, "}");
+    if (b.oom)
+        httpd_respond(r, 500, "application/json",
+                      "{\"status\":\"error\",\"message\":"
+                      "\"authorization backend unavailable\"}",
+                      68, NULL);
+    else
+        httpd_respond(r, 200, "application/json", b.p, b.len, NULL);
+    free(b.p);
+}
+
+/* A string result of the contract at head slot `slot`, decoded as viem
+ * does into out; *raw_len gets its length in bytes. ERR_MALFORMED (bad
+ * offset or length), ERR_TOOBIG (above KMSAUTH_MAX_STRING), ERR_NOMEM. */
+static int contract_string(const uint8_t *d, size_t len, size_t slot,
+                           struct sb *out, uint64_t *raw_len)
+{
+    uint64_t off, n = 0;
+    if (abi_get_uint64(d, len, slot, &off) != 0 || off > len || len - off < 32)
+        return ERR_MALFORMED;
+    const uint8_t *w = d + off;
+    for (int k = 0; k < 24; k++)
+        if (w[k] != 0)
+            return ERR_MALFORMED;
+    for (int k = 24; k < 32; k++)
+        n = n << 8 | w[k];
+    if (n > len - off - 32)
+        return ERR_MALFORMED;
+    *raw_len = n;
+    if (n > KMSAUTH_MAX_STRING)
+        return ERR_TOOBIG;
+    viem_string(w + 32, (size_t)n, out);
+    return out->oom ? ERR_NOMEM : 0;
+}
+
+/* Why a contract string was refused, for the fail-closed log line. */
+static const char *string_why(int rv, const char *what, uint64_t n, char *buf,
+                              size_t cap)
+{
+    if (rv == ERR_TOOBIG)
+        snprintf(buf, cap,
+                 "%s of %" PRIu64 " bytes is above the %u-byte "
+                 "cap (KMSAUTH_MAX_STRING)",
+                 what, n, KMSAUTH_MAX_STRING);
+    else
+        snprintf(buf, cap, "%s: %s", what,
+                 rv == ERR_NOMEM ? "out of memory" : "malformed ABI string");
+    return buf;
+}
 
 /* One boot request on its way through the chain calls. */
 struct boot {
@@ -55,18 +302,20 @@ struct boot {
     bool kms_route;
     uint8_t app_id[20], instance_id[20];
     uint8_t compose[32], device[32], mr_agg[32], mr_sys[32], os_image[32];
-    char tcb[129];
+    char tcb[4 * 128 + 1];
     char *advisories[MAX_ADVISORIES];
     size_t n_adv;
+    size_t tcb_len;
     char block[24];
     bool allowed;
-    char reason[1024];
+    struct sb reason; /* decoded as viem decodes, valid UTF-8 */
 };
 
 static void boot_free(struct boot *b)
 {
     for (size_t i = 0; i < b->n_adv; i++)
         free(b->advisories[i]);
+    free(b->reason.p);
     free(b);
 }
 
@@ -120,6 +369,18 @@ static bool hex_field(json_t *body, const char *name, size_t size,
     return hex_decode(padded, 2 * size, out, size, &got) == 0 && got == size;
 }
 
+/* JavaScript's String length: UTF-16 code units of valid UTF-8. */
+static size_t utf16_len(const char *s, size_t n)
+{
+    size_t units = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c & 0xc0) != 0x80)
+            units += c >= 0xf0 ? 2 : 1;
+    }
+    return units;
+}
+
 static bool parse_boot(struct boot *b, json_t *body)
 {
     if (!json_is_object(body))
@@ -134,10 +395,12 @@ static bool parse_boot(struct boot *b, json_t *body)
         return false;
     json_t *t = json_object_get(body, "tcbStatus");
     if (t != NULL) {
-        if (!json_is_string(t) || json_string_length(t) > 128 ||
-            memchr(json_string_value(t), 0, json_string_length(t)))
+        if (!json_is_string(t) ||
+            utf16_len(json_string_value(t), json_string_length(t)) > 128 ||
+            json_string_length(t) >= sizeof b->tcb)
             return false;
-        snprintf(b->tcb, sizeof b->tcb, "%s", json_string_value(t));
+        b->tcb_len = json_string_length(t);
+        memcpy(b->tcb, json_string_value(t), b->tcb_len);
     }
     json_t *a = json_object_get(body, "advisoryIds");
     if (a != NULL) {
@@ -145,7 +408,8 @@ static bool parse_boot(struct boot *b, json_t *body)
             return false;
         for (size_t i = 0; i < json_array_size(a); i++) {
             json_t *s = json_array_get(a, i);
-            if (!json_is_string(s) || json_string_length(s) > 256)
+            if (!json_is_string(s) ||
+                utf16_len(json_string_value(s), json_string_length(s)) > 256)
                 return false;
             b->advisories[b->n_adv] = strdup(json_string_value(s));
             if (b->advisories[b->n_adv++] == NULL)
@@ -161,20 +425,27 @@ static void gateway_done(void *data, int err, const uint8_t *d, size_t len,
                          const char *msg)
 {
     struct boot *b = data;
-    char gw[1024];
-    if (err != 0 || abi_get_string(d, len, 0, gw, sizeof gw) != 0) {
-        fail_closed(b, err ? msg : "malformed gatewayAppId() answer");
+    struct sb gw = {0};
+    uint64_t n = 0;
+    char why[160];
+    int rv = err != 0 ? err : contract_string(d, len, 0, &gw, &n);
+    if (rv != 0) {
+        free(gw.p);
+        fail_closed(b,
+                    err ? msg
+                        : string_why(rv, "gatewayAppId()", n, why, sizeof why));
         return;
     }
-    LOGI("auth", "%s boot %s reason=\"%s\" block=%s",
+    LOGI("auth", "%s boot %s reason=\"%.200s\"%s (%zu bytes) block=%s",
          b->kms_route ? "kms" : "app", b->allowed ? "allowed" : "denied",
-         b->reason, b->block);
+         b->reason.p, b->reason.len > 200 ? "..." : "", b->reason.len,
+         b->block);
     if (b->http != NULL) {
         httpd_on_abort(b->http, NULL, NULL);
-        json_t *j = json_pack("{s:b,s:s,s:s}", "isAllowed", b->allowed,
-                              "reason", b->reason, "gatewayAppId", gw);
-        httpd_respond_json(b->http, 200, j, NULL);
+        respond_decision(b->http, b->allowed, b->reason.p, b->reason.len, gw.p,
+                         gw.len);
     }
+    free(gw.p);
     boot_free(b);
 }
 
@@ -182,32 +453,44 @@ static void decision_done(void *data, int err, const uint8_t *d, size_t len,
                           const char *msg)
 {
     struct boot *b = data;
-    if (err != 0 || abi_get_bool(d, len, 0, &b->allowed) != 0 ||
-        abi_get_string(d, len, 1, b->reason, sizeof b->reason) != 0) {
+    uint64_t n = 0;
+    char why[160];
+    if (err != 0 || abi_get_bool(d, len, 0, &b->allowed) != 0) {
         fail_closed(b, err ? msg : "malformed decision answer");
         return;
     }
+    int rv = contract_string(d, len, 1, &b->reason, &n);
+    if (rv != 0) {
+        fail_closed(b, string_why(rv, "the reason", n, why, sizeof why));
+        return;
+    }
     uint8_t *call;
-    size_t n;
-    if (abi_encode_call("gatewayAppId()", NULL, 0, &call, &n) != 0) {
+    size_t cn;
+    if (abi_encode_call("gatewayAppId()", NULL, 0, &call, &cn) != 0) {
         fail_closed(b, "out of memory");
         return;
     }
-    int rv = rpc_eth_call(b->ka->rpc, b->ka->kms, call, n, b->block,
+    int rc = rpc_eth_call(b->ka->rpc, b->ka->kms, call, cn, b->block,
                           gateway_done, b);
     free(call);
-    if (rv != 0)
+    if (rc != 0)
         fail_closed(b, "cannot call gatewayAppId()");
 }
 
 static void ask_contract(struct boot *b)
 {
     struct abi_val f[9] = {
-        abi_address(b->app_id),   abi_bytes32(b->compose),
-        abi_address(b->instance_id), abi_bytes32(b->device),
-        abi_bytes32(b->mr_agg),   abi_bytes32(b->mr_sys),
-        abi_bytes32(b->os_image), abi_string(b->tcb),
+        abi_address(b->app_id),
+        abi_bytes32(b->compose),
+        abi_address(b->instance_id),
+        abi_bytes32(b->device),
+        abi_bytes32(b->mr_agg),
+        abi_bytes32(b->mr_sys),
+        abi_bytes32(b->os_image),
+        abi_string(""),
         abi_string_array((const char *const *)b->advisories, b->n_adv)};
+    f[7].data = (const uint8_t *)b->tcb; /* may hold NUL bytes */
+    f[7].len = b->tcb_len;
     struct abi_val t = abi_tuple(f, 9);
     const char *sig =
         b->kms_route ? "isKmsAllowed((address,bytes32,address,bytes32,bytes32,"
@@ -270,76 +553,307 @@ static void chain_id_done(void *data, int err, uint64_t id, const char *msg)
     after_chain_id(b);
 }
 
+/* ---- request bodies (hono's validator('json')) ---- */
+
+/* hono's JSON Content-Type test, case-sensitive:
+ * ^application/([a-z-.]+\+)?json(;\s*[a-zA-Z0-9-]+=([^;]+))*$ */
+static bool json_content_type(const char *s, size_t n)
+{
+    const char *e = s + n, *p;
+    if (n < 12 || memcmp(s, "application/", 12) != 0)
+        return false;
+    p = s + 12;
+    const char *q = p;
+    while (q < e && ((*q >= 'a' && *q <= 'z') || *q == '-' || *q == '.'))
+        q++;
+    if (q < e && *q == '+' && q > p)
+        p = q + 1;
+    if (e - p < 4 || memcmp(p, "json", 4) != 0)
+        return false;
+    p += 4;
+    while (p < e) {
+        if (*p++ != ';')
+            return false;
+        while (p < e && (*p == ' ' || *p == '\t'))
+            p++;
+        const char *k = p;
+        while (p < e && (isalnum((unsigned char)*p) || *p == '-'))
+            p++;
+        if (p == k || p >= e || *p++ != '=')
+            return false;
+        const char *v = p;
+        while (p < e && *p != ';')
+            p++;
+        if (p == v)
+            return false;
+    }
+    return true;
+}
+
+/* The request's JSON value as hono hands it to zod: {} without a JSON
+ * Content-Type; the body decoded as TextDecoder does (BOM dropped, invalid
+ * UTF-8 replaced), then parsed. NULL: the body is not JSON (the caller
+ * answers 400 "Malformed JSON in request body"). JSON.parse's grammar and
+ * values (compose_js_reencode): lone surrogates reach the contract as
+ * U+FFFD, as viem's TextEncoder sends them. */
+static json_t *request_json(struct httpd_req *r)
+{
+    size_t ctl = 0, len;
+    const char *ct = httpd_header(r, "content-type", &ctl);
+    if (ct == NULL || !json_content_type(ct, ctl))
+        return json_object();
+    const uint8_t *raw = httpd_body(r, &len);
+    struct sb text = {0};
+    char *strict = NULL, err[128];
+    text_decode(raw, len, &text);
+    json_t *j = NULL;
+    if (!text.oom &&
+        compose_js_reencode(text.p, text.len, &strict, err, sizeof err) == 0)
+        j = json_loadb(
+            strict, strlen(strict),
+            JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, NULL);
+    free(strict);
+    free(text.p);
+    return j;
+}
+
+static void respond_malformed(struct httpd_req *r)
+{
+    httpd_respond(r, 400, "text/plain;charset=UTF-8", MALFORMED_TEXT,
+                  strlen(MALFORMED_TEXT), NULL);
+}
+
 /* ---- mock policy (auth-mock) ---- */
 
-static bool in_list(const char *list, const uint8_t *v, size_t n)
+/* zod's name of a JSON value's type ("undefined" when absent). */
+static const char *zod_type(const json_t *v)
 {
-    char hexv[70];
-    hex_encode(v, n, 0, hexv);
-    char *dup = strdup(list), *save = NULL;
-    bool found = false;
-    for (char *t = dup ? strtok_r(dup, ",", &save) : NULL; t && !found;
-         t = strtok_r(NULL, ",", &save)) {
-        while (*t == ' ')
-            t++;
-        if (t[0] == '0' && (t[1] == 'x' || t[1] == 'X'))
-            t += 2;
-        for (char *p = t; *p; p++)
-            *p = (char)tolower((unsigned char)*p);
-        size_t l = strlen(t);
-        while (l && t[l - 1] == ' ')
-            t[--l] = '\0';
-        found = strcmp(t, hexv) == 0;
+    if (v == NULL)
+        return "undefined";
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "object";
+    case JSON_ARRAY:
+        return "array";
+    case JSON_STRING:
+        return "string";
+    case JSON_INTEGER:
+    case JSON_REAL:
+        return "number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "boolean";
+    default:
+        return "null";
     }
-    free(dup);
-    return found;
+}
+
+static void zod_issue(struct sb *b, int *count, const char *expected,
+                      const json_t *v, const char *key, long idx)
+{
+    char msg[64];
+    if ((*count)++ > 0)
+        sb_puts(b, ",");
+    sb_puts(b, "{\"code\":\"invalid_type\",\"expected\":\"");
+    sb_puts(b, expected);
+    sb_puts(b, "\",\"received\":\"");
+    sb_puts(b, zod_type(v));
+    sb_puts(b, "\",\"path\":[");
+    if (key != NULL)
+        sb_json_string(b, key, strlen(key));
+    if (idx >= 0) {
+        snprintf(msg, sizeof msg, ",%ld", idx);
+        sb_puts(b, msg);
+    }
+    if (v == NULL)
+        snprintf(msg, sizeof msg, "Required");
+    else
+        snprintf(msg, sizeof msg, "Expected %s, received %s", expected,
+                 zod_type(v));
+    sb_puts(b, "],\"message\":\"");
+    sb_puts(b, msg);
+    sb_puts(b, "\"}");
+}
+
+/* auth-mock's zod schema: six required strings, optional tcbStatus,
+ * advisoryIds (strings), mrSystem. Appends the issues; returns their
+ * count. */
+static int mock_validate(json_t *body, struct sb *b)
+{
+    static const char *const req[] = {"mrAggregated", "osImageHash",
+                                      "appId",        "composeHash",
+                                      "instanceId",   "deviceId"};
+    int n = 0;
+    if (!json_is_object(body)) {
+        zod_issue(b, &n, "object", body, NULL, -1);
+        return n;
+    }
+    for (size_t i = 0; i < 6; i++) {
+        json_t *v = json_object_get(body, req[i]);
+        if (!json_is_string(v))
+            zod_issue(b, &n, "string", v, req[i], -1);
+    }
+    json_t *t = json_object_get(body, "tcbStatus");
+    if (t != NULL && !json_is_string(t))
+        zod_issue(b, &n, "string", t, "tcbStatus", -1);
+    json_t *a = json_object_get(body, "advisoryIds");
+    if (a != NULL && !json_is_array(a))
+        zod_issue(b, &n, "array", a, "advisoryIds", -1);
+    for (size_t i = 0; json_is_array(a) && i < json_array_size(a); i++)
+        if (!json_is_string(json_array_get(a, i)))
+            zod_issue(b, &n, "string", json_array_get(a, i), "advisoryIds",
+                      (long)i);
+    json_t *m = json_object_get(body, "mrSystem");
+    if (m != NULL && !json_is_string(m))
+        zod_issue(b, &n, "string", m, "mrSystem", -1);
+    return n;
+}
+
+/* Length of the JavaScript whitespace (String.prototype.trim) at s, 0 if
+ * none. */
+static size_t js_space(const unsigned char *s, size_t n)
+{
+    if (n >= 1 && (s[0] == ' ' || (s[0] >= 0x09 && s[0] <= 0x0d)))
+        return 1;
+    if (n >= 2 && s[0] == 0xc2 && s[1] == 0xa0)
+        return 2;
+    if (n < 3)
+        return 0;
+    uint32_t cp = (uint32_t)(s[0] & 0x0f) << 12 | (uint32_t)(s[1] & 0x3f) << 6 |
+                  (s[2] & 0x3f);
+    if ((s[0] & 0xf0) != 0xe0)
+        return 0;
+    return cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200a) || cp == 0x2028 ||
+                   cp == 0x2029 || cp == 0x202f || cp == 0x205f ||
+                   cp == 0x3000 || cp == 0xfeff
+               ? 3
+               : 0;
+}
+
+/* ASCII toLowerCase (non-ASCII letters are left as they are). */
+static void lower_ascii(char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        s[i] = (char)tolower((unsigned char)s[i]);
+}
+
+/* auth-mock's parseList(list).has(v): comma-split, trimmed, lowercased,
+ * empty entries dropped (a 0x prefix in the list is kept). *empty tells
+ * whether the list has no entry at all. */
+static bool mock_in_list(const char *list, const char *v, size_t vlen,
+                         bool *empty)
+{
+    *empty = true;
+    bool found = false;
+    const char *p = list;
+    for (;;) {
+        const char *c = strchr(p, ',');
+        size_t n = c ? (size_t)(c - p) : strlen(p), k;
+        const unsigned char *u = (const unsigned char *)p;
+        while (n > 0 && (k = js_space(u, n)) > 0) {
+            u += k;
+            n -= k;
+        }
+        while (n > 0) { /* trailing: try each tail length 1..3 */
+            size_t t = 0;
+            for (size_t w = 1; w <= 3 && w <= n && t == 0; w++)
+                if (js_space(u + n - w, w) == w)
+                    t = w;
+            if (t == 0)
+                break;
+            n -= t;
+        }
+        if (n > 0) {
+            char *e = malloc(n);
+            *empty = false;
+            if (e != NULL) {
+                memcpy(e, u, n);
+                lower_ascii(e, n);
+                found |= n == vlen && memcmp(e, v, n) == 0;
+                free(e);
+            }
+        }
+        if (c == NULL)
+            return found;
+        p = c + 1;
+    }
 }
 
 static void mock_decide(struct kmsauth *ka, struct httpd_req *r, bool kms,
                         json_t *body)
 {
     const char *p = ka->mock_policy;
+    const char *reason;
     bool allow;
-    uint8_t dev[32] = {0}, mr[32] = {0};
-    hex_field(body, "deviceId", 32, false, dev);
-    hex_field(body, "mrAggregated", 32, false, mr);
-    if (!strcmp(p, "allow-all"))
-        allow = true;
-    else if (!strcmp(p, "deny-all"))
+    char buf[160];
+    struct sb msg = {0};
+    if (!strcmp(p, "deny-all")) {
         allow = false;
-    else if (!strcmp(p, "deny-kms"))
+        reason = "mock policy: deny-all";
+    } else if (!strcmp(p, "deny-kms")) {
         allow = !kms;
-    else if (!strcmp(p, "deny-app"))
+        reason = kms ? "mock policy: deny-kms"
+                     : "mock app allowed (deny-kms policy)";
+    } else if (!strcmp(p, "deny-app")) {
         allow = kms;
-    else if (!strcmp(p, "allowlist-device"))
-        allow = in_list(ka->mock_devices, dev, 32);
-    else
-        allow = in_list(ka->mock_mrs, mr, 32);
-    char reason[128];
-    if (allow)
-        snprintf(reason, sizeof reason, "%s",
-                 kms ? "mock KMS always allowed" : "mock app always allowed");
-    else
-        snprintf(reason, sizeof reason, "denied by mock policy %s", p);
-    httpd_respond_json(r, 200,
-                       json_pack("{s:b,s:s,s:s}", "isAllowed", allow, "reason",
-                                 reason, "gatewayAppId",
-                                 allow ? ka->mock_gateway : ""),
-                       NULL);
+        reason = kms ? "mock KMS allowed (deny-app policy)"
+                     : "mock policy: deny-app";
+    } else if (!strcmp(p, "allowlist-device") || !strcmp(p, "allowlist-mr")) {
+        bool dev = p[10] == 'd', empty = false;
+        json_t *f = json_object_get(body, dev ? "deviceId" : "mrAggregated");
+        const char *orig = json_string_value(f);
+        size_t olen = json_string_length(f);
+        char *v = malloc(olen + 1);
+        if (v != NULL) {
+            memcpy(v, orig, olen);
+            lower_ascii(v, olen);
+        }
+        size_t off =
+            v != NULL && olen >= 2 && v[0] == '0' && v[1] == 'x' ? 2 : 0;
+        allow = v != NULL && mock_in_list(dev ? ka->mock_devices : ka->mock_mrs,
+                                          v + off, olen - off, &empty);
+        free(v);
+        if (empty) {
+            allow = false;
+            snprintf(buf, sizeof buf, "mock policy: %s with empty list", p);
+            sb_puts(&msg, buf);
+        } else {
+            sb_puts(&msg, dev ? "mock policy: device "
+                              : "mock policy: mrAggregated ");
+            sb_put(&msg, orig, olen);
+            sb_puts(&msg, allow ? " allowed" : " not in allowlist");
+        }
+        reason = NULL;
+    } else {
+        allow = true;
+        reason = kms ? "mock KMS always allowed" : "mock app always allowed";
+    }
+    if (reason != NULL)
+        sb_puts(&msg, reason);
+    const char *gw = allow ? ka->mock_gateway : "";
+    respond_decision(r, allow, msg.p ? msg.p : "", msg.len, gw, strlen(gw));
+    free(msg.p);
 }
 
 /* ---- routes ---- */
 
 static void handle_boot(struct kmsauth *ka, struct httpd_req *r, bool kms)
 {
-    size_t len;
-    const void *raw = httpd_body(r, &len);
-    json_t *body = json_loadb(raw, len, 0, NULL);
+    json_t *body = request_json(r);
+    if (body == NULL) {
+        respond_malformed(r);
+        return;
+    }
     if (ka->mock) {
-        if (!json_is_object(body))
-            respond_raw(r, 400, INVALID_BODY);
+        struct sb b = {0};
+        sb_puts(&b, "{\"success\":false,\"error\":{\"issues\":[");
+        int n = mock_validate(body, &b);
+        sb_puts(&b, "],\"name\":\"ZodError\"}}");
+        if (n > 0)
+            httpd_respond(r, 400, "application/json", b.p, b.len, NULL);
         else
             mock_decide(ka, r, kms, body);
+        free(b.p);
         json_decref(body);
         return;
     }
@@ -353,7 +867,7 @@ static void handle_boot(struct kmsauth *ka, struct httpd_req *r, bool kms)
     b->ka = ka;
     b->http = r;
     b->kms_route = kms;
-    bool ok = body != NULL && parse_boot(b, body);
+    bool ok = parse_boot(b, body);
     json_decref(body);
     if (!ok) {
         boot_free(b);
@@ -367,6 +881,14 @@ static void handle_boot(struct kmsauth *ka, struct httpd_req *r, bool kms)
     } else {
         after_chain_id(b);
     }
+}
+
+/* hono's answer to a method no route takes. */
+static void route_not_found(void *data, struct httpd_req *r)
+{
+    (void)data;
+    httpd_respond(r, 404, "text/plain;charset=UTF-8", "404 Not Found", 13,
+                  NULL);
 }
 
 static void route_app(void *data, struct httpd_req *r)
@@ -384,13 +906,18 @@ struct info {
     struct kmsauth *ka;
     struct httpd_req *http;
     uint64_t chain_id;
-    char gateway[1024];
-    int step;
+    struct sb gateway;
 };
 
 static void info_abort(void *data)
 {
     ((struct info *)data)->http = NULL;
+}
+
+static void info_free(struct info *in)
+{
+    free(in->gateway.p);
+    free(in);
 }
 
 static void info_fail(struct info *in, const char *why)
@@ -401,7 +928,16 @@ static void info_fail(struct info *in, const char *why)
         respond_raw(in->http, 500, "{\"status\":\"error\",\"message\":"
                                    "\"authorization backend unavailable\"}");
     }
-    free(in);
+    info_free(in);
+}
+
+/* "key":"value", with JSON.stringify escaping. */
+static void sb_field(struct sb *b, const char *key, const char *v, size_t n)
+{
+    sb_json_string(b, key, strlen(key));
+    sb_puts(b, ":");
+    sb_json_string(b, v, n);
+    sb_puts(b, ",");
 }
 
 static void info_impl_done(void *data, int err, const uint8_t *d, size_t len,
@@ -413,41 +949,57 @@ static void info_impl_done(void *data, int err, const uint8_t *d, size_t len,
         info_fail(in, err ? msg : "malformed appImplementation()");
         return;
     }
-    char ih[43];
-    hex_encode(impl, 20, 1, ih);
+    char ih[43], cid[32];
+    eip55_encode(impl, ih); /* viem returns addresses checksummed */
     if (in->http != NULL) {
         httpd_on_abort(in->http, NULL, NULL);
-        httpd_respond_json(
-            in->http, 200,
-            json_pack("{s:s,s:s,s:s,s:s,s:I,s:s,s:s}", "status", "ok",
-                      "kmsContractAddr", in->ka->kms_hex, "ethRpcUrl",
-                      in->ka->rpc_origin, "gatewayAppId", in->gateway,
-                      "chainId", (json_int_t)in->chain_id,
-                      "appAuthImplementation", ih, "appImplementation", ih),
-            NULL);
+        struct sb b = {0};
+        struct kmsauth *ka = in->ka;
+        sb_puts(&b, "{\"status\":\"ok\",");
+        sb_field(&b, "kmsContractAddr", ka->kms_env, strlen(ka->kms_env));
+        sb_field(&b, "ethRpcUrl", ka->rpc_origin, strlen(ka->rpc_origin));
+        sb_field(&b, "gatewayAppId", in->gateway.p, in->gateway.len);
+        snprintf(cid, sizeof cid, "\"chainId\":%" PRIu64 ",", in->chain_id);
+        sb_puts(&b, cid);
+        sb_field(&b, "appAuthImplementation", ih, 42);
+        sb_puts(&b, "\"appImplementation\":");
+        sb_json_string(&b, ih, 42);
+        sb_puts(&b, "}");
+        if (b.oom)
+            respond_raw(in->http, 500,
+                        "{\"status\":\"error\",\"message\":"
+                        "\"authorization backend "
+                        "unavailable\"}");
+        else
+            httpd_respond(in->http, 200, "application/json", b.p, b.len, NULL);
+        free(b.p);
     }
-    free(in);
+    info_free(in);
 }
 
 static void info_gateway_done(void *data, int err, const uint8_t *d,
                               size_t len, const char *msg)
 {
     struct info *in = data;
-    if (err != 0 ||
-        abi_get_string(d, len, 0, in->gateway, sizeof in->gateway) != 0) {
-        info_fail(in, err ? msg : "malformed gatewayAppId()");
+    uint64_t n = 0;
+    char why[160];
+    int rv = err != 0 ? err : contract_string(d, len, 0, &in->gateway, &n);
+    if (rv != 0) {
+        info_fail(in,
+                  err ? msg
+                      : string_why(rv, "gatewayAppId()", n, why, sizeof why));
         return;
     }
     uint8_t *call;
-    size_t n;
-    if (abi_encode_call("appImplementation()", NULL, 0, &call, &n) != 0) {
+    size_t cn;
+    if (abi_encode_call("appImplementation()", NULL, 0, &call, &cn) != 0) {
         info_fail(in, "out of memory");
         return;
     }
-    int rv = rpc_eth_call(in->ka->rpc, in->ka->kms, call, n, "latest",
+    int rc = rpc_eth_call(in->ka->rpc, in->ka->kms, call, cn, "latest",
                           info_impl_done, in);
     free(call);
-    if (rv != 0)
+    if (rc != 0)
         info_fail(in, "cannot call appImplementation()");
 }
 
@@ -476,17 +1028,27 @@ static void route_info(void *data, struct httpd_req *r)
 {
     struct kmsauth *ka = data;
     if (ka->mock) {
-        httpd_respond_json(
-            r, 200,
-            json_pack("{s:s,s:s,s:s,s:s,s:I,s:s,s:s,s:s}", "status", "ok",
-                      "kmsContractAddr", ka->kms_hex, "ethRpcUrl", "",
-                      "gatewayAppId", ka->mock_gateway, "chainId",
-                      (json_int_t)ka->mock_chain_id, "appAuthImplementation",
-                      ka->mock_impl, "appImplementation", ka->mock_impl,
-                      "note",
-                      "auth-mock: no chain; every decision comes from "
-                      "MOCK_POLICY. Never use it in production."),
-            NULL);
+        struct sb b = {0};
+        sb_puts(&b, "{\"status\":\"ok\",");
+        sb_field(&b, "kmsContractAddr", ka->mock_kms, strlen(ka->mock_kms));
+        sb_field(&b, "ethRpcUrl", ka->mock_rpc, strlen(ka->mock_rpc));
+        sb_field(&b, "gatewayAppId", ka->mock_gateway,
+                 strlen(ka->mock_gateway));
+        sb_puts(&b, "\"chainId\":");
+        sb_puts(&b, ka->mock_chain_id);
+        sb_puts(&b, ",");
+        sb_field(&b, "appAuthImplementation", ka->mock_impl,
+                 strlen(ka->mock_impl));
+        sb_field(&b, "appImplementation", ka->mock_impl, strlen(ka->mock_impl));
+        sb_puts(&b, "\"note\":\"this is a mock backend - all "
+                    "authentications will succeed\"}");
+        if (b.oom)
+            respond_raw(r, 500,
+                        "{\"status\":\"error\",\"message\":"
+                        "\"out of memory\"}");
+        else
+            httpd_respond(r, 200, "application/json", b.p, b.len, NULL);
+        free(b.p);
         return;
     }
     struct info *in = calloc(1, sizeof *in);
@@ -510,23 +1072,36 @@ static const char USAGE[] =
 static void help(void)
 {
     printf("usage: %s\n\n"
-"dstack's KMS auth webhook (the API of auth-eth / auth-eth-bun):\n"
-"  POST /bootAuth/app   ask KMS.isAppAllowed(bootInfo) (forwarded to the app)\n"
-"  POST /bootAuth/kms   ask KMS.isKmsAllowed(bootInfo)\n"
-"  GET  /               status, contract, chain id, gateway app id\n"
-"Any RPC or contract failure answers 200 {isAllowed:false, reason:\n"
-"\"authorization backend unavailable\"} (fail closed); nothing is cached.\n\n"
-"  --host HOST   listen address (env HOST, default 127.0.0.1)\n"
-"  --port PORT   listen port (env PORT, default 3000)\n"
-"  --mock        auth-mock: no chain, decisions from MOCK_POLICY\n"
-"                (allow-all, deny-kms, deny-app, deny-all, allowlist-device,\n"
-"                allowlist-mr with MOCK_ALLOWED_DEVICE_IDS /\n"
-"                MOCK_ALLOWED_MR_AGGREGATED); refused under\n"
-"                NODE_ENV=production\n\n"
-"Environment: ETH_RPC_URL (default http://localhost:8545), KMS_CONTRACT_ADDR\n"
-"(default the zero address), ETH_CHAIN_ID (fail closed when the RPC reports\n"
-"another chain), ETH_FINALITY_CONFIRMATIONS (default 0: read at head - N),\n"
-"MOCK_GATEWAY_APP_ID, MOCK_CHAIN_ID (1337), MOCK_APP_IMPLEMENTATION.\n",
+           "dstack's KMS auth webhook (the API of auth-eth / auth-eth-bun):\n"
+           "  POST /bootAuth/app   ask KMS.isAppAllowed(bootInfo) (forwarded "
+           "to the app)\n"
+           "  POST /bootAuth/kms   ask KMS.isKmsAllowed(bootInfo)\n"
+           "  GET  /               status, contract, chain id, gateway app id\n"
+           "Any RPC or contract failure answers 200 {isAllowed:false, reason:\n"
+           "\"authorization backend unavailable\"} (fail closed); nothing is "
+           "cached.\n"
+           "Reasons and gatewayAppId pass through up to 65536 bytes (longer: "
+           "fail\n"
+           "closed, logged), decoded as viem decodes them.\n\n"
+           "  --host HOST   listen address (env HOST, default 127.0.0.1)\n"
+           "  --port PORT   listen port (env PORT, default 3000)\n"
+           "  --mock        auth-mock: no chain, decisions from MOCK_POLICY\n"
+           "                (allow-all, deny-kms, deny-app, deny-all, "
+           "allowlist-device,\n"
+           "                allowlist-mr with MOCK_ALLOWED_DEVICE_IDS /\n"
+           "                MOCK_ALLOWED_MR_AGGREGATED); refused under\n"
+           "                NODE_ENV=production\n\n"
+           "Environment: ETH_RPC_URL (default http://localhost:8545), "
+           "KMS_CONTRACT_ADDR\n"
+           "(default the zero address), ETH_CHAIN_ID (fail closed when the RPC "
+           "reports\n"
+           "another chain), ETH_FINALITY_CONFIRMATIONS (default 0: read at "
+           "head - N),\n"
+           "Mock: MOCK_POLICY (unknown: allow-all, with a warning), "
+           "MOCK_GATEWAY_APP_ID,\n"
+           "MOCK_CHAIN_ID (parseInt, default 1337), MOCK_APP_IMPLEMENTATION,\n"
+           "KMS_CONTRACT_ADDR and ETH_RPC_URL (printed by GET / only), as "
+           "auth-mock.\n",
            USAGE);
 }
 
@@ -559,6 +1134,147 @@ static int parse_u64_str(const char *s, uint64_t *v)
         return -1;
     *v = x;
     return 0;
+}
+
+/* auth-eth-bun's parseNonNegativeInteger: 0 or [1-9][0-9]*, at most
+ * 2^53 - 1 (Number.isSafeInteger). */
+static int parse_safe_int(const char *s, uint64_t *v)
+{
+    if (s == NULL || s[0] == '\0' || (s[0] == '0' && s[1] != '\0'))
+        return -1;
+    for (const char *q = s; *q; q++)
+        if (!isdigit((unsigned char)*q))
+            return -1;
+    if (strlen(s) > 16 || parse_u64_str(s, v) != 0 ||
+        *v > 9007199254740991ull)
+        return -1;
+    return 0;
+}
+
+/* JavaScript's parseInt(s) (radix from a 0x prefix) as JSON.stringify
+ * prints it: NaN is null. */
+static void js_parse_int(const char *s, char out[40])
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t n = strlen(s), k;
+    while (n > 0 && (k = js_space(u, n)) > 0) {
+        u += k;
+        n -= k;
+    }
+    bool neg = false;
+    if (n > 0 && (*u == '-' || *u == '+')) {
+        neg = *u == '-';
+        u++;
+        n--;
+    }
+    int radix = 10;
+    if (n >= 2 && u[0] == '0' && (u[1] == 'x' || u[1] == 'X')) {
+        radix = 16;
+        u += 2;
+        n -= 2;
+    }
+    char digits[512];
+    size_t d = 0;
+    while (d < n && d < sizeof digits - 1 &&
+           (radix == 16 ? isxdigit(u[d]) : isdigit(u[d]))) {
+        digits[d] = (char)u[d];
+        d++;
+    }
+    digits[d] = '\0';
+    if (d == 0) {
+        snprintf(out, 40, "null");
+        return;
+    }
+    double v = 0;
+    if (radix == 10) {
+        v = strtod(digits, NULL);
+    } else {
+        for (size_t i = 0; i < d; i++)
+            v = v * 16 + (isdigit((unsigned char)digits[i])
+                              ? digits[i] - '0'
+                              : tolower((unsigned char)digits[i]) - 'a' + 10);
+    }
+    compose_js_number(neg ? -v : v, out);
+    if (strcmp(out, "Infinity") == 0 || strcmp(out, "-Infinity") == 0)
+        snprintf(out, 40, "null");
+}
+
+/* auth-eth-bun's publicRpcEndpoint: `${url.protocol}//${url.host}` of the
+ * WHATWG URL (scheme and host lowercased for special schemes, credentials,
+ * path and a default port dropped), "configured" when it does not parse. */
+static void rpc_origin(const char *url, char *out, size_t cap)
+{
+    static const struct {
+        const char *scheme, *port;
+    } special[] = {{"http", "80"}, {"https", "443"}, {"ws", "80"},
+                   {"wss", "443"}, {"ftp", "21"},    {"file", NULL}};
+    size_t sl = 0;
+    while (isalnum((unsigned char)url[sl]) || url[sl] == '+' ||
+           url[sl] == '-' || url[sl] == '.')
+        sl++;
+    if (sl == 0 || !isalpha((unsigned char)url[0]) || url[sl] != ':') {
+        snprintf(out, cap, "configured");
+        return;
+    }
+    char scheme[32];
+    if (sl >= sizeof scheme) {
+        snprintf(out, cap, "configured");
+        return;
+    }
+    memcpy(scheme, url, sl);
+    scheme[sl] = '\0';
+    lower_ascii(scheme, sl);
+    int sp = -1;
+    for (int i = 0; i < 6; i++)
+        if (strcmp(scheme, special[i].scheme) == 0)
+            sp = i;
+    const char *h = url + sl + 1;
+    bool slashes = h[0] == '/' && h[1] == '/';
+    if (sp >= 0)
+        while (*h == '/' || *h == '\\')
+            h++;
+    else if (slashes)
+        h += 2;
+    else
+        h = ""; /* an opaque path: no host */
+    size_t al = strcspn(h, sp >= 0 ? "/?#\\" : "/?#");
+    const char *at = NULL;
+    for (size_t i = 0; i < al; i++)
+        if (h[i] == '@')
+            at = h + i;
+    if (at != NULL) {
+        al -= (size_t)(at + 1 - h);
+        h = at + 1;
+    }
+    char host[256];
+    if (al >= sizeof host || (sp >= 0 && sp != 5 && al == 0)) {
+        snprintf(out, cap, "configured");
+        return;
+    }
+    memcpy(host, h, al);
+    host[al] = '\0';
+    char *colon = host[0] == '[' ? strchr(host, ']') : host;
+    colon = colon ? strrchr(colon, ':') : NULL;
+    if (colon != NULL) {
+        const char *port = colon + 1;
+        for (const char *q = port; *q; q++)
+            if (!isdigit((unsigned char)*q)) {
+                snprintf(out, cap, "configured");
+                return;
+            }
+        if (strlen(port) > 5 || atoi(port) > 65535) {
+            snprintf(out, cap, "configured");
+            return;
+        }
+        while (port[0] == '0' && port[1] != '\0')
+            memmove(colon + 1, colon + 2, strlen(colon + 1));
+        if (*port == '\0' || (sp >= 0 && special[sp].port &&
+                              strcmp(port, special[sp].port) == 0))
+            *colon = '\0';
+    }
+    if (sp >= 0)
+        lower_ascii(host, strlen(host));
+    snprintf(out, cap, "%s://%s", scheme, host);
 }
 
 int kmsauth_main(int argc, char **argv)
@@ -597,72 +1313,81 @@ int kmsauth_main(int argc, char **argv)
         return 2;
     }
     log_init("kms-auth", getenv("NFTRAFT_LOG_LEVEL"));
-    const char *kms = env_or("KMS_CONTRACT_ADDR",
-                             "0x0000000000000000000000000000000000000000");
-    size_t n;
-    if (strlen(kms) != 42 || hex_decode(kms, 42, ka.kms, 20, &n) != 0) {
-        fprintf(stderr, "nftraft kms-auth: KMS_CONTRACT_ADDR '%s' is not a "
-                        "0x-prefixed 20-byte address\n", kms);
-        return 1;
-    }
-    hex_encode(ka.kms, 20, 1, ka.kms_hex);
-    snprintf(ka.rpc_url, sizeof ka.rpc_url, "%s",
-             env_or("ETH_RPC_URL", "http://localhost:8545"));
-    {   /* "<scheme>//<host>": no credentials, no path */
-        const char *s = strstr(ka.rpc_url, "://");
-        const char *h = s ? s + 3 : ka.rpc_url;
-        const char *at = strchr(h, '@'), *slash = strchr(h, '/');
-        if (at && (!slash || at < slash))
-            h = at + 1;
-        size_t hl = slash ? (size_t)(slash - h) : strlen(h);
-        snprintf(ka.rpc_origin, sizeof ka.rpc_origin, "%.*s//%.*s",
-                 s ? (int)(s - ka.rpc_url + 1) : 0, ka.rpc_url, (int)hl, h);
-    }
-    const char *cid = getenv("ETH_CHAIN_ID");
-    if (cid && *cid) {
-        if (parse_u64_str(cid, &ka.chain_id) != 0) {
-            fprintf(stderr, "nftraft kms-auth: bad ETH_CHAIN_ID '%s'\n", cid);
-            return 1;
-        }
-        ka.chain_id_set = true;
-    }
-    if (parse_u64_str(env_or("ETH_FINALITY_CONFIRMATIONS", "0"),
-                      &ka.confirmations) != 0) {
-        fprintf(stderr, "nftraft kms-auth: bad ETH_FINALITY_CONFIRMATIONS\n");
-        return 1;
-    }
     if (ka.mock) {
         const char *env = getenv("NODE_ENV");
         if (env && strcmp(env, "production") == 0) {
-            fprintf(stderr, "nftraft kms-auth: --mock refuses to run with "
+            fprintf(stderr, "nftraft kms-auth: auth-mock must not run with "
                             "NODE_ENV=production\n");
             return 1;
         }
-        snprintf(ka.mock_policy, sizeof ka.mock_policy, "%s",
-                 env_or("MOCK_POLICY", "allow-all"));
+        snprintf(ka.mock_policy, sizeof ka.mock_policy, "%s", "allow-all");
+        const char *pol = env_or("MOCK_POLICY", "allow-all");
         static const char *policies[] = {"allow-all", "deny-kms", "deny-app",
                                          "deny-all", "allowlist-device",
                                          "allowlist-mr"};
         bool known = false;
         for (size_t i = 0; i < 6; i++)
-            known |= strcmp(ka.mock_policy, policies[i]) == 0;
-        if (!known) {
-            fprintf(stderr, "nftraft kms-auth: unknown MOCK_POLICY '%s'\n",
-                    ka.mock_policy);
+            known |= strcmp(pol, policies[i]) == 0;
+        if (known)
+            snprintf(ka.mock_policy, sizeof ka.mock_policy, "%s", pol);
+        else
+            LOGW("auth",
+                 "unknown MOCK_POLICY \"%s\", falling back to "
+                 "allow-all",
+                 pol);
+        ka.mock_gateway = env_or("MOCK_GATEWAY_APP_ID",
+                                 "0xmockgateway1234567890123456789012345678");
+        ka.mock_devices = env_or("MOCK_ALLOWED_DEVICE_IDS", "");
+        ka.mock_mrs = env_or("MOCK_ALLOWED_MR_AGGREGATED", "");
+        ka.mock_impl = env_or("MOCK_APP_IMPLEMENTATION",
+                              "0xmockapp9876543210987654321098765432109");
+        ka.mock_kms = env_or("KMS_CONTRACT_ADDR",
+                             "0xmockcontract1234567890123456789012345678");
+        ka.mock_rpc = env_or("ETH_RPC_URL", "");
+        js_parse_int(env_or("MOCK_CHAIN_ID", "1337"), ka.mock_chain_id);
+        snprintf(ka.kms_env, sizeof ka.kms_env, "-");
+    } else {
+        const char *kms = env_or("KMS_CONTRACT_ADDR",
+                                 "0x0000000000000000000000000000000000000000");
+        /* viem's isAddress (strict): 0x + 40 hex digits, either all
+         * lowercase or carrying a valid EIP-55 checksum. */
+        char want[43];
+        bool ok = strlen(kms) == 42 && kms[1] == 'x' &&
+                  eip55_decode(kms, 42, ka.kms) != ERR_MALFORMED;
+        if (ok) {
+            char lower[43];
+            hex_encode(ka.kms, 20, 1, lower);
+            eip55_encode(ka.kms, want);
+            ok = strcmp(kms, lower) == 0 || strcmp(kms, want) == 0;
+        }
+        if (!ok || strlen(kms) >= sizeof ka.kms_env) {
+            fprintf(stderr,
+                    "nftraft kms-auth: KMS_CONTRACT_ADDR '%s' is not "
+                    "an address (0x + 40 hex digits, all lowercase "
+                    "or EIP-55 checksummed)\n",
+                    kms);
             return 1;
         }
-        snprintf(ka.mock_gateway, sizeof ka.mock_gateway, "%s",
-                 env_or("MOCK_GATEWAY_APP_ID", ""));
-        snprintf(ka.mock_devices, sizeof ka.mock_devices, "%s",
-                 env_or("MOCK_ALLOWED_DEVICE_IDS", ""));
-        snprintf(ka.mock_mrs, sizeof ka.mock_mrs, "%s",
-                 env_or("MOCK_ALLOWED_MR_AGGREGATED", ""));
-        snprintf(ka.mock_impl, sizeof ka.mock_impl, "%s",
-                 env_or("MOCK_APP_IMPLEMENTATION",
-                        "0x0000000000000000000000000000000000000000"));
-        if (parse_u64_str(env_or("MOCK_CHAIN_ID", "1337"),
-                          &ka.mock_chain_id) != 0) {
-            fprintf(stderr, "nftraft kms-auth: bad MOCK_CHAIN_ID\n");
+        snprintf(ka.kms_env, sizeof ka.kms_env, "%s", kms);
+        snprintf(ka.rpc_url, sizeof ka.rpc_url, "%s",
+                 env_or("ETH_RPC_URL", "http://localhost:8545"));
+        rpc_origin(ka.rpc_url, ka.rpc_origin, sizeof ka.rpc_origin);
+        const char *cid = getenv("ETH_CHAIN_ID");
+        if (cid && *cid) {
+            if (parse_safe_int(cid, &ka.chain_id) != 0) {
+                fprintf(stderr,
+                        "nftraft kms-auth: ETH_CHAIN_ID must be a "
+                        "non-negative integer (no leading zeros, at most "
+                        "2^53 - 1), not '%s'\n",
+                        cid);
+                return 1;
+            }
+            ka.chain_id_set = true;
+        }
+        if (parse_safe_int(env_or("ETH_FINALITY_CONFIRMATIONS", "0"),
+                           &ka.confirmations) != 0) {
+            fprintf(stderr,
+                    "nftraft kms-auth: bad ETH_FINALITY_CONFIRMATIONS\n");
             return 1;
         }
     }
@@ -682,6 +1407,15 @@ int kmsauth_main(int argc, char **argv)
         httpd_route(ka.httpd, "POST", "/bootAuth/app", route_app, &ka);
         httpd_route(ka.httpd, "POST", "/bootAuth/kms", route_kms, &ka);
         httpd_route(ka.httpd, "GET", "/", route_info, &ka);
+        static const char *const other[] = {"GET",    "POST",   "PUT",
+                                            "DELETE", "PATCH",  "OPTIONS"};
+        static const char *const paths[] = {"/bootAuth/app", "/bootAuth/kms",
+                                            "/"};
+        for (size_t i = 0; i < 6 && rv == 0; i++)
+            for (size_t k = 0; k < 3 && rv == 0; k++)
+                if (strcmp(other[i], k < 2 ? "POST" : "GET") != 0)
+                    rv = httpd_route(ka.httpd, other[i], paths[k],
+                                     route_not_found, &ka);
         rv = httpd_listen(ka.httpd, host, (int)port, err, sizeof err);
     }
     if (rv != 0) {
@@ -694,7 +1428,7 @@ int kmsauth_main(int argc, char **argv)
     uv_signal_start(&ka.sigint, on_signal, SIGINT);
     uv_signal_start(&ka.sigterm, on_signal, SIGTERM);
     LOGI("auth", "listening on %s:%d (%s) kms=%s rpc=%s", host,
-         httpd_port(ka.httpd), ka.mock ? "mock" : "chain", ka.kms_hex,
+         httpd_port(ka.httpd), ka.mock ? "mock" : "chain", ka.kms_env,
          ka.mock ? "-" : ka.rpc_url);
     printf("nftraft kms-auth listening on http://%s:%d\n", host,
            httpd_port(ka.httpd));

@@ -3,9 +3,11 @@
 #include "core/err.h"
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 int request_parse_increment(const void *body, size_t len, int64_t *by,
                             char *err, size_t errlen)
@@ -72,4 +74,139 @@ int request_check_key(const char *key, size_t len, size_t max, char *out,
     memcpy(out, key, len);
     out[len] = '\0';
     return 0;
+}
+
+int request_check_method(const char *m, size_t len)
+{
+    if (len == 0 || len > 32)
+        return ERR_INVALID;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)m[i];
+        bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+                  (c >= 'A' && c <= 'Z') ||
+                  (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+        if (!ok)
+            return ERR_INVALID;
+    }
+    return 0;
+}
+
+int request_check_target(const char *target, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)target;
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = p[i];
+        if (c < 0x80) {
+            if (c < 0x20 || c == 0x7f)
+                return ERR_INVALID;
+            i++;
+            continue;
+        }
+        size_t k;
+        unsigned lo = 0x80, hi = 0xbf;
+        if (c >= 0xc2 && c <= 0xdf) {
+            k = 1;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            k = 2;
+            lo = c == 0xe0 ? 0xa0 : 0x80; /* no overlongs */
+            hi = c == 0xed ? 0x9f : 0xbf; /* no surrogates */
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            k = 3;
+            lo = c == 0xf0 ? 0x90 : 0x80;
+            hi = c == 0xf4 ? 0x8f : 0xbf; /* <= U+10FFFF */
+        } else {
+            return ERR_INVALID;
+        }
+        if (n - i <= k || p[i + 1] < lo || p[i + 1] > hi)
+            return ERR_INVALID;
+        for (size_t j = 2; j <= k; j++)
+            if ((p[i + j] & 0xc0) != 0x80)
+                return ERR_INVALID;
+        i += k + 1;
+    }
+    return 0;
+}
+
+/* Whether line[0..len) is header `name` (case-insensitive, then ':'). */
+static bool is_header(const char *line, size_t len, const char *name)
+{
+    size_t n = strlen(name);
+    return len > n && line[n] == ':' && strncasecmp(line, name, n) == 0;
+}
+
+const char *request_framing_problem(const char *head, size_t len)
+{
+    const char *end = head + len;
+    const char *nl = memchr(head, '\n', len);
+    unsigned cl = 0, te = 0;
+    while (nl != NULL) {
+        const char *p = nl + 1;
+        nl = memchr(p, '\n', (size_t)(end - p));
+        if (nl == NULL)
+            break;
+        size_t n = (size_t)(nl - p);
+        if (n > 0 && p[n - 1] == '\r')
+            n--;
+        if (n == 0)
+            break; /* end of the head */
+        cl += is_header(p, n, "content-length");
+        te += is_header(p, n, "transfer-encoding");
+    }
+    if (cl > 1)
+        return "more than one Content-Length header";
+    if (te > 1)
+        return "more than one Transfer-Encoding header";
+    if (cl && te)
+        return "both Content-Length and Transfer-Encoding";
+    return NULL;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int request_query_value(const char *q, size_t len, const char *name, char *out,
+                        size_t cap)
+{
+    const char *end = q + len;
+    size_t nlen = strlen(name);
+    while (q < end) {
+        const char *amp = memchr(q, '&', (size_t)(end - q));
+        const char *pe = amp ? amp : end;
+        const char *eq = memchr(q, '=', (size_t)(pe - q));
+        const char *ke = eq ? eq : pe;
+        if ((size_t)(ke - q) == nlen && memcmp(q, name, nlen) == 0) {
+            size_t o = 0;
+            for (const char *p = eq ? eq + 1 : pe; p < pe; p++) {
+                char ch = *p;
+                if (ch == '+') {
+                    ch = ' ';
+                } else if (ch == '%') {
+                    if (pe - p < 3 || hexval(p[1]) < 0 || hexval(p[2]) < 0)
+                        return ERR_MALFORMED;
+                    ch = (char)(hexval(p[1]) * 16 + hexval(p[2]));
+                    p += 2;
+                    if (ch == '\0')
+                        return ERR_MALFORMED;
+                }
+                if (o + 1 >= cap)
+                    return ERR_TOOBIG;
+                out[o++] = ch;
+            }
+            if (cap == 0)
+                return ERR_TOOBIG;
+            out[o] = '\0';
+            return 0;
+        }
+        q = pe + 1;
+    }
+    return ERR_NOTFOUND;
 }

@@ -1,42 +1,69 @@
-/* transport.c - the raft transport over canonical/raft's raft_uv_tcp.
+/* transport.c - the raft transport over raft's raft_uv_tcp.
  *
  * Outgoing connections are raft_uv_tcp's (it connects and writes its
- * preamble); in chain mode we then answer the acceptor's challenge before
- * raft gets the stream. Incoming connections are ours: raft_uv_tcp 0.15
+ * preamble); we then answer the acceptor's challenge before raft gets the
+ * stream. Incoming connections are ours: raft_uv_tcp (0.15 and 0.22.1)
  * trusts the peer's preamble (it allocates whatever address length the
  * peer sends, hands raft an address that need not be NUL-terminated, and
  * has no deadline), so we listen ourselves, read and check the preamble
- * within a deadline, run the handshake in chain mode, and only then hand
- * the stream to raft. Each connection being set up owns a timer and, until
- * it is handed over, its stream. */
+ * within a deadline and run the handshake. Raft then gets one end of a
+ * socket pair; a pump reads the peer's TCP stream, passes it through the
+ * framing checker and writes only checked bytes to the other end. Each
+ * connection being set up owns a timer and, until it is handed over, its
+ * stream; each pump owns the peer's stream and its end of the pair. */
 #include "net/transport.h"
 #include "chain/keccak.h"
 #include "chain/wallet.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "net/raftframe.h"
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <raft.h>
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
-#define MAGIC "nftraft1"
+#define MAGIC "nftraft1"        /* chain mode: a key signature answers */
+#define MAGIC_STATIC "nftraftS" /* static mode: an HMAC answers */
 #define CHALLENGE_LEN 48 /* magic[8] nonce[32] acceptor id[8] */
 #define RESPONSE_LEN 65  /* r[32] s[32] recovery id[1] */
+#define HMAC_LEN 32
 #define PREAMBLE_LEN 24  /* raft_uv_tcp: protocol, id, address length (LE) */
 #define ADDRESS_MAX 256  /* longest raft address accepted from a peer */
+#define PUMP_READ 65536          /* bytes read from a peer at a time */
+#define PUMP_HIGH (4u << 20)     /* stop reading above this much queued */
+#define PUMP_LOW (1u << 20)      /* resume below this */
+#define REFUSAL_LOGS 10          /* refusal lines per window, then counted */
+#define REFUSAL_WINDOW_MS 10000
 
 static const char TAG[] = "nftraft raft handshake v1";
+static const char TAG_STATIC[] = "nftraft raft handshake v1 static";
 
 struct hs;
+struct pump;
 
 struct wrap {
     struct raft_uv_transport inner; /* first: inner callbacks find us */
     struct raft_uv_transport *outer;
     uv_loop_t *loop;
-    bool auth_on;
+    bool auth_on;      /* a handshake runs (not --insecure-no-auth) */
+    bool secret_mode;  /* static mode: HMAC with the cluster secret */
     struct transport_auth auth;
+    uint64_t max_message;
+    unsigned max_conns;
+    unsigned accepting; /* incoming connections in the handshake */
+    unsigned n_pumps;
+    struct pump *pumps;
+    uint64_t log_window;  /* uv_now at the start of the refusal window */
+    unsigned logged, suppressed;
     uint64_t self;
     char address[ADDRESS_MAX];
     uv_tcp_t listener;
@@ -70,10 +97,38 @@ struct hs {
     uv_write_t wreq;
     int handles;                  /* timer, stream: open handles we own */
     uint8_t nonce[32];
+    uint8_t signer[20];      /* chain mode: who signed the handshake */
+    bool counted;            /* in w->accepting */
     uint8_t in[ADDRESS_MAX]; /* >= PREAMBLE_LEN, RESPONSE_LEN */
     size_t want, got;
     uint8_t out[RESPONSE_LEN]; /* >= CHALLENGE_LEN */
     char peer[64];
+};
+
+/* An accepted, authenticated connection: peer stream -> checker -> raft. */
+struct pump {
+    struct wrap *w;
+    struct pump *prev, *next;
+    uint64_t id;
+    uint8_t signer[20];
+    bool has_signer, closing, paused, oom;
+    char peer[64];
+    uv_tcp_t *tcp;        /* the peer's stream (raft_malloc'd) */
+    uv_pipe_t pipe;       /* our end of the pair */
+    int handles;          /* tcp, pipe */
+    size_t queued;        /* bytes written to the pair, not yet done */
+    uint64_t last_rx;     /* uv_now when the peer last sent bytes */
+    struct pump_write *cur; /* checked bytes of the current read */
+    struct raftframe *frame;
+    uint8_t rbuf[PUMP_READ];
+    uint8_t sink[64];     /* reads from our end (raft never writes) */
+};
+
+struct pump_write {
+    uv_write_t req;
+    struct pump *p;
+    size_t len, cap;
+    uint8_t data[];
 };
 
 /* ---- wire ---- */
@@ -119,12 +174,40 @@ void transport_digest(const uint8_t domain[32], uint64_t acceptor,
     keccak256(b, sizeof b, out);
 }
 
+/* ---- refusals: counted always, logged at most REFUSAL_LOGS per window ---- */
+
+static void refusal(struct wrap *w, const char *fmt, ...)
+{
+    w->refused++;
+    uint64_t now = uv_now(w->loop);
+    if (now - w->log_window >= REFUSAL_WINDOW_MS) {
+        if (w->suppressed > 0)
+            LOGW("net", "%u more raft connections refused in the last %u s "
+                 "(not logged one by one)", w->suppressed,
+                 REFUSAL_WINDOW_MS / 1000);
+        w->log_window = now;
+        w->logged = 0;
+        w->suppressed = 0;
+    }
+    if (w->logged >= REFUSAL_LOGS) {
+        w->suppressed++;
+        return;
+    }
+    w->logged++;
+    char line[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    LOGW("net", "%s", line);
+}
+
 /* ---- handshake life cycle ---- */
 
 static void maybe_closed(struct wrap *w)
 {
-    if (w->closing && w->inner_closed && w->live == 0 && !w->listener_open &&
-        w->close_cb) {
+    if (w->closing && w->inner_closed && w->live == 0 && w->n_pumps == 0 &&
+        !w->listener_open && w->close_cb) {
         raft_uv_transport_close_cb cb = w->close_cb;
         w->close_cb = NULL;
         cb(w->outer);
@@ -197,6 +280,10 @@ static void hs_end(struct hs *h)
 {
     h->step = ST_DONE;
     unlist(h);
+    if (h->counted) {
+        h->counted = false;
+        h->w->accepting--;
+    }
     if (h->stream != NULL) {
         uv_read_stop(h->stream);
         h->stream->data = h;
@@ -224,7 +311,10 @@ static void hs_fail(struct hs *h, int status, const char *why)
         cb(orig, NULL, status);
 }
 
-/* The handshake passed: the stream is raft's from now on. */
+static int pump_start(struct wrap *w, struct hs *h, uv_stream_t *s);
+
+/* The handshake passed: an opened stream is raft's from now on; an
+ * accepted one goes to raft through a pump. */
 static void hs_succeed(struct hs *h)
 {
     struct wrap *w = h->w;
@@ -240,16 +330,18 @@ static void hs_succeed(struct hs *h)
     struct raft_uv_connect *orig = h->orig;
     raft_uv_connect_cb cb = h->cb;
     int kind = h->kind;
-    uint64_t id = h->id;
-    char *address = h->address;
-    h->address = NULL;
     h->delivered = true;
-    hs_end(h);
-    if (kind == HS_OPEN)
+    if (kind == HS_OPEN) {
+        hs_end(h);
         cb(orig, s, 0);
-    else
-        w->accept_cb(w->outer, id, address, s);
-    free(address);
+        return;
+    }
+    if (pump_start(w, h, s) != 0) {
+        LOGW("net", "raft connection from %s: cannot set up its pump",
+             h->peer);
+        uv_close((uv_handle_t *)s, free_handle);
+    }
+    hs_end(h);
 }
 
 static void on_timeout(uv_timer_t *t)
@@ -318,15 +410,42 @@ static void send_bytes(struct hs *h, const void *data, size_t len)
         hs_fail(h, RAFT_NOCONNECTION, uv_strerror(rv));
 }
 
+/* Static mode's answer: HMAC-SHA256(secret, TAG_STATIC | acceptor |
+ * opener | nonce). */
+static void static_answer(const struct wrap *w, uint64_t acceptor,
+                          uint64_t opener, const uint8_t nonce[32],
+                          uint8_t out[HMAC_LEN])
+{
+    uint8_t b[sizeof TAG_STATIC - 1 + 8 + 8 + 32];
+    memcpy(b, TAG_STATIC, sizeof TAG_STATIC - 1);
+    put_u64(b + sizeof TAG_STATIC - 1, acceptor);
+    put_u64(b + sizeof TAG_STATIC - 1 + 8, opener);
+    memcpy(b + sizeof TAG_STATIC - 1 + 16, nonce, 32);
+    unsigned len = HMAC_LEN;
+    HMAC(EVP_sha256(), w->auth.secret, TRANSPORT_SECRET_LEN, b, sizeof b, out,
+         &len);
+}
+
+static const char *magic_of(const struct wrap *w)
+{
+    return w->secret_mode ? MAGIC_STATIC : MAGIC;
+}
+
 /* Opener: challenge read -> signature written -> verdict read. */
 static void open_step(struct hs *h)
 {
     struct wrap *w = h->w;
     switch (h->step) {
     case ST_CHALLENGE: { /* the challenge is in */
-        if (memcmp(h->in, MAGIC, 8) != 0) {
-            hs_fail(h, RAFT_NOCONNECTION, "peer does not speak the nftraft "
-                                          "handshake (plain raft transport?)");
+        if (memcmp(h->in, magic_of(w), 8) != 0) {
+            const char *why =
+                memcmp(h->in, MAGIC, 8) == 0
+                    ? "peer runs in chain mode, this node in static mode"
+                : memcmp(h->in, MAGIC_STATIC, 8) == 0
+                    ? "peer runs in static mode, this node in chain mode"
+                    : "peer does not speak the nftraft handshake (plain raft "
+                      "transport or --insecure-no-auth?)";
+            hs_fail(h, RAFT_NOCONNECTION, why);
             return;
         }
         uint64_t acceptor = get_u64(h->in + 40);
@@ -337,13 +456,19 @@ static void open_step(struct hs *h)
             hs_fail(h, RAFT_NOCONNECTION, why);
             return;
         }
+        h->step = ST_RESPONSE;
+        if (w->secret_mode) {
+            uint8_t mac[HMAC_LEN];
+            static_answer(w, h->id, w->self, h->in + 8, mac);
+            send_bytes(h, mac, sizeof mac);
+            return;
+        }
         uint8_t digest[32], sig[RESPONSE_LEN];
         transport_digest(w->auth.domain, h->id, w->self, h->in + 8, digest);
         if (w->auth.sign(w->auth.arg, digest, sig) != 0) {
             hs_fail(h, RAFT_NOCONNECTION, "cannot sign the handshake");
             return;
         }
-        h->step = ST_RESPONSE;
         send_bytes(h, sig, sizeof sig);
         return;
     }
@@ -354,8 +479,10 @@ static void open_step(struct hs *h)
     case ST_VERDICT:
         if (h->in[0] != 1) {
             hs_fail(h, RAFT_NOCONNECTION,
-                    "refused: the peer does not see this node's key as the "
-                    "owner of an active token with this raft id");
+                    w->secret_mode
+                        ? "refused: the peer has another cluster secret"
+                        : "refused: the peer does not see this node's key as "
+                          "the owner of an active token with this raft id");
             return;
         }
         hs_succeed(h);
@@ -366,8 +493,7 @@ static void open_step(struct hs *h)
 /* Acceptor: challenge written -> signature read -> verdict written. */
 static void refuse(struct hs *h, const char *why)
 {
-    h->w->refused++;
-    LOGW("net", "refused raft connection from %s: %s", h->peer, why);
+    refusal(h->w, "refused raft connection from %s: %s", h->peer, why);
     hs_fail(h, RAFT_NOCONNECTION, NULL);
 }
 
@@ -414,7 +540,7 @@ static void accept_step(struct hs *h)
             return;
         }
         uint8_t c[CHALLENGE_LEN];
-        memcpy(c, MAGIC, 8);
+        memcpy(c, magic_of(w), 8);
         memcpy(c + 8, h->nonce, 32);
         put_u64(c + 40, w->self);
         h->step = ST_CHALLENGE;
@@ -423,23 +549,29 @@ static void accept_step(struct hs *h)
     }
     case ST_CHALLENGE: /* the challenge is out */
         h->step = ST_RESPONSE;
-        expect(h, RESPONSE_LEN);
+        expect(h, w->secret_mode ? HMAC_LEN : RESPONSE_LEN);
         return;
-    case ST_RESPONSE: { /* the signature is in */
-        uint8_t digest[32], addr[20];
+    case ST_RESPONSE: { /* the signature (or HMAC) is in */
         char why[200] = "";
-        transport_digest(w->auth.domain, w->self, h->id, h->nonce, digest);
-        if (h->in[64] > 1 || wallet_recover(digest, h->in, h->in[64], addr))
-            snprintf(why, sizeof why, "bad signature");
-        else if (w->auth.authorize(w->auth.arg, h->id, addr, why,
-                                   sizeof why) != 0 && why[0] == '\0')
-            snprintf(why, sizeof why, "not authorized");
-        h->accepted = why[0] == '\0';
-        if (!h->accepted) {
-            w->refused++;
-            LOGW("net", "refused raft connection from %s claiming raft id "
-                 "%llu: %s", h->peer, (unsigned long long)h->id, why);
+        if (w->secret_mode) {
+            uint8_t mac[HMAC_LEN];
+            static_answer(w, w->self, h->id, h->nonce, mac);
+            if (CRYPTO_memcmp(mac, h->in, HMAC_LEN) != 0)
+                snprintf(why, sizeof why, "wrong cluster secret");
+        } else {
+            uint8_t digest[32];
+            transport_digest(w->auth.domain, w->self, h->id, h->nonce, digest);
+            if (h->in[64] > 1 ||
+                wallet_recover(digest, h->in, h->in[64], h->signer))
+                snprintf(why, sizeof why, "bad signature");
+            else if (w->auth.authorize(w->auth.arg, h->id, h->signer, why,
+                                       sizeof why) != 0 && why[0] == '\0')
+                snprintf(why, sizeof why, "not authorized");
         }
+        h->accepted = why[0] == '\0';
+        if (!h->accepted)
+            refusal(w, "refused raft connection from %s claiming raft id "
+                    "%llu: %s", h->peer, (unsigned long long)h->id, why);
         h->step = ST_VERDICT;
         uint8_t v = h->accepted ? 1 : 0;
         send_bytes(h, &v, 1);
@@ -495,6 +627,260 @@ static void hs_adopt(struct hs *h, uv_stream_t *stream)
     uv_timer_start(&h->timer, on_timeout, TRANSPORT_HANDSHAKE_MS, 0);
 }
 
+/* ---- pumps: checked bytes from an accepted connection to raft ---- */
+
+static void pump_maybe_free(struct pump *p)
+{
+    if (p->handles > 0)
+        return;
+    struct wrap *w = p->w;
+    free(p->cur);
+    free(p->frame);
+    free(p);
+    w->n_pumps--;
+    maybe_closed(w);
+}
+
+static void pump_tcp_closed(uv_handle_t *h)
+{
+    struct pump *p = h->data;
+    raft_free(h);
+    p->handles--;
+    pump_maybe_free(p);
+}
+
+static void pump_pipe_closed(uv_handle_t *h)
+{
+    struct pump *p = h->data;
+    p->handles--;
+    pump_maybe_free(p);
+}
+
+/* Close both ends; raft sees its end of the pair reach EOF. */
+static void pump_close(struct pump *p)
+{
+    if (p->closing)
+        return;
+    p->closing = true;
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        p->w->pumps = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    uv_close((uv_handle_t *)p->tcp, pump_tcp_closed);
+    uv_close((uv_handle_t *)&p->pipe, pump_pipe_closed);
+}
+
+static void pump_emit(void *arg, const uint8_t *bytes, size_t n)
+{
+    struct pump *p = arg;
+    struct pump_write *c = p->cur;
+    if (c == NULL || c->len + n > c->cap) {
+        size_t cap = c ? c->cap : 0;
+        size_t want = (c ? c->len : 0) + n;
+        cap = cap ? cap : PUMP_READ;
+        while (cap < want)
+            cap *= 2;
+        struct pump_write *g = realloc(c, sizeof *g + cap);
+        if (g == NULL) {
+            p->oom = true;
+            return;
+        }
+        if (c == NULL)
+            g->len = 0;
+        g->cap = cap;
+        p->cur = c = g;
+    }
+    memcpy(c->data + c->len, bytes, n);
+    c->len += n;
+}
+
+static void pump_read_start(struct pump *p);
+
+static void pump_written(uv_write_t *req, int status)
+{
+    struct pump_write *c = (struct pump_write *)req;
+    struct pump *p = c->p;
+    p->queued -= c->len;
+    free(c);
+    if (p->closing)
+        return;
+    if (status != 0) { /* raft closed its end */
+        pump_close(p);
+        return;
+    }
+    if (p->paused && p->queued < PUMP_LOW) {
+        p->paused = false;
+        pump_read_start(p);
+    }
+}
+
+static void pump_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    struct pump *p = h->data;
+    *buf = uv_buf_init((char *)p->rbuf, sizeof p->rbuf);
+}
+
+static void pump_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    struct pump *p = s->data;
+    if (nread == 0 || p->closing)
+        return;
+    if (nread < 0) {
+        pump_close(p);
+        return;
+    }
+    p->last_rx = uv_now(p->w->loop);
+    int rv = raftframe_feed(p->frame, p->rbuf, (size_t)nread, pump_emit, p);
+    if (rv != 0 || p->oom) {
+        refusal(p->w, "closed raft connection from %s (raft id %llu): %s",
+                p->peer, (unsigned long long)p->id,
+                rv != 0 ? p->frame->errmsg : "out of memory");
+        pump_close(p);
+        return;
+    }
+    struct pump_write *c = p->cur;
+    if (c == NULL || c->len == 0)
+        return;
+    p->cur = NULL;
+    c->p = p;
+    uv_buf_t b = uv_buf_init((char *)c->data, (unsigned)c->len);
+    if (uv_write(&c->req, (uv_stream_t *)&p->pipe, &b, 1, pump_written) != 0) {
+        free(c);
+        pump_close(p);
+        return;
+    }
+    p->queued += c->len;
+    if (p->queued > PUMP_HIGH) { /* raft is behind: stop reading the peer */
+        uv_read_stop(s);
+        p->paused = true;
+    }
+}
+
+static void pump_read_start(struct pump *p)
+{
+    if (uv_read_start((uv_stream_t *)p->tcp, pump_alloc, pump_read) != 0)
+        pump_close(p);
+}
+
+static void sink_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    struct pump *p = h->data;
+    *buf = uv_buf_init((char *)p->sink, sizeof p->sink);
+}
+
+/* Our end of the pair: raft never writes; EOF means raft let go. */
+static void sink_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    struct pump *p = s->data;
+    if (nread < 0 && !p->closing)
+        pump_close(p);
+}
+
+/* Give raft one end of a socket pair for the accepted stream s and start
+ * pumping checked bytes into the other. On error nothing is handed over
+ * and the caller still owns s. */
+static int pump_start(struct wrap *w, struct hs *h, uv_stream_t *s)
+{
+    int fds[2] = {-1, -1};
+    struct pump *p = calloc(1, sizeof *p);
+    uv_pipe_t *theirs = raft_malloc(sizeof *theirs);
+    if (p == NULL || theirs == NULL)
+        goto err;
+    p->frame = malloc(sizeof *p->frame);
+    if (p->frame == NULL)
+        goto err;
+    raftframe_init(p->frame, w->max_message);
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
+        goto err;
+    uv_pipe_init(w->loop, theirs, 0);
+    if (uv_pipe_open(theirs, fds[1]) != 0) {
+        uv_close((uv_handle_t *)theirs, free_handle);
+        theirs = NULL;
+        goto err;
+    }
+    fds[1] = -1;
+    uv_pipe_init(w->loop, &p->pipe, 0);
+    if (uv_pipe_open(&p->pipe, fds[0]) != 0) {
+        uv_close((uv_handle_t *)&p->pipe, NULL);
+        uv_close((uv_handle_t *)theirs, free_handle);
+        theirs = NULL;
+        goto err;
+    }
+    fds[0] = -1;
+    p->w = w;
+    p->id = h->id;
+    p->has_signer = w->auth_on && !w->secret_mode;
+    memcpy(p->signer, h->signer, sizeof p->signer);
+    snprintf(p->peer, sizeof p->peer, "%s", h->peer);
+    p->tcp = (uv_tcp_t *)s;
+    p->last_rx = uv_now(w->loop);
+    s->data = p;
+    p->pipe.data = p;
+    p->handles = 2;
+    p->next = w->pumps;
+    if (p->next)
+        p->next->prev = p;
+    w->pumps = p;
+    w->n_pumps++;
+    uv_read_start((uv_stream_t *)&p->pipe, sink_alloc, sink_read);
+    pump_read_start(p);
+    w->accept_cb(w->outer, h->id, h->address, (uv_stream_t *)theirs);
+    return 0;
+err:
+    if (fds[0] >= 0)
+        close(fds[0]);
+    if (fds[1] >= 0)
+        close(fds[1]);
+    if (theirs != NULL)
+        raft_free(theirs);
+    if (p != NULL)
+        free(p->frame);
+    free(p);
+    return ERR_NOMEM;
+}
+
+uint64_t transport_heard_ms_ago(struct raft_uv_transport *t, uint64_t id)
+{
+    struct wrap *w = t->impl;
+    uint64_t last = 0;
+    bool any = false;
+    for (struct pump *p = w ? w->pumps : NULL; p != NULL; p = p->next)
+        if (p->id == id && !p->closing) {
+            any = true;
+            last = p->last_rx > last ? p->last_rx : last;
+        }
+    return any ? uv_now(w->loop) - last : UINT64_MAX;
+}
+
+unsigned transport_reauthorize(struct raft_uv_transport *t)
+{
+    struct wrap *w = t->impl;
+    unsigned closed = 0;
+    if (w == NULL || w->closing)
+        return 0;
+    struct pump *p = w->pumps, *next;
+    for (; p != NULL; p = next) {
+        next = p->next;
+        char why[200] = "";
+        if (!p->has_signer ||
+            w->auth.authorize(w->auth.arg, p->id, p->signer, why,
+                              sizeof why) == 0)
+            continue;
+        LOGW("net", "closing raft connection from %s (raft id %llu): no "
+             "longer authorized: %s", p->peer, (unsigned long long)p->id,
+             why[0] ? why : "not authorized");
+        pump_close(p);
+        closed++;
+    }
+    return closed;
+}
+
 /* ---- raft_uv_transport methods ---- */
 
 static void opened(struct raft_uv_connect *ireq, struct uv_stream_s *stream,
@@ -513,7 +899,7 @@ static void opened(struct raft_uv_connect *ireq, struct uv_stream_s *stream,
         cb(orig, NULL, status);
         return;
     }
-    if (!h->w->auth_on) { /* static mode: raft_uv_tcp's stream as it is */
+    if (!h->w->auth_on) { /* --insecure-no-auth: raft_uv_tcp's stream */
         h->delivered = true;
         struct raft_uv_connect *orig = h->orig;
         raft_uv_connect_cb cb = h->cb;
@@ -560,11 +946,24 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     uv_tcp_init(w->loop, tcp);
     struct hs *h = NULL;
-    if (uv_accept(server, (uv_stream_t *)tcp) != 0 || w->closing ||
-        (h = hs_new(w, HS_ACCEPT)) == NULL) {
+    if (uv_accept(server, (uv_stream_t *)tcp) != 0 || w->closing) {
         uv_close((uv_handle_t *)tcp, free_handle);
         return;
     }
+    if (w->accepting + w->n_pumps >= w->max_conns ||
+        w->accepting >= (w->max_conns + 1) / 2) {
+        refusal(w, "refused a raft connection: %u in the handshake and %u "
+                "established (caps %u and %u)", w->accepting, w->n_pumps,
+                (w->max_conns + 1) / 2, w->max_conns);
+        uv_close((uv_handle_t *)tcp, free_handle);
+        return;
+    }
+    if ((h = hs_new(w, HS_ACCEPT)) == NULL) {
+        uv_close((uv_handle_t *)tcp, free_handle);
+        return;
+    }
+    h->counted = true;
+    w->accepting++;
     hs_adopt(h, (uv_stream_t *)tcp);
     h->step = ST_PREAMBLE;
     expect(h, PREAMBLE_LEN);
@@ -634,14 +1033,17 @@ static void w_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb)
      * flight are cancelled by it and end in opened(). */
     while (w->pending != NULL)
         hs_fail(w->pending, RAFT_CANCELED, NULL);
+    while (w->pumps != NULL)
+        pump_close(w->pumps);
     if (w->listener_open)
         uv_close((uv_handle_t *)&w->listener, listener_closed);
     w->inner.close(&w->inner, inner_closed);
 }
 
 int transport_init(struct raft_uv_transport *t, uv_loop_t *loop,
-                   const struct transport_auth *auth)
+                   const struct transport_config *cfg)
 {
+    const struct transport_auth *auth = cfg->auth;
     struct wrap *w = calloc(1, sizeof *w);
     if (w == NULL)
         return ERR_NOMEM;
@@ -657,6 +1059,9 @@ int transport_init(struct raft_uv_transport *t, uv_loop_t *loop,
     w->auth_on = auth != NULL;
     if (auth != NULL)
         w->auth = *auth;
+    w->secret_mode = auth != NULL && auth->sign == NULL;
+    w->max_message = cfg->max_message;
+    w->max_conns = cfg->max_connections ? cfg->max_connections : 64;
     memset(t, 0, sizeof *t);
     t->version = 1;
     t->impl = w;

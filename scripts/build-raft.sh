@@ -3,27 +3,22 @@
 # canonical/raft) from Debian's trixie source package into .deps/raft, a
 # static library with raft_uv and raft_fixture, found by CMake through
 # pkg-config. The machine's own apt sources are never touched: a private apt
-# configuration under .deps/apt adds trixie deb-src only. The download is
-# checked against the .dsc checksums (apt verifies the signed Release file and
-# the Sources index; dpkg-source verifies the .dsc's checksums). A prefix that
-# already holds this version is reused. On Debian 13 (trixie) or later the
-# distribution's libraft-dev is 0.22 already and is installed instead.
+# configuration under .deps/apt adds trixie deb-src only. apt verifies the
+# signed Release file and the Sources index; the download is then checked
+# against the SHA-256 sums the .dsc lists. The project's own patches in
+# scripts/raft-patches/ (each says what it fixes) are applied on top. A
+# prefix built from the same version and patches is reused.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 VERSION=0.22.1
 DEBREV=0.22.1-1
+BUILD="$DEBREV+nftraft6" # bump when the local patch changes
 prefix="$root/.deps/raft"
 stamp="$prefix/.nftraft-raft-version"
+patches=("$root"/scripts/raft-patches/*.patch)
+want="$DEBREV $(cat "${patches[@]}" | sha256sum | cut -c1-16)"
 
-if [[ -f $stamp && $(cat "$stamp") == "$DEBREV" && -f $prefix/lib/libraft.a ]]; then
-  exit 0
-fi
-sudo_=""; [[ $(id -u) -eq 0 ]] || sudo_=sudo
-
-# Debian 13+: the distribution ships raft >= 0.22; use it.
-os_version=$(. /etc/os-release 2>/dev/null; echo "${VERSION_ID:-0}")
-if [[ $os_version =~ ^[0-9]+$ ]] && ((os_version >= 13)); then
-  $sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libraft-dev >/dev/null
+if [[ -f $stamp && $(cat "$stamp") == "$want" && -f $prefix/lib/libraft.a ]]; then
   exit 0
 fi
 
@@ -51,11 +46,14 @@ awk '/^Checksums-Sha256:/{f=1;next} /^[^ ]/{f=0} f&&NF==3{print $1"  "$3}' "$dsc
 (cd "$work" && dpkg-source --no-check -x "$dsc" src >/dev/null)
 
 cd "$work/src"
+for p in "${patches[@]}"; do
+  patch -p1 -s --no-backup-if-mismatch < "$p" || { echo "build-raft: $p does not apply" >&2; exit 1; }
+done
 autoreconf -i >/dev/null 2>&1
 ./configure --prefix="$prefix" --disable-shared --enable-static --with-pic \
   --with-lz4 --disable-example --disable-benchmark >/dev/null
 make -j"$(nproc 2>/dev/null || echo 2)" >/dev/null 2>&1 || { make >&2; exit 1; }
 rm -rf "$prefix"
 make install >/dev/null
-echo "$DEBREV" > "$stamp"
+echo "$want" > "$stamp"
 echo "install-deps: raft $VERSION built in $(( $(date +%s) - t0 ))s" >&2

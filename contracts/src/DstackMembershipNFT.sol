@@ -12,6 +12,11 @@ import {DstackAppBase} from "./DstackAppBase.sol";
 /// contract arbitrates the leader: elected when there is none, kept alive by
 /// heartbeats, replaced when a majority of active tokens vote no-confidence.
 /// Votes are per token and scoped to a leadership term.
+/// v2: a registration names the node's own key (which may act for the token:
+/// elections, heartbeats, votes, endpoints) and its raft/http endpoints; a
+/// per-token epoch grows with each new instance or re-activation (raft id =
+/// tokenId << 32 | epoch); the contract owner can evict a token and release
+/// an instance id. The v1 functions keep their ABI.
 contract DstackMembershipNFT is DstackAppBase, ERC721Upgradeable {
     /// Hard bound on the supply: every loop over tokens is bounded by it.
     uint256 public constant MAX_SUPPLY_LIMIT = 256;
@@ -50,6 +55,36 @@ contract DstackMembershipNFT is DstackAppBase, ERC721Upgradeable {
     uint256 public totalMinted;
     uint256 public totalBurned;
 
+    // ---- v2 state (appended: the proxy's existing layout is unchanged)
+
+    /// Cap on each endpoint string (bytes).
+    uint256 public constant MAX_ENDPOINT_LENGTH = 256;
+
+    struct Node {
+        address nodeKey; // may act for the token; zero when nothing is registered
+        uint32 epoch; // grows on each new instance or re-activation
+        bool evicted; // set by the contract owner; blocks registration
+        string raftEndpoint;
+        string httpEndpoint;
+    }
+
+    /// One active member as activeNodes() returns it.
+    struct NodeInfo {
+        uint256 tokenId;
+        bytes32 instanceId;
+        address owner;
+        address nodeKey;
+        uint32 epoch;
+        string raftEndpoint;
+        string httpEndpoint;
+    }
+
+    mapping(uint256 => Node) private _nodes;
+    /// The leader token a token's live no-confidence vote counts against (0:
+    /// a vote about an address that was not the leader's).
+    mapping(uint256 => uint256) public tokenVoteLeader;
+    mapping(uint256 => mapping(uint256 => uint256)) private _votesAgainstToken; // term => leader token => count
+
     event LeaderElected(address indexed leader, uint256 indexed tokenId, bytes32 instanceId);
     event VoteCast(address indexed voter, address indexed target, bool isNoConfidence);
     event LeaderChallenged(address indexed newLeader, address indexed oldLeader, uint256 voteCount);
@@ -61,6 +96,12 @@ contract DstackMembershipNFT is DstackAppBase, ERC721Upgradeable {
     event ClusterSizeUpdated(uint256 totalActiveNodes, uint256 requiredVotes);
     event LeaseParametersSet(uint256 heartbeatPeriod, uint256 leaseDuration);
     event MaxSupplySet(uint256 maxSupply);
+    event NodeRegistered(uint256 indexed tokenId, bytes32 indexed instanceId, address nodeKey, uint32 epoch);
+    event EndpointsSet(uint256 indexed tokenId, string raftEndpoint, string httpEndpoint);
+    event TokenEvicted(uint256 indexed tokenId);
+    event TokenReadmitted(uint256 indexed tokenId);
+    event InstanceReleased(bytes32 indexed instanceId, uint256 indexed tokenId);
+    event TokenVoteCast(uint256 indexed voterToken, uint256 indexed leaderToken, uint256 term, bool isNoConfidence);
 
     function _initExtension() internal override {
         __ERC721_init("Dstack Node Access", "DNODE");
@@ -117,25 +158,85 @@ contract DstackMembershipNFT is DstackAppBase, ERC721Upgradeable {
 
     // ------------------------------------------------------------ instances
 
-    /// Register (or re-activate) the instance of a token the caller owns.
+    /// Register (or re-activate) the instance of a token the caller owns
+    /// (the seed's form: the node key is the caller, no endpoints).
     /// One instance per token and one token per instance: a token that had
     /// another instance gives it up.
     function registerInstance(bytes32 instanceId, uint256 tokenId) external {
+        _checkRegistration(tokenId, instanceId);
+        _register(tokenId, instanceId, msg.sender, "", "");
+    }
+
+    /// Register a token's node: its instance, its own key (which may then
+    /// elect, heartbeat, vote and set endpoints for the token; the owner's
+    /// key can stay cold) and its endpoints. A new instance, or the
+    /// re-activation of an inactive one, starts a new epoch: the node's raft
+    /// id is `tokenId << 32 | epoch`. Re-registering the active instance
+    /// keeps the epoch (and updates the key and endpoints).
+    function registerNode(
+        uint256 tokenId,
+        bytes32 instanceId,
+        address nodeKey,
+        string calldata raftEndpoint,
+        string calldata httpEndpoint
+    ) external {
+        _checkRegistration(tokenId, instanceId);
+        require(nodeKey != address(0), "Invalid node key");
+        _checkEndpoints(raftEndpoint, httpEndpoint);
+        _register(tokenId, instanceId, nodeKey, raftEndpoint, httpEndpoint);
+    }
+
+    /// New endpoints for a registered token (its owner or its node key).
+    function setEndpoints(uint256 tokenId, string calldata raftEndpoint, string calldata httpEndpoint) external {
+        require(_isOwnerOrKey(tokenId), "Not the token's owner or node key");
+        require(!_nodes[tokenId].evicted, "Token evicted");
+        require(tokenToInstance[tokenId] != bytes32(0), "No instance registered");
+        _checkEndpoints(raftEndpoint, httpEndpoint);
+        _nodes[tokenId].raftEndpoint = raftEndpoint;
+        _nodes[tokenId].httpEndpoint = httpEndpoint;
+        emit EndpointsSet(tokenId, raftEndpoint, httpEndpoint);
+    }
+
+    function _checkRegistration(uint256 tokenId, bytes32 instanceId) internal view {
         require(_ownerOf(tokenId) == msg.sender, "Must own NFT");
+        require(!_nodes[tokenId].evicted, "Token evicted");
         require(instanceId != bytes32(0), "Invalid instance id");
         uint256 holder = instanceToToken[instanceId];
         require(holder == 0 || holder == tokenId, "Instance registered to another token");
+    }
+
+    function _checkEndpoints(string calldata raftEndpoint, string calldata httpEndpoint) internal pure {
+        uint256 r = bytes(raftEndpoint).length;
+        uint256 h = bytes(httpEndpoint).length;
+        require(r > 0 && r <= MAX_ENDPOINT_LENGTH, "Invalid raft endpoint");
+        require(h > 0 && h <= MAX_ENDPOINT_LENGTH, "Invalid http endpoint");
+    }
+
+    function _register(
+        uint256 tokenId,
+        bytes32 instanceId,
+        address nodeKey,
+        string memory raftEndpoint,
+        string memory httpEndpoint
+    ) internal {
         bytes32 old = tokenToInstance[tokenId];
         if (old != bytes32(0) && old != instanceId) {
             _revoke(tokenId, "instance replaced");
         }
         tokenToInstance[tokenId] = instanceId;
         instanceToToken[instanceId] = tokenId;
+        Node storage n = _nodes[tokenId];
+        n.nodeKey = nodeKey;
+        n.raftEndpoint = raftEndpoint;
+        n.httpEndpoint = httpEndpoint;
         if (!activeInstances[instanceId]) {
+            require(n.epoch < type(uint32).max, "Epoch exhausted");
+            n.epoch++;
             activeInstances[instanceId] = true;
             _setClusterSize(totalActiveNodes + 1);
         }
         emit InstanceRegistered(tokenId, instanceId);
+        emit NodeRegistered(tokenId, instanceId, nodeKey, n.epoch);
     }
 
     /// Mark a token's instance inactive (its owner or the contract owner).
@@ -143,13 +244,51 @@ contract DstackMembershipNFT is DstackAppBase, ERC721Upgradeable {
         require(_ownerOf(tokenId) == msg.sender || owner() == msg.sender, "Not authorized");
         bytes32 id = tokenToInstance[tokenId];
         require(id != bytes32(0) && activeInstances[id], "Instance not active");
+        _deactivate(tokenId, id, "leader deactivated");
+    }
+
+    function _deactivate(uint256 tokenId, bytes32 id, string memory reason) internal {
         activeInstances[id] = false;
         _setClusterSize(totalActiveNodes - 1);
         _dropVote(tokenId);
         if (currentLeaderTokenId == tokenId) {
-            _clearLeader("leader deactivated");
+            _clearLeader(reason);
         }
         emit InstanceDeactivated(tokenId, id);
+    }
+
+    /// Contract owner: deactivate a token's instance and refuse any
+    /// registration of the token (by any holder, after any transfer) until
+    /// readmit(). The instance stays mapped to the token (isAppAllowed:
+    /// "Instance marked inactive"); releaseInstance() frees it.
+    function evict(uint256 tokenId) external onlyOwner {
+        require(_ownerOf(tokenId) != address(0), "Token does not exist");
+        Node storage n = _nodes[tokenId];
+        require(!n.evicted, "Already evicted");
+        n.evicted = true;
+        bytes32 id = tokenToInstance[tokenId];
+        if (id != bytes32(0) && activeInstances[id]) {
+            _deactivate(tokenId, id, "leader evicted");
+        }
+        emit TokenEvicted(tokenId);
+    }
+
+    /// Contract owner: lift an eviction. The holder registers again (a new
+    /// epoch).
+    function readmit(uint256 tokenId) external onlyOwner {
+        Node storage n = _nodes[tokenId];
+        require(n.evicted, "Not evicted");
+        n.evicted = false;
+        emit TokenReadmitted(tokenId);
+    }
+
+    /// Contract owner: free an instance id (one squatted by another token):
+    /// the token holding it loses it, as on a transfer.
+    function releaseInstance(bytes32 instanceId) external onlyOwner {
+        uint256 tokenId = instanceToToken[instanceId];
+        require(tokenId != 0, "Instance not registered");
+        _revoke(tokenId, "instance released");
+        emit InstanceReleased(instanceId, tokenId);
     }
 
     /// Transfers and burns revoke the token's instance: "NFT sales transfer
@@ -171,6 +310,10 @@ contract DstackMembershipNFT is DstackAppBase, ERC721Upgradeable {
         }
         delete instanceToToken[id];
         delete tokenToInstance[tokenId];
+        Node storage n = _nodes[tokenId];
+        delete n.nodeKey;
+        delete n.raftEndpoint;
+        delete n.httpEndpoint;
         _dropVote(tokenId);
         if (currentLeaderTokenId == tokenId) {
             _clearLeader(reason);
@@ -209,26 +352,43 @@ contract DstackMembershipNFT is DstackAppBase, ERC721Upgradeable {
         require(found != 0, "Must own NFT with an active instance");
     }
 
-    function _requireActiveOwner(uint256 tokenId) internal view {
-        require(_ownerOf(tokenId) == msg.sender, "Must own NFT");
+    function _isOwnerOrKey(uint256 tokenId) internal view returns (bool) {
+        address o = _ownerOf(tokenId);
+        address k = _nodes[tokenId].nodeKey;
+        return (o != address(0) && o == msg.sender) || (k != address(0) && k == msg.sender);
+    }
+
+    /// The caller is the token's owner or its node key, and the token is
+    /// active.
+    function _requireActor(uint256 tokenId) internal view {
+        require(_isOwnerOrKey(tokenId), "Not the token's owner or node key");
         require(_isActiveToken(tokenId), "Instance not active");
     }
 
     // -------------------------------------------------------------- leader
 
-    /// Become leader when there is none (or the leader's token is no longer
-    /// active). The caller must own exactly one active token.
+    /// Become leader when there is none, the leader's token is no longer
+    /// active, or its lease has expired. The caller must own exactly one
+    /// active token.
     function electLeader() external {
         _elect(_soleActiveToken(msg.sender));
     }
 
+    /// The same for a token (its owner or its node key).
     function electLeaderByToken(uint256 tokenId) external {
-        _requireActiveOwner(tokenId);
+        _requireActor(tokenId);
         _elect(tokenId);
     }
 
+    function _leaseExpired() internal view returns (bool) {
+        return block.timestamp > leadershipExpiry;
+    }
+
     function _elect(uint256 tokenId) internal {
-        if (currentLeader != address(0) && _isActiveToken(currentLeaderTokenId)) return;
+        if (currentLeader != address(0) && _isActiveToken(currentLeaderTokenId)) {
+            if (!_leaseExpired()) return;
+            _clearLeader("lease expired");
+        }
         _setLeader(ownerOf(tokenId), tokenId);
     }
 
@@ -248,12 +408,24 @@ contract DstackMembershipNFT is DstackAppBase, ERC721Upgradeable {
         leadershipExpiry = 0;
     }
 
-    /// The leader extends its lease.
+    /// The leader (its owner or its token's node key) extends its lease.
+    /// After the lease has expired a heartbeat does not revive it: the call
+    /// succeeds but clears the leader (LeaderCleared "lease expired", a new
+    /// term, no leader) and the next electLeader* picks one.
     function leaderHeartbeat() external {
-        require(msg.sender == currentLeader && currentLeader != address(0), "Not the leader");
-        require(_isActiveToken(currentLeaderTokenId), "Instance not active");
+        uint256 t = currentLeaderTokenId;
+        require(
+            currentLeader != address(0)
+                && (msg.sender == currentLeader || (msg.sender == _nodes[t].nodeKey && _nodes[t].nodeKey != address(0))),
+            "Not the leader"
+        );
+        require(_isActiveToken(t), "Instance not active");
+        if (_leaseExpired()) {
+            _clearLeader("lease expired");
+            return;
+        }
         leadershipExpiry = block.timestamp + leaseDuration;
-        emit LeaderHeartbeat(msg.sender, currentLeaderTokenId, leadershipExpiry);
+        emit LeaderHeartbeat(currentLeader, t, leadershipExpiry);
     }
 
     // --------------------------------------------------------------- votes
@@ -265,47 +437,82 @@ contract DstackMembershipNFT is DstackAppBase, ERC721Upgradeable {
         _castVote(_soleActiveToken(msg.sender), target, isNoConfidence);
     }
 
+    /// The same for a token (its owner or its node key). A vote about the
+    /// current leader's address counts against the current leader's token.
     function castVoteByToken(uint256 tokenId, address target, bool isNoConfidence) external {
-        _requireActiveOwner(tokenId);
+        _requireActor(tokenId);
         _castVote(tokenId, target, isNoConfidence);
+    }
+
+    /// v2: voterToken (its owner or its node key) votes about the leader by
+    /// token. A no-confidence vote must name the current leader's token
+    /// ("Not the current leader"); a clear (false) may name any token.
+    function castVoteByToken(uint256 voterToken, uint256 leaderToken, bool isNoConfidence) external {
+        _requireActor(voterToken);
+        if (isNoConfidence) {
+            require(leaderToken != 0 && leaderToken == currentLeaderTokenId, "Not the current leader");
+            _record(voterToken, currentLeader, leaderToken, true);
+        } else {
+            address o = leaderToken == currentLeaderTokenId ? currentLeader : _ownerOf(leaderToken);
+            _record(voterToken, o, 0, false);
+        }
     }
 
     function _castVote(uint256 tokenId, address target, bool isNoConfidence) internal {
         require(target != address(0), "Invalid target");
+        uint256 leaderToken = target == currentLeader ? currentLeaderTokenId : 0;
+        _record(tokenId, target, isNoConfidence ? leaderToken : 0, isNoConfidence);
+    }
+
+    /// Replace tokenId's live vote. A no-confidence vote counts against
+    /// target (the address count) and, when leaderToken is not 0 (it is
+    /// then the current leader's token), against leaderToken: at
+    /// requiredVotes the contract elects a new leader.
+    function _record(uint256 tokenId, address target, uint256 leaderToken, bool isNoConfidence) internal {
         _dropVote(tokenId);
         uint256 term = leadershipTerm;
         tokenVotes[tokenId] = TokenVote({target: target, term: term, isNoConfidence: isNoConfidence});
+        tokenVoteLeader[tokenId] = leaderToken;
         currentVotes[msg.sender] =
             Vote({voter: msg.sender, tokenId: tokenId, isNoConfidence: isNoConfidence, timestamp: block.timestamp});
         emit VoteCast(msg.sender, target, isNoConfidence);
+        emit TokenVoteCast(tokenId, leaderToken, term, isNoConfidence);
         if (isNoConfidence) {
-            uint256 n = ++_votesAgainst[term][target];
-            if (target == currentLeader && n >= requiredVotes) {
-                _electNewLeader(n);
+            ++_votesAgainst[term][target];
+            if (leaderToken != 0) {
+                uint256 n = ++_votesAgainstToken[term][leaderToken];
+                if (n >= requiredVotes) {
+                    _electNewLeader(n);
+                }
             }
         }
     }
 
-    /// Remove a token's live vote from the count of the vote's own target.
+    /// Remove a token's live vote from the counts of the vote's own target.
     function _dropVote(uint256 tokenId) internal {
         TokenVote memory v = tokenVotes[tokenId];
         if (v.isNoConfidence && v.term == leadershipTerm) {
             _votesAgainst[v.term][v.target]--;
+            uint256 lt = tokenVoteLeader[tokenId];
+            if (lt != 0) _votesAgainstToken[v.term][lt]--;
         }
         delete tokenVotes[tokenId];
+        delete tokenVoteLeader[tokenId];
     }
 
-    /// The active token, not owned by the old leader, with the fewest votes
-    /// against its owner this term (ties: lowest token id).
+    /// The active token other than the old leader's token whose owner has
+    /// the fewest votes against it this term (ties: lowest token id). Tokens
+    /// of the old leader's owner are eligible, so a cluster whose tokens
+    /// share one owner can replace its leader.
     function _electNewLeader(uint256 voteCount) internal {
         address oldLeader = currentLeader;
+        uint256 oldToken = currentLeaderTokenId;
         uint256 term = leadershipTerm;
         uint256 best;
         uint256 bestVotes = type(uint256).max;
         for (uint256 t = 1; t <= totalMinted; t++) {
-            address o = _ownerOf(t);
-            if (o == address(0) || o == oldLeader || !_isActiveToken(t)) continue;
-            uint256 v = _votesAgainst[term][o];
+            if (t == oldToken || !_isActiveToken(t)) continue;
+            uint256 v = _votesAgainst[term][_ownerOf(t)];
             if (v < bestVotes) {
                 bestVotes = v;
                 best = t;
@@ -321,7 +528,62 @@ contract DstackMembershipNFT is DstackAppBase, ERC721Upgradeable {
         return _votesAgainst[leadershipTerm][leader];
     }
 
+    /// Live no-confidence votes against a leader token in the current term.
+    function noConfidenceCountByToken(uint256 leaderToken) external view returns (uint256) {
+        return _votesAgainstToken[leadershipTerm][leaderToken];
+    }
+
     // ---------------------------------------------------------------- views
+
+    /// A token's node: instance, node key, epoch, endpoints, and whether it
+    /// is an active member. Raft id: raftIdOf(tokenId).
+    function nodeOf(uint256 tokenId)
+        external
+        view
+        returns (
+            bytes32 instanceId,
+            address nodeKey,
+            uint32 epoch,
+            string memory raftEndpoint,
+            string memory httpEndpoint,
+            bool active
+        )
+    {
+        Node storage n = _nodes[tokenId];
+        return (tokenToInstance[tokenId], n.nodeKey, n.epoch, n.raftEndpoint, n.httpEndpoint, _isActiveToken(tokenId));
+    }
+
+    /// The raft id of a token's current registration: tokenId << 32 | epoch.
+    function raftIdOf(uint256 tokenId) external view returns (uint256) {
+        return tokenId << 32 | _nodes[tokenId].epoch;
+    }
+
+    function isEvicted(uint256 tokenId) external view returns (bool) {
+        return _nodes[tokenId].evicted;
+    }
+
+    /// v2: every active member with its node key, epoch and endpoints, in
+    /// one call (token order).
+    function activeNodes() external view returns (NodeInfo[] memory nodes) {
+        uint256 n = totalActiveNodes;
+        nodes = new NodeInfo[](n);
+        uint256 k;
+        for (uint256 t = 1; t <= totalMinted && k < n; t++) {
+            if (!_isActiveToken(t)) continue;
+            Node storage x = _nodes[t];
+            nodes[k] = NodeInfo({
+                tokenId: t,
+                instanceId: tokenToInstance[t],
+                owner: _ownerOf(t),
+                nodeKey: x.nodeKey,
+                epoch: x.epoch,
+                raftEndpoint: x.raftEndpoint,
+                httpEndpoint: x.httpEndpoint
+            });
+            k++;
+        }
+    }
+
 
     /// Every active member in one call: token ids, instance ids, owners.
     function activeMembers()

@@ -206,7 +206,7 @@ contract DstackMembershipNFTTest is Fixture {
         nft.castVoteByToken(4, wallet(1), true);
         assertEq(nft.noConfidenceCount(wallet(1)), 2, "one vote per token");
         vm.prank(wallet(3));
-        vm.expectRevert(bytes("Must own NFT"));
+        vm.expectRevert(bytes("Not the token's owner or node key"));
         nft.castVoteByToken(2, wallet(1), true);
         vm.prank(wallet(3));
         nft.castVote(wallet(1), true);

@@ -1,6 +1,9 @@
 /* test_compose.c - dstack compose hash (chain/compose): the 30 reference
- * vectors byte for byte, normalization, escaping, key order, numbers, and a
- * cross-check against node's JSON.stringify when node is installed. */
+ * vectors byte for byte, vectors generated with @phala/dstack-sdk itself
+ * (integer-like keys, __proto__ and constructor keys, out-of-range numbers,
+ * lone surrogates, normalization of non-objects), escaping, key order,
+ * numbers, and a cross-check against node's JSON.stringify when node is
+ * installed. */
 #include "chain/compose.h"
 #include "core/err.h"
 #include "harness.h"
@@ -62,6 +65,131 @@ TEST(reference_vectors)
     return 0;
 }
 
+/* "<normalize> <hash> <json>" lines produced by the SDK's
+ * getComposeHash(JSON.parse(json), normalize); returns the count checked
+ * or -1 (unreadable file, malformed line, a hash that differs). */
+static int check_sdk_file(const char *name)
+{
+    char path[512];
+    const char *src = getenv("NFTRAFT_SOURCE_DIR");
+    snprintf(path, sizeof path, "%s/tests/data/compose/%s", src ? src : ".",
+             name);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        fprintf(stderr, "  cannot read %s\n", path);
+        return -1;
+    }
+    char line[8192];
+    int n = 0, bad = 0;
+    while (fgets(line, sizeof line, f) != NULL) {
+        if (line[0] == '#')
+            continue;
+        size_t l = strlen(line);
+        while (l > 0 && line[l - 1] == '\n')
+            line[--l] = '\0';
+        if (l < 68 || (line[0] != '0' && line[0] != '1') || line[1] != ' ' ||
+            line[66] != ' ') {
+            fprintf(stderr, "  %s: malformed line %d\n", name, n + 1);
+            bad++;
+            continue;
+        }
+        const char *json = line + 67;
+        char want[65], hex[65], err[256];
+        memcpy(want, line + 2, 64);
+        want[64] = '\0';
+        int rv = compose_hash(json, strlen(json), line[0] == '1', hex, err,
+                              sizeof err);
+        if (rv != 0 || strcmp(hex, want) != 0) {
+            fprintf(stderr,
+                    "  %s line %d (normalize %c): %s\n  got %s, want %s\n",
+                    name, n + 1, line[0], json, rv ? err : hex, want);
+            bad++;
+        }
+        n++;
+    }
+    fclose(f);
+    return bad ? -1 : n;
+}
+
+/* Vectors generated with @phala/dstack-sdk itself: one per class
+ * (sdk-vectors.txt) and 4000 random documents (sdk-random-vectors.txt). */
+TEST(sdk_generated_vectors)
+{
+    ASSERT(check_sdk_file("sdk-vectors.txt") >= 40);
+    ASSERT_EQ(check_sdk_file("sdk-random-vectors.txt"), 4000);
+    return 0;
+}
+
+/* The JavaScript classes, spelled out (each also in sdk-vectors.txt). */
+TEST(javascript_object_semantics)
+{
+    /* Array-index keys first in numeric order, then the sorted rest;
+     * "01", "-1", "1.5" and 4294967295 are not indices. */
+    ASSERT(check_canon("{\"10\":1,\"9\":2,\"b\":3,\"0\":4,\"01\":5,"
+                       "\"4294967294\":6,\"4294967295\":7,\"-1\":8}",
+                       "{\"0\":4,\"9\":2,\"10\":1,\"4294967294\":6,\"-1\":8,"
+                       "\"01\":5,\"4294967295\":7,\"b\":3}",
+                       false) == 0);
+    /* sortObject's result["__proto__"] = v is the prototype setter. */
+    ASSERT(check_canon("{\"__proto__\":{\"x\":1},\"a\":[{\"__proto__\":null,"
+                       "\"k\":2}]}",
+                       "{\"a\":[{\"k\":2}]}", false) == 0);
+    /* An own "constructor" key: not a plain object to sortObject, kept in
+     * JSON.parse order, children unsorted, __proto__ kept. */
+    ASSERT(check_canon("{\"c\":{\"constructor\":1,\"b\":{\"z\":1,\"y\":2},"
+                       "\"2\":0,\"1\":0,\"__proto__\":3},\"a\":0}",
+                       "{\"a\":0,\"c\":{\"1\":0,\"2\":0,\"constructor\":1,"
+                       "\"b\":{\"z\":1,\"y\":2},\"__proto__\":3}}",
+                       false) == 0);
+    /* Duplicate keys: the last value at the first position. */
+    ASSERT(check_canon("{\"c\":{\"constructor\":0,\"x\":1,\"y\":2,\"x\":3}}",
+                       "{\"c\":{\"constructor\":0,\"x\":3,\"y\":2}}",
+                       false) == 0);
+    /* Beyond the double range: JSON.parse gives +-Infinity, printed null;
+     * below it, 0. */
+    ASSERT(
+        check_canon("[1e400,-1e400,1e-400,123456789012345678901234567890e300]",
+                    "[null,null,0,null]", false) == 0);
+    /* Lone surrogates stay as JavaScript strings hold them and are
+     * escaped by JSON.stringify; pairs become UTF-8. */
+    ASSERT(check_canon("[\"\\ud800\",\"a\\udc00b\",\"\\ud83d\\ude80\","
+                       "\"\\udc00\\ud800\"]",
+                       "[\"\\ud800\",\"a\\udc00b\",\"\xf0\x9f\x9a\x80\","
+                       "\"\\udc00\\ud800\"]",
+                       false) == 0);
+    /* normalize is {...doc}: arrays and strings become index-keyed
+     * objects, other values {}. */
+    ASSERT(check_canon("[\"b\",\"a\"]", "{\"0\":\"b\",\"1\":\"a\"}", true) ==
+           0);
+    ASSERT(check_canon("\"a\\ud83d\\ude00\"",
+                       "{\"0\":\"a\",\"1\":\"\\ud83d\",\"2\":\"\\ude00\"}",
+                       true) == 0);
+    ASSERT(check_canon("42", "{}", true) == 0);
+    ASSERT(check_canon("42", "42", false) == 0);
+    return 0;
+}
+
+/* JSON.parse values written back as strict JSON (kms-auth's bodies). */
+TEST(js_reencode)
+{
+    char *out = NULL, err[128];
+    const char *in = "{\"a\":\"x\\ud800\",\"b\":[1e400,-1e400],\"a\":\"y\","
+                     "\"1\":\"\\ud83d\\ude80\"}";
+    ASSERT_EQ(compose_js_reencode(in, strlen(in), &out, err, sizeof err), 0);
+    ASSERT_STR_EQ(out, "{\"1\":\"\xf0\x9f\x9a\x80\",\"a\":\"y\","
+                       "\"b\":[1e308,-1e308]}");
+    free(out);
+    in = "{\"a\":\"\\udc00\"}";
+    ASSERT_EQ(compose_js_reencode(in, strlen(in), &out, err, sizeof err), 0);
+    ASSERT_STR_EQ(out, "{\"a\":\"\xef\xbf\xbd\"}");
+    free(out);
+    ASSERT_EQ(compose_js_reencode("{\"a\":1,}", 8, &out, err, sizeof err),
+              ERR_MALFORMED);
+    ASSERT_EQ(compose_js_reencode("\xef\xbb\xbf{}", 5, &out, err, sizeof err),
+              ERR_MALFORMED); /* JSON.parse takes no BOM */
+    return 0;
+}
+
 TEST(normalization)
 {
     char hex[65], err[256];
@@ -104,9 +232,10 @@ TEST(escaping)
 
 TEST(key_order)
 {
-    ASSERT(check_canon("{\"b\":1,\"B\":2,\"a\":3,\"A\":4,\"_\":5,\"10\":6,\"9\":7}",
-                       "{\"10\":6,\"9\":7,\"A\":4,\"B\":2,\"_\":5,\"a\":3,\"b\":1}",
-                       false) == 0);
+    ASSERT(check_canon(
+               "{\"b\":1,\"B\":2,\"a\":3,\"A\":4,\"_\":5,\"10\":6,\"9\":7}",
+               "{\"9\":7,\"10\":6,\"A\":4,\"B\":2,\"_\":5,\"a\":3,\"b\":1}",
+               false) == 0);
     /* UTF-16 order: U+1F600 (surrogates D83D...) sorts before U+FF5E. */
     ASSERT(check_canon("{\"\xef\xbd\x9e\":1,\"\xf0\x9f\x98\x80\":2,\"z\":3}",
                        "{\"z\":3,\"\xf0\x9f\x98\x80\":2,\"\xef\xbd\x9e\":1}",
@@ -185,7 +314,8 @@ TEST(matches_node_json_stringify)
     return 0;
 }
 
-TEST_LIST(TEST_ENTRY(reference_vectors), TEST_ENTRY(normalization),
-          TEST_ENTRY(escaping), TEST_ENTRY(key_order),
-          TEST_ENTRY(numbers_as_javascript_prints_them), TEST_ENTRY(bad_input),
-          TEST_ENTRY(matches_node_json_stringify))
+TEST_LIST(TEST_ENTRY(reference_vectors), TEST_ENTRY(sdk_generated_vectors),
+          TEST_ENTRY(javascript_object_semantics), TEST_ENTRY(js_reencode),
+          TEST_ENTRY(normalization), TEST_ENTRY(escaping),
+          TEST_ENTRY(key_order), TEST_ENTRY(numbers_as_javascript_prints_them),
+          TEST_ENTRY(bad_input), TEST_ENTRY(matches_node_json_stringify))

@@ -3,6 +3,7 @@
 #include "core/err.h"
 #include "harness.h"
 
+#define SECRET "--cluster-secret-file", "/tmp/secret"
 #define PEERS "1=127.0.0.1:9101=http://127.0.0.1:9001,"                      \
               "2=127.0.0.1:9102=http://127.0.0.1:9002/,"                     \
               "3=127.0.0.1:9103=http://127.0.0.1:9003"
@@ -27,7 +28,7 @@ TEST(static_ok)
     struct config c;
     char *argv[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
                     "127.0.0.1:9002", "--raft", "127.0.0.1:9102", "--peers",
-                    PEERS, NULL};
+                    PEERS, SECRET, NULL};
     ASSERT_EQ(parse(&c, argv), 0);
     ASSERT_U64_EQ(c.id, 2);
     ASSERT_EQ(c.n_peers, 3);
@@ -39,7 +40,7 @@ TEST(static_ok)
     ASSERT_EQ(c.install_snapshot_timeout_ms, 5000);
     char *snap[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
                     "127.0.0.1:9002", "--raft", "127.0.0.1:9102", "--peers",
-                    PEERS, "--install-snapshot-timeout", "1500", NULL};
+                    PEERS, SECRET, "--install-snapshot-timeout", "1500", NULL};
     ASSERT_EQ(parse(&c, snap), 0);
     ASSERT_EQ(c.install_snapshot_timeout_ms, 1500);
     ASSERT_U64_EQ(c.log_retention, 10000);
@@ -47,11 +48,17 @@ TEST(static_ok)
     ASSERT_EQ(c.snapshot_threshold, 65536);
     char *ret[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
                    "127.0.0.1:9002", "--raft", "127.0.0.1:9102", "--peers",
-                   PEERS, "--log-retention", "0", "--key-retention", "500",
-                   NULL};
+                   PEERS, SECRET, "--log-retention", "0", "--key-retention",
+                   "500", NULL};
     ASSERT_EQ(parse(&c, ret), 0);
     ASSERT_U64_EQ(c.log_retention, 0);
     ASSERT_U64_EQ(c.key_retention, 500);
+    ASSERT_STR_EQ(c.bind_ip, ""); /* outgoing HTTP: the route's source */
+    char *bind[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
+                    "127.0.0.1:9002", "--bind-outgoing", "--raft",
+                    "127.0.0.1:9102", "--peers", PEERS, SECRET, NULL};
+    ASSERT_EQ(parse(&c, bind), 0);
+    ASSERT_STR_EQ(c.bind_ip, "127.0.0.1"); /* the --raft host */
     return 0;
 }
 
@@ -73,27 +80,27 @@ TEST(bad_flags)
     char *noval[] = {"nftraftd", "--data-dir", NULL};
     char *badraft[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
                        "127.0.0.1:9001", "--raft", "localhost:9101",
-                       "--peers", PEERS, NULL};
+                       "--peers", PEERS, SECRET, NULL};
     char *badport[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
                        "127.0.0.1:70000", "--raft", "127.0.0.1:9101",
-                       "--peers", PEERS, NULL};
+                       "--peers", PEERS, SECRET, NULL};
     char *notinpeers[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
                           "127.0.0.1:9001", "--raft", "127.0.0.1:9999",
-                          "--peers", PEERS, NULL};
+                          "--peers", PEERS, SECRET, NULL};
     char *badpeers[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
                         "127.0.0.1:9001", "--raft", "127.0.0.1:9101",
-                        "--peers", "1=127.0.0.1:9101", NULL};
+                        "--peers", "1=127.0.0.1:9101", SECRET, NULL};
     char *dup[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
                    "127.0.0.1:9001", "--raft", "127.0.0.1:9101", "--peers",
                    "1=127.0.0.1:9101=http://a:1,1=127.0.0.1:9102=http://b:1",
-                   NULL};
+                   SECRET, NULL};
     char *timeouts[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
                         "127.0.0.1:9001", "--raft", "127.0.0.1:9101",
-                        "--peers", PEERS, "--election-timeout", "100",
+                        "--peers", PEERS, SECRET, "--election-timeout", "100",
                         "--heartbeat-timeout", "80", NULL};
     char *neg[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
                    "127.0.0.1:9001", "--raft", "127.0.0.1:9101", "--peers",
-                   PEERS, "--snapshot-threshold", "-5", NULL};
+                   PEERS, SECRET, "--snapshot-threshold", "-5", NULL};
     char *contract[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
                         "127.0.0.1:9001", "--raft", "127.0.0.1:9101",
                         "--rpc-url", "http://127.0.0.1:8545", "--contract",
@@ -106,10 +113,10 @@ TEST(bad_flags)
                      "--instance-id", "node1", NULL};
     char *join[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
                     "127.0.0.1:9001", "--raft", "127.0.0.1:9101", "--peers",
-                    PEERS, "--join", NULL};
+                    PEERS, SECRET, "--join", NULL};
     char *snapto[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
                       "127.0.0.1:9001", "--raft", "127.0.0.1:9101", "--peers",
-                      PEERS, "--install-snapshot-timeout", "5", NULL};
+                      PEERS, SECRET, "--install-snapshot-timeout", "5", NULL};
     char *extra[] = {"nftraftd", "stray", NULL};
     char *logret[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
                       "127.0.0.1:9001", "--raft", "127.0.0.1:9101", "--peers",
@@ -170,5 +177,78 @@ TEST(u64)
     return 0;
 }
 
-TEST_LIST(TEST_ENTRY(static_ok), TEST_ENTRY(help_and_version),
+TEST(raft_port_auth)
+{
+    struct config c;
+    char *none[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
+                    "127.0.0.1:9001", "--raft", "127.0.0.1:9101", "--peers",
+                    PEERS, NULL};
+    char *both[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
+                    "127.0.0.1:9001", "--raft", "127.0.0.1:9101", "--peers",
+                    PEERS, SECRET, "--insecure-no-auth", NULL};
+    char *insecure[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
+                        "127.0.0.1:9001", "--raft", "127.0.0.1:9101",
+                        "--peers", PEERS, "--insecure-no-auth", NULL};
+    char *chain[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
+                     "127.0.0.1:9001", "--raft", "127.0.0.1:9101",
+                     "--rpc-url", "http://127.0.0.1:8545", "--contract",
+                     "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+                     "--instance-id", "node1", "--wallet-key", "/k", SECRET,
+                     NULL};
+    char *caps[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
+                    "127.0.0.1:9001", "--raft", "127.0.0.1:9101", "--peers",
+                    PEERS, SECRET, "--max-raft-message", "2097152",
+                    "--max-raft-connections", "8", NULL};
+    char *badcap[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
+                      "127.0.0.1:9001", "--raft", "127.0.0.1:9101", "--peers",
+                      PEERS, SECRET, "--max-raft-connections", "1", NULL};
+    ASSERT_EQ(parse(&c, none), ERR_INVALID);
+    ASSERT_EQ(parse(&c, both), ERR_INVALID);
+    ASSERT_EQ(parse(&c, chain), ERR_INVALID);
+    ASSERT_EQ(parse(&c, badcap), ERR_INVALID);
+    ASSERT_EQ(parse(&c, insecure), 0);
+    ASSERT(c.insecure_no_auth);
+    ASSERT_EQ(parse(&c, caps), 0);
+    ASSERT_STR_EQ(c.cluster_secret_file, "/tmp/secret");
+    ASSERT_U64_EQ(c.max_raft_message, 2097152);
+    ASSERT_EQ(c.max_raft_connections, 8);
+    return 0;
+}
+
+TEST(rpc_safety)
+{
+    ASSERT(config_rpc_is_safe("https://mainnet.base.org/key/abc"));
+    ASSERT(config_rpc_is_safe("http://127.0.0.1:8545"));
+    ASSERT(config_rpc_is_safe("http://127.0.0.2/rpc"));
+    ASSERT(config_rpc_is_safe("http://localhost:8545"));
+    ASSERT(config_rpc_is_safe("http://[::1]:8545"));
+    ASSERT(config_rpc_is_safe("http://user:pw@127.0.0.1:8545"));
+    ASSERT(!config_rpc_is_safe("http://10.0.0.5:8545"));
+    ASSERT(!config_rpc_is_safe("http://anvil:8545"));
+    ASSERT(!config_rpc_is_safe("http://127.0.0.1.evil.example:8545"));
+    ASSERT(!config_rpc_is_safe("http://localhost.evil.example/"));
+    ASSERT(!config_rpc_is_safe("http://127.0.0.1@evil.example/"));
+    ASSERT(!config_rpc_is_safe("ftp://127.0.0.1/"));
+    struct config c;
+    char *remote[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
+                      "127.0.0.1:9001", "--raft", "127.0.0.1:9101",
+                      "--rpc-url", "http://10.1.2.3:8545", "--contract",
+                      "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+                      "--instance-id", "node1", "--wallet-key", "/k", NULL};
+    ASSERT_EQ(parse(&c, remote), ERR_INVALID);
+    char *allowed[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
+                       "127.0.0.1:9001", "--raft", "127.0.0.1:9101",
+                       "--rpc-url", "http://10.1.2.3:8545", "--contract",
+                       "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+                       "--instance-id", "node1", "--wallet-key", "/k",
+                       "--allow-insecure-rpc", "--chain-confirmations", "5",
+                       NULL};
+    ASSERT_EQ(parse(&c, allowed), 0);
+    ASSERT_EQ(c.chain_confirmations, 5);
+    return 0;
+}
+
+TEST_LIST(TEST_ENTRY(static_ok), TEST_ENTRY(raft_port_auth),
+          TEST_ENTRY(rpc_safety),
+          TEST_ENTRY(help_and_version),
           TEST_ENTRY(bad_flags), TEST_ENTRY(chain_env), TEST_ENTRY(u64))

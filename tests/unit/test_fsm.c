@@ -646,7 +646,34 @@ TEST(apply_throughput)
     return 0;
 }
 
+/* Found by tests/fuzz (fuzz_fsm_entry, fuzz_fsm_snapshot): a container
+ * header claiming billions of elements made msgpack-c allocate for all of
+ * them up front (ASan: out of memory asking for 0x4000000008 bytes) before
+ * seeing that the bytes were not there. Now malformed, nothing allocated. */
+TEST(huge_container_counts)
+{
+    struct fsm_cmd d;
+    const unsigned char entry[] = {0x97, 0x01, 0x01, 0xcf, 0x7f, 0xff, 0xff,
+                                   0xff, 0xff, 0xff, 0xff, 0xff, 0xdf, 0xff,
+                                   0xff, 0x02, 0x01, 0x79, 0x2d, 0x31};
+    ASSERT_EQ(fsm_cmd_decode(entry, sizeof entry, &d), ERR_MALFORMED);
+    const unsigned char arr[] = {0xdd, 0xff, 0xff, 0xff, 0xff, 0x01};
+    ASSERT_EQ(fsm_cmd_decode(arr, sizeof arr, &d), ERR_MALFORMED);
+    const unsigned char str[] = {0xdb, 0xff, 0xff, 0xff, 0xff, 0x01};
+    ASSERT_EQ(fsm_cmd_decode(str, sizeof str, &d), ERR_MALFORMED);
+    fresh_dir();
+    struct fsm *f = open_fsm("huge.db");
+    ASSERT(f != NULL);
+    unsigned char snap[] = {0x95, 0x01, 0x00, 0x05, 0xdd, 0x7f,
+                            0xff, 0xff, 0xff, 0x90};
+    ASSERT_EQ(fsm_restore(f, snap, sizeof snap), ERR_MALFORMED);
+    ASSERT_EQ(fsm_value(f), 0);
+    fsm_close(f);
+    return 0;
+}
+
 TEST_LIST(TEST_ENTRY(codec_roundtrip), TEST_ENTRY(codec_rejects),
+          TEST_ENTRY(huge_container_counts),
           TEST_ENTRY(apply_dedupe_overflow_replay), TEST_ENTRY(log_paging),
           TEST_ENTRY(snapshot_restore),
           TEST_ENTRY(snapshot_view_is_pinned_while_applying),

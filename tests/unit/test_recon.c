@@ -2,7 +2,9 @@
 #include "core/recon.h"
 #include "harness.h"
 
-static const struct recon_server three[] = {{1, true}, {2, true}, {3, true}};
+/* id, voter, live, caught up */
+static const struct recon_server three[] = {
+    {1, true, true, true}, {2, true, true, true}, {3, true, true, true}};
 static const uint64_t m123[] = {1, 2, 3};
 static const uint64_t m1234[] = {1, 2, 3, 4};
 static const uint64_t m12[] = {1, 2};
@@ -11,6 +13,7 @@ static struct recon_input base(void)
 {
     struct recon_input in = {0};
     in.self = 1;
+    in.my_id = 1;
     in.raft_leader = true;
     in.servers = three;
     in.n_servers = 3;
@@ -32,6 +35,7 @@ TEST(steady_state_does_nothing)
     struct recon_action a[RECON_MAX_ACTIONS];
     ASSERT_EQ(recon_decide(&in, a), 0);
     in.self = 2;
+    in.my_id = 2;
     in.raft_leader = false;
     ASSERT_EQ(recon_decide(&in, a), 0);
     return 0;
@@ -41,6 +45,8 @@ TEST(not_a_member_refuses)
 {
     struct recon_input in = base();
     in.self = 0;
+    in.my_id = 2;
+    in.raft_leader = false;
     struct recon_action a[RECON_MAX_ACTIONS];
     ASSERT_EQ(recon_decide(&in, a), 1);
     ASSERT_EQ(a[0].kind, RECON_REFUSE);
@@ -81,16 +87,76 @@ TEST(leader_removes_deactivated)
 
 TEST(leader_deactivated_hands_over_first)
 {
+    /* What the driver passes for a leader whose own token left: self 0,
+     * my_id its raft id. It refuses writes and hands leadership to a live,
+     * caught-up member voter; the new leader then removes it. */
     struct recon_input in = base();
     static const uint64_t m23[] = {2, 3};
     in.members = m23;
     in.n_members = 2;
-    in.chain_leader = 2;
+    in.self = 0;
+    in.chain_leader = 1;
     struct recon_action a[RECON_MAX_ACTIONS];
-    unsigned n = recon_decide(&in, a);
-    ASSERT(n >= 1);
-    ASSERT_EQ(a[0].kind, RECON_TRANSFER);
-    ASSERT_U64_EQ(a[0].id, 2);
+    ASSERT_EQ(recon_decide(&in, a), 2);
+    ASSERT_EQ(a[0].kind, RECON_REFUSE);
+    ASSERT_EQ(a[1].kind, RECON_TRANSFER);
+    ASSERT_U64_EQ(a[1].id, 2);
+    /* Not to a member that is down or behind. */
+    static const struct recon_server lagging[] = {
+        {1, true, true, true}, {2, true, false, true}, {3, true, true, false}};
+    in.servers = lagging;
+    ASSERT_EQ(recon_decide(&in, a), 1);
+    ASSERT_EQ(a[0].kind, RECON_REFUSE);
+    /* The new leader (2) removes the old one (1). */
+    in.servers = three;
+    in.self = 2;
+    in.my_id = 2;
+    ASSERT(recon_decide(&in, a) >= 1);
+    ASSERT_EQ(a[0].kind, RECON_REMOVE);
+    ASSERT_U64_EQ(a[0].id, 1);
+    return 0;
+}
+
+TEST(removal_keeps_a_live_majority)
+{
+    /* Voters {1,2,3}; 3 left the contract; 2 is down: removing 3 would
+     * leave {1,2} with one live voter, so nothing is removed. */
+    struct recon_input in = base();
+    static const struct recon_server two_down[] = {
+        {1, true, true, true}, {2, true, false, false}, {3, true, true, true}};
+    in.servers = two_down;
+    in.members = m12;
+    in.n_members = 2;
+    struct recon_action a[RECON_MAX_ACTIONS];
+    ASSERT_EQ(recon_decide(&in, a), 0);
+    /* With 2 back, 3 goes. */
+    in.servers = three;
+    ASSERT_EQ(recon_decide(&in, a), 1);
+    ASSERT_EQ(a[0].kind, RECON_REMOVE);
+    /* A non-voter that left is always removable. */
+    static const struct recon_server spare3[] = {
+        {1, true, true, true}, {2, true, false, false}, {3, false, false, false}};
+    in.servers = spare3;
+    ASSERT_EQ(recon_decide(&in, a), 1);
+    ASSERT_EQ(a[0].kind, RECON_REMOVE);
+    ASSERT_U64_EQ(a[0].id, 3);
+    return 0;
+}
+
+TEST(non_voter_member_is_promoted_not_added_again)
+{
+    struct recon_input in = base();
+    static const struct recon_server with_spare[] = {
+        {1, true, true, true}, {2, true, true, true}, {3, true, true, true},
+        {4, false, false, false}};
+    in.servers = with_spare;
+    in.n_servers = 4;
+    in.members = m1234;
+    in.n_members = 4;
+    struct recon_action a[RECON_MAX_ACTIONS];
+    ASSERT_EQ(recon_decide(&in, a), 1);
+    ASSERT_EQ(a[0].kind, RECON_PROMOTE);
+    ASSERT_U64_EQ(a[0].id, 4);
     return 0;
 }
 
@@ -115,6 +181,12 @@ TEST(raft_follows_chain_leader)
     ASSERT_EQ(recon_decide(&in, a), 1);
     ASSERT_EQ(a[0].kind, RECON_TRANSFER);
     ASSERT_U64_EQ(a[0].id, 3);
+    /* Not to a chain leader that is behind in raft or not heard from. */
+    static const struct recon_server behind[] = {
+        {1, true, true, true}, {2, true, true, true}, {3, true, true, false}};
+    in.servers = behind;
+    ASSERT_EQ(recon_decide(&in, a), 0);
+    in.servers = three;
     /* Not while the chain leader fails our ping: followers vote instead. */
     in.leader_health = 0;
     ASSERT_EQ(recon_decide(&in, a), 1);
@@ -173,7 +245,9 @@ TEST(follower_votes_on_expiry)
     return 0;
 }
 
-TEST_LIST(TEST_ENTRY(steady_state_does_nothing),
+TEST_LIST(TEST_ENTRY(removal_keeps_a_live_majority),
+          TEST_ENTRY(non_voter_member_is_promoted_not_added_again),
+          TEST_ENTRY(steady_state_does_nothing),
           TEST_ENTRY(not_a_member_refuses), TEST_ENTRY(leader_adds_new_member),
           TEST_ENTRY(leader_removes_deactivated),
           TEST_ENTRY(leader_deactivated_hands_over_first),

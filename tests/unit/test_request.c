@@ -79,5 +79,71 @@ TEST(keys)
     return 0;
 }
 
-TEST_LIST(TEST_ENTRY(empty_body_is_one), TEST_ENTRY(valid_by),
+TEST(methods)
+{
+    ASSERT_EQ(request_check_method("GET", 3), 0);
+    ASSERT_EQ(request_check_method("M-SEARCH", 8), 0);
+    ASSERT_EQ(request_check_method("", 0), ERR_INVALID);
+    ASSERT_EQ(request_check_method("G\xc3T", 4), ERR_INVALID);
+    ASSERT_EQ(request_check_method("GE T", 4), ERR_INVALID);
+    ASSERT_EQ(request_check_method("G\0T", 3), ERR_INVALID);
+    return 0;
+}
+
+TEST(targets)
+{
+    ASSERT_EQ(request_check_target("/log?from=1", 11), 0);
+    ASSERT_EQ(request_check_target("/\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 10),
+              0);
+    ASSERT_EQ(request_check_target("/\xff", 2), ERR_INVALID);
+    ASSERT_EQ(request_check_target("/\xc3", 2), ERR_INVALID);       /* cut */
+    ASSERT_EQ(request_check_target("/\xc0\xaf", 3), ERR_INVALID);   /* overlong */
+    ASSERT_EQ(request_check_target("/\xe0\x80\xaf", 4), ERR_INVALID);
+    ASSERT_EQ(request_check_target("/\xed\xa0\x80", 4), ERR_INVALID); /* surrogate */
+    ASSERT_EQ(request_check_target("/\xf4\x90\x80\x80", 5), ERR_INVALID);
+    ASSERT_EQ(request_check_target("/a\x01", 3), ERR_INVALID);
+    ASSERT_EQ(request_check_target("/a\x7f", 3), ERR_INVALID);
+    return 0;
+}
+
+static const char *framing(const char *head)
+{
+    return request_framing_problem(head, strlen(head));
+}
+
+TEST(framing)
+{
+    ASSERT(framing("POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}") == NULL);
+    ASSERT(framing("POST / HTTP/1.1\r\ncontent-length: 2\r\nCONTENT-LENGTH: 2"
+                   "\r\n\r\n{}") != NULL);
+    ASSERT(framing("POST / HTTP/1.1\r\nContent-Length: 2\r\nTransfer-Encoding:"
+                   " chunked\r\n\r\n") != NULL);
+    ASSERT(framing("POST / HTTP/1.1\nTransfer-Encoding: chunked\n"
+                   "Transfer-Encoding: chunked\n\n") != NULL);
+    /* Only the head counts; a body that looks like headers does not. */
+    ASSERT(framing("POST / HTTP/1.1\r\nContent-Length: 20\r\n\r\n"
+                   "Content-Length: 1\r\n") == NULL);
+    ASSERT(framing("GET / HTTP/1.1\r\nX-Content-Length: 1\r\n"
+                   "Content-Lengthy: 2\r\nContent-Length: 0\r\n\r\n") == NULL);
+    return 0;
+}
+
+TEST(query_values)
+{
+    char out[8];
+    const char *q = "a=1&from=12&x=%41%2b+&nul=1%00&bad=%4&long=123456789";
+    size_t n = strlen(q);
+    ASSERT_EQ(request_query_value(q, n, "from", out, sizeof out), 0);
+    ASSERT_STR_EQ(out, "12");
+    ASSERT_EQ(request_query_value(q, n, "x", out, sizeof out), 0);
+    ASSERT_STR_EQ(out, "A+ ");
+    ASSERT_EQ(request_query_value(q, n, "nul", out, sizeof out), ERR_MALFORMED);
+    ASSERT_EQ(request_query_value(q, n, "bad", out, sizeof out), ERR_MALFORMED);
+    ASSERT_EQ(request_query_value(q, n, "long", out, sizeof out), ERR_TOOBIG);
+    ASSERT_EQ(request_query_value(q, n, "fro", out, sizeof out), ERR_NOTFOUND);
+    return 0;
+}
+
+TEST_LIST(TEST_ENTRY(methods), TEST_ENTRY(targets), TEST_ENTRY(framing),
+          TEST_ENTRY(query_values), TEST_ENTRY(empty_body_is_one), TEST_ENTRY(valid_by),
           TEST_ENTRY(bad_bodies), TEST_ENTRY(nul_in_body), TEST_ENTRY(keys))

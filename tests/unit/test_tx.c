@@ -453,8 +453,95 @@ TEST(stuck_transaction_is_replaced)
     return 0;
 }
 
+/* With a fee ceiling between the stuck transaction's fee and the 12.5%
+ * bump, the next send is not a replacement: it fails with ERR_TOOBIG, the
+ * stuck transaction stays in the pool and is reported by sender_stuck();
+ * once the ceiling is raised the replacement goes out and is mined. */
+TEST(fee_ceiling_reports_stuck_transaction)
+{
+    int port;
+    pid_t pid = spawn_anvil("--no-mining", &port);
+    if (pid == 0)
+        return 0;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct httpc *http;
+    ASSERT_EQ(httpc_init(&http, &loop), 0);
+    struct bump b = {0};
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+    ASSERT_EQ(rpc_init(&b.rpc, &loop, http, url, 2000, 8), 0);
+    uv_timer_init(&loop, &b.timer);
+    b.timer.data = &b;
+    struct wallet *w;
+    ASSERT_EQ(wallet_from_hex(&w, KEY0), 0);
+    struct sender *snd;
+    ASSERT_EQ(sender_init(&snd, &loop, b.rpc, w, 31337, 1500), 0);
+    uint8_t to[20];
+    memset(to, 0x42, 20);
+    char msg[320] = "";
+    int stuck_before = sender_stuck(snd, msg, sizeof msg);
+    /* 1: sent, never mined. */
+    ASSERT_EQ(sender_send(snd, to, NULL, 0, bump_cb, &b), 0);
+    while (!b.done)
+        uv_run(&loop, UV_RUN_ONCE);
+    int err1 = b.err;
+    uint8_t h1[32];
+    memcpy(h1, b.hash, 32);
+    hex_encode(h1, 32, 1, b.stuck);
+    uint64_t fee1 = fee_of(&loop, &b, h1);
+    /* 2: a ceiling below the bump: nothing is sent, the stuck one is
+     * reported. */
+    sender_set_max_fee(snd, fee1 + fee1 / 16);
+    b.done = 0;
+    ASSERT_EQ(sender_send(snd, to, NULL, 0, bump_cb, &b), 0);
+    while (!b.done)
+        uv_run(&loop, UV_RUN_ONCE);
+    int err2 = b.err;
+    int stuck2 = sender_stuck(snd, msg, sizeof msg);
+    json_t *t1 = ask(&loop, &b, "eth_getTransactionByHash",
+                     json_pack("[s]", b.stuck));
+    int still_pooled = t1 != NULL && json_is_object(t1);
+    json_decref(t1);
+    /* 3: ceiling raised: the replacement goes out and is mined. */
+    sender_set_max_fee(snd, 4 * fee1);
+    b.done = 0;
+    ASSERT_EQ(sender_send(snd, to, NULL, 0, bump_cb, &b), 0);
+    watch_stuck(&b.timer);
+    while (!b.done)
+        uv_run(&loop, UV_RUN_ONCE);
+    int err3 = b.err;
+    uint64_t fee3 = fee_of(&loop, &b, b.hash);
+    char msg3[320];
+    int stuck3 = sender_stuck(snd, msg3, sizeof msg3);
+    sender_close(snd);
+    rpc_close(b.rpc);
+    uv_timer_stop(&b.timer);
+    uv_close((uv_handle_t *)&b.timer, NULL);
+    httpc_close(http, closed, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    wallet_free(w);
+    kill(-pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    ASSERT_EQ(stuck_before, 0);
+    ASSERT_EQ(err1, ERR_TIMEOUT);
+    ASSERT(fee1 > 0);
+    ASSERT_EQ(err2, ERR_TOOBIG);
+    ASSERT_EQ(stuck2, 1);
+    ASSERT(strstr(msg, "nonce=0 ") != NULL);
+    ASSERT(strstr(msg, b.stuck) != NULL);
+    ASSERT(still_pooled);
+    ASSERT_EQ(err3, 0);
+    ASSERT(fee3 >= fee1 + fee1 / 8 + 1);
+    ASSERT(fee3 <= 4 * fee1);
+    ASSERT_EQ(stuck3, 0);
+    return 0;
+}
+
 TEST_LIST(TEST_ENTRY(rlp_standard_examples),
           TEST_ENTRY(wallet_address_sign_recover),
           TEST_ENTRY(eip1559_matches_cast), TEST_ENTRY(eip155_legacy_matches_cast),
           TEST_ENTRY(signed_here_mined_by_anvil),
-          TEST_ENTRY(stuck_transaction_is_replaced))
+          TEST_ENTRY(stuck_transaction_is_replaced),
+          TEST_ENTRY(fee_ceiling_reports_stuck_transaction))

@@ -1,0 +1,560 @@
+#!/usr/bin/env python3
+"""Jepsen-style fault runner: `./run.sh jepsen [flags]` (see --help).
+
+Starts an nftraftd cluster with every node in its own network namespace
+(topo.py), runs concurrent clients (increments with a unique `by` each, and
+linearizable reads) while nemeses (nemesis.py) inject faults, heals, reads
+every node's op log, checks the history exactly (checker.py) and writes
+DIR/history.jsonl, DIR/results.json and DIR/report.html (report.py).
+Exit 0: valid; 1: anomalies found; 2: could not run (not root, no build,
+bad flags, cluster never came up). Every namespace is removed on exit,
+Ctrl-C and error."""
+import argparse
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import checker  # noqa: E402
+import nemesis as nem  # noqa: E402
+import topo as topomod  # noqa: E402
+
+HTTP_PORT, RAFT_PORT = 8080, 9000
+CLIENT_TIMEOUT = 5.0
+
+
+class CannotRun(Exception):
+    pass
+
+
+def http(method, url, body=None, timeout=CLIENT_TIMEOUT, headers=None):
+    """(kind, status, json) with kind ok (any HTTP answer), refused
+    (nothing was sent: definitely not applied) or lost (timeout, reset)."""
+    data = json.dumps(body).encode() if body is not None else None
+    h = {"Content-Type": "application/json"}
+    h.update(headers or {})
+    req = urllib.request.Request(url, data=data, method=method, headers=h)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            raw, st = r.read(), r.status
+    except urllib.error.HTTPError as e:
+        raw, st = e.read(), e.code
+    except urllib.error.URLError as e:
+        if isinstance(e.reason, ConnectionRefusedError):
+            return "refused", 0, None
+        return "lost", 0, None
+    except (ConnectionError, socket.timeout, OSError):
+        return "lost", 0, None
+    try:
+        return "ok", st, json.loads(raw)
+    except ValueError:
+        return "ok", st, None
+
+
+class Run:
+    def __init__(self, args):
+        self.a = args
+        self.n = args.nodes
+        self.node_ids = list(range(1, self.n + 1))
+        self.topo = topomod.Topology(self.n, extra=["anvil"] if args.chain == "anvil" else [])
+        self.procs = {}
+        self.expect_dead = set()
+        self.lock = threading.Lock()
+        self.hist = []
+        self.status = {}        # node -> last /status (or None)
+        self.next_op = 0
+        self.next_by = 0
+        self.t0 = None
+        self.stop_ev = threading.Event()
+        self.chain = None
+        self.binary = args.binary
+
+    # ---- history ----
+    def now(self):
+        return time.time() - self.t0
+
+    def record(self, rec):
+        with self.lock:
+            self.hist.append(rec)
+
+    # ---- nodes ----
+    def url(self, i):
+        return "http://%s:%d" % (self.topo.ip(i), HTTP_PORT)
+
+    def node_args(self, i):
+        peers = ",".join("%d=%s:%d=http://%s:%d" % (j, self.topo.ip(j), RAFT_PORT,
+                                                    self.topo.ip(j), HTTP_PORT)
+                         for j in self.node_ids)
+        return ["ip", "netns", "exec", self.topo.ns(i), self.binary,
+                "--data-dir", os.path.join(self.a.out, "nodes", "n%d" % i),
+                "--http", "%s:%d" % (self.topo.ip(i), HTTP_PORT),
+                "--raft", "%s:%d" % (self.topo.ip(i), RAFT_PORT),
+                "--peers", peers, "--id", str(i), "--bind-outgoing",
+                "--enable-fault-switch", "--forward-timeout", "2000",
+                "--apply-timeout", "3000", "--snapshot-threshold", "512",
+                "--snapshot-trailing", "64"] + (self.chain.node_args(i) if self.chain
+                                                else ["--cluster-secret-file", self.secret()])
+
+    def secret(self):
+        """Static mode's raft handshake secret, one per run (mode 0600)."""
+        path = os.path.join(self.a.out, "nodes", "cluster.secret")
+        if not os.path.exists(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.write(fd, (os.urandom(32).hex() + "\n").encode())
+            os.close(fd)
+        return path
+
+    def restart(self, i):
+        os.makedirs(os.path.join(self.a.out, "nodes", "n%d" % i), exist_ok=True)
+        logf = open(os.path.join(self.a.out, "nodes", "n%d.log" % i), "a")
+        self.procs[i] = subprocess.Popen(self.node_args(i), stdout=subprocess.DEVNULL,
+                                         stderr=logf, start_new_session=True)
+        logf.close()
+        self.expect_dead.discard(i)
+
+    def kill(self, i):
+        self.expect_dead.add(i)
+        p = self.procs[i]
+        try:
+            p.send_signal(signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        p.wait()
+
+    def signal(self, i, sig):
+        p = self.procs[i]
+        if p.poll() is None:
+            os.kill(p.pid, sig)
+
+    def fault_switch(self, i, on):
+        k, st, _ = http("POST", self.url(i) + "/fault", {"http_stall": on}, timeout=2)
+        return k == "ok" and st == 200
+
+    def leader(self):
+        with self.lock:
+            best = None
+            for i, s in self.status.items():
+                if s and s.get("role") == "leader" and (best is None or
+                                                        s["term"] > self.status[best]["term"]):
+                    best = i
+            return best
+
+    # ---- threads ----
+    def monitor(self, i):
+        while not self.stop_ev.is_set():
+            t = self.now()
+            k, st, j = http("GET", self.url(i) + "/status", timeout=0.5)
+            ch = None
+            if k == "ok" and st == 200 and j:
+                s = {"role": j.get("role"), "term": j.get("term", 0)}
+                role = s["role"]
+                c = j.get("chain")
+                if isinstance(c, dict):
+                    ch = {"leader": (c.get("leader") or {}).get("token_id"),
+                          "votes": c.get("votes_against_leader"), "block": c.get("block"),
+                          "connected": c.get("connected")}
+            else:
+                s = None
+                role = "down" if self.procs[i].poll() is not None else "unreachable"
+            with self.lock:
+                self.status[i] = s
+            rec = {"kind": "status", "node": i, "time": round(t, 3), "role": role,
+                   "term": s["term"] if s else None}
+            if ch:
+                rec["chain"] = ch
+            self.record(rec)
+            self.stop_ev.wait(0.25)
+
+    def client(self, proc):
+        rnd = random.Random(self.a.seed * 1000 + proc)
+        interval = self.a.concurrency / self.a.rate if self.a.rate > 0 else 0
+        nxt = time.time()
+        while not self.stop_ev.is_set():
+            if interval:
+                nxt += interval
+                d = nxt - time.time()
+                if d > 0 and self.stop_ev.wait(d):
+                    break
+            if rnd.random() < 0.3:
+                if self.op(proc, rnd, "read") != "ok":
+                    self.stop_ev.wait(0.05)  # no busy loop against a node that refuses
+                continue
+            with self.lock:
+                self.next_by += 1
+                by = self.next_by
+            keyed = {"on": True, "off": False}.get(self.a.idempotency_keys, rnd.random() < 0.5)
+            key = "jk%d-%d" % (self.a.seed, by) if keyed else None
+            for attempt in range(4 if keyed else 1):
+                t = self.op(proc, rnd, "inc", by, key)
+                if t != "ok":
+                    self.stop_ev.wait(0.05)
+                if t != "info" or self.stop_ev.is_set():
+                    break
+
+    def op(self, proc, rnd, f, by=None, key=None):
+        # Jepsen-style: each client process mostly talks to its own node, so a
+        # node that hangs does not capture every client.
+        node = (self.node_ids[proc % self.n] if rnd.random() < 0.8
+                else rnd.choice(self.node_ids))
+        with self.lock:
+            self.next_op += 1
+            oid = self.next_op
+        inv = self.now()
+        if f == "inc":
+            k, st, j = http("POST", self.url(node) + "/increment", {"by": by},
+                            headers={"Idempotency-Key": key} if key else None)
+        else:
+            k, st, j = http("GET", self.url(node) + "/counter")
+        comp = self.now()
+        rec = {"kind": "op", "id": oid, "process": proc, "f": f, "node": node,
+               "invoke": round(inv, 4), "complete": round(comp, 4)}
+        if f == "inc":
+            rec.update(by=by, key=key)
+        if k == "ok" and st == 200 and isinstance(j, dict):
+            rec.update(type="ok", value=j.get("value"), index=j.get("index"))
+            if j.get("duplicate"):
+                rec["duplicate"] = True
+        elif k == "refused" or (k == "ok" and isinstance(j, dict) and
+                                j.get("outcome") == "failed"):
+            rec.update(type="fail", error=(j or {}).get("error", "connection refused"),
+                       status=st)
+        else:
+            rec.update(type="info", error=(j or {}).get("error", "no answer (%s)" % k)
+                       if isinstance(j, dict) or j is None else str(j)[:100], status=st)
+        self.record(rec)
+        return rec["type"]
+
+    def nemesis(self, kinds):
+        rnd = random.Random(self.a.seed)
+        while not self.stop_ev.wait(rnd.uniform(1.0, 3.0)):
+            pick = rnd.sample(kinds, 2 if (len(kinds) > 1 and rnd.random() < 0.3) else 1)
+            active = []
+            for cls in pick:
+                n = cls()
+                try:
+                    d = n.start(self, rnd)
+                except Exception as e:  # logged, not fatal; undo whatever part took effect
+                    d = None
+                    self.record({"kind": "nemesis", "type": "error", "f": cls.name,
+                                 "time": round(self.now(), 3), "value": str(e)})
+                    try:
+                        n.stop(self)
+                    except Exception:
+                        pass
+                if d is not None:
+                    active.append(n)
+                    self.record({"kind": "nemesis", "type": "start", "f": n.name,
+                                 "time": round(self.now(), 3), "value": d})
+            self.stop_ev.wait(rnd.uniform(2.0, 6.0))
+            for n in reversed(active):
+                self.stop_nemesis(n)
+
+    def stop_nemesis(self, n):
+        try:
+            d = n.stop(self)
+        except Exception as e:
+            d = {"error": str(e)}
+        self.record({"kind": "nemesis", "type": "stop", "f": n.name,
+                     "time": round(self.now(), 3), "value": d})
+
+    # ---- phases ----
+    def wait_leader(self, timeout):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            for i in self.node_ids:
+                k, st, j = http("GET", self.url(i) + "/status", timeout=1)
+                if k == "ok" and st == 200 and j.get("role") == "leader" and j.get("ready"):
+                    return i
+            time.sleep(0.1)
+        return None
+
+    def heal_all(self):
+        if self.chain and self.chain.proxy:
+            self.chain.proxy.lag = 0.0
+        for i in self.node_ids:
+            self.topo.heal(i, "jpart")
+            self.topo.heal(i, "jloss")
+            self.topo.heal(i, "jrpc")
+            if self.procs[i].poll() is not None:
+                self.restart(i)
+            else:
+                os.kill(self.procs[i].pid, signal.SIGCONT)
+        time.sleep(0.5)
+        for i in self.node_ids:
+            self.fault_switch(i, False)
+
+    def converge(self, timeout=60):
+        """Linearizable read, then every node applied up to it; None or why not."""
+        deadline = time.time() + timeout
+        total = None
+        while total is None and time.time() < deadline:
+            for i in self.node_ids:
+                k, st, j = http("GET", self.url(i) + "/counter", timeout=2)
+                if k == "ok" and st == 200:
+                    total = j["value"]
+                    break
+            time.sleep(0.1)
+        if total is None:
+            return "no linearizable read within %ds of healing" % timeout
+        while time.time() < deadline:
+            vals = [http("GET", self.url(i) + "/counter?stale=1", timeout=2)
+                    for i in self.node_ids]
+            if all(k == "ok" and st == 200 and j["value"] >= total for k, st, j in vals):
+                return None
+            time.sleep(0.2)
+        return "nodes did not all apply up to the final read within %ds" % timeout
+
+    def full_log(self, i):
+        entries, frm = [], 1
+        while True:
+            k, st, j = http("GET", "%s/log?from=%d&limit=1000" % (self.url(i), frm), timeout=5)
+            if k != "ok" or st != 200:
+                raise CannotRun("GET /log on node %d failed" % i)
+            entries += j["entries"]
+            if not j["entries"]:
+                return entries
+            frm = j["next"]
+
+    def execute(self):
+        a = self.a
+        kinds = nem.parse(a.nemesis, a.chain != "none")
+        self.topo.up()
+        for i in self.node_ids + self.topo.extra:
+            self.topo.init_faults(i)
+        if a.chain == "anvil":
+            import chain as chainmod
+            self.chain = chainmod.Chain(self.topo, a.out, os.path.dirname(self.binary))
+            try:
+                self.chain.up(self.n)
+            except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+                raise CannotRun("chain setup: %s" % e)
+        self.t0 = time.time()
+        for i in self.node_ids:
+            self.restart(i)
+        if self.wait_leader(30) is None:
+            raise CannotRun("the cluster elected no leader within 30 s (see %s/nodes/)" % a.out)
+        threads = [threading.Thread(target=self.monitor, args=(i,), daemon=True)
+                   for i in self.node_ids]
+        threads += [threading.Thread(target=self.client, args=(p,), daemon=True)
+                    for p in range(a.concurrency)]
+        nt = threading.Thread(target=self.nemesis, args=(kinds,), daemon=True) if kinds else None
+        self.record({"kind": "run", "type": "start", "time": round(self.now(), 3)})
+        for t in threads:
+            t.start()
+        if nt:
+            nt.start()
+        end = time.time() + a.time
+        while time.time() < end:
+            time.sleep(min(1.0, max(0.0, end - time.time())))
+            if not a.quiet:
+                with self.lock:
+                    ops = sum(1 for r in self.hist if r["kind"] == "op")
+                sys.stderr.write("\r  %3.0f/%d s  %d ops  " % (a.time - (end - time.time()),
+                                                               a.time, ops))
+        if not a.quiet:
+            sys.stderr.write("\n")
+        self.stop_ev.set()
+        if nt:
+            nt.join()
+        for t in threads:
+            t.join(CLIENT_TIMEOUT + 2)
+        self.record({"kind": "run", "type": "stop", "time": round(self.now(), 3)})
+        crashed = [(i, self.procs[i].returncode) for i in self.node_ids
+                   if self.procs[i].poll() is not None and i not in self.expect_dead]
+        self.heal_all()
+        why = self.converge()
+        logs = {}
+        if why is None:
+            for i in self.node_ids:
+                logs[i] = self.full_log(i)
+        return crashed, why, logs
+
+    def shutdown_nodes(self):
+        for i, p in self.procs.items():
+            if p.poll() is None:
+                try:
+                    os.kill(p.pid, signal.SIGCONT)
+                    p.terminate()
+                    p.wait(10)
+                except (ProcessLookupError, subprocess.TimeoutExpired):
+                    p.kill()
+                    p.wait()
+
+
+def sanitizer_reports(out, ids):
+    """(anomalies, warnings) from the node logs. AddressSanitizer and UBSan
+    errors are anomalies; a LeakSanitizer report is an anomaly unless every
+    leak's allocating frame is inside the raft library (its sources are
+    compiled with relative "src/..." paths; ours are absolute), which is
+    kept as a warning: a raft 0.22.1 leak, not this project's."""
+    bad = ("ERROR: AddressSanitizer", "runtime error:", "Assertion")
+    found, warn = [], []
+    for i in ids:
+        try:
+            text = open(os.path.join(out, "nodes", "n%d.log" % i), errors="replace").read()
+        except OSError:
+            continue
+        found += ["node %d: %s" % (i, b) for b in bad if b in text]
+        for rep in text.split("ERROR: LeakSanitizer")[1:]:
+            blocks = [b for b in rep.split("\n\n") if "leak of" in b]
+            ours = []
+            for b in blocks:
+                frames = [l.split(" in ", 1)[1] for l in b.split("\n")
+                          if l.strip().startswith("#") and " in " in l
+                          and "interceptor" not in l and "libsanitizer" not in l]
+                if not frames or not frames[0].split(" ", 1)[-1].startswith("src/"):
+                    ours.append(b.strip().split("\n")[0])
+            if ours:
+                found.append("node %d: LeakSanitizer: %s" % (i, "; ".join(ours[:3])))
+            else:
+                warn.append("node %d: LeakSanitizer: %d leak(s), all allocated inside the raft "
+                            "library (e.g. %s)" % (i, len(blocks), blocks[0].split("\n")[0]
+                                                   if blocks else "?"))
+    return found, warn
+
+
+def availability(ops, duration):
+    oks = sorted(o["complete"] for o in ops if o["type"] == "ok")
+    gaps, prev = [], 0.0
+    for t in oks + [duration]:
+        gaps.append((t - prev, prev))
+        prev = max(prev, t)
+    longest = max(gaps) if gaps else (duration, 0.0)
+    secs = set(int(t) for t in oks)
+    return {"ok_per_s": round(len(oks) / duration, 1) if duration else 0,
+            "longest_unavailability_s": round(longest[0], 2),
+            "longest_unavailability_from_s": round(longest[1], 2),
+            "seconds_with_an_ok_op": round(len(secs) / max(1, int(duration)), 3)}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="./run.sh jepsen", description=__doc__.split("\n")[0])
+    ap.add_argument("--nodes", type=int, choices=(3, 5), default=3)
+    ap.add_argument("--chain", choices=("none", "anvil"), default="none")
+    ap.add_argument("--time", type=float, default=60, help="seconds of workload (default 60)")
+    ap.add_argument("--concurrency", type=int, default=8, help="client threads (default 8)")
+    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--nemesis", default="all",
+                    help="comma list of %s, 'all' or 'none'" % ",".join(nem.REGISTRY))
+    ap.add_argument("--rate", type=float, default=0, help="total ops/s target (0 = open loop)")
+    ap.add_argument("--idempotency-keys", choices=("on", "off", "mixed"), default="mixed")
+    ap.add_argument("--out", default=None, help="output dir (default /tmp/nftraft-jepsen-SEED)")
+    ap.add_argument("--binary", default=None, help=argparse.SUPPRESS)  # self-test: unsafe daemon
+    ap.add_argument("--quiet", action="store_true")
+    a = ap.parse_args(argv)
+    if a.seed is None:
+        a.seed = random.randrange(1, 10**6)
+    a.out = os.path.abspath(a.out or "/tmp/nftraft-jepsen-%d" % a.seed)
+    build = os.environ.get("NFTRAFT_BUILD") or os.path.join(HERE, "..", "..", "build")
+    a.binary = os.path.abspath(a.binary or os.path.join(build, "nftraftd"))
+    try:
+        nem.parse(a.nemesis, a.chain != "none")
+    except ValueError as e:
+        print("jepsen: %s" % e, file=sys.stderr)
+        return 2
+    why = topomod.preflight()
+    if why:
+        print("jepsen: cannot run: %s" % why, file=sys.stderr)
+        return 2
+    if not os.access(a.binary, os.X_OK):
+        print("jepsen: cannot run: no daemon binary at %s (build first: ./run.sh build)"
+              % a.binary, file=sys.stderr)
+        return 2
+    if os.path.exists(os.path.join(a.out, "nodes")):
+        print("jepsen: %s already holds a run; give another --out" % a.out, file=sys.stderr)
+        return 2
+    os.makedirs(a.out, exist_ok=True)
+    print("jepsen: seed %d, %d nodes, %.0f s, %d clients, nemesis %s, keys %s -> %s" %
+          (a.seed, a.nodes, a.time, a.concurrency, a.nemesis, a.idempotency_keys, a.out),
+          flush=True)
+    r = Run(a)
+    prev = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+    for s in prev:
+        signal.signal(s, on_term)
+    try:
+        crashed, nowhy, logs = r.execute()
+    except KeyboardInterrupt:
+        print("jepsen: interrupted; cleaning up", file=sys.stderr)
+        return 2
+    except (CannotRun, topomod.TopoError) as e:
+        print("jepsen: cannot run: %s" % e, file=sys.stderr)
+        return 2
+    finally:
+        r.stop_ev.set()
+        r.shutdown_nodes()
+        if r.chain:
+            r.chain.stop()
+        r.topo.down()
+        for s, h in prev.items():
+            signal.signal(s, h)
+    with open(os.path.join(a.out, "history.jsonl"), "w") as f:
+        for rec in r.hist:
+            f.write(json.dumps(rec) + "\n")
+    for i, lg in logs.items():
+        with open(os.path.join(a.out, "nodes", "n%d.oplog.json" % i), "w") as f:
+            json.dump(lg, f)
+    ops = [h for h in r.hist if h["kind"] == "op"]
+    if nowhy is None:
+        res = checker.check(ops, logs)
+    else:
+        res = {"valid": False, "counts": {"no-convergence": 1}, "log_entries": None,
+               "anomalies": [{"type": "no-convergence", "msg": nowhy, "ops": [], "index": []}]}
+    extra = [("node-crashed", "node %d exited (status %s) without being killed by the "
+              "nemesis; see nodes/n%d.log" % (i, rc, i)) for i, rc in crashed]
+    san, warnings = sanitizer_reports(a.out, r.node_ids)
+    extra += [("sanitizer", s) for s in san]
+    for typ, msg in extra:
+        res["valid"] = False
+        res["counts"][typ] = res["counts"].get(typ, 0) + 1
+        res["anomalies"].append({"type": typ, "msg": msg, "ops": [], "index": []})
+    counts = {}
+    for o in ops:
+        c = counts.setdefault(o["f"], {"ok": 0, "fail": 0, "info": 0})
+        c[o["type"]] += 1
+    results = {"valid": res["valid"], "seed": a.seed, "nodes": a.nodes, "chain": a.chain,
+               "time_s": a.time, "concurrency": a.concurrency, "nemesis": a.nemesis,
+               "idempotency_keys": a.idempotency_keys, "ops": len(ops), "counts": counts,
+               "log_entries": res.get("log_entries"), "anomaly_counts": res["counts"],
+               "anomalies": res["anomalies"], "warnings": warnings, "availability": availability(ops, a.time),
+               "nemesis_events": sum(1 for h in r.hist if h["kind"] == "nemesis"
+                                     and h["type"] == "start")}
+    with open(os.path.join(a.out, "results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    try:
+        import report
+        report.write(a.out, r.hist, results)
+    except Exception as e:  # the verdict stands without the report
+        print("jepsen: report failed: %s" % e, file=sys.stderr)
+    c = counts
+    print("jepsen: %d ops (inc ok/fail/info %s, read %s), %d log entries, ok/s %.1f, "
+          "longest unavailability %.1f s" %
+          (len(ops), "/".join(str(c.get("inc", {}).get(k, 0)) for k in ("ok", "fail", "info")),
+           "/".join(str(c.get("read", {}).get(k, 0)) for k in ("ok", "fail", "info")),
+           res.get("log_entries") or 0, results["availability"]["ok_per_s"],
+           results["availability"]["longest_unavailability_s"]))
+    for w in warnings:
+        print("jepsen: warning: %s" % w)
+    if res["valid"]:
+        print("jepsen: VALID  (%s)" % os.path.join(a.out, "report.html"))
+        return 0
+    print("jepsen: INVALID: %s" % ", ".join("%s x%d" % kv for kv in res["counts"].items()))
+    for an in res["anomalies"][:10]:
+        print("  %s: %s (ops %s)" % (an["type"], an["msg"], an["ops"][:6]))
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
