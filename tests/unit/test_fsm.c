@@ -599,6 +599,12 @@ TEST(unsynced_state_after_reboot_is_set_aside)
     size_t n = enc("", 3, e);
     ASSERT_EQ(fsm_apply(f, 1, e, n, &r), 0);
     fsm_close(f);
+    char mark[160] = "";
+    FILE *mf = fopen(lock, "r");
+    ASSERT(mf != NULL);
+    ASSERT(fgets(mark, sizeof mark, mf) != NULL);
+    fclose(mf);
+    ASSERT(strstr(mark, " clean\n") != NULL); /* fsm_close synced it */
     /* Clean close under another boot: kept. */
     write_file(lock, "nftraft-state v1 00000000-old-boot clean\n");
     f = open_fsm("g.db");
