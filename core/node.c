@@ -440,8 +440,11 @@ static void add_step_cb(struct raft_change *req, int status)
     }
 }
 
-int node_add_voter(struct node *n, uint64_t id, const char *address,
-                   node_barrier_cb cb, void *data)
+enum change_kind { CHANGE_ADD, CHANGE_PROMOTE, CHANGE_REMOVE };
+
+/* One membership change of server id (leader only); cb(data, status). */
+static int change(struct node *n, enum change_kind kind, uint64_t id,
+                  const char *address, node_barrier_cb cb, void *data)
 {
     int rv = check_leader(n);
     if (rv != 0)
@@ -451,46 +454,32 @@ int node_add_voter(struct node *n, uint64_t id, const char *address,
         return ERR_NOMEM;
     nr->target = id;
     nr->u.change.data = nr;
-    rv = raft_add(&n->raft, &nr->u.change, id, address, add_step_cb);
+    struct raft_change *req = &nr->u.change;
+    rv = kind == CHANGE_ADD ? raft_add(&n->raft, req, id, address, add_step_cb)
+         : kind == CHANGE_PROMOTE
+             ? raft_assign(&n->raft, req, id, RAFT_VOTER, change_done_cb)
+             : raft_remove(&n->raft, req, id, change_done_cb);
     if (rv != 0) {
         free(nr);
         return map_raft_err(rv);
     }
     return 0;
+}
+
+int node_add_voter(struct node *n, uint64_t id, const char *address,
+                   node_barrier_cb cb, void *data)
+{
+    return change(n, CHANGE_ADD, id, address, cb, data);
 }
 
 int node_promote(struct node *n, uint64_t id, node_barrier_cb cb, void *data)
 {
-    int rv = check_leader(n);
-    if (rv != 0)
-        return rv;
-    struct node_req *nr = new_req(n, cb, data);
-    if (nr == NULL)
-        return ERR_NOMEM;
-    nr->u.change.data = nr;
-    rv = raft_assign(&n->raft, &nr->u.change, id, RAFT_VOTER, change_done_cb);
-    if (rv != 0) {
-        free(nr);
-        return map_raft_err(rv);
-    }
-    return 0;
+    return change(n, CHANGE_PROMOTE, id, NULL, cb, data);
 }
 
 int node_remove(struct node *n, uint64_t id, node_barrier_cb cb, void *data)
 {
-    int rv = check_leader(n);
-    if (rv != 0)
-        return rv;
-    struct node_req *nr = new_req(n, cb, data);
-    if (nr == NULL)
-        return ERR_NOMEM;
-    nr->u.change.data = nr;
-    rv = raft_remove(&n->raft, &nr->u.change, id, change_done_cb);
-    if (rv != 0) {
-        free(nr);
-        return map_raft_err(rv);
-    }
-    return 0;
+    return change(n, CHANGE_REMOVE, id, NULL, cb, data);
 }
 
 static void transfer_cb(struct raft_transfer *req)
