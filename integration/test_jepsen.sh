@@ -11,7 +11,6 @@ if [[ $(id -u) -ne 0 ]] || ! command -v iptables >/dev/null; then
   echo "SKIP test_jepsen.sh: needs root and iptables (network namespaces)"; exit 0
 fi
 out=$(mktemp -d /tmp/nftraft-jepsen-ci.XXXXXX)
-ns_before=$(ip netns list | awk '/^jep/{print $1}' | sort)
 rc=0
 python3 "$here/jepsen/run.py" --time 60 --quiet --out "$out/run" \
   --nemesis partition-leader,partition-halves,bridge,kill,pause,loss,stall-leader || rc=1
@@ -20,8 +19,14 @@ if ((rc == 0)); then
 fi
 python3 "$here/jepsen/selftest.py" unsafe "$out/unsafe" >"$out/unsafe.txt" 2>&1 || rc=1
 tail -n 1 "$out/unsafe.txt"
-if ((rc == 0)); then rm -rf "$out"; else echo "kept: $out"; fi
-# (other runs may be going on: only namespaces that appeared count)
-left=$(comm -13 <(echo "$ns_before") <(ip netns list | awk '/^jep/{print $1}' | sort))
+# Only this test's own runs count (other runs may share the machine): each
+# run wrote its namespaces' prefix.
+left=""
+for f in "$out"/run/netns-prefix "$out"/unsafe/netns-prefix "$out"/unsafe/*/netns-prefix; do
+  [[ -f $f ]] || continue
+  p=$(cat "$f")
+  left+=$(ip netns list | awk -v p="$p" 'index($1, p) == 1 {print $1}')
+done
 if [[ -n $left ]]; then echo "FAIL: namespaces left behind: $left"; rc=1; fi
+if ((rc == 0)); then rm -rf "$out"; else echo "kept: $out"; fi
 exit $rc

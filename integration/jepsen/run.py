@@ -332,6 +332,10 @@ class Run:
         a = self.a
         kinds = nem.parse(a.nemesis, a.chain != "none")
         self.topo.up()
+        # The namespaces' prefix, so a caller can check that exactly these
+        # are gone afterwards (other runs may share the machine).
+        with open(os.path.join(self.a.out, "netns-prefix"), "w") as f:
+            f.write(self.topo.ns("") + "\n")
         for i in self.node_ids + self.topo.extra:
             self.topo.init_faults(i)
         if a.chain == "anvil":
