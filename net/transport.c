@@ -782,6 +782,15 @@ static void sink_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         pump_close(p);
 }
 
+/* Close callback of a pump whose set-up failed after its pipe was
+ * initialized: nothing else refers to it. */
+static void pump_abandoned(uv_handle_t *h)
+{
+    struct pump *p = h->data;
+    free(p->frame);
+    free(p);
+}
+
 /* Give raft one end of a socket pair for the accepted stream s and start
  * pumping checked bytes into the other. On error nothing is handed over
  * and the caller still owns s. */
@@ -807,10 +816,13 @@ static int pump_start(struct wrap *w, struct hs *h, uv_stream_t *s)
     fds[1] = -1;
     uv_pipe_init(w->loop, &p->pipe, 0);
     if (uv_pipe_open(&p->pipe, fds[0]) != 0) {
-        uv_close((uv_handle_t *)&p->pipe, NULL);
+        /* The handle is the loop's until closed: p is freed in its close
+         * callback, not here. */
+        close(fds[0]);
         uv_close((uv_handle_t *)theirs, free_handle);
-        theirs = NULL;
-        goto err;
+        p->pipe.data = p;
+        uv_close((uv_handle_t *)&p->pipe, pump_abandoned);
+        return ERR_IO;
     }
     fds[0] = -1;
     p->w = w;
