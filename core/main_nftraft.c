@@ -474,16 +474,24 @@ static bool rpc_alive(const char *rpc)
 
 struct chain_setup {
     char rpc[64], nft[64], kms[64];
-    char keys[MAX_NODES + 1][80];
+    char keys[MAX_NODES + 1][80];      /* owners: dev accounts 1..N (0 deploys) */
+    char node_keys[MAX_NODES + 1][80]; /* node i's own key: account
+                                          NODE_KEY_BASE + i */
     pid_t anvil;
 };
+
+/* Node keys are anvil dev accounts above the owners' (anvil funds
+ * ANVIL_ACCOUNTS of them), so nodes pay for their votes and heartbeats
+ * while the owners' keys only mint and register. */
+#define NODE_KEY_BASE (MAX_NODES + 1)
+#define ANVIL_ACCOUNTS "66" /* >= NODE_KEY_BASE + MAX_NODES + 1 */
 
 static const char MNEMONIC[] =
     "test test test test test test test test test test test junk";
 
 /* Start (or restart from its state file) anvil, and on first use deploy,
  * mint and register; the result is kept in DIR/chain.env. */
-static int chain_up(const char *dir, int nodes, int spare, int port,
+static int chain_up(const char *dir, int nodes, int spare, int port, int base,
                     struct chain_setup *cs)
 {
     char root[PATH_MAX], anvil[PATH_MAX + 64], cast[PATH_MAX + 64];
@@ -527,7 +535,8 @@ static int chain_up(const char *dir, int nodes, int spare, int port,
             dup2(lfd, 2);
         }
         execl(anvil, anvil, "--host", "127.0.0.1", "--port", ports,
-              "--block-time", "1", "--state", state, (char *)NULL);
+              "--block-time", "1", "--accounts", ANVIL_ACCOUNTS, "--state",
+              state, (char *)NULL);
         _exit(127);
     }
     cs->anvil = pid;
@@ -547,11 +556,14 @@ static int chain_up(const char *dir, int nodes, int spare, int port,
     }
     step_end(t0, "ready");
     t0 = step_begin("keys", "deriving the anvil dev accounts' keys");
-    for (int i = 0; i <= nodes + spare; i++) {
+    for (int i = 0; i <= nodes + spare + nodes; i++) {
+        bool node_key = i > nodes + spare;
+        int n = node_key ? i - nodes - spare : i; /* node_keys[1..nodes] */
+        char *out = node_key ? cs->node_keys[n] : cs->keys[i];
         snprintf(cmd, sizeof cmd,
                  "'%s' wallet private-key --mnemonic '%s' --mnemonic-index %d",
-                 cast, MNEMONIC, i);
-        if (capture(cmd, cs->keys[i], sizeof cs->keys[i]) != 0) {
+                 cast, MNEMONIC, node_key ? NODE_KEY_BASE + n : i);
+        if (capture(cmd, out, sizeof cs->keys[0]) != 0) {
             step_end(t0, "failed");
             fprintf(stderr, "nftraft up: cannot derive dev key %d\n", i);
             return -1;
@@ -627,13 +639,21 @@ static int chain_up(const char *dir, int nodes, int spare, int port,
     snprintf(what, sizeof what, "instances node1..node%d", nodes);
     t0 = step_begin("register", what);
     for (int i = 1; i <= nodes; i++) {
-        char name[16], tok[16];
+        char name[16], tok[16], key_addr[64], raft[32], http[48];
         snprintf(name, sizeof name, "node%d", i);
         snprintf(tok, sizeof tok, "%d", i);
+        snprintf(raft, sizeof raft, "127.0.0.1:%d", base + 100 + i - 1);
+        snprintf(http, sizeof http, "http://127.0.0.1:%d", base + i - 1);
+        snprintf(cmd, sizeof cmd, "'%s' wallet address --private-key %s", cast,
+                 cs->node_keys[i]);
+        /* The owner registers the node with its own key and endpoints. */
         const char *reg[] = {self, "register", "--rpc-url", cs->rpc,
                              "--contract", cs->nft, "--instance-id", name,
-                             "--token", tok, NULL};
-        if (run_with_key(reg, cs->keys[i]) != 0) {
+                             "--token", tok, "--node-key", key_addr,
+                             "--raft-endpoint", raft, "--http-endpoint", http,
+                             NULL};
+        if (capture(cmd, key_addr, sizeof key_addr) != 0 ||
+            run_with_key(reg, cs->keys[i]) != 0) {
             step_end(t0, "failed");
             fprintf(stderr, "nftraft up: registering node%d failed\n", i);
             return -1;
@@ -883,7 +903,7 @@ static int cmd_up(int argc, char **argv)
         snprintf(chs.rpc, sizeof chs.rpc, "%.63s", ext_rpc);
         snprintf(chs.nft, sizeof chs.nft, "%.63s", ext_contract);
         snprintf(chs.kms, sizeof chs.kms, "(not used)");
-    } else if (chain && chain_up(dir, nodes, spare, anvil_port, &chs) != 0) {
+    } else if (chain && chain_up(dir, nodes, spare, anvil_port, base, &chs) != 0) {
         stop_anvil(dir);
         return 1;
     }
@@ -919,7 +939,10 @@ static int cmd_up(int argc, char **argv)
         } else if (chain) { /* node i signs with dev account i's key */
             snprintf(keyp, sizeof keyp, "%s/wallet.key", x->dir);
             int kf = open(keyp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-            if (kf < 0 || write(kf, chs.keys[i + 1], strlen(chs.keys[i + 1])) < 0) {
+            /* A node signs with its own key; a spare slot with its
+             * owner's (its owner registers it later, node key = owner). */
+            const char *k = is_spare ? chs.keys[i + 1] : chs.node_keys[i + 1];
+            if (kf < 0 || write(kf, k, strlen(k)) < 0) {
                 fprintf(stderr, "nftraft up: cannot write %s\n", keyp);
                 stop_pids(ns, i, 10);
                 stop_anvil(dir);

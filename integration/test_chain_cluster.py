@@ -136,12 +136,14 @@ def raft_dial(node, claim, key=None, junk=False, silent=False):
 
 
 def test_raft_port_refuses_impostors():
-    """Chain mode: raft speaks only to a peer proving it holds the key of
-    the owner of the active token it claims as its raft id."""
+    """Chain mode: raft speaks only to a peer proving it holds the node key
+    registered for the active token it claims as its raft id."""
     key = {i: open(os.path.join(C.dir, "node%d" % i, "wallet.key")).read().strip() for i in (1, 2, 3)}
     target = 1
-    check(raft_dial(target, 2, key[2]) == b"\x01", "token 2's owner key claiming raft id 2 is accepted")
-    for claim, k, junk, why in ((2, None, True, "junk signature"),
+    check(raft_dial(target, 2, key[2]) == b"\x01", "token 2's node key claiming raft id 2 is accepted")
+    # The owner's key stays cold: it mints and registers, it does not speak raft.
+    for claim, k, junk, why in ((2, dev_key(2), False, "token 2's owner key (not its node key)"),
+                                (2, None, True, "junk signature"),
                                 (2, dev_key(9), False, "a key owning no token"),
                                 (2, key[3], False, "token 3's key claiming token 2"),
                                 (7, key[2], False, "a token that does not exist")):
@@ -150,7 +152,7 @@ def test_raft_port_refuses_impostors():
     check(verdict == b"" and 4 < waited < 9, "a silent peer is dropped after the 5 s handshake limit "
           "(%r after %.1f s)" % (verdict, waited))
     log = C.log(target)
-    for needle in ("is not the owner of token 2", "token 7 is not an active registered member",
+    for needle in ("is not the node key of token 2", "token 7 is not an active registered member",
                    "handshake timed out"):
         check(needle in log, "node %d log does not say %r" % (target, needle))
     check(log.count("refused raft connection") >= 4, "refusals are logged")

@@ -38,6 +38,7 @@ struct member {
     uint64_t token;
     uint8_t instance[32];
     uint8_t owner[20];
+    uint8_t key[20]; /* the node key that speaks for the token (v1: owner) */
 };
 
 struct chainsync {
@@ -56,6 +57,8 @@ struct chainsync {
     bool timer_ready, stopping, attached;
     /* the contract's view */
     bool have_view, connected;
+    bool v1;                /* the contract has no activeNodes(): owners
+                               speak for their tokens */
     uint64_t stale_polls;   /* answers ignored for an older block */
     struct raft_uv_transport *transport; /* re-checked on view changes */
     uint64_t block;         /* the block the last good view was read at */
@@ -152,6 +155,8 @@ int chainsync_init(struct chainsync **out, uv_loop_t *loop,
 
 /* ---- decoding the two views ---- */
 
+static int adopt(struct chainsync *cs, const struct member *got, size_t n1);
+
 static int decode_members(struct chainsync *cs, const uint8_t *d, size_t len)
 {
     const uint8_t *ids, *insts, *owners;
@@ -171,7 +176,60 @@ static int decode_members(struct chainsync *cs, const uint8_t *d, size_t len)
             abi_get_address(owners + 32 * i, 32, 0, m->owner) != 0)
             return ERR_MALFORMED;
         memcpy(m->instance, insts + 32 * i, 32);
+        memcpy(m->key, m->owner, 20);
     }
+    return adopt(cs, got, n1);
+}
+
+/* activeNodes() (contract v2): each token's node key is what speaks for
+ * it on raft's port and in its transactions. */
+static int decode_nodes(struct chainsync *cs, const uint8_t *d, size_t len)
+{
+    struct chaincli_node *nodes = calloc(MAX_MEMBERS, sizeof *nodes);
+    size_t n = 0;
+    if (nodes == NULL)
+        return ERR_NOMEM;
+    int rv = chaincli_decode_nodes(d, len, nodes, MAX_MEMBERS, &n);
+    struct member got[MAX_MEMBERS];
+    for (size_t i = 0; rv == 0 && i < n; i++) {
+        if (nodes[i].token == 0) {
+            rv = ERR_MALFORMED;
+            break;
+        }
+        got[i].token = nodes[i].token;
+        memcpy(got[i].instance, nodes[i].instance, 32);
+        memcpy(got[i].owner, nodes[i].owner, 20);
+        memcpy(got[i].key, nodes[i].node_key, 20);
+    }
+    free(nodes);
+    return rv != 0 ? ERR_MALFORMED : adopt(cs, got, n);
+}
+
+static int decode_view(struct chainsync *cs, const uint8_t *d, size_t len)
+{
+    return cs->v1 ? decode_members(cs, d, len) : decode_nodes(cs, d, len);
+}
+
+static const char *view_call(const struct chainsync *cs)
+{
+    return cs->v1 ? "activeMembers()" : "activeNodes()";
+}
+
+/* A v1 contract reverts activeNodes(): from now on read activeMembers(). */
+static bool fall_back_to_v1(struct chainsync *cs, int err)
+{
+    if (err != ERR_REVERT || cs->v1)
+        return false;
+    cs->v1 = true;
+    LOGI("chain", "contract %s has no activeNodes() (a v1 contract): token "
+         "owners speak for their tokens", cs->cfg->contract);
+    return true;
+}
+
+/* Make got[0..n) the member view (decoded aside, so a bad answer never
+ * leaves a half-updated view). */
+static int adopt(struct chainsync *cs, const struct member *got, size_t n1)
+{
     bool changed = n1 != cs->n_members ||
                    memcmp(cs->members, got, n1 * sizeof got[0]) != 0;
     memcpy(cs->members, got, n1 * sizeof got[0]);
@@ -236,12 +294,14 @@ static void cache_save(struct chainsync *cs)
 {
     json_t *ms = json_array();
     for (unsigned i = 0; i < cs->n_members; i++) {
-        char ih[67], oh[43];
+        char ih[67], oh[43], kh[43];
         hex_encode(cs->members[i].instance, 32, 1, ih);
         hex_encode(cs->members[i].owner, 20, 1, oh);
-        json_array_append_new(ms, json_pack("{s:I,s:s,s:s}", "token",
+        hex_encode(cs->members[i].key, 20, 1, kh);
+        json_array_append_new(ms, json_pack("{s:I,s:s,s:s,s:s}", "token",
                                             (json_int_t)cs->members[i].token,
-                                            "instance", ih, "owner", oh));
+                                            "instance", ih, "owner", oh,
+                                            "node_key", kh));
     }
     json_t *j = json_pack("{s:i,s:I,s:s,s:o}", "version", 1, "chain_id",
                           (json_int_t)cs->chain_id, "contract",
@@ -303,19 +363,25 @@ static int cache_load(struct chainsync *cs, char *msg, size_t len)
     size_t n = json_array_size(ms);
     for (size_t i = 0; i < n; i++) {
         json_int_t token;
-        const char *ih, *oh;
-        size_t k1, k2;
-        if (json_unpack(json_array_get(ms, i), "{s:I,s:s,s:s}", "token",
-                        &token, "instance", &ih, "owner", &oh) != 0 ||
+        const char *ih, *oh, *kh = NULL;
+        size_t k1, k2, k3 = 20;
+        if (json_unpack(json_array_get(ms, i), "{s:I,s:s,s:s,s?s}", "token",
+                        &token, "instance", &ih, "owner", &oh, "node_key",
+                        &kh) != 0 ||
             token <= 0 ||
             hex_decode(ih, strlen(ih), got[i].instance, 32, &k1) != 0 ||
             k1 != 32 ||
             hex_decode(oh, strlen(oh), got[i].owner, 20, &k2) != 0 ||
-            k2 != 20) {
+            k2 != 20 ||
+            (kh != NULL &&
+             hex_decode(kh, strlen(kh), got[i].key, 20, &k3) != 0) ||
+            k3 != 20) {
             snprintf(msg, len, "%.300s: member %zu is malformed", path, i);
             goto out;
         }
         got[i].token = (uint64_t)token;
+        if (kh == NULL) /* written before node keys: the owner speaks */
+            memcpy(got[i].key, got[i].owner, 20);
     }
     memcpy(cs->members, got, n * sizeof got[0]);
     cs->n_members = (unsigned)n;
@@ -341,16 +407,19 @@ static void discover_members_cb(void *data, int err, const uint8_t *d,
                                 size_t len, const char *msg)
 {
     struct chainsync *cs = data;
+    if (fall_back_to_v1(cs, err) &&
+        call(cs, view_call(cs), NULL, 0, discover_members_cb) == 0)
+        return;
     cs->discover_done = true;
     if (err != 0) {
         cs->discover_err = err;
         snprintf(cs->discover_msg, sizeof cs->discover_msg, "%s", msg);
         return;
     }
-    if (decode_members(cs, d, len) != 0) {
+    if (decode_view(cs, d, len) != 0) {
         cs->discover_err = ERR_MALFORMED;
         snprintf(cs->discover_msg, sizeof cs->discover_msg,
-                 "malformed activeMembers() answer");
+                 "malformed %s answer", view_call(cs));
         return;
     }
     cs->have_view = true;
@@ -368,7 +437,7 @@ static void discover_chain_cb(void *data, int err, uint64_t id,
         return;
     }
     cs->chain_id = id;
-    if (call(cs, "activeMembers()", NULL, 0, discover_members_cb) != 0) {
+    if (call(cs, view_call(cs), NULL, 0, discover_members_cb) != 0) {
         cs->discover_done = true;
         cs->discover_err = ERR_RPC;
     }
@@ -656,8 +725,15 @@ static void members_cb(void *data, int err, const uint8_t *d, size_t len,
     struct chainsync *cs = data;
     if (cs->stopping)
         return;
-    if (err != 0 || decode_members(cs, d, len) != 0) {
-        poll_fail(cs, err ? msg : "malformed activeMembers() answer");
+    if (fall_back_to_v1(cs, err)) {
+        if (call(cs, view_call(cs), NULL, 0, members_cb) != 0)
+            poll_fail(cs, "cannot call activeMembers()");
+        return;
+    }
+    if (err != 0 || decode_view(cs, d, len) != 0) {
+        char m[64];
+        snprintf(m, sizeof m, "malformed %s answer", view_call(cs));
+        poll_fail(cs, err ? msg : m);
         return;
     }
     struct abi_val v = abi_uint64(cs->self);
@@ -675,8 +751,8 @@ static void state_cb(void *data, int err, const uint8_t *d, size_t len,
         poll_fail(cs, err ? msg : "malformed clusterState() answer");
         return;
     }
-    if (call(cs, "activeMembers()", NULL, 0, members_cb) != 0)
-        poll_fail(cs, "cannot call activeMembers()");
+    if (call(cs, view_call(cs), NULL, 0, members_cb) != 0)
+        poll_fail(cs, "cannot read the member view");
 }
 
 static void block_cb(void *data, int err, uint64_t block, const char *msg)
@@ -830,15 +906,17 @@ static json_t *members_json(void *data)
                        : m->token == st.leader_id ? "leader"
                                                   : "follower";
         const struct config_peer *p = config_peer(cs->cfg, m->token);
-        char name[67], ih[67], oh[43];
+        char name[67], ih[67], oh[43], kh[43];
         chaincli_instance_text(m->instance, name);
         hex_encode(m->instance, 32, 1, ih);
         hex_encode(m->owner, 20, 1, oh);
+        hex_encode(m->key, 20, 1, kh);
         json_array_append_new(
-            arr, json_pack("{s:I,s:s,s:s,s:s,s:b,s:s,s:s}", "token_id",
+            arr, json_pack("{s:I,s:s,s:s,s:s,s:s,s:b,s:s,s:s}", "token_id",
                            (json_int_t)m->token, "instance_id", name,
-                           "instance_id_hex", ih, "owner", oh, "active", 1,
-                           "role", role, "url", p ? p->http : ""));
+                           "instance_id_hex", ih, "owner", oh, "node_key", kh,
+                           "active", 1, "role", role, "url",
+                           p ? p->http : ""));
     }
     json_t *raft = json_array();
     for (unsigned k = 0; k < ns; k++)
@@ -917,11 +995,11 @@ static int auth_check(void *arg, uint64_t id, const uint8_t addr[20],
         const struct member *m = &cs->members[i];
         if (m->token != id)
             continue;
-        if (memcmp(m->owner, addr, 20) == 0)
+        if (memcmp(m->key, addr, 20) == 0)
             return 0;
-        hex_encode(m->owner, 20, 1, o);
-        snprintf(why, len, "signer %s is not the owner of token %llu (%s)", a,
-                 (unsigned long long)id, o);
+        hex_encode(m->key, 20, 1, o);
+        snprintf(why, len, "signer %s is not the node key of token %llu (%s)",
+                 a, (unsigned long long)id, o);
         return ERR_DENIED;
     }
     snprintf(why, len, "token %llu is not an active registered member "
