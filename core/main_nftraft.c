@@ -929,10 +929,16 @@ static int cmd_up(int argc, char **argv)
         }
         char logp[PATH_MAX + 16];
         snprintf(logp, sizeof logp, "%s/node.log", x->dir);
-        const char *args[40] = {daemon,    "--data-dir", x->dir,  "--http",
-                                x->http,   "--raft",     x->raft, "--peers",
-                                peers};
-        int k = 9;
+        const char *args[40] = {daemon,    "--data-dir", x->dir, "--http",
+                                x->http,   "--raft",     x->raft};
+        int k = 7;
+        /* Static mode and an existing chain need the address book; on its
+         * own anvil every node (and a spare, once its owner registers it
+         * with endpoints) is found from the contract's registrations. */
+        if (!chain || external) {
+            args[k++] = "--peers";
+            args[k++] = peers;
+        }
         char keyp[PATH_MAX + 32], inst[16];
         if (external) { /* every node signs with the given owner key */
             snprintf(keyp, sizeof keyp, "%s", ext_key);
@@ -1094,10 +1100,11 @@ static int cmd_up(int argc, char **argv)
         printf("  no on-chain leader yet (the raft leader elects itself on "
                "the next blocks)\n");
     for (int i = nodes; i < nodes + spare; i++)
-        printf("  spare %d %-24s raft %-16s (register node%d for token %d, "
-               "then start it from %s/cmdline)\n",
+        printf("  spare %d %-24s raft %-16s (mint token %d, register "
+               "node%d with --node-key, --raft-endpoint %s and "
+               "--http-endpoint %s, then start it from %s/cmdline)\n",
                ns[i].id, ns[i].url, ns[i].raft, ns[i].id, ns[i].id,
-               ns[i].dir);
+               ns[i].raft, ns[i].url, ns[i].dir);
     fflush(stdout);
     if (detach) {
         printf("stop it with: nftraft down --dir %s\n", dir);

@@ -151,9 +151,10 @@ static int run(struct daemon *d)
         char label[32];
         snprintf(label, sizeof label, "%" PRIu64, token);
         log_init(label, NULL);
-        if (config_peer(cfg, token) == NULL) {
+        if (chainsync_peer(d->cs, token) == NULL) {
             fprintf(stderr, "nftraftd: token %" PRIu64 " (instance %s) has "
-                            "no entry in the --peers address book\n",
+                            "no endpoints on chain (registerNode) and no "
+                            "entry in a --peers address book\n",
                     token, cfg->instance_id);
             return 1;
         }
@@ -228,7 +229,7 @@ static int run(struct daemon *d)
         uint64_t ids[CONFIG_MAX_PEERS];
         unsigned k = chainsync_members(d->cs, ids, CONFIG_MAX_PEERS);
         for (unsigned i = 0; i < k; i++) {
-            const struct config_peer *p = config_peer(cfg, ids[i]);
+            const struct config_peer *p = chainsync_peer(d->cs, ids[i]);
             servers[n].id = ids[i];
             snprintf(servers[n].address, sizeof servers[n].address, "%s",
                      p->raft);

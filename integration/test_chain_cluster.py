@@ -269,16 +269,20 @@ def test_fourth_instance_registered_while_running_joins():
     key4 = open(os.path.join(C.dir, "node4", "wallet.key")).read().strip()
     addr4 = subprocess.run([CAST, "wallet",
                             "address", "--private-key", key4], capture_output=True, text=True).stdout.strip()
-    for args, key in ((["mint", "--to", addr4, "--name", "node4"], dev_key(0)),
-                      (["register", "--instance-id", "node4", "--token", "4"], key4)):
+    # Registered with its endpoints: the other nodes have no address book
+    # (up started them without --peers) and find node 4 from the contract.
+    url4 = "http://127.0.0.1:%d" % (C.base + 3)
+    reg = ["register", "--instance-id", "node4", "--token", "4", "--node-key", addr4,
+           "--raft-endpoint", "127.0.0.1:%d" % (C.base + 103), "--http-endpoint", url4]
+    for args, key in ((["mint", "--to", addr4, "--name", "node4"], dev_key(0)), (reg, key4)):
         r = subprocess.run([NFTRAFT, *args, "--rpc-url", rpc, "--contract", nft], capture_output=True,
                            text=True, timeout=60, env=dict(os.environ, NFTRAFT_WALLET_KEY=key))
         check(r.returncode == 0, "%s: %s" % (args[0], r.stderr))
     args = [l for l in open(os.path.join(C.dir, "node4", "cmdline")).read().split("\n") if l]
-    check("--join" in args, "the spare slot starts with --join")
+    check("--join" in args and "--peers" not in args, "the spare slot starts with --join, no address book")
+    check(all("--peers" not in C.cmdline(i) for i in (1, 2, 3)), "chain-mode nodes start without --peers")
     log = open(os.path.join(C.dir, "node4", "node.log"), "a")
     FIG["node4"] = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
-    url4 = "http://127.0.0.1:%d" % (C.base + 3)
     if len(C.urls) == 3:
         C.urls.append(url4)  # later tests may address node 4 as C.url(4)
     leader = C.leader()

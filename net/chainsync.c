@@ -39,6 +39,8 @@ struct member {
     uint8_t instance[32];
     uint8_t owner[20];
     uint8_t key[20]; /* the node key that speaks for the token (v1: owner) */
+    struct config_peer addr; /* on-chain endpoints (raft "" when none or
+                                not usable): discovery without --peers */
 };
 
 struct chainsync {
@@ -157,6 +159,15 @@ int chainsync_init(struct chainsync **out, uv_loop_t *loop,
 
 static int adopt(struct chainsync *cs, const struct member *got, size_t n1);
 
+/* Members' on-chain HTTP URLs to the API (forwarding, leader pings). */
+static void publish_urls(struct chainsync *cs)
+{
+    for (unsigned i = 0; cs->api != NULL && i < cs->n_members; i++)
+        if (cs->members[i].addr.http[0])
+            api_set_peer_url(cs->api, cs->members[i].token,
+                             cs->members[i].addr.http, NULL);
+}
+
 static int decode_members(struct chainsync *cs, const uint8_t *d, size_t len)
 {
     const uint8_t *ids, *insts, *owners;
@@ -177,8 +188,49 @@ static int decode_members(struct chainsync *cs, const uint8_t *d, size_t len)
             return ERR_MALFORMED;
         memcpy(m->instance, insts + 32 * i, 32);
         memcpy(m->key, m->owner, 20);
+        memset(&m->addr, 0, sizeof m->addr);
     }
     return adopt(cs, got, n1);
+}
+
+/* Keep a member's on-chain endpoints when raft's transport can use them:
+ * raft an IPv4 a.b.c.d:port, http an http(s):// URL. Anything else is
+ * dropped (logged by the caller's view) and --peers is asked instead. */
+static void endpoints(struct member *m, const char *raft, const char *http)
+{
+    memset(&m->addr, 0, sizeof m->addr);
+    m->addr.id = m->token;
+    struct sockaddr_in sa;
+    char host[CONFIG_ADDR_MAX];
+    const char *colon = strrchr(raft, ':');
+    size_t hl = colon ? (size_t)(colon - raft) : 0;
+    if (colon == NULL || hl == 0 || hl >= sizeof host ||
+        strlen(raft) >= sizeof m->addr.raft ||
+        strlen(http) >= sizeof m->addr.http ||
+        (strncmp(http, "http://", 7) != 0 && strncmp(http, "https://", 8) != 0))
+        return;
+    memcpy(host, raft, hl);
+    host[hl] = '\0';
+    uint64_t port;
+    if (uv_ip4_addr(host, 0, &sa) != 0 ||
+        config_parse_u64(colon + 1, 1, 65535, &port) != 0)
+        return;
+    snprintf(m->addr.raft, sizeof m->addr.raft, "%s", raft);
+    snprintf(m->addr.http, sizeof m->addr.http, "%s", http);
+    size_t n = strlen(m->addr.http);
+    while (n > 0 && m->addr.http[n - 1] == '/')
+        m->addr.http[--n] = '\0';
+}
+
+/* Where token's node is: its on-chain endpoints, else its --peers entry;
+ * NULL when neither is known. */
+static const struct config_peer *peer_of(const struct chainsync *cs,
+                                         uint64_t token)
+{
+    for (unsigned i = 0; i < cs->n_members; i++)
+        if (cs->members[i].token == token && cs->members[i].addr.raft[0])
+            return &cs->members[i].addr;
+    return config_peer(cs->cfg, token);
 }
 
 /* activeNodes() (contract v2): each token's node key is what speaks for
@@ -197,9 +249,11 @@ static int decode_nodes(struct chainsync *cs, const uint8_t *d, size_t len)
             break;
         }
         got[i].token = nodes[i].token;
+        memset(&got[i].addr, 0, sizeof got[i].addr);
         memcpy(got[i].instance, nodes[i].instance, 32);
         memcpy(got[i].owner, nodes[i].owner, 20);
         memcpy(got[i].key, nodes[i].node_key, 20);
+        endpoints(&got[i], nodes[i].raft, nodes[i].http);
     }
     free(nodes);
     return rv != 0 ? ERR_MALFORMED : adopt(cs, got, n);
@@ -234,6 +288,8 @@ static int adopt(struct chainsync *cs, const struct member *got, size_t n1)
                    memcmp(cs->members, got, n1 * sizeof got[0]) != 0;
     memcpy(cs->members, got, n1 * sizeof got[0]);
     cs->n_members = (unsigned)n1;
+    if (changed)
+        publish_urls(cs);
     /* Revocation reaches established connections too: raft streams from a
      * peer whose token is no longer active (or changed hands) are closed. */
     if (changed && cs->transport != NULL) {
@@ -298,10 +354,14 @@ static void cache_save(struct chainsync *cs)
         hex_encode(cs->members[i].instance, 32, 1, ih);
         hex_encode(cs->members[i].owner, 20, 1, oh);
         hex_encode(cs->members[i].key, 20, 1, kh);
-        json_array_append_new(ms, json_pack("{s:I,s:s,s:s,s:s}", "token",
-                                            (json_int_t)cs->members[i].token,
-                                            "instance", ih, "owner", oh,
-                                            "node_key", kh));
+        json_t *m = json_pack("{s:I,s:s,s:s,s:s}", "token",
+                              (json_int_t)cs->members[i].token, "instance",
+                              ih, "owner", oh, "node_key", kh);
+        if (m != NULL && cs->members[i].addr.raft[0]) {
+            json_object_set_new(m, "raft", json_string(cs->members[i].addr.raft));
+            json_object_set_new(m, "http", json_string(cs->members[i].addr.http));
+        }
+        json_array_append_new(ms, m);
     }
     json_t *j = json_pack("{s:i,s:I,s:s,s:o}", "version", 1, "chain_id",
                           (json_int_t)cs->chain_id, "contract",
@@ -363,11 +423,11 @@ static int cache_load(struct chainsync *cs, char *msg, size_t len)
     size_t n = json_array_size(ms);
     for (size_t i = 0; i < n; i++) {
         json_int_t token;
-        const char *ih, *oh, *kh = NULL;
+        const char *ih, *oh, *kh = NULL, *raft = "", *http = "";
         size_t k1, k2, k3 = 20;
-        if (json_unpack(json_array_get(ms, i), "{s:I,s:s,s:s,s?s}", "token",
-                        &token, "instance", &ih, "owner", &oh, "node_key",
-                        &kh) != 0 ||
+        if (json_unpack(json_array_get(ms, i), "{s:I,s:s,s:s,s?s,s?s,s?s}",
+                        "token", &token, "instance", &ih, "owner", &oh,
+                        "node_key", &kh, "raft", &raft, "http", &http) != 0 ||
             token <= 0 ||
             hex_decode(ih, strlen(ih), got[i].instance, 32, &k1) != 0 ||
             k1 != 32 ||
@@ -382,6 +442,7 @@ static int cache_load(struct chainsync *cs, char *msg, size_t len)
         got[i].token = (uint64_t)token;
         if (kh == NULL) /* written before node keys: the owner speaks */
             memcpy(got[i].key, got[i].owner, 20);
+        endpoints(&got[i], raft, http);
     }
     memcpy(cs->members, got, n * sizeof got[0]);
     cs->n_members = (unsigned)n;
@@ -503,7 +564,7 @@ unsigned chainsync_members(struct chainsync *cs, uint64_t *ids, unsigned cap)
 {
     unsigned k = 0;
     for (unsigned i = 0; i < cs->n_members && k < cap; i++)
-        if (config_peer(cs->cfg, cs->members[i].token) != NULL)
+        if (peer_of(cs, cs->members[i].token) != NULL)
             ids[k++] = cs->members[i].token;
     return k;
 }
@@ -588,7 +649,7 @@ static void decide(struct chainsync *cs)
     for (unsigned i = 0; i < cs->n_members; i++) {
         members[i] = cs->members[i].token;
         self_active |= members[i] == cs->self;
-        if (config_peer(cs->cfg, members[i]) != NULL)
+        if (peer_of(cs, members[i]) != NULL)
             addressable[na++] = members[i];
     }
     struct recon_input in = {
@@ -637,7 +698,7 @@ static void decide(struct chainsync *cs)
             cs->change_target = a->id;
             if (a->kind == RECON_REMOVE)
                 cs->last_remove_ms = now;
-            p = config_peer(cs->cfg, a->id);
+            p = peer_of(cs, a->id);
             LOGI("chain", "raft %s token=%" PRIu64, recon_kind_str(a->kind),
                  a->id);
             int rv = a->kind == RECON_ADD
@@ -847,7 +908,7 @@ static void tick(uv_timer_t *t)
     }
     const struct config_peer *p =
         cs->leader_token && cs->leader_token != cs->self
-            ? config_peer(cs->cfg, cs->leader_token)
+            ? peer_of(cs, cs->leader_token)
             : NULL;
     if (cs->health_of != cs->leader_token) {
         cs->health = -1; /* a new leader: unknown until pinged */
@@ -905,7 +966,7 @@ static json_t *members_json(void *data)
                 role = servers[k].role != 1 ? "standby"
                        : m->token == st.leader_id ? "leader"
                                                   : "follower";
-        const struct config_peer *p = config_peer(cs->cfg, m->token);
+        const struct config_peer *p = peer_of(cs, m->token);
         char name[67], ih[67], oh[43], kh[43];
         chaincli_instance_text(m->instance, name);
         hex_encode(m->instance, 32, 1, ih);
@@ -946,6 +1007,7 @@ void chainsync_attach(struct chainsync *cs, struct node *node,
     for (unsigned i = 0; i < cs->cfg->n_peers; i++)
         api_set_peer_url(api, cs->cfg->peers[i].id, cs->cfg->peers[i].http,
                          NULL);
+    publish_urls(cs); /* on-chain endpoints win over the address book */
     struct api_chain_hooks h = {.data = cs,
                                 .status_json = status_json,
                                 .members_json = members_json,
@@ -1005,6 +1067,11 @@ static int auth_check(void *arg, uint64_t id, const uint8_t addr[20],
     snprintf(why, len, "token %llu is not an active registered member "
              "(signer %s)", (unsigned long long)id, a);
     return ERR_DENIED;
+}
+
+const struct config_peer *chainsync_peer(struct chainsync *cs, uint64_t token)
+{
+    return peer_of(cs, token);
 }
 
 void chainsync_transport_auth(struct chainsync *cs, struct transport_auth *auth)

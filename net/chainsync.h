@@ -40,6 +40,12 @@ struct raft_uv_transport;
 void chainsync_attach(struct chainsync *cs, struct node *node,
                       struct api *api, struct raft_uv_transport *transport);
 
+/* Where token's node is: its endpoints registered on chain (registerNode),
+ * else its --peers entry; NULL when neither is known. Valid until the next
+ * view. */
+struct config_peer;
+const struct config_peer *chainsync_peer(struct chainsync *cs, uint64_t token);
+
 /* The raft transport's handshake (net/transport.h) for this node: signs
  * with its wallet; a peer may claim raft id N when its key is the owner of
  * active token N in the latest view read from the contract (a failed or
