@@ -122,6 +122,7 @@ class Topology:
     # (jpart, jloss, jrpc), jumped to from INPUT and OUTPUT, so they compose and
     # heal independently. --
     CHAINS = ("jpart", "jloss", "jrpc")
+    NAT_CHAINS = ("jdelay",)   # nat OUTPUT: DNAT of peer links to a delaying relay
 
     def iptables(self, node, args, check=True):
         return sh(["iptables", "-w"] + list(args), ns=self.ns(node), check=check)
@@ -131,9 +132,29 @@ class Topology:
             self.iptables(node, ["-N", c])
             self.iptables(node, ["-A", "INPUT", "-j", c])
             self.iptables(node, ["-A", "OUTPUT", "-j", c])
+        for c in self.NAT_CHAINS:
+            self.iptables(node, ["-t", "nat", "-N", c])
+            self.iptables(node, ["-t", "nat", "-A", "OUTPUT", "-j", c])
 
     def heal(self, node, chain):
-        self.iptables(node, ["-F", chain], check=False)
+        table = ["-t", "nat"] if chain in self.NAT_CHAINS else []
+        self.iptables(node, table + ["-F", chain], check=False)
+
+    def redirect(self, node, peer, ports, relay_port, mark):
+        """node's new TCP connections to peer's ports go to the relay at
+        node's own address:relay_port instead (packets carrying mark, the
+        relay's own, are left alone). Established connections are not
+        affected by a nat rule: kill_links() closes them."""
+        self.iptables(node, ["-t", "nat", "-A", "jdelay", "-p", "tcp", "-d", self.ip(peer),
+                             "-m", "multiport", "--dports", ",".join(str(p) for p in ports),
+                             "-m", "mark", "!", "--mark", str(mark), "-j", "DNAT",
+                             "--to-destination", "%s:%d" % (self.ip(node), relay_port)])
+
+    def kill_links(self, node, peer, ports):
+        """Close (ss -K) node's established TCP connections to peer's ports, so
+        that the node reconnects (through whatever nat rules are now in place)."""
+        flt = " or ".join("dport = :%d" % p for p in ports)
+        sh(["ss", "-K", "-t", "dst", self.ip(peer), "( %s )" % flt], ns=self.ns(node))
 
     def block(self, node, peers):
         """node stops exchanging packets with each of peers (both directions
