@@ -5,8 +5,9 @@ collides with no route of the host. The runner itself (the clients) reaches
 the nodes through one more veth from the root namespace into the hub
 (10.77.X.254). Nothing else is touched: no host interface, no host firewall.
 
-Faults are iptables rules inside the node namespaces (partitions, loss), so
-they are per node and real; teardown deletes every namespace (which deletes
+Faults are iptables rules inside the node namespaces (partitions, loss; and
+for the delay nemesis a nat DNAT of peer links to a relay), so they are per
+node and real; teardown deletes every namespace (which deletes
 their veths and rules) and the root-side veth.
 
 Contract: Topology(n, extra=[...]).up() raises TopoError with a clear message
