@@ -163,11 +163,19 @@ class Topology:
         for p in peers:
             self.iptables(node, ["-A", "jpart", "-s", self.ip(p), "-j", "DROP"])
             self.iptables(node, ["-A", "jpart", "-d", self.ip(p), "-j", "DROP"])
+            # a link the delay nemesis DNATed to the local relay still has
+            # the peer as its original destination: cut it too, so the
+            # relay cannot turn a silent partition into an accepted link
+            self.iptables(node, ["-A", "jpart", "-m", "conntrack", "--ctorigdst", self.ip(p),
+                                 "-j", "DROP"])
 
     def loss(self, node, probability):
         """Drop a random fraction of node's packets from/to other nodes (the
         clients' packets are spared)."""
         for flag in ("-s", "-d"):
             self.iptables(node, ["-A", "jloss", flag, self.client_ip(), "-j", "RETURN"])
+        # the leg to a local delay relay is not an inter-node link
+        self.iptables(node, ["-A", "jloss", "-s", self.ip(node), "-d", self.ip(node),
+                             "-j", "RETURN"])
         self.iptables(node, ["-A", "jloss", "-m", "statistic", "--mode", "random",
                              "--probability", "%.3f" % probability, "-j", "DROP"])
