@@ -504,13 +504,14 @@ def main(argv=None):
     a = ap.parse_args(argv)
     try:
         lo, _, hi = a.delay_ms.partition("-")
-        a.delay_ms = (float(lo), float(hi or lo))
-        if not 0 <= a.delay_ms[0] <= a.delay_ms[1] <= 10000:
+        rng = (float(lo), float(hi or lo))
+        if not 0 <= rng[0] <= rng[1] <= 10000:
             raise ValueError
     except ValueError:
         print("jepsen: --delay-ms wants LO-HI in ms, 0 <= LO <= HI <= 10000 (got %r)"
               % a.delay_ms, file=sys.stderr)
         return 2
+    a.delay_ms = rng
     if a.seed is None:
         a.seed = random.randrange(1, 10**6)
     a.out = os.path.abspath(a.out or "/tmp/nftraft-jepsen-%d" % a.seed)
