@@ -13,7 +13,7 @@ fi
 out=$(mktemp -d /tmp/nftraft-jepsen-ci.XXXXXX)
 rc=0
 python3 "$here/jepsen/run.py" --time 60 --quiet --out "$out/run" \
-  --nemesis partition-leader,partition-halves,bridge,kill,pause,loss,stall-leader || rc=1
+  --nemesis partition-leader,partition-halves,bridge,kill,pause,loss,delay,stall-leader || rc=1
 if ((rc == 0)); then
   python3 "$here/jepsen/selftest.py" corrupt "$out/run" || rc=1
 fi

@@ -11,7 +11,9 @@ each, and calls stop() on every active one at the end (heal).
 
 ctx is the Run object of run.py: ctx.topo (topology), ctx.n, ctx.node_ids,
 ctx.leader() (id or None), ctx.kill(i), ctx.restart(i), ctx.signal(i, sig),
-ctx.fault_switch(i, on), ctx.chain (None or the chain fixture).
+ctx.fault_switch(i, on), ctx.chain (None or the chain fixture); for delay:
+ctx.delay_range, ctx.start_relay(i, ms, jitter, seed), ctx.stop_relays(),
+ctx.peer_ports, ctx.relay_port, ctx.relay_mark.
 
 Adding a nemesis = one class here + one line in REGISTRY. The NFT lifecycle
 ones wait for the contract changes of another issue; NOT_YET says why."""
@@ -171,6 +173,49 @@ class Loss(Nemesis):
         return {}
 
 
+class Delay(Nemesis):
+    """Userspace delaying relay (no tc netem on this kernel): links between
+    the victims and everyone (all nodes, or one node: the leader or a random
+    one) get a one-way delay of D +/- D/4 ms, D drawn from --delay-ms (default
+    50-200). Each node with an affected link runs relay.py in its own
+    namespace; its new connections to the affected peers' raft and HTTP
+    ports are DNATed there (topo.redirect) and its existing ones are closed
+    (topo.kill_links) so raft reconnects through the relay. Every connection
+    is initiated by one end, so each byte between two affected nodes crosses
+    exactly one relay, in either direction. stop() removes the rules and
+    ends the relays, which closes the relayed connections: raft reconnects
+    directly."""
+    name = "delay"
+
+    def start(self, ctx, rnd):
+        lo, hi = ctx.delay_range
+        self.ms = round(rnd.uniform(lo, hi))
+        jitter = round(self.ms / 4)
+        ids = ctx.node_ids
+        if rnd.random() < 0.5:
+            victims = list(ids)
+        else:
+            lead = ctx.leader()
+            victims = [lead if (lead and rnd.random() < 0.6) else rnd.choice(ids)]
+        links = {a: [b for b in ids if b != a and (a in victims or b in victims)] for a in ids}
+        seed = rnd.randrange(1 << 30)
+        for a, peers in links.items():
+            if peers:
+                ctx.start_relay(a, self.ms, jitter, seed + a)
+                for b in peers:
+                    ctx.topo.redirect(a, b, ctx.peer_ports, ctx.relay_port, ctx.relay_mark)
+        for a, peers in links.items():
+            for b in peers:
+                ctx.topo.kill_links(a, b, ctx.peer_ports)
+        return {"nodes": sorted(victims), "delay_ms": self.ms, "jitter_ms": jitter}
+
+    def stop(self, ctx):
+        for i in ctx.node_ids:
+            ctx.topo.heal(i, "jdelay")
+        ctx.stop_relays()
+        return {}
+
+
 class StallLeader(Nemesis):
     """The leader's HTTP API stops answering (POST /fault http_stall, needs
     --enable-fault-switch); raft keeps running, so it stays leader."""
@@ -225,12 +270,10 @@ class ChainLag(Nemesis):
 
 
 REGISTRY = {c.name: c for c in (Kill, Pause, PartitionLeader, PartitionHalves, Bridge,
-                                 PartitionRing, Loss, StallLeader, ChainOutage, ChainLag)}
+                                 PartitionRing, Loss, Delay, StallLeader, ChainOutage, ChainLag)}
 
 # Named in the issue, not implemented (yet): why, so --nemesis can say so.
 NOT_YET = {
-    "delay": "tc netem is not available on this kernel ('qdisc kind unknown'), and "
-             "a userspace delaying relay needs DNAT of every raft link through it: not built yet",
     "clock": "network namespaces do not virtualise the clock; time namespaces only give a "
              "fixed monotonic offset at process start, not a skew or jump of a running node",
     "member-add": "static membership is fixed at start; needs chain mode",

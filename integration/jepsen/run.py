@@ -29,6 +29,7 @@ import nemesis as nem  # noqa: E402
 import topo as topomod  # noqa: E402
 
 HTTP_PORT, RAFT_PORT = 8080, 9000
+RELAY_PORT, RELAY_MARK = 9901, 0x4a44   # delay nemesis: relay.py in each node namespace
 CLIENT_TIMEOUT = 5.0
 
 
@@ -77,6 +78,10 @@ class Run:
         self.stop_ev = threading.Event()
         self.chain = None
         self.binary = args.binary
+        self.relays = {}        # node -> relay.py Popen (delay nemesis)
+        self.delay_range = args.delay_ms
+        self.peer_ports = (RAFT_PORT, HTTP_PORT)
+        self.relay_port, self.relay_mark = RELAY_PORT, RELAY_MARK
 
     # ---- history ----
     def now(self):
@@ -138,6 +143,43 @@ class Run:
         p = self.procs[i]
         if p.poll() is None:
             os.kill(p.pid, sig)
+
+    def start_relay(self, i, ms, jitter, seed):
+        """relay.py in node i's namespace, listening on its RELAY_PORT; returns
+        once it listens. Raises RuntimeError when it does not come up."""
+        self.stop_relay(i)
+        logf = open(os.path.join(self.a.out, "nodes", "relay-n%d.log" % i), "a")
+        p = subprocess.Popen(["ip", "netns", "exec", self.topo.ns(i), sys.executable,
+                              os.path.join(HERE, "relay.py"),
+                              "--listen", "%s:%d" % (self.topo.ip(i), RELAY_PORT),
+                              "--mark", str(RELAY_MARK), "--delay-ms", str(ms),
+                              "--jitter-ms", str(jitter), "--seed", str(seed),
+                              "--parent", str(os.getpid())],
+                             stdout=subprocess.PIPE, stderr=logf, text=True,
+                             start_new_session=True)
+        logf.close()
+        self.relays[i] = p
+        if p.stdout.readline().strip() != "ready":
+            self.stop_relay(i)
+            raise RuntimeError("delay relay for node %d did not start (see nodes/relay-n%d.log)"
+                               % (i, i))
+
+    def stop_relay(self, i):
+        p = self.relays.pop(i, None)
+        if p is None:
+            return
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        p.stdout.close()
+
+    def stop_relays(self):
+        for i in list(self.relays):
+            self.stop_relay(i)
 
     def fault_switch(self, i, on):
         k, st, _ = http("POST", self.url(i) + "/fault", {"http_stall": on}, timeout=2)
@@ -288,11 +330,13 @@ class Run:
             self.topo.heal(i, "jpart")
             self.topo.heal(i, "jloss")
             self.topo.heal(i, "jrpc")
+            self.topo.heal(i, "jdelay")
             if self.procs[i].poll() is not None:
                 self.restart(i)
             else:
                 os.kill(self.procs[i].pid, signal.SIGCONT)
         time.sleep(0.5)
+        self.stop_relays()
         for i in self.node_ids:
             self.fault_switch(i, False)
 
@@ -453,12 +497,25 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--nemesis", default="all",
                     help="comma list of %s, 'all' or 'none'" % ",".join(nem.REGISTRY))
+    ap.add_argument("--delay-ms", default="50-200", metavar="LO-HI",
+                    help="delay nemesis: one-way delay drawn from LO-HI ms, +/- 25%% jitter "
+                         "(default 50-200)")
     ap.add_argument("--rate", type=float, default=0, help="total ops/s target (0 = open loop)")
     ap.add_argument("--idempotency-keys", choices=("on", "off", "mixed"), default="mixed")
     ap.add_argument("--out", default=None, help="output dir (default /tmp/nftraft-jepsen-SEED)")
     ap.add_argument("--binary", default=None, help=argparse.SUPPRESS)  # self-test: unsafe daemon
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
+    try:
+        lo, _, hi = a.delay_ms.partition("-")
+        rng = (float(lo), float(hi or lo))
+        if not 0 <= rng[0] <= rng[1] <= 10000:
+            raise ValueError
+    except ValueError:
+        print("jepsen: --delay-ms wants LO-HI in ms, 0 <= LO <= HI <= 10000 (got %r)"
+              % a.delay_ms, file=sys.stderr)
+        return 2
+    a.delay_ms = rng
     if a.seed is None:
         a.seed = random.randrange(1, 10**6)
     a.out = os.path.abspath(a.out or "/tmp/nftraft-jepsen-%d" % a.seed)
@@ -501,6 +558,7 @@ def main(argv=None):
         return 2
     finally:
         r.stop_ev.set()
+        r.stop_relays()
         r.shutdown_nodes()
         if r.chain:
             r.chain.stop()

@@ -5,8 +5,9 @@ collides with no route of the host. The runner itself (the clients) reaches
 the nodes through one more veth from the root namespace into the hub
 (10.77.X.254). Nothing else is touched: no host interface, no host firewall.
 
-Faults are iptables rules inside the node namespaces (partitions, loss), so
-they are per node and real; teardown deletes every namespace (which deletes
+Faults are iptables rules inside the node namespaces (partitions, loss; and
+for the delay nemesis a nat DNAT of peer links to a relay), so they are per
+node and real; teardown deletes every namespace (which deletes
 their veths and rules) and the root-side veth.
 
 Contract: Topology(n, extra=[...]).up() raises TopoError with a clear message
@@ -122,6 +123,7 @@ class Topology:
     # (jpart, jloss, jrpc), jumped to from INPUT and OUTPUT, so they compose and
     # heal independently. --
     CHAINS = ("jpart", "jloss", "jrpc")
+    NAT_CHAINS = ("jdelay",)   # nat OUTPUT: DNAT of peer links to a delaying relay
 
     def iptables(self, node, args, check=True):
         return sh(["iptables", "-w"] + list(args), ns=self.ns(node), check=check)
@@ -131,9 +133,29 @@ class Topology:
             self.iptables(node, ["-N", c])
             self.iptables(node, ["-A", "INPUT", "-j", c])
             self.iptables(node, ["-A", "OUTPUT", "-j", c])
+        for c in self.NAT_CHAINS:
+            self.iptables(node, ["-t", "nat", "-N", c])
+            self.iptables(node, ["-t", "nat", "-A", "OUTPUT", "-j", c])
 
     def heal(self, node, chain):
-        self.iptables(node, ["-F", chain], check=False)
+        table = ["-t", "nat"] if chain in self.NAT_CHAINS else []
+        self.iptables(node, table + ["-F", chain], check=False)
+
+    def redirect(self, node, peer, ports, relay_port, mark):
+        """node's new TCP connections to peer's ports go to the relay at
+        node's own address:relay_port instead (packets carrying mark, the
+        relay's own, are left alone). Established connections are not
+        affected by a nat rule: kill_links() closes them."""
+        self.iptables(node, ["-t", "nat", "-A", "jdelay", "-p", "tcp", "-d", self.ip(peer),
+                             "-m", "multiport", "--dports", ",".join(str(p) for p in ports),
+                             "-m", "mark", "!", "--mark", str(mark), "-j", "DNAT",
+                             "--to-destination", "%s:%d" % (self.ip(node), relay_port)])
+
+    def kill_links(self, node, peer, ports):
+        """Close (ss -K) node's established TCP connections to peer's ports, so
+        that the node reconnects (through whatever nat rules are now in place)."""
+        flt = " or ".join("dport = :%d" % p for p in ports)
+        sh(["ss", "-K", "-t", "dst", self.ip(peer), "( %s )" % flt], ns=self.ns(node))
 
     def block(self, node, peers):
         """node stops exchanging packets with each of peers (both directions
@@ -141,11 +163,19 @@ class Topology:
         for p in peers:
             self.iptables(node, ["-A", "jpart", "-s", self.ip(p), "-j", "DROP"])
             self.iptables(node, ["-A", "jpart", "-d", self.ip(p), "-j", "DROP"])
+            # a link the delay nemesis DNATed to the local relay still has
+            # the peer as its original destination: cut it too, so the
+            # relay cannot turn a silent partition into an accepted link
+            self.iptables(node, ["-A", "jpart", "-m", "conntrack", "--ctorigdst", self.ip(p),
+                                 "-j", "DROP"])
 
     def loss(self, node, probability):
         """Drop a random fraction of node's packets from/to other nodes (the
         clients' packets are spared)."""
         for flag in ("-s", "-d"):
             self.iptables(node, ["-A", "jloss", flag, self.client_ip(), "-j", "RETURN"])
+        # the leg to a local delay relay is not an inter-node link
+        self.iptables(node, ["-A", "jloss", "-s", self.ip(node), "-d", self.ip(node),
+                             "-j", "RETURN"])
         self.iptables(node, ["-A", "jloss", "-m", "statistic", "--mode", "random",
                              "--probability", "%.3f" % probability, "-j", "DROP"])
