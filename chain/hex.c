@@ -4,7 +4,7 @@
 
 #include <string.h>
 
-static int nibble(char c)
+int hex_nibble(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -27,7 +27,7 @@ int hex_decode(const char *s, size_t slen, uint8_t *out, size_t cap,
     if (slen / 2 > cap)
         return ERR_TOOBIG;
     for (size_t i = 0; i < slen; i += 2) {
-        int hi = nibble(s[i]), lo = nibble(s[i + 1]);
+        int hi = hex_nibble(s[i]), lo = hex_nibble(s[i + 1]);
         if (hi < 0 || lo < 0)
             return ERR_MALFORMED;
         out[i / 2] = (uint8_t)(hi << 4 | lo);
@@ -60,7 +60,7 @@ int hex_quantity(const char *s, uint64_t *v)
         return ERR_MALFORMED;
     uint64_t x = 0;
     for (size_t i = 0; i < n; i++) {
-        int h = nibble(s[2 + i]);
+        int h = hex_nibble(s[2 + i]);
         if (h < 0)
             return ERR_MALFORMED;
         x = x << 4 | (uint64_t)h;

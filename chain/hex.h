@@ -5,6 +5,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The value of one hex digit (either case), or -1. */
+int hex_nibble(char c);
+
 /* Decode s (optional 0x prefix, even length, [0-9a-fA-F] only) into out
  * (cap bytes); *len gets the byte count. ERR_MALFORMED or ERR_TOOBIG. */
 int hex_decode(const char *s, size_t slen, uint8_t *out, size_t cap,

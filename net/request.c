@@ -1,5 +1,6 @@
 /* request.c - strict parsing of HTTP API input. */
 #include "net/request.h"
+#include "chain/hex.h"
 #include "core/err.h"
 
 #include <jansson.h>
@@ -162,17 +163,6 @@ const char *request_framing_problem(const char *head, size_t len)
     return NULL;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int request_query_value(const char *q, size_t len, const char *name, char *out,
                         size_t cap)
 {
@@ -190,9 +180,9 @@ int request_query_value(const char *q, size_t len, const char *name, char *out,
                 if (ch == '+') {
                     ch = ' ';
                 } else if (ch == '%') {
-                    if (pe - p < 3 || hexval(p[1]) < 0 || hexval(p[2]) < 0)
+                    if (pe - p < 3 || hex_nibble(p[1]) < 0 || hex_nibble(p[2]) < 0)
                         return ERR_MALFORMED;
-                    ch = (char)(hexval(p[1]) * 16 + hexval(p[2]));
+                    ch = (char)(hex_nibble(p[1]) * 16 + hex_nibble(p[2]));
                     p += 2;
                     if (ch == '\0')
                         return ERR_MALFORMED;
