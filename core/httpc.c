@@ -396,6 +396,9 @@ int httpc_request(struct httpc *c, const char *method, const char *url,
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    /* The smallest upload buffer (default 64 KiB): a chunk that large is
+     * handed back to the OS heap top on each free (malloc_consolidate). */
+    curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     if (c->source[0])
         curl_easy_setopt(e, CURLOPT_INTERFACE, c->source);
