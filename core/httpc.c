@@ -53,6 +53,7 @@ struct sock_ctx {
     uv_poll_t poll;
     struct httpc *c;
     curl_socket_t fd;
+    int events; /* UV_READABLE/UV_WRITABLE the poll runs with; 0 = stopped */
     struct sock_ctx *prev, *next;
 };
 
@@ -195,6 +196,7 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
                  * reused; it is only started again for a socket curl hands
                  * us with that same fd number. */
                 uv_poll_stop(&s->poll);
+                s->events = 0;
                 sock_unlink(&c->socks, s);
                 sock_push(&c->idle, s);
                 c->n_idle++;
@@ -234,7 +236,12 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
         ev |= UV_READABLE;
     if (what & CURL_POLL_OUT)
         ev |= UV_WRITABLE;
-    uv_poll_start(&s->poll, ev, poll_cb);
+    /* uv_poll_start always drops the fd from epoll and adds it again:
+     * skip it when curl repeats what we already watch. */
+    if (ev != s->events) {
+        uv_poll_start(&s->poll, ev, poll_cb);
+        s->events = ev;
+    }
     return 0;
 }
 
