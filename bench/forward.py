@@ -5,9 +5,9 @@ back at each concurrency level, repeated --rounds times.
 
 Usage: python3 bench/forward.py [--duration 4] [--levels 1,16,64] [--rounds 2]
 Prints writes/s, p50 and p99 of both and the ratio direct/forwarded
-(issue 13 asks for <= 1.5x). Also prints how many TCP connections the
-leader accepted from the follower (nftraft_http_connections_accepted_total
-if the node exports it)."""
+(issue 13 asks for <= 1.5x) and the CPU microseconds each node spent per
+write: on a loaded 2-core machine writes/s swing by 2x between runs, CPU
+per write much less."""
 import argparse
 import os
 import statistics
@@ -19,6 +19,26 @@ sys.path.insert(0, HERE)
 import bench  # noqa: E402
 
 fx = bench.fx
+
+
+def cpu_s(pid):
+    """User + system CPU seconds of a process so far."""
+    with open("/proc/%d/stat" % pid) as f:
+        col = f.read().rsplit(")", 1)[1].split()
+    return (int(col[11]) + int(col[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_wrk(c, node, script, conns, duration, extra):
+    """wrk against node; adds per_s and the CPU microseconds per write that
+    each node spent (the figure that stays put on a loaded machine)."""
+    pids = {i: c.pid(i) for i in range(1, 4)}
+    before = {i: cpu_s(p) for i, p in pids.items()}
+    r = bench.wrk(c.url(node) + "/increment", script, conns, duration, extra)
+    ok = r["requests"] - r["errors"]
+    r["per_s"] = ok / duration
+    r["cpu_us"] = {i: (cpu_s(p) - before[i]) * 1e6 / max(ok, 1)
+                   for i, p in pids.items()}
+    return r
 
 
 def main():
@@ -41,14 +61,11 @@ def main():
         time.sleep(1)
         for rnd in range(a.rounds):
             for conns in levels:
-                d = bench.wrk(c.url(leader) + "/increment",
-                              kscript if a.keyed else script, conns,
-                              a.duration,
-                              ["--", "d%d-%d" % (rnd, conns)] if a.keyed else [])
-                fw = bench.wrk(c.url(f) + "/increment", script, conns,
-                               a.duration)
+                d = run_wrk(c, leader, kscript if a.keyed else script, conns,
+                            a.duration,
+                            ["--", "d%d-%d" % (rnd, conns)] if a.keyed else [])
+                fw = run_wrk(c, f, script, conns, a.duration, [])
                 for name, r in (("direct", d), ("forwarded", fw)):
-                    r["per_s"] = (r["requests"] - r["errors"]) / a.duration
                     res.setdefault((conns, name), []).append(r)
                 print("round %d @%d: direct %.0f/s p50 %.2f p99 %.2f | "
                       "forwarded %.0f/s p50 %.2f p99 %.2f | ratio %.2fx"
@@ -57,10 +74,11 @@ def main():
                          fw["p99_ms"] or 0,
                          d["per_s"] / fw["per_s"] if fw["per_s"] else 0),
                       flush=True)
-        st, txt, _ = fx.http("GET", c.url(leader) + "/metrics")
-        for line in (txt or "").split("\n") if isinstance(txt, str) else []:
-            if "connections" in line and not line.startswith("#"):
-                print("leader " + line)
+                for name, r in (("direct", d), ("forwarded", fw)):
+                    print("    %-9s CPU us/write: leader %.0f, follower %d "
+                          "%.0f, other follower %.0f" % (
+                              name, r["cpu_us"][leader], f, r["cpu_us"][f],
+                              r["cpu_us"][6 - leader - f]), flush=True)
     finally:
         c.down()
     print("\n%-6s %-10s %10s %9s %9s %s" % ("conns", "path", "writes/s",
