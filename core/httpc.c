@@ -14,7 +14,7 @@
 /* Kept between requests so that a forwarded write does not pay for a new
  * curl easy handle (its buffers) and a new uv_poll (several epoll_ctl, an
  * ioctl) each time curl takes a kept-alive connection from its cache. */
-enum { HTTPC_POOL = 64, HTTPC_IDLE_SOCKS = 128 };
+enum { HTTPC_POOL = 64, HTTPC_IDLE_SOCKS = 128, HTTPC_HOST_CONNS = 64 };
 
 struct httpc {
     uv_loop_t *loop;
@@ -305,7 +305,15 @@ int httpc_init(struct httpc **out, uv_loop_t *loop)
     curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
     curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_set_cb);
     curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
-    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, 64L);
+    /* At most HTTPC_HOST_CONNS connections to one host; more requests wait
+     * inside curl for one of them. The cache keeps all of those alive (and
+     * some to other hosts): with a cache smaller than the parallel
+     * connections, curl closed one for most requests over 64 in flight
+     * (thousands of TIME_WAIT sockets a second to the leader). */
+    curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+                      (long)HTTPC_HOST_CONNS);
+    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS,
+                      (long)HTTPC_HOST_CONNS + 32L);
     uv_timer_init(loop, &c->timer);
     c->timer.data = c;
     c->open_handles = 1;
