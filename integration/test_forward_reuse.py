@@ -95,6 +95,40 @@ def test_concurrent_forwards_are_exact_and_bounded():
           "connections to the leader" % len(seen))
 
 
+def test_many_clients_share_at_most_64_connections():
+    """100 concurrent clients through one follower: at most 64 connections
+    to the leader (httpc's per-host cap; the rest wait inside curl), all
+    kept alive, not one new connection per write once the cache is full."""
+    f, ld = ST["follower"], ST["leader"]
+    st, j, _ = http("GET", C.url(ld) + "/counter")
+    base = j["value"]
+    values, errors, seen = [], [], set()
+    lock = threading.Lock()
+    go = threading.Event()
+
+    def worker():
+        go.wait()
+        for _ in range(4):
+            st, j, _ = C.increment(f, timeout=30)
+            with lock:
+                (values if st == 200 else errors).append(j["value"] if st == 200 else (st, j))
+
+    ts = [threading.Thread(target=worker) for _ in range(100)]
+    for t in ts:
+        t.start()
+    go.set()
+    while any(t.is_alive() for t in ts):
+        seen |= leader_conns(f, ld)
+        time.sleep(0.005)
+    for t in ts:
+        t.join()
+    check(not errors, "forwarded writes failed: %s" % errors[:5])
+    check(sorted(values) == list(range(base + 1, base + 401)),
+          "values are not exactly %d..%d" % (base + 1, base + 400))
+    check(len(seen) <= 64, "400 forwarded writes from 100 clients used %d "
+          "connections to the leader, want at most 64" % len(seen))
+
+
 def test_forwarding_survives_leader_restart():
     f, ld = ST["follower"], ST["leader"]
     st, j, _ = http("GET", C.url(ld) + "/counter")
@@ -128,6 +162,7 @@ def main():
     try:
         return run([test_sequential_forwards_reuse_one_connection,
                     test_concurrent_forwards_are_exact_and_bounded,
+                    test_many_clients_share_at_most_64_connections,
                     test_forwarding_survives_leader_restart])
     finally:
         C.down()
