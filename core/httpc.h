@@ -4,7 +4,8 @@
  * Never blocks the loop: curl's sockets and timer are driven by uv_poll and a
  * uv_timer on the caller's loop. All calls are made on the loop thread.
  * Connections are kept alive and reused: at most 64 at a time to one host
- * (further requests wait inside curl for one; their timeout runs meanwhile),
+ * (further requests wait inside curl until one is free; each running one is
+ * bounded by its own timeout),
  * all of them kept in curl's cache between requests. */
 #ifndef NFTRAFT_HTTPC_H
 #define NFTRAFT_HTTPC_H
