@@ -11,12 +11,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Kept between requests so that a forwarded write does not pay for a new
+ * curl easy handle (its buffers) and a new uv_poll (several epoll_ctl, an
+ * ioctl) each time curl takes a kept-alive connection from its cache. */
+enum { HTTPC_POOL = 64, HTTPC_IDLE_SOCKS = 128, HTTPC_HOST_CONNS = 64 };
+
 struct httpc {
     uv_loop_t *loop;
     CURLM *multi;
     uv_timer_t timer;
     struct httpc_req *reqs; /* doubly linked list of pending requests */
     struct sock_ctx *socks; /* watched sockets */
+    struct sock_ctx *idle;  /* stopped polls kept for their fd's next use */
+    unsigned n_idle;
+    CURL *pool[HTTPC_POOL]; /* reset easy handles kept for the next request */
+    unsigned n_pool;
     int open_handles;       /* uv handles not yet closed */
     bool closing;
     char source[24]; /* "host!a.b.c.d" for CURLOPT_INTERFACE, or "" */
@@ -44,21 +53,31 @@ struct sock_ctx {
     uv_poll_t poll;
     struct httpc *c;
     curl_socket_t fd;
+    int events; /* UV_READABLE/UV_WRITABLE the poll runs with; 0 = stopped */
     struct sock_ctx *prev, *next;
 };
 
-static void sock_unlink(struct httpc *c, struct sock_ctx *s)
+static void sock_unlink(struct sock_ctx **head, struct sock_ctx *s)
 {
     if (s->prev)
         s->prev->next = s->next;
     else
-        c->socks = s->next;
+        *head = s->next;
     if (s->next)
         s->next->prev = s->prev;
     s->prev = s->next = NULL;
 }
 
 static void sock_close(struct httpc *c, struct sock_ctx *s);
+
+static void sock_push(struct sock_ctx **head, struct sock_ctx *s)
+{
+    s->prev = NULL;
+    s->next = *head;
+    if (*head)
+        (*head)->prev = s;
+    *head = s;
+}
 
 static void maybe_closed(struct httpc *c);
 
@@ -81,7 +100,12 @@ static void req_free(struct httpc_req *r)
     if (r->next)
         r->next->prev = r->prev;
     curl_multi_remove_handle(c->multi, r->easy);
-    curl_easy_cleanup(r->easy);
+    if (c->n_pool < HTTPC_POOL && !c->closing) {
+        curl_easy_reset(r->easy); /* keeps its buffers, drops our pointers */
+        c->pool[c->n_pool++] = r->easy;
+    } else {
+        curl_easy_cleanup(r->easy);
+    }
     curl_slist_free_all(r->headers);
     free(r->body);
     free(r->resp);
@@ -165,9 +189,32 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
     if (what == CURL_POLL_REMOVE) {
         if (s != NULL) {
             curl_multi_assign(c->multi, fd, NULL);
-            sock_close(c, s);
+            if (c->n_idle < HTTPC_IDLE_SOCKS) {
+                /* Usually a connection going back to curl's cache: keep
+                 * the (stopped) poll for when curl takes it out again. A
+                 * stopped uv_poll does not mind its fd being closed and
+                 * reused; it is only started again for a socket curl hands
+                 * us with that same fd number. */
+                uv_poll_stop(&s->poll);
+                s->events = 0;
+                sock_unlink(&c->socks, s);
+                sock_push(&c->idle, s);
+                c->n_idle++;
+            } else {
+                sock_close(c, s);
+            }
         }
         return 0;
+    }
+    if (s == NULL) {
+        for (s = c->idle; s != NULL && s->fd != fd; s = s->next)
+            ;
+        if (s != NULL) {
+            sock_unlink(&c->idle, s);
+            c->n_idle--;
+            sock_push(&c->socks, s);
+            curl_multi_assign(c->multi, fd, s);
+        }
     }
     if (s == NULL) {
         s = calloc(1, sizeof *s);
@@ -181,10 +228,7 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
         }
         c->open_handles++;
         s->poll.data = s;
-        s->next = c->socks;
-        if (c->socks)
-            c->socks->prev = s;
-        c->socks = s;
+        sock_push(&c->socks, s);
         curl_multi_assign(c->multi, fd, s);
     }
     int ev = 0;
@@ -192,14 +236,19 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
         ev |= UV_READABLE;
     if (what & CURL_POLL_OUT)
         ev |= UV_WRITABLE;
-    uv_poll_start(&s->poll, ev, poll_cb);
+    /* uv_poll_start always drops the fd from epoll and adds it again:
+     * skip it when curl repeats what we already watch. */
+    if (ev != s->events) {
+        uv_poll_start(&s->poll, ev, poll_cb);
+        s->events = ev;
+    }
     return 0;
 }
 
 static void sock_close(struct httpc *c, struct sock_ctx *s)
 {
     uv_poll_stop(&s->poll);
-    sock_unlink(c, s);
+    sock_unlink(&c->socks, s);
     s->poll.data = c;
     uv_close((uv_handle_t *)&s->poll, handle_closed);
 }
@@ -256,7 +305,15 @@ int httpc_init(struct httpc **out, uv_loop_t *loop)
     curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
     curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_set_cb);
     curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
-    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, 64L);
+    /* At most HTTPC_HOST_CONNS connections to one host; more requests wait
+     * inside curl for one of them. The cache keeps all of those alive (and
+     * some to other hosts): with a cache smaller than the parallel
+     * connections, curl closed one for most requests over 64 in flight
+     * (thousands of TIME_WAIT sockets a second to the leader). */
+    curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+                      (long)HTTPC_HOST_CONNS);
+    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS,
+                      (long)HTTPC_HOST_CONNS + 32L);
     uv_timer_init(loop, &c->timer);
     c->timer.data = c;
     c->open_handles = 1;
@@ -328,7 +385,7 @@ int httpc_request(struct httpc *c, const char *method, const char *url,
     r->cb = cb;
     r->data = data;
     r->max_body = max_body;
-    r->easy = curl_easy_init();
+    r->easy = c->n_pool > 0 ? c->pool[--c->n_pool] : curl_easy_init();
     if (r->easy == NULL)
         goto nomem;
     for (size_t i = 0; headers != NULL && headers[i] != NULL; i++) {
@@ -354,6 +411,9 @@ int httpc_request(struct httpc *c, const char *method, const char *url,
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    /* The smallest upload buffer (default 64 KiB): a chunk that large is
+     * handed back to the OS heap top on each free (malloc_consolidate). */
+    curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     if (c->source[0])
         curl_easy_setopt(e, CURLOPT_INTERFACE, c->source);
@@ -415,8 +475,17 @@ void httpc_close(struct httpc *c, void (*cb)(void *data), void *data)
      * the multi handle drops the rest of its cached connections. */
     curl_multi_cleanup(c->multi);
     c->multi = NULL;
+    while (c->n_pool > 0)
+        curl_easy_cleanup(c->pool[--c->n_pool]);
     while (c->socks != NULL)
         sock_close(c, c->socks);
+    while (c->idle != NULL) {
+        struct sock_ctx *s = c->idle;
+        sock_unlink(&c->idle, s);
+        c->n_idle--;
+        s->poll.data = c;
+        uv_close((uv_handle_t *)&s->poll, handle_closed);
+    }
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->timer, handle_closed);
 }

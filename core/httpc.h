@@ -2,7 +2,11 @@
  *
  * Used by the chain JSON-RPC client, request forwarding and leader pings.
  * Never blocks the loop: curl's sockets and timer are driven by uv_poll and a
- * uv_timer on the caller's loop. All calls are made on the loop thread. */
+ * uv_timer on the caller's loop. All calls are made on the loop thread.
+ * Connections are kept alive and reused: at most 64 at a time to one host
+ * (further requests wait inside curl until one is free; each running one is
+ * bounded by its own timeout),
+ * all of them kept in curl's cache between requests. */
 #ifndef NFTRAFT_HTTPC_H
 #define NFTRAFT_HTTPC_H
 

@@ -337,8 +337,12 @@ static void forward(struct api *a, struct httpd_req *r, bool is_write,
                         "forwarding key");
             return;
         }
-        for (int i = 0; i < 12; i++)
-            snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+        static const char digits[] = "0123456789abcdef";
+        for (int i = 0; i < 12; i++) {
+            hex[2 * i] = digits[rnd[i] >> 4];
+            hex[2 * i + 1] = digits[rnd[i] & 15];
+        }
+        hex[24] = '\0';
         snprintf(key, sizeof key, "Idempotency-Key: fwd-%" PRIu64 "-%s",
                  st.id, hex);
         hdrs[2] = key;

@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""Issue 13 integration test: writes forwarded by a follower reuse kept-alive
+connections to the leader (the follower's sockets to the leader's HTTP port
+are read from /proc), answers stay exactly the leader's, and forwarding keeps
+working after the leader dies and comes back (curl's cached connection, our
+kept uv_poll handles and easy handles all outlive the old leader)."""
+import os
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cluster import Cluster, check, http, run  # noqa
+
+C = Cluster(3)
+ST = {}
+
+
+def leader_conns(follower, leader):
+    """Local ports of the follower's TCP connections to the leader's HTTP
+    port (any state), from /proc/PID/fd and /proc/net/tcp."""
+    pid = C.pid(follower)
+    inodes = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    port = int(C.url(leader).rsplit(":", 1)[1])
+    ports = set()
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            col = line.split()
+            rport = int(col[2].split(":")[1], 16)
+            if rport == port and col[9] in inodes:
+                ports.add(int(col[1].split(":")[1], 16))
+    return ports
+
+
+def setup():
+    C.up()
+    ST["leader"] = C.leader()
+    ST["follower"] = next(i for i in range(1, 4) if i != ST["leader"])
+
+
+def test_sequential_forwards_reuse_one_connection():
+    f, ld = ST["follower"], ST["leader"]
+    seen = set()
+    prev = None
+    for k in range(40):
+        st, j, _ = C.increment(f)
+        check(st == 200, "forwarded write %d: %s %s" % (k, st, j))
+        check(prev is None or j["value"] == prev + 1,
+              "forwarded write %d answered %s after %s" % (k, j, prev))
+        prev = j["value"]
+        seen |= leader_conns(f, ld)
+    check(len(seen) == 1,
+          "40 sequential forwarded writes used %d connections to the leader "
+          "(local ports %s), want 1 kept-alive connection" % (len(seen), sorted(seen)))
+    st, j, _ = http("GET", C.url(ld) + "/counter")
+    check(st == 200 and j["value"] == prev, "leader counter %s, last forwarded answer %d" % (j, prev))
+
+
+def test_concurrent_forwards_are_exact_and_bounded():
+    f, ld = ST["follower"], ST["leader"]
+    st, j, _ = http("GET", C.url(ld) + "/counter")
+    base = j["value"]
+    values, errors, seen = [], [], set()
+    lock = threading.Lock()
+
+    def worker():
+        for _ in range(25):
+            st, j, _ = C.increment(f)
+            with lock:
+                (values if st == 200 else errors).append(j["value"] if st == 200 else (st, j))
+
+    ts = [threading.Thread(target=worker) for _ in range(8)]
+    for t in ts:
+        t.start()
+    while any(t.is_alive() for t in ts):
+        seen |= leader_conns(f, ld)
+        time.sleep(0.01)
+    for t in ts:
+        t.join()
+    check(not errors, "forwarded writes failed: %s" % errors[:5])
+    check(sorted(values) == list(range(base + 1, base + 201)),
+          "values are not exactly %d..%d" % (base + 1, base + 200))
+    # 8 clients: at most 8 connections at a time; a new one per write would
+    # show far more distinct ports over 200 writes.
+    check(1 <= len(seen) <= 16, "200 forwarded writes from 8 clients used %d "
+          "connections to the leader" % len(seen))
+
+
+def test_many_clients_share_at_most_64_connections():
+    """100 concurrent clients through one follower: at most 64 connections
+    to the leader (httpc's per-host cap; the rest wait inside curl), all
+    kept alive, not one new connection per write once the cache is full."""
+    f, ld = ST["follower"], ST["leader"]
+    st, j, _ = http("GET", C.url(ld) + "/counter")
+    base = j["value"]
+    values, errors, seen = [], [], set()
+    lock = threading.Lock()
+    go = threading.Event()
+
+    def worker():
+        go.wait()
+        for _ in range(4):
+            st, j, _ = C.increment(f, timeout=30)
+            with lock:
+                (values if st == 200 else errors).append(j["value"] if st == 200 else (st, j))
+
+    ts = [threading.Thread(target=worker) for _ in range(100)]
+    for t in ts:
+        t.start()
+    go.set()
+    while any(t.is_alive() for t in ts):
+        seen |= leader_conns(f, ld)
+        time.sleep(0.005)
+    for t in ts:
+        t.join()
+    check(not errors, "forwarded writes failed: %s" % errors[:5])
+    check(sorted(values) == list(range(base + 1, base + 401)),
+          "values are not exactly %d..%d" % (base + 1, base + 400))
+    check(len(seen) <= 64, "400 forwarded writes from 100 clients used %d "
+          "connections to the leader, want at most 64" % len(seen))
+
+
+def test_forwarding_survives_leader_restart():
+    f, ld = ST["follower"], ST["leader"]
+    st, j, _ = http("GET", C.url(ld) + "/counter")
+    base = j["value"]
+    C.kill9(ld)  # the follower's kept connection to it dies
+    C.start_node(ld)
+    new = C.leader()
+    via = next(i for i in range(1, 4) if i != new)
+    got = []
+    deadline = time.time() + 20
+    while len(got) < 30 and time.time() < deadline:
+        st, j, _ = C.increment(via)
+        if st == 200:
+            got.append(j["value"])
+        else:  # only a clear retryable refusal while the cluster settles
+            check(st == 503, "forwarded write after restart: %s %s" % (st, j))
+            time.sleep(0.1)
+    check(len(got) == 30, "only %d forwarded writes after the restart" % len(got))
+    check(all(b > a for a, b in zip(got, got[1:])) and got[0] > base,
+          "forwarded answers after restart: %s (base %d)" % (got, base))
+    st, j, _ = http("GET", C.url(new) + "/counter")
+    check(st == 200 and j["value"] == got[-1],
+          "leader counter %s, last forwarded answer %d" % (j, got[-1]))
+    check(len(leader_conns(via, new)) == 1, "node %d holds connections %s "
+          "to the leader after 30 sequential writes" % (via, leader_conns(via, new)))
+    C.check_logs_clean()
+
+
+def main():
+    setup()
+    try:
+        return run([test_sequential_forwards_reuse_one_connection,
+                    test_concurrent_forwards_are_exact_and_bounded,
+                    test_many_clients_share_at_most_64_connections,
+                    test_forwarding_survives_leader_restart])
+    finally:
+        C.down()
+
+
+if __name__ == "__main__":
+    code = main()
+    if code != 0:
+        C.dump_logs()
+        print("cluster dir kept: %s" % C.dir)
+    else:
+        subprocess.run(["rm", "-rf", C.dir])
+    sys.exit(code)
