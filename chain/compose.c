@@ -1,6 +1,7 @@
 /* compose.c - dstack compose hash: JavaScript-compatible canonical JSON of
  * an app-compose document, SHA-256, and the `nftraft compose-hash` CLI. */
 #include "chain/compose.h"
+#include "core/strbuf.h"
 #include "core/err.h"
 
 #include <errno.h>
@@ -14,9 +15,7 @@
 #include <string.h>
 
 struct sb {
-    char *p;
-    size_t len, cap;
-    bool oom;
+    struct strbuf buf;
     /* compose_js_reencode: lone surrogates as U+FFFD (what TextEncoder
      * makes of them), non-finite numbers as +-1e308 (still numbers). */
     bool wellformed;
@@ -24,28 +23,12 @@ struct sb {
 
 static void put(struct sb *b, const char *s, size_t n)
 {
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (p == NULL) {
-            b->oom = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
+    strbuf_put(&b->buf, s, n);
 }
 
 static void puts_(struct sb *b, const char *s)
 {
-    put(b, s, strlen(s));
+    strbuf_puts(&b->buf, s);
 }
 
 void compose_js_number(double x, char out[40])
@@ -551,28 +534,7 @@ static int key_sort_cmp(const void *x, const void *y)
 
 static void put_cp(struct sb *b, uint32_t cp)
 {
-    char u[4];
-    size_t n;
-    if (cp < 0x80) {
-        u[0] = (char)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        u[0] = (char)(0xc0 | cp >> 6);
-        u[1] = (char)(0x80 | (cp & 0x3f));
-        n = 2;
-    } else if (cp < 0x10000) {
-        u[0] = (char)(0xe0 | cp >> 12);
-        u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        u[2] = (char)(0x80 | (cp & 0x3f));
-        n = 3;
-    } else {
-        u[0] = (char)(0xf0 | cp >> 18);
-        u[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-        u[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        u[3] = (char)(0x80 | (cp & 0x3f));
-        n = 4;
-    }
-    put(b, u, n);
+    strbuf_utf8(&b->buf, cp);
 }
 
 /* QuoteJSONString (ES2019 well-formed JSON.stringify), then UTF-8. */
@@ -821,14 +783,14 @@ int compose_canonical(const char *json, size_t len, bool normalize,
     struct sb b = {0};
     int rv = put_value(&b, doc, true);
     jv_free(doc);
-    if (rv == 0 && b.oom)
+    if (rv == 0 && b.buf.oom)
         rv = ERR_NOMEM;
     if (rv != 0) {
         snprintf(errmsg, errlen, "out of memory");
-        free(b.p);
+        free(b.buf.p);
         return rv;
     }
-    *out = b.p ? b.p : strdup("");
+    *out = b.buf.p ? b.buf.p : strdup("");
     return *out ? 0 : ERR_NOMEM;
 }
 
@@ -850,14 +812,14 @@ int compose_js_reencode(const char *json, size_t len, char **out, char *errmsg,
     b.wellformed = true;
     int rv = put_value(&b, doc, false);
     jv_free(doc);
-    if (rv == 0 && b.oom)
+    if (rv == 0 && b.buf.oom)
         rv = ERR_NOMEM;
     if (rv != 0) {
         snprintf(errmsg, errlen, "out of memory");
-        free(b.p);
+        free(b.buf.p);
         return rv;
     }
-    *out = b.p ? b.p : strdup("");
+    *out = b.buf.p ? b.buf.p : strdup("");
     return *out ? 0 : ERR_NOMEM;
 }
 
@@ -922,15 +884,15 @@ static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
     size_t n;
     while ((n = fread(buf, 1, sizeof buf, f)) > 0)
         put(&b, buf, n);
-    bool bad = ferror(f) || b.oom;
+    bool bad = ferror(f) || b.buf.oom;
     fclose(f);
     if (bad) {
-        free(b.p);
+        free(b.buf.p);
         snprintf(err, errlen, "cannot read %s", path);
         return NULL;
     }
-    *len = b.len;
-    return b.p ? b.p : strdup("");
+    *len = b.buf.len;
+    return b.buf.p ? b.buf.p : strdup("");
 }
 
 int compose_main(int argc, char **argv)

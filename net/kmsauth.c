@@ -8,6 +8,7 @@
  * --mock as dstack's auth-mock answers (zod's 400 bodies, its reasons,
  * defaults and MOCK_* environment). */
 #include "net/kmsauth.h"
+#include "core/strbuf.h"
 #include "chain/abi.h"
 #include "chain/compose.h"
 #include "chain/eip55.h"
@@ -61,69 +62,10 @@ struct kmsauth {
     char mock_chain_id[40]; /* parseInt(MOCK_CHAIN_ID) as JSON */
 };
 
-/* A growing byte buffer (bodies, decoded strings). */
-struct sb {
-    char *p;
-    size_t len, cap;
-    bool oom;
-};
-
-static void sb_put(struct sb *b, const void *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 128;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (p == NULL) {
-            b->oom = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void sb_puts(struct sb *b, const char *s)
-{
-    sb_put(b, s, strlen(s));
-}
-
-static void sb_utf8(struct sb *b, uint32_t cp)
-{
-    char u[4];
-    size_t n;
-    if (cp < 0x80) {
-        u[0] = (char)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        u[0] = (char)(0xc0 | cp >> 6);
-        u[1] = (char)(0x80 | (cp & 0x3f));
-        n = 2;
-    } else if (cp < 0x10000) {
-        u[0] = (char)(0xe0 | cp >> 12);
-        u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        u[2] = (char)(0x80 | (cp & 0x3f));
-        n = 3;
-    } else {
-        u[0] = (char)(0xf0 | cp >> 18);
-        u[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-        u[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        u[3] = (char)(0x80 | (cp & 0x3f));
-        n = 4;
-    }
-    sb_put(b, u, n);
-}
-
 /* new TextDecoder("utf-8").decode(s[0..n)): a leading BOM dropped, each
  * maximal invalid subpart replaced by U+FFFD (the WHATWG decoder). The
  * result is valid UTF-8 (NUL bytes possible). */
-static void text_decode(const uint8_t *s, size_t n, struct sb *out)
+static void text_decode(const uint8_t *s, size_t n, struct strbuf *out)
 {
     size_t i = 0;
     if (n - i >= 3 && s[i] == 0xef && s[i + 1] == 0xbb && s[i + 2] == 0xbf)
@@ -136,7 +78,7 @@ static void text_decode(const uint8_t *s, size_t n, struct sb *out)
         if (need == 0) {
             i++;
             if (c < 0x80) {
-                sb_put(out, &c, 1);
+                strbuf_put(out, &c, 1);
             } else if (c >= 0xc2 && c <= 0xdf) {
                 need = 1;
                 cp = c & 0x1f;
@@ -151,7 +93,7 @@ static void text_decode(const uint8_t *s, size_t n, struct sb *out)
                 need = 3;
                 cp = c & 0x07;
             } else {
-                sb_utf8(out, 0xfffd);
+                strbuf_utf8(out, 0xfffd);
             }
             continue;
         }
@@ -159,7 +101,7 @@ static void text_decode(const uint8_t *s, size_t n, struct sb *out)
             need = seen = 0;
             lo = 0x80;
             hi = 0xbf;
-            sb_utf8(out, 0xfffd);
+            strbuf_utf8(out, 0xfffd);
             continue;
         }
         i++;
@@ -167,19 +109,19 @@ static void text_decode(const uint8_t *s, size_t n, struct sb *out)
         hi = 0xbf;
         cp = cp << 6 | (c & 0x3f);
         if (++seen == need) {
-            sb_utf8(out, cp);
+            strbuf_utf8(out, cp);
             need = seen = 0;
         }
     }
     if (need != 0)
-        sb_utf8(out, 0xfffd);
+        strbuf_utf8(out, 0xfffd);
     if (out->p == NULL)
-        sb_put(out, "", 0);
+        strbuf_put(out, "", 0);
 }
 
 /* A string the contract returned, as viem's decodeString gives it: leading
  * zero bytes trimmed (at least one byte kept), then text_decode. */
-static void viem_string(const uint8_t *s, size_t n, struct sb *out)
+static void viem_string(const uint8_t *s, size_t n, struct strbuf *out)
 {
     size_t i = 0;
     while (n > 0 && i < n - 1 && s[i] == 0)
@@ -188,9 +130,9 @@ static void viem_string(const uint8_t *s, size_t n, struct sb *out)
 }
 
 /* JSON.stringify of the valid UTF-8 string s[0..n). */
-static void sb_json_string(struct sb *b, const char *s, size_t n)
+static void sb_json_string(struct strbuf *b, const char *s, size_t n)
 {
-    sb_put(b, "\"", 1);
+    strbuf_put(b, "\"", 1);
     size_t start = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -225,13 +167,13 @@ static void sb_json_string(struct sb *b, const char *s, size_t n)
             }
         }
         if (esc != NULL) {
-            sb_put(b, s + start, i - start);
-            sb_puts(b, esc);
+            strbuf_put(b, s + start, i - start);
+            strbuf_puts(b, esc);
             start = i + 1;
         }
     }
-    sb_put(b, s + start, n - start);
-    sb_put(b, "\"", 1);
+    strbuf_put(b, s + start, n - start);
+    strbuf_put(b, "\"", 1);
 }
 
 /* {"isAllowed":..,"reason":"..","gatewayAppId":".."} as hono's c.json. */
@@ -239,13 +181,13 @@ static void respond_decision(struct httpd_req *r, bool allowed,
                              const char *reason, size_t reason_len,
                              const char *gw, size_t gw_len)
 {
-    struct sb b = {0};
-    sb_puts(&b, allowed ? "{\"isAllowed\":true,\"reason\":"
+    struct strbuf b = {0};
+    strbuf_puts(&b, allowed ? "{\"isAllowed\":true,\"reason\":"
                         : "{\"isAllowed\":false,\"reason\":");
     sb_json_string(&b, reason, reason_len);
-    sb_puts(&b, ",\"gatewayAppId\":");
+    strbuf_puts(&b, ",\"gatewayAppId\":");
     sb_json_string(&b, gw, gw_len);
-    sb_puts(&b, "}");
+    strbuf_puts(&b, "}");
     if (b.oom)
         httpd_respond(r, 500, "application/json",
                       "{\"status\":\"error\",\"message\":"
@@ -260,7 +202,7 @@ static void respond_decision(struct httpd_req *r, bool allowed,
  * does into out; *raw_len gets its length in bytes. ERR_MALFORMED (bad
  * offset or length), ERR_TOOBIG (above KMSAUTH_MAX_STRING), ERR_NOMEM. */
 static int contract_string(const uint8_t *d, size_t len, size_t slot,
-                           struct sb *out, uint64_t *raw_len)
+                           struct strbuf *out, uint64_t *raw_len)
 {
     uint64_t off, n = 0;
     if (abi_get_uint64(d, len, slot, &off) != 0 || off > len || len - off < 32)
@@ -308,7 +250,7 @@ struct boot {
     size_t tcb_len;
     char block[24];
     bool allowed;
-    struct sb reason; /* decoded as viem decodes, valid UTF-8 */
+    struct strbuf reason; /* decoded as viem decodes, valid UTF-8 */
 };
 
 static void boot_free(struct boot *b)
@@ -425,7 +367,7 @@ static void gateway_done(void *data, int err, const uint8_t *d, size_t len,
                          const char *msg)
 {
     struct boot *b = data;
-    struct sb gw = {0};
+    struct strbuf gw = {0};
     uint64_t n = 0;
     char why[160];
     int rv = err != 0 ? err : contract_string(d, len, 0, &gw, &n);
@@ -603,7 +545,7 @@ static json_t *request_json(struct httpd_req *r)
     if (ct == NULL || !json_content_type(ct, ctl))
         return json_object();
     const uint8_t *raw = httpd_body(r, &len);
-    struct sb text = {0};
+    struct strbuf text = {0};
     char *strict = NULL, err[128];
     text_decode(raw, len, &text);
     json_t *j = NULL;
@@ -648,37 +590,37 @@ static const char *zod_type(const json_t *v)
     }
 }
 
-static void zod_issue(struct sb *b, int *count, const char *expected,
+static void zod_issue(struct strbuf *b, int *count, const char *expected,
                       const json_t *v, const char *key, long idx)
 {
     char msg[64];
     if ((*count)++ > 0)
-        sb_puts(b, ",");
-    sb_puts(b, "{\"code\":\"invalid_type\",\"expected\":\"");
-    sb_puts(b, expected);
-    sb_puts(b, "\",\"received\":\"");
-    sb_puts(b, zod_type(v));
-    sb_puts(b, "\",\"path\":[");
+        strbuf_puts(b, ",");
+    strbuf_puts(b, "{\"code\":\"invalid_type\",\"expected\":\"");
+    strbuf_puts(b, expected);
+    strbuf_puts(b, "\",\"received\":\"");
+    strbuf_puts(b, zod_type(v));
+    strbuf_puts(b, "\",\"path\":[");
     if (key != NULL)
         sb_json_string(b, key, strlen(key));
     if (idx >= 0) {
         snprintf(msg, sizeof msg, ",%ld", idx);
-        sb_puts(b, msg);
+        strbuf_puts(b, msg);
     }
     if (v == NULL)
         snprintf(msg, sizeof msg, "Required");
     else
         snprintf(msg, sizeof msg, "Expected %s, received %s", expected,
                  zod_type(v));
-    sb_puts(b, "],\"message\":\"");
-    sb_puts(b, msg);
-    sb_puts(b, "\"}");
+    strbuf_puts(b, "],\"message\":\"");
+    strbuf_puts(b, msg);
+    strbuf_puts(b, "\"}");
 }
 
 /* auth-mock's zod schema: six required strings, optional tcbStatus,
  * advisoryIds (strings), mrSystem. Appends the issues; returns their
  * count. */
-static int mock_validate(json_t *body, struct sb *b)
+static int mock_validate(json_t *body, struct strbuf *b)
 {
     static const char *const req[] = {"mrAggregated", "osImageHash",
                                       "appId",        "composeHash",
@@ -786,7 +728,7 @@ static void mock_decide(struct kmsauth *ka, struct httpd_req *r, bool kms,
     const char *reason;
     bool allow;
     char buf[160];
-    struct sb msg = {0};
+    struct strbuf msg = {0};
     if (!strcmp(p, "deny-all")) {
         allow = false;
         reason = "mock policy: deny-all";
@@ -816,12 +758,12 @@ static void mock_decide(struct kmsauth *ka, struct httpd_req *r, bool kms,
         if (empty) {
             allow = false;
             snprintf(buf, sizeof buf, "mock policy: %s with empty list", p);
-            sb_puts(&msg, buf);
+            strbuf_puts(&msg, buf);
         } else {
-            sb_puts(&msg, dev ? "mock policy: device "
+            strbuf_puts(&msg, dev ? "mock policy: device "
                               : "mock policy: mrAggregated ");
-            sb_put(&msg, orig, olen);
-            sb_puts(&msg, allow ? " allowed" : " not in allowlist");
+            strbuf_put(&msg, orig, olen);
+            strbuf_puts(&msg, allow ? " allowed" : " not in allowlist");
         }
         reason = NULL;
     } else {
@@ -829,7 +771,7 @@ static void mock_decide(struct kmsauth *ka, struct httpd_req *r, bool kms,
         reason = kms ? "mock KMS always allowed" : "mock app always allowed";
     }
     if (reason != NULL)
-        sb_puts(&msg, reason);
+        strbuf_puts(&msg, reason);
     const char *gw = allow ? ka->mock_gateway : "";
     respond_decision(r, allow, msg.p ? msg.p : "", msg.len, gw, strlen(gw));
     free(msg.p);
@@ -845,10 +787,10 @@ static void handle_boot(struct kmsauth *ka, struct httpd_req *r, bool kms)
         return;
     }
     if (ka->mock) {
-        struct sb b = {0};
-        sb_puts(&b, "{\"success\":false,\"error\":{\"issues\":[");
+        struct strbuf b = {0};
+        strbuf_puts(&b, "{\"success\":false,\"error\":{\"issues\":[");
         int n = mock_validate(body, &b);
-        sb_puts(&b, "],\"name\":\"ZodError\"}}");
+        strbuf_puts(&b, "],\"name\":\"ZodError\"}}");
         if (n > 0)
             httpd_respond(r, 400, "application/json", b.p, b.len, NULL);
         else
@@ -906,7 +848,7 @@ struct info {
     struct kmsauth *ka;
     struct httpd_req *http;
     uint64_t chain_id;
-    struct sb gateway;
+    struct strbuf gateway;
 };
 
 static void info_abort(void *data)
@@ -932,12 +874,12 @@ static void info_fail(struct info *in, const char *why)
 }
 
 /* "key":"value", with JSON.stringify escaping. */
-static void sb_field(struct sb *b, const char *key, const char *v, size_t n)
+static void sb_field(struct strbuf *b, const char *key, const char *v, size_t n)
 {
     sb_json_string(b, key, strlen(key));
-    sb_puts(b, ":");
+    strbuf_puts(b, ":");
     sb_json_string(b, v, n);
-    sb_puts(b, ",");
+    strbuf_puts(b, ",");
 }
 
 static void info_impl_done(void *data, int err, const uint8_t *d, size_t len,
@@ -953,18 +895,18 @@ static void info_impl_done(void *data, int err, const uint8_t *d, size_t len,
     eip55_encode(impl, ih); /* viem returns addresses checksummed */
     if (in->http != NULL) {
         httpd_on_abort(in->http, NULL, NULL);
-        struct sb b = {0};
+        struct strbuf b = {0};
         struct kmsauth *ka = in->ka;
-        sb_puts(&b, "{\"status\":\"ok\",");
+        strbuf_puts(&b, "{\"status\":\"ok\",");
         sb_field(&b, "kmsContractAddr", ka->kms_env, strlen(ka->kms_env));
         sb_field(&b, "ethRpcUrl", ka->rpc_origin, strlen(ka->rpc_origin));
         sb_field(&b, "gatewayAppId", in->gateway.p, in->gateway.len);
         snprintf(cid, sizeof cid, "\"chainId\":%" PRIu64 ",", in->chain_id);
-        sb_puts(&b, cid);
+        strbuf_puts(&b, cid);
         sb_field(&b, "appAuthImplementation", ih, 42);
-        sb_puts(&b, "\"appImplementation\":");
+        strbuf_puts(&b, "\"appImplementation\":");
         sb_json_string(&b, ih, 42);
-        sb_puts(&b, "}");
+        strbuf_puts(&b, "}");
         if (b.oom)
             respond_raw(in->http, 500,
                         "{\"status\":\"error\",\"message\":"
@@ -1028,19 +970,19 @@ static void route_info(void *data, struct httpd_req *r)
 {
     struct kmsauth *ka = data;
     if (ka->mock) {
-        struct sb b = {0};
-        sb_puts(&b, "{\"status\":\"ok\",");
+        struct strbuf b = {0};
+        strbuf_puts(&b, "{\"status\":\"ok\",");
         sb_field(&b, "kmsContractAddr", ka->mock_kms, strlen(ka->mock_kms));
         sb_field(&b, "ethRpcUrl", ka->mock_rpc, strlen(ka->mock_rpc));
         sb_field(&b, "gatewayAppId", ka->mock_gateway,
                  strlen(ka->mock_gateway));
-        sb_puts(&b, "\"chainId\":");
-        sb_puts(&b, ka->mock_chain_id);
-        sb_puts(&b, ",");
+        strbuf_puts(&b, "\"chainId\":");
+        strbuf_puts(&b, ka->mock_chain_id);
+        strbuf_puts(&b, ",");
         sb_field(&b, "appAuthImplementation", ka->mock_impl,
                  strlen(ka->mock_impl));
         sb_field(&b, "appImplementation", ka->mock_impl, strlen(ka->mock_impl));
-        sb_puts(&b, "\"note\":\"this is a mock backend - all "
+        strbuf_puts(&b, "\"note\":\"this is a mock backend - all "
                     "authentications will succeed\"}");
         if (b.oom)
             respond_raw(r, 500,
