@@ -96,7 +96,11 @@ for mod, pkg in (("libuv", "libuv1-dev"), ("libh2o", "libh2o-dev"),
 check("/src/build/nftraftd" in dockerfile and "/src/build/nftraft " in dockerfile, "runtime stage gets both binaries")
 check(re.search(r"^EXPOSE 8080 9080", dockerfile, re.M) is not None, "EXPOSE http and raft ports")
 check("HEALTHCHECK" in dockerfile and "/status" in dockerfile, "image health check")
-for d in ("core", "fsm", "net", "chain"):
+# Every folder the top-level CMakeLists.txt builds from must be copied.
+folders = re.findall(r"^add_subdirectory\((\w+)\)", cmake, re.M)
+folders += re.findall(r"^include\((\w+)/", cmake, re.M)
+check(len(folders) >= 8, "top-level CMakeLists.txt names its folders (%s)" % folders)
+for d in folders:
     check("COPY %s %s" % (d, d) in dockerfile, "build copies %s/" % d)
 
 r = subprocess.run([os.path.join(BUILD, "nftraft"), "compose-hash", "--docker-compose",

@@ -2,7 +2,10 @@
  *
  * A test file defines TEST(name) functions and one TEST_LIST naming them;
  * the harness main() runs them all (or the ones named on the command line),
- * prints one line per test and a closing "N passed, N failed" line. */
+ * prints one line per test and a closing "N passed, N failed, N skipped"
+ * line. A test that cannot run here (a tool missing) returns SKIP(why):
+ * the executable then exits 77 unless a test failed, and ctest (which the
+ * CMake sets up with SKIP_RETURN_CODE 77) reports it as skipped. */
 #ifndef NFTRAFT_HARNESS_H
 #define NFTRAFT_HARNESS_H
 
@@ -17,6 +20,12 @@ struct harness_test {
 };
 
 #define TEST(name) static int test_##name(void)
+#define HARNESS_SKIPPED 77
+#define SKIP(why)                                                              \
+    do {                                                                       \
+        printf("  (%s: skipped)\n", (why));                                   \
+        return HARNESS_SKIPPED;                                                \
+    } while (0)
 #define TEST_ENTRY(name) {#name, test_##name}
 
 #define FAILF(...)                                                             \
@@ -31,6 +40,16 @@ struct harness_test {
     do {                                                                       \
         if (!(c))                                                              \
             FAILF("assertion failed: %s", #c);                                 \
+    } while (0)
+
+/* expr is a check returning 0, HARNESS_SKIPPED or a failure. */
+#define ASSERT_OK_OR_SKIP(expr)                                                \
+    do {                                                                       \
+        int r_ = (expr);                                                       \
+        if (r_ == HARNESS_SKIPPED)                                             \
+            return r_;                                                         \
+        if (r_ != 0)                                                           \
+            FAILF("%s failed (%d)", #expr, r_);                                \
     } while (0)
 
 #define ASSERT_EQ(a, b)                                                        \
@@ -65,7 +84,7 @@ struct harness_test {
     static const struct harness_test harness_tests_[] = {__VA_ARGS__};         \
     int main(int argc, char **argv)                                            \
     {                                                                          \
-        int passed = 0, failed = 0;                                            \
+        int passed = 0, failed = 0, skipped = 0;                               \
         size_t n = sizeof harness_tests_ / sizeof harness_tests_[0];           \
         for (size_t i = 0; i < n; i++) {                                       \
             int selected = argc < 2;                                           \
@@ -75,15 +94,21 @@ struct harness_test {
             if (!selected)                                                     \
                 continue;                                                      \
             int rc = harness_tests_[i].fn();                                   \
-            printf("%s %s\n", rc == 0 ? "ok  " : "FAIL", harness_tests_[i].name); \
+            printf("%s %s\n",                                                  \
+                   rc == 0                   ? "ok  "                          \
+                   : rc == HARNESS_SKIPPED ? "skip"                            \
+                                             : "FAIL",                         \
+                   harness_tests_[i].name);                                    \
             fflush(stdout);                                                    \
             if (rc == 0)                                                       \
                 passed++;                                                      \
+            else if (rc == HARNESS_SKIPPED)                                    \
+                skipped++;                                                     \
             else                                                               \
                 failed++;                                                      \
         }                                                                      \
-        printf("%d passed, %d failed\n", passed, failed);                      \
-        return failed == 0 ? 0 : 1;                                           \
+        printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped); \
+        return failed ? 1 : skipped ? HARNESS_SKIPPED : 0;                     \
     }
 
 #endif

@@ -9,7 +9,7 @@
 #include "fsm/fsm.h"
 #include "fsm/raftfsm.h"
 #include "net/api.h"
-#include "net/chainsync.h"
+#include "recon/chainsync.h"
 #include "net/transport.h"
 
 #include <errno.h>

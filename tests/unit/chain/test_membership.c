@@ -1,8 +1,8 @@
-/* test_chaincli.c - instance ids for people and the strict decoding of the
- * contract's activeNodes() answer (chain/chaincli), against data encoded by
+/* test_membership.c - instance ids for people and the strict decoding of the
+ * contract's activeNodes() answer (chain/membership), against data encoded by
  * `cast abi-encode`. */
 #include "cast_helper.h"
-#include "chain/chaincli.h"
+#include "chain/membership.h"
 #include "chain/hex.h"
 #include "core/err.h"
 #include "harness.h"
@@ -14,10 +14,10 @@ TEST(instance_text_round_trips)
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         uint8_t id[32], back[32];
         char t[67];
-        ASSERT_EQ(chaincli_instance_id(names[i], id), 0);
-        chaincli_instance_text(id, t);
+        ASSERT_EQ(membership_instance_id(names[i], id), 0);
+        membership_instance_text(id, t);
         ASSERT_STR_EQ(t, names[i]);
-        ASSERT_EQ(chaincli_instance_id(t, back), 0);
+        ASSERT_EQ(membership_instance_id(t, back), 0);
         ASSERT_MEM_EQ(id, back, 32);
     }
     /* Not a plain name: hex, which reads back to the same bytes. */
@@ -32,10 +32,10 @@ TEST(instance_text_round_trips)
     for (size_t i = 0; i < sizeof hexes / sizeof hexes[0]; i++) {
         uint8_t id[32], back[32];
         char t[67];
-        ASSERT_EQ(chaincli_instance_id(hexes[i], id), 0);
-        chaincli_instance_text(id, t);
+        ASSERT_EQ(membership_instance_id(hexes[i], id), 0);
+        membership_instance_text(id, t);
         ASSERT_STR_EQ(t, hexes[i]);
-        ASSERT_EQ(chaincli_instance_id(t, back), 0);
+        ASSERT_EQ(membership_instance_id(t, back), 0);
         ASSERT_MEM_EQ(id, back, 32);
     }
     return 0;
@@ -59,7 +59,7 @@ TEST(decode_nodes_as_cast_encodes_them)
 {
     uint8_t *d;
     size_t len, n = 99;
-    struct chaincli_node m[4];
+    struct membership_node m[4];
     char long_ep[300] = {0};
     memset(long_ep, 'h', 256);
     char value[2048];
@@ -73,7 +73,7 @@ TEST(decode_nodes_as_cast_encodes_them)
              "\"\")]",
              long_ep);
     ASSERT_EQ(encode(value, &d, &len), 0);
-    ASSERT_EQ(chaincli_decode_nodes(d, len, m, 4, &n), 0);
+    ASSERT_EQ(membership_decode_nodes(d, len, m, 4, &n), 0);
     ASSERT_EQ(n, 2);
     ASSERT_U64_EQ(m[0].token, 1);
     ASSERT_EQ(m[0].epoch, 3);
@@ -87,12 +87,12 @@ TEST(decode_nodes_as_cast_encodes_them)
     ASSERT_STR_EQ(m[1].raft, long_ep);
     ASSERT_STR_EQ(m[1].http, "");
     /* More entries than room. */
-    ASSERT_EQ(chaincli_decode_nodes(d, len, m, 1, &n), ERR_TOOBIG);
+    ASSERT_EQ(membership_decode_nodes(d, len, m, 1, &n), ERR_TOOBIG);
     /* Every truncation is an error, never a read past the end. */
     for (size_t cut = 0; cut < len; cut++) {
         uint8_t *t = malloc(cut ? cut : 1);
         memcpy(t, d, cut);
-        int rv = chaincli_decode_nodes(t, cut, m, 4, &n);
+        int rv = membership_decode_nodes(t, cut, m, 4, &n);
         free(t);
         ASSERT(rv != 0);
     }
@@ -101,12 +101,12 @@ TEST(decode_nodes_as_cast_encodes_them)
     memcpy(bad, d, len);
     bad[64 + 31] = 0xff; /* first element's offset (after offset, length) */
     bad[64 + 30] = 0xff;
-    ASSERT_EQ(chaincli_decode_nodes(bad, len, m, 4, &n), ERR_MALFORMED);
+    ASSERT_EQ(membership_decode_nodes(bad, len, m, 4, &n), ERR_MALFORMED);
     free(bad);
     free(d);
     /* An empty array; an endpoint above 256 bytes; an epoch above 2^32-1. */
     ASSERT_EQ(encode("[]", &d, &len), 0);
-    ASSERT_EQ(chaincli_decode_nodes(d, len, m, 4, &n), 0);
+    ASSERT_EQ(membership_decode_nodes(d, len, m, 4, &n), 0);
     ASSERT_EQ(n, 0);
     free(d);
     memset(long_ep, 'h', 257);
@@ -115,7 +115,7 @@ TEST(decode_nodes_as_cast_encodes_them)
              "000000000000000000000000000000000002,1,\"%s\",\"x\")]",
              0, long_ep);
     ASSERT_EQ(encode(value, &d, &len), 0);
-    ASSERT_EQ(chaincli_decode_nodes(d, len, m, 4, &n), ERR_TOOBIG);
+    ASSERT_EQ(membership_decode_nodes(d, len, m, 4, &n), ERR_TOOBIG);
     free(d);
     ASSERT_EQ(
         cast_run("abi-encode 'f((uint256,bytes32,address,address,"
@@ -128,7 +128,7 @@ TEST(decode_nodes_as_cast_encodes_them)
     len = strlen(value);
     d = malloc(len / 2 + 1);
     ASSERT_EQ(hex_decode(value, len, d, len / 2, &len), 0);
-    ASSERT_EQ(chaincli_decode_nodes(d, len, m, 4, &n), ERR_MALFORMED);
+    ASSERT_EQ(membership_decode_nodes(d, len, m, 4, &n), ERR_MALFORMED);
     free(d);
     return 0;
 }

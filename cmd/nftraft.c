@@ -1,9 +1,9 @@
 /* main_nftraft.c - the operator CLI: git-style subcommands to run a local
  * cluster (up/down), inspect it (status, get) and write to it (increment). */
-#include "chain/chaincli.h"
-#include "chain/compose.h"
+#include "cmd/chain.h"
+#include "dstack/compose.h"
 #include "core/version.h"
-#include "net/kmsauth.h"
+#include "dstack/kmsauth.h"
 
 #include <curl/curl.h>
 #include <errno.h>

@@ -1,6 +1,6 @@
 /* compose.c - dstack compose hash: JavaScript-compatible canonical JSON of
  * an app-compose document, SHA-256, and the `nftraft compose-hash` CLI. */
-#include "chain/compose.h"
+#include "dstack/compose.h"
 #include "core/strbuf.h"
 #include "core/err.h"
 

@@ -24,7 +24,7 @@ static int same_as_cast(const char *sig, const struct abi_val *v, size_t n,
         rv = 1;
     } else if (rv != 0) {
         printf("  (cast unavailable: cross-check skipped)\n");
-        rv = 0;
+        rv = HARNESS_SKIPPED;
     }
     free(mine);
     return rv;
@@ -38,17 +38,15 @@ TEST(static_and_dynamic_match_cast)
     struct abi_val v[] = {abi_uint64(1234567), abi_address(addr),
                           abi_bool(true), abi_string("hello, ABI"),
                           abi_uint64(UINT64_MAX)};
-    ASSERT_EQ(same_as_cast("f(uint256,address,bool,string,uint256)", v, 5,
+    ASSERT_OK_OR_SKIP(same_as_cast("f(uint256,address,bool,string,uint256)", v, 5,
                            "1234567 0x112233445566778899aabbccddeeff1122334455 "
-                           "true 'hello, ABI' 18446744073709551615"),
-              0);
+                           "true 'hello, ABI' 18446744073709551615"));
     const char *arr[] = {"a", "", "a much longer string that spans more than "
                                   "thirty-two bytes of data"};
     struct abi_val w[] = {abi_string_array(arr, 3), abi_string("")};
-    ASSERT_EQ(same_as_cast("g(string[],string)", w, 2,
+    ASSERT_OK_OR_SKIP(same_as_cast("g(string[],string)", w, 2,
                            "'[\"a\",\"\",\"a much longer string that spans "
-                           "more than thirty-two bytes of data\"]' ''"),
-              0);
+                           "more than thirty-two bytes of data\"]' ''"));
     return 0;
 }
 
@@ -72,10 +70,9 @@ TEST(app_boot_info_tuple_matches_cast)
              "0xbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb,%s,%s,%s,%s,UpToDate,"
              "[INTEL-SA-00001,INTEL-SA-00002])'",
              hx, hx, hx, hx, hx);
-    ASSERT_EQ(same_as_cast("isAppAllowed((address,bytes32,address,bytes32,"
+    ASSERT_OK_OR_SKIP(same_as_cast("isAppAllowed((address,bytes32,address,bytes32,"
                            "bytes32,bytes32,bytes32,string,string[]))",
-                           &t, 1, args),
-              0);
+                           &t, 1, args));
     return 0;
 }
 

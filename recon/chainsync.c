@@ -1,8 +1,8 @@
 /* chainsync.c - the reconciler's I/O: contract reads, leader pings,
  * raft changes and transactions, one of each kind in flight. */
-#include "net/chainsync.h"
+#include "recon/chainsync.h"
 #include "chain/abi.h"
-#include "chain/chaincli.h"
+#include "chain/membership.h"
 #include "chain/hex.h"
 #include "chain/rpc.h"
 #include "chain/sender.h"
@@ -13,7 +13,7 @@
 #include "core/httpc.h"
 #include "core/log.h"
 #include "core/node.h"
-#include "core/recon.h"
+#include "recon/decide.h"
 #include "core/redact.h"
 #include "net/api.h"
 
@@ -114,7 +114,7 @@ int chainsync_init(struct chainsync **out, uv_loop_t *loop,
     int rv;
     if (hex_decode(cfg->contract, strlen(cfg->contract), cs->contract, 20,
                    &n) != 0 || n != 20 ||
-        chaincli_instance_id(cfg->instance_id, cs->instance) != 0) {
+        membership_instance_id(cfg->instance_id, cs->instance) != 0) {
         snprintf(errmsg, errlen, "bad --contract or --instance-id");
         free(cs);
         return ERR_INVALID;
@@ -237,11 +237,11 @@ static const struct config_peer *peer_of(const struct chainsync *cs,
  * it on raft's port and in its transactions. */
 static int decode_nodes(struct chainsync *cs, const uint8_t *d, size_t len)
 {
-    struct chaincli_node *nodes = calloc(MAX_MEMBERS, sizeof *nodes);
+    struct membership_node *nodes = calloc(MAX_MEMBERS, sizeof *nodes);
     size_t n = 0;
     if (nodes == NULL)
         return ERR_NOMEM;
-    int rv = chaincli_decode_nodes(d, len, nodes, MAX_MEMBERS, &n);
+    int rv = membership_decode_nodes(d, len, nodes, MAX_MEMBERS, &n);
     struct member got[MAX_MEMBERS];
     for (size_t i = 0; rv == 0 && i < n; i++) {
         if (nodes[i].token == 0) {
@@ -968,7 +968,7 @@ static json_t *members_json(void *data)
                                                   : "follower";
         const struct config_peer *p = peer_of(cs, m->token);
         char name[67], ih[67], oh[43], kh[43];
-        chaincli_instance_text(m->instance, name);
+        membership_instance_text(m->instance, name);
         hex_encode(m->instance, 32, 1, ih);
         hex_encode(m->owner, 20, 1, oh);
         hex_encode(m->key, 20, 1, kh);

@@ -7,10 +7,10 @@
  * failure, no caching, ETH_CHAIN_ID and ETH_FINALITY_CONFIRMATIONS; and
  * --mock as dstack's auth-mock answers (zod's 400 bodies, its reasons,
  * defaults and MOCK_* environment). */
-#include "net/kmsauth.h"
+#include "dstack/kmsauth.h"
 #include "core/strbuf.h"
 #include "chain/abi.h"
-#include "chain/compose.h"
+#include "dstack/compose.h"
 #include "chain/eip55.h"
 #include "chain/hex.h"
 #include "chain/rpc.h"

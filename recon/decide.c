@@ -1,5 +1,5 @@
 /* recon.c - pure reconciliation decisions (see recon.h). */
-#include "core/recon.h"
+#include "recon/decide.h"
 
 #include <stddef.h>
 

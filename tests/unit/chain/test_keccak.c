@@ -44,10 +44,8 @@ TEST(long_inputs_match_cast)
         hash_hex(s, lens[i], mine);
         snprintf(args, sizeof args, "keccak %s", s);
         free(s);
-        if (cast_run(args, theirs, sizeof theirs) != 0) {
-            printf("  (cast unavailable: cross-check skipped)\n");
-            return 0;
-        }
+        if (cast_run(args, theirs, sizeof theirs) != 0)
+            SKIP("cast unavailable: cross-check");
         if (strcmp(mine, theirs) != 0)
             FAILF("len %zu: %s != cast %s", lens[i], mine, theirs);
     }

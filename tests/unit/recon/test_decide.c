@@ -1,5 +1,5 @@
 /* test_recon.c - reconciler decisions (core/recon). */
-#include "core/recon.h"
+#include "recon/decide.h"
 #include "harness.h"
 
 /* id, voter, live, caught up */

@@ -1,6 +1,7 @@
-/* chaincli.c - chain subcommands over the project's Ethereum client: each
+/* chain.c - chain subcommands over the project's Ethereum client: each
  * runs a libuv loop until its calls or transaction complete. */
-#include "chain/chaincli.h"
+#include "cmd/chain.h"
+#include "chain/membership.h"
 #include "chain/abi.h"
 #include "chain/hex.h"
 #include "chain/keccak.h"
@@ -33,72 +34,6 @@ int chaincli_is_command(const char *cmd)
     for (int i = 0; COMMANDS[i]; i++)
         if (strcmp(cmd, COMMANDS[i]) == 0)
             return 1;
-    return 0;
-}
-
-int chaincli_instance_id(const char *s, uint8_t out[32])
-{
-    memset(out, 0, 32);
-    size_t n = strlen(s);
-    if (n == 0)
-        return ERR_INVALID;
-    if (n > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
-        size_t got;
-        return hex_decode(s, n, out, 32, &got) == 0 ? 0 : ERR_INVALID;
-    }
-    if (n > 32)
-        return ERR_INVALID;
-    memcpy(out, s, n);
-    return 0;
-}
-
-void chaincli_instance_text(const uint8_t id[32], char out[67])
-{
-    size_t k = 0;
-    while (k < 32 && id[k] > 0x20 && id[k] < 0x7f)
-        k++;
-    bool named = k > 0 && !(k >= 2 && id[0] == '0' &&
-                            (id[1] == 'x' || id[1] == 'X'));
-    for (size_t i = k; i < 32 && named; i++)
-        named = id[i] == 0;
-    if (named) {
-        memcpy(out, id, k);
-        out[k] = '\0';
-    } else {
-        hex_encode(id, 32, 1, out);
-    }
-}
-
-int chaincli_decode_nodes(const uint8_t *d, size_t len,
-                          struct chaincli_node *out, size_t cap, size_t *n)
-{
-    const uint8_t *heads;
-    size_t count;
-    if (abi_get_words(d, len, 0, &heads, &count) != 0)
-        return ERR_MALFORMED;
-    if (count > cap)
-        return ERR_TOOBIG;
-    size_t room = (size_t)(d + len - heads); /* bytes from the array start */
-    for (size_t i = 0; i < count; i++) {
-        uint64_t off, epoch;
-        if (abi_get_uint64(heads, room, i, &off) != 0 || off >= room)
-            return ERR_MALFORMED;
-        const uint8_t *t = heads + off;
-        size_t tl = room - (size_t)off;
-        struct chaincli_node *m = &out[i];
-        int rv;
-        if (abi_get_uint64(t, tl, 0, &m->token) != 0 ||
-            abi_get_bytes32(t, tl, 1, m->instance) != 0 ||
-            abi_get_address(t, tl, 2, m->owner) != 0 ||
-            abi_get_address(t, tl, 3, m->node_key) != 0 ||
-            abi_get_uint64(t, tl, 4, &epoch) != 0 || epoch > UINT32_MAX)
-            return ERR_MALFORMED;
-        m->epoch = (uint32_t)epoch;
-        if ((rv = abi_get_string(t, tl, 5, m->raft, sizeof m->raft)) != 0 ||
-            (rv = abi_get_string(t, tl, 6, m->http, sizeof m->http)) != 0)
-            return rv == ERR_TOOBIG ? ERR_TOOBIG : ERR_MALFORMED;
-    }
-    *n = count;
     return 0;
 }
 
@@ -252,7 +187,7 @@ static int print_members_v1(struct ctx *c)
             snprintf(c->msg, sizeof c->msg, "malformed member entry");
             return ERR_MALFORMED;
         }
-        chaincli_instance_text(insts + 32 * i, ih);
+        membership_instance_text(insts + 32 * i, ih);
         hex_encode(addr, 20, 1, oh);
         printf("%-6" PRIu64 " %-34s %s\n", id, ih, oh);
     }
@@ -266,11 +201,11 @@ static int print_members(struct ctx *c)
         c->msg[0] = '\0';
         rv = print_members_v1(c);
     } else if (rv == 0) {
-        struct chaincli_node *m = calloc(MAX_NODES, sizeof *m);
+        struct membership_node *m = calloc(MAX_NODES, sizeof *m);
         size_t n = 0;
         if (m == NULL)
             return ERR_NOMEM;
-        rv = chaincli_decode_nodes(c->data, c->len, m, MAX_NODES, &n);
+        rv = membership_decode_nodes(c->data, c->len, m, MAX_NODES, &n);
         if (rv != 0) {
             snprintf(c->msg, sizeof c->msg, "malformed activeNodes() answer");
             free(m);
@@ -281,7 +216,7 @@ static int print_members(struct ctx *c)
                "http endpoint");
         for (size_t i = 0; i < n; i++) {
             char ih[67], oh[43], kh[43];
-            chaincli_instance_text(m[i].instance, ih);
+            membership_instance_text(m[i].instance, ih);
             hex_encode(m[i].owner, 20, 1, oh);
             hex_encode(m[i].node_key, 20, 1, kh);
             printf("%-6" PRIu64 " %-6" PRIu32 " %-12s %-42s %-42s %-22s %s\n",
@@ -603,7 +538,7 @@ int chaincli_main(int argc, char **argv)
             rv = send_tx(&c, "mintNodeAccess(address,string)", a, 2);
         }
     } else if (strcmp(cmd, "register") == 0) {
-        if (instance == NULL || chaincli_instance_id(instance, buf) != 0 ||
+        if (instance == NULL || membership_instance_id(instance, buf) != 0 ||
             token < 1) {
             fprintf(stderr, "nftraft register: give --instance-id ID (0x-hex "
                             "or a name of <= 32 bytes) --token N\n");
