@@ -3,12 +3,16 @@
 # own network namespace, under mixed nemeses including partitions: any
 # anomaly fails; (2) the checker's self-test on that run's history (each
 # corruption must be flagged); (3) the test-only nftraftd-unsafe (acks before
-# commit) under leader partitions must be caught losing writes.
-# Needs root (network namespaces, iptables): without it, says so and skips.
+# commit) under leader partitions must be caught losing writes; (4) a ~40 s
+# chain-mode run (anvil in its own namespace) under the NFT lifecycle
+# nemeses (eviction and sale of a token, the leader's half the time, then
+# readmission / buy-back and re-registration), a kill and a lagging RPC.
+# Needs root (network namespaces, iptables): without it, says so and exits
+# 77 (skipped).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 if [[ $(id -u) -ne 0 ]] || ! command -v iptables >/dev/null; then
-  echo "SKIP test_jepsen.sh: needs root and iptables (network namespaces)"; exit 0
+  echo "SKIP test_jepsen.sh: needs root and iptables (network namespaces)"; exit 77
 fi
 out=$(mktemp -d /tmp/nftraft-jepsen-ci.XXXXXX)
 rc=0
@@ -19,10 +23,13 @@ if ((rc == 0)); then
 fi
 python3 "$here/jepsen/selftest.py" unsafe "$out/unsafe" >"$out/unsafe.txt" 2>&1 || rc=1
 tail -n 1 "$out/unsafe.txt"
+python3 "$here/jepsen/run.py" --chain anvil --time 40 --quiet --out "$out/chain" \
+  --nemesis nft-evict,nft-transfer,kill,chain-lag || rc=1
 # Only this test's own runs count (other runs may share the machine): each
 # run wrote its namespaces' prefix.
 left=""
-for f in "$out"/run/netns-prefix "$out"/unsafe/netns-prefix "$out"/unsafe/*/netns-prefix; do
+for f in "$out"/run/netns-prefix "$out"/chain/netns-prefix "$out"/unsafe/netns-prefix \
+         "$out"/unsafe/*/netns-prefix; do
   [[ -f $f ]] || continue
   p=$(cat "$f")
   left+=$(ip netns list | awk -v p="$p" 'index($1, p) == 1 {print $1}')

@@ -104,7 +104,7 @@ class Chain:
     def __init__(self, topo, out, build):
         self.topo = topo
         self.out = out
-        self.cli = os.path.join(build, "nftraft")
+        self.cli_path = os.path.join(build, "nftraft")
         self.proc = None
         self.rpc = None
         self.nft = None
@@ -156,9 +156,9 @@ class Chain:
             addr = subprocess.run([cast, "wallet", "address", "--private-key", self.keys[i]],
                                   capture_output=True, text=True, check=True).stdout.strip()
             for argv, key in (
-                    ([self.cli, "mint", "--rpc-url", self.rpc, "--contract", self.nft,
+                    ([self.cli_path, "mint", "--rpc-url", self.rpc, "--contract", self.nft,
                       "--to", addr, "--name", "node%d" % i], self.keys[0]),
-                    ([self.cli, "register", "--rpc-url", self.rpc, "--contract", self.nft,
+                    ([self.cli_path, "register", "--rpc-url", self.rpc, "--contract", self.nft,
                       "--instance-id", "node%d" % i, "--token", str(i)], self.keys[i])):
                 env = dict(os.environ, NFTRAFT_WALLET_KEY=key)
                 r = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
@@ -170,6 +170,38 @@ class Chain:
                 f.write(self.keys[i])
             os.chmod(kp, 0o600)
         self.proxy = RpcProxy(self.topo.client_ip(), self.rpc)
+
+    # Mnemonic index of the account that buys tokens in the nft-transfer
+    # nemesis (anvil funds indices 0-9; nodes use 1..5).
+    BUYER = 9
+
+    def cli(self, args, key_index, timeout=60):
+        """`nftraft ARGS --rpc-url --contract` signed by the mnemonic account
+        key_index (0 is the contract owner, i is node i's token owner);
+        RuntimeError with the CLI's message when it fails."""
+        env = dict(os.environ, NFTRAFT_WALLET_KEY=self.key(key_index))
+        r = subprocess.run([self.cli_path, *args, "--rpc-url", self.rpc, "--contract", self.nft],
+                           capture_output=True, text=True, env=env, timeout=timeout)
+        if r.returncode != 0:
+            raise RuntimeError("nftraft %s: %s" % (" ".join(args), r.stderr.strip()[-300:]))
+        return r.stdout
+
+    def key(self, i):
+        while len(self.keys) <= i:
+            self.keys.append(subprocess.run(
+                [os.path.join(BIN, "cast"), "wallet", "private-key", "--mnemonic", MNEMONIC,
+                 "--mnemonic-index", str(len(self.keys))], capture_output=True, text=True,
+                check=True).stdout.strip())
+        return self.keys[i]
+
+    def address(self, i):
+        return subprocess.run([os.path.join(BIN, "cast"), "wallet", "address", "--private-key",
+                               self.key(i)], capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    def register(self, i):
+        """Node i's owner registers its instance again (a new epoch)."""
+        self.cli(["register", "--instance-id", "node%d" % i, "--token", str(i)], i)
 
     def node_args(self, i):
         # The RPC relay sits in a namespace of this run's private network.

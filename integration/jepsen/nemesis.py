@@ -15,8 +15,8 @@ ctx.fault_switch(i, on), ctx.chain (None or the chain fixture); for delay:
 ctx.delay_range, ctx.start_relay(i, ms, jitter, seed), ctx.stop_relays(),
 ctx.peer_ports, ctx.relay_port, ctx.relay_mark.
 
-Adding a nemesis = one class here + one line in REGISTRY. The NFT lifecycle
-ones wait for the contract changes of another issue; NOT_YET says why."""
+Adding a nemesis = one class here + one line in REGISTRY. NOT_YET names
+the ones left out and says why."""
 import random
 import signal
 import time
@@ -269,18 +269,109 @@ class ChainLag(Nemesis):
         return {}
 
 
+def nft_victim(ctx, rnd):
+    """The raft leader half the time (the hard case: it must hand over
+    before it is removed), else a random node; never a token another NFT
+    nemesis holds right now (ctx.nft_busy). None when all are taken."""
+    busy = ctx.__dict__.setdefault("nft_busy", set())
+    free = [i for i in ctx.node_ids if i not in busy]
+    if not free:
+        return None, False
+    lead = ctx.leader()
+    v = lead if (lead in free and rnd.random() < 0.5) else rnd.choice(free)
+    busy.add(v)
+    return v, v == lead
+
+
+def nft_release(ctx, v):
+    """The token is registered again: a restart deferred while it was
+    revoked (run.py restart) happens now."""
+    ctx.__dict__.setdefault("nft_busy", set()).discard(v)
+    pending = ctx.__dict__.setdefault("nft_restart", set())
+    if v in pending:
+        pending.discard(v)
+        ctx.restart(v)
+
+
+class NftEvict(Nemesis):
+    """Chain mode: the contract owner evicts a node's token (the node leaves
+    raft; a leader hands over first); at stop the owner readmits it and the
+    token's owner registers the instance again (a new epoch), so the
+    reconciler must add the running node back."""
+    name = "nft-evict"
+    needs = "chain"
+
+    def start(self, ctx, rnd):
+        self.victim, was_leader = nft_victim(ctx, rnd)
+        if self.victim is None:
+            return None
+        ctx.chain.cli(["evict", "--token", str(self.victim)], 0)
+        return {"token": self.victim, "was_leader": was_leader}
+
+    def stop(self, ctx):
+        v = getattr(self, "victim", None)
+        if v is None:
+            return {}
+        done = []
+        for step, fn in (("readmit", lambda: ctx.chain.cli(["readmit", "--token", str(v)], 0)),
+                         ("register", lambda: ctx.chain.register(v))):
+            try:
+                fn()
+                done.append(step)
+            except RuntimeError as e:  # e.g. the eviction never took effect
+                done.append("%s failed: %s" % (step, e))
+        nft_release(ctx, v)
+        return {"token": v, "steps": done}
+
+
+class NftTransfer(Nemesis):
+    """Chain mode: a node's token is sold (transferred to another account),
+    which revokes its instance; at stop it is bought back and its owner
+    registers the instance again (a new epoch)."""
+    name = "nft-transfer"
+    needs = "chain"
+
+    def start(self, ctx, rnd):
+        self.victim, was_leader = nft_victim(ctx, rnd)
+        if self.victim is None:
+            return None
+        buyer = ctx.chain.address(ctx.chain.BUYER)
+        ctx.chain.cli(["transfer", "--token", str(self.victim), "--to", buyer], self.victim)
+        return {"token": self.victim, "was_leader": was_leader, "to": buyer}
+
+    def stop(self, ctx):
+        v = getattr(self, "victim", None)
+        if v is None:
+            return {}
+        done = []
+        back = ctx.chain.address(v)
+        for step, fn in (("transfer back", lambda: ctx.chain.cli(
+                ["transfer", "--token", str(v), "--to", back], ctx.chain.BUYER)),
+                         ("register", lambda: ctx.chain.register(v))):
+            try:
+                fn()
+                done.append(step)
+            except RuntimeError as e:
+                done.append("%s failed: %s" % (step, e))
+        nft_release(ctx, v)
+        return {"token": v, "steps": done}
+
+
 REGISTRY = {c.name: c for c in (Kill, Pause, PartitionLeader, PartitionHalves, Bridge,
-                                 PartitionRing, Loss, Delay, StallLeader, ChainOutage, ChainLag)}
+                                 PartitionRing, Loss, Delay, StallLeader, ChainOutage, ChainLag,
+                                 NftEvict, NftTransfer)}
 
 # Named in the issue, not implemented (yet): why, so --nemesis can say so.
 NOT_YET = {
     "clock": "network namespaces do not virtualise the clock; time namespaces only give a "
              "fixed monotonic offset at process start, not a skew or jump of a running node",
-    "member-add": "static membership is fixed at start; needs chain mode",
-    "nft-transfer": "needs the NFT lifecycle contract (another issue in flight)",
-    "nft-evict": "needs the NFT lifecycle contract (another issue in flight)",
-    "nft-burn": "needs the NFT lifecycle contract (another issue in flight)",
-    "instance-replace": "needs the NFT lifecycle contract (another issue in flight)",
+    "member-add": "the runner's node set is fixed for the run (the checker compares every "
+                  "node's log); a node joining mid-run is covered by "
+                  "integration/test_chain_cluster.py and test_lifecycle.py",
+    "nft-burn": "a burned token cannot come back: restoring the node needs a new token, "
+                "i.e. a new raft id, which needs raft ids by (token, epoch) (not built yet)",
+    "instance-replace": "a new instance of a token with an empty disk needs raft ids by "
+                        "(token, epoch) (not built yet)",
 }
 
 

@@ -123,6 +123,13 @@ class Run:
         return path
 
     def restart(self, i):
+        # A chain-mode node refuses to start while its token is revoked (it
+        # exits 1: "not an active registered instance"); an operator starts
+        # it again once the token is registered again, and so does the NFT
+        # nemesis that revoked it (nemesis.nft_release).
+        if i in self.__dict__.get("nft_busy", ()):
+            self.__dict__.setdefault("nft_restart", set()).add(i)
+            return
         os.makedirs(os.path.join(self.a.out, "nodes", "n%d" % i), exist_ok=True)
         logf = open(os.path.join(self.a.out, "nodes", "n%d.log" % i), "a")
         self.procs[i] = subprocess.Popen(self.node_args(i), stdout=subprocess.DEVNULL,
