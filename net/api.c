@@ -764,11 +764,10 @@ static void handle_members(void *data, struct httpd_req *r)
     json_t *arr = json_array();
     for (unsigned i = 0; i < n; i++) {
         const struct peer *p = peer_get(a, servers[i].id);
-        const char *role = servers[i].role == 1
-                               ? (servers[i].id == st.leader_id ? "leader"
-                                                                : "follower")
-                           : servers[i].role == 0 ? "standby"
-                                                  : "spare";
+        const char *role =
+            servers[i].role != NODE_VOTER  ? node_member_name(servers[i].role)
+            : servers[i].id == st.leader_id ? "leader"
+                                            : "follower";
         json_array_append_new(
             arr, json_pack("{s:I,s:s,s:n,s:b,s:s,s:s,s:s}", "token_id",
                            (json_int_t)servers[i].id, "instance_id",
