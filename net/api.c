@@ -263,6 +263,25 @@ static void pending_abort_cb(void *data)
 }
 
 /* Forward r to the current leader; answers 503 itself when none is known. */
+/* A pending request for r started now (its apply deadline from
+ * --apply-timeout), not yet in any list; NULL after answering r 503 when
+ * out of memory. The caller frees it or lists it. */
+static struct pending *pending_new(struct api *a, struct httpd_req *r,
+                                   bool is_write)
+{
+    struct pending *p = calloc(1, sizeof *p);
+    if (p == NULL) {
+        reply_error(r, 503, "failed", "1", "out of memory");
+        return NULL;
+    }
+    p->api = a;
+    p->http = r;
+    p->is_write = is_write;
+    p->t0 = uv_hrtime();
+    p->deadline = uv_now(a->loop) + a->cfg->apply_timeout_ms;
+    return p;
+}
+
 static void forward(struct api *a, struct httpd_req *r, bool is_write,
                     const char *path_and_query)
 {
@@ -286,15 +305,9 @@ static void forward(struct api *a, struct httpd_req *r, bool is_write,
                     "too many requests waiting for the leader; retry");
         return;
     }
-    struct pending *p = calloc(1, sizeof *p);
-    if (p == NULL) {
-        reply_error(r, 503, "failed", "1", "out of memory");
+    struct pending *p = pending_new(a, r, is_write);
+    if (p == NULL)
         return;
-    }
-    p->api = a;
-    p->http = r;
-    p->is_write = is_write;
-    p->t0 = uv_hrtime();
     char url[CONFIG_URL_MAX + 128];
     snprintf(url, sizeof url, "%s%s", lp->url, path_and_query);
     char self[64], key[FSM_KEY_MAX + 32];
@@ -467,17 +480,10 @@ static void handle_increment(void *data, struct httpd_req *r)
         reply_error(r, 400, "failed", NULL, "cannot encode the increment");
         return;
     }
-    struct pending *p = calloc(1, sizeof *p);
-    if (p == NULL) {
-        reply_error(r, 503, "failed", "1", "out of memory");
+    struct pending *p = pending_new(a, r, true);
+    if (p == NULL)
         return;
-    }
-    p->api = a;
-    p->http = r;
-    p->t0 = uv_hrtime();
     p->by = by;
-    p->is_write = true;
-    p->deadline = uv_now(a->loop) + a->cfg->apply_timeout_ms;
     int rv = node_apply(a->node, buf, len, increment_applied, p);
     if (rv != 0) {
         free(p);
@@ -550,15 +556,9 @@ static void handle_counter(void *data, struct httpd_req *r)
         forward(a, r, false, "/counter");
         return;
     }
-    struct pending *p = calloc(1, sizeof *p);
-    if (p == NULL) {
-        reply_error(r, 503, "failed", "1", "out of memory");
+    struct pending *p = pending_new(a, r, false);
+    if (p == NULL)
         return;
-    }
-    p->api = a;
-    p->http = r;
-    p->t0 = uv_hrtime();
-    p->deadline = uv_now(a->loop) + a->cfg->apply_timeout_ms;
     rv = node_barrier(a->node, counter_barrier_cb, p);
     if (rv != 0) {
         free(p);
