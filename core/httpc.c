@@ -186,7 +186,7 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
     }
     if (s == NULL) {
         struct list *l;
-        LIST_FOREACH (l, &c->idle) {
+        LIST_FOREACH(l, &c->idle) {
             if (SOCK_OF(l)->fd == fd) {
                 s = SOCK_OF(l);
                 break;

@@ -223,9 +223,9 @@ int node_start(struct node *n, const struct node_server *servers,
         struct raft_configuration conf;
         raft_configuration_init(&conf);
         for (unsigned i = 0; i < n_servers; i++) {
-            rv = raft_configuration_add(&conf, servers[i].id,
-                                        servers[i].address,
-                                        member_to_raft(servers[i].role));
+            rv =
+                raft_configuration_add(&conf, servers[i].id, servers[i].address,
+                                       member_to_raft(servers[i].role));
             if (rv != 0) {
                 raft_configuration_close(&conf);
                 return fmt(errmsg, errlen, ERR_INVALID,

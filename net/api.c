@@ -764,10 +764,10 @@ static void handle_members(void *data, struct httpd_req *r)
     json_t *arr = json_array();
     for (unsigned i = 0; i < n; i++) {
         const struct peer *p = peer_get(a, servers[i].id);
-        const char *role =
-            servers[i].role != NODE_VOTER  ? node_member_name(servers[i].role)
-            : servers[i].id == st.leader_id ? "leader"
-                                            : "follower";
+        const char *role = servers[i].role != NODE_VOTER
+                               ? node_member_name(servers[i].role)
+                           : servers[i].id == st.leader_id ? "leader"
+                                                           : "follower";
         json_array_append_new(
             arr, json_pack("{s:I,s:s,s:n,s:b,s:s,s:s,s:s}", "token_id",
                            (json_int_t)servers[i].id, "instance_id",
@@ -956,7 +956,7 @@ static void sweep_cb(uv_timer_t *t)
     struct api *a = t->data;
     uint64_t now = uv_now(a->loop);
     struct list *l;
-    LIST_FOREACH (l, &a->pending) {
+    LIST_FOREACH(l, &a->pending) {
         struct pending *p = PENDING_OF(l);
         if (p->http != NULL && now >= p->deadline) {
             httpd_on_abort(p->http, NULL, NULL);

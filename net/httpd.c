@@ -127,7 +127,7 @@ static struct conn *conn_of(struct httpd *s, const h2o_socket_t *sock)
     if (sock == NULL)
         return NULL;
     struct list *l;
-    LIST_FOREACH (l, &s->conns) {
+    LIST_FOREACH(l, &s->conns) {
         struct conn *c = LIST_CONTAINER_OF(l, struct conn, link);
         if (c->sock == sock)
             return c;
@@ -512,13 +512,13 @@ void httpd_close(struct httpd *s, void (*cb)(void *data), void *data)
     /* Idle keep-alive connections: end their read side so that h2o sees
      * EOF and closes them through its own path. */
     struct list *l, *tmp;
-    LIST_FOREACH (l, &s->conns) {
+    LIST_FOREACH(l, &s->conns) {
         struct conn *c = LIST_CONTAINER_OF(l, struct conn, link);
         uv_os_fd_t fd;
         if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
             shutdown(fd, SHUT_RD);
     }
-    LIST_FOREACH_SAFE (l, tmp, &s->refused)
+    LIST_FOREACH_SAFE(l, tmp, &s->refused)
         refused_close(LIST_CONTAINER_OF(l, struct refused, link));
     uv_close((uv_handle_t *)&s->listener, listener_closed);
 }

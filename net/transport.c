@@ -62,7 +62,7 @@ struct wrap {
     unsigned max_conns;
     unsigned accepting; /* incoming connections in the handshake */
     unsigned n_pumps;
-    struct list pumps; /* struct pump, newest first */
+    struct list pumps;    /* struct pump, newest first */
     uint64_t log_window;  /* uv_now at the start of the refusal window */
     unsigned logged, suppressed;
     uint64_t self;
@@ -846,7 +846,7 @@ uint64_t transport_heard_ms_ago(struct raft_uv_transport *t, uint64_t id)
     struct list *l;
     if (w == NULL)
         return UINT64_MAX;
-    LIST_FOREACH (l, &w->pumps) {
+    LIST_FOREACH(l, &w->pumps) {
         struct pump *p = LIST_CONTAINER_OF(l, struct pump, link);
         if (p->id == id && !p->closing) {
             any = true;
@@ -863,7 +863,7 @@ unsigned transport_reauthorize(struct raft_uv_transport *t)
     if (w == NULL || w->closing)
         return 0;
     struct list *l, *tmp;
-    LIST_FOREACH_SAFE (l, tmp, &w->pumps) {
+    LIST_FOREACH_SAFE(l, tmp, &w->pumps) {
         struct pump *p = LIST_CONTAINER_OF(l, struct pump, link);
         char why[200] = "";
         if (!p->has_signer ||

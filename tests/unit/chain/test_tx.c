@@ -428,8 +428,7 @@ static int rig_send(struct rig *g, bool watch)
 
 /* The first send, never mined: its error, hash and max fee (b.stuck holds
  * the hash in hex). */
-static int rig_send_stuck(struct rig *g, int *err, uint8_t h[32],
-                          uint64_t *fee)
+static int rig_send_stuck(struct rig *g, int *err, uint8_t h[32], uint64_t *fee)
 {
     if (rig_send(g, false) != 0)
         return 1;

@@ -45,7 +45,7 @@ TEST(empty_after_init)
     ASSERT(values(&head, NULL, 0) == 0);
     struct list *pos;
     int seen = 0;
-    LIST_FOREACH (pos, &head) {
+    LIST_FOREACH(pos, &head) {
         seen++;
     }
     ASSERT_EQ(seen, 0);
@@ -121,7 +121,7 @@ TEST(foreach_visits_in_order)
         list_insert_tail(&head, &it[i].link);
     }
     int sum = 0, order_ok = 1, expect = 0;
-    LIST_FOREACH (pos, &head) {
+    LIST_FOREACH(pos, &head) {
         struct item *e = LIST_CONTAINER_OF(pos, struct item, link);
         order_ok &= e->value == expect++;
         sum += e->value;
@@ -143,7 +143,7 @@ TEST(foreach_safe_frees_while_walking)
         list_insert_tail(&head, &e->link);
     }
     /* drop the even ones (ASan catches a walk through freed memory) */
-    LIST_FOREACH_SAFE (pos, tmp, &head) {
+    LIST_FOREACH_SAFE(pos, tmp, &head) {
         struct item *e = LIST_CONTAINER_OF(pos, struct item, link);
         if (e->value % 2 == 0) {
             list_remove(&e->link);
@@ -151,7 +151,7 @@ TEST(foreach_safe_frees_while_walking)
         }
     }
     ASSERT_VALUES(&head, 1, 3, 5);
-    LIST_FOREACH_SAFE (pos, tmp, &head) {
+    LIST_FOREACH_SAFE(pos, tmp, &head) {
         list_remove(pos);
         free(LIST_CONTAINER_OF(pos, struct item, link));
     }
