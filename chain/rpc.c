@@ -4,6 +4,7 @@
 #include "chain/hex.h"
 #include "core/err.h"
 #include "core/httpc.h"
+#include "core/list.h"
 #include "core/redact.h"
 
 #include <stdio.h>
@@ -20,12 +21,12 @@ struct rpc {
     char shown[512]; /* url with credentials redacted, for messages */
     unsigned timeout_ms, retries;
     uint64_t next_id;
-    struct call *calls; /* pending, for rpc_close */
+    struct list calls; /* struct call pending, newest first, for rpc_close */
 };
 
 struct call {
     struct rpc *rpc;
-    struct call *prev, *next;
+    struct list link; /* in rpc.calls */
     char *body;
     uint64_t id;
     unsigned attempt;
@@ -54,19 +55,9 @@ int rpc_init(struct rpc **out, uv_loop_t *loop, struct httpc *http,
     r->timeout_ms = timeout_ms;
     r->retries = retries;
     r->next_id = 1;
+    list_init(&r->calls);
     *out = r;
     return 0;
-}
-
-static void unlink_call(struct call *c)
-{
-    struct rpc *r = c->rpc;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        r->calls = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
 }
 
 static void free_timer(uv_handle_t *h)
@@ -76,7 +67,7 @@ static void free_timer(uv_handle_t *h)
 
 static void finish(struct call *c, int err, json_t *result, const char *msg)
 {
-    unlink_call(c);
+    list_remove(&c->link);
     if (c->backoff != NULL) {
         uv_timer_stop(c->backoff);
         uv_close((uv_handle_t *)c->backoff, free_timer);
@@ -200,6 +191,7 @@ int rpc_call(struct rpc *r, const char *method, json_t *params, rpc_cb cb,
         return ERR_NOMEM;
     }
     c->rpc = r;
+    list_init(&c->link);
     c->id = r->next_id++;
     c->cb = cb;
     c->data = data;
@@ -222,17 +214,15 @@ int rpc_call(struct rpc *r, const char *method, json_t *params, rpc_cb cb,
         free(c);
         return rv;
     }
-    c->next = r->calls;
-    if (r->calls)
-        r->calls->prev = c;
-    r->calls = c;
+    list_insert_head(&r->calls, &c->link);
     return 0;
 }
 
 void rpc_close(struct rpc *r)
 {
-    while (r->calls != NULL) {
-        struct call *c = r->calls;
+    struct list *l;
+    while ((l = list_first(&r->calls)) != NULL) {
+        struct call *c = LIST_CONTAINER_OF(l, struct call, link);
         if (c->hreq != NULL)
             httpc_cancel(c->hreq); /* finishes c through http_cb */
         else

@@ -6,6 +6,7 @@
 #include "chain/tx.h"
 #include "chain/wallet.h"
 #include "core/err.h"
+#include "core/list.h"
 #include "core/log.h"
 
 #include <inttypes.h>
@@ -18,7 +19,7 @@
 #define POLL_MS 200
 
 struct job {
-    struct job *next;
+    struct list link; /* in sender.jobs */
     uint8_t to[20];
     uint8_t *data;
     size_t len;
@@ -32,7 +33,7 @@ struct sender {
     const struct wallet *w;
     uint64_t chain_id;
     unsigned receipt_timeout_ms;
-    struct job *head, *tail;
+    struct list jobs; /* struct job, oldest (the one in flight) first */
     bool busy, closing;
     uint64_t nonce, gas, gas_price;
     /* The last transaction signed: a receipt timeout makes the next one
@@ -63,6 +64,7 @@ int sender_init(struct sender **out, uv_loop_t *loop, struct rpc *rpc,
     s->chain_id = chain_id;
     s->receipt_timeout_ms = receipt_timeout_ms;
     s->max_fee_cap = SENDER_DEFAULT_MAX_FEE_WEI;
+    list_init(&s->jobs);
     uv_timer_init(loop, &s->timer);
     s->timer.data = s;
     *out = s;
@@ -71,13 +73,18 @@ int sender_init(struct sender **out, uv_loop_t *loop, struct rpc *rpc,
 
 static void start_next(struct sender *s);
 
+/* The job at the head of the queue (the one in flight), or NULL. */
+static struct job *head_job(const struct sender *s)
+{
+    struct list *l = list_first(&s->jobs);
+    return l != NULL ? LIST_CONTAINER_OF(l, struct job, link) : NULL;
+}
+
 /* Finish the head job and move on. */
 static void done(struct sender *s, int err, uint64_t block, const char *msg)
 {
-    struct job *j = s->head;
-    s->head = j->next;
-    if (s->head == NULL)
-        s->tail = NULL;
+    struct job *j = head_job(s);
+    list_remove(&j->link);
     s->busy = false;
     if (err != 0 && err != ERR_REVERT && err != ERR_TOOBIG)
         LOGW("chain", "transaction failed: %s", msg ? msg : err_str(err));
@@ -193,7 +200,7 @@ static void refuse_bump(struct sender *s, uint64_t need)
 
 static void sign_and_send(struct sender *s)
 {
-    struct job *j = s->head;
+    struct job *j = head_job(s);
     uint64_t cap = s->max_fee_cap ? s->max_fee_cap : UINT64_MAX;
     if (s->gas_price > cap) {
         char msg[160];
@@ -295,7 +302,7 @@ static void estimate_cb(void *data, int err, json_t *r, const char *msg)
 
 static void estimate(struct sender *s)
 {
-    json_t *o = call_obj(s, s->head);
+    json_t *o = call_obj(s, head_job(s));
     if (o == NULL ||
         rpc_call(s->rpc, "eth_estimateGas", json_pack("[o]", o), estimate_cb,
                  s) != 0)
@@ -319,7 +326,7 @@ static void nonce_cb(void *data, int err, json_t *r, const char *msg)
 
 static void start_next(struct sender *s)
 {
-    if (s->busy || s->head == NULL)
+    if (s->busy || list_empty(&s->jobs))
         return;
     s->busy = true;
     if (s->nonce != 0) {
@@ -351,11 +358,7 @@ int sender_send(struct sender *s, const uint8_t to[20],
     j->len = len;
     j->cb = cb;
     j->cb_data = data;
-    if (s->tail)
-        s->tail->next = j;
-    else
-        s->head = j;
-    s->tail = j;
+    list_insert_tail(&s->jobs, &j->link);
     start_next(s);
     return 0;
 }
@@ -369,7 +372,7 @@ void sender_close(struct sender *s)
 {
     s->closing = true;
     uv_timer_stop(&s->timer);
-    while (s->head != NULL) {
+    while (!list_empty(&s->jobs)) {
         s->busy = false;
         done(s, ERR_SHUTDOWN, 0, "sender closed");
     }

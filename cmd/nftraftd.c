@@ -223,7 +223,7 @@ static int run(struct daemon *d)
             servers[n].id = cfg->peers[i].id;
             snprintf(servers[n].address, sizeof servers[n].address, "%s",
                      cfg->peers[i].raft);
-            servers[n++].role = 1; /* voter */
+            servers[n++].role = NODE_VOTER;
         }
     } else if (!cfg->join) {
         uint64_t ids[CONFIG_MAX_PEERS];
@@ -233,7 +233,7 @@ static int run(struct daemon *d)
             servers[n].id = ids[i];
             snprintf(servers[n].address, sizeof servers[n].address, "%s",
                      p->raft);
-            servers[n++].role = 1;
+            servers[n++].role = NODE_VOTER;
         }
     }
     rv = node_start(d->node, servers, n, err, sizeof err);

@@ -2,6 +2,7 @@
  * on the caller's loop (see httpc.h). */
 #include "core/httpc.h"
 #include "core/err.h"
+#include "core/list.h"
 #include "core/log.h"
 
 #include <arpa/inet.h>
@@ -20,9 +21,9 @@ struct httpc {
     uv_loop_t *loop;
     CURLM *multi;
     uv_timer_t timer;
-    struct httpc_req *reqs; /* doubly linked list of pending requests */
-    struct sock_ctx *socks; /* watched sockets */
-    struct sock_ctx *idle;  /* stopped polls kept for their fd's next use */
+    struct list reqs;  /* struct httpc_req pending, newest first */
+    struct list socks; /* struct sock_ctx watched, newest first */
+    struct list idle;  /* sock_ctx stopped, kept for their fd's next use */
     unsigned n_idle;
     CURL *pool[HTTPC_POOL]; /* reset easy handles kept for the next request */
     unsigned n_pool;
@@ -45,7 +46,7 @@ struct httpc_req {
     httpc_cb cb;
     void *data;
     char errbuf[CURL_ERROR_SIZE];
-    struct httpc_req *prev, *next;
+    struct list link; /* in httpc.reqs */
 };
 
 /* One uv_poll per socket curl asks us to watch. */
@@ -54,30 +55,12 @@ struct sock_ctx {
     struct httpc *c;
     curl_socket_t fd;
     int events; /* UV_READABLE/UV_WRITABLE the poll runs with; 0 = stopped */
-    struct sock_ctx *prev, *next;
+    struct list link; /* in httpc.socks or httpc.idle */
 };
 
-static void sock_unlink(struct sock_ctx **head, struct sock_ctx *s)
-{
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        *head = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    s->prev = s->next = NULL;
-}
+#define SOCK_OF(l) LIST_CONTAINER_OF(l, struct sock_ctx, link)
 
 static void sock_close(struct httpc *c, struct sock_ctx *s);
-
-static void sock_push(struct sock_ctx **head, struct sock_ctx *s)
-{
-    s->prev = NULL;
-    s->next = *head;
-    if (*head)
-        (*head)->prev = s;
-    *head = s;
-}
 
 static void maybe_closed(struct httpc *c);
 
@@ -93,12 +76,7 @@ static void handle_closed(uv_handle_t *h)
 static void req_free(struct httpc_req *r)
 {
     struct httpc *c = r->c;
-    if (r->prev)
-        r->prev->next = r->next;
-    else
-        c->reqs = r->next;
-    if (r->next)
-        r->next->prev = r->prev;
+    list_remove(&r->link);
     curl_multi_remove_handle(c->multi, r->easy);
     if (c->n_pool < HTTPC_POOL && !c->closing) {
         curl_easy_reset(r->easy); /* keeps its buffers, drops our pointers */
@@ -197,8 +175,8 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
                  * us with that same fd number. */
                 uv_poll_stop(&s->poll);
                 s->events = 0;
-                sock_unlink(&c->socks, s);
-                sock_push(&c->idle, s);
+                list_remove(&s->link);
+                list_insert_head(&c->idle, &s->link);
                 c->n_idle++;
             } else {
                 sock_close(c, s);
@@ -207,12 +185,17 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
         return 0;
     }
     if (s == NULL) {
-        for (s = c->idle; s != NULL && s->fd != fd; s = s->next)
-            ;
+        struct list *l;
+        LIST_FOREACH(l, &c->idle) {
+            if (SOCK_OF(l)->fd == fd) {
+                s = SOCK_OF(l);
+                break;
+            }
+        }
         if (s != NULL) {
-            sock_unlink(&c->idle, s);
+            list_remove(&s->link);
             c->n_idle--;
-            sock_push(&c->socks, s);
+            list_insert_head(&c->socks, &s->link);
             curl_multi_assign(c->multi, fd, s);
         }
     }
@@ -228,7 +211,7 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
         }
         c->open_handles++;
         s->poll.data = s;
-        sock_push(&c->socks, s);
+        list_insert_head(&c->socks, &s->link);
         curl_multi_assign(c->multi, fd, s);
     }
     int ev = 0;
@@ -248,7 +231,7 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
 static void sock_close(struct httpc *c, struct sock_ctx *s)
 {
     uv_poll_stop(&s->poll);
-    sock_unlink(&c->socks, s);
+    list_remove(&s->link);
     s->poll.data = c;
     uv_close((uv_handle_t *)&s->poll, handle_closed);
 }
@@ -296,6 +279,9 @@ int httpc_init(struct httpc **out, uv_loop_t *loop)
     if (c == NULL)
         return ERR_NOMEM;
     c->loop = loop;
+    list_init(&c->reqs);
+    list_init(&c->socks);
+    list_init(&c->idle);
     c->multi = curl_multi_init();
     if (c->multi == NULL) {
         free(c);
@@ -428,10 +414,7 @@ int httpc_request(struct httpc *c, const char *method, const char *url,
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
                          (curl_off_t)body_len);
     }
-    r->next = c->reqs;
-    if (c->reqs)
-        c->reqs->prev = r;
-    c->reqs = r;
+    list_insert_head(&c->reqs, &r->link);
     if (curl_multi_add_handle(c->multi, e) != CURLM_OK) {
         req_free(r);
         return ERR_NOMEM;
@@ -469,19 +452,21 @@ void httpc_close(struct httpc *c, void (*cb)(void *data), void *data)
     c->closing = true;
     c->close_cb = cb;
     c->close_data = data;
-    while (c->reqs != NULL)
-        finish(c->reqs, CURLE_OK, ERR_SHUTDOWN);
+    struct list *l;
+    while ((l = list_first(&c->reqs)) != NULL)
+        finish(LIST_CONTAINER_OF(l, struct httpc_req, link), CURLE_OK,
+               ERR_SHUTDOWN);
     /* Removing the handles made curl ask us to drop its sockets; closing
      * the multi handle drops the rest of its cached connections. */
     curl_multi_cleanup(c->multi);
     c->multi = NULL;
     while (c->n_pool > 0)
         curl_easy_cleanup(c->pool[--c->n_pool]);
-    while (c->socks != NULL)
-        sock_close(c, c->socks);
-    while (c->idle != NULL) {
-        struct sock_ctx *s = c->idle;
-        sock_unlink(&c->idle, s);
+    while ((l = list_first(&c->socks)) != NULL)
+        sock_close(c, SOCK_OF(l));
+    while ((l = list_first(&c->idle)) != NULL) {
+        struct sock_ctx *s = SOCK_OF(l);
+        list_remove(&s->link);
         c->n_idle--;
         s->poll.data = c;
         uv_close((uv_handle_t *)&s->poll, handle_closed);

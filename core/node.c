@@ -179,6 +179,42 @@ err:
     return rv;
 }
 
+/* raft's role code for m, or -1 (which raft refuses) outside the enum. */
+static int member_to_raft(enum node_member m)
+{
+    switch (m) {
+    case NODE_STANDBY:
+        return RAFT_STANDBY;
+    case NODE_VOTER:
+        return RAFT_VOTER;
+    case NODE_SPARE:
+        return RAFT_SPARE;
+    }
+    return -1;
+}
+
+/* raft's role code r as a node_member (an unknown code reads as spare:
+ * neither votes nor replicates). */
+static enum node_member member_from_raft(int r)
+{
+    return r == RAFT_VOTER     ? NODE_VOTER
+           : r == RAFT_STANDBY ? NODE_STANDBY
+                               : NODE_SPARE;
+}
+
+const char *node_member_name(enum node_member m)
+{
+    switch (m) {
+    case NODE_STANDBY:
+        return "standby";
+    case NODE_VOTER:
+        return "voter";
+    case NODE_SPARE:
+        return "spare";
+    }
+    return "?";
+}
+
 int node_start(struct node *n, const struct node_server *servers,
                unsigned n_servers, char *errmsg, size_t errlen)
 {
@@ -187,8 +223,9 @@ int node_start(struct node *n, const struct node_server *servers,
         struct raft_configuration conf;
         raft_configuration_init(&conf);
         for (unsigned i = 0; i < n_servers; i++) {
-            rv = raft_configuration_add(&conf, servers[i].id,
-                                        servers[i].address, servers[i].role);
+            rv =
+                raft_configuration_add(&conf, servers[i].id, servers[i].address,
+                                       member_to_raft(servers[i].role));
             if (rv != 0) {
                 raft_configuration_close(&conf);
                 return fmt(errmsg, errlen, ERR_INVALID,
@@ -293,7 +330,7 @@ unsigned node_servers(struct node *n, struct node_server *out, unsigned cap)
         out[k].id = c->servers[i].id;
         snprintf(out[k].address, sizeof out[k].address, "%s",
                  c->servers[i].address);
-        out[k].role = c->servers[i].role;
+        out[k].role = member_from_raft(c->servers[i].role);
         out[k].caught_up = out[k].id == n->id;
         raft_index match;
         if (raft_state(&n->raft) == RAFT_LEADER && out[k].id != n->id &&

@@ -31,10 +31,14 @@ struct node_status {
     uint64_t elections;  /* times this node became leader */
 };
 
+/* A server's part in the raft configuration (raft's RAFT_STANDBY,
+ * RAFT_VOTER and RAFT_SPARE; node.c maps between them). */
+enum node_member { NODE_STANDBY, NODE_VOTER, NODE_SPARE };
+
 struct node_server {
     uint64_t id;
     char address[64];
-    int role; /* 0 standby, 1 voter, 2 spare (raft's roles) */
+    enum node_member role;
     bool caught_up; /* leader only: its log matches the leader's to within
                        NODE_CATCH_UP_SLACK entries (self: always) */
 };
@@ -62,6 +66,9 @@ struct raft *node_raft(struct node *n);
 
 /* Current configuration: up to cap servers into out[]; returns the count. */
 unsigned node_servers(struct node *n, struct node_server *out, unsigned cap);
+
+/* "standby", "voter" or "spare" ("?" for a value outside the enum). */
+const char *node_member_name(enum node_member m);
 
 /* Called after each role or term change (may be NULL). */
 void node_on_change(struct node *n, void (*cb)(void *data), void *data);

@@ -65,6 +65,25 @@ def test_up_and_replicate_100():
     wait_converged(100)
 
 
+def test_members_name_raft_roles():
+    """GET /members (static mode) on every node: the three bootstrap servers,
+    the leader as "leader" and the other two voters as "follower" (asked
+    again if an election moved the leader meanwhile)."""
+    for i in range(1, C.n + 1):
+        deadline = time.time() + 10
+        while True:
+            lead = C.leader()
+            st, j, _ = http("GET", C.url(i) + "/members")
+            check(st == 200 and j.get("source") == "static",
+                  "node %d /members: %s %s" % (i, st, j))
+            roles = {m["token_id"]: m["role"] for m in j["members"]}
+            want = {k: "leader" if k == lead else "follower" for k in (1, 2, 3)}
+            if roles == want or time.time() > deadline:
+                break
+            time.sleep(0.1)
+        check(roles == want, "node %d /members roles %s, want %s" % (i, roles, want))
+
+
 def test_idempotency_across_nodes():
     st, first, _ = C.increment(1, by=3, key="retry-key-1")
     check(st == 200, "first keyed increment: %s %s" % (st, first))
@@ -266,7 +285,8 @@ def test_corrupt_raft_segment_is_reported_not_reset():
 
 
 def main():
-    tests = [test_up_and_replicate_100, test_idempotency_across_nodes,
+    tests = [test_up_and_replicate_100, test_members_name_raft_roles,
+             test_idempotency_across_nodes,
              test_bad_input_changes_nothing, test_bad_raft_preambles_are_refused,
              test_kill9_leader_failover_and_snapshot_catchup,
              test_overflow_is_rejected, test_data_dir_held_by_another_node,

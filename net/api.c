@@ -6,6 +6,7 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "core/httpc.h"
+#include "core/list.h"
 #include "core/log.h"
 #include "core/node.h"
 #include "core/version.h"
@@ -49,10 +50,6 @@ struct peer {
     uint64_t id;
     char url[CONFIG_URL_MAX];
     char instance_id[80];
-};
-
-struct list {
-    struct list *prev, *next;
 };
 
 /* A write or read waiting for raft, or a request forwarded to the leader. */
@@ -101,24 +98,7 @@ struct api {
     uint64_t hist_count;
 };
 
-static void list_init(struct list *l)
-{
-    l->prev = l->next = l;
-}
-static void list_add(struct list *l, struct list *e)
-{
-    e->next = l;
-    e->prev = l->prev;
-    l->prev->next = e;
-    l->prev = e;
-}
-static void list_del(struct list *e)
-{
-    e->prev->next = e->next;
-    e->next->prev = e->prev;
-    e->prev = e->next = e;
-}
-#define PENDING_OF(l) ((struct pending *)((char *)(l)-offsetof(struct pending, link)))
+#define PENDING_OF(l) LIST_CONTAINER_OF(l, struct pending, link)
 
 static int64_t now_ms_wall(void)
 {
@@ -228,7 +208,7 @@ static bool api_serving(struct api *a, struct httpd_req *r)
         if (p != NULL) {
             p->api = a;
             p->http = r;
-            list_add(&a->held, &p->link);
+            list_insert_tail(&a->held, &p->link);
             httpd_on_abort(r, pending_abort_cb, p);
         }
         return false;
@@ -246,7 +226,7 @@ static void fwd_cb(void *data, const struct httpc_resp *resp)
 {
     struct pending *p = data;
     struct api *a = p->api;
-    list_del(&p->link);
+    list_remove(&p->link);
     a->n_fwd--;
     if (p->http != NULL) {
         httpd_on_abort(p->http, NULL, NULL);
@@ -283,6 +263,25 @@ static void pending_abort_cb(void *data)
 }
 
 /* Forward r to the current leader; answers 503 itself when none is known. */
+/* A pending request for r started now (its apply deadline from
+ * --apply-timeout), not yet in any list; NULL after answering r 503 when
+ * out of memory. The caller frees it or lists it. */
+static struct pending *pending_new(struct api *a, struct httpd_req *r,
+                                   bool is_write)
+{
+    struct pending *p = calloc(1, sizeof *p);
+    if (p == NULL) {
+        reply_error(r, 503, "failed", "1", "out of memory");
+        return NULL;
+    }
+    p->api = a;
+    p->http = r;
+    p->is_write = is_write;
+    p->t0 = uv_hrtime();
+    p->deadline = uv_now(a->loop) + a->cfg->apply_timeout_ms;
+    return p;
+}
+
 static void forward(struct api *a, struct httpd_req *r, bool is_write,
                     const char *path_and_query)
 {
@@ -306,15 +305,9 @@ static void forward(struct api *a, struct httpd_req *r, bool is_write,
                     "too many requests waiting for the leader; retry");
         return;
     }
-    struct pending *p = calloc(1, sizeof *p);
-    if (p == NULL) {
-        reply_error(r, 503, "failed", "1", "out of memory");
+    struct pending *p = pending_new(a, r, is_write);
+    if (p == NULL)
         return;
-    }
-    p->api = a;
-    p->http = r;
-    p->is_write = is_write;
-    p->t0 = uv_hrtime();
     char url[CONFIG_URL_MAX + 128];
     snprintf(url, sizeof url, "%s%s", lp->url, path_and_query);
     char self[64], key[FSM_KEY_MAX + 32];
@@ -357,7 +350,7 @@ static void forward(struct api *a, struct httpd_req *r, bool is_write,
         reply_error(r, 503, "failed", "1", "cannot forward to the leader");
         return;
     }
-    list_add(&a->fwd, &p->link);
+    list_insert_tail(&a->fwd, &p->link);
     a->n_fwd++;
     httpd_on_abort(r, pending_abort_cb, p);
     a->forwarded_total++;
@@ -367,7 +360,7 @@ static void forward(struct api *a, struct httpd_req *r, bool is_write,
 
 static void pending_finish(struct pending *p)
 {
-    list_del(&p->link);
+    list_remove(&p->link);
     if (p->counted)
         p->api->pending_sum -= p->by;
     if (p->http != NULL)
@@ -487,17 +480,10 @@ static void handle_increment(void *data, struct httpd_req *r)
         reply_error(r, 400, "failed", NULL, "cannot encode the increment");
         return;
     }
-    struct pending *p = calloc(1, sizeof *p);
-    if (p == NULL) {
-        reply_error(r, 503, "failed", "1", "out of memory");
+    struct pending *p = pending_new(a, r, true);
+    if (p == NULL)
         return;
-    }
-    p->api = a;
-    p->http = r;
-    p->t0 = uv_hrtime();
     p->by = by;
-    p->is_write = true;
-    p->deadline = uv_now(a->loop) + a->cfg->apply_timeout_ms;
     int rv = node_apply(a->node, buf, len, increment_applied, p);
     if (rv != 0) {
         free(p);
@@ -509,7 +495,7 @@ static void handle_increment(void *data, struct httpd_req *r)
     }
     p->counted = true;
     a->pending_sum += by;
-    list_add(&a->pending, &p->link);
+    list_insert_tail(&a->pending, &p->link);
 #ifdef NFTRAFT_UNSAFE_ACK_BEFORE_COMMIT
     /* Test-only build (nftraftd-unsafe, never installed): acknowledge the
      * increment before it commits, with the value it would get. The Jepsen
@@ -570,15 +556,9 @@ static void handle_counter(void *data, struct httpd_req *r)
         forward(a, r, false, "/counter");
         return;
     }
-    struct pending *p = calloc(1, sizeof *p);
-    if (p == NULL) {
-        reply_error(r, 503, "failed", "1", "out of memory");
+    struct pending *p = pending_new(a, r, false);
+    if (p == NULL)
         return;
-    }
-    p->api = a;
-    p->http = r;
-    p->t0 = uv_hrtime();
-    p->deadline = uv_now(a->loop) + a->cfg->apply_timeout_ms;
     rv = node_barrier(a->node, counter_barrier_cb, p);
     if (rv != 0) {
         free(p);
@@ -587,7 +567,7 @@ static void handle_counter(void *data, struct httpd_req *r)
                                    : "not the leader; retry");
         return;
     }
-    list_add(&a->pending, &p->link);
+    list_insert_tail(&a->pending, &p->link);
     httpd_on_abort(r, pending_abort_cb, p);
 }
 
@@ -606,7 +586,7 @@ static int query_u64(struct httpd_req *r, const char *name, uint64_t dflt,
 }
 
 struct log_req {
-    struct list link;       /* first */
+    struct list link;
     struct httpd_req *http; /* NULL once the client went away */
     uint64_t from, limit;
 };
@@ -657,9 +637,11 @@ static void log_turn(uv_idle_t *h)
 {
     struct api *a = h->data;
     uint64_t rows = 0;
-    while (a->log_queue.next != &a->log_queue && rows < LOG_ROWS_PER_TURN) {
-        struct log_req *q = (struct log_req *)a->log_queue.next;
-        list_del(&q->link);
+    struct list *l;
+    while (rows < LOG_ROWS_PER_TURN &&
+           (l = list_first(&a->log_queue)) != NULL) {
+        struct log_req *q = LIST_CONTAINER_OF(l, struct log_req, link);
+        list_remove(&q->link);
         a->n_log_queued--;
         if (q->http != NULL) {
             httpd_on_abort(q->http, NULL, NULL);
@@ -668,16 +650,17 @@ static void log_turn(uv_idle_t *h)
         }
         free(q);
     }
-    if (a->log_queue.next == &a->log_queue)
+    if (list_empty(&a->log_queue))
         uv_idle_stop(&a->log_idle);
 }
 
 /* Answer every queued GET /log with 503 (the API is closing). */
 static void log_drain(struct api *a)
 {
-    while (a->log_queue.next != &a->log_queue) {
-        struct log_req *q = (struct log_req *)a->log_queue.next;
-        list_del(&q->link);
+    struct list *l;
+    while ((l = list_first(&a->log_queue)) != NULL) {
+        struct log_req *q = LIST_CONTAINER_OF(l, struct log_req, link);
+        list_remove(&q->link);
         a->n_log_queued--;
         if (q->http != NULL) {
             httpd_on_abort(q->http, NULL, NULL);
@@ -711,7 +694,7 @@ static void handle_log(void *data, struct httpd_req *r)
     q->http = r;
     q->from = from;
     q->limit = limit;
-    list_add(&a->log_queue, &q->link);
+    list_insert_tail(&a->log_queue, &q->link);
     a->n_log_queued++;
     httpd_on_abort(r, log_abort_cb, q);
     uv_idle_start(&a->log_idle, log_turn);
@@ -781,11 +764,10 @@ static void handle_members(void *data, struct httpd_req *r)
     json_t *arr = json_array();
     for (unsigned i = 0; i < n; i++) {
         const struct peer *p = peer_get(a, servers[i].id);
-        const char *role = servers[i].role == 1
-                               ? (servers[i].id == st.leader_id ? "leader"
-                                                                : "follower")
-                           : servers[i].role == 0 ? "standby"
-                                                  : "spare";
+        const char *role = servers[i].role != NODE_VOTER
+                               ? node_member_name(servers[i].role)
+                           : servers[i].id == st.leader_id ? "leader"
+                                                           : "follower";
         json_array_append_new(
             arr, json_pack("{s:I,s:s,s:n,s:b,s:s,s:s,s:s}", "token_id",
                            (json_int_t)servers[i].id, "instance_id",
@@ -925,9 +907,10 @@ static void handle_metrics(void *data, struct httpd_req *r)
 /* Answer every request the fault switch held (503) and drop it. */
 static void release_held(struct api *a)
 {
-    while (a->held.next != &a->held) {
-        struct pending *p = PENDING_OF(a->held.next);
-        list_del(&p->link);
+    struct list *l;
+    while ((l = list_first(&a->held)) != NULL) {
+        struct pending *p = PENDING_OF(l);
+        list_remove(&p->link);
         if (p->http != NULL) {
             httpd_on_abort(p->http, NULL, NULL);
             reply_error(p->http, 503, "failed", "1",
@@ -972,7 +955,8 @@ static void sweep_cb(uv_timer_t *t)
 {
     struct api *a = t->data;
     uint64_t now = uv_now(a->loop);
-    for (struct list *l = a->pending.next; l != &a->pending; l = l->next) {
+    struct list *l;
+    LIST_FOREACH(l, &a->pending) {
         struct pending *p = PENDING_OF(l);
         if (p->http != NULL && now >= p->deadline) {
             httpd_on_abort(p->http, NULL, NULL);
@@ -1059,8 +1043,9 @@ static void api_httpd_closed(void *data)
     void (*cb)(void *) = a->close_cb;
     void *cd = a->close_data;
     /* Raft is closed: every apply callback has run; nothing is pending. */
-    while (a->pending.next != &a->pending)
-        pending_finish(PENDING_OF(a->pending.next));
+    struct list *l;
+    while ((l = list_first(&a->pending)) != NULL)
+        pending_finish(PENDING_OF(l));
     free(a);
     if (cb)
         cb(cd);

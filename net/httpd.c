@@ -5,6 +5,7 @@
 #include "net/httpd.h"
 #include "net/request.h"
 #include "core/err.h"
+#include "core/list.h"
 #include "core/log.h"
 
 #define H2O_USE_LIBUV 1
@@ -43,7 +44,7 @@ struct route {
 struct conn {
     uv_tcp_t tcp; /* first: h2o's close callback gets &tcp */
     struct httpd *srv;
-    struct conn *prev, *next;
+    struct list link; /* in httpd.conns */
     h2o_socket_t *sock;
     size_t buffered; /* answer bytes handed to h2o, request not yet done */
 };
@@ -54,7 +55,7 @@ struct refused {
     uv_timer_t timer;
     uv_shutdown_t sh;
     struct httpd *srv;
-    struct refused *prev, *next;
+    struct list link; /* in httpd.refused */
     int handles; /* open handles: tcp + timer */
     bool closing;
     char sink[256];
@@ -75,9 +76,9 @@ struct httpd {
     int port;
     struct route routes[MAX_ROUTES];
     unsigned n_routes;
-    struct conn conns; /* list head */
+    struct list conns; /* struct conn */
     unsigned n_conns;
-    struct refused refused; /* list head */
+    struct list refused; /* struct refused */
     unsigned n_refused;
     bool at_cap;
     struct httpd_limits lim;
@@ -125,9 +126,12 @@ static struct conn *conn_of(struct httpd *s, const h2o_socket_t *sock)
 {
     if (sock == NULL)
         return NULL;
-    for (struct conn *c = s->conns.next; c != &s->conns; c = c->next)
+    struct list *l;
+    LIST_FOREACH(l, &s->conns) {
+        struct conn *c = LIST_CONTAINER_OF(l, struct conn, link);
         if (c->sock == sock)
             return c;
+    }
     return NULL;
 }
 
@@ -243,8 +247,8 @@ int httpd_init(struct httpd **out, uv_loop_t *loop, size_t max_body,
         return ERR_NOMEM;
     }
     s->loop = loop;
-    s->conns.prev = s->conns.next = &s->conns;
-    s->refused.prev = s->refused.next = &s->refused;
+    list_init(&s->conns);
+    list_init(&s->refused);
     s->lim.max_conns = HTTPD_DEFAULT_MAX_CONNS;
     s->lim.max_conn_buffered = HTTPD_DEFAULT_MAX_CONN_BUFFERED;
     s->lim.http2 = 0;
@@ -288,8 +292,7 @@ static void conn_closed(uv_handle_t *h)
 {
     struct conn *c = (struct conn *)h;
     struct httpd *s = c->srv;
-    c->prev->next = c->next;
-    c->next->prev = c->prev;
+    list_remove(&c->link);
     s->n_conns--;
     free(c);
     if (s->at_cap && s->n_conns < s->lim.max_conns) {
@@ -308,8 +311,7 @@ static void refused_handle_closed(uv_handle_t *h)
     if (--f->handles > 0)
         return;
     struct httpd *s = f->srv;
-    f->prev->next = f->next;
-    f->next->prev = f->prev;
+    list_remove(&f->link);
     s->n_refused--;
     free(f);
     maybe_finish_close(s);
@@ -380,10 +382,7 @@ static void refuse(struct httpd *s, uv_stream_t *listener)
     uv_tcp_init(s->loop, &f->tcp);
     uv_timer_init(s->loop, &f->timer);
     f->tcp.data = f->timer.data = f;
-    f->next = &s->refused;
-    f->prev = s->refused.prev;
-    s->refused.prev->next = f;
-    s->refused.prev = f;
+    list_insert_tail(&s->refused, &f->link);
     s->n_refused++;
     if (uv_accept(listener, (uv_stream_t *)&f->tcp) != 0) {
         refused_close(f);
@@ -415,10 +414,7 @@ static void on_accept(uv_stream_t *listener, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
-    c->next = &s->conns;
-    c->prev = s->conns.prev;
-    s->conns.prev->next = c;
-    s->conns.prev = c;
+    list_insert_tail(&s->conns, &c->link);
     s->n_conns++;
     h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp,
                                               conn_closed);
@@ -515,16 +511,15 @@ void httpd_close(struct httpd *s, void (*cb)(void *data), void *data)
     s->ctx.shutdown_requested = 1;
     /* Idle keep-alive connections: end their read side so that h2o sees
      * EOF and closes them through its own path. */
-    for (struct conn *c = s->conns.next; c != &s->conns; c = c->next) {
+    struct list *l, *tmp;
+    LIST_FOREACH(l, &s->conns) {
+        struct conn *c = LIST_CONTAINER_OF(l, struct conn, link);
         uv_os_fd_t fd;
         if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
             shutdown(fd, SHUT_RD);
     }
-    for (struct refused *f = s->refused.next; f != &s->refused;) {
-        struct refused *next = f->next;
-        refused_close(f);
-        f = next;
-    }
+    LIST_FOREACH_SAFE(l, tmp, &s->refused)
+        refused_close(LIST_CONTAINER_OF(l, struct refused, link));
     uv_close((uv_handle_t *)&s->listener, listener_closed);
 }
 

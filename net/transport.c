@@ -15,6 +15,7 @@
 #include "chain/keccak.h"
 #include "chain/wallet.h"
 #include "core/err.h"
+#include "core/list.h"
 #include "core/log.h"
 #include "net/raftframe.h"
 
@@ -61,7 +62,7 @@ struct wrap {
     unsigned max_conns;
     unsigned accepting; /* incoming connections in the handshake */
     unsigned n_pumps;
-    struct pump *pumps;
+    struct list pumps;    /* struct pump, newest first */
     uint64_t log_window;  /* uv_now at the start of the refusal window */
     unsigned logged, suppressed;
     uint64_t self;
@@ -71,7 +72,7 @@ struct wrap {
     raft_uv_accept_cb accept_cb;
     raft_uv_transport_close_cb close_cb;
     bool closing, inner_closed;
-    struct hs *pending; /* handshakes with a stream */
+    struct list pending; /* struct hs with a stream, newest first */
     unsigned live;      /* handshakes not yet freed */
     uint64_t refused;
 };
@@ -86,8 +87,8 @@ struct hs {
     struct raft_uv_connect ireq; /* first: raft_uv_tcp's request (opener) */
     struct wrap *w;
     int kind, step;
-    struct hs *prev, *next;
-    bool listed, delivered, accepted;
+    struct list link; /* in w->pending while it holds a stream */
+    bool delivered, accepted;
     struct raft_uv_connect *orig; /* opener: raft's request and callback */
     raft_uv_connect_cb cb;
     char *address;                /* acceptor: the peer's raft address */
@@ -108,7 +109,7 @@ struct hs {
 /* An accepted, authenticated connection: peer stream -> checker -> raft. */
 struct pump {
     struct wrap *w;
-    struct pump *prev, *next;
+    struct list link; /* in w->pumps until closing */
     uint64_t id;
     uint8_t signer[20];
     bool has_signer, closing, paused, oom;
@@ -247,15 +248,7 @@ static void stream_closed(uv_handle_t *s)
 
 static void unlist(struct hs *h)
 {
-    if (!h->listed)
-        return;
-    if (h->prev)
-        h->prev->next = h->next;
-    else
-        h->w->pending = h->next;
-    if (h->next)
-        h->next->prev = h->prev;
-    h->listed = false;
+    list_remove(&h->link); /* nothing when not listed */
 }
 
 static struct hs *hs_new(struct wrap *w, int kind)
@@ -265,6 +258,7 @@ static struct hs *hs_new(struct wrap *w, int kind)
         return NULL;
     h->w = w;
     h->kind = kind;
+    list_init(&h->link);
     uv_timer_init(w->loop, &h->timer);
     h->timer.data = h;
     h->handles = 1;
@@ -599,12 +593,7 @@ static void hs_adopt(struct hs *h, uv_stream_t *stream)
     h->stream = stream;
     stream->data = h;
     h->handles++;
-    h->next = h->w->pending;
-    if (h->next)
-        h->next->prev = h;
-    h->prev = NULL;
-    h->w->pending = h;
-    h->listed = true;
+    list_insert_head(&h->w->pending, &h->link);
     struct sockaddr_storage ss;
     int len = sizeof ss;
     snprintf(h->peer, sizeof h->peer, "?");
@@ -662,12 +651,7 @@ static void pump_close(struct pump *p)
     if (p->closing)
         return;
     p->closing = true;
-    if (p->prev)
-        p->prev->next = p->next;
-    else
-        p->w->pumps = p->next;
-    if (p->next)
-        p->next->prev = p->prev;
+    list_remove(&p->link);
     uv_close((uv_handle_t *)p->tcp, pump_tcp_closed);
     uv_close((uv_handle_t *)&p->pipe, pump_pipe_closed);
 }
@@ -835,10 +819,7 @@ static int pump_start(struct wrap *w, struct hs *h, uv_stream_t *s)
     s->data = p;
     p->pipe.data = p;
     p->handles = 2;
-    p->next = w->pumps;
-    if (p->next)
-        p->next->prev = p;
-    w->pumps = p;
+    list_insert_head(&w->pumps, &p->link);
     w->n_pumps++;
     uv_read_start((uv_stream_t *)&p->pipe, sink_alloc, sink_read);
     pump_read_start(p);
@@ -862,11 +843,16 @@ uint64_t transport_heard_ms_ago(struct raft_uv_transport *t, uint64_t id)
     struct wrap *w = t->impl;
     uint64_t last = 0;
     bool any = false;
-    for (struct pump *p = w ? w->pumps : NULL; p != NULL; p = p->next)
+    struct list *l;
+    if (w == NULL)
+        return UINT64_MAX;
+    LIST_FOREACH(l, &w->pumps) {
+        struct pump *p = LIST_CONTAINER_OF(l, struct pump, link);
         if (p->id == id && !p->closing) {
             any = true;
             last = p->last_rx > last ? p->last_rx : last;
         }
+    }
     return any ? uv_now(w->loop) - last : UINT64_MAX;
 }
 
@@ -876,9 +862,9 @@ unsigned transport_reauthorize(struct raft_uv_transport *t)
     unsigned closed = 0;
     if (w == NULL || w->closing)
         return 0;
-    struct pump *p = w->pumps, *next;
-    for (; p != NULL; p = next) {
-        next = p->next;
+    struct list *l, *tmp;
+    LIST_FOREACH_SAFE(l, tmp, &w->pumps) {
+        struct pump *p = LIST_CONTAINER_OF(l, struct pump, link);
         char why[200] = "";
         if (!p->has_signer ||
             w->auth.authorize(w->auth.arg, p->id, p->signer, why,
@@ -1043,10 +1029,11 @@ static void w_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb)
     w->close_cb = cb;
     /* Handshakes in progress end now; connects raft_uv_tcp still has in
      * flight are cancelled by it and end in opened(). */
-    while (w->pending != NULL)
-        hs_fail(w->pending, RAFT_CANCELED, NULL);
-    while (w->pumps != NULL)
-        pump_close(w->pumps);
+    struct list *l;
+    while ((l = list_first(&w->pending)) != NULL)
+        hs_fail(LIST_CONTAINER_OF(l, struct hs, link), RAFT_CANCELED, NULL);
+    while ((l = list_first(&w->pumps)) != NULL)
+        pump_close(LIST_CONTAINER_OF(l, struct pump, link));
     if (w->listener_open)
         uv_close((uv_handle_t *)&w->listener, listener_closed);
     w->inner.close(&w->inner, inner_closed);
@@ -1068,6 +1055,8 @@ int transport_init(struct raft_uv_transport *t, uv_loop_t *loop,
     }
     w->outer = t;
     w->loop = loop;
+    list_init(&w->pending);
+    list_init(&w->pumps);
     w->auth_on = auth != NULL;
     if (auth != NULL)
         w->auth = *auth;

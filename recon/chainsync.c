@@ -636,7 +636,7 @@ static void decide(struct chainsync *cs)
     uint64_t alive_ms = 2 * (uint64_t)cs->cfg->election_timeout_ms;
     for (unsigned i = 0; i < ns; i++) {
         rs[i].id = servers[i].id;
-        rs[i].voter = servers[i].role == 1;
+        rs[i].voter = servers[i].role == NODE_VOTER;
         rs[i].caught_up = servers[i].caught_up;
         rs[i].live = rs[i].id == cs->self ||
                      (cs->transport != NULL &&
@@ -963,7 +963,7 @@ static json_t *members_json(void *data)
         const char *role = "not in raft";
         for (unsigned k = 0; k < ns; k++)
             if (servers[k].id == m->token)
-                role = servers[k].role != 1 ? "standby"
+                role = servers[k].role != NODE_VOTER ? "standby"
                        : m->token == st.leader_id ? "leader"
                                                   : "follower";
         const struct config_peer *p = peer_of(cs, m->token);
@@ -984,9 +984,7 @@ static json_t *members_json(void *data)
         json_array_append_new(
             raft, json_pack("{s:I,s:s,s:s}", "id", (json_int_t)servers[k].id,
                             "address", servers[k].address, "role",
-                            servers[k].role == 1   ? "voter"
-                            : servers[k].role == 0 ? "standby"
-                                                   : "spare"));
+                            node_member_name(servers[k].role)));
     return json_pack("{s:s,s:I,s:o,s:o}", "source", "contract", "block",
                      (json_int_t)cs->block, "members", arr, "raft", raft);
 }

@@ -381,70 +381,107 @@ static uint64_t fee_of(uv_loop_t *loop, struct bump *b, const uint8_t h[32])
     return fee;
 }
 
-TEST(stuck_transaction_is_replaced)
+/* An anvil that does not mine, and a sender on it with key 0. */
+struct rig {
+    pid_t pid;
+    uv_loop_t loop;
+    struct httpc *http;
+    struct wallet *w;
+    struct sender *snd;
+    struct bump b;
+    uint8_t to[20];
+};
+
+/* Start the rig: 0, HARNESS_SKIPPED without anvil, or 1 on a failure. */
+static int rig_open(struct rig *g)
 {
     int port;
-    pid_t pid = spawn_anvil("--no-mining", &port);
-    if (pid == 0)
+    memset(g, 0, sizeof *g);
+    g->pid = spawn_anvil("--no-mining", &port);
+    if (g->pid == 0)
         SKIP("anvil not installed");
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    struct httpc *http;
-    ASSERT_EQ(httpc_init(&http, &loop), 0);
-    struct bump b = {0};
+    uv_loop_init(&g->loop);
+    ASSERT_EQ(httpc_init(&g->http, &g->loop), 0);
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
-    ASSERT_EQ(rpc_init(&b.rpc, &loop, http, url, 2000, 8), 0);
-    uv_timer_init(&loop, &b.timer);
-    b.timer.data = &b;
-    struct wallet *w;
-    ASSERT_EQ(wallet_from_hex(&w, KEY0), 0);
-    struct sender *snd;
-    ASSERT_EQ(sender_init(&snd, &loop, b.rpc, w, 31337, 1500), 0);
-    uint8_t to[20];
-    memset(to, 0x42, 20);
+    ASSERT_EQ(rpc_init(&g->b.rpc, &g->loop, g->http, url, 2000, 8), 0);
+    uv_timer_init(&g->loop, &g->b.timer);
+    g->b.timer.data = &g->b;
+    ASSERT_EQ(wallet_from_hex(&g->w, KEY0), 0);
+    ASSERT_EQ(sender_init(&g->snd, &g->loop, g->b.rpc, g->w, 31337, 1500), 0);
+    memset(g->to, 0x42, 20);
+    return 0;
+}
+
+/* Send an empty transaction and run the loop until its callback; with
+ * watch, mine once the stuck transaction has left the pool. */
+static int rig_send(struct rig *g, bool watch)
+{
+    g->b.done = 0;
+    ASSERT_EQ(sender_send(g->snd, g->to, NULL, 0, bump_cb, &g->b), 0);
+    if (watch)
+        watch_stuck(&g->b.timer);
+    while (!g->b.done)
+        uv_run(&g->loop, UV_RUN_ONCE);
+    return 0;
+}
+
+/* The first send, never mined: its error, hash and max fee (b.stuck holds
+ * the hash in hex). */
+static int rig_send_stuck(struct rig *g, int *err, uint8_t h[32], uint64_t *fee)
+{
+    if (rig_send(g, false) != 0)
+        return 1;
+    *err = g->b.err;
+    memcpy(h, g->b.hash, 32);
+    hex_encode(h, 32, 1, g->b.stuck);
+    *fee = fee_of(&g->loop, &g->b, h);
+    return 0;
+}
+
+static void rig_close(struct rig *g)
+{
+    sender_close(g->snd);
+    rpc_close(g->b.rpc);
+    uv_timer_stop(&g->b.timer);
+    uv_close((uv_handle_t *)&g->b.timer, NULL);
+    httpc_close(g->http, closed, NULL);
+    uv_run(&g->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&g->loop);
+    wallet_free(g->w);
+    kill(-g->pid, SIGKILL);
+    waitpid(g->pid, NULL, 0);
+}
+
+TEST(stuck_transaction_is_replaced)
+{
+    struct rig g;
+    ASSERT_OK_OR_SKIP(rig_open(&g));
     /* 1: sent, never mined: the receipt times out. */
-    ASSERT_EQ(sender_send(snd, to, NULL, 0, bump_cb, &b), 0);
-    while (!b.done)
-        uv_run(&loop, UV_RUN_ONCE);
-    int err1 = b.err;
+    int err1;
     uint8_t h1[32];
-    memcpy(h1, b.hash, 32);
-    hex_encode(h1, 32, 1, b.stuck);
-    uint64_t fee1 = fee_of(&loop, &b, h1);
+    uint64_t fee1;
+    ASSERT_EQ(rig_send_stuck(&g, &err1, h1, &fee1), 0);
     /* 2: the next transaction replaces it; mined once it did. */
-    b.done = 0;
-    ASSERT_EQ(sender_send(snd, to, NULL, 0, bump_cb, &b), 0);
-    watch_stuck(&b.timer);
-    while (!b.done)
-        uv_run(&loop, UV_RUN_ONCE);
-    int err2 = b.err;
-    uint64_t fee2 = fee_of(&loop, &b, b.hash);
+    ASSERT_EQ(rig_send(&g, true), 0);
+    int err2 = g.b.err;
+    uint64_t fee2 = fee_of(&g.loop, &g.b, g.b.hash);
     char from[43];
-    hex_encode(wallet_address(w), 20, 1, from);
-    json_t *n = ask(&loop, &b, "eth_getTransactionCount",
+    hex_encode(wallet_address(g.w), 20, 1, from);
+    json_t *n = ask(&g.loop, &g.b, "eth_getTransactionCount",
                     json_pack("[s,s]", from, "latest"));
     uint64_t mined = 99;
     if (n != NULL)
         hex_quantity(json_string_value(n), &mined);
     json_decref(n);
-    json_t *r1 = ask(&loop, &b, "eth_getTransactionReceipt",
-                     json_pack("[s]", b.stuck));
+    json_t *r1 = ask(&g.loop, &g.b, "eth_getTransactionReceipt",
+                     json_pack("[s]", g.b.stuck));
     int stuck_mined = r1 != NULL && !json_is_null(r1);
     json_decref(r1);
-    sender_close(snd);
-    rpc_close(b.rpc);
-    uv_timer_stop(&b.timer);
-    uv_close((uv_handle_t *)&b.timer, NULL);
-    httpc_close(http, closed, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    uv_loop_close(&loop);
-    wallet_free(w);
-    kill(-pid, SIGKILL);
-    waitpid(pid, NULL, 0);
+    rig_close(&g);
     ASSERT_EQ(err1, ERR_TIMEOUT);
     ASSERT_EQ(err2, 0);
-    ASSERT(memcmp(h1, b.hash, 32) != 0);
+    ASSERT(memcmp(h1, g.b.hash, 32) != 0);
     ASSERT(fee1 > 0);
     ASSERT(fee2 >= fee1 + fee1 / 8 + 1);
     ASSERT_U64_EQ(mined, 1); /* one nonce used: the replacement */
@@ -458,78 +495,40 @@ TEST(stuck_transaction_is_replaced)
  * once the ceiling is raised the replacement goes out and is mined. */
 TEST(fee_ceiling_reports_stuck_transaction)
 {
-    int port;
-    pid_t pid = spawn_anvil("--no-mining", &port);
-    if (pid == 0)
-        SKIP("anvil not installed");
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    struct httpc *http;
-    ASSERT_EQ(httpc_init(&http, &loop), 0);
-    struct bump b = {0};
-    char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
-    ASSERT_EQ(rpc_init(&b.rpc, &loop, http, url, 2000, 8), 0);
-    uv_timer_init(&loop, &b.timer);
-    b.timer.data = &b;
-    struct wallet *w;
-    ASSERT_EQ(wallet_from_hex(&w, KEY0), 0);
-    struct sender *snd;
-    ASSERT_EQ(sender_init(&snd, &loop, b.rpc, w, 31337, 1500), 0);
-    uint8_t to[20];
-    memset(to, 0x42, 20);
+    struct rig g;
+    ASSERT_OK_OR_SKIP(rig_open(&g));
     char msg[320] = "";
-    int stuck_before = sender_stuck(snd, msg, sizeof msg);
+    int stuck_before = sender_stuck(g.snd, msg, sizeof msg);
     /* 1: sent, never mined. */
-    ASSERT_EQ(sender_send(snd, to, NULL, 0, bump_cb, &b), 0);
-    while (!b.done)
-        uv_run(&loop, UV_RUN_ONCE);
-    int err1 = b.err;
+    int err1;
     uint8_t h1[32];
-    memcpy(h1, b.hash, 32);
-    hex_encode(h1, 32, 1, b.stuck);
-    uint64_t fee1 = fee_of(&loop, &b, h1);
+    uint64_t fee1;
+    ASSERT_EQ(rig_send_stuck(&g, &err1, h1, &fee1), 0);
     /* 2: a ceiling below the bump: nothing is sent, the stuck one is
      * reported. */
-    sender_set_max_fee(snd, fee1 + fee1 / 16);
-    b.done = 0;
-    ASSERT_EQ(sender_send(snd, to, NULL, 0, bump_cb, &b), 0);
-    while (!b.done)
-        uv_run(&loop, UV_RUN_ONCE);
-    int err2 = b.err;
-    int stuck2 = sender_stuck(snd, msg, sizeof msg);
-    json_t *t1 = ask(&loop, &b, "eth_getTransactionByHash",
-                     json_pack("[s]", b.stuck));
+    sender_set_max_fee(g.snd, fee1 + fee1 / 16);
+    ASSERT_EQ(rig_send(&g, false), 0);
+    int err2 = g.b.err;
+    int stuck2 = sender_stuck(g.snd, msg, sizeof msg);
+    json_t *t1 = ask(&g.loop, &g.b, "eth_getTransactionByHash",
+                     json_pack("[s]", g.b.stuck));
     int still_pooled = t1 != NULL && json_is_object(t1);
     json_decref(t1);
     /* 3: ceiling raised: the replacement goes out and is mined. */
-    sender_set_max_fee(snd, 4 * fee1);
-    b.done = 0;
-    ASSERT_EQ(sender_send(snd, to, NULL, 0, bump_cb, &b), 0);
-    watch_stuck(&b.timer);
-    while (!b.done)
-        uv_run(&loop, UV_RUN_ONCE);
-    int err3 = b.err;
-    uint64_t fee3 = fee_of(&loop, &b, b.hash);
+    sender_set_max_fee(g.snd, 4 * fee1);
+    ASSERT_EQ(rig_send(&g, true), 0);
+    int err3 = g.b.err;
+    uint64_t fee3 = fee_of(&g.loop, &g.b, g.b.hash);
     char msg3[320];
-    int stuck3 = sender_stuck(snd, msg3, sizeof msg3);
-    sender_close(snd);
-    rpc_close(b.rpc);
-    uv_timer_stop(&b.timer);
-    uv_close((uv_handle_t *)&b.timer, NULL);
-    httpc_close(http, closed, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    uv_loop_close(&loop);
-    wallet_free(w);
-    kill(-pid, SIGKILL);
-    waitpid(pid, NULL, 0);
+    int stuck3 = sender_stuck(g.snd, msg3, sizeof msg3);
+    rig_close(&g);
     ASSERT_EQ(stuck_before, 0);
     ASSERT_EQ(err1, ERR_TIMEOUT);
     ASSERT(fee1 > 0);
     ASSERT_EQ(err2, ERR_TOOBIG);
     ASSERT_EQ(stuck2, 1);
     ASSERT(strstr(msg, "nonce=0 ") != NULL);
-    ASSERT(strstr(msg, b.stuck) != NULL);
+    ASSERT(strstr(msg, g.b.stuck) != NULL);
     ASSERT(still_pooled);
     ASSERT_EQ(err3, 0);
     ASSERT(fee3 >= fee1 + fee1 / 8 + 1);
