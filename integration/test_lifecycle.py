@@ -393,13 +393,16 @@ def test_f_lying_rpc_does_not_flap_membership():
     try:
         with Writer(c, (1, 2, 3), "f") as w:
             time.sleep(2)
+            phases = [("lag 30 blocks", time.time())]
             proxy.set_lag(30)
             time.sleep(6)
             proxy.honest()
             time.sleep(3)
+            phases.append(("older block", time.time()))
             proxy.set_rewind(10)
             time.sleep(5)
             proxy.honest()
+            phases.append(("honest", time.time()))
             time.sleep(3)
             proxy.set_drop(followers, 3)  # about one poll of each node
             wait_for("the lying activeNodes() answers to be served", lambda: proxy.drop_left == 0, 15)
@@ -429,6 +432,9 @@ def test_f_lying_rpc_does_not_flap_membership():
     print("  (f) raft voter sets seen on the leader: %s (minimum %d voters, majority of 3 is 2)" %
           (sorted(seen["configs"]), seen["min_voters"]))
     check(seen["min_voters"] >= 2, "raft voters fell below a majority: %d" % seen["min_voters"])
+    for (what, a), (_, b) in zip(phases, phases[1:]):
+        n = sum(1 for t_, _, _ in w.acked if a <= t_ < b)
+        check(n > 0, "(f) writes acknowledged while the RPC answered %s: %d" % (what, n))
     w.check_log(c.leader(), "(f) lying RPC")
 
 
