@@ -19,6 +19,8 @@ usage: ./run.sh <command> [args]
   bench [flags]           run the benchmark (bench/bench.py) on a fresh local cluster
   bench --endurance [f]   endurance run (bench/endurance.py): 5 M increments, per-minute table + plot
   soak                    long fault-injection runs (not part of 'test')
+  lifecycle [--repeat N]  NFT lifecycle scenarios on anvil (integration/test_lifecycle.py),
+                          N times (default 3), with the median unavailability per transition
   fuzz [--seconds N] [T..] build the libFuzzer targets (clang) and run each
                           for N s (default 60); 'test' runs them for 15 s
   sim [--seeds N] [--seed S] [--steps K] [-v]
@@ -114,6 +116,9 @@ case "$cmd" in
     fi
     NFTRAFT_BUILD="$root/build" exec python3 bench/bench.py "$@" ;;
   soak) ./scripts/install-deps.sh; build build; exec ./integration/run_all.sh --soak ;;
+  lifecycle)
+    ./scripts/install-deps.sh; build build
+    NFTRAFT_BUILD="$root/build" exec python3 integration/test_lifecycle.py --repeat "${2:-3}" ;;
   fuzz) ./scripts/install-deps.sh; exec ./scripts/fuzz.sh "$@" ;;
   sim)
     ./scripts/install-deps.sh
