@@ -31,7 +31,4 @@ int compose_js_reencode(const char *json, size_t len, char **out, char *errmsg,
  * round-trip digits; "NaN", "Infinity", "-Infinity"; -0 is "0"). */
 void compose_js_number(double x, char out[40]);
 
-/* `nftraft compose-hash ...`: returns the exit code (0, 1 error, 2 usage). */
-int compose_main(int argc, char **argv);
-
 #endif
