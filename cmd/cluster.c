@@ -83,60 +83,89 @@ static const char UP_USAGE[] =
 
 static void up_help(void)
 {
-    printf("usage: %s\n\n"
-"Start N local nftraftd nodes: node i serves HTTP on 127.0.0.1:P+i-1 and raft\n"
-"on 127.0.0.1:P+100+i-1, with data in DIR/node<i>/ (its log in node.log).\n"
-"Waits until a leader is elected and prints each node's URL and role.\n"
-"Without --detach it stays in the foreground and Ctrl-C stops every node;\n"
-"with --detach it returns and 'nftraft down --dir DIR' stops them.\n"
-"An existing DIR is reused: the nodes restart from their data.\n\n"
-"  --nodes N               number of nodes (1..%d, default 3)\n"
-"  --chain anvil|none      anvil: start anvil from the project's npm install\n"
-"                          (1 s blocks, state kept in DIR/anvil-state.json),\n"
-"                          deploy the KMS factory and the NFT, mint one NFT\n"
-"                          to each of N anvil dev accounts, register N\n"
-"                          instances (node1..nodeN) and give each node its\n"
-"                          account's key: the contract is the membership and\n"
-"                          leader arbiter. none: static membership.\n"
-"                          (default anvil)\n"
-"  --anvil-port P          anvil's port (default 8545)\n"
-"  --enable-fault-switch   pass --enable-fault-switch to the nodes (tests)\n"
-"  --rpc-url URL --contract ADDR --wallet-key FILE\n"
-"                          an existing chain instead of anvil: no deployment;\n"
-"                          instances node1..nodeN must be registered and\n"
-"                          active, and every node signs with FILE's key (the\n"
-"                          owner of their tokens)\n"
-"  --spare K               chain mode: K more slots in every node's address\n"
-"                          book (ports after the N nodes), each with a key\n"
-"                          (the next dev account) and DIR/node<i>/cmdline\n"
-"                          (with --join), not minted, registered or started:\n"
-"                          mint + register it on chain, then start it\n"
-"  --base-port P           first HTTP port (default 8081)\n"
-"  --dir DIR               cluster directory (default %s)\n"
-"  --detach                return once the leader is elected\n"
-"  --election-timeout MS   passed to every node (default: nftraftd's)\n"
-"  --heartbeat-timeout MS  passed to every node\n"
-"  --snapshot-threshold N  passed to every node\n"
-"  --snapshot-trailing N   passed to every node\n"
-"  --log-retention N       passed to every node\n"
-"  --key-retention N       passed to every node\n"
-"  --log-level LEVEL       passed to every node\n"
-"  --chain-confirmations N passed to every node (default: 0 on the anvil up\n"
-"                          starts, nftraftd's default 2 on an existing chain;\n"
-"                          an anvil that mines only on transactions needs 0)\n"
-"\n"
-"It prints each step as it happens (anvil, keys, deploy, mint, register,\n"
-"nodes, elect) with its duration. Every node serves a live dashboard of the\n"
-"cluster at its URL (GET /).\n"
-"\n"
-"Where --chain anvil finds its tools: anvil and cast on PATH first, then in\n"
-"$NFTRAFT_ROOT/contracts/node_modules/.bin, then beside this binary (its own\n"
-"directory, then ../contracts/node_modules/.bin), then in the source tree it\n"
-"was built from; it prints which it used. The contracts are deployed with\n"
-"contracts/scripts/deploy-local.sh (and the forge/cast of that contracts/\n"
-"npm install) from $NFTRAFT_ROOT, the binary's parent directory or that\n"
-"source tree, the first that has it.\n",
-           UP_USAGE, MAX_NODES, DEFAULT_DIR);
+    printf(
+        "usage: %s\n\n"
+        "Start N local nftraftd nodes: node i serves HTTP on 127.0.0.1:P+i-1 "
+        "and raft\n"
+        "on 127.0.0.1:P+100+i-1, with data in DIR/node<i>/ (its log in "
+        "node.log).\n"
+        "Waits until a leader is elected and prints each node's URL and role.\n"
+        "Without --detach it stays in the foreground and Ctrl-C stops every "
+        "node;\n"
+        "with --detach it returns and 'nftraft down --dir DIR' stops them.\n"
+        "An existing DIR is reused: the nodes restart from their data.\n\n"
+        "  --nodes N               number of nodes (1..%d, default 3)\n"
+        "  --chain anvil|none      anvil: start anvil from the project's npm "
+        "install\n"
+        "                          (1 s blocks, state kept in "
+        "DIR/anvil-state.json),\n"
+        "                          deploy the KMS factory and the NFT, mint "
+        "one NFT\n"
+        "                          to each of N anvil dev accounts, register "
+        "N\n"
+        "                          instances (node1..nodeN) and give each node "
+        "its\n"
+        "                          account's key: the contract is the "
+        "membership and\n"
+        "                          leader arbiter. none: static membership.\n"
+        "                          (default anvil)\n"
+        "  --anvil-port P          anvil's port (default 8545)\n"
+        "  --enable-fault-switch   pass --enable-fault-switch to the nodes "
+        "(tests)\n"
+        "  --rpc-url URL --contract ADDR --wallet-key FILE\n"
+        "                          an existing chain instead of anvil: no "
+        "deployment;\n"
+        "                          instances node1..nodeN must be registered "
+        "and\n"
+        "                          active, and every node signs with FILE's "
+        "key (the\n"
+        "                          owner of their tokens)\n"
+        "  --spare K               chain mode: K more slots in every node's "
+        "address\n"
+        "                          book (ports after the N nodes), each with a "
+        "key\n"
+        "                          (the next dev account) and "
+        "DIR/node<i>/cmdline\n"
+        "                          (with --join), not minted, registered or "
+        "started:\n"
+        "                          mint + register it on chain, then start it\n"
+        "  --base-port P           first HTTP port (default 8081)\n"
+        "  --dir DIR               cluster directory (default %s)\n"
+        "  --detach                return once the leader is elected\n"
+        "  --election-timeout MS   passed to every node (default: nftraftd's)\n"
+        "  --heartbeat-timeout MS  passed to every node\n"
+        "  --snapshot-threshold N  passed to every node\n"
+        "  --snapshot-trailing N   passed to every node\n"
+        "  --log-retention N       passed to every node\n"
+        "  --key-retention N       passed to every node\n"
+        "  --log-level LEVEL       passed to every node\n"
+        "  --chain-confirmations N passed to every node (default: 0 on the "
+        "anvil up\n"
+        "                          starts, nftraftd's default 2 on an existing "
+        "chain;\n"
+        "                          an anvil that mines only on transactions "
+        "needs 0)\n"
+        "\n"
+        "It prints each step as it happens (anvil, keys, deploy, mint, "
+        "register,\n"
+        "nodes, elect) with its duration. Every node serves a live dashboard "
+        "of the\n"
+        "cluster at its URL (GET /).\n"
+        "\n"
+        "Where --chain anvil finds its tools: anvil and cast on PATH first, "
+        "then in\n"
+        "$NFTRAFT_ROOT/contracts/node_modules/.bin, then beside this binary "
+        "(its own\n"
+        "directory, then ../contracts/node_modules/.bin), then in the source "
+        "tree it\n"
+        "was built from; it prints which it used. The contracts are deployed "
+        "with\n"
+        "contracts/scripts/deploy-local.sh (and the forge/cast of that "
+        "contracts/\n"
+        "npm install) from $NFTRAFT_ROOT, the binary's parent directory or "
+        "that\n"
+        "source tree, the first that has it.\n",
+        UP_USAGE, MAX_NODES, DEFAULT_DIR);
 }
 
 /* DIR/cluster.secret: the static-mode raft handshake secret (64 hex
@@ -216,14 +245,22 @@ static const struct option UP_OPTS[] = {
 static const char *passed_flag(int c)
 {
     switch (c) {
-    case 'e': return "--election-timeout";
-    case 'b': return "--heartbeat-timeout";
-    case 's': return "--snapshot-threshold";
-    case 't': return "--snapshot-trailing";
-    case 'r': return "--log-retention";
-    case 'k': return "--key-retention";
-    case 'l': return "--log-level";
-    default: return NULL;
+    case 'e':
+        return "--election-timeout";
+    case 'b':
+        return "--heartbeat-timeout";
+    case 's':
+        return "--snapshot-threshold";
+    case 't':
+        return "--snapshot-trailing";
+    case 'r':
+        return "--log-retention";
+    case 'k':
+        return "--key-retention";
+    case 'l':
+        return "--log-level";
+    default:
+        return NULL;
     }
 }
 
@@ -250,8 +287,7 @@ static int up_option(int c, const char *a, struct up_opts *o)
         return 0;
     case 'c':
         if (strcmp(a, "none") != 0 && strcmp(a, "anvil") != 0)
-            return cli_bad_usage("up", "--chain wants anvil or none",
-                                 UP_USAGE);
+            return cli_bad_usage("up", "--chain wants anvil or none", UP_USAGE);
         o->chain = strcmp(a, "anvil") == 0;
         return 0;
     case 'A':
@@ -259,10 +295,18 @@ static int up_option(int c, const char *a, struct up_opts *o)
             return cli_bad_usage("up", "--anvil-port wants 1024..65535",
                                  UP_USAGE);
         return 0;
-    case 'F': o->fault = true; return 0;
-    case 'R': o->ext_rpc = a; return 0;
-    case 'K': o->ext_contract = a; return 0;
-    case 'W': o->ext_key = a; return 0;
+    case 'F':
+        o->fault = true;
+        return 0;
+    case 'R':
+        o->ext_rpc = a;
+        return 0;
+    case 'K':
+        o->ext_contract = a;
+        return 0;
+    case 'W':
+        o->ext_key = a;
+        return 0;
     case 'N':
         (void)strtol(a, &end, 10);
         if (*end || !*a || a[0] == '-' || strlen(a) > 4)
@@ -279,8 +323,12 @@ static int up_option(int c, const char *a, struct up_opts *o)
             return cli_bad_usage("up", "--base-port wants 1024..65400",
                                  UP_USAGE);
         return 0;
-    case 'd': o->dir = a; return 0;
-    case 'D': o->detach = true; return 0;
+    case 'd':
+        o->dir = a;
+        return 0;
+    case 'D':
+        o->detach = true;
+        return 0;
     case ':':
         return cli_bad_usage("up", "an option needs a value", UP_USAGE);
     }
@@ -296,8 +344,11 @@ static int up_option(int c, const char *a, struct up_opts *o)
 /* argv into o: 0, -1 after --help, or 2 after a usage error. */
 static int up_parse(int argc, char **argv, struct up_opts *o)
 {
-    *o = (struct up_opts){.nodes = 3, .base = 8081, .anvil_port = 8545,
-                          .dir = DEFAULT_DIR, .chain = true};
+    *o = (struct up_opts){.nodes = 3,
+                          .base = 8081,
+                          .anvil_port = 8545,
+                          .dir = DEFAULT_DIR,
+                          .chain = true};
     int c, rv;
     optind = 1;
     opterr = 0;
@@ -354,8 +405,10 @@ static int up_check_chain(struct up_opts *o)
 {
     o->external = o->ext_rpc || o->ext_contract || o->ext_key;
     if (o->external && !(o->ext_rpc && o->ext_contract && o->ext_key))
-        return cli_bad_usage("up", "an existing chain needs --rpc-url, "
-                                   "--contract and --wallet-key", UP_USAGE);
+        return cli_bad_usage("up",
+                             "an existing chain needs --rpc-url, "
+                             "--contract and --wallet-key",
+                             UP_USAGE);
     if (o->external && access(o->ext_key, R_OK) != 0) {
         fprintf(stderr, "nftraft up: cannot read --wallet-key %s\n",
                 o->ext_key);
@@ -395,8 +448,8 @@ static int up_plan(struct up *u)
             return 1;
         }
         size_t l = strlen(u->peers);
-        snprintf(u->peers + l, sizeof u->peers - l, "%s%d=%s=%s",
-                 i ? "," : "", x->id, x->raft, x->url);
+        snprintf(u->peers + l, sizeof u->peers - l, "%s%d=%s=%s", i ? "," : "",
+                 x->id, x->raft, x->url);
     }
     return 0;
 }
@@ -411,8 +464,7 @@ static int up_chain(struct up *u)
         snprintf(u->chs.nft, sizeof u->chs.nft, "%.63s", o->ext_contract);
         snprintf(u->chs.kms, sizeof u->chs.kms, "(not used)");
     } else if (o->chain && devchain_up(o->dir, o->nodes, o->spare,
-                                       o->anvil_port, o->base,
-                                       &u->chs) != 0) {
+                                       o->anvil_port, o->base, &u->chs) != 0) {
         devchain_stop(o->dir);
         return 1;
     }
@@ -584,8 +636,7 @@ static int up_start_nodes(struct up *u)
     snprintf(np, sizeof np, "%s/nodes", o->dir);
     FILE *nf = fopen(np, "w");
     for (int i = 0; nf && i < o->nodes; i++)
-        fprintf(nf, "%d %s %d\n", u->ns[i].id, u->ns[i].url,
-                (int)u->ns[i].pid);
+        fprintf(nf, "%d %s %d\n", u->ns[i].id, u->ns[i].url, (int)u->ns[i].pid);
     if (nf)
         fclose(nf);
     return 0;
@@ -675,8 +726,8 @@ static void up_report(const struct up *u)
     printf("nftraft: %d-node cluster up (data in %s)\n", o->nodes, o->dir);
     if (chain)
         printf("  chain   %s (%s)  contract %s  KMS %s\n", u->chs.rpc,
-               o->external ? "existing chain" : "anvil, 1 s blocks",
-               u->chs.nft, u->chs.kms);
+               o->external ? "existing chain" : "anvil, 1 s blocks", u->chs.nft,
+               u->chs.kms);
     for (int i = 0; i < o->nodes; i++)
         printf("  node %d  %-24s raft %-16s pid %-7d %s%s\n", ns[i].id,
                ns[i].url, ns[i].raft, (int)ns[i].pid,
@@ -692,8 +743,8 @@ static void up_report(const struct up *u)
         printf("  spare %d %-24s raft %-16s (mint token %d, register "
                "node%d with --node-key, --raft-endpoint %s and "
                "--http-endpoint %s, then start it from %s/cmdline)\n",
-               ns[i].id, ns[i].url, ns[i].raft, ns[i].id, ns[i].id,
-               ns[i].raft, ns[i].url, ns[i].dir);
+               ns[i].id, ns[i].url, ns[i].raft, ns[i].id, ns[i].id, ns[i].raft,
+               ns[i].url, ns[i].dir);
     fflush(stdout);
 }
 
@@ -786,7 +837,8 @@ int cluster_down(int argc, char **argv)
                    usage, DEFAULT_DIR);
             return 0;
         } else
-            return cli_bad_usage("down", "unknown option or missing value", usage);
+            return cli_bad_usage("down", "unknown option or missing value",
+                                 usage);
     }
     if (optind < argc)
         return cli_bad_usage("down", "unexpected argument", usage);

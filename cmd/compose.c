@@ -22,28 +22,41 @@ static const char USAGE[] =
 
 static void help(void)
 {
-    printf("usage: %s\n\n"
-"Print dstack's compose hash (0x + 64 hex digits) of an app-compose JSON\n"
-"document, computed as dstack's SDKs compute it: keys sorted recursively,\n"
-"compact JSON, raw UTF-8, JavaScript string escaping and number printing,\n"
-"then SHA-256. Normalization (as the SDKs' normalize=True) is on: runner\n"
-"\"bash\" drops docker_compose_file, \"docker-compose\"/\"nerdctl-compose\"\n"
-"drop bash_script, and an empty pre_launch_script is dropped.\n\n"
-"  --app-compose FILE      hash this app-compose.json (also: a bare FILE)\n"
-"  --docker-compose FILE   build the app-compose the seed builds around a\n"
-"                          docker-compose.yml: runner docker-compose, the\n"
-"                          file's text as docker_compose_file, manifest\n"
-"                          version, and only the options given below (the\n"
-"                          Python SDK drops unset fields)\n"
-"  --name N                \"name\"\n"
-"  --kms                   \"kms_enabled\": true\n"
-"  --gateway               \"gateway_enabled\": true\n"
-"  --allowed-env NAME      add NAME to \"allowed_envs\" (repeatable)\n"
-"  --manifest-version N    \"manifest_version\" (default 2)\n"
-"  --raw                   no normalization\n"
-"  --print-app-compose     also print the canonical JSON that was hashed\n"
-"\nExit status: 0, 1 (unreadable file or invalid JSON), 2 (bad usage).\n",
-           USAGE);
+    printf(
+        "usage: %s\n\n"
+        "Print dstack's compose hash (0x + 64 hex digits) of an app-compose "
+        "JSON\n"
+        "document, computed as dstack's SDKs compute it: keys sorted "
+        "recursively,\n"
+        "compact JSON, raw UTF-8, JavaScript string escaping and number "
+        "printing,\n"
+        "then SHA-256. Normalization (as the SDKs' normalize=True) is on: "
+        "runner\n"
+        "\"bash\" drops docker_compose_file, "
+        "\"docker-compose\"/\"nerdctl-compose\"\n"
+        "drop bash_script, and an empty pre_launch_script is dropped.\n\n"
+        "  --app-compose FILE      hash this app-compose.json (also: a bare "
+        "FILE)\n"
+        "  --docker-compose FILE   build the app-compose the seed builds "
+        "around a\n"
+        "                          docker-compose.yml: runner docker-compose, "
+        "the\n"
+        "                          file's text as docker_compose_file, "
+        "manifest\n"
+        "                          version, and only the options given below "
+        "(the\n"
+        "                          Python SDK drops unset fields)\n"
+        "  --name N                \"name\"\n"
+        "  --kms                   \"kms_enabled\": true\n"
+        "  --gateway               \"gateway_enabled\": true\n"
+        "  --allowed-env NAME      add NAME to \"allowed_envs\" (repeatable)\n"
+        "  --manifest-version N    \"manifest_version\" (default 2)\n"
+        "  --raw                   no normalization\n"
+        "  --print-app-compose     also print the canonical JSON that was "
+        "hashed\n"
+        "\nExit status: 0, 1 (unreadable file or invalid JSON), 2 (bad "
+        "usage).\n",
+        USAGE);
 }
 
 struct opts {
@@ -74,23 +87,40 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
         switch (c) {
-        case 'a': o->app = optarg; break;
-        case 'd': o->dc = optarg; break;
-        case 'n': o->name = optarg; break;
-        case 'k': o->kms = true; break;
-        case 'g': o->gw = true; break;
-        case 'e': json_array_append_new(o->envs, json_string(optarg)); break;
+        case 'a':
+            o->app = optarg;
+            break;
+        case 'd':
+            o->dc = optarg;
+            break;
+        case 'n':
+            o->name = optarg;
+            break;
+        case 'k':
+            o->kms = true;
+            break;
+        case 'g':
+            o->gw = true;
+            break;
+        case 'e':
+            json_array_append_new(o->envs, json_string(optarg));
+            break;
         case 'm':
             o->manifest = strtol(optarg, &end, 10);
             if (*end || o->manifest < 1 || o->manifest > 1000) {
-                fprintf(stderr, "nftraft compose-hash: --manifest-version "
-                                "wants a positive integer\nusage: %s\n",
+                fprintf(stderr,
+                        "nftraft compose-hash: --manifest-version "
+                        "wants a positive integer\nusage: %s\n",
                         USAGE);
                 return 2;
             }
             break;
-        case 'r': o->raw = true; break;
-        case 'p': o->print = true; break;
+        case 'r':
+            o->raw = true;
+            break;
+        case 'p':
+            o->print = true;
+            break;
         case 'h':
             help();
             return -1;
@@ -104,8 +134,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     if (optind < argc && o->app == NULL && o->dc == NULL)
         o->app = argv[optind++];
     if (optind < argc || (o->app == NULL) == (o->dc == NULL)) {
-        fprintf(stderr, "nftraft compose-hash: give one FILE (app-compose) "
-                        "or --docker-compose FILE\nusage: %s\n", USAGE);
+        fprintf(stderr,
+                "nftraft compose-hash: give one FILE (app-compose) "
+                "or --docker-compose FILE\nusage: %s\n",
+                USAGE);
         return 2;
     }
     return 0;
@@ -186,9 +218,9 @@ static int hash_file(const struct opts *o)
         doc_len = doc ? strlen(doc) : 0;
     }
     char *canon = NULL;
-    int r = doc ? compose_canonical(doc, doc_len, !o->raw, &canon, err,
-                                    sizeof err)
-                : ERR_NOMEM;
+    int r =
+        doc ? compose_canonical(doc, doc_len, !o->raw, &canon, err, sizeof err)
+            : ERR_NOMEM;
     if (doc != text)
         free(doc);
     free(text);

@@ -69,14 +69,13 @@ struct common {
 static int parse_common(const char *cmd, const char *usage, const char *help,
                         int argc, char **argv, struct common *o)
 {
-    static const struct option opts[] = {
-        {"node", required_argument, NULL, 'n'},
-        {"dir", required_argument, NULL, 'd'},
-        {"by", required_argument, NULL, 'b'},
-        {"key", required_argument, NULL, 'k'},
-        {"stale", no_argument, NULL, 's'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"node", required_argument, NULL, 'n'},
+                                         {"dir", required_argument, NULL, 'd'},
+                                         {"by", required_argument, NULL, 'b'},
+                                         {"key", required_argument, NULL, 'k'},
+                                         {"stale", no_argument, NULL, 's'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof *o);
     o->dir = CLI_DEFAULT_DIR;
     o->by = 1;
@@ -87,8 +86,12 @@ static int parse_common(const char *cmd, const char *usage, const char *help,
     while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
         bool allowed = strstr(usage, opts[0].name) != NULL;
         switch (c) {
-        case 'n': o->node = optarg; break;
-        case 'd': o->dir = optarg; break;
+        case 'n':
+            o->node = optarg;
+            break;
+        case 'd':
+            o->dir = optarg;
+            break;
         case 'b':
             allowed = strstr(usage, "--by") != NULL;
             o->by = strtoll(optarg, &end, 10);
@@ -177,9 +180,9 @@ static int print_answer(const char *cmd, long st, char *body, char *err)
 int counter_get(int argc, char **argv)
 {
     struct common o;
-    int rv = parse_common("get", "nftraft get [--node URL] [--dir DIR] [--stale]",
-                          "Read the counter (linearizable unless --stale).\n",
-                          argc, argv, &o);
+    int rv = parse_common(
+        "get", "nftraft get [--node URL] [--dir DIR] [--stale]",
+        "Read the counter (linearizable unless --stale).\n", argc, argv, &o);
     if (rv != 0)
         return rv < 0 ? 0 : rv;
     char dflt[128], u[300], *body = NULL, err[256];

@@ -81,8 +81,7 @@ static int find_tool(const char *tool, char *out, size_t n, const char **why)
     for (int i = 0; i < k; i++) {
         if (strcmp(whys[i], "beside the binary") == 0 &&
             cli_self_dir(bin, sizeof bin) == 0) {
-            if (snprintf(out, n, "%s/%s", bin, tool) < (int)n &&
-                is_exe(out)) {
+            if (snprintf(out, n, "%s/%s", bin, tool) < (int)n && is_exe(out)) {
                 *why = whys[i];
                 return 0;
             }
@@ -153,9 +152,9 @@ static bool rpc_alive(const char *rpc)
 {
     char *body = NULL, err[256];
     long st = cli_http("POST", rpc,
-                   "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":"
-                   "\"eth_blockNumber\",\"params\":[]}",
-                   NULL, 1000, &body, err, sizeof err);
+                       "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":"
+                       "\"eth_blockNumber\",\"params\":[]}",
+                       NULL, 1000, &body, err, sizeof err);
     free(body);
     return st == 200;
 }
@@ -191,8 +190,10 @@ static int start_anvil(const char *dir, int port, const struct tools *t,
                        struct devchain *dc)
 {
     if (!cli_port_free(port)) {
-        fprintf(stderr, "nftraft up: anvil port %d is in use; pick another "
-                        "--anvil-port\n", port);
+        fprintf(stderr,
+                "nftraft up: anvil port %d is in use; pick another "
+                "--anvil-port\n",
+                port);
         return -1;
     }
     snprintf(dc->rpc, sizeof dc->rpc, "http://127.0.0.1:%d", port);
@@ -283,7 +284,8 @@ static bool load_env(const char *dir, struct devchain *dc)
     if (!dc->nft[0])
         return false;
     printf("up: deploy    skipped: contract %s from %s (anvil "
-           "restarted from its state)\n", dc->nft, envp);
+           "restarted from its state)\n",
+           dc->nft, envp);
     return true;
 }
 
@@ -304,10 +306,11 @@ static int deploy(const char *dir, const struct tools *t, struct devchain *dc)
 {
     char cmd[4 * PATH_MAX + 512];
     double t0 = cli_step_begin("deploy", "KMS factory and DstackMembershipNFT");
-    snprintf(cmd, sizeof cmd,
-             "'%s/contracts/scripts/deploy-local.sh' '%s' '%s' >'%s/deploy.out' "
-             "2>'%s/deploy.log'",
-             t->root, dc->rpc, dc->keys[0], dir, dir);
+    snprintf(
+        cmd, sizeof cmd,
+        "'%s/contracts/scripts/deploy-local.sh' '%s' '%s' >'%s/deploy.out' "
+        "2>'%s/deploy.log'",
+        t->root, dc->rpc, dc->keys[0], dir, dir);
     char outp[PATH_MAX + 32];
     snprintf(outp, sizeof outp, "%s/deploy.out", dir);
     FILE *of = system(cmd) == 0 ? fopen(outp, "r") : NULL;
@@ -347,9 +350,9 @@ static int mint(int nodes, const struct tools *t, struct devchain *dc)
     for (int i = 1; i <= nodes; i++) {
         char addr[64], name[16];
         snprintf(name, sizeof name, "node%d", i);
-        const char *argv[] = {self,   "mint", "--rpc-url", dc->rpc,
-                              "--contract", dc->nft, "--to", addr,
-                              "--name", name,   NULL};
+        const char *argv[] = {self,         "mint",  "--rpc-url", dc->rpc,
+                              "--contract", dc->nft, "--to",      addr,
+                              "--name",     name,    NULL};
         if (key_address(t, dc->keys[i], addr, sizeof addr) != 0 ||
             run_with_key(argv, dc->keys[0]) != 0) {
             cli_step_end(t0, "failed");
@@ -377,10 +380,22 @@ static int register_nodes(int nodes, int base, const struct tools *t,
         snprintf(tok, sizeof tok, "%d", i);
         snprintf(raft, sizeof raft, "127.0.0.1:%d", base + 100 + i - 1);
         snprintf(http, sizeof http, "http://127.0.0.1:%d", base + i - 1);
-        const char *argv[] = {self, "register", "--rpc-url", dc->rpc,
-                              "--contract", dc->nft, "--instance-id", name,
-                              "--token", tok, "--node-key", key_addr,
-                              "--raft-endpoint", raft, "--http-endpoint", http,
+        const char *argv[] = {self,
+                              "register",
+                              "--rpc-url",
+                              dc->rpc,
+                              "--contract",
+                              dc->nft,
+                              "--instance-id",
+                              name,
+                              "--token",
+                              tok,
+                              "--node-key",
+                              key_addr,
+                              "--raft-endpoint",
+                              raft,
+                              "--http-endpoint",
+                              http,
                               NULL};
         if (key_address(t, dc->node_keys[i], key_addr, sizeof key_addr) != 0 ||
             run_with_key(argv, dc->keys[i]) != 0) {

@@ -78,12 +78,11 @@ static int parse_port(const char *s, int *port)
  * error. */
 static int parse_flags(int argc, char **argv, struct kmsauth_config *cfg)
 {
-    static const struct option opts[] = {
-        {"host", required_argument, NULL, 'H'},
-        {"port", required_argument, NULL, 'p'},
-        {"mock", no_argument, NULL, 'm'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"host", required_argument, NULL, 'H'},
+                                         {"port", required_argument, NULL, 'p'},
+                                         {"mock", no_argument, NULL, 'm'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     const char *port_s = env("PORT") ? env("PORT") : "3000";
     cfg->host = env("HOST") ? env("HOST") : "127.0.0.1";
     int c;
@@ -91,10 +90,18 @@ static int parse_flags(int argc, char **argv, struct kmsauth_config *cfg)
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
         switch (c) {
-        case 'H': cfg->host = optarg; break;
-        case 'p': port_s = optarg; break;
-        case 'm': cfg->mock = true; break;
-        case 'h': help(); return -1;
+        case 'H':
+            cfg->host = optarg;
+            break;
+        case 'p':
+            port_s = optarg;
+            break;
+        case 'm':
+            cfg->mock = true;
+            break;
+        case 'h':
+            help();
+            return -1;
         default:
             fprintf(stderr, "nftraft kms-auth: %s\nusage: %s\n",
                     c == ':' ? "an option needs a value" : "unknown option",

@@ -17,22 +17,25 @@
 
 static void usage_main(FILE *o)
 {
-    fprintf(o,
-"usage: nftraft <command> [options]\n"
-"\n"
-"Commands:\n"
-"  up          start a local cluster of nftraftd nodes\n"
-"  down        stop a cluster started with 'up --detach'\n"
-"  status      show every node's role, term and indexes (or one node's)\n"
-"  get         read the counter\n"
-"  increment   add to the counter\n"
-"  compose-hash  dstack compose hash of an app-compose or docker-compose file\n"
-"  kms-auth    dstack-compatible KMS auth webhook (real chain or --mock)\n"
-"  members, mint, register, set-endpoints, deactivate, evict, readmit,\n"
-"  transfer, vote, elect, heartbeat, cluster-size, deploy\n"
-"              chain operations on the membership contract\n"
-"\n"
-"'nftraft <command> --help' describes a command's options.\n");
+    fprintf(o, "usage: nftraft <command> [options]\n"
+               "\n"
+               "Commands:\n"
+               "  up          start a local cluster of nftraftd nodes\n"
+               "  down        stop a cluster started with 'up --detach'\n"
+               "  status      show every node's role, term and indexes (or one "
+               "node's)\n"
+               "  get         read the counter\n"
+               "  increment   add to the counter\n"
+               "  compose-hash  dstack compose hash of an app-compose or "
+               "docker-compose file\n"
+               "  kms-auth    dstack-compatible KMS auth webhook (real chain "
+               "or --mock)\n"
+               "  members, mint, register, set-endpoints, deactivate, evict, "
+               "readmit,\n"
+               "  transfer, vote, elect, heartbeat, cluster-size, deploy\n"
+               "              chain operations on the membership contract\n"
+               "\n"
+               "'nftraft <command> --help' describes a command's options.\n");
 }
 
 /* The subcommands with their own entry point (argv[0] is the command). */

@@ -1166,7 +1166,7 @@ static void rpc_origin(const char *url, char *out, size_t cap)
 
 /* Mock mode's settings into ka (defaults as auth-mock's); -1 out of
  * memory. */
-static int config_mock(struct kmsauth *ka, const struct kmsauth_config *cfg)
+static int set_mock(struct kmsauth *ka, const struct kmsauth_config *cfg)
 {
     snprintf(ka->mock_policy, sizeof ka->mock_policy, "%s", "allow-all");
     const char *pol = or_default(cfg->mock_policy, "allow-all");
@@ -1201,7 +1201,7 @@ static int config_mock(struct kmsauth *ka, const struct kmsauth_config *cfg)
 
 /* Chain mode's settings into ka (auth-eth-bun's checks and defaults):
  * 0, or ERR_INVALID with the reason in errmsg. */
-static int config_chain(struct kmsauth *ka, const struct kmsauth_config *cfg,
+static int set_chain(struct kmsauth *ka, const struct kmsauth_config *cfg,
                         char *errmsg, size_t errlen)
 {
     const char *kms = or_default(cfg->kms_contract,
@@ -1297,11 +1297,11 @@ int kmsauth_start(struct kmsauth **out, uv_loop_t *loop,
     }
     ka->mock = cfg->mock;
     int rv = 0;
-    if (ka->mock && config_mock(ka, cfg) != 0) {
+    if (ka->mock && set_mock(ka, cfg) != 0) {
         snprintf(errmsg, errlen, "out of memory");
         rv = ERR_NOMEM;
     } else if (!ka->mock) {
-        rv = config_chain(ka, cfg, errmsg, errlen);
+        rv = set_chain(ka, cfg, errmsg, errlen);
     }
     if (rv != 0) {
         release(ka);

@@ -15,15 +15,15 @@ struct kmsauth;
  * its environment (named beside each); NULL or "" means unset and takes
  * the reference's default. kmsauth_start copies what it keeps. */
 struct kmsauth_config {
-    const char *host; /* listen address */
-    int port;         /* listen port; 0 = any free one (kmsauth_port) */
-    bool mock;        /* auth-mock: no chain */
-    const char *kms_contract;  /* KMS_CONTRACT_ADDR (chain mode: the zero
-                                  address; mock: only printed by GET /) */
-    const char *rpc_url;       /* ETH_RPC_URL (http://localhost:8545; mock:
-                                  only printed by GET /) */
-    const char *chain_id;      /* ETH_CHAIN_ID: fail closed when the RPC
-                                  reports another chain (unset: no check) */
+    const char *host;         /* listen address */
+    int port;                 /* listen port; 0 = any free one (kmsauth_port) */
+    bool mock;                /* auth-mock: no chain */
+    const char *kms_contract; /* KMS_CONTRACT_ADDR (chain mode: the zero
+                                 address; mock: only printed by GET /) */
+    const char *rpc_url;      /* ETH_RPC_URL (http://localhost:8545; mock:
+                                 only printed by GET /) */
+    const char *chain_id;     /* ETH_CHAIN_ID: fail closed when the RPC
+                                 reports another chain (unset: no check) */
     const char *confirmations; /* ETH_FINALITY_CONFIRMATIONS ("0") */
     const char *mock_policy;   /* MOCK_POLICY (allow-all; unknown: allow-all
                                   with a warning) */
