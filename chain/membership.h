@@ -69,7 +69,6 @@ struct membership_vote {
 /* Everything a node reads in one poll, all at one block. */
 struct membership_view {
     uint64_t block;
-    bool v1; /* read from activeMembers() */
     size_t n_nodes;
     struct membership_node nodes[MEMBERSHIP_MAX_NODES];
     struct membership_state state;
