@@ -1,4 +1,4 @@
-/* recon.c - pure reconciliation decisions (see recon.h). */
+/* decide.c - pure reconciliation decisions (see decide.h). */
 #include "recon/decide.h"
 
 #include <stddef.h>

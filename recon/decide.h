@@ -1,11 +1,11 @@
-/* recon.h - the reconciler's decisions: what a node should do so that raft
+/* decide.h - the reconciler's decisions: what a node should do so that raft
  * follows the contract (membership, leader) and the contract follows what
  * the nodes observe (heartbeats, no-confidence votes).
  *
  * Pure: given one snapshot of raft's and the contract's state, recon_decide()
- * returns the actions to take now. The driver (net/chainsync) does the I/O,
+ * returns the actions to take now. The driver (recon/driver) does the I/O,
  * runs at most one raft change and one transaction at a time, and calls this
- * again on the next block. */
+ * again after each good poll of the contract. */
 #ifndef NFTRAFT_RECON_H
 #define NFTRAFT_RECON_H
 
@@ -32,8 +32,11 @@ struct recon_input {
     const uint64_t *addressable;   /* token ids whose raft address is known */
     unsigned n_addressable;
     uint64_t chain_leader;         /* on-chain leader's token id; 0 = none */
-    uint64_t now;                  /* wall-clock seconds (compared with the
-                                      contract's expiry, a block timestamp) */
+    uint64_t now;                  /* this node's wall clock, seconds
+                                      (time(NULL), not chain time): compared
+                                      with the contract's expiry, a block
+                                      timestamp, so clock skew between the
+                                      node and the chain shifts the lease */
     uint64_t expiry;               /* leadershipExpiry() */
     uint64_t heartbeat_period;     /* seconds between leader heartbeats */
     int leader_health;             /* my ping of the on-chain leader:
@@ -46,9 +49,9 @@ enum recon_kind {
     RECON_PROMOTE,    /* raft: make non-voter `id` a voter (raft_assign) */
     RECON_REMOVE,     /* raft: remove server `id` */
     RECON_TRANSFER,   /* raft: hand leadership to `id` */
-    RECON_ELECT,      /* tx: electLeader() */
+    RECON_ELECT,      /* tx: electLeaderByToken(self) */
     RECON_HEARTBEAT,  /* tx: leaderHeartbeat() */
-    RECON_VOTE,       /* tx: castVote(leader, against) */
+    RECON_VOTE,       /* tx: castVoteByToken(self, leader, against) */
     RECON_REFUSE,     /* refuse client writes: not an active member */
 };
 

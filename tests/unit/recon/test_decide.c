@@ -1,4 +1,4 @@
-/* test_recon.c - reconciler decisions (core/recon). */
+/* test_decide.c - reconciler decisions (recon/decide). */
 #include "recon/decide.h"
 #include "harness.h"
 
