@@ -35,8 +35,8 @@ void membership_instance_text(const uint8_t id[32], char out[67])
     size_t k = 0;
     while (k < 32 && id[k] > 0x20 && id[k] < 0x7f)
         k++;
-    bool named = k > 0 && !(k >= 2 && id[0] == '0' &&
-                            (id[1] == 'x' || id[1] == 'X'));
+    bool named =
+        k > 0 && !(k >= 2 && id[0] == '0' && (id[1] == 'x' || id[1] == 'X'));
     for (size_t i = k; i < 32 && named; i++)
         named = id[i] == 0;
     if (named) {
@@ -68,8 +68,7 @@ static int decode_node(const uint8_t *t, size_t tl, struct membership_node *m)
 }
 
 int membership_decode_nodes(const uint8_t *d, size_t len,
-                            struct membership_node *out, size_t cap,
-                            size_t *n)
+                            struct membership_node *out, size_t cap, size_t *n)
 {
     const uint8_t *heads;
     size_t count;
@@ -98,8 +97,7 @@ int membership_decode_members_v1(const uint8_t *d, size_t len,
     size_t n1, n2, n3;
     if (abi_get_words(d, len, 0, &ids, &n1) != 0 ||
         abi_get_words(d, len, 1, &insts, &n2) != 0 ||
-        abi_get_words(d, len, 2, &owners, &n3) != 0 || n1 != n2 ||
-        n2 != n3)
+        abi_get_words(d, len, 2, &owners, &n3) != 0 || n1 != n2 || n2 != n3)
         return ERR_MALFORMED;
     if (n1 > cap)
         return ERR_TOOBIG;
@@ -121,8 +119,8 @@ int membership_decode_state(const uint8_t *d, size_t len,
                             struct membership_state *out)
 {
     struct membership_state s;
-    uint64_t *v[7] = {&s.leader_token, &s.term,     &s.expiry, &s.against,
-                      &s.required,     &s.active,   &s.period};
+    uint64_t *v[7] = {&s.leader_token, &s.term,   &s.expiry, &s.against,
+                      &s.required,     &s.active, &s.period};
     if (abi_get_address(d, len, 0, s.leader) != 0)
         return ERR_MALFORMED;
     for (size_t i = 0; i < 7; i++)
@@ -158,7 +156,7 @@ void membership_init(struct membership *m, struct rpc *rpc,
 struct read {
     struct membership *m;
     char block[24];
-    void (*cb)(void);  /* the caller's, cast back by kind */
+    void (*cb)(void); /* the caller's, cast back by kind */
     void *data;
 };
 
@@ -204,8 +202,8 @@ static void nodes_done(void *data, int err, const uint8_t *d, size_t len,
 
 static int call_nodes(struct read *r)
 {
-    return eth_call(r->m, r->m->v1 ? "activeMembers()" : "activeNodes()",
-                    NULL, 0, read_block(r), nodes_done, r);
+    return eth_call(r->m, r->m->v1 ? "activeMembers()" : "activeNodes()", NULL,
+                    0, read_block(r), nodes_done, r);
 }
 
 static void nodes_done(void *data, int err, const uint8_t *d, size_t len,
@@ -217,7 +215,7 @@ static void nodes_done(void *data, int err, const uint8_t *d, size_t len,
         /* A v1 contract has no activeNodes(): owners speak for tokens. */
         r->m->v1 = true;
         LOGI("chain", "the contract has no activeNodes() (a v1 contract): "
-             "token owners speak for their tokens");
+                      "token owners speak for their tokens");
         struct read *again = read_new(r->m, read_block(r), r->cb, r->data);
         if (again != NULL && call_nodes(again) == 0) {
             free(r);
@@ -229,8 +227,8 @@ static void nodes_done(void *data, int err, const uint8_t *d, size_t len,
     struct membership_node *nodes = NULL;
     size_t n = 0;
     char why[64];
-    if (err == 0 && (nodes = calloc(MEMBERSHIP_MAX_NODES, sizeof *nodes)) ==
-                        NULL)
+    if (err == 0 &&
+        (nodes = calloc(MEMBERSHIP_MAX_NODES, sizeof *nodes)) == NULL)
         err = ERR_NOMEM;
     if (err == 0) {
         err = r->m->v1 ? membership_decode_members_v1(d, len, nodes,
@@ -358,7 +356,7 @@ int membership_leader_events(struct membership *m, size_t max,
 /* ---- transactions ---- */
 
 static int transact(struct membership *m, const char *sig,
-                const struct abi_val *a, size_t n, sender_cb cb, void *data)
+                    const struct abi_val *a, size_t n, sender_cb cb, void *data)
 {
     if (m->sender == NULL)
         return ERR_INVALID;
@@ -395,12 +393,12 @@ int membership_register_node(struct membership *m, uint64_t token,
                           abi_address(node_key), abi_string(raft),
                           abi_string(http)};
     return transact(m, "registerNode(uint256,bytes32,address,string,string)", a,
-                5, cb, data);
+                    5, cb, data);
 }
 
 int membership_set_endpoints(struct membership *m, uint64_t token,
-                             const char *raft, const char *http,
-                             sender_cb cb, void *data)
+                             const char *raft, const char *http, sender_cb cb,
+                             void *data)
 {
     struct abi_val a[] = {abi_uint64(token), abi_string(raft),
                           abi_string(http)};
@@ -435,7 +433,7 @@ int membership_transfer(struct membership *m, const uint8_t from[20],
     struct abi_val a[] = {abi_address(from), abi_address(to),
                           abi_uint64(token)};
     return transact(m, "safeTransferFrom(address,address,uint256)", a, 3, cb,
-                data);
+                    data);
 }
 
 int membership_vote(struct membership *m, const uint8_t target[20],

@@ -21,7 +21,7 @@
 
 struct rpc;
 
-#define MEMBERSHIP_MAX_NODES 256  /* the contract's MAX_SUPPLY_LIMIT */
+#define MEMBERSHIP_MAX_NODES 256    /* the contract's MAX_SUPPLY_LIMIT */
 #define MEMBERSHIP_MAX_ENDPOINT 256 /* endpoint bytes the contract allows */
 
 /* An instance id as the contract stores it: "0x" + up to 32 bytes of hex
@@ -49,14 +49,14 @@ struct membership_node {
 
 /* clusterState(): the leader state the nodes poll, in one call. */
 struct membership_state {
-    uint8_t leader[20];   /* currentLeader (zero: none) */
+    uint8_t leader[20];    /* currentLeader (zero: none) */
     uint64_t leader_token; /* its token id (0: none) */
-    uint64_t term;        /* leadershipTerm */
-    uint64_t expiry;      /* leadershipExpiry: a block timestamp (seconds) */
-    uint64_t against;     /* votes against the leader this term */
-    uint64_t required;    /* votes that replace it */
-    uint64_t active;      /* totalActiveNodes */
-    uint64_t period;      /* heartbeatPeriod, seconds */
+    uint64_t term;         /* leadershipTerm */
+    uint64_t expiry;       /* leadershipExpiry: a block timestamp (seconds) */
+    uint64_t against;      /* votes against the leader this term */
+    uint64_t required;     /* votes that replace it */
+    uint64_t active;       /* totalActiveNodes */
+    uint64_t period;       /* heartbeatPeriod, seconds */
 };
 
 /* tokenVotes(token): a token's live vote. */
@@ -83,8 +83,7 @@ struct membership_view {
  * (bad offsets, lengths, padding, an epoch above 2^32-1, token 0),
  * ERR_TOOBIG (more than cap entries, an endpoint above 256 bytes). */
 int membership_decode_nodes(const uint8_t *d, size_t len,
-                            struct membership_node *out, size_t cap,
-                            size_t *n);
+                            struct membership_node *out, size_t cap, size_t *n);
 
 /* activeMembers() (v1): (uint256[] tokenIds, bytes32[] instanceIds,
  * address[] owners) of equal lengths, into out as above. */
@@ -161,8 +160,8 @@ int membership_register_node(struct membership *m, uint64_t token,
                              const uint8_t node_key[20], const char *raft,
                              const char *http, sender_cb cb, void *data);
 int membership_set_endpoints(struct membership *m, uint64_t token,
-                             const char *raft, const char *http,
-                             sender_cb cb, void *data);
+                             const char *raft, const char *http, sender_cb cb,
+                             void *data);
 int membership_deactivate(struct membership *m, uint64_t token, sender_cb cb,
                           void *data);
 int membership_evict(struct membership *m, uint64_t token, sender_cb cb,

@@ -35,7 +35,7 @@ struct chainsync {
     struct rpc *rpc;
     struct wallet *w;
     struct sender *sender;
-    struct membership mc;   /* the contract over rpc and sender */
+    struct membership mc; /* the contract over rpc and sender */
     uint8_t contract[20], instance[32];
     char rpc_shown[CONFIG_URL_MAX]; /* --rpc-url, credentials redacted */
     uint64_t chain_id, self;
@@ -46,14 +46,14 @@ struct chainsync {
     bool timer_ready, stopping;
     struct recon_chain chain_ops;
     struct recon_raft raft_ops;
-    struct recon_driver d;  /* the member view lives here */
-    uint64_t calls;         /* discovery's chain calls */
-    recon_ping_cb ping_cb;  /* the one ping in flight */
+    struct recon_driver d; /* the member view lives here */
+    uint64_t calls;        /* discovery's chain calls */
+    recon_ping_cb ping_cb; /* the one ping in flight */
     void *ping_arg;
     /* the view cached in the data dir (a restart during a chain outage) */
-    char *saved;            /* the JSON last written */
-    bool save_warned;       /* a failed write is logged once */
-    bool chain_unverified;  /* started from the cache: check eth_chainId */
+    char *saved;           /* the JSON last written */
+    bool save_warned;      /* a failed write is logged once */
+    bool chain_unverified; /* started from the cache: check eth_chainId */
     /* discovery */
     bool discover_done;
     int discover_err;
@@ -76,16 +76,16 @@ static int op_block_number(void *data, recon_u64_cb cb, void *arg)
     return cs->rpc ? rpc_block_number(cs->rpc, cb, arg) : ERR_SHUTDOWN;
 }
 
-static int op_read_state(void *data, const char *block,
-                         membership_state_cb cb, void *arg)
+static int op_read_state(void *data, const char *block, membership_state_cb cb,
+                         void *arg)
 {
     struct chainsync *cs = data;
     return cs->rpc ? membership_read_state(&cs->mc, block, cb, arg)
                    : ERR_SHUTDOWN;
 }
 
-static int op_read_nodes(void *data, const char *block,
-                         membership_nodes_cb cb, void *arg)
+static int op_read_nodes(void *data, const char *block, membership_nodes_cb cb,
+                         void *arg)
 {
     struct chainsync *cs = data;
     return cs->rpc ? membership_read_nodes(&cs->mc, block, cb, arg)
@@ -135,8 +135,7 @@ static int op_ping(void *data, const char *http_base, recon_ping_cb cb,
     cs->ping_cb = cb;
     cs->ping_arg = arg;
     return httpc_request(cs->http, "GET", url, NULL, NULL, 0,
-                         cs->cfg->leader_ping_ms, 1 << 16, ping_done, cs,
-                         NULL);
+                         cs->cfg->leader_ping_ms, 1 << 16, ping_done, cs, NULL);
 }
 
 static void op_poll_soon(void *data)
@@ -182,10 +181,10 @@ static unsigned op_servers(void *data, struct recon_server *rs, unsigned cap)
         rs[i].id = servers[i].id;
         rs[i].voter = servers[i].role == 1;
         rs[i].caught_up = servers[i].caught_up;
-        rs[i].live = rs[i].id == cs->self ||
-                     (cs->transport != NULL &&
-                      transport_heard_ms_ago(cs->transport, rs[i].id) <=
-                          alive_ms);
+        rs[i].live =
+            rs[i].id == cs->self ||
+            (cs->transport != NULL &&
+             transport_heard_ms_ago(cs->transport, rs[i].id) <= alive_ms);
     }
     return ns;
 }
@@ -236,8 +235,10 @@ static void op_view_read(void *data, bool changed)
     if (changed && cs->transport != NULL) {
         unsigned closed = transport_reauthorize(cs->transport);
         if (closed > 0)
-            LOGI("chain", "member view changed: closed %u raft connection(s) "
-                 "no longer authorized", closed);
+            LOGI("chain",
+                 "member view changed: closed %u raft connection(s) "
+                 "no longer authorized",
+                 closed);
     }
     cs->chain_unverified = cs->d.poll.verify_chain_id;
     cache_save(cs);
@@ -284,7 +285,8 @@ int chainsync_init(struct chainsync **out, uv_loop_t *loop,
     size_t n;
     int rv;
     if (hex_decode(cfg->contract, strlen(cfg->contract), cs->contract, 20,
-                   &n) != 0 || n != 20 ||
+                   &n) != 0 ||
+        n != 20 ||
         membership_instance_id(cfg->instance_id, cs->instance) != 0) {
         snprintf(errmsg, errlen, "bad --contract or --instance-id");
         free(cs);
@@ -296,8 +298,9 @@ int chainsync_init(struct chainsync **out, uv_loop_t *loop,
         return ERR_NOMEM;
     }
     const char *env = getenv("NFTRAFT_WALLET_KEY");
-    rv = cfg->wallet_key_file[0] ? wallet_from_file(&cs->w, cfg->wallet_key_file)
-                                 : wallet_from_hex(&cs->w, env ? env : "");
+    rv = cfg->wallet_key_file[0]
+             ? wallet_from_file(&cs->w, cfg->wallet_key_file)
+             : wallet_from_hex(&cs->w, env ? env : "");
     if (rv != 0) {
         snprintf(errmsg, errlen, "cannot load the wallet key (%s): %s",
                  cfg->wallet_key_file[0] ? cfg->wallet_key_file
@@ -354,9 +357,9 @@ static json_t *cache_json(const struct chainsync *cs)
         hex_encode(r->instance, 32, 1, ih);
         hex_encode(r->owner, 20, 1, oh);
         hex_encode(r->key, 20, 1, kh);
-        json_t *m = json_pack("{s:I,s:s,s:s,s:s}", "token",
-                              (json_int_t)r->token, "instance", ih, "owner",
-                              oh, "node_key", kh);
+        json_t *m =
+            json_pack("{s:I,s:s,s:s,s:s}", "token", (json_int_t)r->token,
+                      "instance", ih, "owner", oh, "node_key", kh);
         if (m != NULL && r->addr.raft[0]) {
             json_object_set_new(m, "raft", json_string(r->addr.raft));
             json_object_set_new(m, "http", json_string(r->addr.http));
@@ -385,9 +388,10 @@ static void cache_save(struct chainsync *cs)
     ok = (f == NULL || fclose(f) == 0) && ok && rename(tmp, path) == 0;
     if (!ok) {
         if (!cs->save_warned)
-            LOGW("chain", "cannot write %s: %s (a restart while the chain "
-                 "is unreachable will not find this view)", path,
-                 strerror(errno));
+            LOGW("chain",
+                 "cannot write %s: %s (a restart while the chain "
+                 "is unreachable will not find this view)",
+                 path, strerror(errno));
         cs->save_warned = true;
         free(text);
         return;
@@ -404,14 +408,13 @@ static int cache_member(json_t *e, struct membership_node *m)
     const char *ih, *oh, *kh = NULL, *raft = "", *http = "";
     size_t k1, k2, k3 = 20;
     memset(m, 0, sizeof *m);
-    if (json_unpack(e, "{s:I,s:s,s:s,s?s,s?s,s?s}", "token", &token,
-                    "instance", &ih, "owner", &oh, "node_key", &kh, "raft",
-                    &raft, "http", &http) != 0 ||
-        token <= 0 ||
-        hex_decode(ih, strlen(ih), m->instance, 32, &k1) != 0 || k1 != 32 ||
-        hex_decode(oh, strlen(oh), m->owner, 20, &k2) != 0 || k2 != 20 ||
-        (kh != NULL &&
-         hex_decode(kh, strlen(kh), m->node_key, 20, &k3) != 0) ||
+    if (json_unpack(e, "{s:I,s:s,s:s,s?s,s?s,s?s}", "token", &token, "instance",
+                    &ih, "owner", &oh, "node_key", &kh, "raft", &raft, "http",
+                    &http) != 0 ||
+        token <= 0 || hex_decode(ih, strlen(ih), m->instance, 32, &k1) != 0 ||
+        k1 != 32 || hex_decode(oh, strlen(oh), m->owner, 20, &k2) != 0 ||
+        k2 != 20 ||
+        (kh != NULL && hex_decode(kh, strlen(kh), m->node_key, 20, &k3) != 0) ||
         k3 != 20)
         return ERR_MALFORMED;
     m->token = (uint64_t)token;
@@ -487,8 +490,7 @@ static void discover_nodes_cb(void *data, int err,
     cs->self = recon_driver_find(&cs->d, cs->instance);
 }
 
-static void discover_chain_cb(void *data, int err, uint64_t id,
-                              const char *msg)
+static void discover_chain_cb(void *data, int err, uint64_t id, const char *msg)
 {
     struct chainsync *cs = data;
     if (err != 0) {
@@ -514,13 +516,16 @@ static void discover_from_cache(struct chainsync *cs)
         LOGW("chain", "chain unreachable and %s", why);
         return;
     }
-    LOGW("chain", "chain unreachable (%s); starting from the cached "
+    LOGW("chain",
+         "chain unreachable (%s); starting from the cached "
          "contract view (%u members); waiting for the chain",
          cs->discover_msg, cs->d.n_members);
     cs->discover_err = 0;
     cs->chain_unverified = true;
-    snprintf(cs->d.error, sizeof cs->d.error, "%.200s (started from the "
-             "cached view)", cs->discover_msg);
+    snprintf(cs->d.error, sizeof cs->d.error,
+             "%.200s (started from the "
+             "cached view)",
+             cs->discover_msg);
     cs->self = recon_driver_find(&cs->d, cs->instance);
 }
 
@@ -547,8 +552,7 @@ int chainsync_discover(struct chainsync *cs, uint64_t *token, char *errmsg,
                  "instance %s is not an active registered instance of "
                  "contract %s (register it: nftraft register --instance-id "
                  "%s --token N)",
-                 cs->cfg->instance_id, cs->cfg->contract,
-                 cs->cfg->instance_id);
+                 cs->cfg->instance_id, cs->cfg->contract, cs->cfg->instance_id);
         return ERR_NOTFOUND;
     }
     if (sender_init(&cs->sender, cs->loop, cs->rpc, cs->w, cs->chain_id,
@@ -558,8 +562,7 @@ int chainsync_discover(struct chainsync *cs, uint64_t *token, char *errmsg,
     }
     sender_set_max_fee(cs->sender, cs->cfg->max_fee_gwei * 1000000000ULL);
     cs->mc.sender = cs->sender;
-    recon_driver_start(&cs->d, cs->self, 0, cs->chain_id,
-                       cs->chain_unverified);
+    recon_driver_start(&cs->d, cs->self, 0, cs->chain_id, cs->chain_unverified);
     if (!cs->chain_unverified)
         cache_save(cs);
     *token = cs->self;
@@ -602,8 +605,10 @@ static json_t *status_json(void *data)
         (json_int_t)d->state.required, "term", (json_int_t)d->state.term,
         "lease_expiry", (json_int_t)d->state.expiry, "active_members",
         (json_int_t)d->n_members, "error",
-        d->error[0] ? d->error : is_stuck ? stuck : NULL, "rpc_calls",
-        (json_int_t)(cs->calls + d->calls + d->poll.calls),
+        d->error[0] ? d->error
+        : is_stuck  ? stuck
+                    : NULL,
+        "rpc_calls", (json_int_t)(cs->calls + d->calls + d->poll.calls),
         "stuck_transaction", is_stuck ? stuck : NULL);
 }
 
@@ -614,9 +619,9 @@ static json_t *member_json(struct chainsync *cs, const struct recon_member *m,
     const char *role = "not in raft";
     for (unsigned k = 0; k < ns; k++)
         if (servers[k].id == m->token)
-            role = servers[k].role != 1        ? "standby"
+            role = servers[k].role != 1    ? "standby"
                    : m->token == leader_id ? "leader"
-                                               : "follower";
+                                           : "follower";
     const struct config_peer *p = recon_driver_peer(&cs->d, m->token);
     char name[67], ih[67], oh[43], kh[43];
     membership_instance_text(m->instance, name);
@@ -638,8 +643,8 @@ static json_t *members_json(void *data)
     unsigned ns = node_servers(cs->node, servers, MEMBERSHIP_MAX_NODES);
     json_t *arr = json_array();
     for (unsigned i = 0; i < cs->d.n_members; i++)
-        json_array_append_new(arr, member_json(cs, &cs->d.members[i], servers,
-                                               ns, st.leader_id));
+        json_array_append_new(
+            arr, member_json(cs, &cs->d.members[i], servers, ns, st.leader_id));
     json_t *raft = json_array();
     for (unsigned k = 0; k < ns; k++)
         json_array_append_new(
@@ -659,8 +664,8 @@ static const char *write_refusal(void *data)
     return cs->d.refusal[0] ? cs->d.refusal : NULL;
 }
 
-void chainsync_attach(struct chainsync *cs, struct node *node,
-                      struct api *api, struct raft_uv_transport *transport)
+void chainsync_attach(struct chainsync *cs, struct node *node, struct api *api,
+                      struct raft_uv_transport *transport)
 {
     cs->transport = transport;
     cs->node = node;
@@ -710,8 +715,8 @@ static int auth_sign(void *arg, const uint8_t digest[32], uint8_t sig[65])
     return 0;
 }
 
-static int auth_check(void *arg, uint64_t id, const uint8_t addr[20],
-                      char *why, size_t len)
+static int auth_check(void *arg, uint64_t id, const uint8_t addr[20], char *why,
+                      size_t len)
 {
     struct chainsync *cs = arg;
     char a[43], o[43];
@@ -727,8 +732,10 @@ static int auth_check(void *arg, uint64_t id, const uint8_t addr[20],
                  a, (unsigned long long)id, o);
         return ERR_DENIED;
     }
-    snprintf(why, len, "token %llu is not an active registered member "
-             "(signer %s)", (unsigned long long)id, a);
+    snprintf(why, len,
+             "token %llu is not an active registered member "
+             "(signer %s)",
+             (unsigned long long)id, a);
     return ERR_DENIED;
 }
 

@@ -42,8 +42,8 @@ unsigned chainsync_members(struct chainsync *cs, uint64_t *ids, unsigned cap);
  * transport's established connections are re-authorized whenever the
  * member view changes. */
 struct raft_uv_transport;
-void chainsync_attach(struct chainsync *cs, struct node *node,
-                      struct api *api, struct raft_uv_transport *transport);
+void chainsync_attach(struct chainsync *cs, struct node *node, struct api *api,
+                      struct raft_uv_transport *transport);
 
 /* Where token's node is: its endpoints registered on chain (registerNode),
  * else its --peers entry; NULL when neither is known. Valid until the next
@@ -54,9 +54,11 @@ const struct config_peer *chainsync_peer(struct chainsync *cs, uint64_t token);
 /* The raft transport's handshake (net/transport.h) for this node: signs
  * with its wallet; a peer may claim raft id N when its key is the node key
  * of active token N (on a v1 contract: its owner) in the latest view read
- * from the contract (a failed or malformed read keeps the previous view). Valid until chainsync_free. */
+ * from the contract (a failed or malformed read keeps the previous view). Valid
+ * until chainsync_free. */
 struct transport_auth;
-void chainsync_transport_auth(struct chainsync *cs, struct transport_auth *auth);
+void chainsync_transport_auth(struct chainsync *cs,
+                              struct transport_auth *auth);
 
 /* Stop timers and chain I/O (pending calls end now). */
 void chainsync_stop(struct chainsync *cs);

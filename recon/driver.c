@@ -9,8 +9,8 @@
 #include <string.h>
 #include <uv.h>
 
-static void poll_done(void *data, int result,
-                      const struct membership_view *v, const char *msg);
+static void poll_done(void *data, int result, const struct membership_view *v,
+                      const char *msg);
 
 int recon_driver_init(struct recon_driver *d, const struct config *cfg,
                       const struct recon_chain *chain,
@@ -88,8 +88,8 @@ bool recon_driver_adopt(struct recon_driver *d,
         memcpy(got[i].key, nodes[i].node_key, 20);
         endpoints(&got[i], nodes[i].raft, nodes[i].http);
     }
-    bool changed = n != d->n_members ||
-                   memcmp(d->members, got, n * sizeof got[0]) != 0;
+    bool changed =
+        n != d->n_members || memcmp(d->members, got, n * sizeof got[0]) != 0;
     memcpy(d->members, got, n * sizeof got[0]);
     d->n_members = (unsigned)n;
     free(got);
@@ -114,8 +114,8 @@ const struct config_peer *recon_driver_peer(const struct recon_driver *d,
     return config_peer(d->cfg, token);
 }
 
-void recon_driver_start(struct recon_driver *d, uint64_t self,
-                        uint64_t block, uint64_t chain_id, bool verify)
+void recon_driver_start(struct recon_driver *d, uint64_t self, uint64_t block,
+                        uint64_t chain_id, bool verify)
 {
     d->self = self;
     d->poll.token = self;
@@ -135,7 +135,7 @@ static void change_cb(void *arg, int status)
          * to an election timeout, so a failing one must not repeat every
          * second. */
         d->transfer_wait_ms =
-            status == 0 ? 0
+            status == 0                ? 0
             : d->transfer_wait_ms == 0 ? 2000
             : d->transfer_wait_ms * 2 > RECON_TRANSFER_BACKOFF_MAX_MS
                 ? RECON_TRANSFER_BACKOFF_MAX_MS
@@ -165,8 +165,7 @@ static void tx_cb(void *arg, int err, const uint8_t hash[32], uint64_t block,
 
 static void send_tx(struct recon_driver *d, const struct recon_action *a)
 {
-    static const char *const what[] = {"electLeaderByToken",
-                                       "leaderHeartbeat"};
+    static const char *const what[] = {"electLeaderByToken", "leaderHeartbeat"};
     struct recon_tx tx = {.token = d->self, .against = a->against};
     tx.kind = a->kind == RECON_ELECT       ? RECON_TX_ELECT
               : a->kind == RECON_HEARTBEAT ? RECON_TX_HEARTBEAT
@@ -177,8 +176,8 @@ static void send_tx(struct recon_driver *d, const struct recon_action *a)
     if (d->tx_busy)
         LOGI("chain", "sending %s",
              tx.kind != RECON_TX_VOTE ? what[tx.kind]
-             : a->against            ? "no-confidence vote"
-                                     : "vote clear");
+             : a->against             ? "no-confidence vote"
+                                      : "vote clear");
 }
 
 /* A raft change now, unless one is in flight or the pacing says wait. */
@@ -203,18 +202,16 @@ static void change(struct recon_driver *d, const struct recon_action *a,
         d->last_remove_ms = now;
     const struct config_peer *p = recon_driver_peer(d, a->id);
     LOGI("chain", "raft %s token=%" PRIu64, recon_kind_str(a->kind), a->id);
-    int rv = a->kind == RECON_ADD
-                 ? (p ? r->add(r->data, a->id, p->raft, change_cb, d)
-                      : ERR_NOTFOUND)
-             : a->kind == RECON_PROMOTE
-                 ? r->promote(r->data, a->id, change_cb, d)
-             : a->kind == RECON_REMOVE ? r->remove(r->data, a->id, change_cb, d)
-                                       : r->transfer(r->data, a->id,
-                                                     change_cb, d);
+    int rv =
+        a->kind == RECON_ADD
+            ? (p ? r->add(r->data, a->id, p->raft, change_cb, d) : ERR_NOTFOUND)
+        : a->kind == RECON_PROMOTE ? r->promote(r->data, a->id, change_cb, d)
+        : a->kind == RECON_REMOVE  ? r->remove(r->data, a->id, change_cb, d)
+                                   : r->transfer(r->data, a->id, change_cb, d);
     d->change_busy = rv == 0;
     if (rv != 0)
-        LOGW("chain", "raft %s token=%" PRIu64 ": %s",
-             recon_kind_str(a->kind), a->id, err_str(rv));
+        LOGW("chain", "raft %s token=%" PRIu64 ": %s", recon_kind_str(a->kind),
+             a->id, err_str(rv));
 }
 
 static void act(struct recon_driver *d, const struct recon_action *a,
@@ -260,9 +257,12 @@ static void decide(struct recon_driver *d)
         .self = self_active ? d->self : 0,
         .my_id = d->self,
         .raft_leader = d->raft->is_leader(d->raft->data),
-        .servers = rs, .n_servers = ns,
-        .members = members, .n_members = d->n_members,
-        .addressable = addressable, .n_addressable = na,
+        .servers = rs,
+        .n_servers = ns,
+        .members = members,
+        .n_members = d->n_members,
+        .addressable = addressable,
+        .n_addressable = na,
         .chain_leader = d->state.leader_token,
         .now = d->chain->wall_s(d->chain->data),
         .expiry = d->state.expiry,
@@ -288,15 +288,16 @@ static void poll_failed(struct recon_driver *d, const char *msg)
     snprintf(d->error, sizeof d->error, "%s", msg);
 }
 
-static void poll_done(void *data, int result,
-                      const struct membership_view *v, const char *msg)
+static void poll_done(void *data, int result, const struct membership_view *v,
+                      const char *msg)
 {
     struct recon_driver *d = data;
     if (d->stopping)
         return;
     if (result == RECON_POLL_STALE) {
         if (d->poll.stale == 1 || d->poll.stale % 60 == 0)
-            LOGW("chain", "RPC answered head block %" PRIu64 " (view block "
+            LOGW("chain",
+                 "RPC answered head block %" PRIu64 " (view block "
                  "%" PRIu64 "), older than the view already read at block "
                  "%" PRIu64 ": ignored (%" PRIu64 " such answers)",
                  d->poll.head,
@@ -354,8 +355,7 @@ static void ping_leader(struct recon_driver *d)
         d->health = leader == d->self ? 1 : -1;
     } else if (!d->ping_busy) {
         d->ping_target = leader;
-        d->ping_busy =
-            d->chain->ping(d->chain->data, p->http, ping_cb, d) == 0;
+        d->ping_busy = d->chain->ping(d->chain->data, p->http, ping_cb, d) == 0;
     }
 }
 

@@ -31,8 +31,8 @@ struct recon_raft {
     /* Raft's configuration into out (at most cap), live filled in: heard
      * from within two election timeouts (the node itself always). */
     unsigned (*servers)(void *data, struct recon_server *out, unsigned cap);
-    int (*add)(void *data, uint64_t id, const char *address,
-               recon_change_cb cb, void *arg);
+    int (*add)(void *data, uint64_t id, const char *address, recon_change_cb cb,
+               void *arg);
     int (*promote)(void *data, uint64_t id, recon_change_cb cb, void *arg);
     int (*remove)(void *data, uint64_t id, recon_change_cb cb, void *arg);
     int (*transfer)(void *data, uint64_t id, recon_change_cb cb, void *arg);
@@ -53,9 +53,10 @@ struct recon_member {
 };
 
 #define RECON_CHANGE_GAP_MS 1000
-#define RECON_SHRINK_GAP_MS 10000 /* between two removals: a lying RPC
-                                     cannot shrink the cluster one voter a
-                                     second */
+#define RECON_SHRINK_GAP_MS                                                    \
+    10000 /* between two removals: a lying RPC                                 \
+             cannot shrink the cluster one voter a                             \
+             second */
 #define RECON_TRANSFER_BACKOFF_MAX_MS 60000
 #define RECON_TX_GAP_MS 300
 
@@ -65,19 +66,19 @@ struct recon_driver {
     const struct recon_chain *chain;
     const struct recon_raft *raft;
     struct recon_poll poll;
-    uint64_t self;         /* my token id */
+    uint64_t self; /* my token id */
     bool stopping;
     /* the view */
     struct recon_member members[MEMBERSHIP_MAX_NODES];
     unsigned n_members;
     struct membership_state state;
-    bool my_vote_against;  /* my live no-confidence vote this term */
-    bool connected;        /* the last poll succeeded */
-    char error[256];       /* why the chain is unavailable ("" if it is;
-                              the owner may seed it before the start) */
+    bool my_vote_against; /* my live no-confidence vote this term */
+    bool connected;       /* the last poll succeeded */
+    char error[256];      /* why the chain is unavailable ("" if it is;
+                             the owner may seed it before the start) */
     /* the on-chain leader's health: -1 unknown, 0 failing, 1 healthy */
     int health;
-    uint64_t health_of;    /* the token `health` is about */
+    uint64_t health_of; /* the token `health` is about */
     uint64_t ping_target;
     bool ping_busy;
     /* actions in flight and their pacing */
@@ -85,9 +86,9 @@ struct recon_driver {
     uint64_t last_change_ms, last_tx_ms, last_remove_ms;
     uint64_t change_target, transfer_wait_ms;
     enum recon_kind last_change_kind;
-    uint64_t calls;        /* transactions' chain calls (5 each; the
-                              poll's are counted in poll.calls) */
-    char refusal[300];     /* why writes are refused ("" when served) */
+    uint64_t calls;    /* transactions' chain calls (5 each; the
+                          poll's are counted in poll.calls) */
+    char refusal[300]; /* why writes are refused ("" when served) */
 };
 
 /* 0 or ERR_NOMEM. cfg, chain and raft outlive the driver. */
@@ -108,8 +109,8 @@ uint64_t recon_driver_find(const struct recon_driver *d,
 /* Start acting as token `self`. block: the block the current view was read
  * at; chain_id: when verify, the first poll checks the chain is still
  * this one (the view came from the cache). */
-void recon_driver_start(struct recon_driver *d, uint64_t self,
-                        uint64_t block, uint64_t chain_id, bool verify);
+void recon_driver_start(struct recon_driver *d, uint64_t self, uint64_t block,
+                        uint64_t chain_id, bool verify);
 
 /* One round: start a poll (when none is in flight; a good poll decides and
  * acts) and ping the on-chain leader. */

@@ -35,12 +35,18 @@ void recon_poll_close(struct recon_poll *p)
 const char *recon_poll_state_str(enum recon_poll_state s)
 {
     switch (s) {
-    case RECON_POLL_IDLE: return "idle";
-    case RECON_POLL_CHAIN_ID: return "chain-id";
-    case RECON_POLL_BLOCK: return "block";
-    case RECON_POLL_STATE: return "state";
-    case RECON_POLL_NODES: return "nodes";
-    case RECON_POLL_VOTE: return "vote";
+    case RECON_POLL_IDLE:
+        return "idle";
+    case RECON_POLL_CHAIN_ID:
+        return "chain-id";
+    case RECON_POLL_BLOCK:
+        return "block";
+    case RECON_POLL_STATE:
+        return "state";
+    case RECON_POLL_NODES:
+        return "nodes";
+    case RECON_POLL_VOTE:
+        return "vote";
     }
     return "?";
 }
@@ -133,8 +139,10 @@ static void chain_id_cb(void *arg, int err, uint64_t id, const char *msg)
         return;
     if (err == 0 && id != p->chain_id) {
         char m[160];
-        snprintf(m, sizeof m, "the chain has id %" PRIu64 ", the cached view "
-                 "was read on chain %" PRIu64, id, p->chain_id);
+        snprintf(m, sizeof m,
+                 "the chain has id %" PRIu64 ", the cached view "
+                 "was read on chain %" PRIu64,
+                 id, p->chain_id);
         finish(p, ERR_INVALID, m);
         return;
     }

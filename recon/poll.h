@@ -59,11 +59,9 @@ struct recon_chain {
     int (*read_vote)(void *data, const char *block, uint64_t token,
                      membership_vote_cb cb, void *arg);
     /* Sign and send a transaction; cb when mined or failed. */
-    int (*send)(void *data, const struct recon_tx *tx, sender_cb cb,
-                void *arg);
+    int (*send)(void *data, const struct recon_tx *tx, sender_cb cb, void *arg);
     /* GET http_base + "/status" within the ping timeout: healthy = 200. */
-    int (*ping)(void *data, const char *http_base, recon_ping_cb cb,
-                void *arg);
+    int (*ping)(void *data, const char *http_base, recon_ping_cb cb, void *arg);
     /* Ask for the next poll soon (after a transaction was mined). */
     void (*poll_soon)(void *data);
     /* Clocks: monotonic milliseconds (rate limits) and wall-clock seconds
@@ -93,15 +91,15 @@ typedef void (*recon_poll_done)(void *data, int result,
 struct recon_poll {
     const struct recon_chain *chain;
     enum recon_poll_state state;
-    uint64_t token;         /* whose vote is read */
-    uint64_t confirmations; /* blocks below the head */
-    uint64_t chain_id;      /* checked in CHAIN_ID */
-    bool verify_chain_id;   /* the view is the cached one: check first */
-    uint64_t block;         /* the block of the last good view */
-    uint64_t head;          /* the head block last answered */
-    uint64_t stale;         /* polls ended as RECON_POLL_STALE */
-    uint64_t calls;         /* chain calls made */
-    char tag[24];           /* the pinned block, "0x.." */
+    uint64_t token;               /* whose vote is read */
+    uint64_t confirmations;       /* blocks below the head */
+    uint64_t chain_id;            /* checked in CHAIN_ID */
+    bool verify_chain_id;         /* the view is the cached one: check first */
+    uint64_t block;               /* the block of the last good view */
+    uint64_t head;                /* the head block last answered */
+    uint64_t stale;               /* polls ended as RECON_POLL_STALE */
+    uint64_t calls;               /* chain calls made */
+    char tag[24];                 /* the pinned block, "0x.." */
     struct membership_view *next; /* the view being read */
     bool closed;
     recon_poll_done done;

@@ -33,8 +33,8 @@ struct fake_chain {
     struct membership_node nodes[8];
     size_t n_nodes;
     struct membership_vote vote;
-    int fail[F_PING + 1];   /* answer this call with this error (0: ok) */
-    bool refuse;            /* every call returns ERR_SHUTDOWN at once */
+    int fail[F_PING + 1]; /* answer this call with this error (0: ok) */
+    bool refuse;          /* every call returns ERR_SHUTDOWN at once */
     bool leader_healthy;
     /* what the reconciler did */
     struct fake_pending q[64];
@@ -48,8 +48,8 @@ struct fake_chain {
     uint64_t now_ms, wall_s;
 };
 
-static inline int fake_queue(struct fake_chain *f, enum fake_call c, void (*cb)(void),
-                      void *arg, const char *block)
+static inline int fake_queue(struct fake_chain *f, enum fake_call c,
+                             void (*cb)(void), void *arg, const char *block)
 {
     if (f->refuse || f->nq == 64)
         return ERR_SHUTDOWN;
@@ -75,16 +75,18 @@ static inline int fc_block(void *d, recon_u64_cb cb, void *arg)
 {
     return fake_queue(d, F_BLOCK, (void (*)(void))cb, arg, NULL);
 }
-static inline int fc_state(void *d, const char *b, membership_state_cb cb, void *arg)
+static inline int fc_state(void *d, const char *b, membership_state_cb cb,
+                           void *arg)
 {
     return fake_queue(d, F_STATE, (void (*)(void))cb, arg, b);
 }
-static inline int fc_nodes(void *d, const char *b, membership_nodes_cb cb, void *arg)
+static inline int fc_nodes(void *d, const char *b, membership_nodes_cb cb,
+                           void *arg)
 {
     return fake_queue(d, F_NODES, (void (*)(void))cb, arg, b);
 }
 static inline int fc_vote(void *d, const char *b, uint64_t token,
-                   membership_vote_cb cb, void *arg)
+                          membership_vote_cb cb, void *arg)
 {
     struct fake_chain *f = d;
     int rv = fake_queue(f, F_VOTE, (void (*)(void))cb, arg, b);
@@ -92,7 +94,8 @@ static inline int fc_vote(void *d, const char *b, uint64_t token,
         f->q[f->nq - 1].token = token;
     return rv;
 }
-static inline int fc_send(void *d, const struct recon_tx *tx, sender_cb cb, void *arg)
+static inline int fc_send(void *d, const struct recon_tx *tx, sender_cb cb,
+                          void *arg)
 {
     struct fake_chain *f = d;
     int rv = fake_queue(f, F_TX, (void (*)(void))cb, arg, NULL);
@@ -103,7 +106,8 @@ static inline int fc_send(void *d, const struct recon_tx *tx, sender_cb cb, void
     }
     return rv;
 }
-static inline int fc_ping(void *d, const char *http, recon_ping_cb cb, void *arg)
+static inline int fc_ping(void *d, const char *http, recon_ping_cb cb,
+                          void *arg)
 {
     (void)http;
     return fake_queue(d, F_PING, (void (*)(void))cb, arg, NULL);
@@ -124,10 +128,9 @@ static inline uint64_t fc_wall_s(void *d)
 static inline void fake_chain_init(struct fake_chain *f)
 {
     memset(f, 0, sizeof *f);
-    f->ops = (struct recon_chain){f,          fc_chain_id, fc_block,
-                                  fc_state,   fc_nodes,    fc_vote,
-                                  fc_send,    fc_ping,     fc_poll_soon,
-                                  fc_now_ms,  fc_wall_s};
+    f->ops = (struct recon_chain){
+        f,       fc_chain_id, fc_block,     fc_state,  fc_nodes, fc_vote,
+        fc_send, fc_ping,     fc_poll_soon, fc_now_ms, fc_wall_s};
     f->id = 31337;
     f->head = 100;
     f->now_ms = 100000;
@@ -159,7 +162,8 @@ static inline void fake_chain_remove(struct fake_chain *f, uint64_t t)
         }
 }
 
-static inline void fake_deliver(struct fake_chain *f, const struct fake_pending *p)
+static inline void fake_deliver(struct fake_chain *f,
+                                const struct fake_pending *p)
 {
     int err = f->fail[p->call];
     const char *msg = err ? "fake failure" : NULL;
@@ -167,12 +171,11 @@ static inline void fake_deliver(struct fake_chain *f, const struct fake_pending 
     switch (p->call) {
     case F_CHAIN_ID:
     case F_BLOCK:
-        ((recon_u64_cb)p->cb)(p->arg, err,
-                              p->call == F_BLOCK ? f->head : f->id, msg);
+        ((recon_u64_cb)p->cb)(p->arg, err, p->call == F_BLOCK ? f->head : f->id,
+                              msg);
         break;
     case F_STATE:
-        ((membership_state_cb)p->cb)(p->arg, err, err ? NULL : &f->state,
-                                     msg);
+        ((membership_state_cb)p->cb)(p->arg, err, err ? NULL : &f->state, msg);
         break;
     case F_NODES:
         ((membership_nodes_cb)p->cb)(p->arg, err, err ? NULL : f->nodes,
@@ -235,7 +238,8 @@ static inline bool fr_leader(void *d)
 {
     return ((struct fake_raft *)d)->leader;
 }
-static inline unsigned fr_servers(void *d, struct recon_server *out, unsigned cap)
+static inline unsigned fr_servers(void *d, struct recon_server *out,
+                                  unsigned cap)
 {
     struct fake_raft *r = d;
     unsigned n = r->n < cap ? r->n : cap;
@@ -243,7 +247,7 @@ static inline unsigned fr_servers(void *d, struct recon_server *out, unsigned ca
     return n;
 }
 static inline int fr_change(struct fake_raft *r, enum recon_kind k, uint64_t id,
-                     recon_change_cb cb, void *arg)
+                            recon_change_cb cb, void *arg)
 {
     if (!r->leader || r->n_pending == 4)
         return ERR_NOTLEADER;
@@ -254,13 +258,14 @@ static inline int fr_change(struct fake_raft *r, enum recon_kind k, uint64_t id,
     return 0;
 }
 static inline int fr_add(void *d, uint64_t id, const char *address,
-                  recon_change_cb cb, void *arg)
+                         recon_change_cb cb, void *arg)
 {
     struct fake_raft *r = d;
     snprintf(r->last_address, sizeof r->last_address, "%s", address);
     return fr_change(r, RECON_ADD, id, cb, arg);
 }
-static inline int fr_promote(void *d, uint64_t id, recon_change_cb cb, void *arg)
+static inline int fr_promote(void *d, uint64_t id, recon_change_cb cb,
+                             void *arg)
 {
     return fr_change(d, RECON_PROMOTE, id, cb, arg);
 }
@@ -268,7 +273,8 @@ static inline int fr_remove(void *d, uint64_t id, recon_change_cb cb, void *arg)
 {
     return fr_change(d, RECON_REMOVE, id, cb, arg);
 }
-static inline int fr_transfer(void *d, uint64_t id, recon_change_cb cb, void *arg)
+static inline int fr_transfer(void *d, uint64_t id, recon_change_cb cb,
+                              void *arg)
 {
     return fr_change(d, RECON_TRANSFER, id, cb, arg);
 }
@@ -282,13 +288,13 @@ static inline void fr_view_read(void *d, bool changed)
 static inline void fake_raft_init(struct fake_raft *r)
 {
     memset(r, 0, sizeof *r);
-    r->ops = (struct recon_raft){r,          fr_leader, fr_servers, fr_add,
-                                 fr_promote, fr_remove, fr_transfer,
-                                 fr_view_read};
+    r->ops =
+        (struct recon_raft){r,          fr_leader, fr_servers,  fr_add,
+                            fr_promote, fr_remove, fr_transfer, fr_view_read};
 }
 
-static inline void fake_raft_server(struct fake_raft *r, uint64_t id, bool voter,
-                             bool live, bool caught_up)
+static inline void fake_raft_server(struct fake_raft *r, uint64_t id,
+                                    bool voter, bool live, bool caught_up)
 {
     r->servers[r->n++] = (struct recon_server){id, voter, live, caught_up};
 }

@@ -102,7 +102,7 @@ TEST(member_added_then_promoted_once_caught_up)
     round_();
     ASSERT_EQ(r.n_done, 2);
     ASSERT_EQ(r.done[1].kind, RECON_PROMOTE); /* never added twice */
-    fake_raft_run(&r); /* fails: not caught up */
+    fake_raft_run(&r);                        /* fails: not caught up */
     ASSERT(!fake_server(&r, 3)->voter);
     fake_server(&r, 3)->caught_up = true;
     round_();

@@ -80,8 +80,7 @@ TEST(every_error_returns_to_idle_and_keeps_the_view)
     ASSERT_EQ(o.result, 0);
     ASSERT_U64_EQ(p.block, 98);
     static const enum fake_call calls[] = {F_BLOCK, F_STATE, F_NODES, F_VOTE};
-    static const int errs[] = {ERR_TIMEOUT, ERR_MALFORMED, ERR_REVERT,
-                               ERR_RPC};
+    static const int errs[] = {ERR_TIMEOUT, ERR_MALFORMED, ERR_REVERT, ERR_RPC};
     for (unsigned i = 0; i < 4; i++) {
         f.head = 110 + i;
         f.fail[calls[i]] = errs[i];
@@ -119,7 +118,7 @@ TEST(an_older_head_is_ignored)
     ASSERT_EQ(recon_poll_start(&p), 0);
     fake_chain_run(&f);
     ASSERT_EQ(o.result, RECON_POLL_STALE);
-    ASSERT_U64_EQ(o.leader, 2); /* no view handed out */
+    ASSERT_U64_EQ(o.leader, 2);  /* no view handed out */
     ASSERT_EQ(f.n_reads, reads); /* and nothing read at the old block */
     ASSERT_U64_EQ(p.stale, 1);
     ASSERT_U64_EQ(p.block, 98);
