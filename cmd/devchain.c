@@ -1,6 +1,13 @@
 /* devchain.c - anvil, deployment, mint and registration for
  * `nftraft up --chain anvil` (see devchain.h). */
 #include "cmd/devchain.h"
+#include "chain/hex.h"
+#include "chain/membership.h"
+#include "chain/rpc.h"
+#include "chain/sender.h"
+#include "chain/wallet.h"
+#include "core/err.h"
+#include "core/httpc.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -11,6 +18,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <uv.h>
 
 /* Node keys are anvil dev accounts above the owners' (anvil funds
  * ANVIL_ACCOUNTS of them), so nodes pay for their votes and heartbeats
@@ -128,24 +136,6 @@ static int capture(const char *cmd, char *out, size_t n)
     int st = pclose(p);
     out[strcspn(out, "\r\n")] = '\0';
     return st == 0 && out[0] ? 0 : -1;
-}
-
-/* Run argv with NFTRAFT_WALLET_KEY=key; 0 when it exits 0. */
-static int run_with_key(const char *const *argv, const char *key)
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        setenv("NFTRAFT_WALLET_KEY", key, 1);
-        int nul = open("/dev/null", O_WRONLY);
-        if (nul >= 0)
-            dup2(nul, 1);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    int st;
-    if (pid < 0 || waitpid(pid, &st, 0) != pid)
-        return -1;
-    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
 }
 
 static bool rpc_alive(const char *rpc)
@@ -328,35 +318,179 @@ static int deploy(const char *dir, const struct tools *t, struct devchain *dc)
     return 0;
 }
 
-/* The address of a private key (cast wallet address). */
-static int key_address(const struct tools *t, const char *key, char *out,
-                       size_t n)
+/* ---- mint and register, in process through chain/membership ---- */
+
+/* The contract from this process: one loop and RPC client, a sender per
+ * signing key (keys[0] the deployer, keys[i] owner i). */
+struct chainctx {
+    uv_loop_t loop;
+    struct httpc *http;
+    struct rpc *rpc;
+    uint64_t chain_id;
+    uint8_t contract[20];
+    struct wallet *w[CLI_MAX_NODES + 1];
+    struct sender *s[CLI_MAX_NODES + 1];
+    bool done;
+    int err;
+    char msg[512];
+};
+
+static void ctx_u64_cb(void *data, int err, uint64_t v, const char *msg)
 {
-    char cmd[PATH_MAX + 256];
-    snprintf(cmd, sizeof cmd, "'%s' wallet address --private-key %s", t->cast,
-             key);
-    return capture(cmd, out, n);
+    struct chainctx *c = data;
+    c->done = true;
+    c->err = err;
+    c->chain_id = v;
+    snprintf(c->msg, sizeof c->msg, "%s", msg ? msg : "");
+}
+
+static void ctx_tx_cb(void *data, int err, const uint8_t hash[32],
+                      uint64_t block, const char *msg)
+{
+    struct chainctx *c = data;
+    (void)hash;
+    (void)block;
+    c->done = true;
+    c->err = err;
+    snprintf(c->msg, sizeof c->msg, "%s", msg ? msg : "");
+}
+
+/* rv: what the call that takes ctx_*_cb returned; then its answer. */
+static int ctx_wait(struct chainctx *c, int rv)
+{
+    if (rv != 0) {
+        snprintf(c->msg, sizeof c->msg, "%s", err_str(rv));
+        return rv;
+    }
+    c->done = false;
+    while (!c->done && uv_run(&c->loop, UV_RUN_ONCE))
+        ;
+    if (c->err != 0 && !c->msg[0])
+        snprintf(c->msg, sizeof c->msg, "%s", err_str(c->err));
+    return c->done ? c->err : ERR_SHUTDOWN;
+}
+
+/* The RPC client, the chain id and the contract address. */
+static int ctx_open(struct chainctx *c, const struct devchain *dc)
+{
+    size_t n;
+    memset(c, 0, sizeof *c);
+    uv_loop_init(&c->loop);
+    if (strlen(dc->nft) != 42 ||
+        hex_decode(dc->nft, 42, c->contract, 20, &n) != 0 || n != 20) {
+        snprintf(c->msg, sizeof c->msg, "bad contract address %s", dc->nft);
+        return ERR_MALFORMED;
+    }
+    int rv = httpc_init(&c->http, &c->loop);
+    if (rv == 0)
+        rv = rpc_init(&c->rpc, &c->loop, c->http, dc->rpc, 10000, 2);
+    if (rv != 0) {
+        snprintf(c->msg, sizeof c->msg, "%s", err_str(rv));
+        return rv;
+    }
+    return ctx_wait(c, rpc_chain_id(c->rpc, ctx_u64_cb, c));
+}
+
+/* The contract, written with key (hex) as signer slot i. */
+static int ctx_signer(struct chainctx *c, int i, const char *key,
+                      struct membership *m)
+{
+    int rv = 0;
+    if (c->w[i] == NULL && (rv = wallet_from_hex(&c->w[i], key)) != 0) {
+        snprintf(c->msg, sizeof c->msg, "dev key %d is not a key", i);
+        return rv;
+    }
+    if (c->s[i] == NULL &&
+        (rv = sender_init(&c->s[i], &c->loop, c->rpc, c->w[i], c->chain_id,
+                          30000)) != 0) {
+        snprintf(c->msg, sizeof c->msg, "%s", err_str(rv));
+        return rv;
+    }
+    membership_init(m, c->rpc, c->s[i], c->contract);
+    return 0;
+}
+
+/* Close in reverse order of open (the rpc client before the senders). */
+static void ctx_close(struct chainctx *c)
+{
+    if (c->rpc)
+        rpc_close(c->rpc);
+    for (int i = 0; i <= CLI_MAX_NODES; i++)
+        if (c->s[i])
+            sender_close(c->s[i]);
+    if (c->http)
+        httpc_close(c->http, NULL, NULL);
+    uv_run(&c->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&c->loop);
+    for (int i = 0; i <= CLI_MAX_NODES; i++)
+        wallet_free(c->w[i]);
 }
 
 /* Token i (1..nodes) to owner i, named node<i>, minted by the deployer. */
-static int mint(int nodes, const struct tools *t, struct devchain *dc)
+static int mint(struct chainctx *c, int nodes, const struct devchain *dc)
 {
-    char self[PATH_MAX + 16], what[64];
-    cli_self_dir(self, sizeof self);
-    strcat(self, "/nftraft");
+    char what[64];
     snprintf(what, sizeof what, "%d NFT%s, one to each node's account", nodes,
              nodes > 1 ? "s" : "");
     double t0 = cli_step_begin("mint", what);
-    for (int i = 1; i <= nodes; i++) {
-        char addr[64], name[16];
+    struct membership m;
+    int rv = ctx_signer(c, 0, dc->keys[0], &m);
+    for (int i = 1; rv == 0 && i <= nodes; i++) {
+        struct wallet *owner = NULL;
+        char name[16];
         snprintf(name, sizeof name, "node%d", i);
-        const char *argv[] = {self,         "mint",  "--rpc-url", dc->rpc,
-                              "--contract", dc->nft, "--to",      addr,
-                              "--name",     name,    NULL};
-        if (key_address(t, dc->keys[i], addr, sizeof addr) != 0 ||
-            run_with_key(argv, dc->keys[0]) != 0) {
+        rv = wallet_from_hex(&owner, dc->keys[i]);
+        if (rv == 0)
+            rv = ctx_wait(c, membership_mint(&m, wallet_address(owner), name,
+                                             ctx_tx_cb, c));
+        wallet_free(owner);
+        if (rv != 0) {
             cli_step_end(t0, "failed");
-            fprintf(stderr, "nftraft up: minting token %d failed\n", i);
+            fprintf(stderr, "nftraft up: minting token %d failed: %s\n", i,
+                    c->msg);
+            return -1;
+        }
+    }
+    if (rv != 0) {
+        cli_step_end(t0, "failed");
+        fprintf(stderr, "nftraft up: minting failed: %s\n", c->msg);
+        return -1;
+    }
+    cli_step_end(t0, "done");
+    return 0;
+}
+
+/* Owner i registers instance node<i> for token i with node i's key and its
+ * endpoints (raft on base+100+i-1, HTTP on base+i-1). */
+static int register_nodes(struct chainctx *c, int nodes, int base,
+                          const struct devchain *dc)
+{
+    char what[64];
+    snprintf(what, sizeof what, "instances node1..node%d", nodes);
+    double t0 = cli_step_begin("register", what);
+    for (int i = 1; i <= nodes; i++) {
+        char name[16], raft[32], http[48];
+        uint8_t instance[32];
+        struct wallet *node = NULL;
+        struct membership m;
+        snprintf(name, sizeof name, "node%d", i);
+        snprintf(raft, sizeof raft, "127.0.0.1:%d", base + 100 + i - 1);
+        snprintf(http, sizeof http, "http://127.0.0.1:%d", base + i - 1);
+        int rv = membership_instance_id(name, instance);
+        if (rv == 0)
+            rv = wallet_from_hex(&node, dc->node_keys[i]);
+        if (rv == 0)
+            rv = ctx_signer(c, i, dc->keys[i], &m);
+        if (rv == 0)
+            rv =
+                ctx_wait(c, membership_register_node(&m, (uint64_t)i, instance,
+                                                     wallet_address(node), raft,
+                                                     http, ctx_tx_cb, c));
+        wallet_free(node);
+        if (rv != 0) {
+            cli_step_end(t0, "failed");
+            fprintf(stderr, "nftraft up: registering node%d failed: %s\n", i,
+                    c->msg);
             return -1;
         }
     }
@@ -364,48 +498,25 @@ static int mint(int nodes, const struct tools *t, struct devchain *dc)
     return 0;
 }
 
-/* Owner i registers instance node<i> for token i with node i's key and
- * its endpoints. */
-static int register_nodes(int nodes, int base, const struct tools *t,
-                          struct devchain *dc)
+/* Mint and register on the contract just deployed. */
+static int mint_and_register(int nodes, int base, const struct devchain *dc)
 {
-    char self[PATH_MAX + 16], what[64];
-    cli_self_dir(self, sizeof self);
-    strcat(self, "/nftraft");
-    snprintf(what, sizeof what, "instances node1..node%d", nodes);
-    double t0 = cli_step_begin("register", what);
-    for (int i = 1; i <= nodes; i++) {
-        char name[16], tok[16], key_addr[64], raft[32], http[48];
-        snprintf(name, sizeof name, "node%d", i);
-        snprintf(tok, sizeof tok, "%d", i);
-        snprintf(raft, sizeof raft, "127.0.0.1:%d", base + 100 + i - 1);
-        snprintf(http, sizeof http, "http://127.0.0.1:%d", base + i - 1);
-        const char *argv[] = {self,
-                              "register",
-                              "--rpc-url",
-                              dc->rpc,
-                              "--contract",
-                              dc->nft,
-                              "--instance-id",
-                              name,
-                              "--token",
-                              tok,
-                              "--node-key",
-                              key_addr,
-                              "--raft-endpoint",
-                              raft,
-                              "--http-endpoint",
-                              http,
-                              NULL};
-        if (key_address(t, dc->node_keys[i], key_addr, sizeof key_addr) != 0 ||
-            run_with_key(argv, dc->keys[i]) != 0) {
-            cli_step_end(t0, "failed");
-            fprintf(stderr, "nftraft up: registering node%d failed\n", i);
-            return -1;
-        }
+    struct chainctx *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        fprintf(stderr, "nftraft up: out of memory\n");
+        return -1;
     }
-    cli_step_end(t0, "done");
-    return 0;
+    int rv = ctx_open(c, dc);
+    if (rv != 0)
+        fprintf(stderr, "nftraft up: cannot reach the chain at %s: %s\n",
+                dc->rpc, c->msg);
+    if (rv == 0 && mint(c, nodes, dc) != 0)
+        rv = -1;
+    if (rv == 0 && register_nodes(c, nodes, base, dc) != 0)
+        rv = -1;
+    ctx_close(c);
+    free(c);
+    return rv == 0 ? 0 : -1;
 }
 
 int devchain_up(const char *dir, int nodes, int spare, int port, int base,
@@ -417,8 +528,7 @@ int devchain_up(const char *dir, int nodes, int spare, int port, int base,
         return -1;
     if (load_env(dir, dc))
         return 0;
-    if (deploy(dir, &t, dc) != 0 || mint(nodes, &t, dc) != 0 ||
-        register_nodes(nodes, base, &t, dc) != 0)
+    if (deploy(dir, &t, dc) != 0 || mint_and_register(nodes, base, dc) != 0)
         return -1;
     save_env(dir, dc);
     return 0;

@@ -1,8 +1,9 @@
 /* devchain.h - the chain `nftraft up --chain anvil` runs for a local
  * cluster: anvil from the project's npm install (1 s blocks, state kept in
  * DIR/anvil-state.json), the KMS factory and DstackMembershipNFT deployed
- * with contracts/scripts/deploy-local.sh, one NFT minted to each of N dev
- * accounts and instances node1..nodeN registered. */
+ * with contracts/scripts/deploy-local.sh, then one NFT minted to each of N
+ * dev accounts and instances node1..nodeN registered in this process
+ * (chain/membership). */
 #ifndef NFTRAFT_CMD_DEVCHAIN_H
 #define NFTRAFT_CMD_DEVCHAIN_H
 
