@@ -436,14 +436,16 @@ void config_usage(void *stream)
 static int bad_value(const struct config_option *o, const char *v, char *errmsg,
                      size_t errlen)
 {
-    char what[200];
+    int n = snprintf(errmsg, errlen, "--%s: ", o->name);
+    if (n < 0 || (size_t)n >= errlen)
+        return ERR_INVALID;
     if (o->error != NULL)
-        snprintf(what, sizeof what, o->error, v);
+        snprintf(errmsg + n, errlen - (size_t)n, o->error, v);
     else
-        snprintf(what, sizeof what, "want %llu..%llu%s%s",
+        snprintf(errmsg + n, errlen - (size_t)n, "want %llu..%llu%s%s",
                  (unsigned long long)o->min, (unsigned long long)o->max,
                  o->unit ? " " : "", o->unit ? o->unit : "");
-    return fail(errmsg, errlen, "--%s: %s", o->name, what);
+    return ERR_INVALID;
 }
 
 static void store_uint(struct config *cfg, const struct config_option *o,
