@@ -60,13 +60,17 @@ static int read_secret(const char *path, uint8_t out[TRANSPORT_SECRET_LEN],
     if (s[len + strspn(s + len, " \t\r\n")] != '\0' ||
         hex_decode(s, len, out, TRANSPORT_SECRET_LEN, &got) != 0 ||
         got != TRANSPORT_SECRET_LEN) {
-        snprintf(err, errlen, "cluster secret %s: want 64 hex digits "
-                 "(32 bytes)", path);
+        snprintf(err, errlen,
+                 "cluster secret %s: want 64 hex digits "
+                 "(32 bytes)",
+                 path);
         return ERR_INVALID;
     }
     if (shared)
-        LOGW("main", "cluster secret %s is readable by group or others "
-             "(chmod 600 it)", path);
+        LOGW("main",
+             "cluster secret %s is readable by group or others "
+             "(chmod 600 it)",
+             path);
     return 0;
 }
 
@@ -163,8 +167,8 @@ static int start_chain(struct daemon *d, char *err, size_t errlen)
                 token, cfg->instance_id);
         return 1;
     }
-    LOGI("main", "instance %s is token %" PRIu64 " (raft id)",
-         cfg->instance_id, token);
+    LOGI("main", "instance %s is token %" PRIu64 " (raft id)", cfg->instance_id,
+         token);
     return 0;
 }
 
@@ -206,8 +210,8 @@ static int start_transport(struct daemon *d, char *err, size_t errlen)
 static int start_node(struct daemon *d, char *err, size_t errlen)
 {
     const struct config *cfg = &d->cfg;
-    int rv = node_init(&d->node, &d->loop, cfg, &d->rf.fsm, &d->transport,
-                       err, errlen);
+    int rv = node_init(&d->node, &d->loop, cfg, &d->rf.fsm, &d->transport, err,
+                       errlen);
     if (rv != 0)
         return fail_start(err);
     char path[600];
@@ -225,8 +229,7 @@ static int start_node(struct daemon *d, char *err, size_t errlen)
 /* First start: static mode bootstraps --peers; chain mode the active
  * members it has addresses for (a --join node never bootstraps). Returns
  * how many servers. */
-static unsigned bootstrap_servers(struct daemon *d,
-                                  struct node_server *servers)
+static unsigned bootstrap_servers(struct daemon *d, struct node_server *servers)
 {
     const struct config *cfg = &d->cfg;
     unsigned n = 0;
@@ -281,8 +284,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (rv == CONFIG_VERSION) {
-        printf("nftraftd %s (raft %s)\n", NFTRAFT_VERSION,
-               node_raft_version());
+        printf("nftraftd %s (raft %s)\n", NFTRAFT_VERSION, node_raft_version());
         return 0;
     }
     if (rv != 0) {
@@ -306,8 +308,10 @@ int main(int argc, char **argv)
     uv_timer_init(&d.loop, &d.watchdog);
     d.watchdog.data = &d;
     uv_timer_start(&d.watchdog, watchdog_cb, 100, 100);
-    LOGI("main", "nftraftd %s (raft %s) starting id=%" PRIu64 " data=%s "
-         "http=%s:%d raft=%s", NFTRAFT_VERSION, node_raft_version(), d.cfg.id, d.cfg.data_dir,
+    LOGI("main",
+         "nftraftd %s (raft %s) starting id=%" PRIu64 " data=%s "
+         "http=%s:%d raft=%s",
+         NFTRAFT_VERSION, node_raft_version(), d.cfg.id, d.cfg.data_dir,
          d.cfg.http_host, d.cfg.http_port, d.cfg.raft_addr);
     if (run(&d) != 0)
         stop(&d, 1);

@@ -759,8 +759,8 @@ static void normalize_doc(struct jv *doc)
         obj_del(doc, "pre_launch_script");
 }
 
-int compose_canonical(const char *json, size_t len, bool normalize,
-                      char **out, char *errmsg, size_t errlen)
+int compose_canonical(const char *json, size_t len, bool normalize, char **out,
+                      char *errmsg, size_t errlen)
 {
     struct parser p = {(const unsigned char *)json, len, 0, 0, errmsg, errlen};
     struct jv *doc = parse_value(&p, 0);

@@ -11,8 +11,8 @@
  * when normalize is true). On success *out is a NUL-terminated malloc'd
  * string the caller frees. ERR_MALFORMED (invalid JSON, message in errmsg),
  * ERR_NOMEM. */
-int compose_canonical(const char *json, size_t len, bool normalize,
-                      char **out, char *errmsg, size_t errlen);
+int compose_canonical(const char *json, size_t len, bool normalize, char **out,
+                      char *errmsg, size_t errlen);
 
 /* sha256 of the canonical form as 64 lowercase hex digits into hex[65]. */
 int compose_hash(const char *json, size_t len, bool normalize, char hex[65],

@@ -55,7 +55,7 @@ struct kmsauth {
     uint64_t confirmations;
     char mock_policy[32];
     char *mock_gateway, *mock_devices, *mock_mrs, *mock_impl, *mock_kms,
-        *mock_rpc; /* copies of the config's strings */
+        *mock_rpc;          /* copies of the config's strings */
     char mock_chain_id[40]; /* parseInt(MOCK_CHAIN_ID) as JSON */
 };
 
@@ -180,7 +180,7 @@ static void respond_decision(struct httpd_req *r, bool allowed,
 {
     struct strbuf b = {0};
     strbuf_puts(&b, allowed ? "{\"isAllowed\":true,\"reason\":"
-                        : "{\"isAllowed\":false,\"reason\":");
+                            : "{\"isAllowed\":false,\"reason\":");
     sb_json_string(&b, reason, reason_len);
     strbuf_puts(&b, ",\"gatewayAppId\":");
     sb_json_string(&b, gw, gw_len);
@@ -484,8 +484,9 @@ static void chain_id_done(void *data, int err, uint64_t id, const char *msg)
     }
     if (id != b->ka->chain_id) {
         char why[128];
-        snprintf(why, sizeof why, "RPC chain id %" PRIu64 " != ETH_CHAIN_ID %"
-                 PRIu64, id, b->ka->chain_id);
+        snprintf(why, sizeof why,
+                 "RPC chain id %" PRIu64 " != ETH_CHAIN_ID %" PRIu64, id,
+                 b->ka->chain_id);
         fail_closed(b, why);
         return;
     }
@@ -758,7 +759,7 @@ static void mock_decide(struct kmsauth *ka, struct httpd_req *r, bool kms,
             strbuf_puts(&msg, buf);
         } else {
             strbuf_puts(&msg, dev ? "mock policy: device "
-                              : "mock policy: mrAggregated ");
+                                  : "mock policy: mrAggregated ");
             strbuf_put(&msg, orig, olen);
             strbuf_puts(&msg, allow ? " allowed" : " not in allowlist");
         }
@@ -799,8 +800,9 @@ static void handle_boot(struct kmsauth *ka, struct httpd_req *r, bool kms)
     struct boot *b = calloc(1, sizeof *b);
     if (b == NULL) {
         json_decref(body);
-        respond_raw(r, 500, "{\"status\":\"error\",\"message\":"
-                            "\"authorization backend unavailable\"}");
+        respond_raw(r, 500,
+                    "{\"status\":\"error\",\"message\":"
+                    "\"authorization backend unavailable\"}");
         return;
     }
     b->ka = ka;
@@ -864,8 +866,9 @@ static void info_fail(struct info *in, const char *why)
     LOGW("auth", "GET / failed: %s", why);
     if (in->http != NULL) {
         httpd_on_abort(in->http, NULL, NULL);
-        respond_raw(in->http, 500, "{\"status\":\"error\",\"message\":"
-                                   "\"authorization backend unavailable\"}");
+        respond_raw(in->http, 500,
+                    "{\"status\":\"error\",\"message\":"
+                    "\"authorization backend unavailable\"}");
     }
     info_free(in);
 }
@@ -916,8 +919,8 @@ static void info_impl_done(void *data, int err, const uint8_t *d, size_t len,
     info_free(in);
 }
 
-static void info_gateway_done(void *data, int err, const uint8_t *d,
-                              size_t len, const char *msg)
+static void info_gateway_done(void *data, int err, const uint8_t *d, size_t len,
+                              const char *msg)
 {
     struct info *in = data;
     uint64_t n = 0;
@@ -980,7 +983,7 @@ static void route_info(void *data, struct httpd_req *r)
                  strlen(ka->mock_impl));
         sb_field(&b, "appImplementation", ka->mock_impl, strlen(ka->mock_impl));
         strbuf_puts(&b, "\"note\":\"this is a mock backend - all "
-                    "authentications will succeed\"}");
+                        "authentications will succeed\"}");
         if (b.oom)
             respond_raw(r, 500,
                         "{\"status\":\"error\",\"message\":"
@@ -992,8 +995,9 @@ static void route_info(void *data, struct httpd_req *r)
     }
     struct info *in = calloc(1, sizeof *in);
     if (in == NULL) {
-        respond_raw(r, 500, "{\"status\":\"error\",\"message\":"
-                            "\"authorization backend unavailable\"}");
+        respond_raw(r, 500,
+                    "{\"status\":\"error\",\"message\":"
+                    "\"authorization backend unavailable\"}");
         return;
     }
     in->ka = ka;
@@ -1032,8 +1036,7 @@ static int parse_safe_int(const char *s, uint64_t *v)
     for (const char *q = s; *q; q++)
         if (!isdigit((unsigned char)*q))
             return -1;
-    if (strlen(s) > 16 || parse_u64_str(s, v) != 0 ||
-        *v > 9007199254740991ull)
+    if (strlen(s) > 16 || parse_u64_str(s, v) != 0 || *v > 9007199254740991ull)
         return -1;
     return 0;
 }
@@ -1170,8 +1173,8 @@ static int set_mock(struct kmsauth *ka, const struct kmsauth_config *cfg)
 {
     snprintf(ka->mock_policy, sizeof ka->mock_policy, "%s", "allow-all");
     const char *pol = or_default(cfg->mock_policy, "allow-all");
-    static const char *policies[] = {"allow-all", "deny-kms",
-                                     "deny-app",  "deny-all",
+    static const char *policies[] = {"allow-all",        "deny-kms",
+                                     "deny-app",         "deny-all",
                                      "allowlist-device", "allowlist-mr"};
     bool known = false;
     for (size_t i = 0; i < 6; i++)
@@ -1202,7 +1205,7 @@ static int set_mock(struct kmsauth *ka, const struct kmsauth_config *cfg)
 /* Chain mode's settings into ka (auth-eth-bun's checks and defaults):
  * 0, or ERR_INVALID with the reason in errmsg. */
 static int set_chain(struct kmsauth *ka, const struct kmsauth_config *cfg,
-                        char *errmsg, size_t errlen)
+                     char *errmsg, size_t errlen)
 {
     const char *kms = or_default(cfg->kms_contract,
                                  "0x0000000000000000000000000000000000000000");
@@ -1255,15 +1258,14 @@ static int add_routes(struct kmsauth *ka)
         rv = httpd_route(ka->httpd, "POST", "/bootAuth/kms", route_kms, ka);
     if (rv == 0)
         rv = httpd_route(ka->httpd, "GET", "/", route_info, ka);
-    static const char *const other[] = {"GET",   "POST",  "PUT",
+    static const char *const other[] = {"GET",    "POST",  "PUT",
                                         "DELETE", "PATCH", "OPTIONS"};
-    static const char *const paths[] = {"/bootAuth/app", "/bootAuth/kms",
-                                        "/"};
+    static const char *const paths[] = {"/bootAuth/app", "/bootAuth/kms", "/"};
     for (size_t i = 0; i < 6 && rv == 0; i++)
         for (size_t k = 0; k < 3 && rv == 0; k++)
             if (strcmp(other[i], k < 2 ? "POST" : "GET") != 0)
-                rv = httpd_route(ka->httpd, other[i], paths[k],
-                                 route_not_found, ka);
+                rv = httpd_route(ka->httpd, other[i], paths[k], route_not_found,
+                                 ka);
     return rv;
 }
 
@@ -1286,8 +1288,7 @@ static void closed(void *data)
 }
 
 int kmsauth_start(struct kmsauth **out, uv_loop_t *loop,
-                  const struct kmsauth_config *cfg, char *errmsg,
-                  size_t errlen)
+                  const struct kmsauth_config *cfg, char *errmsg, size_t errlen)
 {
     *out = NULL;
     struct kmsauth *ka = calloc(1, sizeof *ka);
