@@ -2,9 +2,7 @@
  * runs a libuv loop until its calls or transaction complete. */
 #include "cmd/chain.h"
 #include "chain/membership.h"
-#include "chain/abi.h"
 #include "chain/hex.h"
-#include "chain/keccak.h"
 #include "chain/rpc.h"
 #include "chain/sender.h"
 #include "chain/wallet.h"
@@ -26,8 +24,7 @@ static const char *const COMMANDS[] = {
     "evict",    "readmit",   "transfer", "vote",          "elect",
     "heartbeat", "cluster-size", "deploy", NULL};
 
-#define MAX_NODES 256 /* the contract's MAX_SUPPLY_LIMIT */
-#define MAX_ENDPOINT 256
+#define MAX_ENDPOINT MEMBERSHIP_MAX_ENDPOINT
 
 int chaincli_is_command(const char *cmd)
 {
@@ -52,8 +49,7 @@ struct ctx {
     bool done;
     int err;
     char msg[1024];
-    uint8_t *data; /* eth_call answer */
-    size_t len;
+    struct membership mc; /* the contract, over rpc (and sender) */
 };
 
 static void u64_cb(void *data, int err, uint64_t v, const char *msg)
@@ -64,20 +60,6 @@ static void u64_cb(void *data, int err, uint64_t v, const char *msg)
     c->chain_id = v;
     if (msg)
         snprintf(c->msg, sizeof c->msg, "%s", msg);
-}
-
-static void call_cb(void *data, int err, const uint8_t *d, size_t len,
-                    const char *msg)
-{
-    struct ctx *c = data;
-    c->done = true;
-    c->err = err;
-    if (msg)
-        snprintf(c->msg, sizeof c->msg, "%s", msg);
-    if (err == 0 && (c->data = malloc(len ? len : 1)) != NULL) {
-        memcpy(c->data, d, len);
-        c->len = len;
-    }
 }
 
 static void tx_cb(void *data, int err, const uint8_t hash[32], uint64_t block,
@@ -112,196 +94,127 @@ static void ctx_close(struct ctx *c)
     uv_run(&c->loop, UV_RUN_DEFAULT);
     uv_loop_close(&c->loop);
     wallet_free(c->w);
-    free(c->data);
 }
 
-static int eth_call(struct ctx *c, const char *sig, const struct abi_val *a,
-                    size_t n)
+/* The sender, made on the first transaction (it needs the chain id). */
+static int tx_begin(struct ctx *c)
 {
-    uint8_t *d;
-    size_t len;
-    if (abi_encode_call(sig, a, n, &d, &len) != 0)
-        return ERR_NOMEM;
-    free(c->data);
-    c->data = NULL;
-    int rv = rpc_eth_call(c->rpc, c->contract, d, len, "latest", call_cb, c);
-    free(d);
-    if (rv != 0)
-        return rv;
+    if (c->sender != NULL)
+        return 0;
+    if (c->w == NULL) {
+        snprintf(c->msg, sizeof c->msg, "%s", NEED_KEY);
+        return ERR_INVALID;
+    }
+    if (rpc_chain_id(c->rpc, u64_cb, c) != 0)
+        return ERR_RPC;
     wait_done(c);
-    return c->err;
-}
-
-static int send_tx(struct ctx *c, const char *sig, const struct abi_val *a,
-                   size_t n)
-{
-    uint8_t *d;
-    size_t len;
-    if (c->sender == NULL) {
-        if (c->w == NULL) {
-            snprintf(c->msg, sizeof c->msg, "%s", NEED_KEY);
-            return ERR_INVALID;
-        }
-        if (rpc_chain_id(c->rpc, u64_cb, c) != 0)
-            return ERR_RPC;
-        wait_done(c);
-        if (c->err != 0)
-            return c->err;
-        if (sender_init(&c->sender, &c->loop, c->rpc, c->w, c->chain_id,
-                        30000) != 0)
-            return ERR_NOMEM;
-    }
-    if (abi_encode_call(sig, a, n, &d, &len) != 0)
+    if (c->err != 0)
+        return c->err;
+    if (sender_init(&c->sender, &c->loop, c->rpc, c->w, c->chain_id,
+                    30000) != 0)
         return ERR_NOMEM;
-    int rv = sender_send(c->sender, c->contract, d, len, tx_cb, c);
-    free(d);
-    if (rv != 0)
-        return rv;
-    wait_done(c);
-    return c->err;
-}
-
-/* The v1 view (a contract without activeNodes()). */
-static int print_members_v1(struct ctx *c)
-{
-    int rv = eth_call(c, "activeMembers()", NULL, 0);
-    if (rv != 0)
-        return rv;
-    const uint8_t *ids, *insts, *owners;
-    size_t n1, n2, n3;
-    if (abi_get_words(c->data, c->len, 0, &ids, &n1) != 0 ||
-        abi_get_words(c->data, c->len, 1, &insts, &n2) != 0 ||
-        abi_get_words(c->data, c->len, 2, &owners, &n3) != 0 || n1 != n2 ||
-        n2 != n3) {
-        snprintf(c->msg, sizeof c->msg, "malformed activeMembers() answer");
-        return ERR_MALFORMED;
-    }
-    printf("(a v1 contract: no node keys, epochs or endpoints)\n");
-    printf("%-6s %-34s %s\n", "token", "instance id", "owner");
-    for (size_t i = 0; i < n1; i++) {
-        uint64_t id;
-        uint8_t addr[20];
-        char ih[67], oh[43];
-        if (abi_get_uint64(ids + 32 * i, 32, 0, &id) != 0 ||
-            abi_get_address(owners + 32 * i, 32, 0, addr) != 0) {
-            snprintf(c->msg, sizeof c->msg, "malformed member entry");
-            return ERR_MALFORMED;
-        }
-        membership_instance_text(insts + 32 * i, ih);
-        hex_encode(addr, 20, 1, oh);
-        printf("%-6" PRIu64 " %-34s %s\n", id, ih, oh);
-    }
+    c->mc.sender = c->sender;
     return 0;
 }
 
-static int print_members(struct ctx *c)
+/* rv: what the membership_* call returned; then its transaction's end. */
+static int tx_wait(struct ctx *c, int rv)
 {
-    int rv = eth_call(c, "activeNodes()", NULL, 0);
-    if (rv == ERR_REVERT) {
-        c->msg[0] = '\0';
-        rv = print_members_v1(c);
-    } else if (rv == 0) {
-        struct membership_node *m = calloc(MAX_NODES, sizeof *m);
-        size_t n = 0;
-        if (m == NULL)
-            return ERR_NOMEM;
-        rv = membership_decode_nodes(c->data, c->len, m, MAX_NODES, &n);
-        if (rv != 0) {
-            snprintf(c->msg, sizeof c->msg, "malformed activeNodes() answer");
-            free(m);
-            return ERR_MALFORMED;
-        }
+    if (rv != 0)
+        return rv;
+    wait_done(c);
+    return c->err;
+}
+
+static void print_nodes(const struct membership_node *m, size_t n, bool v1)
+{
+    if (v1) {
+        printf("(a v1 contract: no node keys, epochs or endpoints)\n");
+        printf("%-6s %-34s %s\n", "token", "instance id", "owner");
+    } else {
         printf("%-6s %-6s %-12s %-42s %-42s %-22s %s\n", "token", "epoch",
                "instance id", "owner", "node key", "raft endpoint",
                "http endpoint");
-        for (size_t i = 0; i < n; i++) {
-            char ih[67], oh[43], kh[43];
-            membership_instance_text(m[i].instance, ih);
-            hex_encode(m[i].owner, 20, 1, oh);
-            hex_encode(m[i].node_key, 20, 1, kh);
+    }
+    for (size_t i = 0; i < n; i++) {
+        char ih[67], oh[43], kh[43];
+        membership_instance_text(m[i].instance, ih);
+        hex_encode(m[i].owner, 20, 1, oh);
+        hex_encode(m[i].node_key, 20, 1, kh);
+        if (v1)
+            printf("%-6" PRIu64 " %-34s %s\n", m[i].token, ih, oh);
+        else
             printf("%-6" PRIu64 " %-6" PRIu32 " %-12s %-42s %-42s %-22s %s\n",
                    m[i].token, m[i].epoch, ih, oh, kh,
                    m[i].raft[0] ? m[i].raft : "-",
                    m[i].http[0] ? m[i].http : "-");
-        }
-        free(m);
     }
-    if (rv != 0)
-        return rv;
-    rv = eth_call(c, "clusterState()", NULL, 0);
-    if (rv != 0)
-        return rv;
-    uint8_t leader[20];
-    uint64_t tok, term, expiry, against, req, active, period;
-    if (abi_get_address(c->data, c->len, 0, leader) != 0 ||
-        abi_get_uint64(c->data, c->len, 1, &tok) != 0 ||
-        abi_get_uint64(c->data, c->len, 2, &term) != 0 ||
-        abi_get_uint64(c->data, c->len, 3, &expiry) != 0 ||
-        abi_get_uint64(c->data, c->len, 4, &against) != 0 ||
-        abi_get_uint64(c->data, c->len, 5, &req) != 0 ||
-        abi_get_uint64(c->data, c->len, 6, &active) != 0 ||
-        abi_get_uint64(c->data, c->len, 7, &period) != 0) {
-        snprintf(c->msg, sizeof c->msg, "malformed clusterState() answer");
-        return ERR_MALFORMED;
-    }
-    char lh[43];
-    hex_encode(leader, 20, 1, lh);
-    printf("leader %s (token %" PRIu64 ", term %" PRIu64 ", lease until %"
-           PRIu64 ")\nvotes against the leader %" PRIu64 " of %" PRIu64
-           " required; %" PRIu64 " active members; heartbeat every %" PRIu64
-           " s\n",
-           lh, tok, term, expiry, against, req, active, period);
-    return 0;
 }
 
-#define USAGE_ERROR 1000 /* not an ERR_* code */
-
-struct logs_ctx {
-    struct ctx *c;
-};
-
-static void logs_cb(void *data, int err, json_t *result, const char *msg)
+static void read_done(struct ctx *c, int err, const char *msg)
 {
-    struct ctx *c = data;
     c->done = true;
     c->err = err;
     if (msg)
         snprintf(c->msg, sizeof c->msg, "%s", msg);
+}
+
+static void nodes_cb(void *data, int err, const struct membership_node *m,
+                     size_t n, const char *msg)
+{
+    struct ctx *c = data;
+    read_done(c, err, msg);
+    if (err == 0)
+        print_nodes(m, n, c->mc.v1);
+}
+
+static void state_cb(void *data, int err, const struct membership_state *s,
+                     const char *msg)
+{
+    struct ctx *c = data;
+    read_done(c, err, msg);
+    if (err != 0)
+        return;
+    char lh[43];
+    hex_encode(s->leader, 20, 1, lh);
+    printf("leader %s (token %" PRIu64 ", term %" PRIu64 ", lease until %"
+           PRIu64 ")\nvotes against the leader %" PRIu64 " of %" PRIu64
+           " required; %" PRIu64 " active members; heartbeat every %" PRIu64
+           " s\n",
+           lh, s->leader_token, s->term, s->expiry, s->against, s->required,
+           s->active, s->period);
+}
+
+static int print_members(struct ctx *c)
+{
+    int rv = tx_wait(c, membership_read_nodes(&c->mc, NULL, nodes_cb, c));
+    if (rv == 0)
+        rv = tx_wait(c, membership_read_state(&c->mc, NULL, state_cb, c));
+    return rv;
+}
+
+#define USAGE_ERROR 1000 /* not an ERR_* code */
+
+static void events_cb(void *data, int err,
+                      const struct membership_leader_event *e, size_t n,
+                      const char *msg)
+{
+    struct ctx *c = data;
+    read_done(c, err, msg);
     if (err != 0)
         return;
     printf("leader changes (LeaderElected events):\n");
-    for (size_t i = 0; i < json_array_size(result); i++) {
-        json_t *l = json_array_get(result, i);
-        json_t *t = json_object_get(l, "topics");
-        const char *leader = json_string_value(json_array_get(t, 1));
-        const char *token = json_string_value(json_array_get(t, 2));
-        const char *block = json_string_value(json_object_get(l, "blockNumber"));
-        uint64_t b = 0, tok = 0;
-        uint8_t w[32];
-        size_t n;
-        if (leader == NULL || token == NULL || strlen(leader) != 66 ||
-            hex_decode(token, strlen(token), w, 32, &n) != 0 || n != 32 ||
-            abi_get_uint64(w, 32, 0, &tok) != 0) {
-            c->err = ERR_MALFORMED;
-            snprintf(c->msg, sizeof c->msg, "malformed LeaderElected log");
-            return;
-        }
-        if (block != NULL)
-            hex_quantity(block, &b);
-        printf("  block %-8" PRIu64 " token %-4" PRIu64 " 0x%s\n", b, tok,
-               leader + 26);
+    for (size_t i = 0; i < n; i++) {
+        char lh[43];
+        hex_encode(e[i].leader, 20, 1, lh);
+        printf("  block %-8" PRIu64 " token %-4" PRIu64 " %s\n", e[i].block,
+               e[i].token, lh);
     }
 }
 
 static int print_history(struct ctx *c)
 {
-    uint8_t topic[32];
-    keccak256("LeaderElected(address,uint256,bytes32)",
-              strlen("LeaderElected(address,uint256,bytes32)"), topic);
-    if (rpc_get_logs(c->rpc, c->contract, 0, topic, 10000, logs_cb, c) != 0)
-        return ERR_RPC;
-    wait_done(c);
-    return c->err;
+    return tx_wait(c, membership_leader_events(&c->mc, 10000, events_cb, c));
 }
 
 static const char USAGE[] =
@@ -523,6 +436,7 @@ int chaincli_main(int argc, char **argv)
         ctx_close(&c);
         return 2;
     }
+    membership_init(&c.mc, c.rpc, NULL, c.contract);
     int rv = 0;
     uint8_t buf[32], addr[20];
     if (strcmp(cmd, "members") == 0) {
@@ -534,8 +448,9 @@ int chaincli_main(int argc, char **argv)
             fprintf(stderr, "nftraft mint: give --to ADDR --name NAME\n");
             rv = USAGE_ERROR;
         } else {
-            struct abi_val a[] = {abi_address(addr), abi_string(name)};
-            rv = send_tx(&c, "mintNodeAccess(address,string)", a, 2);
+            if ((rv = tx_begin(&c)) == 0)
+                rv = tx_wait(&c, membership_mint(&c.mc, addr, name, tx_cb,
+                                                 &c));
         }
     } else if (strcmp(cmd, "register") == 0) {
         if (instance == NULL || membership_instance_id(instance, buf) != 0 ||
@@ -548,8 +463,9 @@ int chaincli_main(int argc, char **argv)
                             "ADDR (registerNode)\n");
             rv = USAGE_ERROR;
         } else if (node_key == NULL) {
-            struct abi_val a[] = {abi_bytes32(buf), abi_uint64((uint64_t)token)};
-            rv = send_tx(&c, "registerInstance(bytes32,uint256)", a, 2);
+            if ((rv = tx_begin(&c)) == 0)
+                rv = tx_wait(&c, membership_register_instance(
+                                     &c.mc, buf, (uint64_t)token, tx_cb, &c));
         } else if (parse_addr(node_key, addr) != 0 ||
                    bad_endpoints("register", raft_ep, http_ep)) {
             if (parse_addr(node_key, addr) != 0)
@@ -557,12 +473,10 @@ int chaincli_main(int argc, char **argv)
                                 "hex digits\n");
             rv = USAGE_ERROR;
         } else {
-            struct abi_val a[] = {abi_uint64((uint64_t)token), abi_bytes32(buf),
-                                  abi_address(addr), abi_string(raft_ep),
-                                  abi_string(http_ep)};
-            rv = send_tx(&c,
-                         "registerNode(uint256,bytes32,address,string,string)",
-                         a, 5);
+            if ((rv = tx_begin(&c)) == 0)
+                rv = tx_wait(&c, membership_register_node(
+                                     &c.mc, (uint64_t)token, buf, addr,
+                                     raft_ep, http_ep, tx_cb, &c));
         }
     } else if (strcmp(cmd, "set-endpoints") == 0) {
         if (token < 1 || bad_endpoints("set-endpoints", raft_ep, http_ep)) {
@@ -570,9 +484,10 @@ int chaincli_main(int argc, char **argv)
                 fprintf(stderr, "nftraft set-endpoints: give --token N\n");
             rv = USAGE_ERROR;
         } else {
-            struct abi_val a[] = {abi_uint64((uint64_t)token),
-                                  abi_string(raft_ep), abi_string(http_ep)};
-            rv = send_tx(&c, "setEndpoints(uint256,string,string)", a, 3);
+            if ((rv = tx_begin(&c)) == 0)
+                rv = tx_wait(&c, membership_set_endpoints(
+                                     &c.mc, (uint64_t)token, raft_ep, http_ep,
+                                     tx_cb, &c));
         }
     } else if (strcmp(cmd, "deactivate") == 0 || strcmp(cmd, "evict") == 0 ||
                strcmp(cmd, "readmit") == 0) {
@@ -580,12 +495,12 @@ int chaincli_main(int argc, char **argv)
             fprintf(stderr, "nftraft %s: give --token N\n", cmd);
             rv = USAGE_ERROR;
         } else {
-            struct abi_val a[] = {abi_uint64((uint64_t)token)};
-            rv = send_tx(&c,
-                         cmd[0] == 'd'   ? "deactivateInstance(uint256)"
-                         : cmd[0] == 'e' ? "evict(uint256)"
-                                         : "readmit(uint256)",
-                         a, 1);
+            int (*fn)(struct membership *, uint64_t, sender_cb, void *) =
+                cmd[0] == 'd'   ? membership_deactivate
+                : cmd[0] == 'e' ? membership_evict
+                                : membership_readmit;
+            if ((rv = tx_begin(&c)) == 0)
+                rv = tx_wait(&c, fn(&c.mc, (uint64_t)token, tx_cb, &c));
         }
     } else if (strcmp(cmd, "transfer") == 0) {
         if (token < 1 || parse_addr(to, addr) != 0) {
@@ -595,10 +510,10 @@ int chaincli_main(int argc, char **argv)
             snprintf(c.msg, sizeof c.msg, "%s", NEED_KEY);
             rv = ERR_INVALID;
         } else {
-            struct abi_val a[] = {abi_address(wallet_address(c.w)),
-                                  abi_address(addr),
-                                  abi_uint64((uint64_t)token)};
-            rv = send_tx(&c, "safeTransferFrom(address,address,uint256)", a, 3);
+            if ((rv = tx_begin(&c)) == 0)
+                rv = tx_wait(&c, membership_transfer(
+                                     &c.mc, wallet_address(c.w), addr,
+                                     (uint64_t)token, tx_cb, &c));
         }
     } else if (strcmp(cmd, "vote") == 0 && leader_token >= 1) {
         if (token < 1 || target != NULL) {
@@ -606,34 +521,34 @@ int chaincli_main(int argc, char **argv)
                             "N (and no --target)\n");
             rv = USAGE_ERROR;
         } else {
-            struct abi_val a[] = {abi_uint64((uint64_t)token),
-                                  abi_uint64((uint64_t)leader_token),
-                                  abi_bool(!clear)};
-            rv = send_tx(&c, "castVoteByToken(uint256,uint256,bool)", a, 3);
+            if ((rv = tx_begin(&c)) == 0)
+                rv = tx_wait(&c, membership_vote_for_leader_token(
+                                     &c.mc, (uint64_t)token,
+                                     (uint64_t)leader_token, !clear, tx_cb,
+                                     &c));
         }
     } else if (strcmp(cmd, "vote") == 0) {
         if (parse_addr(target, addr) != 0) {
             fprintf(stderr, "nftraft vote: give --target ADDR\n");
             rv = USAGE_ERROR;
         } else if (token >= 1) {
-            struct abi_val a[] = {abi_uint64((uint64_t)token),
-                                  abi_address(addr), abi_bool(!clear)};
-            rv = send_tx(&c, "castVoteByToken(uint256,address,bool)", a, 3);
-        } else {
-            struct abi_val a[] = {abi_address(addr), abi_bool(!clear)};
-            rv = send_tx(&c, "castVote(address,bool)", a, 2);
+            if ((rv = tx_begin(&c)) == 0)
+                rv = tx_wait(&c, membership_vote_by_token(
+                                     &c.mc, (uint64_t)token, addr, !clear,
+                                     tx_cb, &c));
+        } else if ((rv = tx_begin(&c)) == 0) {
+            rv = tx_wait(&c, membership_vote(&c.mc, addr, !clear, tx_cb, &c));
         }
+    } else if ((rv = tx_begin(&c)) != 0) {
+        /* elect, heartbeat, cluster-size: no arguments to check */
     } else if (strcmp(cmd, "elect") == 0) {
-        if (token >= 1) {
-            struct abi_val a[] = {abi_uint64((uint64_t)token)};
-            rv = send_tx(&c, "electLeaderByToken(uint256)", a, 1);
-        } else {
-            rv = send_tx(&c, "electLeader()", NULL, 0);
-        }
+        rv = tx_wait(&c, token >= 1 ? membership_elect_by_token(
+                                          &c.mc, (uint64_t)token, tx_cb, &c)
+                                    : membership_elect(&c.mc, tx_cb, &c));
     } else if (strcmp(cmd, "heartbeat") == 0) {
-        rv = send_tx(&c, "leaderHeartbeat()", NULL, 0);
+        rv = tx_wait(&c, membership_heartbeat(&c.mc, tx_cb, &c));
     } else if (strcmp(cmd, "cluster-size") == 0) {
-        rv = send_tx(&c, "updateClusterSize()", NULL, 0);
+        rv = tx_wait(&c, membership_update_cluster_size(&c.mc, tx_cb, &c));
     }
     if (rv == USAGE_ERROR) {
         ctx_close(&c);

@@ -1,4 +1,4 @@
-/* main_nftraftd.c - the node daemon: config, raft node, FSM, HTTP API on one
+/* nftraftd.c - the node daemon: config, raft node, FSM, HTTP API on one
  * libuv loop, and the ordered shutdown on SIGINT/SIGTERM. */
 #include "core/config.h"
 #include "core/err.h"
@@ -60,13 +60,17 @@ static int read_secret(const char *path, uint8_t out[TRANSPORT_SECRET_LEN],
     if (s[len + strspn(s + len, " \t\r\n")] != '\0' ||
         hex_decode(s, len, out, TRANSPORT_SECRET_LEN, &got) != 0 ||
         got != TRANSPORT_SECRET_LEN) {
-        snprintf(err, errlen, "cluster secret %s: want 64 hex digits "
-                 "(32 bytes)", path);
+        snprintf(err, errlen,
+                 "cluster secret %s: want 64 hex digits "
+                 "(32 bytes)",
+                 path);
         return ERR_INVALID;
     }
     if (shared)
-        LOGW("main", "cluster secret %s is readable by group or others "
-             "(chmod 600 it)", path);
+        LOGW("main",
+             "cluster secret %s is readable by group or others "
+             "(chmod 600 it)",
+             path);
     return 0;
 }
 
@@ -132,91 +136,102 @@ static void watchdog_cb(uv_timer_t *t)
     }
 }
 
-static int run(struct daemon *d)
+/* A start-up failure: logged and printed; returns 1. */
+static int fail_start(const char *err)
 {
-    char err[1024];
+    LOGE("main", "%s", err);
+    fprintf(stderr, "nftraftd: %s\n", err);
+    return 1;
+}
+
+/* Chain mode: the contract says which token (= raft id) this instance
+ * is, and where its raft endpoint is. */
+static int start_chain(struct daemon *d, char *err, size_t errlen)
+{
     struct config *cfg = &d->cfg;
-    if (cfg->chain) {
-        /* The contract says which token (= raft id) this instance is. */
-        uint64_t token;
-        int rv = chainsync_init(&d->cs, &d->loop, cfg, err, sizeof err);
-        if (rv == 0)
-            rv = chainsync_discover(d->cs, &token, err, sizeof err);
-        if (rv != 0) {
-            LOGE("main", "%s", err);
-            fprintf(stderr, "nftraftd: %s\n", err);
-            return 1;
-        }
-        cfg->id = token;
-        char label[32];
-        snprintf(label, sizeof label, "%" PRIu64, token);
-        log_init(label, NULL);
-        if (chainsync_peer(d->cs, token) == NULL) {
-            fprintf(stderr, "nftraftd: token %" PRIu64 " (instance %s) has "
-                            "no endpoints on chain (registerNode) and no "
-                            "entry in a --peers address book\n",
-                    token, cfg->instance_id);
-            return 1;
-        }
-        LOGI("main", "instance %s is token %" PRIu64 " (raft id)",
-             cfg->instance_id, token);
+    uint64_t token;
+    int rv = chainsync_init(&d->cs, &d->loop, cfg, err, errlen);
+    if (rv == 0)
+        rv = chainsync_discover(d->cs, &token, err, errlen);
+    if (rv != 0)
+        return fail_start(err);
+    cfg->id = token;
+    char label[32];
+    snprintf(label, sizeof label, "%" PRIu64, token);
+    log_init(label, NULL);
+    if (chainsync_peer(d->cs, token) == NULL) {
+        fprintf(stderr,
+                "nftraftd: token %" PRIu64 " (instance %s) has "
+                "no endpoints on chain (registerNode) and no "
+                "entry in a --peers address book\n",
+                token, cfg->instance_id);
+        return 1;
     }
-    raftfsm_init(&d->rf, NULL);
-    /* A raft peer must prove it holds its token owner's key (chain mode)
-     * or the cluster secret (static mode) before raft reads from it. */
+    LOGI("main", "instance %s is token %" PRIu64 " (raft id)", cfg->instance_id,
+         token);
+    return 0;
+}
+
+/* The raft transport: a raft peer must prove it holds its token's node key
+ * (chain mode) or the cluster secret (static mode) before raft reads from
+ * it. */
+static int start_transport(struct daemon *d, char *err, size_t errlen)
+{
+    const struct config *cfg = &d->cfg;
     struct transport_auth auth;
     memset(&auth, 0, sizeof auth);
     if (d->cs != NULL) {
         chainsync_transport_auth(d->cs, &auth);
     } else if (!cfg->insecure_no_auth &&
                read_secret(cfg->cluster_secret_file, auth.secret, err,
-                           sizeof err) != 0) {
-        LOGE("main", "%s", err);
-        fprintf(stderr, "nftraftd: %s\n", err);
-        return 1;
+                           errlen) != 0) {
+        return fail_start(err);
     }
     if (cfg->insecure_no_auth)
-        LOGW("main", "--insecure-no-auth: the raft port is NOT "
+        LOGW("main",
+             "--insecure-no-auth: the raft port is NOT "
              "authenticated; anyone who reaches %s can speak raft to this "
-             "node (for tests only)", cfg->raft_addr);
+             "node (for tests only)",
+             cfg->raft_addr);
     struct transport_config tc = {
         .auth = cfg->insecure_no_auth ? NULL : &auth,
         .max_message = cfg->max_raft_message,
         .max_connections = cfg->max_raft_connections,
     };
-    int rv = transport_init(&d->transport, &d->loop, &tc);
-    if (rv != 0) {
+    if (transport_init(&d->transport, &d->loop, &tc) != 0) {
         LOGE("main", "cannot create the raft transport");
         return 1;
     }
     d->transport_ready = true;
-    rv = node_init(&d->node, &d->loop, cfg, &d->rf.fsm, &d->transport, err,
-                   sizeof err);
-    if (rv != 0) {
-        LOGE("main", "%s", err);
-        fprintf(stderr, "nftraftd: %s\n", err);
-        return 1;
-    }
+    return 0;
+}
+
+/* The raft node, the state machine in DIR/state.db and the HTTP API. */
+static int start_node(struct daemon *d, char *err, size_t errlen)
+{
+    const struct config *cfg = &d->cfg;
+    int rv = node_init(&d->node, &d->loop, cfg, &d->rf.fsm, &d->transport, err,
+                       errlen);
+    if (rv != 0)
+        return fail_start(err);
     char path[600];
     snprintf(path, sizeof path, "%s/state.db", cfg->data_dir);
-    rv = fsm_open(&d->fsm, path, err, sizeof err);
-    if (rv != 0) {
-        LOGE("main", "%s", err);
-        fprintf(stderr, "nftraftd: %s\n", err);
-        return 1;
-    }
+    if (fsm_open(&d->fsm, path, err, errlen) != 0)
+        return fail_start(err);
     fsm_set_retention(d->fsm, cfg->log_retention);
     d->rf.state = d->fsm;
     raftfsm_bind(&d->rf, node_raft(d->node), &d->loop);
-    rv = api_init(&d->api, &d->loop, cfg, d->node, d->fsm, err, sizeof err);
-    if (rv != 0) {
-        LOGE("main", "%s", err);
-        fprintf(stderr, "nftraftd: %s\n", err);
-        return 1;
-    }
-    /* First start: static mode bootstraps --peers; chain mode the active
-     * members it has addresses for (a --join node never bootstraps). */
-    struct node_server servers[CONFIG_MAX_PEERS];
+    if (api_init(&d->api, &d->loop, cfg, d->node, d->fsm, err, errlen) != 0)
+        return fail_start(err);
+    return 0;
+}
+
+/* First start: static mode bootstraps --peers; chain mode the active
+ * members it has addresses for (a --join node never bootstraps). Returns
+ * how many servers. */
+static unsigned bootstrap_servers(struct daemon *d, struct node_server *servers)
+{
+    const struct config *cfg = &d->cfg;
     unsigned n = 0;
     if (!cfg->chain) {
         for (unsigned i = 0; i < cfg->n_peers; i++) {
@@ -236,12 +251,23 @@ static int run(struct daemon *d)
             servers[n++].role = NODE_VOTER;
         }
     }
-    rv = node_start(d->node, servers, n, err, sizeof err);
-    if (rv != 0) {
-        LOGE("main", "%s", err);
-        fprintf(stderr, "nftraftd: %s\n", err);
+    return n;
+}
+
+/* Start everything in order; 1 on a failure (stop() then unwinds it). */
+static int run(struct daemon *d)
+{
+    char err[1024];
+    if (d->cfg.chain && start_chain(d, err, sizeof err) != 0)
         return 1;
-    }
+    raftfsm_init(&d->rf, NULL);
+    if (start_transport(d, err, sizeof err) != 0 ||
+        start_node(d, err, sizeof err) != 0)
+        return 1;
+    struct node_server servers[CONFIG_MAX_PEERS];
+    unsigned n = bootstrap_servers(d, servers);
+    if (node_start(d->node, servers, n, err, sizeof err) != 0)
+        return fail_start(err);
     api_set_transport(d->api, &d->transport);
     if (d->cs != NULL)
         chainsync_attach(d->cs, d->node, d->api, &d->transport);
@@ -258,8 +284,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (rv == CONFIG_VERSION) {
-        printf("nftraftd %s (raft %s)\n", NFTRAFT_VERSION,
-               node_raft_version());
+        printf("nftraftd %s (raft %s)\n", NFTRAFT_VERSION, node_raft_version());
         return 0;
     }
     if (rv != 0) {
@@ -283,8 +308,10 @@ int main(int argc, char **argv)
     uv_timer_init(&d.loop, &d.watchdog);
     d.watchdog.data = &d;
     uv_timer_start(&d.watchdog, watchdog_cb, 100, 100);
-    LOGI("main", "nftraftd %s (raft %s) starting id=%" PRIu64 " data=%s "
-         "http=%s:%d raft=%s", NFTRAFT_VERSION, node_raft_version(), d.cfg.id, d.cfg.data_dir,
+    LOGI("main",
+         "nftraftd %s (raft %s) starting id=%" PRIu64 " data=%s "
+         "http=%s:%d raft=%s",
+         NFTRAFT_VERSION, node_raft_version(), d.cfg.id, d.cfg.data_dir,
          d.cfg.http_host, d.cfg.http_port, d.cfg.raft_addr);
     if (run(&d) != 0)
         stop(&d, 1);

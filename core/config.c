@@ -1,4 +1,5 @@
-/* config.c - flags and environment into one validated struct config. */
+/* config.c - flags and environment into one validated struct config,
+ * driven by one table of options (OPTIONS). */
 #include "core/config.h"
 #include "core/err.h"
 
@@ -6,6 +7,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,8 +21,7 @@ static int fail(char *errmsg, size_t errlen, const char *fmt, ...)
     return ERR_INVALID;
 }
 
-int config_parse_u64(const char *s, uint64_t min, uint64_t max,
-                     uint64_t *out)
+int config_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
     if (s == NULL || s[0] < '0' || s[0] > '9')
         return ERR_INVALID;
@@ -93,8 +94,7 @@ static int parse_peers(struct config *cfg, const char *spec, char *errmsg,
         *eq1 = *eq2 = '\0';
         uint64_t id;
         if (config_parse_u64(item, 1, UINT64_MAX, &id) != 0) {
-            rv = fail(errmsg, errlen, "--peers: bad id '%s' (want >= 1)",
-                      item);
+            rv = fail(errmsg, errlen, "--peers: bad id '%s' (want >= 1)", item);
             break;
         }
         if (check_ipv4_addr(eq1 + 1) != 0 ||
@@ -129,118 +129,6 @@ static int parse_peers(struct config *cfg, const char *spec, char *errmsg,
 out:
     free(dup);
     return rv;
-}
-
-void config_usage(void *stream)
-{
-    fprintf((FILE *)stream,
-"usage: nftraftd --data-dir DIR --http HOST:PORT --raft IPV4:PORT [options]\n"
-"\n"
-"A node of an nftraft cluster: a raft-replicated counter with an HTTP API.\n"
-"\n"
-"Required:\n"
-"  --data-dir DIR            raft log, snapshots and state.db live here\n"
-"  --http HOST:PORT          HTTP API listen address (e.g. 127.0.0.1:8081)\n"
-"  --raft IPV4:PORT          raft listen/advertised address (IPv4 only)\n"
-"\n"
-"Membership (one of):\n"
-"  --peers ID=RAFT=URL,...   static membership (local mode without a chain);\n"
-"                            every node gets the same list. In chain mode:\n"
-"                            the address book (token id -> raft address, URL)\n"
-"  --rpc-url URL             Ethereum JSON-RPC URL      (env ETH_RPC_URL)\n"
-"  --contract ADDR           DstackMembershipNFT address (env CONTRACT_ADDRESS)\n"
-"                            chain mode: raft voters = the contract's active\n"
-"                            instances; raft follows the on-chain leader; a\n"
-"                            raft peer must sign a handshake with the node\n"
-"                            key registered for the active token it claims\n"
-"                            as id (the owner's key on a v1 registration)\n"
-"  --join                    chain mode: never bootstrap; wait for the raft\n"
-"                            leader to add this node (a node registered after\n"
-"                            the cluster started)\n"
-"  --chain-poll MS           how often the contract is read (default 1000)\n"
-"  --chain-confirmations N   read the contract at block head-N, every call of\n"
-"                            a poll pinned to that one block (default 2; on\n"
-"                            a real chain use its finality depth, e.g. 10 on\n"
-"                            Base; nftraft up on its own anvil passes 0); an\n"
-"                            answer from a block older than one already read\n"
-"                            is ignored\n"
-"  --allow-insecure-rpc      accept a plain http:// --rpc-url to a host that\n"
-"                            is not loopback (refused by default)\n"
-"  --leader-ping-timeout MS  follower's ping of the on-chain leader's /status\n"
-"                            before it votes no-confidence (default 1000)\n"
-"\n"
-"Identity:\n"
-"  --id N                    raft id = NFT token id (static mode: default is\n"
-"                            the peer whose raft address equals --raft)\n"
-"  --instance-id ID          instance id (0x-hex up to 32 bytes, or a short\n"
-"                            name like node1); default node<ID>\n"
-"  --wallet-key FILE         file holding the node's secp256k1 key (hex)\n"
-"                            (or env NFTRAFT_WALLET_KEY): signs transactions\n"
-"                            and the raft handshake: the node key registered\n"
-"                            for its token (registerNode), or its owner's\n"
-"  --advertise-url URL       this node's HTTP URL as peers reach it\n"
-"                            (default http://HOST:PORT of --http)\n"
-"\n"
-"Tuning:\n"
-"  --election-timeout MS     raft election timeout (default 300; raft\n"
-"                            randomizes it to 1-2x)\n"
-"  --heartbeat-timeout MS    raft heartbeat interval (default 40)\n"
-"  --snapshot-threshold N    entries between snapshots (default 65536)\n"
-"  --snapshot-trailing N     entries kept after a snapshot (default 4096)\n"
-"  --log-retention N         op-log rows kept: the newest N indexes (default\n"
-"                            10000; 0 keeps all). GET /log starts there\n"
-"  --key-retention N         an Idempotency-Key is remembered for N log\n"
-"                            indexes after the entry that applied it\n"
-"                            (default 100000; 0 = forever). The leader's\n"
-"                            value is written in each entry\n"
-"  --install-snapshot-timeout MS\n"
-"                            leader resends a snapshot a follower has not\n"
-"                            acknowledged after MS (default 5000; raft's own\n"
-"                            30000 stalls a follower that was busy taking its\n"
-"                            own snapshot when the first one arrived)\n"
-"  --max-body BYTES          largest accepted request body (default 65536)\n"
-"  --forward-timeout MS      follower->leader forwarding timeout (default 5000)\n"
-"  --apply-timeout MS        answer 'outcome unknown' after MS (default 10000)\n"
-"  --max-http-conns N        open HTTP connections; more get 503 (default 512)\n"
-"  --max-forwards N          requests forwarded to the leader at once; more\n"
-"                            get 503 (default 256)\n"
-"  --http2                   accept cleartext HTTP/2 on the API (h2c upgrade,\n"
-"                            prior knowledge); off by default: h2o 2.2 has no\n"
-"                            stream-reset rate limit\n"
-"  --max-fee-gwei G          ceiling on a transaction's max fee per gas; a\n"
-"                            stuck transaction is reported, not bumped past\n"
-"                            it (default 100)\n"
-"  --log-level LEVEL         debug|info|warn|error (default info)\n"
-"  --bind-outgoing           outgoing HTTP (forwarding, leader pings, chain\n"
-"                            RPC) leaves from the --raft host; raft's own\n"
-"                            connects follow the route (one address per\n"
-"                            network namespace gives the same source)\n"
-"\n"
-"Raft port:\n"
-"  --cluster-secret-file FILE  static mode: file holding the cluster secret\n"
-"                            (64 hex digits, the same on every node; nftraft\n"
-"                            up writes one); a raft peer must answer a\n"
-"                            challenge with an HMAC of it before raft reads\n"
-"                            a byte from it. Required in static mode.\n"
-"  --max-raft-message BYTES  largest raft message payload accepted (default\n"
-"                            67108864); every incoming message is checked\n"
-"                            before raft decodes it, a bad one closes the\n"
-"                            connection\n"
-"  --max-raft-connections N  incoming raft connections at once (default 64;\n"
-"                            at most half of them still in the handshake)\n"
-"\n"
-"Testing:\n"
-"  --enable-fault-switch     expose POST /fault (test-only; off by default):\n"
-"                            lets a test make this node's HTTP API stall\n"
-"  --insecure-no-auth        static mode WITHOUT the raft handshake: anyone\n"
-"                            who reaches the raft port can speak raft. For\n"
-"                            tests only; logged as a warning at start\n"
-"\n"
-"  --help                    this text\n"
-"  --version                 print the version\n"
-"\n"
-"SIGINT/SIGTERM stop the node cleanly (exit 0). Exit 1: runtime or\n"
-"configuration error; exit 2: bad flags.\n");
 }
 
 bool config_rpc_is_safe(const char *url)
@@ -281,292 +169,382 @@ static int parse_host_port(const char *s, char *host, size_t hcap, int *port)
     return 0;
 }
 
-enum {
-    OPT_DATA_DIR = 256, OPT_HTTP, OPT_RAFT, OPT_PEERS, OPT_RPC, OPT_CONTRACT,
-    OPT_ID, OPT_INSTANCE, OPT_WALLET, OPT_ADVERTISE, OPT_ELECTION,
-    OPT_HEARTBEAT, OPT_SNAP_THRESHOLD, OPT_SNAP_TRAILING, OPT_MAX_BODY,
-    OPT_FWD_TIMEOUT, OPT_APPLY_TIMEOUT, OPT_LOG_LEVEL, OPT_FAULT, OPT_BIND_OUT, OPT_HELP,
-    OPT_VERSION, OPT_JOIN, OPT_CHAIN_POLL, OPT_PING, OPT_SNAP_TIMEOUT,
-    OPT_SECRET, OPT_INSECURE, OPT_MAX_RAFT_MSG, OPT_MAX_RAFT_CONNS,
-    OPT_CONFIRMATIONS, OPT_INSECURE_RPC,
-    OPT_MAX_CONNS, OPT_MAX_FWD, OPT_HTTP2, OPT_MAX_FEE,
-    OPT_LOG_RETENTION, OPT_KEY_RETENTION,
-};
-
-int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
-                 size_t errlen)
+/* --http HOST:PORT */
+static int parse_http(struct config *cfg, const char *v, char *errmsg,
+                      size_t errlen)
 {
-    static const struct option opts[] = {
-        {"data-dir", required_argument, NULL, OPT_DATA_DIR},
-        {"http", required_argument, NULL, OPT_HTTP},
-        {"raft", required_argument, NULL, OPT_RAFT},
-        {"peers", required_argument, NULL, OPT_PEERS},
-        {"rpc-url", required_argument, NULL, OPT_RPC},
-        {"contract", required_argument, NULL, OPT_CONTRACT},
-        {"id", required_argument, NULL, OPT_ID},
-        {"instance-id", required_argument, NULL, OPT_INSTANCE},
-        {"wallet-key", required_argument, NULL, OPT_WALLET},
-        {"advertise-url", required_argument, NULL, OPT_ADVERTISE},
-        {"election-timeout", required_argument, NULL, OPT_ELECTION},
-        {"heartbeat-timeout", required_argument, NULL, OPT_HEARTBEAT},
-        {"snapshot-threshold", required_argument, NULL, OPT_SNAP_THRESHOLD},
-        {"snapshot-trailing", required_argument, NULL, OPT_SNAP_TRAILING},
-        {"install-snapshot-timeout", required_argument, NULL, OPT_SNAP_TIMEOUT},
-        {"log-retention", required_argument, NULL, OPT_LOG_RETENTION},
-        {"key-retention", required_argument, NULL, OPT_KEY_RETENTION},
-        {"max-body", required_argument, NULL, OPT_MAX_BODY},
-        {"forward-timeout", required_argument, NULL, OPT_FWD_TIMEOUT},
-        {"apply-timeout", required_argument, NULL, OPT_APPLY_TIMEOUT},
-        {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
-        {"enable-fault-switch", no_argument, NULL, OPT_FAULT},
-        {"bind-outgoing", no_argument, NULL, OPT_BIND_OUT},
-        {"join", no_argument, NULL, OPT_JOIN},
-        {"chain-poll", required_argument, NULL, OPT_CHAIN_POLL},
-        {"leader-ping-timeout", required_argument, NULL, OPT_PING},
-        {"chain-confirmations", required_argument, NULL, OPT_CONFIRMATIONS},
-        {"allow-insecure-rpc", no_argument, NULL, OPT_INSECURE_RPC},
-        {"cluster-secret-file", required_argument, NULL, OPT_SECRET},
-        {"insecure-no-auth", no_argument, NULL, OPT_INSECURE},
-        {"max-raft-message", required_argument, NULL, OPT_MAX_RAFT_MSG},
-        {"max-raft-connections", required_argument, NULL, OPT_MAX_RAFT_CONNS},
-        {"max-http-conns", required_argument, NULL, OPT_MAX_CONNS},
-        {"max-forwards", required_argument, NULL, OPT_MAX_FWD},
-        {"http2", no_argument, NULL, OPT_HTTP2},
-        {"max-fee-gwei", required_argument, NULL, OPT_MAX_FEE},
-        {"help", no_argument, NULL, OPT_HELP},
-        {"version", no_argument, NULL, OPT_VERSION},
-        {NULL, 0, NULL, 0},
-    };
-    memset(cfg, 0, sizeof *cfg);
-    cfg->election_timeout_ms = 300;
-    cfg->heartbeat_timeout_ms = 40;
+    (void)errmsg;
+    (void)errlen;
+    return parse_host_port(v, cfg->http_host, sizeof cfg->http_host,
+                           &cfg->http_port);
+}
+
+/* --peers: parse_peers's own messages. */
+static int parse_peers_opt(struct config *cfg, const char *v, char *errmsg,
+                           size_t errlen)
+{
+    int rv = parse_peers(cfg, v, errmsg, errlen);
+    return rv == 0 || rv == ERR_NOMEM ? rv : ERR_INVALID;
+}
+
+/* --bind-outgoing: bind_ip is filled from --raft once every flag is read. */
+static int parse_bind(struct config *cfg, const char *v, char *errmsg,
+                      size_t errlen)
+{
+    (void)v;
+    (void)errmsg;
+    (void)errlen;
+    cfg->bind_ip[0] = '?';
+    return 0;
+}
+
+static int check_log_level(const char *v)
+{
+    return strcmp(v, "debug") && strcmp(v, "info") && strcmp(v, "warn") &&
+                   strcmp(v, "error")
+               ? ERR_INVALID
+               : 0;
+}
+
+#define FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
+#define UINT(f, lo, hi, d)                                                     \
+    .kind = CONFIG_UINT, FIELD(f), .min = (lo), .max = (hi), .dflt = (d)
+#define STR(f) .kind = CONFIG_STR, FIELD(f)
+#define FLAG(f) .kind = CONFIG_FLAG, FIELD(f)
+
+static const struct config_option OPTIONS[] = {
+    {"data-dir", "DIR", STR(data_dir), .nonempty = true, .error = "bad path",
+     .section = "Required:",
+     .help = "raft log, snapshots and state.db live here"},
+    {"http", "HOST:PORT", .kind = CONFIG_CUSTOM, .parse = parse_http,
+     .error = "'%s' is not HOST:PORT",
+     .help = "HTTP API listen address (e.g. 127.0.0.1:8081)"},
+    {"raft", "IPV4:PORT", STR(raft_addr), .check = check_ipv4_addr,
+     .error = "'%s' is not an IPv4 a.b.c.d:port",
+     .help = "raft listen/advertised address (IPv4 only)"},
+
+    {"peers", "ID=RAFT=URL,...", .kind = CONFIG_CUSTOM,
+     .parse = parse_peers_opt, .section = "Membership (one of):",
+     .help = "static membership (local mode without a chain);\n"
+             "every node gets the same list. In chain mode:\n"
+             "the address book (token id -> raft address, URL)"},
+    {"rpc-url", "URL", STR(rpc_url), .check = check_url, .env = "ETH_RPC_URL",
+     .error = "bad URL '%s'",
+     .help = "Ethereum JSON-RPC URL      (env ETH_RPC_URL)"},
+    {"contract", "ADDR", STR(contract), .env = "CONTRACT_ADDRESS",
+     .error = "bad address",
+     .help = "DstackMembershipNFT address (env CONTRACT_ADDRESS)\n"
+             "chain mode: raft voters = the contract's active\n"
+             "instances; raft follows the on-chain leader; a\n"
+             "raft peer must sign a handshake with the node\n"
+             "key registered for the active token it claims\n"
+             "as id (the owner's key on a v1 registration)"},
+    {"join", NULL, FLAG(join),
+     .help = "chain mode: never bootstrap; wait for the raft\n"
+             "leader to add this node (a node registered after\n"
+             "the cluster started)"},
+    {"chain-poll", "MS", UINT(chain_poll_ms, 100, 600000, 1000), .unit = "ms",
+     .help = "how often the contract is read (default %D)"},
+    {"chain-confirmations", "N", UINT(chain_confirmations, 0, 1000, 2),
+     .unit = "blocks",
+     .help = "read the contract at block head-N, every call of\n"
+             "a poll pinned to that one block (default %D; on\n"
+             "a real chain use its finality depth, e.g. 10 on\n"
+             "Base; nftraft up on its own anvil passes 0); an\n"
+             "answer from a block older than one already read\n"
+             "is ignored"},
+    {"allow-insecure-rpc", NULL, FLAG(allow_insecure_rpc),
+     .help = "accept a plain http:// --rpc-url to a host that\n"
+             "is not loopback (refused by default)"},
+    {"leader-ping-timeout", "MS", UINT(leader_ping_ms, 50, 60000, 1000),
+     .unit = "ms",
+     .help = "follower's ping of the on-chain leader's /status\n"
+             "before it votes no-confidence (default %D)"},
+
+    {"id", "N", UINT(id, 1, UINT64_MAX, 0), .error = "'%s' is not >= 1",
+     .section = "Identity:",
+     .help = "raft id = NFT token id (static mode: default is\n"
+             "the peer whose raft address equals --raft)"},
+    {"instance-id", "ID", STR(instance_id), .nonempty = true,
+     .error = "bad value",
+     .help = "instance id (0x-hex up to 32 bytes, or a short\n"
+             "name like node1); default node<ID>"},
+    {"wallet-key", "FILE", STR(wallet_key_file), .error = "path too long",
+     .help = "file holding the node's secp256k1 key (hex)\n"
+             "(or env NFTRAFT_WALLET_KEY): signs transactions\n"
+             "and the raft handshake: the node key registered\n"
+             "for its token (registerNode), or its owner's"},
+    {"advertise-url", "URL", STR(advertise_url), .check = check_url,
+     .error = "bad URL",
+     .help = "this node's HTTP URL as peers reach it\n"
+             "(default http://HOST:PORT of --http)"},
+
+    {"election-timeout", "MS", UINT(election_timeout_ms, 10, 60000, 300),
+     .unit = "ms", .section = "Tuning:",
+     .help = "raft election timeout (default %D; raft\n"
+             "randomizes it to 1-2x)"},
+    {"heartbeat-timeout", "MS", UINT(heartbeat_timeout_ms, 1, 60000, 40),
+     .unit = "ms", .help = "raft heartbeat interval (default %D)"},
     /* Each raft snapshot also closes the open segment, whose KAIO context
      * is torn down on the loop (io_destroy: 10-40 ms here, still so in raft
      * 0.22): with 1024 that was the whole p99, with 16384 still most of the
      * tail at concurrency 16-64. etcd's own default is 100000. */
-    cfg->snapshot_threshold = 65536;
-    cfg->snapshot_trailing = 4096;
-    /* Bounded state: snapshots carry this window, and raft 0.22 takes
-     * them on the loop. */
-    cfg->log_retention = 10000;
-    cfg->key_retention = 100000;
-    cfg->install_snapshot_timeout_ms = 5000;
-    cfg->max_body = 65536;
-    cfg->max_raft_message = (uint64_t)64 << 20;
-    cfg->max_raft_connections = 64;
-    cfg->forward_timeout_ms = 5000;
-    cfg->apply_timeout_ms = 10000;
-    cfg->chain_poll_ms = 1000;
-    cfg->chain_confirmations = 2;
-    cfg->leader_ping_ms = 1000;
-    cfg->max_http_conns = 512;
-    cfg->max_forwards = 256;
-    cfg->max_fee_gwei = 100;
-    snprintf(cfg->log_level, sizeof cfg->log_level, "info");
-    const char *env;
-    if ((env = getenv("ETH_RPC_URL")) != NULL && *env)
-        snprintf(cfg->rpc_url, sizeof cfg->rpc_url, "%s", env);
-    if ((env = getenv("CONTRACT_ADDRESS")) != NULL && *env)
-        snprintf(cfg->contract, sizeof cfg->contract, "%.42s", env);
-    if ((env = getenv("NFTRAFT_WALLET_KEY")) != NULL && *env)
-        cfg->wallet_key_env = true;
+    {"snapshot-threshold", "N", UINT(snapshot_threshold, 1, 100000000, 65536),
+     .error = "want >= 1", .help = "entries between snapshots (default %D)"},
+    {"snapshot-trailing", "N", UINT(snapshot_trailing, 0, 100000000, 4096),
+     .error = "want >= 0",
+     .help = "entries kept after a snapshot (default %D)"},
+    /* Bounded state: snapshots carry this window, and raft 0.22 takes them
+     * on the loop. */
+    {"log-retention", "N", UINT(log_retention, 0, 1000000000, 10000),
+     .unit = "rows",
+     .help = "op-log rows kept: the newest N indexes (default\n"
+             "%D; 0 keeps all). GET /log starts there"},
+    {"key-retention", "N", UINT(key_retention, 0, 1000000000, 100000),
+     .unit = "indexes",
+     .help = "an Idempotency-Key is remembered for N log\n"
+             "indexes after the entry that applied it\n"
+             "(default %D; 0 = forever). The leader's\n"
+             "value is written in each entry"},
+    {"install-snapshot-timeout", "MS",
+     UINT(install_snapshot_timeout_ms, 100, 600000, 5000), .unit = "ms",
+     .help = "leader resends a snapshot a follower has not\n"
+             "acknowledged after MS (default %D; raft's own\n"
+             "30000 stalls a follower that was busy taking its\n"
+             "own snapshot when the first one arrived)"},
+    {"max-body", "BYTES", UINT(max_body, 64, 64 << 20, 65536),
+     .help = "largest accepted request body (default %D)"},
+    {"forward-timeout", "MS", UINT(forward_timeout_ms, 10, 600000, 5000),
+     .help = "follower->leader forwarding timeout (default %D)"},
+    {"apply-timeout", "MS", UINT(apply_timeout_ms, 10, 600000, 10000),
+     .help = "answer 'outcome unknown' after MS (default %D)"},
+    {"max-http-conns", "N", UINT(max_http_conns, 1, 100000, 512),
+     .help = "open HTTP connections; more get 503 (default %D)"},
+    {"max-forwards", "N", UINT(max_forwards, 1, 100000, 256),
+     .help = "requests forwarded to the leader at once; more\n"
+             "get 503 (default %D)"},
+    {"http2", NULL, FLAG(http2),
+     .help = "accept cleartext HTTP/2 on the API (h2c upgrade,\n"
+             "prior knowledge); off by default: h2o 2.2 has no\n"
+             "stream-reset rate limit"},
+    {"max-fee-gwei", "G", UINT(max_fee_gwei, 1, 1000000, 100),
+     .help = "ceiling on a transaction's max fee per gas; a\n"
+             "stuck transaction is reported, not bumped past\n"
+             "it (default %D)"},
+    {"log-level", "LEVEL", STR(log_level), .dflt_str = "info",
+     .check = check_log_level, .error = "want debug|info|warn|error",
+     .help = "debug|info|warn|error (default %D)"},
+    {"bind-outgoing", NULL, .kind = CONFIG_CUSTOM, .parse = parse_bind,
+     .help = "outgoing HTTP (forwarding, leader pings, chain\n"
+             "RPC) leaves from the --raft host; raft's own\n"
+             "connects follow the route (one address per\n"
+             "network namespace gives the same source)"},
 
+    {"cluster-secret-file", "FILE", STR(cluster_secret_file), .nonempty = true,
+     .error = "bad path", .section = "Raft port:",
+     .help = "static mode: file holding the cluster secret\n"
+             "(64 hex digits, the same on every node; nftraft\n"
+             "up writes one); a raft peer must answer a\n"
+             "challenge with an HMAC of it before raft reads\n"
+             "a byte from it. Required in static mode."},
+    {"max-raft-message", "BYTES",
+     UINT(max_raft_message, 1 << 20, (uint64_t)1 << 32, (uint64_t)64 << 20),
+     .help = "largest raft message payload accepted (default\n"
+             "%D); every incoming message is checked\n"
+             "before raft decodes it, a bad one closes the\n"
+             "connection"},
+    {"max-raft-connections", "N", UINT(max_raft_connections, 4, 4096, 64),
+     .help = "incoming raft connections at once (default %D;\n"
+             "at most half of them still in the handshake)"},
+
+    {"enable-fault-switch", NULL, FLAG(fault_switch), .section = "Testing:",
+     .help = "expose POST /fault (test-only; off by default):\n"
+             "lets a test make this node's HTTP API stall"},
+    {"insecure-no-auth", NULL, FLAG(insecure_no_auth),
+     .help = "static mode WITHOUT the raft handshake: anyone\n"
+             "who reaches the raft port can speak raft. For\n"
+             "tests only; logged as a warning at start"},
+
+    {"help", NULL, .kind = CONFIG_ACTION, .dflt = CONFIG_HELP, .section = "",
+     .help = "this text"},
+    {"version", NULL, .kind = CONFIG_ACTION, .dflt = CONFIG_VERSION,
+     .help = "print the version"},
+};
+
+#define N_OPTIONS (sizeof OPTIONS / sizeof OPTIONS[0])
+
+const struct config_option *config_options(size_t *n)
+{
+    *n = N_OPTIONS;
+    return OPTIONS;
+}
+
+/* ---- --help ---- */
+
+/* One option's lines: the flag in a 28-column margin, then its help with
+ * %D replaced by the default. */
+static void usage_option(FILE *f, const struct config_option *o)
+{
+    char head[64], dflt[32] = "";
+    int n = snprintf(head, sizeof head, "  --%s%s%s", o->name,
+                     o->arg ? " " : "", o->arg ? o->arg : "");
+    if (n <= 26)
+        fprintf(f, "%-28s", head);
+    else if (n <= 28)
+        fprintf(f, "%s  ", head);
+    else
+        fprintf(f, "%s\n%28s", head, "");
+    if (o->kind == CONFIG_UINT)
+        snprintf(dflt, sizeof dflt, "%llu", (unsigned long long)o->dflt);
+    else if (o->dflt_str != NULL)
+        snprintf(dflt, sizeof dflt, "%s", o->dflt_str);
+    for (const char *p = o->help; *p; p++) {
+        if (p[0] == '%' && p[1] == 'D') {
+            fputs(dflt, f);
+            p++;
+        } else if (*p == '\n') {
+            fprintf(f, "\n%28s", "");
+        } else {
+            fputc(*p, f);
+        }
+    }
+    fputc('\n', f);
+}
+
+void config_usage(void *stream)
+{
+    FILE *f = stream;
+    fputs("usage: nftraftd --data-dir DIR --http HOST:PORT --raft IPV4:PORT "
+          "[options]\n\n"
+          "A node of an nftraft cluster: a raft-replicated counter with an "
+          "HTTP API.\n",
+          f);
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const struct config_option *o = &OPTIONS[i];
+        if (o->section != NULL)
+            fprintf(f, "\n%s%s", o->section, o->section[0] ? "\n" : "");
+        usage_option(f, o);
+    }
+    fputs("\nSIGINT/SIGTERM stop the node cleanly (exit 0). Exit 1: runtime "
+          "or\nconfiguration error; exit 2: bad flags.\n",
+          f);
+}
+
+/* ---- parsing ---- */
+
+/* "--name: <the option's error>" into errmsg; ERR_INVALID. */
+static int bad_value(const struct config_option *o, const char *v, char *errmsg,
+                     size_t errlen)
+{
+    int n = snprintf(errmsg, errlen, "--%s: ", o->name);
+    if (n < 0 || (size_t)n >= errlen)
+        return ERR_INVALID;
+    if (o->error != NULL)
+        snprintf(errmsg + n, errlen - (size_t)n, o->error, v);
+    else
+        snprintf(errmsg + n, errlen - (size_t)n, "want %llu..%llu%s%s",
+                 (unsigned long long)o->min, (unsigned long long)o->max,
+                 o->unit ? " " : "", o->unit ? o->unit : "");
+    return ERR_INVALID;
+}
+
+static void store_uint(struct config *cfg, const struct config_option *o,
+                       uint64_t v)
+{
+    char *field = (char *)cfg + o->offset;
+    if (o->size == sizeof(uint32_t)) {
+        uint32_t x = (uint32_t)v;
+        memcpy(field, &x, sizeof x);
+    } else {
+        memcpy(field, &v, sizeof v);
+    }
+}
+
+/* Every default of the table and its environment variables. */
+static void set_defaults(struct config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const struct config_option *o = &OPTIONS[i];
+        char *field = (char *)cfg + o->offset;
+        const char *env = o->env ? getenv(o->env) : NULL;
+        if (o->kind == CONFIG_UINT && o->dflt >= o->min && o->dflt <= o->max)
+            store_uint(cfg, o, o->dflt);
+        else if (o->kind == CONFIG_STR && env != NULL && *env)
+            snprintf(field, o->size, "%.*s", (int)o->size - 1, env);
+        else if (o->kind == CONFIG_STR && o->dflt_str != NULL)
+            snprintf(field, o->size, "%s", o->dflt_str);
+    }
+    const char *key = getenv("NFTRAFT_WALLET_KEY");
+    cfg->wallet_key_env = key != NULL && *key;
+}
+
+/* One flag (its value v, NULL for CONFIG_FLAG and CONFIG_ACTION) into
+ * cfg: 0, an ACTION's code, or ERR_INVALID/ERR_NOMEM with errmsg. */
+static int apply_option(struct config *cfg, const struct config_option *o,
+                        const char *v, char *errmsg, size_t errlen)
+{
+    char *field = (char *)cfg + o->offset;
+    uint64_t n;
+    int rv;
+    switch (o->kind) {
+    case CONFIG_UINT:
+        if (config_parse_u64(v, o->min, o->max, &n) != 0)
+            return bad_value(o, v, errmsg, errlen);
+        store_uint(cfg, o, n);
+        return 0;
+    case CONFIG_STR:
+        if ((o->nonempty && !*v) || (o->check && o->check(v) != 0) ||
+            copy(field, o->size, v) != 0)
+            return bad_value(o, v, errmsg, errlen);
+        return 0;
+    case CONFIG_FLAG:
+        *(bool *)field = true;
+        return 0;
+    case CONFIG_CUSTOM:
+        errmsg[0] = '\0';
+        rv = o->parse(cfg, v, errmsg, errlen);
+        if (rv != 0 && o->error != NULL)
+            return bad_value(o, v, errmsg, errlen);
+        return rv;
+    case CONFIG_ACTION:
+        return (int)o->dflt;
+    }
+    return 0;
+}
+
+/* The flags of argv into cfg: 0, CONFIG_HELP/VERSION, or an error. */
+static int parse_flags(struct config *cfg, int argc, char **argv, char *errmsg,
+                       size_t errlen)
+{
+    struct option opts[N_OPTIONS + 1];
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        opts[i] = (struct option){
+            OPTIONS[i].name, OPTIONS[i].arg ? required_argument : no_argument,
+            NULL, 256 + (int)i};
+    opts[N_OPTIONS] = (struct option){NULL, 0, NULL, 0};
     int c;
-    uint64_t v;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
-        const char *a = optarg;
-        switch (c) {
-        case OPT_DATA_DIR:
-            if (copy(cfg->data_dir, sizeof cfg->data_dir, a) != 0 || !*a)
-                return fail(errmsg, errlen, "--data-dir: bad path");
-            break;
-        case OPT_HTTP:
-            if (parse_host_port(a, cfg->http_host, sizeof cfg->http_host,
-                                &cfg->http_port) != 0)
-                return fail(errmsg, errlen,
-                            "--http: '%s' is not HOST:PORT", a);
-            break;
-        case OPT_RAFT:
-            if (check_ipv4_addr(a) != 0 ||
-                copy(cfg->raft_addr, sizeof cfg->raft_addr, a) != 0)
-                return fail(errmsg, errlen,
-                            "--raft: '%s' is not an IPv4 a.b.c.d:port", a);
-            break;
-        case OPT_PEERS: {
-            int rv = parse_peers(cfg, a, errmsg, errlen);
-            if (rv != 0)
-                return rv == ERR_NOMEM ? rv : ERR_INVALID;
-            break;
-        }
-        case OPT_RPC:
-            if (check_url(a) != 0 ||
-                copy(cfg->rpc_url, sizeof cfg->rpc_url, a) != 0)
-                return fail(errmsg, errlen, "--rpc-url: bad URL '%s'", a);
-            break;
-        case OPT_CONTRACT:
-            if (copy(cfg->contract, sizeof cfg->contract, a) != 0)
-                return fail(errmsg, errlen, "--contract: bad address");
-            break;
-        case OPT_ID:
-            if (config_parse_u64(a, 1, UINT64_MAX, &cfg->id) != 0)
-                return fail(errmsg, errlen, "--id: '%s' is not >= 1", a);
-            break;
-        case OPT_INSTANCE:
-            if (copy(cfg->instance_id, sizeof cfg->instance_id, a) != 0 || !*a)
-                return fail(errmsg, errlen, "--instance-id: bad value");
-            break;
-        case OPT_WALLET:
-            if (copy(cfg->wallet_key_file, sizeof cfg->wallet_key_file, a))
-                return fail(errmsg, errlen, "--wallet-key: path too long");
-            break;
-        case OPT_ADVERTISE:
-            if (check_url(a) != 0 ||
-                copy(cfg->advertise_url, sizeof cfg->advertise_url, a) != 0)
-                return fail(errmsg, errlen, "--advertise-url: bad URL");
-            break;
-        case OPT_ELECTION:
-            if (config_parse_u64(a, 10, 60000, &v) != 0)
-                return fail(errmsg, errlen,
-                            "--election-timeout: want 10..60000 ms");
-            cfg->election_timeout_ms = (unsigned)v;
-            break;
-        case OPT_HEARTBEAT:
-            if (config_parse_u64(a, 1, 60000, &v) != 0)
-                return fail(errmsg, errlen,
-                            "--heartbeat-timeout: want 1..60000 ms");
-            cfg->heartbeat_timeout_ms = (unsigned)v;
-            break;
-        case OPT_SNAP_THRESHOLD:
-            if (config_parse_u64(a, 1, 100000000, &v) != 0)
-                return fail(errmsg, errlen, "--snapshot-threshold: want >= 1");
-            cfg->snapshot_threshold = (unsigned)v;
-            break;
-        case OPT_SNAP_TRAILING:
-            if (config_parse_u64(a, 0, 100000000, &v) != 0)
-                return fail(errmsg, errlen, "--snapshot-trailing: want >= 0");
-            cfg->snapshot_trailing = (unsigned)v;
-            break;
-        case OPT_LOG_RETENTION:
-            if (config_parse_u64(a, 0, 1000000000, &v) != 0)
-                return fail(errmsg, errlen,
-                            "--log-retention: want 0..1000000000 rows");
-            cfg->log_retention = v;
-            break;
-        case OPT_KEY_RETENTION:
-            if (config_parse_u64(a, 0, 1000000000, &v) != 0)
-                return fail(errmsg, errlen,
-                            "--key-retention: want 0..1000000000 indexes");
-            cfg->key_retention = v;
-            break;
-        case OPT_SNAP_TIMEOUT:
-            if (config_parse_u64(a, 100, 600000, &v) != 0)
-                return fail(errmsg, errlen,
-                            "--install-snapshot-timeout: want 100..600000 ms");
-            cfg->install_snapshot_timeout_ms = (unsigned)v;
-            break;
-        case OPT_MAX_BODY:
-            if (config_parse_u64(a, 64, 64 << 20, &v) != 0)
-                return fail(errmsg, errlen, "--max-body: want 64..67108864");
-            cfg->max_body = (size_t)v;
-            break;
-        case OPT_FWD_TIMEOUT:
-            if (config_parse_u64(a, 10, 600000, &v) != 0)
-                return fail(errmsg, errlen, "--forward-timeout: want 10..600000");
-            cfg->forward_timeout_ms = (unsigned)v;
-            break;
-        case OPT_APPLY_TIMEOUT:
-            if (config_parse_u64(a, 10, 600000, &v) != 0)
-                return fail(errmsg, errlen, "--apply-timeout: want 10..600000");
-            cfg->apply_timeout_ms = (unsigned)v;
-            break;
-        case OPT_LOG_LEVEL:
-            if (strcmp(a, "debug") && strcmp(a, "info") && strcmp(a, "warn") &&
-                strcmp(a, "error"))
-                return fail(errmsg, errlen,
-                            "--log-level: want debug|info|warn|error");
-            snprintf(cfg->log_level, sizeof cfg->log_level, "%s", a);
-            break;
-        case OPT_FAULT:
-            cfg->fault_switch = true;
-            break;
-        case OPT_BIND_OUT:
-            cfg->bind_ip[0] = '?'; /* filled from --raft once parsed */
-            break;
-        case OPT_JOIN:
-            cfg->join = true;
-            break;
-        case OPT_CHAIN_POLL:
-            if (config_parse_u64(a, 100, 600000, &v) != 0)
-                return fail(errmsg, errlen, "--chain-poll: want 100..600000 ms");
-            cfg->chain_poll_ms = (unsigned)v;
-            break;
-        case OPT_PING:
-            if (config_parse_u64(a, 50, 60000, &v) != 0)
-                return fail(errmsg, errlen,
-                            "--leader-ping-timeout: want 50..60000 ms");
-            cfg->leader_ping_ms = (unsigned)v;
-            break;
-        case OPT_CONFIRMATIONS:
-            if (config_parse_u64(a, 0, 1000, &v) != 0)
-                return fail(errmsg, errlen,
-                            "--chain-confirmations: want 0..1000 blocks");
-            cfg->chain_confirmations = (unsigned)v;
-            break;
-        case OPT_INSECURE_RPC:
-            cfg->allow_insecure_rpc = true;
-            break;
-        case OPT_SECRET:
-            if (!a[0] || strlen(a) >= sizeof cfg->cluster_secret_file)
-                return fail(errmsg, errlen, "--cluster-secret-file: bad path");
-            snprintf(cfg->cluster_secret_file, sizeof cfg->cluster_secret_file,
-                     "%s", a);
-            break;
-        case OPT_INSECURE:
-            cfg->insecure_no_auth = true;
-            break;
-        case OPT_MAX_RAFT_MSG:
-            if (config_parse_u64(a, 1 << 20, (uint64_t)1 << 32, &v) != 0)
-                return fail(errmsg, errlen,
-                            "--max-raft-message: want 1048576..4294967296");
-            cfg->max_raft_message = v;
-            break;
-        case OPT_MAX_RAFT_CONNS:
-            if (config_parse_u64(a, 4, 4096, &v) != 0)
-                return fail(errmsg, errlen,
-                            "--max-raft-connections: want 4..4096");
-            cfg->max_raft_connections = (unsigned)v;
-            break;
-        case OPT_MAX_CONNS:
-            if (config_parse_u64(a, 1, 100000, &v) != 0)
-                return fail(errmsg, errlen, "--max-http-conns: want 1..100000");
-            cfg->max_http_conns = (unsigned)v;
-            break;
-        case OPT_MAX_FWD:
-            if (config_parse_u64(a, 1, 100000, &v) != 0)
-                return fail(errmsg, errlen, "--max-forwards: want 1..100000");
-            cfg->max_forwards = (unsigned)v;
-            break;
-        case OPT_HTTP2:
-            cfg->http2 = true;
-            break;
-        case OPT_MAX_FEE:
-            if (config_parse_u64(a, 1, 1000000, &cfg->max_fee_gwei) != 0)
-                return fail(errmsg, errlen, "--max-fee-gwei: want 1..1000000");
-            break;
-        case OPT_HELP:
-            return CONFIG_HELP;
-        case OPT_VERSION:
-            return CONFIG_VERSION;
-        case ':':
+        if (c == ':')
             return fail(errmsg, errlen, "%s needs a value", argv[optind - 1]);
-        default:
+        if (c < 256 || c >= 256 + (int)N_OPTIONS)
             return fail(errmsg, errlen, "unknown flag '%s'", argv[optind - 1]);
-        }
+        int rv = apply_option(cfg, &OPTIONS[c - 256], optarg, errmsg, errlen);
+        if (rv != 0)
+            return rv;
     }
     if (optind < argc)
         return fail(errmsg, errlen, "unexpected argument '%s'", argv[optind]);
+    return 0;
+}
+
+/* ---- what the flags mean together ---- */
+
+/* Required flags, timeouts, --bind-outgoing's address. */
+static int check_basics(struct config *cfg, char *errmsg, size_t errlen)
+{
     if (!cfg->data_dir[0] || !cfg->http_port || !cfg->raft_addr[0])
         return fail(errmsg, errlen,
                     "--data-dir, --http and --raft are required");
@@ -579,6 +557,12 @@ int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
         memcpy(cfg->bind_ip, cfg->raft_addr, hl); /* < 16: checked above */
         cfg->bind_ip[hl] = '\0';
     }
+    return 0;
+}
+
+/* Static mode or chain mode, and what each needs. */
+static int check_mode(struct config *cfg, char *errmsg, size_t errlen)
+{
     bool chain = cfg->rpc_url[0] || cfg->contract[0];
     cfg->chain = chain;
     if (cfg->n_peers == 0 && !chain)
@@ -614,48 +598,83 @@ int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
                     "static mode needs --cluster-secret-file FILE (the raft "
                     "handshake secret shared by the cluster; nftraft up "
                     "writes one)");
-    if (cfg->contract[0]) {
-        size_t n = strlen(cfg->contract);
-        bool ok = n == 42 && cfg->contract[0] == '0' &&
-                  (cfg->contract[1] == 'x' || cfg->contract[1] == 'X');
-        for (size_t i = 2; ok && i < n; i++)
-            ok = strchr("0123456789abcdefABCDEF", cfg->contract[i]) != NULL;
-        if (!ok)
+    return 0;
+}
+
+/* --contract is 0x + 40 hex digits (when given). */
+static int check_contract(const struct config *cfg, char *errmsg, size_t errlen)
+{
+    if (!cfg->contract[0])
+        return 0;
+    size_t n = strlen(cfg->contract);
+    bool ok = n == 42 && cfg->contract[0] == '0' &&
+              (cfg->contract[1] == 'x' || cfg->contract[1] == 'X');
+    for (size_t i = 2; ok && i < n; i++)
+        ok = strchr("0123456789abcdefABCDEF", cfg->contract[i]) != NULL;
+    if (!ok)
+        return fail(errmsg, errlen,
+                    "--contract: '%s' is not a 0x-prefixed 20-byte address",
+                    cfg->contract);
+    return 0;
+}
+
+/* Static mode: this node's id and entry in --peers. */
+static int resolve_self(struct config *cfg, char *errmsg, size_t errlen)
+{
+    if (cfg->n_peers == 0 || cfg->chain)
+        return 0;
+    if (cfg->id == 0) {
+        for (unsigned i = 0; i < cfg->n_peers; i++)
+            if (strcmp(cfg->peers[i].raft, cfg->raft_addr) == 0)
+                cfg->id = cfg->peers[i].id;
+        if (cfg->id == 0)
             return fail(errmsg, errlen,
-                        "--contract: '%s' is not a 0x-prefixed 20-byte address",
-                        cfg->contract);
+                        "--raft %s is not in --peers; give --id",
+                        cfg->raft_addr);
     }
-    if (cfg->n_peers > 0 && !chain) {
-        if (cfg->id == 0) {
-            for (unsigned i = 0; i < cfg->n_peers; i++)
-                if (strcmp(cfg->peers[i].raft, cfg->raft_addr) == 0)
-                    cfg->id = cfg->peers[i].id;
-            if (cfg->id == 0)
-                return fail(errmsg, errlen,
-                            "--raft %s is not in --peers; give --id",
-                            cfg->raft_addr);
-        }
-        const struct config_peer *self = config_peer(cfg, cfg->id);
-        if (self == NULL)
-            return fail(errmsg, errlen, "--id %llu is not in --peers",
-                        (unsigned long long)cfg->id);
-        if (strcmp(self->raft, cfg->raft_addr) != 0)
-            return fail(errmsg, errlen,
-                        "--raft %s differs from this node's --peers entry %s",
-                        cfg->raft_addr, self->raft);
-        if (!cfg->advertise_url[0])
-            snprintf(cfg->advertise_url, sizeof cfg->advertise_url, "%s",
-                     self->http);
-    }
+    const struct config_peer *self = config_peer(cfg, cfg->id);
+    if (self == NULL)
+        return fail(errmsg, errlen, "--id %llu is not in --peers",
+                    (unsigned long long)cfg->id);
+    if (strcmp(self->raft, cfg->raft_addr) != 0)
+        return fail(errmsg, errlen,
+                    "--raft %s differs from this node's --peers entry %s",
+                    cfg->raft_addr, self->raft);
+    if (!cfg->advertise_url[0])
+        snprintf(cfg->advertise_url, sizeof cfg->advertise_url, "%s",
+                 self->http);
+    return 0;
+}
+
+/* Defaults that depend on other flags: --advertise-url, --instance-id. */
+static void derive_defaults(struct config *cfg)
+{
     if (!cfg->advertise_url[0]) {
         const char *h = cfg->http_host;
         if (strcmp(h, "0.0.0.0") == 0 || strcmp(h, "::") == 0)
             h = "127.0.0.1";
-        snprintf(cfg->advertise_url, sizeof cfg->advertise_url,
-                 "http://%s:%d", h, cfg->http_port);
+        snprintf(cfg->advertise_url, sizeof cfg->advertise_url, "http://%s:%d",
+                 h, cfg->http_port);
     }
     if (!cfg->instance_id[0] && cfg->id != 0)
         snprintf(cfg->instance_id, sizeof cfg->instance_id, "node%llu",
                  (unsigned long long)cfg->id);
-    return 0;
+}
+
+int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
+                 size_t errlen)
+{
+    set_defaults(cfg);
+    int rv = parse_flags(cfg, argc, argv, errmsg, errlen);
+    if (rv == 0)
+        rv = check_basics(cfg, errmsg, errlen);
+    if (rv == 0)
+        rv = check_mode(cfg, errmsg, errlen);
+    if (rv == 0)
+        rv = check_contract(cfg, errmsg, errlen);
+    if (rv == 0)
+        rv = resolve_self(cfg, errmsg, errlen);
+    if (rv == 0)
+        derive_defaults(cfg);
+    return rv;
 }

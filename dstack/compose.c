@@ -1,11 +1,9 @@
 /* compose.c - dstack compose hash: JavaScript-compatible canonical JSON of
- * an app-compose document, SHA-256, and the `nftraft compose-hash` CLI. */
+ * an app-compose document and its SHA-256 (the CLI is cmd/compose.c). */
 #include "dstack/compose.h"
 #include "core/strbuf.h"
 #include "core/err.h"
 
-#include <errno.h>
-#include <getopt.h>
 #include <jansson.h>
 #include <math.h>
 #include <openssl/sha.h>
@@ -761,8 +759,8 @@ static void normalize_doc(struct jv *doc)
         obj_del(doc, "pre_launch_script");
 }
 
-int compose_canonical(const char *json, size_t len, bool normalize,
-                      char **out, char *errmsg, size_t errlen)
+int compose_canonical(const char *json, size_t len, bool normalize, char **out,
+                      char *errmsg, size_t errlen)
 {
     struct parser p = {(const unsigned char *)json, len, 0, 0, errmsg, errlen};
     struct jv *doc = parse_value(&p, 0);
@@ -836,183 +834,4 @@ int compose_hash(const char *json, size_t len, bool normalize, char hex[65],
     for (int i = 0; i < 32; i++)
         snprintf(hex + 2 * i, 3, "%02x", d[i]);
     return 0;
-}
-
-/* ---- CLI ---- */
-
-static const char USAGE[] =
-    "nftraft compose-hash [--app-compose] FILE [--raw] [--print-app-compose]\n"
-    "       nftraft compose-hash --docker-compose FILE [--name N] [--kms] "
-    "[--gateway] [--allowed-env NAME]... [--manifest-version N] [--raw] "
-    "[--print-app-compose]";
-
-static void help(void)
-{
-    printf("usage: %s\n\n"
-"Print dstack's compose hash (0x + 64 hex digits) of an app-compose JSON\n"
-"document, computed as dstack's SDKs compute it: keys sorted recursively,\n"
-"compact JSON, raw UTF-8, JavaScript string escaping and number printing,\n"
-"then SHA-256. Normalization (as the SDKs' normalize=True) is on: runner\n"
-"\"bash\" drops docker_compose_file, \"docker-compose\"/\"nerdctl-compose\"\n"
-"drop bash_script, and an empty pre_launch_script is dropped.\n\n"
-"  --app-compose FILE      hash this app-compose.json (also: a bare FILE)\n"
-"  --docker-compose FILE   build the app-compose the seed builds around a\n"
-"                          docker-compose.yml: runner docker-compose, the\n"
-"                          file's text as docker_compose_file, manifest\n"
-"                          version, and only the options given below (the\n"
-"                          Python SDK drops unset fields)\n"
-"  --name N                \"name\"\n"
-"  --kms                   \"kms_enabled\": true\n"
-"  --gateway               \"gateway_enabled\": true\n"
-"  --allowed-env NAME      add NAME to \"allowed_envs\" (repeatable)\n"
-"  --manifest-version N    \"manifest_version\" (default 2)\n"
-"  --raw                   no normalization\n"
-"  --print-app-compose     also print the canonical JSON that was hashed\n"
-"\nExit status: 0, 1 (unreadable file or invalid JSON), 2 (bad usage).\n",
-           USAGE);
-}
-
-static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    struct sb b = {0};
-    char buf[65536];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-        put(&b, buf, n);
-    bool bad = ferror(f) || b.buf.oom;
-    fclose(f);
-    if (bad) {
-        free(b.buf.p);
-        snprintf(err, errlen, "cannot read %s", path);
-        return NULL;
-    }
-    *len = b.buf.len;
-    return b.buf.p ? b.buf.p : strdup("");
-}
-
-int compose_main(int argc, char **argv)
-{
-    static const struct option opts[] = {
-        {"app-compose", required_argument, NULL, 'a'},
-        {"docker-compose", required_argument, NULL, 'd'},
-        {"name", required_argument, NULL, 'n'},
-        {"kms", no_argument, NULL, 'k'},
-        {"gateway", no_argument, NULL, 'g'},
-        {"allowed-env", required_argument, NULL, 'e'},
-        {"manifest-version", required_argument, NULL, 'm'},
-        {"raw", no_argument, NULL, 'r'},
-        {"print-app-compose", no_argument, NULL, 'p'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
-    const char *app = NULL, *dc = NULL, *name = NULL;
-    bool kms = false, gw = false, raw = false, print = false;
-    long manifest = 2;
-    json_t *envs = json_array();
-    int c, rv = 2;
-    char *end, err[512];
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
-        switch (c) {
-        case 'a': app = optarg; break;
-        case 'd': dc = optarg; break;
-        case 'n': name = optarg; break;
-        case 'k': kms = true; break;
-        case 'g': gw = true; break;
-        case 'e': json_array_append_new(envs, json_string(optarg)); break;
-        case 'm':
-            manifest = strtol(optarg, &end, 10);
-            if (*end || manifest < 1 || manifest > 1000) {
-                fprintf(stderr, "nftraft compose-hash: --manifest-version "
-                                "wants a positive integer\nusage: %s\n",
-                        USAGE);
-                goto out;
-            }
-            break;
-        case 'r': raw = true; break;
-        case 'p': print = true; break;
-        case 'h':
-            help();
-            rv = 0;
-            goto out;
-        default:
-            fprintf(stderr, "nftraft compose-hash: %s\nusage: %s\n",
-                    c == ':' ? "an option needs a value" : "unknown option",
-                    USAGE);
-            goto out;
-        }
-    }
-    if (optind < argc && app == NULL && dc == NULL)
-        app = argv[optind++];
-    if (optind < argc || (app == NULL) == (dc == NULL)) {
-        fprintf(stderr, "nftraft compose-hash: give one FILE (app-compose) "
-                        "or --docker-compose FILE\nusage: %s\n", USAGE);
-        goto out;
-    }
-    size_t len;
-    char *text = read_file(app ? app : dc, &len, err, sizeof err);
-    if (text == NULL) {
-        fprintf(stderr, "nftraft compose-hash: %s\n", err);
-        rv = 1;
-        goto out;
-    }
-    char *doc_text = text;
-    size_t doc_len = len;
-    if (dc != NULL) {
-        json_t *doc = json_object();
-        json_t *s = json_stringn(text, len);
-        if (s == NULL) {
-            fprintf(stderr, "nftraft compose-hash: %s is not valid UTF-8\n",
-                    dc);
-            json_decref(doc);
-            free(text);
-            rv = 1;
-            goto out;
-        }
-        json_object_set_new(doc, "runner", json_string("docker-compose"));
-        json_object_set_new(doc, "docker_compose_file", s);
-        json_object_set_new(doc, "manifest_version", json_integer(manifest));
-        if (name)
-            json_object_set_new(doc, "name", json_string(name));
-        if (kms)
-            json_object_set_new(doc, "kms_enabled", json_true());
-        if (gw)
-            json_object_set_new(doc, "gateway_enabled", json_true());
-        if (json_array_size(envs) > 0)
-            json_object_set(doc, "allowed_envs", envs);
-        doc_text = json_dumps(doc, JSON_COMPACT | JSON_ENCODE_ANY);
-        json_decref(doc);
-        doc_len = doc_text ? strlen(doc_text) : 0;
-    }
-    char *canon = NULL;
-    int r = doc_text ? compose_canonical(doc_text, doc_len, !raw, &canon, err,
-                                         sizeof err)
-                     : ERR_NOMEM;
-    if (doc_text != text)
-        free(doc_text);
-    free(text);
-    if (r != 0) {
-        fprintf(stderr, "nftraft compose-hash: %s: %s\n", app ? app : dc,
-                r == ERR_NOMEM ? "out of memory" : err);
-        rv = 1;
-        goto out;
-    }
-    unsigned char d[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)canon, strlen(canon), d);
-    if (print)
-        printf("%s\n", canon);
-    printf("0x");
-    for (int i = 0; i < 32; i++)
-        printf("%02x", d[i]);
-    printf("\n");
-    free(canon);
-    rv = 0;
-out:
-    json_decref(envs);
-    return rv;
 }

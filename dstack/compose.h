@@ -11,8 +11,8 @@
  * when normalize is true). On success *out is a NUL-terminated malloc'd
  * string the caller frees. ERR_MALFORMED (invalid JSON, message in errmsg),
  * ERR_NOMEM. */
-int compose_canonical(const char *json, size_t len, bool normalize,
-                      char **out, char *errmsg, size_t errlen);
+int compose_canonical(const char *json, size_t len, bool normalize, char **out,
+                      char *errmsg, size_t errlen);
 
 /* sha256 of the canonical form as 64 lowercase hex digits into hex[65]. */
 int compose_hash(const char *json, size_t len, bool normalize, char hex[65],
@@ -30,8 +30,5 @@ int compose_js_reencode(const char *json, size_t len, char **out, char *errmsg,
 /* JavaScript's Number.prototype.toString() of x into out[40] (shortest
  * round-trip digits; "NaN", "Infinity", "-Infinity"; -0 is "0"). */
 void compose_js_number(double x, char out[40]);
-
-/* `nftraft compose-hash ...`: returns the exit code (0, 1 error, 2 usage). */
-int compose_main(int argc, char **argv);
 
 #endif

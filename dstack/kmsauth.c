@@ -20,9 +20,7 @@
 #include "net/httpd.h"
 
 #include <ctype.h>
-#include <getopt.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,11 +42,10 @@ static const char UNAVAILABLE_BODY[] =
     "backend unavailable\"}";
 
 struct kmsauth {
-    uv_loop_t loop;
     struct httpd *httpd;
     struct httpc *httpc;
     struct rpc *rpc;
-    uv_signal_t sigint, sigterm;
+    int closing; /* closes still to complete after kmsauth_stop */
     bool mock;
     char rpc_url[512], rpc_origin[512];
     uint8_t kms[20];
@@ -57,8 +54,8 @@ struct kmsauth {
     uint64_t chain_id;
     uint64_t confirmations;
     char mock_policy[32];
-    const char *mock_gateway, *mock_devices, *mock_mrs, *mock_impl, *mock_kms,
-        *mock_rpc;
+    char *mock_gateway, *mock_devices, *mock_mrs, *mock_impl, *mock_kms,
+        *mock_rpc;          /* copies of the config's strings */
     char mock_chain_id[40]; /* parseInt(MOCK_CHAIN_ID) as JSON */
 };
 
@@ -183,7 +180,7 @@ static void respond_decision(struct httpd_req *r, bool allowed,
 {
     struct strbuf b = {0};
     strbuf_puts(&b, allowed ? "{\"isAllowed\":true,\"reason\":"
-                        : "{\"isAllowed\":false,\"reason\":");
+                            : "{\"isAllowed\":false,\"reason\":");
     sb_json_string(&b, reason, reason_len);
     strbuf_puts(&b, ",\"gatewayAppId\":");
     sb_json_string(&b, gw, gw_len);
@@ -487,8 +484,9 @@ static void chain_id_done(void *data, int err, uint64_t id, const char *msg)
     }
     if (id != b->ka->chain_id) {
         char why[128];
-        snprintf(why, sizeof why, "RPC chain id %" PRIu64 " != ETH_CHAIN_ID %"
-                 PRIu64, id, b->ka->chain_id);
+        snprintf(why, sizeof why,
+                 "RPC chain id %" PRIu64 " != ETH_CHAIN_ID %" PRIu64, id,
+                 b->ka->chain_id);
         fail_closed(b, why);
         return;
     }
@@ -761,7 +759,7 @@ static void mock_decide(struct kmsauth *ka, struct httpd_req *r, bool kms,
             strbuf_puts(&msg, buf);
         } else {
             strbuf_puts(&msg, dev ? "mock policy: device "
-                              : "mock policy: mrAggregated ");
+                                  : "mock policy: mrAggregated ");
             strbuf_put(&msg, orig, olen);
             strbuf_puts(&msg, allow ? " allowed" : " not in allowlist");
         }
@@ -802,8 +800,9 @@ static void handle_boot(struct kmsauth *ka, struct httpd_req *r, bool kms)
     struct boot *b = calloc(1, sizeof *b);
     if (b == NULL) {
         json_decref(body);
-        respond_raw(r, 500, "{\"status\":\"error\",\"message\":"
-                            "\"authorization backend unavailable\"}");
+        respond_raw(r, 500,
+                    "{\"status\":\"error\",\"message\":"
+                    "\"authorization backend unavailable\"}");
         return;
     }
     b->ka = ka;
@@ -867,8 +866,9 @@ static void info_fail(struct info *in, const char *why)
     LOGW("auth", "GET / failed: %s", why);
     if (in->http != NULL) {
         httpd_on_abort(in->http, NULL, NULL);
-        respond_raw(in->http, 500, "{\"status\":\"error\",\"message\":"
-                                   "\"authorization backend unavailable\"}");
+        respond_raw(in->http, 500,
+                    "{\"status\":\"error\",\"message\":"
+                    "\"authorization backend unavailable\"}");
     }
     info_free(in);
 }
@@ -919,8 +919,8 @@ static void info_impl_done(void *data, int err, const uint8_t *d, size_t len,
     info_free(in);
 }
 
-static void info_gateway_done(void *data, int err, const uint8_t *d,
-                              size_t len, const char *msg)
+static void info_gateway_done(void *data, int err, const uint8_t *d, size_t len,
+                              const char *msg)
 {
     struct info *in = data;
     uint64_t n = 0;
@@ -983,7 +983,7 @@ static void route_info(void *data, struct httpd_req *r)
                  strlen(ka->mock_impl));
         sb_field(&b, "appImplementation", ka->mock_impl, strlen(ka->mock_impl));
         strbuf_puts(&b, "\"note\":\"this is a mock backend - all "
-                    "authentications will succeed\"}");
+                        "authentications will succeed\"}");
         if (b.oom)
             respond_raw(r, 500,
                         "{\"status\":\"error\",\"message\":"
@@ -995,8 +995,9 @@ static void route_info(void *data, struct httpd_req *r)
     }
     struct info *in = calloc(1, sizeof *in);
     if (in == NULL) {
-        respond_raw(r, 500, "{\"status\":\"error\",\"message\":"
-                            "\"authorization backend unavailable\"}");
+        respond_raw(r, 500,
+                    "{\"status\":\"error\",\"message\":"
+                    "\"authorization backend unavailable\"}");
         return;
     }
     in->ka = ka;
@@ -1008,61 +1009,9 @@ static void route_info(void *data, struct httpd_req *r)
 
 /* ---- start-up ---- */
 
-static const char USAGE[] =
-    "nftraft kms-auth [--host HOST] [--port PORT] [--mock]";
-
-static void help(void)
+/* v, or dflt when v is NULL or empty (an unset environment variable). */
+static const char *or_default(const char *v, const char *dflt)
 {
-    printf("usage: %s\n\n"
-           "dstack's KMS auth webhook (the API of auth-eth / auth-eth-bun):\n"
-           "  POST /bootAuth/app   ask KMS.isAppAllowed(bootInfo) (forwarded "
-           "to the app)\n"
-           "  POST /bootAuth/kms   ask KMS.isKmsAllowed(bootInfo)\n"
-           "  GET  /               status, contract, chain id, gateway app id\n"
-           "Any RPC or contract failure answers 200 {isAllowed:false, reason:\n"
-           "\"authorization backend unavailable\"} (fail closed); nothing is "
-           "cached.\n"
-           "Reasons and gatewayAppId pass through up to 65536 bytes (longer: "
-           "fail\n"
-           "closed, logged), decoded as viem decodes them.\n\n"
-           "  --host HOST   listen address (env HOST, default 127.0.0.1)\n"
-           "  --port PORT   listen port (env PORT, default 3000)\n"
-           "  --mock        auth-mock: no chain, decisions from MOCK_POLICY\n"
-           "                (allow-all, deny-kms, deny-app, deny-all, "
-           "allowlist-device,\n"
-           "                allowlist-mr with MOCK_ALLOWED_DEVICE_IDS /\n"
-           "                MOCK_ALLOWED_MR_AGGREGATED); refused under\n"
-           "                NODE_ENV=production\n\n"
-           "Environment: ETH_RPC_URL (default http://localhost:8545), "
-           "KMS_CONTRACT_ADDR\n"
-           "(default the zero address), ETH_CHAIN_ID (fail closed when the RPC "
-           "reports\n"
-           "another chain), ETH_FINALITY_CONFIRMATIONS (default 0: read at "
-           "head - N),\n"
-           "Mock: MOCK_POLICY (unknown: allow-all, with a warning), "
-           "MOCK_GATEWAY_APP_ID,\n"
-           "MOCK_CHAIN_ID (parseInt, default 1337), MOCK_APP_IMPLEMENTATION,\n"
-           "KMS_CONTRACT_ADDR and ETH_RPC_URL (printed by GET / only), as "
-           "auth-mock.\n",
-           USAGE);
-}
-
-static void on_signal(uv_signal_t *s, int signum)
-{
-    struct kmsauth *ka = s->data;
-    LOGI("auth", "stopping (signal %d)", signum);
-    uv_close((uv_handle_t *)&ka->sigint, NULL);
-    uv_close((uv_handle_t *)&ka->sigterm, NULL);
-    if (ka->rpc)
-        rpc_close(ka->rpc);
-    ka->rpc = NULL;
-    httpc_close(ka->httpc, NULL, NULL);
-    httpd_close(ka->httpd, NULL, NULL);
-}
-
-static const char *env_or(const char *name, const char *dflt)
-{
-    const char *v = getenv(name);
     return v && *v ? v : dflt;
 }
 
@@ -1087,8 +1036,7 @@ static int parse_safe_int(const char *s, uint64_t *v)
     for (const char *q = s; *q; q++)
         if (!isdigit((unsigned char)*q))
             return -1;
-    if (strlen(s) > 16 || parse_u64_str(s, v) != 0 ||
-        *v > 9007199254740991ull)
+    if (strlen(s) > 16 || parse_u64_str(s, v) != 0 || *v > 9007199254740991ull)
         return -1;
     return 0;
 }
@@ -1219,163 +1167,190 @@ static void rpc_origin(const char *url, char *out, size_t cap)
     snprintf(out, cap, "%s://%s", scheme, host);
 }
 
-int kmsauth_main(int argc, char **argv)
+/* Mock mode's settings into ka (defaults as auth-mock's); -1 out of
+ * memory. */
+static int set_mock(struct kmsauth *ka, const struct kmsauth_config *cfg)
 {
-    static const struct option opts[] = {
-        {"host", required_argument, NULL, 'H'},
-        {"port", required_argument, NULL, 'p'},
-        {"mock", no_argument, NULL, 'm'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
-    static struct kmsauth ka; /* one per process */
-    memset(&ka, 0, sizeof ka);
-    const char *host = env_or("HOST", "127.0.0.1");
-    const char *port_s = env_or("PORT", "3000");
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
-        switch (c) {
-        case 'H': host = optarg; break;
-        case 'p': port_s = optarg; break;
-        case 'm': ka.mock = true; break;
-        case 'h': help(); return 0;
-        default:
-            fprintf(stderr, "nftraft kms-auth: %s\nusage: %s\n",
-                    c == ':' ? "an option needs a value" : "unknown option",
-                    USAGE);
-            return 2;
-        }
-    }
-    uint64_t port;
-    if (optind < argc || parse_u64_str(port_s, &port) != 0 || port < 1 ||
-        port > 65535) {
-        fprintf(stderr, "nftraft kms-auth: bad port or argument\nusage: %s\n",
-                USAGE);
-        return 2;
-    }
-    log_init("kms-auth", getenv("NFTRAFT_LOG_LEVEL"));
-    if (ka.mock) {
-        const char *env = getenv("NODE_ENV");
-        if (env && strcmp(env, "production") == 0) {
-            fprintf(stderr, "nftraft kms-auth: auth-mock must not run with "
-                            "NODE_ENV=production\n");
-            return 1;
-        }
-        snprintf(ka.mock_policy, sizeof ka.mock_policy, "%s", "allow-all");
-        const char *pol = env_or("MOCK_POLICY", "allow-all");
-        static const char *policies[] = {"allow-all", "deny-kms", "deny-app",
-                                         "deny-all", "allowlist-device",
-                                         "allowlist-mr"};
-        bool known = false;
-        for (size_t i = 0; i < 6; i++)
-            known |= strcmp(pol, policies[i]) == 0;
-        if (known)
-            snprintf(ka.mock_policy, sizeof ka.mock_policy, "%s", pol);
-        else
-            LOGW("auth",
-                 "unknown MOCK_POLICY \"%s\", falling back to "
-                 "allow-all",
-                 pol);
-        ka.mock_gateway = env_or("MOCK_GATEWAY_APP_ID",
-                                 "0xmockgateway1234567890123456789012345678");
-        ka.mock_devices = env_or("MOCK_ALLOWED_DEVICE_IDS", "");
-        ka.mock_mrs = env_or("MOCK_ALLOWED_MR_AGGREGATED", "");
-        ka.mock_impl = env_or("MOCK_APP_IMPLEMENTATION",
-                              "0xmockapp9876543210987654321098765432109");
-        ka.mock_kms = env_or("KMS_CONTRACT_ADDR",
-                             "0xmockcontract1234567890123456789012345678");
-        ka.mock_rpc = env_or("ETH_RPC_URL", "");
-        js_parse_int(env_or("MOCK_CHAIN_ID", "1337"), ka.mock_chain_id);
-        snprintf(ka.kms_env, sizeof ka.kms_env, "-");
-    } else {
-        const char *kms = env_or("KMS_CONTRACT_ADDR",
+    snprintf(ka->mock_policy, sizeof ka->mock_policy, "%s", "allow-all");
+    const char *pol = or_default(cfg->mock_policy, "allow-all");
+    static const char *policies[] = {"allow-all",        "deny-kms",
+                                     "deny-app",         "deny-all",
+                                     "allowlist-device", "allowlist-mr"};
+    bool known = false;
+    for (size_t i = 0; i < 6; i++)
+        known |= strcmp(pol, policies[i]) == 0;
+    if (known)
+        snprintf(ka->mock_policy, sizeof ka->mock_policy, "%s", pol);
+    else
+        LOGW("auth", "unknown MOCK_POLICY \"%s\", falling back to allow-all",
+             pol);
+    ka->mock_gateway = strdup(or_default(
+        cfg->mock_gateway_app_id, "0xmockgateway1234567890123456789012345678"));
+    ka->mock_devices = strdup(or_default(cfg->mock_allowed_device_ids, ""));
+    ka->mock_mrs = strdup(or_default(cfg->mock_allowed_mr_aggregated, ""));
+    ka->mock_impl =
+        strdup(or_default(cfg->mock_app_implementation,
+                          "0xmockapp9876543210987654321098765432109"));
+    ka->mock_kms = strdup(or_default(
+        cfg->kms_contract, "0xmockcontract1234567890123456789012345678"));
+    ka->mock_rpc = strdup(or_default(cfg->rpc_url, ""));
+    js_parse_int(or_default(cfg->mock_chain_id, "1337"), ka->mock_chain_id);
+    snprintf(ka->kms_env, sizeof ka->kms_env, "-");
+    return ka->mock_gateway && ka->mock_devices && ka->mock_mrs &&
+                   ka->mock_impl && ka->mock_kms && ka->mock_rpc
+               ? 0
+               : -1;
+}
+
+/* Chain mode's settings into ka (auth-eth-bun's checks and defaults):
+ * 0, or ERR_INVALID with the reason in errmsg. */
+static int set_chain(struct kmsauth *ka, const struct kmsauth_config *cfg,
+                     char *errmsg, size_t errlen)
+{
+    const char *kms = or_default(cfg->kms_contract,
                                  "0x0000000000000000000000000000000000000000");
-        /* viem's isAddress (strict): 0x + 40 hex digits, either all
-         * lowercase or carrying a valid EIP-55 checksum. */
-        char want[43];
-        bool ok = strlen(kms) == 42 && kms[1] == 'x' &&
-                  eip55_decode(kms, 42, ka.kms) != ERR_MALFORMED;
-        if (ok) {
-            char lower[43];
-            hex_encode(ka.kms, 20, 1, lower);
-            eip55_encode(ka.kms, want);
-            ok = strcmp(kms, lower) == 0 || strcmp(kms, want) == 0;
-        }
-        if (!ok || strlen(kms) >= sizeof ka.kms_env) {
-            fprintf(stderr,
-                    "nftraft kms-auth: KMS_CONTRACT_ADDR '%s' is not "
-                    "an address (0x + 40 hex digits, all lowercase "
-                    "or EIP-55 checksummed)\n",
-                    kms);
-            return 1;
-        }
-        snprintf(ka.kms_env, sizeof ka.kms_env, "%s", kms);
-        snprintf(ka.rpc_url, sizeof ka.rpc_url, "%s",
-                 env_or("ETH_RPC_URL", "http://localhost:8545"));
-        rpc_origin(ka.rpc_url, ka.rpc_origin, sizeof ka.rpc_origin);
-        const char *cid = getenv("ETH_CHAIN_ID");
-        if (cid && *cid) {
-            if (parse_safe_int(cid, &ka.chain_id) != 0) {
-                fprintf(stderr,
-                        "nftraft kms-auth: ETH_CHAIN_ID must be a "
-                        "non-negative integer (no leading zeros, at most "
-                        "2^53 - 1), not '%s'\n",
-                        cid);
-                return 1;
-            }
-            ka.chain_id_set = true;
-        }
-        if (parse_safe_int(env_or("ETH_FINALITY_CONFIRMATIONS", "0"),
-                           &ka.confirmations) != 0) {
-            fprintf(stderr,
-                    "nftraft kms-auth: bad ETH_FINALITY_CONFIRMATIONS\n");
-            return 1;
-        }
+    /* viem's isAddress (strict): 0x + 40 hex digits, either all lowercase
+     * or carrying a valid EIP-55 checksum. */
+    char want[43];
+    bool ok = strlen(kms) == 42 && kms[1] == 'x' &&
+              eip55_decode(kms, 42, ka->kms) != ERR_MALFORMED;
+    if (ok) {
+        char lower[43];
+        hex_encode(ka->kms, 20, 1, lower);
+        eip55_encode(ka->kms, want);
+        ok = strcmp(kms, lower) == 0 || strcmp(kms, want) == 0;
     }
-    signal(SIGPIPE, SIG_IGN);
-    uv_loop_init(&ka.loop);
-    char err[512];
-    int rv = httpc_init(&ka.httpc, &ka.loop);
-    if (rv == 0 && !ka.mock)
-        rv = rpc_init(&ka.rpc, &ka.loop, ka.httpc, ka.rpc_url, 5000, 0);
-    if (rv != 0) {
-        fprintf(stderr, "nftraft kms-auth: cannot start the chain client (%s)\n",
-                err_str(rv));
-        return 1;
+    if (!ok || strlen(kms) >= sizeof ka->kms_env) {
+        snprintf(errmsg, errlen,
+                 "KMS_CONTRACT_ADDR '%s' is not an address (0x + 40 hex "
+                 "digits, all lowercase or EIP-55 checksummed)",
+                 kms);
+        return ERR_INVALID;
     }
-    rv = httpd_init(&ka.httpd, &ka.loop, 256 * 1024, err, sizeof err);
-    if (rv == 0) {
-        httpd_route(ka.httpd, "POST", "/bootAuth/app", route_app, &ka);
-        httpd_route(ka.httpd, "POST", "/bootAuth/kms", route_kms, &ka);
-        httpd_route(ka.httpd, "GET", "/", route_info, &ka);
-        static const char *const other[] = {"GET",    "POST",   "PUT",
-                                            "DELETE", "PATCH",  "OPTIONS"};
-        static const char *const paths[] = {"/bootAuth/app", "/bootAuth/kms",
-                                            "/"};
-        for (size_t i = 0; i < 6 && rv == 0; i++)
-            for (size_t k = 0; k < 3 && rv == 0; k++)
-                if (strcmp(other[i], k < 2 ? "POST" : "GET") != 0)
-                    rv = httpd_route(ka.httpd, other[i], paths[k],
-                                     route_not_found, &ka);
-        rv = httpd_listen(ka.httpd, host, (int)port, err, sizeof err);
+    snprintf(ka->kms_env, sizeof ka->kms_env, "%s", kms);
+    snprintf(ka->rpc_url, sizeof ka->rpc_url, "%s",
+             or_default(cfg->rpc_url, "http://localhost:8545"));
+    rpc_origin(ka->rpc_url, ka->rpc_origin, sizeof ka->rpc_origin);
+    const char *cid = cfg->chain_id;
+    if (cid && *cid) {
+        if (parse_safe_int(cid, &ka->chain_id) != 0) {
+            snprintf(errmsg, errlen,
+                     "ETH_CHAIN_ID must be a non-negative integer (no leading "
+                     "zeros, at most 2^53 - 1), not '%s'",
+                     cid);
+            return ERR_INVALID;
+        }
+        ka->chain_id_set = true;
     }
-    if (rv != 0) {
-        fprintf(stderr, "nftraft kms-auth: %s\n", err);
-        return 1;
+    if (parse_safe_int(or_default(cfg->confirmations, "0"),
+                       &ka->confirmations) != 0) {
+        snprintf(errmsg, errlen, "bad ETH_FINALITY_CONFIRMATIONS");
+        return ERR_INVALID;
     }
-    uv_signal_init(&ka.loop, &ka.sigint);
-    uv_signal_init(&ka.loop, &ka.sigterm);
-    ka.sigint.data = ka.sigterm.data = &ka;
-    uv_signal_start(&ka.sigint, on_signal, SIGINT);
-    uv_signal_start(&ka.sigterm, on_signal, SIGTERM);
-    LOGI("auth", "listening on %s:%d (%s) kms=%s rpc=%s", host,
-         httpd_port(ka.httpd), ka.mock ? "mock" : "chain", ka.kms_env,
-         ka.mock ? "-" : ka.rpc_url);
-    printf("nftraft kms-auth listening on http://%s:%d\n", host,
-           httpd_port(ka.httpd));
-    fflush(stdout);
-    uv_run(&ka.loop, UV_RUN_DEFAULT);
-    uv_loop_close(&ka.loop);
     return 0;
+}
+
+/* The routes of auth-eth-bun; every other method on its paths is 404. */
+static int add_routes(struct kmsauth *ka)
+{
+    int rv = httpd_route(ka->httpd, "POST", "/bootAuth/app", route_app, ka);
+    if (rv == 0)
+        rv = httpd_route(ka->httpd, "POST", "/bootAuth/kms", route_kms, ka);
+    if (rv == 0)
+        rv = httpd_route(ka->httpd, "GET", "/", route_info, ka);
+    static const char *const other[] = {"GET",    "POST",  "PUT",
+                                        "DELETE", "PATCH", "OPTIONS"};
+    static const char *const paths[] = {"/bootAuth/app", "/bootAuth/kms", "/"};
+    for (size_t i = 0; i < 6 && rv == 0; i++)
+        for (size_t k = 0; k < 3 && rv == 0; k++)
+            if (strcmp(other[i], k < 2 ? "POST" : "GET") != 0)
+                rv = httpd_route(ka->httpd, other[i], paths[k], route_not_found,
+                                 ka);
+    return rv;
+}
+
+static void release(struct kmsauth *ka)
+{
+    free(ka->mock_gateway);
+    free(ka->mock_devices);
+    free(ka->mock_mrs);
+    free(ka->mock_impl);
+    free(ka->mock_kms);
+    free(ka->mock_rpc);
+    free(ka);
+}
+
+static void closed(void *data)
+{
+    struct kmsauth *ka = data;
+    if (--ka->closing == 0)
+        release(ka);
+}
+
+int kmsauth_start(struct kmsauth **out, uv_loop_t *loop,
+                  const struct kmsauth_config *cfg, char *errmsg, size_t errlen)
+{
+    *out = NULL;
+    struct kmsauth *ka = calloc(1, sizeof *ka);
+    if (ka == NULL) {
+        snprintf(errmsg, errlen, "out of memory");
+        return ERR_NOMEM;
+    }
+    ka->mock = cfg->mock;
+    int rv = 0;
+    if (ka->mock && set_mock(ka, cfg) != 0) {
+        snprintf(errmsg, errlen, "out of memory");
+        rv = ERR_NOMEM;
+    } else if (!ka->mock) {
+        rv = set_chain(ka, cfg, errmsg, errlen);
+    }
+    if (rv != 0) {
+        release(ka);
+        return rv;
+    }
+    rv = httpc_init(&ka->httpc, loop);
+    if (rv == 0 && !ka->mock)
+        rv = rpc_init(&ka->rpc, loop, ka->httpc, ka->rpc_url, 5000, 0);
+    if (rv != 0) {
+        snprintf(errmsg, errlen, "cannot start the chain client (%s)",
+                 err_str(rv));
+        kmsauth_stop(ka);
+        return rv;
+    }
+    rv = httpd_init(&ka->httpd, loop, 256 * 1024, errmsg, errlen);
+    if (rv == 0 && (rv = add_routes(ka)) != 0)
+        snprintf(errmsg, errlen, "cannot add the routes (%s)", err_str(rv));
+    if (rv == 0)
+        rv = httpd_listen(ka->httpd, cfg->host, cfg->port, errmsg, errlen);
+    if (rv != 0) {
+        kmsauth_stop(ka);
+        return rv;
+    }
+    LOGI("auth", "listening on %s:%d (%s) kms=%s rpc=%s", cfg->host,
+         httpd_port(ka->httpd), ka->mock ? "mock" : "chain", ka->kms_env,
+         ka->mock ? "-" : ka->rpc_url);
+    *out = ka;
+    return 0;
+}
+
+int kmsauth_port(const struct kmsauth *ka)
+{
+    return httpd_port(ka->httpd);
+}
+
+void kmsauth_stop(struct kmsauth *ka)
+{
+    if (ka->rpc)
+        rpc_close(ka->rpc);
+    ka->rpc = NULL;
+    ka->closing = 1; /* held until both closes are started */
+    if (ka->httpc != NULL) {
+        ka->closing++;
+        httpc_close(ka->httpc, closed, ka);
+    }
+    if (ka->httpd != NULL) {
+        ka->closing++;
+        httpd_close(ka->httpd, closed, ka);
+    }
+    closed(ka);
 }

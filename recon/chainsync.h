@@ -1,9 +1,14 @@
-/* chainsync.h - the reconciler in every node (chain mode): reads the
- * membership contract each period (two eth_calls and the node's own vote),
- * pings the on-chain leader, and acts on core/recon's decisions: raft
- * membership changes and leadership transfer (as raft leader), electLeader,
- * leaderHeartbeat and no-confidence votes (signed transactions). Raft keeps
- * serving when the chain is slow or down; /status shows the chain's view.
+/* chainsync.h - the reconciler in the daemon (chain mode). Each period
+ * recon/driver polls the membership contract at one block (recon/poll:
+ * clusterState, the member view and the node's own vote), pings the
+ * on-chain leader, and acts on recon/decide's decisions: raft membership
+ * changes and leadership transfer (as raft leader), electLeaderByToken,
+ * leaderHeartbeat and no-confidence votes (signed transactions). This
+ * module is the driver's host: it owns the chain client (chain/rpc,
+ * chain/sender, chain/membership), the timer, the cached view and the
+ * transport handshake, and fills the driver's two ops tables with them and
+ * the node. Raft keeps serving when the chain is slow or down; /status
+ * shows the chain's view.
  *
  * Life cycle: chainsync_init -> chainsync_discover (blocks on the loop until
  * the contract says which token this instance is) -> chainsync_attach ->
@@ -37,8 +42,8 @@ unsigned chainsync_members(struct chainsync *cs, uint64_t *ids, unsigned cap);
  * transport's established connections are re-authorized whenever the
  * member view changes. */
 struct raft_uv_transport;
-void chainsync_attach(struct chainsync *cs, struct node *node,
-                      struct api *api, struct raft_uv_transport *transport);
+void chainsync_attach(struct chainsync *cs, struct node *node, struct api *api,
+                      struct raft_uv_transport *transport);
 
 /* Where token's node is: its endpoints registered on chain (registerNode),
  * else its --peers entry; NULL when neither is known. Valid until the next
@@ -47,11 +52,13 @@ struct config_peer;
 const struct config_peer *chainsync_peer(struct chainsync *cs, uint64_t token);
 
 /* The raft transport's handshake (net/transport.h) for this node: signs
- * with its wallet; a peer may claim raft id N when its key is the owner of
- * active token N in the latest view read from the contract (a failed or
- * malformed read keeps the previous view). Valid until chainsync_free. */
+ * with its wallet; a peer may claim raft id N when its key is the node key
+ * of active token N (on a v1 contract: its owner) in the latest view read
+ * from the contract (a failed or malformed read keeps the previous view). Valid
+ * until chainsync_free. */
 struct transport_auth;
-void chainsync_transport_auth(struct chainsync *cs, struct transport_auth *auth);
+void chainsync_transport_auth(struct chainsync *cs,
+                              struct transport_auth *auth);
 
 /* Stop timers and chain I/O (pending calls end now). */
 void chainsync_stop(struct chainsync *cs);

@@ -1,4 +1,4 @@
-/* recon.c - pure reconciliation decisions (see recon.h). */
+/* decide.c - pure reconciliation decisions (see decide.h). */
 #include "recon/decide.h"
 
 #include <stddef.h>
@@ -20,8 +20,8 @@ static const struct recon_server *server(const struct recon_input *in,
     return NULL;
 }
 
-static unsigned push(struct recon_action *out, unsigned n,
-                     enum recon_kind k, uint64_t id, bool against)
+static unsigned push(struct recon_action *out, unsigned n, enum recon_kind k,
+                     uint64_t id, bool against)
 {
     if (n < RECON_MAX_ACTIONS) {
         out[n].kind = k;
@@ -49,11 +49,11 @@ static bool live_majority_without(const struct recon_input *in, uint64_t gone)
 
 /* A voter to hand leadership to: an active member, live and caught up,
  * not `not`; 0 when there is none. */
-static uint64_t transfer_target(const struct recon_input *in, uint64_t not)
+static uint64_t transfer_target(const struct recon_input *in, uint64_t not )
 {
     for (unsigned i = 0; i < in->n_servers; i++) {
         const struct recon_server *s = &in->servers[i];
-        if (s->id != not && s->id != in->my_id && s->voter && s->live &&
+        if (s->id != not &&s->id != in->my_id && s->voter && s->live &&
             s->caught_up && has(in->members, in->n_members, s->id))
             return s->id;
     }
@@ -131,14 +131,22 @@ unsigned recon_decide(const struct recon_input *in, struct recon_action *out)
 const char *recon_kind_str(enum recon_kind k)
 {
     switch (k) {
-    case RECON_ADD: return "add";
-    case RECON_PROMOTE: return "promote";
-    case RECON_REMOVE: return "remove";
-    case RECON_TRANSFER: return "transfer";
-    case RECON_ELECT: return "elect";
-    case RECON_HEARTBEAT: return "heartbeat";
-    case RECON_VOTE: return "vote";
-    case RECON_REFUSE: return "refuse";
+    case RECON_ADD:
+        return "add";
+    case RECON_PROMOTE:
+        return "promote";
+    case RECON_REMOVE:
+        return "remove";
+    case RECON_TRANSFER:
+        return "transfer";
+    case RECON_ELECT:
+        return "elect";
+    case RECON_HEARTBEAT:
+        return "heartbeat";
+    case RECON_VOTE:
+        return "vote";
+    case RECON_REFUSE:
+        return "refuse";
     }
     return "?";
 }

@@ -1,11 +1,11 @@
-/* recon.h - the reconciler's decisions: what a node should do so that raft
+/* decide.h - the reconciler's decisions: what a node should do so that raft
  * follows the contract (membership, leader) and the contract follows what
  * the nodes observe (heartbeats, no-confidence votes).
  *
  * Pure: given one snapshot of raft's and the contract's state, recon_decide()
- * returns the actions to take now. The driver (net/chainsync) does the I/O,
+ * returns the actions to take now. The driver (recon/driver) does the I/O,
  * runs at most one raft change and one transaction at a time, and calls this
- * again on the next block. */
+ * again after each good poll of the contract. */
 #ifndef NFTRAFT_RECON_H
 #define NFTRAFT_RECON_H
 
@@ -14,7 +14,7 @@
 
 #define RECON_MAX_ACTIONS 8
 
-struct recon_server {   /* one server of raft's configuration */
+struct recon_server { /* one server of raft's configuration */
     uint64_t id;
     bool voter;
     bool live;      /* leader: heard from it within the election timeout */
@@ -22,40 +22,43 @@ struct recon_server {   /* one server of raft's configuration */
 };
 
 struct recon_input {
-    uint64_t self;                 /* my token id; 0: not an active member */
-    uint64_t my_id;                /* my raft id, member or not */
-    bool raft_leader;              /* I am raft leader and ready */
+    uint64_t self;    /* my token id; 0: not an active member */
+    uint64_t my_id;   /* my raft id, member or not */
+    bool raft_leader; /* I am raft leader and ready */
     const struct recon_server *servers; /* raft configuration */
     unsigned n_servers;
-    const uint64_t *members;       /* token ids of active registered instances */
+    const uint64_t *members; /* token ids of active registered instances */
     unsigned n_members;
-    const uint64_t *addressable;   /* token ids whose raft address is known */
+    const uint64_t *addressable; /* token ids whose raft address is known */
     unsigned n_addressable;
-    uint64_t chain_leader;         /* on-chain leader's token id; 0 = none */
-    uint64_t now;                  /* wall-clock seconds (compared with the
-                                      contract's expiry, a block timestamp) */
-    uint64_t expiry;               /* leadershipExpiry() */
-    uint64_t heartbeat_period;     /* seconds between leader heartbeats */
-    int leader_health;             /* my ping of the on-chain leader:
-                                      -1 unknown, 0 failing, 1 healthy */
-    bool voted_against_leader;     /* my live no-confidence vote */
+    uint64_t chain_leader;     /* on-chain leader's token id; 0 = none */
+    uint64_t now;              /* this node's wall clock, seconds
+                                  (time(NULL), not chain time): compared
+                                  with the contract's expiry, a block
+                                  timestamp, so clock skew between the
+                                  node and the chain shifts the lease */
+    uint64_t expiry;           /* leadershipExpiry() */
+    uint64_t heartbeat_period; /* seconds between leader heartbeats */
+    int leader_health;         /* my ping of the on-chain leader:
+                                  -1 unknown, 0 failing, 1 healthy */
+    bool voted_against_leader; /* my live no-confidence vote */
 };
 
 enum recon_kind {
-    RECON_ADD,        /* raft: add token `id` as a voter */
-    RECON_PROMOTE,    /* raft: make non-voter `id` a voter (raft_assign) */
-    RECON_REMOVE,     /* raft: remove server `id` */
-    RECON_TRANSFER,   /* raft: hand leadership to `id` */
-    RECON_ELECT,      /* tx: electLeader() */
-    RECON_HEARTBEAT,  /* tx: leaderHeartbeat() */
-    RECON_VOTE,       /* tx: castVote(leader, against) */
-    RECON_REFUSE,     /* refuse client writes: not an active member */
+    RECON_ADD,       /* raft: add token `id` as a voter */
+    RECON_PROMOTE,   /* raft: make non-voter `id` a voter (raft_assign) */
+    RECON_REMOVE,    /* raft: remove server `id` */
+    RECON_TRANSFER,  /* raft: hand leadership to `id` */
+    RECON_ELECT,     /* tx: electLeaderByToken(self) */
+    RECON_HEARTBEAT, /* tx: leaderHeartbeat() */
+    RECON_VOTE,      /* tx: castVoteByToken(self, leader, against) */
+    RECON_REFUSE,    /* refuse client writes: not an active member */
 };
 
 struct recon_action {
     enum recon_kind kind;
-    uint64_t id;      /* ADD/REMOVE/TRANSFER target; VOTE: leader token */
-    bool against;     /* VOTE: true = no confidence, false = clear */
+    uint64_t id;  /* ADD/REMOVE/TRANSFER target; VOTE: leader token */
+    bool against; /* VOTE: true = no confidence, false = clear */
 };
 
 /* Fill out[] (at most RECON_MAX_ACTIONS) with the actions to take now, raft

@@ -1,6 +1,6 @@
 /* test_membership.c - instance ids for people and the strict decoding of the
- * contract's activeNodes() answer (chain/membership), against data encoded by
- * `cast abi-encode`. */
+ * contract's answers (activeNodes(), activeMembers(), clusterState(),
+ * tokenVotes(); chain/membership), against data encoded by `cast abi-encode`. */
 #include "cast_helper.h"
 #include "chain/membership.h"
 #include "chain/hex.h"
@@ -133,5 +133,126 @@ TEST(decode_nodes_as_cast_encodes_them)
     return 0;
 }
 
+/* cast abi-encode 'f(types)' 'values' into *d (malloc'd). */
+static int encode_as(const char *types, const char *values, uint8_t **d,
+                     size_t *len)
+{
+    static char out[8192];
+    char args[4096];
+    snprintf(args, sizeof args, "abi-encode 'f(%s)' %s", types, values);
+    if (cast_run(args, out, sizeof out) != 0)
+        return -1;
+    size_t n = strlen(out);
+    *d = malloc(n / 2 + 1);
+    return *d && hex_decode(out, n, *d, n / 2, len) == 0 ? 0 : -1;
+}
+
+/* Every truncation of d[0..len) fails to decode. */
+static int truncations_fail(const uint8_t *d, size_t len,
+                            int (*decode)(const uint8_t *, size_t))
+{
+    for (size_t cut = 0; cut < len; cut++)
+        if (decode(d, cut) == 0)
+            return 1;
+    return 0;
+}
+
+static int state_of(const uint8_t *d, size_t len)
+{
+    struct membership_state s;
+    return membership_decode_state(d, len, &s);
+}
+
+static int vote_of(const uint8_t *d, size_t len)
+{
+    struct membership_vote v;
+    return membership_decode_vote(d, len, &v);
+}
+
+static int v1_of(const uint8_t *d, size_t len)
+{
+    struct membership_node m[4];
+    size_t n;
+    return membership_decode_members_v1(d, len, m, 4, &n);
+}
+
+TEST(decode_state_vote_and_v1_members_as_cast_encodes_them)
+{
+    uint8_t *d;
+    size_t len, n;
+    struct membership_state s;
+    if (encode_as("address,uint256,uint256,uint256,uint256,uint256,uint256,"
+                  "uint256",
+                  "0x70997970c51812dc3a010c7d01b50e0d17dc79c8 2 7 1700000000 "
+                  "1 2 3 60",
+                  &d, &len) != 0)
+        SKIP("cast not installed");
+    ASSERT_EQ(membership_decode_state(d, len, &s), 0);
+    ASSERT(s.leader[0] == 0x70 && s.leader[19] == 0xc8);
+    ASSERT_U64_EQ(s.leader_token, 2);
+    ASSERT_U64_EQ(s.term, 7);
+    ASSERT_U64_EQ(s.expiry, 1700000000);
+    ASSERT_U64_EQ(s.against, 1);
+    ASSERT_U64_EQ(s.required, 2);
+    ASSERT_U64_EQ(s.active, 3);
+    ASSERT_U64_EQ(s.period, 60);
+    ASSERT_EQ(truncations_fail(d, len, state_of), 0);
+    d[0] = 1; /* an address with a dirty high byte */
+    s.term = 99;
+    ASSERT_EQ(membership_decode_state(d, len, &s), ERR_MALFORMED);
+    ASSERT_U64_EQ(s.term, 99); /* untouched */
+    free(d);
+
+    struct membership_vote v;
+    ASSERT_EQ(encode_as("address,uint256,bool",
+                        "0x90f79bf6eb2c4f870365e785982e1f101e93b906 7 true", &d,
+                        &len),
+              0);
+    ASSERT_EQ(membership_decode_vote(d, len, &v), 0);
+    ASSERT(v.target[0] == 0x90 && v.against);
+    ASSERT_U64_EQ(v.term, 7);
+    ASSERT_EQ(truncations_fail(d, len, vote_of), 0);
+    d[95] = 2; /* a bool that is neither 0 nor 1 */
+    ASSERT_EQ(membership_decode_vote(d, len, &v), ERR_MALFORMED);
+    free(d);
+
+    struct membership_node m[4];
+    char args[1024], node1[67], one[67];
+    snprintf(node1, sizeof node1, "0x6e6f646531%054d", 0);
+    snprintf(one, sizeof one, "0x01%062d", 0);
+    snprintf(args, sizeof args,
+             "'[1,3]' '[%s,%s]' '[0x70997970c51812dc3a010c7d01b50e0d17dc79c8,"
+             "0x90f79bf6eb2c4f870365e785982e1f101e93b906]'",
+             node1, one);
+    ASSERT_EQ(encode_as("uint256[],bytes32[],address[]", args, &d, &len), 0);
+    ASSERT_EQ(membership_decode_members_v1(d, len, m, 4, &n), 0);
+    ASSERT_EQ(n, 2);
+    ASSERT_U64_EQ(m[0].token, 1);
+    ASSERT_U64_EQ(m[1].token, 3);
+    ASSERT(memcmp(m[0].instance, "node1\0", 6) == 0);
+    ASSERT_MEM_EQ(m[1].node_key, m[1].owner, 20); /* v1: the owner speaks */
+    ASSERT_STR_EQ(m[0].raft, "");
+    ASSERT_EQ(m[0].epoch, 0);
+    ASSERT_EQ(membership_decode_members_v1(d, len, m, 1, &n), ERR_TOOBIG);
+    ASSERT_EQ(truncations_fail(d, len, v1_of), 0);
+    free(d);
+    /* arrays of different lengths; a token 0 */
+    ASSERT_EQ(encode_as("uint256[],bytes32[],address[]",
+                        "'[1]' '[]' '[0x70997970c51812dc3a010c7d01b50e0d17dc"
+                        "79c8]'",
+                        &d, &len),
+              0);
+    ASSERT_EQ(membership_decode_members_v1(d, len, m, 4, &n), ERR_MALFORMED);
+    free(d);
+    snprintf(args, sizeof args,
+             "'[0]' '[%s]' '[0x70997970c51812dc3a010c7d01b50e0d17dc79c8]'",
+             one);
+    ASSERT_EQ(encode_as("uint256[],bytes32[],address[]", args, &d, &len), 0);
+    ASSERT_EQ(membership_decode_members_v1(d, len, m, 4, &n), ERR_MALFORMED);
+    free(d);
+    return 0;
+}
+
 TEST_LIST(TEST_ENTRY(instance_text_round_trips),
-          TEST_ENTRY(decode_nodes_as_cast_encodes_them))
+          TEST_ENTRY(decode_nodes_as_cast_encodes_them),
+          TEST_ENTRY(decode_state_vote_and_v1_members_as_cast_encodes_them))

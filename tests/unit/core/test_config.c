@@ -4,9 +4,10 @@
 #include "harness.h"
 
 #define SECRET "--cluster-secret-file", "/tmp/secret"
-#define PEERS "1=127.0.0.1:9101=http://127.0.0.1:9001,"                      \
-              "2=127.0.0.1:9102=http://127.0.0.1:9002/,"                     \
-              "3=127.0.0.1:9103=http://127.0.0.1:9003"
+#define PEERS                                                                  \
+    "1=127.0.0.1:9101=http://127.0.0.1:9001,"                                  \
+    "2=127.0.0.1:9102=http://127.0.0.1:9002/,"                                 \
+    "3=127.0.0.1:9103=http://127.0.0.1:9003"
 
 static int parse(struct config *c, char **argv)
 {
@@ -26,9 +27,10 @@ static int parse(struct config *c, char **argv)
 TEST(static_ok)
 {
     struct config c;
-    char *argv[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
-                    "127.0.0.1:9002", "--raft", "127.0.0.1:9102", "--peers",
-                    PEERS, SECRET, NULL};
+    char *argv[] = {
+        "nftraftd", "--data-dir",     "/tmp/x",  "--http", "127.0.0.1:9002",
+        "--raft",   "127.0.0.1:9102", "--peers", PEERS,    SECRET,
+        NULL};
     ASSERT_EQ(parse(&c, argv), 0);
     ASSERT_U64_EQ(c.id, 2);
     ASSERT_EQ(c.n_peers, 3);
@@ -38,25 +40,47 @@ TEST(static_ok)
     ASSERT_EQ(c.election_timeout_ms, 300);
     ASSERT_EQ(c.heartbeat_timeout_ms, 40);
     ASSERT_EQ(c.install_snapshot_timeout_ms, 5000);
-    char *snap[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
-                    "127.0.0.1:9002", "--raft", "127.0.0.1:9102", "--peers",
-                    PEERS, SECRET, "--install-snapshot-timeout", "1500", NULL};
+    char *snap[] = {"nftraftd",
+                    "--data-dir",
+                    "/tmp/x",
+                    "--http",
+                    "127.0.0.1:9002",
+                    "--raft",
+                    "127.0.0.1:9102",
+                    "--peers",
+                    PEERS,
+                    SECRET,
+                    "--install-snapshot-timeout",
+                    "1500",
+                    NULL};
     ASSERT_EQ(parse(&c, snap), 0);
     ASSERT_EQ(c.install_snapshot_timeout_ms, 1500);
     ASSERT_U64_EQ(c.log_retention, 10000);
     ASSERT_U64_EQ(c.key_retention, 100000);
     ASSERT_EQ(c.snapshot_threshold, 65536);
-    char *ret[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
-                   "127.0.0.1:9002", "--raft", "127.0.0.1:9102", "--peers",
-                   PEERS, SECRET, "--log-retention", "0", "--key-retention",
-                   "500", NULL};
+    char *ret[] = {"nftraftd",
+                   "--data-dir",
+                   "/tmp/x",
+                   "--http",
+                   "127.0.0.1:9002",
+                   "--raft",
+                   "127.0.0.1:9102",
+                   "--peers",
+                   PEERS,
+                   SECRET,
+                   "--log-retention",
+                   "0",
+                   "--key-retention",
+                   "500",
+                   NULL};
     ASSERT_EQ(parse(&c, ret), 0);
     ASSERT_U64_EQ(c.log_retention, 0);
     ASSERT_U64_EQ(c.key_retention, 500);
     ASSERT_STR_EQ(c.bind_ip, ""); /* outgoing HTTP: the route's source */
-    char *bind[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
-                    "127.0.0.1:9002", "--bind-outgoing", "--raft",
-                    "127.0.0.1:9102", "--peers", PEERS, SECRET, NULL};
+    char *bind[] = {"nftraftd", "--data-dir",     "/tmp/x",
+                    "--http",   "127.0.0.1:9002", "--bind-outgoing",
+                    "--raft",   "127.0.0.1:9102", "--peers",
+                    PEERS,      SECRET,           NULL};
     ASSERT_EQ(parse(&c, bind), 0);
     ASSERT_STR_EQ(c.bind_ip, "127.0.0.1"); /* the --raft host */
     return 0;
@@ -78,55 +102,136 @@ TEST(bad_flags)
     char *missing[] = {"nftraftd", "--http", "127.0.0.1:1", NULL};
     char *unknown[] = {"nftraftd", "--bogus", NULL};
     char *noval[] = {"nftraftd", "--data-dir", NULL};
-    char *badraft[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
-                       "127.0.0.1:9001", "--raft", "localhost:9101",
-                       "--peers", PEERS, SECRET, NULL};
-    char *badport[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
-                       "127.0.0.1:70000", "--raft", "127.0.0.1:9101",
-                       "--peers", PEERS, SECRET, NULL};
-    char *notinpeers[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
-                          "127.0.0.1:9001", "--raft", "127.0.0.1:9999",
-                          "--peers", PEERS, SECRET, NULL};
-    char *badpeers[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
-                        "127.0.0.1:9001", "--raft", "127.0.0.1:9101",
-                        "--peers", "1=127.0.0.1:9101", SECRET, NULL};
-    char *dup[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
-                   "127.0.0.1:9001", "--raft", "127.0.0.1:9101", "--peers",
+    char *badraft[] = {
+        "nftraftd", "--data-dir",     "/tmp/x",  "--http", "127.0.0.1:9001",
+        "--raft",   "localhost:9101", "--peers", PEERS,    SECRET,
+        NULL};
+    char *badport[] = {
+        "nftraftd", "--data-dir",     "/tmp/x",  "--http", "127.0.0.1:70000",
+        "--raft",   "127.0.0.1:9101", "--peers", PEERS,    SECRET,
+        NULL};
+    char *notinpeers[] = {
+        "nftraftd", "--data-dir",     "/tmp/x",  "--http", "127.0.0.1:9001",
+        "--raft",   "127.0.0.1:9999", "--peers", PEERS,    SECRET,
+        NULL};
+    char *badpeers[] = {"nftraftd",
+                        "--data-dir",
+                        "/tmp/x",
+                        "--http",
+                        "127.0.0.1:9001",
+                        "--raft",
+                        "127.0.0.1:9101",
+                        "--peers",
+                        "1=127.0.0.1:9101",
+                        SECRET,
+                        NULL};
+    char *dup[] = {"nftraftd",
+                   "--data-dir",
+                   "/tmp/x",
+                   "--http",
+                   "127.0.0.1:9001",
+                   "--raft",
+                   "127.0.0.1:9101",
+                   "--peers",
                    "1=127.0.0.1:9101=http://a:1,1=127.0.0.1:9102=http://b:1",
-                   SECRET, NULL};
-    char *timeouts[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
-                        "127.0.0.1:9001", "--raft", "127.0.0.1:9101",
-                        "--peers", PEERS, SECRET, "--election-timeout", "100",
-                        "--heartbeat-timeout", "80", NULL};
-    char *neg[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
-                   "127.0.0.1:9001", "--raft", "127.0.0.1:9101", "--peers",
-                   PEERS, SECRET, "--snapshot-threshold", "-5", NULL};
-    char *contract[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
-                        "127.0.0.1:9001", "--raft", "127.0.0.1:9101",
-                        "--rpc-url", "http://127.0.0.1:8545", "--contract",
-                        "0x1234", "--instance-id", "node1", "--wallet-key",
-                        "/k", NULL};
-    char *nokey[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
-                     "127.0.0.1:9001", "--raft", "127.0.0.1:9101",
-                     "--rpc-url", "http://127.0.0.1:8545", "--contract",
+                   SECRET,
+                   NULL};
+    char *timeouts[] = {"nftraftd",
+                        "--data-dir",
+                        "/tmp/x",
+                        "--http",
+                        "127.0.0.1:9001",
+                        "--raft",
+                        "127.0.0.1:9101",
+                        "--peers",
+                        PEERS,
+                        SECRET,
+                        "--election-timeout",
+                        "100",
+                        "--heartbeat-timeout",
+                        "80",
+                        NULL};
+    char *neg[] = {"nftraftd",
+                   "--data-dir",
+                   "/tmp/x",
+                   "--http",
+                   "127.0.0.1:9001",
+                   "--raft",
+                   "127.0.0.1:9101",
+                   "--peers",
+                   PEERS,
+                   SECRET,
+                   "--snapshot-threshold",
+                   "-5",
+                   NULL};
+    char *contract[] = {"nftraftd",
+                        "--data-dir",
+                        "/tmp/x",
+                        "--http",
+                        "127.0.0.1:9001",
+                        "--raft",
+                        "127.0.0.1:9101",
+                        "--rpc-url",
+                        "http://127.0.0.1:8545",
+                        "--contract",
+                        "0x1234",
+                        "--instance-id",
+                        "node1",
+                        "--wallet-key",
+                        "/k",
+                        NULL};
+    char *nokey[] = {"nftraftd",
+                     "--data-dir",
+                     "/tmp/x",
+                     "--http",
+                     "127.0.0.1:9001",
+                     "--raft",
+                     "127.0.0.1:9101",
+                     "--rpc-url",
+                     "http://127.0.0.1:8545",
+                     "--contract",
                      "0x5FbDB2315678afecb367f032d93F642f64180aa3",
-                     "--instance-id", "node1", NULL};
-    char *join[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
-                    "127.0.0.1:9001", "--raft", "127.0.0.1:9101", "--peers",
-                    PEERS, SECRET, "--join", NULL};
-    char *snapto[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
-                      "127.0.0.1:9001", "--raft", "127.0.0.1:9101", "--peers",
-                      PEERS, SECRET, "--install-snapshot-timeout", "5", NULL};
+                     "--instance-id",
+                     "node1",
+                     NULL};
+    char *join[] = {"nftraftd",       "--data-dir",     "/tmp/x",
+                    "--http",         "127.0.0.1:9001", "--raft",
+                    "127.0.0.1:9101", "--peers",        PEERS,
+                    SECRET,           "--join",         NULL};
+    char *snapto[] = {"nftraftd",
+                      "--data-dir",
+                      "/tmp/x",
+                      "--http",
+                      "127.0.0.1:9001",
+                      "--raft",
+                      "127.0.0.1:9101",
+                      "--peers",
+                      PEERS,
+                      SECRET,
+                      "--install-snapshot-timeout",
+                      "5",
+                      NULL};
     char *extra[] = {"nftraftd", "stray", NULL};
-    char *logret[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
-                      "127.0.0.1:9001", "--raft", "127.0.0.1:9101", "--peers",
-                      PEERS, "--log-retention", "-1", NULL};
-    char *keyret[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
-                      "127.0.0.1:9001", "--raft", "127.0.0.1:9101", "--peers",
-                      PEERS, "--key-retention", "lots", NULL};
-    char **cases[] = {missing, unknown, noval, badraft, badport, notinpeers,
-                      badpeers, dup, timeouts, neg, contract, nokey, join,
-                      snapto, extra, logret, keyret};
+    char *logret[] = {"nftraftd",
+                      "--data-dir",
+                      "/tmp/x",
+                      "--http",
+                      "127.0.0.1:9001",
+                      "--raft",
+                      "127.0.0.1:9101",
+                      "--peers",
+                      PEERS,
+                      "--log-retention",
+                      "-1",
+                      NULL};
+    char *keyret[] = {"nftraftd",        "--data-dir",     "/tmp/x",
+                      "--http",          "127.0.0.1:9001", "--raft",
+                      "127.0.0.1:9101",  "--peers",        PEERS,
+                      "--key-retention", "lots",           NULL};
+    char **cases[] = {missing,    unknown,  noval, badraft,  badport,
+                      notinpeers, badpeers, dup,   timeouts, neg,
+                      contract,   nokey,    join,  snapto,   extra,
+                      logret,     keyret};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         if (parse(&c, cases[i]) != ERR_INVALID)
             FAILF("case %zu was accepted", i);
@@ -137,13 +242,13 @@ TEST(bad_flags)
 TEST(chain_env)
 {
     struct config c;
-    char *argv[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
-                    "0.0.0.0:8080", "--raft", "127.0.0.1:9101",
-                    "--instance-id", "node1", "--peers", PEERS, NULL};
+    char *argv[] = {"nftraftd",       "--data-dir",    "/tmp/x",
+                    "--http",         "0.0.0.0:8080",  "--raft",
+                    "127.0.0.1:9101", "--instance-id", "node1",
+                    "--peers",        PEERS,           NULL};
     char err[256];
     setenv("ETH_RPC_URL", "http://127.0.0.1:8545", 1);
-    setenv("CONTRACT_ADDRESS", "0x5FbDB2315678afecb367f032d93F642f64180aa3",
-           1);
+    setenv("CONTRACT_ADDRESS", "0x5FbDB2315678afecb367f032d93F642f64180aa3", 1);
     setenv("NFTRAFT_WALLET_KEY", "0x01", 1);
     int rv = config_parse(&c, 11, argv, err, sizeof err);
     unsetenv("ETH_RPC_URL");
@@ -180,28 +285,70 @@ TEST(u64)
 TEST(raft_port_auth)
 {
     struct config c;
-    char *none[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
-                    "127.0.0.1:9001", "--raft", "127.0.0.1:9101", "--peers",
-                    PEERS, NULL};
-    char *both[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
-                    "127.0.0.1:9001", "--raft", "127.0.0.1:9101", "--peers",
-                    PEERS, SECRET, "--insecure-no-auth", NULL};
-    char *insecure[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
-                        "127.0.0.1:9001", "--raft", "127.0.0.1:9101",
-                        "--peers", PEERS, "--insecure-no-auth", NULL};
-    char *chain[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
-                     "127.0.0.1:9001", "--raft", "127.0.0.1:9101",
-                     "--rpc-url", "http://127.0.0.1:8545", "--contract",
+    char *none[] = {
+        "nftraftd", "--data-dir",     "/tmp/x",  "--http", "127.0.0.1:9001",
+        "--raft",   "127.0.0.1:9101", "--peers", PEERS,    NULL};
+    char *both[] = {"nftraftd",
+                    "--data-dir",
+                    "/tmp/x",
+                    "--http",
+                    "127.0.0.1:9001",
+                    "--raft",
+                    "127.0.0.1:9101",
+                    "--peers",
+                    PEERS,
+                    SECRET,
+                    "--insecure-no-auth",
+                    NULL};
+    char *insecure[] = {
+        "nftraftd", "--data-dir",     "/tmp/x",  "--http", "127.0.0.1:9001",
+        "--raft",   "127.0.0.1:9101", "--peers", PEERS,    "--insecure-no-auth",
+        NULL};
+    char *chain[] = {"nftraftd",
+                     "--data-dir",
+                     "/tmp/x",
+                     "--http",
+                     "127.0.0.1:9001",
+                     "--raft",
+                     "127.0.0.1:9101",
+                     "--rpc-url",
+                     "http://127.0.0.1:8545",
+                     "--contract",
                      "0x5FbDB2315678afecb367f032d93F642f64180aa3",
-                     "--instance-id", "node1", "--wallet-key", "/k", SECRET,
+                     "--instance-id",
+                     "node1",
+                     "--wallet-key",
+                     "/k",
+                     SECRET,
                      NULL};
-    char *caps[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
-                    "127.0.0.1:9001", "--raft", "127.0.0.1:9101", "--peers",
-                    PEERS, SECRET, "--max-raft-message", "2097152",
-                    "--max-raft-connections", "8", NULL};
-    char *badcap[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
-                      "127.0.0.1:9001", "--raft", "127.0.0.1:9101", "--peers",
-                      PEERS, SECRET, "--max-raft-connections", "1", NULL};
+    char *caps[] = {"nftraftd",
+                    "--data-dir",
+                    "/tmp/x",
+                    "--http",
+                    "127.0.0.1:9001",
+                    "--raft",
+                    "127.0.0.1:9101",
+                    "--peers",
+                    PEERS,
+                    SECRET,
+                    "--max-raft-message",
+                    "2097152",
+                    "--max-raft-connections",
+                    "8",
+                    NULL};
+    char *badcap[] = {"nftraftd",
+                      "--data-dir",
+                      "/tmp/x",
+                      "--http",
+                      "127.0.0.1:9001",
+                      "--raft",
+                      "127.0.0.1:9101",
+                      "--peers",
+                      PEERS,
+                      SECRET,
+                      "--max-raft-connections",
+                      "1",
+                      NULL};
     ASSERT_EQ(parse(&c, none), ERR_INVALID);
     ASSERT_EQ(parse(&c, both), ERR_INVALID);
     ASSERT_EQ(parse(&c, chain), ERR_INVALID);
@@ -230,25 +377,211 @@ TEST(rpc_safety)
     ASSERT(!config_rpc_is_safe("http://127.0.0.1@evil.example/"));
     ASSERT(!config_rpc_is_safe("ftp://127.0.0.1/"));
     struct config c;
-    char *remote[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
-                      "127.0.0.1:9001", "--raft", "127.0.0.1:9101",
-                      "--rpc-url", "http://10.1.2.3:8545", "--contract",
+    char *remote[] = {"nftraftd",
+                      "--data-dir",
+                      "/tmp/x",
+                      "--http",
+                      "127.0.0.1:9001",
+                      "--raft",
+                      "127.0.0.1:9101",
+                      "--rpc-url",
+                      "http://10.1.2.3:8545",
+                      "--contract",
                       "0x5FbDB2315678afecb367f032d93F642f64180aa3",
-                      "--instance-id", "node1", "--wallet-key", "/k", NULL};
+                      "--instance-id",
+                      "node1",
+                      "--wallet-key",
+                      "/k",
+                      NULL};
     ASSERT_EQ(parse(&c, remote), ERR_INVALID);
-    char *allowed[] = {"nftraftd", "--data-dir", "/tmp/x", "--http",
-                       "127.0.0.1:9001", "--raft", "127.0.0.1:9101",
-                       "--rpc-url", "http://10.1.2.3:8545", "--contract",
+    char *allowed[] = {"nftraftd",
+                       "--data-dir",
+                       "/tmp/x",
+                       "--http",
+                       "127.0.0.1:9001",
+                       "--raft",
+                       "127.0.0.1:9101",
+                       "--rpc-url",
+                       "http://10.1.2.3:8545",
+                       "--contract",
                        "0x5FbDB2315678afecb367f032d93F642f64180aa3",
-                       "--instance-id", "node1", "--wallet-key", "/k",
-                       "--allow-insecure-rpc", "--chain-confirmations", "5",
+                       "--instance-id",
+                       "node1",
+                       "--wallet-key",
+                       "/k",
+                       "--allow-insecure-rpc",
+                       "--chain-confirmations",
+                       "5",
                        NULL};
     ASSERT_EQ(parse(&c, allowed), 0);
     ASSERT_EQ(c.chain_confirmations, 5);
     return 0;
 }
 
+/* ---- the option table ---- */
+
+/* A valid static-mode command line plus one flag and value (value may be
+ * NULL); the error message in err. */
+static int parse_with(struct config *c, const char *flag, const char *value,
+                      char *err, size_t errlen)
+{
+    char *argv[] = {
+        "nftraftd",   "--data-dir",     "/tmp/x",  "--http", "127.0.0.1:9002",
+        "--raft",     "127.0.0.1:9102", "--peers", PEERS,    SECRET,
+        (char *)flag, (char *)value,    NULL};
+    int argc = value ? 13 : flag ? 12 : 11;
+    unsetenv("ETH_RPC_URL");
+    unsetenv("CONTRACT_ADDRESS");
+    unsetenv("NFTRAFT_WALLET_KEY");
+    err[0] = '\0';
+    return config_parse(c, argc, argv, err, errlen);
+}
+
+static uint64_t field_u64(const struct config *c, const struct config_option *o)
+{
+    const char *f = (const char *)c + o->offset;
+    if (o->size == sizeof(uint32_t)) {
+        uint32_t v;
+        memcpy(&v, f, sizeof v);
+        return v;
+    }
+    uint64_t v;
+    memcpy(&v, f, sizeof v);
+    return v;
+}
+
+/* Expect value of --name rejected with a message naming the flag. */
+static int rejects(const struct config_option *o, const char *value)
+{
+    struct config c;
+    char flag[64], err[256], want[80];
+    snprintf(flag, sizeof flag, "--%s", o->name);
+    snprintf(want, sizeof want, "--%s: ", o->name);
+    if (parse_with(&c, flag, value, err, sizeof err) != ERR_INVALID)
+        FAILF("%s %s was accepted", flag, value);
+    if (strncmp(err, want, strlen(want)) != 0)
+        FAILF("%s %s: message '%s' does not start with '%s'", flag, value, err,
+              want);
+    return 0;
+}
+
+TEST(table_numbers)
+{
+    size_t n;
+    const struct config_option *t = config_options(&n);
+    struct config c;
+    char err[256], v[32], flag[64];
+    ASSERT(n > 30);
+    ASSERT_EQ(parse_with(&c, NULL, NULL, err, sizeof err), 0);
+    for (size_t i = 0; i < n; i++) { /* every default is applied */
+        const struct config_option *o = &t[i];
+        bool has = o->dflt >= o->min && o->dflt <= o->max;
+        if (o->kind == CONFIG_UINT && has && strcmp(o->name, "id") != 0)
+            ASSERT_U64_EQ(field_u64(&c, o), o->dflt);
+        if (o->kind == CONFIG_STR && o->dflt_str != NULL)
+            ASSERT_STR_EQ((const char *)&c + o->offset, o->dflt_str);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct config_option *o = &t[i];
+        if (o->kind != CONFIG_UINT)
+            continue;
+        snprintf(flag, sizeof flag, "--%s", o->name);
+        uint64_t ok = o->dflt >= o->min && o->dflt <= o->max ? o->dflt : 2;
+        snprintf(v, sizeof v, "%llu", (unsigned long long)ok);
+        if (parse_with(&c, flag, v, err, sizeof err) != 0)
+            FAILF("%s %s (its default) rejected: %s", flag, v, err);
+        ASSERT_U64_EQ(field_u64(&c, o), ok);
+        if (o->min > 0) {
+            snprintf(v, sizeof v, "%llu", (unsigned long long)o->min - 1);
+            if (rejects(o, v) != 0)
+                return 1;
+        }
+        if (o->max < UINT64_MAX) {
+            snprintf(v, sizeof v, "%llu", (unsigned long long)o->max + 1);
+            if (rejects(o, v) != 0)
+                return 1;
+        }
+        if (rejects(o, "-1") != 0 || rejects(o, "12x") != 0 ||
+            rejects(o, "") != 0)
+            return 1;
+    }
+    return 0;
+}
+
+TEST(table_messages)
+{
+    static const char *const cases[][3] = {
+        {"--election-timeout", "5", "--election-timeout: want 10..60000 ms"},
+        {"--snapshot-threshold", "0", "--snapshot-threshold: want >= 1"},
+        {"--forward-timeout", "9", "--forward-timeout: want 10..600000"},
+        {"--log-retention", "x", "--log-retention: want 0..1000000000 rows"},
+        {"--max-raft-message", "1",
+         "--max-raft-message: want 1048576..4294967296"},
+        {"--id", "0", "--id: '0' is not >= 1"},
+        {"--log-level", "loud", "--log-level: want debug|info|warn|error"},
+        {"--raft", "localhost:1",
+         "--raft: 'localhost:1' is not an IPv4 a.b.c.d:port"},
+        {"--http", "nohost", "--http: 'nohost' is not HOST:PORT"},
+        {"--rpc-url", "ftp://x", "--rpc-url: bad URL 'ftp://x'"},
+        {"--data-dir", "", "--data-dir: bad path"},
+        {"--peers", "1=2", "--peers: '1=2' is not ID=RAFTADDR=HTTPURL"},
+        {"--bogus", NULL, "unknown flag '--bogus'"},
+    };
+    struct config c;
+    char err[256];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ASSERT_EQ(parse_with(&c, cases[i][0], cases[i][1], err, sizeof err),
+                  ERR_INVALID);
+        ASSERT_STR_EQ(err, cases[i][2]);
+    }
+    ASSERT_EQ(parse_with(&c, "--log-level", "debug", err, sizeof err), 0);
+    ASSERT_STR_EQ(c.log_level, "debug");
+    return 0;
+}
+
+TEST(table_help)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    ASSERT(f != NULL);
+    config_usage(f);
+    fclose(f);
+    /* One line per option: continuation lines joined with a space. */
+    for (char *p = text; (p = strstr(p, "\n      ")) != NULL;) {
+        size_t sp = strspn(p + 1, " ");
+        if (sp != 28) {
+            p++;
+            continue;
+        }
+        *p = ' ';
+        memmove(p + 1, p + 29, strlen(p + 29) + 1);
+    }
+    size_t n;
+    const struct config_option *t = config_options(&n);
+    for (size_t i = 0; i < n; i++) {
+        char flag[96], dflt[64];
+        snprintf(flag, sizeof flag, "  --%s%s%s", t[i].name,
+                 t[i].arg ? " " : "", t[i].arg ? t[i].arg : "");
+        if (strstr(text, flag) == NULL)
+            FAILF("--help does not list '%s'", flag);
+        if (t[i].help == NULL || strstr(t[i].help, "%D") == NULL)
+            continue;
+        if (t[i].kind == CONFIG_UINT)
+            snprintf(dflt, sizeof dflt, "default %llu",
+                     (unsigned long long)t[i].dflt);
+        else
+            snprintf(dflt, sizeof dflt, "default %s", t[i].dflt_str);
+        if (strstr(text, dflt) == NULL)
+            FAILF("--help does not show --%s's '%s'", t[i].name, dflt);
+    }
+    ASSERT(strstr(text, "%D") == NULL);
+    free(text);
+    return 0;
+}
+
 TEST_LIST(TEST_ENTRY(static_ok), TEST_ENTRY(raft_port_auth),
-          TEST_ENTRY(rpc_safety),
-          TEST_ENTRY(help_and_version),
-          TEST_ENTRY(bad_flags), TEST_ENTRY(chain_env), TEST_ENTRY(u64))
+          TEST_ENTRY(rpc_safety), TEST_ENTRY(help_and_version),
+          TEST_ENTRY(bad_flags), TEST_ENTRY(chain_env), TEST_ENTRY(u64),
+          TEST_ENTRY(table_numbers), TEST_ENTRY(table_messages),
+          TEST_ENTRY(table_help))

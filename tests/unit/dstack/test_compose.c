@@ -196,18 +196,25 @@ TEST(normalization)
     const char *bash = "{\"runner\":\"bash\",\"bash_script\":\"start.sh\","
                        "\"docker_compose_file\":\"docker-compose.yml\"}";
     ASSERT_EQ(compose_hash(bash, strlen(bash), true, hex, err, sizeof err), 0);
-    ASSERT_STR_EQ(hex, "75a6f53f70c26c8f7b545f48c2f5ef2f76c27d13f7034be1021cf25f5d9853d2");
+    ASSERT_STR_EQ(
+        hex,
+        "75a6f53f70c26c8f7b545f48c2f5ef2f76c27d13f7034be1021cf25f5d9853d2");
     const char *dc = "{\"runner\":\"docker-compose\",\"docker_compose_file\":"
                      "\"docker-compose.yml\",\"bash_script\":\"x.sh\"}";
     ASSERT_EQ(compose_hash(dc, strlen(dc), true, hex, err, sizeof err), 0);
-    ASSERT_STR_EQ(hex, "6148eabae40413a5c15aeab33343e7a219edc0cda2c2556add9a96ec76d61b11");
+    ASSERT_STR_EQ(
+        hex,
+        "6148eabae40413a5c15aeab33343e7a219edc0cda2c2556add9a96ec76d61b11");
     const char *pre = "{\"runner\":\"docker-compose\",\"docker_compose_file\":"
                       "\"docker-compose.yml\",\"pre_launch_script\":\"\"}";
     ASSERT_EQ(compose_hash(pre, strlen(pre), true, hex, err, sizeof err), 0);
-    ASSERT_STR_EQ(hex, "6148eabae40413a5c15aeab33343e7a219edc0cda2c2556add9a96ec76d61b11");
+    ASSERT_STR_EQ(
+        hex,
+        "6148eabae40413a5c15aeab33343e7a219edc0cda2c2556add9a96ec76d61b11");
     /* Without normalization the extra fields stay. */
     ASSERT_EQ(compose_hash(pre, strlen(pre), false, hex, err, sizeof err), 0);
-    ASSERT(strcmp(hex, "6148eabae40413a5c15aeab33343e7a219edc0cda2c2556add9a96ec76d61b11") != 0);
+    ASSERT(strcmp(hex, "6148eabae40413a5c15aeab33343e7a219edc0cda2c2556add9a96e"
+                       "c76d61b11") != 0);
     ASSERT(check_canon("{\"runner\":\"nerdctl-compose\",\"bash_script\":1}",
                        "{\"runner\":\"nerdctl-compose\"}", true) == 0);
     ASSERT(check_canon("{\"runner\":\"bash\",\"pre_launch_script\":\"go\"}",
@@ -241,7 +248,8 @@ TEST(key_order)
                        "{\"z\":3,\"\xf0\x9f\x98\x80\":2,\"\xef\xbd\x9e\":1}",
                        false) == 0);
     ASSERT(check_canon("{\"o\":{\"y\":[{\"d\":1,\"c\":2}],\"x\":null}}",
-                       "{\"o\":{\"x\":null,\"y\":[{\"c\":2,\"d\":1}]}}", false) == 0);
+                       "{\"o\":{\"x\":null,\"y\":[{\"c\":2,\"d\":1}]}}",
+                       false) == 0);
     ASSERT(check_canon("{\"k\":1,\"k\":2}", "{\"k\":2}", false) == 0);
     return 0;
 }

@@ -1,4 +1,4 @@
-/* test_recon.c - reconciler decisions (core/recon). */
+/* test_decide.c - reconciler decisions (recon/decide). */
 #include "recon/decide.h"
 #include "harness.h"
 
@@ -134,8 +134,9 @@ TEST(removal_keeps_a_live_majority)
     ASSERT_EQ(recon_decide(&in, a), 1);
     ASSERT_EQ(a[0].kind, RECON_REMOVE);
     /* A non-voter that left is always removable. */
-    static const struct recon_server spare3[] = {
-        {1, true, true, true}, {2, true, false, false}, {3, false, false, false}};
+    static const struct recon_server spare3[] = {{1, true, true, true},
+                                                 {2, true, false, false},
+                                                 {3, false, false, false}};
     in.servers = spare3;
     ASSERT_EQ(recon_decide(&in, a), 1);
     ASSERT_EQ(a[0].kind, RECON_REMOVE);
@@ -146,9 +147,10 @@ TEST(removal_keeps_a_live_majority)
 TEST(non_voter_member_is_promoted_not_added_again)
 {
     struct recon_input in = base();
-    static const struct recon_server with_spare[] = {
-        {1, true, true, true}, {2, true, true, true}, {3, true, true, true},
-        {4, false, false, false}};
+    static const struct recon_server with_spare[] = {{1, true, true, true},
+                                                     {2, true, true, true},
+                                                     {3, true, true, true},
+                                                     {4, false, false, false}};
     in.servers = with_spare;
     in.n_servers = 4;
     in.members = m1234;

@@ -1,0 +1,368 @@
+/* driver.c - the reconciler's rounds (see driver.h): poll, decide, act. */
+#include "recon/driver.h"
+#include "core/err.h"
+#include "core/log.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+static void poll_done(void *data, int result, const struct membership_view *v,
+                      const char *msg);
+
+int recon_driver_init(struct recon_driver *d, const struct config *cfg,
+                      const struct recon_chain *chain,
+                      const struct recon_raft *raft)
+{
+    memset(d, 0, sizeof *d);
+    d->cfg = cfg;
+    d->chain = chain;
+    d->raft = raft;
+    d->health = -1;
+    return recon_poll_init(&d->poll, chain, 0, cfg->chain_confirmations,
+                           poll_done, d);
+}
+
+void recon_driver_close(struct recon_driver *d)
+{
+    d->stopping = true;
+    recon_poll_close(&d->poll);
+}
+
+void recon_driver_stop(struct recon_driver *d)
+{
+    d->stopping = true;
+}
+
+static uint64_t now_ms(const struct recon_driver *d)
+{
+    return d->chain->now_ms(d->chain->data);
+}
+
+/* ---- the member view ---- */
+
+/* Keep a member's on-chain endpoints when raft's transport can use them:
+ * raft an IPv4 a.b.c.d:port, http an http(s):// URL (trailing slashes
+ * dropped). Anything else is dropped and --peers is asked instead. */
+static void endpoints(struct recon_member *m, const char *raft,
+                      const char *http)
+{
+    memset(&m->addr, 0, sizeof m->addr);
+    m->addr.id = m->token;
+    struct sockaddr_in sa;
+    char host[CONFIG_ADDR_MAX];
+    const char *colon = strrchr(raft, ':');
+    size_t hl = colon ? (size_t)(colon - raft) : 0;
+    if (colon == NULL || hl == 0 || hl >= sizeof host ||
+        strlen(raft) >= sizeof m->addr.raft ||
+        strlen(http) >= sizeof m->addr.http ||
+        (strncmp(http, "http://", 7) != 0 && strncmp(http, "https://", 8) != 0))
+        return;
+    memcpy(host, raft, hl);
+    host[hl] = '\0';
+    uint64_t port;
+    if (uv_ip4_addr(host, 0, &sa) != 0 ||
+        config_parse_u64(colon + 1, 1, 65535, &port) != 0)
+        return;
+    snprintf(m->addr.raft, sizeof m->addr.raft, "%s", raft);
+    snprintf(m->addr.http, sizeof m->addr.http, "%s", http);
+    size_t n = strlen(m->addr.http);
+    while (n > 0 && m->addr.http[n - 1] == '/')
+        m->addr.http[--n] = '\0';
+}
+
+bool recon_driver_adopt(struct recon_driver *d,
+                        const struct membership_node *nodes, size_t n)
+{
+    if (n > MEMBERSHIP_MAX_NODES)
+        n = MEMBERSHIP_MAX_NODES;
+    struct recon_member *got = calloc(n ? n : 1, sizeof *got);
+    if (got == NULL)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        got[i].token = nodes[i].token;
+        memcpy(got[i].instance, nodes[i].instance, 32);
+        memcpy(got[i].owner, nodes[i].owner, 20);
+        memcpy(got[i].key, nodes[i].node_key, 20);
+        endpoints(&got[i], nodes[i].raft, nodes[i].http);
+    }
+    bool changed =
+        n != d->n_members || memcmp(d->members, got, n * sizeof got[0]) != 0;
+    memcpy(d->members, got, n * sizeof got[0]);
+    d->n_members = (unsigned)n;
+    free(got);
+    return changed;
+}
+
+uint64_t recon_driver_find(const struct recon_driver *d,
+                           const uint8_t instance[32])
+{
+    for (unsigned i = 0; i < d->n_members; i++)
+        if (memcmp(d->members[i].instance, instance, 32) == 0)
+            return d->members[i].token;
+    return 0;
+}
+
+const struct config_peer *recon_driver_peer(const struct recon_driver *d,
+                                            uint64_t token)
+{
+    for (unsigned i = 0; i < d->n_members; i++)
+        if (d->members[i].token == token && d->members[i].addr.raft[0])
+            return &d->members[i].addr;
+    return config_peer(d->cfg, token);
+}
+
+void recon_driver_start(struct recon_driver *d, uint64_t self, uint64_t block,
+                        uint64_t chain_id, bool verify)
+{
+    d->self = self;
+    d->poll.token = self;
+    d->poll.block = block;
+    d->poll.chain_id = chain_id;
+    d->poll.verify_chain_id = verify;
+}
+
+/* ---- acting ---- */
+
+static void change_cb(void *arg, int status)
+{
+    struct recon_driver *d = arg;
+    d->change_busy = false;
+    if (d->last_change_kind == RECON_TRANSFER) {
+        /* Exponential back-off per target: a transfer blocks writes for up
+         * to an election timeout, so a failing one must not repeat every
+         * second. */
+        d->transfer_wait_ms =
+            status == 0                ? 0
+            : d->transfer_wait_ms == 0 ? 2000
+            : d->transfer_wait_ms * 2 > RECON_TRANSFER_BACKOFF_MAX_MS
+                ? RECON_TRANSFER_BACKOFF_MAX_MS
+                : d->transfer_wait_ms * 2;
+    }
+    if (status != 0 && !d->stopping)
+        LOGW("chain", "raft %s token=%" PRIu64 " failed: %s",
+             recon_kind_str(d->last_change_kind), d->change_target,
+             err_str(status));
+}
+
+static void tx_cb(void *arg, int err, const uint8_t hash[32], uint64_t block,
+                  const char *msg)
+{
+    (void)hash;
+    struct recon_driver *d = arg;
+    d->tx_busy = false;
+    if (d->stopping)
+        return;
+    d->last_tx_ms = now_ms(d);
+    if (err == 0)
+        LOGI("chain", "transaction mined block=%" PRIu64, block);
+    else if (err != ERR_TOOBIG) /* the sender reports those itself */
+        LOGW("chain", "transaction failed: %s", msg ? msg : err_str(err));
+    d->chain->poll_soon(d->chain->data);
+}
+
+static void send_tx(struct recon_driver *d, const struct recon_action *a)
+{
+    static const char *const what[] = {"electLeaderByToken", "leaderHeartbeat"};
+    struct recon_tx tx = {.token = d->self, .against = a->against};
+    tx.kind = a->kind == RECON_ELECT       ? RECON_TX_ELECT
+              : a->kind == RECON_HEARTBEAT ? RECON_TX_HEARTBEAT
+                                           : RECON_TX_VOTE;
+    memcpy(tx.leader, d->state.leader, 20);
+    d->calls += 5; /* nonce/estimate/price/send/receipt */
+    d->tx_busy = d->chain->send(d->chain->data, &tx, tx_cb, d) == 0;
+    if (d->tx_busy)
+        LOGI("chain", "sending %s",
+             tx.kind != RECON_TX_VOTE ? what[tx.kind]
+             : a->against             ? "no-confidence vote"
+                                      : "vote clear");
+}
+
+/* A raft change now, unless one is in flight or the pacing says wait. */
+static void change(struct recon_driver *d, const struct recon_action *a,
+                   uint64_t now)
+{
+    const struct recon_raft *r = d->raft;
+    if (d->change_busy || now - d->last_change_ms < RECON_CHANGE_GAP_MS)
+        return;
+    if (a->kind == RECON_REMOVE &&
+        now - d->last_remove_ms < RECON_SHRINK_GAP_MS)
+        return;
+    if (a->kind == RECON_TRANSFER && a->id == d->change_target &&
+        now - d->last_change_ms < d->transfer_wait_ms)
+        return;
+    if (a->kind == RECON_TRANSFER && a->id != d->change_target)
+        d->transfer_wait_ms = 0;
+    d->last_change_ms = now;
+    d->last_change_kind = a->kind;
+    d->change_target = a->id;
+    if (a->kind == RECON_REMOVE)
+        d->last_remove_ms = now;
+    const struct config_peer *p = recon_driver_peer(d, a->id);
+    LOGI("chain", "raft %s token=%" PRIu64, recon_kind_str(a->kind), a->id);
+    int rv =
+        a->kind == RECON_ADD
+            ? (p ? r->add(r->data, a->id, p->raft, change_cb, d) : ERR_NOTFOUND)
+        : a->kind == RECON_PROMOTE ? r->promote(r->data, a->id, change_cb, d)
+        : a->kind == RECON_REMOVE  ? r->remove(r->data, a->id, change_cb, d)
+                                   : r->transfer(r->data, a->id, change_cb, d);
+    d->change_busy = rv == 0;
+    if (rv != 0)
+        LOGW("chain", "raft %s token=%" PRIu64 ": %s", recon_kind_str(a->kind),
+             a->id, err_str(rv));
+}
+
+static void act(struct recon_driver *d, const struct recon_action *a,
+                uint64_t now)
+{
+    switch (a->kind) {
+    case RECON_REFUSE:
+        snprintf(d->refusal, sizeof d->refusal,
+                 "instance %s is not an active registered instance of "
+                 "contract %s: this node serves no writes",
+                 d->cfg->instance_id, d->cfg->contract);
+        break;
+    case RECON_ADD:
+    case RECON_PROMOTE:
+    case RECON_REMOVE:
+    case RECON_TRANSFER:
+        change(d, a, now);
+        break;
+    case RECON_ELECT:
+    case RECON_HEARTBEAT:
+    case RECON_VOTE:
+        if (!d->tx_busy && now - d->last_tx_ms >= RECON_TX_GAP_MS)
+            send_tx(d, a);
+        break;
+    }
+}
+
+/* Decide on the current view and raft's configuration, then act. */
+static void decide(struct recon_driver *d)
+{
+    struct recon_server rs[MEMBERSHIP_MAX_NODES];
+    unsigned ns = d->raft->servers(d->raft->data, rs, MEMBERSHIP_MAX_NODES);
+    uint64_t members[MEMBERSHIP_MAX_NODES], addressable[MEMBERSHIP_MAX_NODES];
+    unsigned na = 0;
+    bool self_active = false;
+    for (unsigned i = 0; i < d->n_members; i++) {
+        members[i] = d->members[i].token;
+        self_active |= members[i] == d->self;
+        if (recon_driver_peer(d, members[i]) != NULL)
+            addressable[na++] = members[i];
+    }
+    struct recon_input in = {
+        .self = self_active ? d->self : 0,
+        .my_id = d->self,
+        .raft_leader = d->raft->is_leader(d->raft->data),
+        .servers = rs,
+        .n_servers = ns,
+        .members = members,
+        .n_members = d->n_members,
+        .addressable = addressable,
+        .n_addressable = na,
+        .chain_leader = d->state.leader_token,
+        .now = d->chain->wall_s(d->chain->data),
+        .expiry = d->state.expiry,
+        .heartbeat_period = d->state.period,
+        .leader_health = d->health,
+        .voted_against_leader = d->my_vote_against,
+    };
+    struct recon_action a[RECON_MAX_ACTIONS];
+    unsigned n = recon_decide(&in, a);
+    d->refusal[0] = '\0';
+    uint64_t now = now_ms(d);
+    for (unsigned i = 0; i < n; i++)
+        act(d, &a[i], now);
+}
+
+/* ---- the poll ---- */
+
+static void poll_failed(struct recon_driver *d, const char *msg)
+{
+    if (d->connected || strcmp(d->error, msg) != 0)
+        LOGW("chain", "chain unavailable: %s", msg);
+    d->connected = false;
+    snprintf(d->error, sizeof d->error, "%s", msg);
+}
+
+static void poll_done(void *data, int result, const struct membership_view *v,
+                      const char *msg)
+{
+    struct recon_driver *d = data;
+    if (d->stopping)
+        return;
+    if (result == RECON_POLL_STALE) {
+        if (d->poll.stale == 1 || d->poll.stale % 60 == 0)
+            LOGW("chain",
+                 "RPC answered head block %" PRIu64 " (view block "
+                 "%" PRIu64 "), older than the view already read at block "
+                 "%" PRIu64 ": ignored (%" PRIu64 " such answers)",
+                 d->poll.head,
+                 d->poll.head > d->cfg->chain_confirmations
+                     ? d->poll.head - d->cfg->chain_confirmations
+                     : 0,
+                 d->poll.block, d->poll.stale);
+        return;
+    }
+    if (result != 0) {
+        poll_failed(d, msg);
+        return;
+    }
+    d->state = v->state;
+    d->my_vote_against = v->vote.against && v->vote.term == d->state.term &&
+                         memcmp(v->vote.target, d->state.leader, 20) == 0;
+    bool changed = recon_driver_adopt(d, v->nodes, v->n_nodes);
+    if (!d->connected)
+        LOGI("chain", "chain reachable again block=%" PRIu64, v->block);
+    d->connected = true;
+    d->error[0] = '\0';
+    if (d->raft->view_read != NULL)
+        d->raft->view_read(d->raft->data, changed);
+    decide(d);
+}
+
+/* ---- the round ---- */
+
+static void ping_cb(void *arg, bool healthy)
+{
+    struct recon_driver *d = arg;
+    d->ping_busy = false;
+    if (d->stopping)
+        return;
+    if (d->ping_target != d->state.leader_token)
+        return; /* the leader changed meanwhile: not about the new one */
+    int h = healthy ? 1 : 0;
+    d->health_of = d->ping_target;
+    if (h != d->health)
+        LOGI("chain", "on-chain leader token=%" PRIu64 " is %s",
+             d->state.leader_token, h ? "healthy" : "not answering");
+    d->health = h;
+}
+
+static void ping_leader(struct recon_driver *d)
+{
+    uint64_t leader = d->state.leader_token;
+    const struct config_peer *p =
+        leader && leader != d->self ? recon_driver_peer(d, leader) : NULL;
+    if (d->health_of != leader) {
+        d->health = -1; /* a new leader: unknown until pinged */
+        d->health_of = leader;
+    }
+    if (p == NULL) {
+        d->health = leader == d->self ? 1 : -1;
+    } else if (!d->ping_busy) {
+        d->ping_target = leader;
+        d->ping_busy = d->chain->ping(d->chain->data, p->http, ping_cb, d) == 0;
+    }
+}
+
+void recon_driver_tick(struct recon_driver *d)
+{
+    if (d->stopping)
+        return;
+    recon_poll_start(&d->poll); /* ERR_BUSY: the last poll is in flight */
+    ping_leader(d);
+}

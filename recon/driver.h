@@ -1,0 +1,127 @@
+/* driver.h - the reconciler's driver: each round it polls the contract
+ * (recon/poll), turns the view and raft's configuration into a
+ * recon_decide() input, and carries out the decisions: raft membership
+ * changes and leadership transfer (one in flight, CHANGE_GAP apart, a
+ * removal at most every SHRINK_GAP, a failing transfer backing off), and
+ * transactions (one in flight): electLeaderByToken, leaderHeartbeat,
+ * no-confidence votes. It also pings the on-chain leader's /status.
+ *
+ * It reaches the chain only through struct recon_chain (poll.h) and raft
+ * only through struct recon_raft (below), so a test drives whole rounds
+ * with fakes; recon/chainsync fills both with the real chain client, node
+ * and transport. Single-threaded: every call and callback on one loop. */
+#ifndef NFTRAFT_RECON_DRIVER_H
+#define NFTRAFT_RECON_DRIVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/config.h"
+#include "recon/decide.h"
+#include "recon/poll.h"
+
+typedef void (*recon_change_cb)(void *arg, int status);
+
+/* Raft as the reconciler sees it. The four changes call cb exactly once
+ * when they return 0 (later, not inside the call), never otherwise. */
+struct recon_raft {
+    void *data;
+    /* I am raft leader and ready. */
+    bool (*is_leader)(void *data);
+    /* Raft's configuration into out (at most cap), live filled in: heard
+     * from within two election timeouts (the node itself always). */
+    unsigned (*servers)(void *data, struct recon_server *out, unsigned cap);
+    int (*add)(void *data, uint64_t id, const char *address, recon_change_cb cb,
+               void *arg);
+    int (*promote)(void *data, uint64_t id, recon_change_cb cb, void *arg);
+    int (*remove)(void *data, uint64_t id, recon_change_cb cb, void *arg);
+    int (*transfer)(void *data, uint64_t id, recon_change_cb cb, void *arg);
+    /* After every good poll (changed: the member list differs from the
+     * previous one): re-authorize raft connections, publish addresses,
+     * save the view. May be NULL. */
+    void (*view_read)(void *data, bool changed);
+};
+
+/* One active member as the driver keeps it. */
+struct recon_member {
+    uint64_t token;
+    uint8_t instance[32];
+    uint8_t owner[20];
+    uint8_t key[20]; /* the node key that speaks for the token (v1: owner) */
+    struct config_peer addr; /* on-chain endpoints when raft's transport
+                                can use them (raft "" otherwise) */
+};
+
+#define RECON_CHANGE_GAP_MS 1000
+#define RECON_SHRINK_GAP_MS                                                    \
+    10000 /* between two removals: a lying RPC                                 \
+             cannot shrink the cluster one voter a                             \
+             second */
+#define RECON_TRANSFER_BACKOFF_MAX_MS 60000
+#define RECON_TX_GAP_MS 300
+
+/* Caller-owned; fields are read-only outside driver.c. */
+struct recon_driver {
+    const struct config *cfg; /* instance id, contract, timeouts */
+    const struct recon_chain *chain;
+    const struct recon_raft *raft;
+    struct recon_poll poll;
+    uint64_t self; /* my token id */
+    bool stopping;
+    /* the view */
+    struct recon_member members[MEMBERSHIP_MAX_NODES];
+    unsigned n_members;
+    struct membership_state state;
+    bool my_vote_against; /* my live no-confidence vote this term */
+    bool connected;       /* the last poll succeeded */
+    char error[256];      /* why the chain is unavailable ("" if it is;
+                             the owner may seed it before the start) */
+    /* the on-chain leader's health: -1 unknown, 0 failing, 1 healthy */
+    int health;
+    uint64_t health_of; /* the token `health` is about */
+    uint64_t ping_target;
+    bool ping_busy;
+    /* actions in flight and their pacing */
+    bool tx_busy, change_busy;
+    uint64_t last_change_ms, last_tx_ms, last_remove_ms;
+    uint64_t change_target, transfer_wait_ms;
+    enum recon_kind last_change_kind;
+    uint64_t calls;    /* transactions' chain calls (5 each; the
+                          poll's are counted in poll.calls) */
+    char refusal[300]; /* why writes are refused ("" when served) */
+};
+
+/* 0 or ERR_NOMEM. cfg, chain and raft outlive the driver. */
+int recon_driver_init(struct recon_driver *d, const struct config *cfg,
+                      const struct recon_chain *chain,
+                      const struct recon_raft *raft);
+void recon_driver_close(struct recon_driver *d);
+
+/* Make nodes[0..n) the member view (discovery, the cached view): endpoints
+ * that raft's transport cannot use are dropped. true when it changed. */
+bool recon_driver_adopt(struct recon_driver *d,
+                        const struct membership_node *nodes, size_t n);
+
+/* This instance's token in the view, or 0 when it is not a member. */
+uint64_t recon_driver_find(const struct recon_driver *d,
+                           const uint8_t instance[32]);
+
+/* Start acting as token `self`. block: the block the current view was read
+ * at; chain_id: when verify, the first poll checks the chain is still
+ * this one (the view came from the cache). */
+void recon_driver_start(struct recon_driver *d, uint64_t self, uint64_t block,
+                        uint64_t chain_id, bool verify);
+
+/* One round: start a poll (when none is in flight; a good poll decides and
+ * acts) and ping the on-chain leader. */
+void recon_driver_tick(struct recon_driver *d);
+
+/* Where token's node is: its on-chain endpoints, else its --peers entry;
+ * NULL when neither is known. Valid until the next view. */
+const struct config_peer *recon_driver_peer(const struct recon_driver *d,
+                                            uint64_t token);
+
+/* From now on callbacks still in flight change nothing. */
+void recon_driver_stop(struct recon_driver *d);
+
+#endif

@@ -1,0 +1,194 @@
+/* test_poll.c - the contract poll's state machine (recon/poll) against the
+ * fake chain: its states in order, every read at the pinned block, every
+ * error back to idle with the last good view kept, older heads ignored. */
+#include "fakes.h"
+#include "harness.h"
+
+struct outcome {
+    int calls, result;
+    size_t n_nodes;
+    uint64_t block, leader;
+    char msg[160];
+};
+
+static void done(void *data, int result, const struct membership_view *v,
+                 const char *msg)
+{
+    struct outcome *o = data;
+    o->calls++;
+    o->result = result;
+    o->msg[0] = '\0';
+    if (msg)
+        snprintf(o->msg, sizeof o->msg, "%s", msg);
+    if (v != NULL) {
+        o->n_nodes = v->n_nodes;
+        o->block = v->block;
+        o->leader = v->state.leader_token;
+    }
+}
+
+static struct fake_chain f;
+
+static int setup(struct recon_poll *p, struct outcome *o)
+{
+    fake_chain_init(&f);
+    fake_chain_member(&f, 1);
+    fake_chain_member(&f, 2);
+    f.state.leader_token = 2;
+    memset(o, 0, sizeof *o);
+    return recon_poll_init(p, &f.ops, 1, 2, done, o);
+}
+
+TEST(states_in_order_all_reads_at_the_pinned_block)
+{
+    struct recon_poll p;
+    struct outcome o;
+    ASSERT_EQ(setup(&p, &o), 0);
+    ASSERT_EQ(p.state, RECON_POLL_IDLE);
+    ASSERT_EQ(recon_poll_start(&p), 0);
+    ASSERT_EQ(p.state, RECON_POLL_BLOCK);
+    ASSERT_EQ(recon_poll_start(&p), ERR_BUSY); /* one poll at a time */
+    static const enum recon_poll_state order[] = {
+        RECON_POLL_STATE, RECON_POLL_NODES, RECON_POLL_VOTE, RECON_POLL_IDLE};
+    for (unsigned i = 0; i < 4; i++) {
+        struct fake_pending q = f.q[0];
+        f.nq = 0;
+        fake_deliver(&f, &q); /* one answer: one step */
+        ASSERT_STR_EQ(recon_poll_state_str(p.state),
+                      recon_poll_state_str(order[i]));
+    }
+    ASSERT_EQ(o.calls, 1);
+    ASSERT_EQ(o.result, 0);
+    ASSERT_EQ(o.n_nodes, 2);
+    ASSERT_U64_EQ(o.leader, 2);
+    ASSERT_U64_EQ(o.block, 98); /* head 100 - 2 confirmations */
+    ASSERT_U64_EQ(p.block, 98);
+    ASSERT_EQ(f.n_reads, 3);
+    for (unsigned i = 0; i < f.n_reads; i++)
+        ASSERT_STR_EQ(f.read_blocks[i], "0x62");
+    recon_poll_close(&p);
+    return 0;
+}
+
+TEST(every_error_returns_to_idle_and_keeps_the_view)
+{
+    struct recon_poll p;
+    struct outcome o;
+    ASSERT_EQ(setup(&p, &o), 0);
+    ASSERT_EQ(recon_poll_start(&p), 0);
+    fake_chain_run(&f);
+    ASSERT_EQ(o.result, 0);
+    ASSERT_U64_EQ(p.block, 98);
+    static const enum fake_call calls[] = {F_BLOCK, F_STATE, F_NODES, F_VOTE};
+    static const int errs[] = {ERR_TIMEOUT, ERR_MALFORMED, ERR_REVERT, ERR_RPC};
+    for (unsigned i = 0; i < 4; i++) {
+        f.head = 110 + i;
+        f.fail[calls[i]] = errs[i];
+        o.block = 0;
+        ASSERT_EQ(recon_poll_start(&p), 0);
+        fake_chain_run(&f);
+        ASSERT_EQ(o.calls, 2 + (int)i);
+        ASSERT_EQ(o.result, errs[i]);
+        ASSERT_STR_EQ(o.msg, "fake failure");
+        ASSERT_U64_EQ(o.block, 0); /* no view handed out */
+        ASSERT_EQ(p.state, RECON_POLL_IDLE);
+        ASSERT_U64_EQ(p.block, 98); /* the last good view's block */
+        f.fail[calls[i]] = 0;
+    }
+    /* and the next poll works again */
+    ASSERT_EQ(recon_poll_start(&p), 0);
+    fake_chain_run(&f);
+    ASSERT_EQ(o.result, 0);
+    ASSERT_U64_EQ(p.block, 111);
+    recon_poll_close(&p);
+    return 0;
+}
+
+TEST(an_older_head_is_ignored)
+{
+    struct recon_poll p;
+    struct outcome o;
+    ASSERT_EQ(setup(&p, &o), 0);
+    ASSERT_EQ(recon_poll_start(&p), 0);
+    fake_chain_run(&f);
+    ASSERT_U64_EQ(p.block, 98);
+    f.head = 90; /* a lagging RPC */
+    f.state.leader_token = 1;
+    unsigned reads = f.n_reads;
+    ASSERT_EQ(recon_poll_start(&p), 0);
+    fake_chain_run(&f);
+    ASSERT_EQ(o.result, RECON_POLL_STALE);
+    ASSERT_U64_EQ(o.leader, 2);  /* no view handed out */
+    ASSERT_EQ(f.n_reads, reads); /* and nothing read at the old block */
+    ASSERT_U64_EQ(p.stale, 1);
+    ASSERT_U64_EQ(p.block, 98);
+    f.head = 100; /* the same block again is fine */
+    ASSERT_EQ(recon_poll_start(&p), 0);
+    fake_chain_run(&f);
+    ASSERT_EQ(o.result, 0);
+    ASSERT_U64_EQ(o.leader, 1);
+    recon_poll_close(&p);
+    return 0;
+}
+
+TEST(a_cached_start_checks_the_chain_id_first)
+{
+    struct recon_poll p;
+    struct outcome o;
+    ASSERT_EQ(setup(&p, &o), 0);
+    p.verify_chain_id = true;
+    p.chain_id = 1; /* the cache was read on chain 1; the fake is 31337 */
+    ASSERT_EQ(recon_poll_start(&p), 0);
+    ASSERT_EQ(p.state, RECON_POLL_CHAIN_ID);
+    fake_chain_run(&f);
+    ASSERT_EQ(o.result, ERR_INVALID);
+    ASSERT(strstr(o.msg, "31337") != NULL);
+    ASSERT_EQ(f.calls[F_BLOCK], 0);
+    ASSERT(p.verify_chain_id);
+    p.chain_id = 31337;
+    ASSERT_EQ(recon_poll_start(&p), 0);
+    fake_chain_run(&f);
+    ASSERT_EQ(o.result, 0);
+    ASSERT(!p.verify_chain_id);
+    ASSERT_EQ(f.calls[F_CHAIN_ID], 2);
+    ASSERT_EQ(recon_poll_start(&p), 0); /* verified: straight to BLOCK */
+    ASSERT_EQ(p.state, RECON_POLL_BLOCK);
+    fake_chain_run(&f);
+    ASSERT_EQ(f.calls[F_CHAIN_ID], 2);
+    recon_poll_close(&p);
+    return 0;
+}
+
+TEST(a_refused_call_ends_the_poll_at_once)
+{
+    struct recon_poll p;
+    struct outcome o;
+    ASSERT_EQ(setup(&p, &o), 0);
+    f.refuse = true;
+    ASSERT_EQ(recon_poll_start(&p), 0);
+    ASSERT_EQ(o.calls, 1);
+    ASSERT_EQ(o.result, ERR_SHUTDOWN);
+    ASSERT_EQ(p.state, RECON_POLL_IDLE);
+    recon_poll_close(&p);
+    return 0;
+}
+
+TEST(answers_after_close_are_dropped)
+{
+    struct recon_poll p;
+    struct outcome o;
+    ASSERT_EQ(setup(&p, &o), 0);
+    ASSERT_EQ(recon_poll_start(&p), 0);
+    recon_poll_close(&p);
+    fake_chain_run(&f);
+    ASSERT_EQ(o.calls, 0);
+    ASSERT_EQ(recon_poll_start(&p), ERR_BUSY);
+    return 0;
+}
+
+TEST_LIST(TEST_ENTRY(states_in_order_all_reads_at_the_pinned_block),
+          TEST_ENTRY(every_error_returns_to_idle_and_keeps_the_view),
+          TEST_ENTRY(an_older_head_is_ignored),
+          TEST_ENTRY(a_cached_start_checks_the_chain_id_first),
+          TEST_ENTRY(a_refused_call_ends_the_poll_at_once),
+          TEST_ENTRY(answers_after_close_are_dropped))
