@@ -53,7 +53,8 @@ struct chainsync {
     /* the view cached in the data dir (a restart during a chain outage) */
     char *saved;           /* the JSON last written */
     bool save_warned;      /* a failed write is logged once */
-    bool chain_unverified; /* started from the cache: check eth_chainId */
+    bool chain_unverified; /* discovery used the cache (the driver checks
+                              eth_chainId before acting) */
     /* discovery */
     bool discover_done;
     int discover_err;
@@ -240,7 +241,6 @@ static void op_view_read(void *data, bool changed)
                  "no longer authorized",
                  closed);
     }
-    cs->chain_unverified = cs->d.poll.verify_chain_id;
     cache_save(cs);
 }
 
