@@ -17,15 +17,14 @@
 #include "net/api.h"
 #include "net/transport.h"
 #include "recon/driver.h"
+#include "recon/viewcache.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 struct chainsync {
@@ -50,10 +49,9 @@ struct chainsync {
     uint64_t calls;        /* discovery's chain calls */
     recon_ping_cb ping_cb; /* the one ping in flight */
     void *ping_arg;
-    /* the view cached in the data dir (a restart during a chain outage) */
-    char *saved;           /* the JSON last written */
-    bool save_warned;      /* a failed write is logged once */
-    bool chain_unverified; /* started from the cache: check eth_chainId */
+    struct recon_viewcache cache; /* for a restart during a chain outage */
+    bool chain_unverified;        /* discovery used the cache (the driver checks
+                                     eth_chainId before acting) */
     /* discovery */
     bool discover_done;
     int discover_err;
@@ -214,7 +212,12 @@ static int op_transfer(void *data, uint64_t id, recon_change_cb cb, void *arg)
     return node_transfer(cs->node, id, cb, arg);
 }
 
-static void cache_save(struct chainsync *cs);
+/* The current view to DATA_DIR/chain-view.json (when it changed). */
+static void cache_save(struct chainsync *cs)
+{
+    recon_viewcache_save(&cs->cache, cs->chain_id, cs->cfg->contract,
+                         cs->d.members, cs->d.n_members);
+}
 
 /* Members' on-chain HTTP URLs to the API (forwarding, leader pings). */
 static void publish_urls(struct chainsync *cs)
@@ -240,7 +243,6 @@ static void op_view_read(void *data, bool changed)
                  "no longer authorized",
                  closed);
     }
-    cs->chain_unverified = cs->d.poll.verify_chain_id;
     cache_save(cs);
 }
 
@@ -281,6 +283,7 @@ int chainsync_init(struct chainsync **out, uv_loop_t *loop,
     }
     cs->loop = loop;
     cs->cfg = cfg;
+    recon_viewcache_init(&cs->cache, cfg->data_dir);
     ops_init(cs);
     size_t n;
     int rv;
@@ -337,142 +340,6 @@ int chainsync_init(struct chainsync **out, uv_loop_t *loop,
     return 0;
 }
 
-/* ---- the cached view ----
- * DATA_DIR/chain-view.json: the last member list read from the contract,
- * written when it changes. A node restarted while the chain is unreachable
- * starts from it (raft keeps serving; the reconciler waits for the chain,
- * and first checks that eth_chainId still matches). */
-
-static void cache_path(const struct chainsync *cs, char *out, size_t len)
-{
-    snprintf(out, len, "%s/chain-view.json", cs->cfg->data_dir);
-}
-
-static json_t *cache_json(const struct chainsync *cs)
-{
-    json_t *ms = json_array();
-    for (unsigned i = 0; i < cs->d.n_members; i++) {
-        const struct recon_member *r = &cs->d.members[i];
-        char ih[67], oh[43], kh[43];
-        hex_encode(r->instance, 32, 1, ih);
-        hex_encode(r->owner, 20, 1, oh);
-        hex_encode(r->key, 20, 1, kh);
-        json_t *m =
-            json_pack("{s:I,s:s,s:s,s:s}", "token", (json_int_t)r->token,
-                      "instance", ih, "owner", oh, "node_key", kh);
-        if (m != NULL && r->addr.raft[0]) {
-            json_object_set_new(m, "raft", json_string(r->addr.raft));
-            json_object_set_new(m, "http", json_string(r->addr.http));
-        }
-        json_array_append_new(ms, m);
-    }
-    return json_pack("{s:i,s:I,s:s,s:o}", "version", 1, "chain_id",
-                     (json_int_t)cs->chain_id, "contract", cs->cfg->contract,
-                     "members", ms);
-}
-
-static void cache_save(struct chainsync *cs)
-{
-    json_t *j = cache_json(cs);
-    char *text = j ? json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT) : NULL;
-    json_decref(j);
-    if (text == NULL || (cs->saved && strcmp(cs->saved, text) == 0)) {
-        free(text);
-        return;
-    }
-    char path[600], tmp[610];
-    cache_path(cs, path, sizeof path);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    bool ok = f != NULL && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
-    ok = (f == NULL || fclose(f) == 0) && ok && rename(tmp, path) == 0;
-    if (!ok) {
-        if (!cs->save_warned)
-            LOGW("chain",
-                 "cannot write %s: %s (a restart while the chain "
-                 "is unreachable will not find this view)",
-                 path, strerror(errno));
-        cs->save_warned = true;
-        free(text);
-        return;
-    }
-    cs->save_warned = false;
-    free(cs->saved);
-    cs->saved = text;
-}
-
-/* One cached member into m: 0 or ERR_MALFORMED. */
-static int cache_member(json_t *e, struct membership_node *m)
-{
-    json_int_t token;
-    const char *ih, *oh, *kh = NULL, *raft = "", *http = "";
-    size_t k1, k2, k3 = 20;
-    memset(m, 0, sizeof *m);
-    if (json_unpack(e, "{s:I,s:s,s:s,s?s,s?s,s?s}", "token", &token, "instance",
-                    &ih, "owner", &oh, "node_key", &kh, "raft", &raft, "http",
-                    &http) != 0 ||
-        token <= 0 || hex_decode(ih, strlen(ih), m->instance, 32, &k1) != 0 ||
-        k1 != 32 || hex_decode(oh, strlen(oh), m->owner, 20, &k2) != 0 ||
-        k2 != 20 ||
-        (kh != NULL && hex_decode(kh, strlen(kh), m->node_key, 20, &k3) != 0) ||
-        k3 != 20)
-        return ERR_MALFORMED;
-    m->token = (uint64_t)token;
-    if (kh == NULL) /* written before node keys: the owner speaks */
-        memcpy(m->node_key, m->owner, 20);
-    snprintf(m->raft, sizeof m->raft, "%s", raft);
-    snprintf(m->http, sizeof m->http, "%s", http);
-    return 0;
-}
-
-/* Load the cached view; 0, or non-zero with why in msg. */
-static int cache_load(struct chainsync *cs, char *msg, size_t len)
-{
-    char path[600];
-    cache_path(cs, path, sizeof path);
-    json_error_t e;
-    json_t *j = json_load_file(path, 0, &e);
-    if (j == NULL) {
-        snprintf(msg, len, "no usable %.300s (%.100s)", path, e.text);
-        return ERR_NOTFOUND;
-    }
-    int rv = ERR_MALFORMED;
-    json_int_t version = 0, chain = 0;
-    const char *contract = NULL;
-    json_t *ms = NULL;
-    struct membership_node *got = NULL;
-    if (json_unpack(j, "{s:I,s:I,s:s,s:o}", "version", &version, "chain_id",
-                    &chain, "contract", &contract, "members", &ms) != 0 ||
-        version != 1 || chain <= 0 || !json_is_array(ms) ||
-        json_array_size(ms) > MEMBERSHIP_MAX_NODES) {
-        snprintf(msg, len, "%.300s is malformed", path);
-        goto out;
-    }
-    if (strcasecmp(contract, cs->cfg->contract) != 0) {
-        snprintf(msg, len, "%.300s is for contract %.42s, not %.42s", path,
-                 contract, cs->cfg->contract);
-        goto out;
-    }
-    size_t n = json_array_size(ms);
-    if ((got = calloc(n ? n : 1, sizeof *got)) == NULL) {
-        rv = ERR_NOMEM;
-        snprintf(msg, len, "out of memory");
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++)
-        if (cache_member(json_array_get(ms, i), &got[i]) != 0) {
-            snprintf(msg, len, "%.300s: member %zu is malformed", path, i);
-            goto out;
-        }
-    recon_driver_adopt(&cs->d, got, n);
-    cs->chain_id = (uint64_t)chain;
-    rv = 0;
-out:
-    free(got);
-    json_decref(j);
-    return rv;
-}
-
 /* ---- discovery ---- */
 
 static void discover_nodes_cb(void *data, int err,
@@ -512,10 +379,15 @@ static void discover_chain_cb(void *data, int err, uint64_t id, const char *msg)
 static void discover_from_cache(struct chainsync *cs)
 {
     char why[512];
-    if (cache_load(cs, why, sizeof why) != 0) {
+    struct membership_node *nodes;
+    size_t n;
+    if (recon_viewcache_load(&cs->cache, cs->cfg->contract, &cs->chain_id,
+                             &nodes, &n, why, sizeof why) != 0) {
         LOGW("chain", "chain unreachable and %s", why);
         return;
     }
+    recon_driver_adopt(&cs->d, nodes, n);
+    free(nodes);
     LOGW("chain",
          "chain unreachable (%s); starting from the cached "
          "contract view (%u members); waiting for the chain",
@@ -758,7 +630,7 @@ void chainsync_free(struct chainsync *cs)
     if (!cs->stopping)
         chainsync_stop(cs);
     recon_driver_close(&cs->d);
-    free(cs->saved);
+    recon_viewcache_close(&cs->cache);
     wallet_free(cs->w);
     free(cs);
 }

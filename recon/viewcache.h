@@ -1,0 +1,43 @@
+/* viewcache.h - the member view cached in the data dir,
+ * DATA_DIR/chain-view.json: the last member list read from the contract
+ * (token, instance, owner, node key, usable endpoints), with the chain id
+ * and contract it was read from, rewritten (via a temporary file and
+ * rename) only when it changes. A node restarted while the chain is
+ * unreachable starts from it (raft keeps serving; the reconciler waits for
+ * the chain, and first checks that eth_chainId still matches). */
+#ifndef NFTRAFT_RECON_VIEWCACHE_H
+#define NFTRAFT_RECON_VIEWCACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chain/membership.h"
+#include "recon/driver.h"
+
+/* Caller-owned; fields are read-only outside viewcache.c. */
+struct recon_viewcache {
+    char path[600];
+    char *saved; /* the JSON last written */
+    bool warned; /* a failed write is logged once (until one succeeds) */
+};
+
+void recon_viewcache_init(struct recon_viewcache *c, const char *data_dir);
+void recon_viewcache_close(struct recon_viewcache *c);
+
+/* Write members[0..n) read on chain_id from contract, unless the file
+ * already holds exactly that. A failure is logged (once), not returned:
+ * the reconciler goes on without a cache. */
+void recon_viewcache_save(struct recon_viewcache *c, uint64_t chain_id,
+                          const char *contract,
+                          const struct recon_member *members, unsigned n);
+
+/* Read the cache for contract (compared case-insensitively): 0 with
+ * *nodes (malloc'd, the caller frees; endpoints as saved), *n and
+ * *chain_id; else ERR_NOTFOUND (no file, not JSON), ERR_MALFORMED (wrong
+ * version, fields, another contract) or ERR_NOMEM, with why in msg. */
+int recon_viewcache_load(struct recon_viewcache *c, const char *contract,
+                         uint64_t *chain_id, struct membership_node **nodes,
+                         size_t *n, char *msg, size_t len);
+
+#endif
