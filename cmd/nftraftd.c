@@ -1,6 +1,7 @@
 /* nftraftd.c - the node daemon: config, raft node, FSM, HTTP API on one
  * libuv loop, and the ordered shutdown on SIGINT/SIGTERM. */
 #include "core/config.h"
+#include "core/dataid.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/node.h"
@@ -12,12 +13,16 @@
 #include "recon/chainsync.h"
 #include "net/transport.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 struct daemon {
     uv_loop_t loop;
@@ -32,6 +37,7 @@ struct daemon {
     uv_signal_t sigint, sigterm;
     uv_timer_t watchdog;
     bool stopping;
+    bool reexec; /* run again as a new raft server once stopped */
     int exit_code;
 };
 
@@ -144,8 +150,24 @@ static int fail_start(const char *err)
     return 1;
 }
 
-/* Chain mode: the contract says which token (= raft id) this instance
- * is, and where its raft endpoint is. */
+/* This instance's registration moved to a new epoch while running: a raft
+ * id cannot change in process, so stop cleanly and run again (main). */
+static void moved_cb(void *data, uint64_t new_id)
+{
+    struct daemon *d = data;
+    LOGW("main",
+         "this instance is now raft id %" PRIu64 " (token %" PRIu64
+         " epoch %" PRIu64 "), not %" PRIu64
+         ": stopping and starting again as the new raft server",
+         new_id, new_id >> 32, new_id & 0xffffffffu, d->cfg.id);
+    d->reexec = true;
+    stop(d, 0);
+}
+
+/* Chain mode: the contract says which token this instance is, its raft id
+ * (token << 32 | epoch of its registration) and where its raft endpoint
+ * is; a data dir of another raft id is moved aside and the node joins as
+ * the new server. */
 static int start_chain(struct daemon *d, char *err, size_t errlen)
 {
     struct config *cfg = &d->cfg;
@@ -155,11 +177,37 @@ static int start_chain(struct daemon *d, char *err, size_t errlen)
         rv = chainsync_discover(d->cs, &token, err, errlen);
     if (rv != 0)
         return fail_start(err);
-    cfg->id = token;
+    uint64_t id = chainsync_raft_id(d->cs);
+    if (cfg->id != 0 && cfg->id != token && cfg->id != id)
+        LOGW("main",
+             "--id %" PRIu64 " ignored in chain mode: the contract makes "
+             "this instance token %" PRIu64 ", raft id %" PRIu64,
+             cfg->id, token, id);
+    cfg->id = id;
     char label[32];
-    snprintf(label, sizeof label, "%" PRIu64, token);
+    snprintf(label, sizeof label, "%" PRIu64 ".%" PRIu64, token,
+             id & 0xffffffffu);
     log_init(label, NULL);
-    if (chainsync_peer(d->cs, token) == NULL) {
+    bool moved;
+    uint64_t old_id;
+    char aside[700];
+    rv = dataid_claim(cfg->data_dir, id, &moved, &old_id, aside, sizeof aside,
+                      err, errlen);
+    if (rv != 0)
+        return fail_start(err);
+    if (moved) {
+        LOGW("main",
+             "data dir %s belonged to raft id %" PRIu64 "%s; this instance "
+             "is now raft id %" PRIu64 " (token %" PRIu64 " epoch %" PRIu64
+             "): its old state is kept in %s and the node starts empty, "
+             "joining the cluster as a new server",
+             cfg->data_dir, old_id ? old_id : token,
+             old_id ? "" : " (no raft-id file: raft id = token, before epochs)",
+             id, token, id & 0xffffffffu, aside);
+        cfg->join = true;
+    }
+    chainsync_on_moved(d->cs, moved_cb, d);
+    if (chainsync_peer(d->cs, id) == NULL) {
         fprintf(stderr,
                 "nftraftd: token %" PRIu64 " (instance %s) has "
                 "no endpoints on chain (registerNode) and no "
@@ -167,8 +215,9 @@ static int start_chain(struct daemon *d, char *err, size_t errlen)
                 token, cfg->instance_id);
         return 1;
     }
-    LOGI("main", "instance %s is token %" PRIu64 " (raft id)", cfg->instance_id,
-         token);
+    LOGI("main",
+         "instance %s is token %" PRIu64 " epoch %" PRIu64 ", raft id %" PRIu64,
+         cfg->instance_id, token, id & 0xffffffffu, id);
     return 0;
 }
 
@@ -274,6 +323,25 @@ static int run(struct daemon *d)
     return 0;
 }
 
+/* Run this binary again with the same arguments (the loop is closed):
+ * no descriptor but stdin/stdout/stderr survives the exec. Returns only
+ * on failure. */
+static void reexec(char **argv)
+{
+    DIR *dp = opendir("/proc/self/fd");
+    struct dirent *e;
+    while (dp != NULL && (e = readdir(dp)) != NULL) {
+        int fd = atoi(e->d_name);
+        if (fd > 2 && fd != dirfd(dp))
+            fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
+    if (dp != NULL)
+        closedir(dp);
+    LOGI("main", "re-executing %s", argv[0]);
+    execv("/proc/self/exe", argv);
+    LOGE("main", "cannot re-execute /proc/self/exe: %s", strerror(errno));
+}
+
 int main(int argc, char **argv)
 {
     static struct daemon d; /* one per process; lives for the whole run */
@@ -319,5 +387,7 @@ int main(int argc, char **argv)
     rv = uv_loop_close(&d.loop);
     if (rv != 0)
         LOGW("main", "loop closed with handles open: %s", uv_strerror(rv));
+    if (d.reexec)
+        reexec(argv);
     return d.exit_code;
 }

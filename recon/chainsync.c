@@ -52,6 +52,8 @@ struct chainsync {
     struct recon_viewcache cache; /* for a restart during a chain outage */
     bool chain_unverified;        /* discovery used the cache (the driver checks
                                      eth_chainId before acting) */
+    chainsync_moved_cb moved;     /* this instance's registration moved */
+    void *moved_data;
     /* discovery */
     bool discover_done;
     int discover_err;
@@ -180,7 +182,7 @@ static unsigned op_servers(void *data, struct recon_server *rs, unsigned cap)
         rs[i].voter = servers[i].role == NODE_VOTER;
         rs[i].caught_up = servers[i].caught_up;
         rs[i].live =
-            rs[i].id == cs->self ||
+            rs[i].id == cs->d.self_id ||
             (cs->transport != NULL &&
              transport_heard_ms_ago(cs->transport, rs[i].id) <= alive_ms);
     }
@@ -219,13 +221,16 @@ static void cache_save(struct chainsync *cs)
                          cs->d.members, cs->d.n_members);
 }
 
-/* Members' on-chain HTTP URLs to the API (forwarding, leader pings). */
+/* Members' HTTP URLs (on-chain, else --peers by token) to the API by raft
+ * id (forwarding to the raft leader, leader pings). */
 static void publish_urls(struct chainsync *cs)
 {
-    for (unsigned i = 0; cs->api != NULL && i < cs->d.n_members; i++)
-        if (cs->d.members[i].addr.http[0])
-            api_set_peer_url(cs->api, cs->d.members[i].token,
-                             cs->d.members[i].addr.http, NULL);
+    for (unsigned i = 0; cs->api != NULL && i < cs->d.n_members; i++) {
+        const struct config_peer *p =
+            recon_driver_peer(&cs->d, cs->d.members[i].raft_id);
+        if (p != NULL && p->http[0])
+            api_set_peer_url(cs->api, cs->d.members[i].raft_id, p->http, NULL);
+    }
 }
 
 static void op_view_read(void *data, bool changed)
@@ -244,6 +249,13 @@ static void op_view_read(void *data, bool changed)
                  closed);
     }
     cache_save(cs);
+}
+
+static void op_self_moved(void *data, uint64_t new_id)
+{
+    struct chainsync *cs = data;
+    if (cs->moved != NULL && !cs->stopping)
+        cs->moved(cs->moved_data, new_id);
 }
 
 static void ops_init(struct chainsync *cs)
@@ -270,6 +282,7 @@ static void ops_init(struct chainsync *cs)
         .remove = op_remove,
         .transfer = op_transfer,
         .view_read = op_view_read,
+        .self_moved = op_self_moved,
     };
 }
 
@@ -445,9 +458,20 @@ unsigned chainsync_members(struct chainsync *cs, uint64_t *ids, unsigned cap)
 {
     unsigned k = 0;
     for (unsigned i = 0; i < cs->d.n_members && k < cap; i++)
-        if (recon_driver_peer(&cs->d, cs->d.members[i].token) != NULL)
-            ids[k++] = cs->d.members[i].token;
+        if (recon_driver_peer(&cs->d, cs->d.members[i].raft_id) != NULL)
+            ids[k++] = cs->d.members[i].raft_id;
     return k;
+}
+
+uint64_t chainsync_raft_id(struct chainsync *cs)
+{
+    return cs->d.self_id;
+}
+
+void chainsync_on_moved(struct chainsync *cs, chainsync_moved_cb cb, void *data)
+{
+    cs->moved = cb;
+    cs->moved_data = data;
 }
 
 static void tick(uv_timer_t *t)
@@ -468,12 +492,15 @@ static json_t *status_json(void *data)
     bool is_stuck =
         cs->sender != NULL && sender_stuck(cs->sender, stuck, sizeof stuck);
     return json_pack(
-        "{s:b,s:I,s:s,s:s,s:I,s:{s:s,s:I},s:I,s:I,s:I,s:I,s:I,s:s?,s:I,s:s?}",
-        "connected", d->connected, "chain_id", (json_int_t)cs->chain_id,
-        "rpc_url", cs->rpc_shown, "contract", cs->cfg->contract, "block",
-        (json_int_t)d->poll.block, "leader", "address", lh, "token_id",
-        (json_int_t)d->state.leader_token, "votes_against_leader",
-        (json_int_t)d->state.against, "required_votes",
+        "{s:I,s:I,s:I,s:b,s:I,s:s,s:s,s:I,s:{s:s,s:I},s:I,s:I,s:I,s:I,s:I,"
+        "s:s?,s:I,s:s?}",
+        "token_id", (json_int_t)cs->self, "epoch",
+        (json_int_t)(d->self_id & 0xffffffffu), "raft_id",
+        (json_int_t)d->self_id, "connected", d->connected, "chain_id",
+        (json_int_t)cs->chain_id, "rpc_url", cs->rpc_shown, "contract",
+        cs->cfg->contract, "block", (json_int_t)d->poll.block, "leader",
+        "address", lh, "token_id", (json_int_t)d->state.leader_token,
+        "votes_against_leader", (json_int_t)d->state.against, "required_votes",
         (json_int_t)d->state.required, "term", (json_int_t)d->state.term,
         "lease_expiry", (json_int_t)d->state.expiry, "active_members",
         (json_int_t)d->n_members, "error",
@@ -490,18 +517,19 @@ static json_t *member_json(struct chainsync *cs, const struct recon_member *m,
 {
     const char *role = "not in raft";
     for (unsigned k = 0; k < ns; k++)
-        if (servers[k].id == m->token)
+        if (servers[k].id == m->raft_id)
             role = servers[k].role != NODE_VOTER ? "standby"
-                   : m->token == leader_id ? "leader"
-                                           : "follower";
-    const struct config_peer *p = recon_driver_peer(&cs->d, m->token);
+                   : m->raft_id == leader_id     ? "leader"
+                                                 : "follower";
+    const struct config_peer *p = recon_driver_peer(&cs->d, m->raft_id);
     char name[67], ih[67], oh[43], kh[43];
     membership_instance_text(m->instance, name);
     hex_encode(m->instance, 32, 1, ih);
     hex_encode(m->owner, 20, 1, oh);
     hex_encode(m->key, 20, 1, kh);
-    return json_pack("{s:I,s:s,s:s,s:s,s:s,s:b,s:s,s:s}", "token_id",
-                     (json_int_t)m->token, "instance_id", name,
+    return json_pack("{s:I,s:I,s:I,s:s,s:s,s:s,s:s,s:b,s:s,s:s}", "token_id",
+                     (json_int_t)m->token, "epoch", (json_int_t)m->epoch,
+                     "raft_id", (json_int_t)m->raft_id, "instance_id", name,
                      "instance_id_hex", ih, "owner", oh, "node_key", kh,
                      "active", 1, "role", role, "url", p ? p->http : "");
 }
@@ -589,29 +617,12 @@ static int auth_check(void *arg, uint64_t id, const uint8_t addr[20], char *why,
                       size_t len)
 {
     struct chainsync *cs = arg;
-    char a[43], o[43];
-    hex_encode(addr, 20, 1, a);
-    for (unsigned i = 0; i < cs->d.n_members; i++) {
-        const struct recon_member *m = &cs->d.members[i];
-        if (m->token != id)
-            continue;
-        if (memcmp(m->key, addr, 20) == 0)
-            return 0;
-        hex_encode(m->key, 20, 1, o);
-        snprintf(why, len, "signer %s is not the node key of token %llu (%s)",
-                 a, (unsigned long long)id, o);
-        return ERR_DENIED;
-    }
-    snprintf(why, len,
-             "token %llu is not an active registered member "
-             "(signer %s)",
-             (unsigned long long)id, a);
-    return ERR_DENIED;
+    return recon_driver_authorize(&cs->d, id, addr, why, len);
 }
 
-const struct config_peer *chainsync_peer(struct chainsync *cs, uint64_t token)
+const struct config_peer *chainsync_peer(struct chainsync *cs, uint64_t id)
 {
-    return recon_driver_peer(&cs->d, token);
+    return recon_driver_peer(&cs->d, id);
 }
 
 void chainsync_transport_auth(struct chainsync *cs, struct transport_auth *auth)

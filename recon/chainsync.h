@@ -35,8 +35,19 @@ int chainsync_discover(struct chainsync *cs, uint64_t *token, char *errmsg,
                        size_t errlen);
 
 /* Active members known to have an address (for raft's bootstrap): up to
- * cap token ids. */
+ * cap raft ids (token << 32 | epoch). */
 unsigned chainsync_members(struct chainsync *cs, uint64_t *ids, unsigned cap);
+
+/* After chainsync_discover: this instance's raft id, token << 32 | epoch
+ * of its registration (a new registration of a token is a new server). */
+uint64_t chainsync_raft_id(struct chainsync *cs);
+
+/* cb(data, new_id) once this running instance is registered as another
+ * raft id (its token registered anew, in a new epoch) and is not raft
+ * leader: the host restarts it, since raft ids cannot change in process. */
+typedef void (*chainsync_moved_cb)(void *data, uint64_t new_id);
+void chainsync_on_moved(struct chainsync *cs, chainsync_moved_cb cb,
+                        void *data);
 
 /* Start reconciling with node and api (both outlive the reconciler);
  * transport's established connections are re-authorized whenever the
@@ -45,17 +56,18 @@ struct raft_uv_transport;
 void chainsync_attach(struct chainsync *cs, struct node *node, struct api *api,
                       struct raft_uv_transport *transport);
 
-/* Where token's node is: its endpoints registered on chain (registerNode),
- * else its --peers entry; NULL when neither is known. Valid until the next
- * view. */
+/* Where raft id `id`'s node is: its endpoints registered on chain
+ * (registerNode), else its token's --peers entry; NULL when neither is
+ * known. Valid until the next view. */
 struct config_peer;
-const struct config_peer *chainsync_peer(struct chainsync *cs, uint64_t token);
+const struct config_peer *chainsync_peer(struct chainsync *cs, uint64_t id);
 
 /* The raft transport's handshake (net/transport.h) for this node: signs
- * with its wallet; a peer may claim raft id N when its key is the node key
- * of active token N (on a v1 contract: its owner) in the latest view read
- * from the contract (a failed or malformed read keeps the previous view). Valid
- * until chainsync_free. */
+ * with its wallet; a peer may claim raft id N = token << 32 | epoch when
+ * token is active, registered in exactly that epoch, and its key is the
+ * token's node key (on a v1 contract: its owner; epoch 0) in the latest view
+ * read from the contract (a failed or malformed read keeps the previous view).
+ * Valid until chainsync_free. */
 struct transport_auth;
 void chainsync_transport_auth(struct chainsync *cs,
                               struct transport_auth *auth);

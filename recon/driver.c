@@ -1,5 +1,6 @@
 /* driver.c - the reconciler's rounds (see driver.h): poll, decide, act. */
 #include "recon/driver.h"
+#include "chain/hex.h"
 #include "core/err.h"
 #include "core/log.h"
 
@@ -21,6 +22,8 @@ int recon_driver_init(struct recon_driver *d, const struct config *cfg,
     d->chain = chain;
     d->raft = raft;
     d->health = -1;
+    if (membership_instance_id(cfg->instance_id, d->instance) != 0)
+        memset(d->instance, 0, sizeof d->instance);
     return recon_poll_init(&d->poll, chain, 0, cfg->chain_confirmations,
                            poll_done, d);
 }
@@ -34,6 +37,11 @@ void recon_driver_close(struct recon_driver *d)
 void recon_driver_stop(struct recon_driver *d)
 {
     d->stopping = true;
+}
+
+uint64_t recon_raft_id(uint64_t token, uint32_t epoch)
+{
+    return token << 32 | epoch;
 }
 
 static uint64_t now_ms(const struct recon_driver *d)
@@ -50,7 +58,7 @@ static void endpoints(struct recon_member *m, const char *raft,
                       const char *http)
 {
     memset(&m->addr, 0, sizeof m->addr);
-    m->addr.id = m->token;
+    m->addr.id = m->raft_id;
     struct sockaddr_in sa;
     char host[CONFIG_ADDR_MAX];
     const char *colon = strrchr(raft, ':');
@@ -86,6 +94,8 @@ bool recon_driver_adopt(struct recon_driver *d,
         memcpy(got[i].instance, nodes[i].instance, 32);
         memcpy(got[i].owner, nodes[i].owner, 20);
         memcpy(got[i].key, nodes[i].node_key, 20);
+        got[i].epoch = nodes[i].epoch;
+        got[i].raft_id = recon_raft_id(nodes[i].token, nodes[i].epoch);
         endpoints(&got[i], nodes[i].raft, nodes[i].http);
     }
     bool changed =
@@ -105,19 +115,67 @@ uint64_t recon_driver_find(const struct recon_driver *d,
     return 0;
 }
 
-const struct config_peer *recon_driver_peer(const struct recon_driver *d,
-                                            uint64_t token)
+const struct recon_member *recon_driver_member(const struct recon_driver *d,
+                                               uint64_t id)
 {
     for (unsigned i = 0; i < d->n_members; i++)
-        if (d->members[i].token == token && d->members[i].addr.raft[0])
-            return &d->members[i].addr;
-    return config_peer(d->cfg, token);
+        if (d->members[i].raft_id == id)
+            return &d->members[i];
+    return NULL;
+}
+
+const struct config_peer *recon_driver_peer(const struct recon_driver *d,
+                                            uint64_t id)
+{
+    const struct recon_member *m = recon_driver_member(d, id);
+    if (m != NULL && m->addr.raft[0])
+        return &m->addr;
+    return config_peer(d->cfg, id >> 32);
+}
+
+int recon_driver_authorize(const struct recon_driver *d, uint64_t id,
+                           const uint8_t addr[20], char *why, size_t len)
+{
+    char a[43], o[43];
+    hex_encode(addr, 20, 1, a);
+    unsigned long long token = id >> 32, epoch = id & 0xffffffffu;
+    for (unsigned i = 0; i < d->n_members; i++) {
+        const struct recon_member *m = &d->members[i];
+        if (m->token != token)
+            continue;
+        if (m->raft_id != id) {
+            snprintf(why, len,
+                     "raft id %llu is token %llu epoch %llu, but token %llu "
+                     "is registered in epoch %lu now (raft id %llu; signer "
+                     "%s)",
+                     (unsigned long long)id, token, epoch, token,
+                     (unsigned long)m->epoch, (unsigned long long)m->raft_id,
+                     a);
+            return ERR_DENIED;
+        }
+        if (memcmp(m->key, addr, 20) == 0)
+            return 0;
+        hex_encode(m->key, 20, 1, o);
+        snprintf(why, len,
+                 "signer %s is not the node key of token %llu epoch %llu (%s)",
+                 a, token, epoch, o);
+        return ERR_DENIED;
+    }
+    snprintf(why, len,
+             "raft id %llu: token %llu is not an active registered member "
+             "(signer %s)",
+             (unsigned long long)id, token, a);
+    return ERR_DENIED;
 }
 
 void recon_driver_start(struct recon_driver *d, uint64_t self, uint64_t block,
                         uint64_t chain_id, bool verify)
 {
     d->self = self;
+    d->self_id = recon_raft_id(self, 0);
+    for (unsigned i = 0; i < d->n_members; i++)
+        if (d->members[i].token == self)
+            d->self_id = d->members[i].raft_id;
     d->poll.token = self;
     d->poll.block = block;
     d->poll.chain_id = chain_id;
@@ -142,8 +200,11 @@ static void change_cb(void *arg, int status)
                 : d->transfer_wait_ms * 2;
     }
     if (status != 0 && !d->stopping)
-        LOGW("chain", "raft %s token=%" PRIu64 " failed: %s",
+        LOGW("chain",
+             "raft %s id=%" PRIu64 " (token %" PRIu64 " epoch %" PRIu64
+             ") failed: %s",
              recon_kind_str(d->last_change_kind), d->change_target,
+             d->change_target >> 32, d->change_target & 0xffffffffu,
              err_str(status));
 }
 
@@ -201,7 +262,9 @@ static void change(struct recon_driver *d, const struct recon_action *a,
     if (a->kind == RECON_REMOVE)
         d->last_remove_ms = now;
     const struct config_peer *p = recon_driver_peer(d, a->id);
-    LOGI("chain", "raft %s token=%" PRIu64, recon_kind_str(a->kind), a->id);
+    LOGI("chain",
+         "raft %s id=%" PRIu64 " (token %" PRIu64 " epoch %" PRIu64 ")",
+         recon_kind_str(a->kind), a->id, a->id >> 32, a->id & 0xffffffffu);
     int rv =
         a->kind == RECON_ADD
             ? (p ? r->add(r->data, a->id, p->raft, change_cb, d) : ERR_NOTFOUND)
@@ -210,7 +273,7 @@ static void change(struct recon_driver *d, const struct recon_action *a,
                                    : r->transfer(r->data, a->id, change_cb, d);
     d->change_busy = rv == 0;
     if (rv != 0)
-        LOGW("chain", "raft %s token=%" PRIu64 ": %s", recon_kind_str(a->kind),
+        LOGW("chain", "raft %s id=%" PRIu64 ": %s", recon_kind_str(a->kind),
              a->id, err_str(rv));
 }
 
@@ -247,15 +310,21 @@ static void decide(struct recon_driver *d)
     uint64_t members[MEMBERSHIP_MAX_NODES], addressable[MEMBERSHIP_MAX_NODES];
     unsigned na = 0;
     bool self_active = false;
+    /* Decisions are by raft id (token << 32 | epoch): a token registered
+     * anew is another server. The on-chain leader is named by token: its
+     * current registration's raft id. */
+    uint64_t chain_leader = recon_raft_id(d->state.leader_token, 0);
     for (unsigned i = 0; i < d->n_members; i++) {
-        members[i] = d->members[i].token;
-        self_active |= members[i] == d->self;
+        members[i] = d->members[i].raft_id;
+        self_active |= members[i] == d->self_id;
+        if (d->members[i].token == d->state.leader_token)
+            chain_leader = members[i];
         if (recon_driver_peer(d, members[i]) != NULL)
             addressable[na++] = members[i];
     }
     struct recon_input in = {
-        .self = self_active ? d->self : 0,
-        .my_id = d->self,
+        .self = self_active ? d->self_id : 0,
+        .my_id = d->self_id,
         .raft_leader = d->raft->is_leader(d->raft->data),
         .servers = rs,
         .n_servers = ns,
@@ -263,7 +332,7 @@ static void decide(struct recon_driver *d)
         .n_members = d->n_members,
         .addressable = addressable,
         .n_addressable = na,
-        .chain_leader = d->state.leader_token,
+        .chain_leader = chain_leader,
         .now = d->chain->wall_s(d->chain->data),
         .expiry = d->state.expiry,
         .heartbeat_period = d->state.period,
@@ -286,6 +355,31 @@ static void poll_failed(struct recon_driver *d, const char *msg)
         LOGW("chain", "chain unavailable: %s", msg);
     d->connected = false;
     snprintf(d->error, sizeof d->error, "%s", msg);
+}
+
+/* My instance registered again as another raft id (a new epoch): a raft
+ * leader hands over first (decide() sees it is not a member any more);
+ * otherwise the host is told, once, to restart it as the new server. */
+static bool self_moved(struct recon_driver *d)
+{
+    const struct recon_member *m = NULL;
+    for (unsigned i = 0; i < d->n_members && m == NULL; i++)
+        if (memcmp(d->members[i].instance, d->instance, 32) == 0 &&
+            d->members[i].raft_id != d->self_id)
+            m = &d->members[i];
+    if (m == NULL || d->raft->is_leader(d->raft->data))
+        return false;
+    if (d->moved_to != m->raft_id) {
+        d->moved_to = m->raft_id;
+        LOGW("chain",
+             "instance %s is now registered as token %" PRIu64 " epoch %" PRIu32
+             " (raft id %" PRIu64 "), not raft id %" PRIu64
+             ": a new registration is a new raft server; restarting as it",
+             d->cfg->instance_id, m->token, m->epoch, m->raft_id, d->self_id);
+        if (d->raft->self_moved != NULL)
+            d->raft->self_moved(d->raft->data, m->raft_id);
+    }
+    return true;
 }
 
 static void poll_done(void *data, int result, const struct membership_view *v,
@@ -321,6 +415,8 @@ static void poll_done(void *data, int result, const struct membership_view *v,
     d->error[0] = '\0';
     if (d->raft->view_read != NULL)
         d->raft->view_read(d->raft->data, changed);
+    if (self_moved(d))
+        return;
     decide(d);
 }
 
@@ -345,8 +441,12 @@ static void ping_cb(void *arg, bool healthy)
 static void ping_leader(struct recon_driver *d)
 {
     uint64_t leader = d->state.leader_token;
-    const struct config_peer *p =
-        leader && leader != d->self ? recon_driver_peer(d, leader) : NULL;
+    const struct config_peer *p = NULL;
+    for (unsigned i = 0; leader && leader != d->self && i < d->n_members; i++)
+        if (d->members[i].token == leader)
+            p = recon_driver_peer(d, d->members[i].raft_id);
+    if (p == NULL && leader && leader != d->self)
+        p = config_peer(d->cfg, leader);
     if (d->health_of != leader) {
         d->health = -1; /* a new leader: unknown until pinged */
         d->health_of = leader;

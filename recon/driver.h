@@ -40,14 +40,24 @@ struct recon_raft {
      * previous one): re-authorize raft connections, publish addresses,
      * save the view. May be NULL. */
     void (*view_read)(void *data, bool changed);
+    /* This instance is now registered as another raft id (new_id: its
+     * token re-registered in a new epoch) and is not raft leader: it cannot
+     * change its raft id in process, the host restarts it. May be NULL. */
+    void (*self_moved)(void *data, uint64_t new_id);
 };
+
+/* Chain mode's raft id of a registration: token << 32 | epoch (a new
+ * registration of a token is a new raft server; v1 contracts: epoch 0). */
+uint64_t recon_raft_id(uint64_t token, uint32_t epoch);
 
 /* One active member as the driver keeps it. */
 struct recon_member {
     uint64_t token;
     uint8_t instance[32];
     uint8_t owner[20];
-    uint8_t key[20]; /* the node key that speaks for the token (v1: owner) */
+    uint8_t key[20];  /* the node key that speaks for the token (v1: owner) */
+    uint32_t epoch;   /* the registration's epoch (v1: 0) */
+    uint64_t raft_id; /* recon_raft_id(token, epoch) */
     struct config_peer addr; /* on-chain endpoints when raft's transport
                                 can use them (raft "" otherwise) */
 };
@@ -66,7 +76,10 @@ struct recon_driver {
     const struct recon_chain *chain;
     const struct recon_raft *raft;
     struct recon_poll poll;
-    uint64_t self; /* my token id */
+    uint64_t self;        /* my token id */
+    uint64_t self_id;     /* my raft id (recon_raft_id of my registration) */
+    uint8_t instance[32]; /* cfg->instance_id as the contract stores it */
+    uint64_t moved_to;    /* my instance's new raft id once seen (0: none) */
     bool stopping;
     /* the view */
     struct recon_member members[MEMBERSHIP_MAX_NODES];
@@ -106,7 +119,19 @@ bool recon_driver_adopt(struct recon_driver *d,
 uint64_t recon_driver_find(const struct recon_driver *d,
                            const uint8_t instance[32]);
 
-/* Start acting as token `self`. block: the block the current view was read
+/* The member whose raft id is id, or NULL. */
+const struct recon_member *recon_driver_member(const struct recon_driver *d,
+                                               uint64_t id);
+
+/* The raft transport's check of a peer claiming raft id `id` = token << 32
+ * | epoch and signing with key: 0 when token is active in the view,
+ * registered in exactly that epoch (a stale epoch is an old server), and
+ * key is its node key; else ERR_DENIED with why. */
+int recon_driver_authorize(const struct recon_driver *d, uint64_t id,
+                           const uint8_t key[20], char *why, size_t len);
+
+/* Start acting as token `self`, raft id self_id (its registration in the
+ * current view). block: the block the current view was read
  * at; chain_id: when verify, the first poll checks the chain is still
  * this one (the view came from the cache). */
 void recon_driver_start(struct recon_driver *d, uint64_t self, uint64_t block,
@@ -116,10 +141,11 @@ void recon_driver_start(struct recon_driver *d, uint64_t self, uint64_t block,
  * acts) and ping the on-chain leader. */
 void recon_driver_tick(struct recon_driver *d);
 
-/* Where token's node is: its on-chain endpoints, else its --peers entry;
- * NULL when neither is known. Valid until the next view. */
+/* Where raft id `id`'s node is: its on-chain endpoints, else the --peers
+ * entry of its token (id >> 32); NULL when neither is known. Valid until
+ * the next view. */
 const struct config_peer *recon_driver_peer(const struct recon_driver *d,
-                                            uint64_t token);
+                                            uint64_t id);
 
 /* From now on callbacks still in flight change nothing. */
 void recon_driver_stop(struct recon_driver *d);

@@ -22,9 +22,9 @@ static json_t *cache_json(uint64_t chain_id, const char *contract,
         hex_encode(r->instance, 32, 1, ih);
         hex_encode(r->owner, 20, 1, oh);
         hex_encode(r->key, 20, 1, kh);
-        json_t *m =
-            json_pack("{s:I,s:s,s:s,s:s}", "token", (json_int_t)r->token,
-                      "instance", ih, "owner", oh, "node_key", kh);
+        json_t *m = json_pack(
+            "{s:I,s:I,s:s,s:s,s:s}", "token", (json_int_t)r->token, "epoch",
+            (json_int_t)r->epoch, "instance", ih, "owner", oh, "node_key", kh);
         if (m != NULL && r->addr.raft[0]) {
             json_object_set_new(m, "raft", json_string(r->addr.raft));
             json_object_set_new(m, "http", json_string(r->addr.http));
@@ -82,21 +82,22 @@ void recon_viewcache_save(struct recon_viewcache *c, uint64_t chain_id,
 /* One cached member into m: 0 or ERR_MALFORMED. */
 static int cache_member(json_t *e, struct membership_node *m)
 {
-    json_int_t token;
+    json_int_t token, epoch = 0;
     const char *ih, *oh, *kh = NULL, *raft = "", *http = "";
     size_t k1, k2, k3 = 20;
     memset(m, 0, sizeof *m);
-    if (json_unpack(e, "{s:I,s:s,s:s,s?s,s?s,s?s}", "token", &token, "instance",
-                    &ih, "owner", &oh, "node_key", &kh, "raft", &raft, "http",
-                    &http) != 0 ||
-        token <= 0 || hex_decode(ih, strlen(ih), m->instance, 32, &k1) != 0 ||
-        k1 != 32 || hex_decode(oh, strlen(oh), m->owner, 20, &k2) != 0 ||
-        k2 != 20 ||
+    if (json_unpack(e, "{s:I,s?I,s:s,s:s,s?s,s?s,s?s}", "token", &token,
+                    "epoch", &epoch, "instance", &ih, "owner", &oh, "node_key",
+                    &kh, "raft", &raft, "http", &http) != 0 ||
+        token <= 0 || epoch < 0 || epoch > 0xffffffffLL ||
+        hex_decode(ih, strlen(ih), m->instance, 32, &k1) != 0 || k1 != 32 ||
+        hex_decode(oh, strlen(oh), m->owner, 20, &k2) != 0 || k2 != 20 ||
         (kh != NULL && hex_decode(kh, strlen(kh), m->node_key, 20, &k3) != 0) ||
         k3 != 20)
         return ERR_MALFORMED;
     m->token = (uint64_t)token;
-    if (kh == NULL) /* written before node keys: the owner speaks */
+    m->epoch = (uint32_t)epoch; /* absent (written before epochs): 0 */
+    if (kh == NULL)             /* written before node keys: the owner speaks */
         memcpy(m->node_key, m->owner, 20);
     snprintf(m->raft, sizeof m->raft, "%s", raft);
     snprintf(m->http, sizeof m->http, "%s", http);

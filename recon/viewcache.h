@@ -1,10 +1,10 @@
 /* viewcache.h - the member view cached in the data dir,
  * DATA_DIR/chain-view.json: the last member list read from the contract
- * (token, instance, owner, node key, usable endpoints), with the chain id
- * and contract it was read from, rewritten (via a temporary file and
- * rename) only when it changes. A node restarted while the chain is
- * unreachable starts from it (raft keeps serving; the reconciler waits for
- * the chain, and first checks that eth_chainId still matches). */
+ * (token, epoch, instance, owner, node key, usable endpoints), with the chain
+ * id and contract it was read from, rewritten (via a temporary file and rename)
+ * only when it changes. A node restarted while the chain is unreachable starts
+ * from it (raft keeps serving; the reconciler waits for the chain, and first
+ * checks that eth_chainId still matches). */
 #ifndef NFTRAFT_RECON_VIEWCACHE_H
 #define NFTRAFT_RECON_VIEWCACHE_H
 

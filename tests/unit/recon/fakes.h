@@ -224,6 +224,8 @@ struct fake_raft {
     unsigned n_done;
     char last_address[64];
     unsigned views, changed_views;
+    unsigned moved;    /* self_moved() calls */
+    uint64_t moved_to; /* its last new_id */
 };
 
 static struct recon_server *fake_server(struct fake_raft *r, uint64_t id)
@@ -285,12 +287,19 @@ static inline void fr_view_read(void *d, bool changed)
     r->changed_views += changed;
 }
 
+static inline void fr_self_moved(void *d, uint64_t new_id)
+{
+    struct fake_raft *r = d;
+    r->moved++;
+    r->moved_to = new_id;
+}
+
 static inline void fake_raft_init(struct fake_raft *r)
 {
     memset(r, 0, sizeof *r);
-    r->ops =
-        (struct recon_raft){r,          fr_leader, fr_servers,  fr_add,
-                            fr_promote, fr_remove, fr_transfer, fr_view_read};
+    r->ops = (struct recon_raft){r,           fr_leader,    fr_servers,
+                                 fr_add,      fr_promote,   fr_remove,
+                                 fr_transfer, fr_view_read, fr_self_moved};
 }
 
 static inline void fake_raft_server(struct fake_raft *r, uint64_t id,

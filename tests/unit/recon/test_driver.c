@@ -2,9 +2,14 @@
  * act) against the fake chain and the fake raft of fakes.h: a leader
  * change, a member added then promoted once caught up, a member removed
  * only with a live majority, the chain down, a malformed answer, an older
- * block, the transactions, a node that is not a member. */
+ * block, the transactions, a node that is not a member; raft ids by
+ * (token, epoch): a follower's and the leader's own registration moving to
+ * a new epoch, a transport claim with a stale epoch. */
 #include "fakes.h"
 #include "harness.h"
+
+/* Raft id of token t in the fake chain's epoch 1. */
+#define RID(t) (((uint64_t)(t) << 32) | 1)
 
 static struct fake_chain f;
 static struct fake_raft r;
@@ -24,7 +29,7 @@ static int setup(void)
     fake_raft_init(&r);
     for (uint64_t t = 1; t <= 3; t++) {
         fake_chain_member(&f, t);
-        fake_raft_server(&r, t, true, true, true);
+        fake_raft_server(&r, RID(t), true, true, true);
     }
     r.leader = true;
     f.state.leader_token = 1;
@@ -33,7 +38,10 @@ static int setup(void)
     f.state.period = 20;
     if (recon_driver_init(&d, &cfg, &f.ops, &r.ops) != 0)
         return 1;
+    recon_driver_adopt(&d, f.nodes, f.n_nodes); /* discovery's view */
     recon_driver_start(&d, 1, 0, f.id, false);
+    if (d.self_id != RID(1))
+        return 1;
     return 0;
 }
 
@@ -56,7 +64,7 @@ TEST(steady_state_changes_nothing)
     ASSERT_EQ(r.n_done, 0);
     ASSERT_EQ(f.n_sent, 0);
     ASSERT_EQ(r.views, 3);
-    ASSERT_EQ(r.changed_views, 1); /* only the first view was new */
+    ASSERT_EQ(r.changed_views, 0); /* discovery had read this view */
     ASSERT_STR_EQ(d.refusal, "");
     recon_driver_close(&d);
     return 0;
@@ -76,7 +84,7 @@ TEST(leader_change_transfers_raft_leadership)
     round_();
     ASSERT_EQ(r.n_done, 1);
     ASSERT_EQ(r.done[0].kind, RECON_TRANSFER);
-    ASSERT_U64_EQ(r.done[0].id, 2);
+    ASSERT_U64_EQ(r.done[0].id, RID(2));
     round_(); /* one change in flight at a time */
     ASSERT_EQ(r.n_done, 1);
     fake_raft_run(&r);
@@ -96,20 +104,20 @@ TEST(member_added_then_promoted_once_caught_up)
     round_();
     ASSERT_EQ(r.n_done, 1);
     ASSERT_EQ(r.done[0].kind, RECON_ADD);
-    ASSERT_U64_EQ(r.done[0].id, 3);
+    ASSERT_U64_EQ(r.done[0].id, RID(3));
     ASSERT_STR_EQ(r.last_address, "127.0.0.1:9003"); /* its on-chain one */
     fake_raft_run(&r); /* joined as a non-voter, not caught up */
     round_();
     ASSERT_EQ(r.n_done, 2);
     ASSERT_EQ(r.done[1].kind, RECON_PROMOTE); /* never added twice */
     fake_raft_run(&r);                        /* fails: not caught up */
-    ASSERT(!fake_server(&r, 3)->voter);
-    fake_server(&r, 3)->caught_up = true;
+    ASSERT(!fake_server(&r, RID(3))->voter);
+    fake_server(&r, RID(3))->caught_up = true;
     round_();
     ASSERT_EQ(r.n_done, 3);
     ASSERT_EQ(r.done[2].kind, RECON_PROMOTE);
     fake_raft_run(&r);
-    ASSERT(fake_server(&r, 3)->voter);
+    ASSERT(fake_server(&r, RID(3))->voter);
     round_();
     ASSERT_EQ(r.n_done, 3);
     recon_driver_close(&d);
@@ -136,7 +144,7 @@ TEST(a_change_waits_for_the_gap)
 TEST(member_removed_only_with_a_live_majority)
 {
     ASSERT_EQ(setup(), 0);
-    fake_raft_server(&r, 4, true, true, true); /* raft 1-4, chain 1-3 */
+    fake_raft_server(&r, RID(4), true, true, true); /* raft 1-4, chain 1-3 */
     r.servers[1].live = false;
     r.servers[2].live = false; /* without 4: 1 live voter of 3 */
     round_();
@@ -145,9 +153,9 @@ TEST(member_removed_only_with_a_live_majority)
     round_();
     ASSERT_EQ(r.n_done, 1);
     ASSERT_EQ(r.done[0].kind, RECON_REMOVE);
-    ASSERT_U64_EQ(r.done[0].id, 4);
+    ASSERT_U64_EQ(r.done[0].id, RID(4));
     fake_raft_run(&r);
-    ASSERT(fake_server(&r, 4) == NULL);
+    ASSERT(fake_server(&r, RID(4)) == NULL);
     /* a second removal waits RECON_SHRINK_GAP_MS */
     fake_chain_remove(&f, 3);
     r.servers[2].live = true;
@@ -157,7 +165,7 @@ TEST(member_removed_only_with_a_live_majority)
     round_();
     ASSERT_EQ(r.n_done, 2);
     ASSERT_EQ(r.done[1].kind, RECON_REMOVE);
-    ASSERT_U64_EQ(r.done[1].id, 3);
+    ASSERT_U64_EQ(r.done[1].id, RID(3));
     recon_driver_close(&d);
     return 0;
 }
@@ -174,7 +182,7 @@ TEST(chain_down_keeps_the_view_and_changes_nothing)
     ASSERT(!d.connected);
     ASSERT_STR_EQ(d.error, "fake failure");
     ASSERT_EQ(d.n_members, 3);
-    ASSERT(recon_driver_peer(&d, 3) != NULL);
+    ASSERT(recon_driver_peer(&d, RID(3)) != NULL);
     ASSERT_EQ(r.n_done, 0);
     ASSERT_EQ(f.n_sent, 0);
     f.fail[F_BLOCK] = 0; /* back */
@@ -287,6 +295,102 @@ TEST(after_stop_nothing_changes)
     return 0;
 }
 
+/* Token t's registration in the fake chain moves to epoch e. */
+static void reregister(uint64_t t, uint32_t e)
+{
+    for (size_t i = 0; i < f.n_nodes; i++)
+        if (f.nodes[i].token == t)
+            f.nodes[i].epoch = e;
+}
+
+TEST(follower_epoch_change_is_a_new_server)
+{
+    ASSERT_EQ(setup(), 0);
+    round_();
+    ASSERT_EQ(r.n_done, 0);
+    uint64_t new3 = ((uint64_t)3 << 32) | 2;
+    reregister(3, 2); /* token 3 registered anew (new instance, empty disk) */
+    round_();
+    ASSERT_EQ(r.n_done, 1); /* the old server goes first: 1, 2 stay live */
+    ASSERT_EQ(r.done[0].kind, RECON_REMOVE);
+    ASSERT_U64_EQ(r.done[0].id, RID(3));
+    fake_raft_run(&r);
+    ASSERT(fake_server(&r, RID(3)) == NULL);
+    round_();
+    ASSERT_EQ(r.n_done, 2); /* then the new one, as a new server */
+    ASSERT_EQ(r.done[1].kind, RECON_ADD);
+    ASSERT_U64_EQ(r.done[1].id, new3);
+    ASSERT_STR_EQ(r.last_address, "127.0.0.1:9003");
+    fake_raft_run(&r); /* a non-voter, not caught up */
+    ASSERT(!fake_server(&r, new3)->voter);
+    fake_server(&r, new3)->caught_up = true;
+    round_();
+    ASSERT_EQ(r.n_done, 3);
+    ASSERT_EQ(r.done[2].kind, RECON_PROMOTE); /* never added twice */
+    ASSERT_U64_EQ(r.done[2].id, new3);
+    fake_raft_run(&r);
+    ASSERT(fake_server(&r, new3)->voter);
+    round_();
+    ASSERT_EQ(r.n_done, 3);
+    ASSERT_EQ(r.moved, 0); /* not this node's registration */
+    recon_driver_close(&d);
+    return 0;
+}
+
+TEST(leader_epoch_change_hands_over_then_restarts)
+{
+    ASSERT_EQ(setup(), 0);
+    round_();
+    f.state.leader_token = 2; /* the chain names token 2 meanwhile */
+    memset(f.state.leader, 2, 20);
+    reregister(1, 2); /* this instance (node1) registered anew */
+    round_();
+    ASSERT_EQ(r.moved, 0); /* a raft leader hands over first */
+    ASSERT_EQ(r.n_done, 1);
+    ASSERT_EQ(r.done[0].kind, RECON_TRANSFER);
+    ASSERT(r.done[0].id == RID(2) || r.done[0].id == RID(3));
+    ASSERT(strstr(d.refusal, "not an active registered") != NULL);
+    fake_raft_run(&r);
+    ASSERT(!r.leader);
+    round_(); /* a follower now: restart as the new server */
+    ASSERT_EQ(r.moved, 1);
+    ASSERT_U64_EQ(r.moved_to, ((uint64_t)1 << 32) | 2);
+    round_();
+    ASSERT_EQ(r.moved, 1); /* once */
+    ASSERT_EQ(r.n_done, 1);
+    recon_driver_close(&d);
+    return 0;
+}
+
+TEST(a_claim_with_a_stale_epoch_is_refused)
+{
+    ASSERT_EQ(setup(), 0);
+    round_();
+    uint8_t key3[20], key2[20];
+    memset(key3, 3, 20);
+    memset(key2, 2, 20);
+    char why[300] = "";
+    ASSERT_EQ(recon_driver_authorize(&d, RID(3), key3, why, sizeof why), 0);
+    ASSERT_EQ(recon_driver_authorize(&d, RID(3), key2, why, sizeof why),
+              ERR_DENIED); /* another token's key */
+    ASSERT(strstr(why, "is not the node key of token 3") != NULL);
+    ASSERT_EQ(recon_driver_authorize(&d, 3, key3, why, sizeof why),
+              ERR_DENIED); /* the bare token: epoch 0, before epochs */
+    reregister(3, 2);
+    round_();
+    ASSERT_EQ(recon_driver_authorize(&d, RID(3), key3, why, sizeof why),
+              ERR_DENIED); /* the old server, right key, stale epoch */
+    ASSERT(strstr(why, "registered in epoch 2 now") != NULL);
+    ASSERT_EQ(recon_driver_authorize(&d, ((uint64_t)3 << 32) | 2, key3, why,
+                                     sizeof why),
+              0);
+    ASSERT_EQ(recon_driver_authorize(&d, RID(9), key3, why, sizeof why),
+              ERR_DENIED);
+    ASSERT(strstr(why, "not an active registered member") != NULL);
+    recon_driver_close(&d);
+    return 0;
+}
+
 TEST_LIST(TEST_ENTRY(steady_state_changes_nothing),
           TEST_ENTRY(leader_change_transfers_raft_leadership),
           TEST_ENTRY(member_added_then_promoted_once_caught_up),
@@ -297,4 +401,7 @@ TEST_LIST(TEST_ENTRY(steady_state_changes_nothing),
           TEST_ENTRY(an_older_block_is_ignored),
           TEST_ENTRY(transactions_elect_heartbeat_and_vote),
           TEST_ENTRY(not_a_member_refuses_writes),
-          TEST_ENTRY(after_stop_nothing_changes))
+          TEST_ENTRY(after_stop_nothing_changes),
+          TEST_ENTRY(follower_epoch_change_is_a_new_server),
+          TEST_ENTRY(leader_epoch_change_hands_over_then_restarts),
+          TEST_ENTRY(a_claim_with_a_stale_epoch_is_refused))
