@@ -101,11 +101,18 @@ def recv_exact(s, n):
     return b
 
 
+def rid(token):
+    """Token's raft id as the contract registers it: token << 32 | epoch."""
+    m = http("GET", C.url(1) + "/members")[1]
+    return next(x["raft_id"] for x in m["members"] if x["token_id"] == token)
+
+
 def raft_dial(node, claim, key=None, junk=False, silent=False):
     """Open a raft connection to `node` as raft_uv_tcp does (its preamble),
     then answer nftraft's challenge: with a signature by `key` (hex), junk,
     or nothing at all. Returns the verdict byte (b"" when closed)."""
     nft = chain_env()[1]
+    want = rid(node)
     s = socket.create_connection(("127.0.0.1", C.base + 100 + node - 1), timeout=15)
     try:
         addr = b"127.0.0.1:1\0"
@@ -114,7 +121,7 @@ def raft_dial(node, claim, key=None, junk=False, silent=False):
         ch = recv_exact(s, 48)
         check(len(ch) == 48 and ch[:8] == b"nftraft1", "no nftraft challenge: %r" % ch)
         nonce, acceptor = ch[8:40], struct.unpack(">Q", ch[40:48])[0]
-        check(acceptor == node, "challenge names raft id %d, not %d" % (acceptor, node))
+        check(acceptor == want, "challenge names raft id %d, not %d" % (acceptor, want))
         if silent:
             t0 = time.time()
             rest = s.recv(1)
@@ -140,20 +147,24 @@ def test_raft_port_refuses_impostors():
     registered for the active token it claims as its raft id."""
     key = {i: open(os.path.join(C.dir, "node%d" % i, "wallet.key")).read().strip() for i in (1, 2, 3)}
     target = 1
-    check(raft_dial(target, 2, key[2]) == b"\x01", "token 2's node key claiming raft id 2 is accepted")
+    r2 = rid(2)
+    check(r2 >> 32 == 2 and r2 & 0xffffffff >= 1, "token 2's raft id is token << 32 | epoch: %d" % r2)
+    check(raft_dial(target, r2, key[2]) == b"\x01", "token 2's node key claiming its raft id is accepted")
     # The owner's key stays cold: it mints and registers, it does not speak raft.
-    for claim, k, junk, why in ((2, dev_key(2), False, "token 2's owner key (not its node key)"),
-                                (2, None, True, "junk signature"),
-                                (2, dev_key(9), False, "a key owning no token"),
-                                (2, key[3], False, "token 3's key claiming token 2"),
-                                (7, key[2], False, "a token that does not exist")):
+    for claim, k, junk, why in ((r2, dev_key(2), False, "token 2's owner key (not its node key)"),
+                                (r2, None, True, "junk signature"),
+                                (r2, dev_key(9), False, "a key owning no token"),
+                                (r2, key[3], False, "token 3's key claiming token 2"),
+                                (r2 - 1, key[2], False, "token 2's key claiming a stale epoch"),
+                                (2, key[2], False, "the bare token (raft ids before epochs)"),
+                                (7 << 32 | 1, key[2], False, "a token that does not exist")):
         check(raft_dial(target, claim, k, junk) == b"\x00", "%s was not refused" % why)
-    verdict, waited = raft_dial(target, 2, silent=True)
+    verdict, waited = raft_dial(target, r2, silent=True)
     check(verdict == b"" and 4 < waited < 9, "a silent peer is dropped after the 5 s handshake limit "
           "(%r after %.1f s)" % (verdict, waited))
     log = C.log(target)
     for needle in ("is not the node key of token 2", "token 7 is not an active registered member",
-                   "handshake timed out"):
+                   "but token 2 is registered in epoch", "handshake timed out"):
         check(needle in log, "node %d log does not say %r" % (target, needle))
     check(log.count("refused raft connection") >= 4, "refusals are logged")
     st, metrics, _ = http("GET", C.url(target) + "/metrics")
@@ -172,14 +183,14 @@ def test_unresponsive_leader_is_voted_out():
     while True:
         check(time.time() - t0 < 30, "no increment by a new leader within 30 s")
         st, j, _ = C.increment(others[k % 2], timeout=3)
-        if st == 200 and j["leader"] != old:
+        if st == 200 and j["leader"] >> 32 != old:
             break
         k += 1
         time.sleep(0.05)
     FIG["vote_out_s"] = time.time() - t0
     print("  (figure) leader stops answering HTTP -> first increment committed by the "
           "new leader: %.2f s" % FIG["vote_out_s"])
-    new = j["leader"]
+    new = j["leader"] >> 32
     cs = chain_status(new)
     check(cs["leader"]["token_id"] == new, "the contract names the new leader: %s" % cs)
     increments(10, nodes=others)
@@ -289,7 +300,7 @@ def test_fourth_instance_registered_while_running_joins():
     m = wait_for("node 4 to become a raft voter", lambda: (lambda m: m if any(
         x["token_id"] == 4 and x["role"] == "follower" for x in m["members"]) else None)(
         http("GET", C.url(leader) + "/members")[1]), 30)
-    check(len(m["members"]) == 4 and any(x["id"] == 4 and x["role"] == "voter" for x in m["raft"]),
+    check(len(m["members"]) == 4 and any(x["id"] >> 32 == 4 and x["role"] == "voter" for x in m["raft"]),
           "four members, token 4 a raft voter: %s" % m)
     before = http("GET", C.url(1) + "/counter")[1]["value"]
     st, j, _ = http("POST", url4 + "/increment", "", {"Content-Type": "application/json"}, timeout=10)
@@ -301,6 +312,7 @@ def test_fourth_instance_registered_while_running_joins():
 def test_deactivated_instance_leaves_raft():
     leader = C.leader()
     victim = [i for i in (1, 2, 3) if i != leader][-1]
+    victim_rid = rid(victim)
     env = dict(os.environ, NFTRAFT_WALLET_KEY=dev_key(0))  # the contract owner
     rpc, nft = chain_env()
     r = subprocess.run([NFTRAFT, "deactivate", "--rpc-url", rpc, "--contract", nft, "--token", str(victim)],
@@ -309,7 +321,7 @@ def test_deactivated_instance_leaves_raft():
     wait_for("the contract view without token %d" % victim, lambda: all(
         x["token_id"] != victim for x in http("GET", C.url(leader) + "/members")[1]["members"]), 20)
     wait_for("raft's configuration to drop token %d" % victim, lambda: all(
-        x["id"] != victim for x in http("GET", C.url(C.leader()) + "/members")[1]["raft"]), 20)
+        x["id"] >> 32 != victim for x in http("GET", C.url(C.leader()) + "/members")[1]["raft"]), 20)
     increments(10, nodes=[i for i in (1, 2, 3) if i != victim])
     st, j, _ = C.increment(victim, timeout=5)
     check(st in (403, 503), "the deactivated node refuses writes: %s %s" % (st, j))
@@ -317,7 +329,7 @@ def test_deactivated_instance_leaves_raft():
     # (which the victim, a follower, was answering) closed the victim's
     # established stream when its member view changed.
     wait_for("the leader to close token %d's raft connection" % victim,
-             lambda: "(raft id %d): no longer authorized" % victim in C.log(leader), 10)
+             lambda: "(raft id %d): no longer authorized" % victim_rid in C.log(leader), 10)
 
 
 class Writer:
@@ -373,7 +385,7 @@ def test_leader_deactivated_hands_over_under_load():
         new = wait_for("a new raft leader", lambda: next(
             (i for i in others if (C.status(i) or {}).get("role") == "leader"), None), 20)
         wait_for("raft's configuration to drop token %d" % leader, lambda: all(
-            x["id"] != leader for x in http("GET", C.url(new) + "/members")[1]["raft"]), 20)
+            x["id"] >> 32 != leader for x in http("GET", C.url(new) + "/members")[1]["raft"]), 20)
         time.sleep(1.5)
     check(len(w.acked) > 20, "writes were acknowledged throughout: %d" % len(w.acked))
     FIG["leader deactivated: longest gap between acknowledged writes"] = w.longest_gap()

@@ -98,6 +98,12 @@ def members(c, node):
 
 
 def raft_ids(c, node):
+    """Tokens of raft's voters (chain mode: raft id = token << 32 | epoch)."""
+    return {x["id"] >> 32 for x in members(c, node)["raft"] if x["role"] == "voter"}
+
+
+def raft_servers(c, node):
+    """Raft ids of raft's voters."""
     return {x["id"] for x in members(c, node)["raft"] if x["role"] == "voter"}
 
 

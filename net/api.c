@@ -717,9 +717,11 @@ static json_t *leader_json(struct api *a, const struct node_status *st)
     if (st->leader_id == 0)
         return json_null();
     const struct peer *p = peer_get(a, st->leader_id);
-    return json_pack("{s:I,s:s,s:s}", "id", (json_int_t)st->leader_id,
-                     "instance_id", p ? p->instance_id : "", "url",
-                     p ? p->url : "");
+    /* chain mode: raft id = token << 32 | epoch */
+    uint64_t token = a->cfg->chain ? st->leader_id >> 32 : st->leader_id;
+    return json_pack("{s:I,s:I,s:s,s:s}", "id", (json_int_t)st->leader_id,
+                     "token_id", (json_int_t)token, "instance_id",
+                     p ? p->instance_id : "", "url", p ? p->url : "");
 }
 
 static void handle_status(void *data, struct httpd_req *r)
@@ -736,7 +738,7 @@ static void handle_status(void *data, struct httpd_req *r)
     json_t *j = json_pack(
         "{s:I,s:s,s:I,s:s,s:I,s:o,s:I,s:I,s:b,s:I,s:s,s:s,s:o,s:o}", "id",
         (json_int_t)st.id, "instance_id", a->cfg->instance_id, "token_id",
-        (json_int_t)st.id, "role", role_str(st.role), "term",
+        (json_int_t)(a->cfg->chain ? st.id >> 32 : st.id), "role", role_str(st.role), "term",
         (json_int_t)st.term, "leader", leader_json(a, &st), "commit_index",
         (json_int_t)st.commit_index, "applied_index",
         (json_int_t)st.applied_index, "ready", st.ready, "value",

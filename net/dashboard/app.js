@@ -79,7 +79,7 @@ function nodeFor(token, url) {
     S.nodes.set(token, n);
   }
   /* this node is reached through the page's own origin (tunnels, proxies) */
-  n.url = S.self && token === S.self.id ? location.origin : url || n.url;
+  n.url = S.self && token === S.self.token_id ? location.origin : url || n.url;
   return n;
 }
 
@@ -146,9 +146,9 @@ async function tick() {
     try { S.self = await get('/status'); } catch (e) { $('self').textContent = 'this node does not answer'; return; }
   }
   await pollMembers();
-  if (S.nodes.size === 0) nodeFor(S.self.id, location.origin);
+  if (S.nodes.size === 0) nodeFor(S.self.token_id, location.origin);
   await Promise.all([...S.nodes.values()].map(pollNode).concat(pollLog()));
-  const me = S.nodes.get(S.self.id);
+  const me = S.nodes.get(S.self.token_id);
   if (me && me.ok) S.self = me.status;
   aggregate();
   render();
@@ -219,7 +219,7 @@ function chainView() {
 
 function render() {
   const self = S.self, live = [...S.nodes.values()].filter((n) => n.ok);
-  $('self').textContent = 'this node: ' + self.instance_id + ' (token ' + self.id + ', ' + self.role + ')';
+  $('self').textContent = 'this node: ' + self.instance_id + ' (token ' + self.token_id + ', ' + self.role + ')';
   $('updated').textContent = 'updated ' + new Date().toLocaleTimeString([], {hour12: false}) + ' · ' + live.length + '/' + S.nodes.size + ' nodes answer';
 
   /* raft leader: the live node that says so with the highest term */
@@ -279,13 +279,13 @@ function renderNodes() {
       el('div', {class: 'top'}, el('span', {class: 'name'}, nameOf(n.token)),
         el('span', {class: 'role ' + role}, role), el('span', {class: 'url', title: n.url}, n.url.replace(/^https?:\/\//, ''))),
       el('dl', null,
-        el('dt', null, 'token'), el('dd', null, n.token + (S.self && n.token === S.self.id ? ' (this node)' : '')),
+        el('dt', null, 'token'), el('dd', null, n.token + (S.self && n.token === S.self.token_id ? ' (this node)' : '')),
         el('dt', null, 'health'), el('dd', {class: ok ? (st.ready || role !== 'leader' ? 'good' : 'warn') : 'badtxt'},
           ok ? 'answers in ' + n.rtt.toFixed(0) + ' ms' + (st.writable_error ? ' · refuses writes' : '') : n.err),
         el('dt', null, 'term'), el('dd', null, ok ? st.term : '–'),
         el('dt', null, 'commit/applied'), el('dd', null, ok ? st.commit_index + ' / ' + st.applied_index : '–'),
         el('dt', null, 'value'), el('dd', null, ok ? st.value : '–'),
-        el('dt', null, 'sees leader'), el('dd', null, ok && st.leader ? st.leader.id : '–'),
+        el('dt', null, 'sees leader'), el('dd', null, ok && st.leader ? st.leader.token_id : '–'),
         el('dt', null, 'chain'), el('dd', {class: ch ? (ch.connected ? '' : 'badtxt') : ''},
           !ok ? '–' : !ch ? 'none' : ch.connected ? 'block ' + ch.block + ' · leader ' + ch.leader.token_id +
             ' · votes ' + ch.votes_against_leader + '/' + ch.required_votes : 'unreachable'),
@@ -307,7 +307,7 @@ function renderMembers() {
     el('td', null, x.token_id),
     el('td', {title: x.instance_id_hex || ''}, x.instance_id),
     el('td', {title: x.owner || ''}, short(x.owner)),
-    el('td', null, (x.url || '–') + (raft.get(x.token_id) || x.raft_address ? ' · raft ' + (raft.get(x.token_id) || x.raft_address) : '')),
+    el('td', null, (x.url || '–') + (raft.get(x.raft_id || x.token_id) || x.raft_address ? ' · raft ' + (raft.get(x.raft_id || x.token_id) || x.raft_address) : '')),
     el('td', null, x.active ? 'yes' : 'no'),
     el('td', null, x.role))));
 }
