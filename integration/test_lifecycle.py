@@ -12,6 +12,11 @@ Cluster 1 (`nftraft up --chain anvil --nodes 5 --spare 1`):
   (b) the raft leader's NFT transferred (`nftraft transfer`): it hands
       over and is removed;
   (c) the raft leader evicted by the contract owner (`nftraft evict`);
+  (d) a follower's token re-registered to a NEW instance with an empty
+      disk (its node stopped, `nftraft register --instance-id <new>` by the
+      token's owner, a node started with a fresh data dir): raft id =
+      token << 32 | epoch, so it joins as a new server and the old raft id
+      is removed (register -> voter time);
   (e) a follower's token burned (the owner's `burn(tokenId)`, cast send);
   (h) that revoked node's raft streams were closed, and restarted it cannot
       make the leader step down (the leader's term stays, its log refuses).
@@ -21,8 +26,6 @@ with integration/rpc_proxy.py in front of its own anvil):
       two members dropped from activeNodes() for one poll: raft's voters
       never fall below a majority, writes keep flowing;
   (g) the single-owner cluster votes out an HTTP-unresponsive leader.
-(d) (re-registering a token to a new instance with an empty disk) needs
-raft ids by (token, epoch): not built yet, not tested here.
 
 --repeat N (or LIFECYCLE_REPEAT=N) runs everything N times on fresh
 clusters and prints the median of each figure (`./run.sh lifecycle`: 3).
@@ -262,12 +265,75 @@ def test_c_leader_evicted():
     print("  (c) token %d (raft leader) evicted by the contract owner; new leader %d" % (old, new))
 
 
+def raft_id_of(c, node, token):
+    return next((x["raft_id"] for x in members(c, node)["members"] if x["token_id"] == token), None)
+
+
+def test_d_token_reregistered_to_new_instance():
+    c, rpc, nft = S["c1"], S["rpc"], S["nft"]
+    leader = c.leader()
+    active = sorted(active_tokens(c, leader))
+    # A follower other than (a)'s node 6 (started apart) and other than the
+    # one (e) burns next (the last follower).
+    victim = [i for i in active if i not in (leader, 6)][0]
+    others = [i for i in active if i != victim]
+    old_rid = raft_id_of(c, leader, victim)
+    check(old_rid and old_rid >> 32 == victim and old_rid in raft_servers(c, leader),
+          "token %d is raft voter %s" % (victim, old_rid))
+    args = c.cmdline(victim)
+    new_inst = "node%dnew" % victim
+    fresh = os.path.join(c.node_dir(victim), "fresh-data")
+    new_args = list(args)
+    new_args[new_args.index("--instance-id") + 1] = new_inst
+    new_args[new_args.index("--data-dir") + 1] = fresh
+    if "--join" not in new_args:
+        new_args.append("--join")
+    node_key = address_of(open(os.path.join(c.node_dir(victim), "wallet.key")).read().strip())
+    with Writer(c, others, "d") as w:
+        time.sleep(1.5)
+        pid = c.pid(victim)
+        os.kill(pid, signal.SIGTERM)  # the old instance goes away
+        wait_for("node %d to stop" % victim, lambda: not os.path.exists("/proc/%d" % pid) or
+                 open("/proc/%d/stat" % pid).read().split()[2] == "Z", 20)
+        cli(["register", "--instance-id", new_inst, "--token", str(victim), "--node-key", node_key,
+             "--raft-endpoint", "127.0.0.1:%d" % (c.base + 100 + victim - 1), "--http-endpoint",
+             c.url(victim)], dev_key(victim), rpc, nft)
+        t_reg = time.time()
+        new_rid = wait_for("the new registration in the view", lambda: (lambda r: r if r and r != old_rid
+                                                                        else None)(
+            raft_id_of(c, leader_among(c, others), victim)), 20)
+        check(new_rid >> 32 == victim and new_rid & 0xffffffff > old_rid & 0xffffffff,
+              "a new epoch: raft id %d (was %d)" % (new_rid, old_rid))
+        with open(os.path.join(c.node_dir(victim), "cmdline"), "w") as f:
+            f.write("\n".join(new_args) + "\n")  # so later restarts use the new instance
+        log = open(os.path.join(c.node_dir(victim), "node.log"), "a")
+        p = subprocess.Popen(new_args, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+        c.set_pid(victim, p.pid)
+        wait_for("raft id %d to become a voter and %d to be removed" % (new_rid, old_rid), lambda: (
+            lambda v: new_rid in v and old_rid not in v)(raft_servers(c, leader_among(c, others))), 60)
+        t_voter = time.time()
+        time.sleep(1.5)
+    check(p.poll() is None, "the new node %d runs" % victim)
+    new = leader_among(c, active)
+    w.check_log(new, "(d) follower re-registered to a new instance, empty disk")
+    figure("(d) register (new instance) -> raft voter", t_voter - t_reg)
+    st, j, _ = c.increment(victim, timeout=10)
+    check(st == 200, "an increment through the new instance: %s %s" % (st, j))
+    st, s, _ = http("GET", c.url(victim) + "/status")
+    check(st == 200 and s["id"] == new_rid and s["token_id"] == victim and s["instance_id"] == new_inst,
+          "the new node is raft id %d, token %d, instance %s: %s" % (new_rid, victim, new_inst, s))
+    check(os.path.exists(os.path.join(fresh, "raft-id")), "the data dir records its raft id")
+    print("  (d) token %d re-registered to instance %s: raft id %d -> %d; leader %d" %
+          (victim, new_inst, old_rid, new_rid, new))
+
+
 def test_e_follower_token_burned():
     c, rpc, nft = S["c1"], S["rpc"], S["nft"]
     leader = c.leader()
     active = sorted(active_tokens(c, leader))
     victim = [i for i in active if i != leader][-1]
     others = [i for i in active if i != victim]
+    S["burned_rid"] = raft_id_of(c, leader, victim)
     with Writer(c, others, "e") as w:
         time.sleep(1.5)
         r = subprocess.run([CAST, "send", "--rpc-url", rpc, "--private-key", dev_key(victim), "--json",
@@ -291,7 +357,7 @@ def test_h_revoked_node_cannot_unseat_leader():
     others = sorted(active_tokens(c, leader))
     # (1) Its established raft streams were closed when the view changed.
     wait_for("the leader to close token %d's raft connection" % victim,
-             lambda: "(raft id %d): no longer authorized" % victim in c.log(leader), 15)
+             lambda: "(raft id %d): no longer authorized" % S["burned_rid"] in c.log(leader), 15)
     term0 = c.status(leader)["term"]
     logpos = len(c.log(leader))
     with Writer(c, others, "h") as w:
@@ -507,7 +573,8 @@ def cleanup():
 
 
 TESTS = [test_cluster1_up, test_a_registered_node_started_60s_later_becomes_voter,
-         test_b_leader_nft_transferred, test_c_leader_evicted, test_e_follower_token_burned,
+         test_b_leader_nft_transferred, test_c_leader_evicted,
+         test_d_token_reregistered_to_new_instance, test_e_follower_token_burned,
          test_h_revoked_node_cannot_unseat_leader, test_cluster1_down,
          test_cluster2_single_owner_behind_lying_rpc, test_f_lying_rpc_does_not_flap_membership,
          test_g_single_owner_votes_out_unresponsive_leader, test_cluster2_down]
