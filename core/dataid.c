@@ -62,13 +62,13 @@ static int write_id(const char *dir, uint64_t id, char *errmsg, size_t errlen)
 
 /* A file of the node's state: raft's (metadata1/2, open-N, closed segments
  * N-M, snapshot-*), the state machine's (state.db and its -wal/-shm) and
- * the cached member view. Logs, keys, LOCK and old-* stay. */
+ * its raft-id file. The cached member view (the contract's, not this
+ * server's), logs, keys, LOCK and old-* stay. */
 static bool is_state(const char *name)
 {
     if (strcmp(name, "metadata1") == 0 || strcmp(name, "metadata2") == 0 ||
         strncmp(name, "open-", 5) == 0 || strncmp(name, "snapshot-", 9) == 0 ||
-        strncmp(name, "state.db", 8) == 0 ||
-        strcmp(name, "chain-view.json") == 0 || strcmp(name, DATAID_FILE) == 0)
+        strncmp(name, "state.db", 8) == 0 || strcmp(name, DATAID_FILE) == 0)
         return true;
     size_t d1 = strspn(name, "0123456789");
     return d1 > 0 && name[d1] == '-' &&
@@ -85,8 +85,7 @@ static bool has_state(const char *dir)
     bool found = false;
     struct dirent *e;
     while (!found && (e = readdir(dp)) != NULL)
-        found = is_state(e->d_name) && strcmp(e->d_name, DATAID_FILE) != 0 &&
-                strcmp(e->d_name, "chain-view.json") != 0;
+        found = is_state(e->d_name) && strcmp(e->d_name, DATAID_FILE) != 0;
     closedir(dp);
     return found;
 }

@@ -101,9 +101,9 @@ def recv_exact(s, n):
     return b
 
 
-def rid(token):
+def rid(token, via=1):
     """Token's raft id as the contract registers it: token << 32 | epoch."""
-    m = http("GET", C.url(1) + "/members")[1]
+    m = http("GET", C.url(via) + "/members")[1]
     return next(x["raft_id"] for x in m["members"] if x["token_id"] == token)
 
 
@@ -313,6 +313,7 @@ def test_deactivated_instance_leaves_raft():
     leader = C.leader()
     victim = [i for i in (1, 2, 3) if i != leader][-1]
     victim_rid = rid(victim)
+    FIG["deactivated"] = (victim, victim_rid)
     env = dict(os.environ, NFTRAFT_WALLET_KEY=dev_key(0))  # the contract owner
     rpc, nft = chain_env()
     r = subprocess.run([NFTRAFT, "deactivate", "--rpc-url", rpc, "--contract", nft, "--token", str(victim)],
@@ -330,6 +331,45 @@ def test_deactivated_instance_leaves_raft():
     # established stream when its member view changed.
     wait_for("the leader to close token %d's raft connection" % victim,
              lambda: "(raft id %d): no longer authorized" % victim_rid in C.log(leader), 10)
+
+
+def test_reactivated_instance_restarts_as_new_server():
+    """The deactivated instance is registered again by its token's owner:
+    a new epoch, so a new raft id. The running node cannot change its raft
+    id in process: it stops, re-executes itself (same pid), moves its old
+    state aside and joins as the new server; the old id stays removed."""
+    victim, old_rid = FIG["deactivated"]
+    pid = C.pid(victim)
+    node_key = subprocess.run([CAST, "wallet", "address", "--private-key",
+                               open(os.path.join(C.dir, "node%d" % victim, "wallet.key")).read().strip()],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    rpc, nft = chain_env()
+    r = subprocess.run([NFTRAFT, "register", "--rpc-url", rpc, "--contract", nft, "--instance-id",
+                        "node%d" % victim, "--token", str(victim), "--node-key", node_key,
+                        "--raft-endpoint", "127.0.0.1:%d" % (C.base + 100 + victim - 1),
+                        "--http-endpoint", C.url(victim)], capture_output=True, text=True,
+                       env=dict(os.environ, NFTRAFT_WALLET_KEY=dev_key(victim)), timeout=60)
+    check(r.returncode == 0, "register again: %s%s" % (r.stdout, r.stderr))
+    t0 = time.time()
+    new_rid = wait_for("a new epoch for token %d" % victim, lambda: (lambda x: x if x != old_rid else None)(
+        rid(victim, via=C.leader())), 20)
+    check(new_rid >> 32 == victim and new_rid > old_rid, "raft id %d after %d" % (new_rid, old_rid))
+    wait_for("node %d to come back as raft id %d" % (victim, new_rid),
+             lambda: (C.status(victim) or {}).get("id") == new_rid, 30)
+    wait_for("raft id %d a voter, %d gone" % (new_rid, old_rid), lambda: (lambda ids: (
+        new_rid, "voter") in ids and not any(i == old_rid for i, _ in ids))(
+        {(x["id"], x["role"]) for x in http("GET", C.url(C.leader()) + "/members")[1]["raft"]}), 30)
+    FIG["reactivated"] = time.time() - t0
+    print("  (figure) instance re-registered (new epoch) -> restarted and raft voter: %.2f s" % FIG["reactivated"])
+    check(C.pid(victim) == pid and os.path.exists("/proc/%d" % pid), "re-executed in place (pid %d)" % pid)
+    log = C.log(victim)
+    for needle in ("a new registration is a new raft server", "re-executing",
+                   "its old state is kept in", "belonged to raft id %d" % old_rid):
+        check(needle in log, "node %d log does not say %r" % (victim, needle))
+    check(any(n.startswith("old-%d-" % old_rid) for n in os.listdir(os.path.join(C.dir, "node%d" % victim))),
+          "the old state was moved aside")
+    st, j, _ = C.increment(victim, timeout=10)
+    check(st == 200, "an increment through the re-registered node: %s %s" % (st, j))
 
 
 class Writer:
@@ -411,6 +451,7 @@ def main():
                     test_chain_paused_raft_keeps_serving, test_chain_killed_for_20s_then_recovers,
                     test_fourth_instance_registered_while_running_joins,
                     test_deactivated_instance_leaves_raft,
+                    test_reactivated_instance_restarts_as_new_server,
                     test_leader_deactivated_hands_over_under_load,
                     test_clean_shutdown])
     finally:

@@ -45,6 +45,8 @@ static void member(struct recon_member *m, uint64_t t, bool endpoints)
     snprintf((char *)m->instance, 32, "node%d", (int)t);
     memset(m->owner, 0x10 + (int)t, 20);
     memset(m->key, 0x20 + (int)t, 20);
+    m->epoch = (uint32_t)t + 1;
+    m->raft_id = t << 32 | m->epoch;
     if (endpoints) {
         m->addr.id = t;
         snprintf(m->addr.raft, sizeof m->addr.raft, "127.0.0.1:%d",
@@ -76,6 +78,8 @@ TEST(saved_view_loads_back)
     ASSERT_U64_EQ(chain, 31337);
     ASSERT_EQ(n, 2);
     ASSERT_U64_EQ(nodes[0].token, 1);
+    ASSERT_EQ(nodes[0].epoch, 2); /* the raft id's epoch survives */
+    ASSERT_EQ(nodes[1].epoch, 8);
     ASSERT_MEM_EQ(nodes[0].instance, m[0].instance, 32);
     ASSERT_MEM_EQ(nodes[0].owner, m[0].owner, 20);
     ASSERT_MEM_EQ(nodes[0].node_key, m[0].key, 20);
@@ -150,6 +154,12 @@ TEST(bad_files_are_refused_with_a_reason)
          "00000000000000000001\",\"members\":[{\"token\":1,\"instance\":\"0x"
          "01\",\"owner\":\"0x0101010101010101010101010101010101010101\"}]}",
          ERR_MALFORMED, "member 0 is malformed"}, /* a short instance */
+        {"{\"version\":1,\"chain_id\":1,\"contract\":\"0xabcdef00000000000000"
+         "00000000000000000001\",\"members\":[{\"token\":1,\"epoch\":"
+         "4294967296,\"instance\":\"0x0000000000000000000000000000000000000000"
+         "000000000000000000000001\",\"owner\":\"0x01010101010101010101010101"
+         "01010101010101\"}]}",
+         ERR_MALFORMED, "member 0 is malformed"}, /* an epoch above 2^32-1 */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         write_file(bad[i].text);
