@@ -387,7 +387,9 @@ int main(int argc, char **argv)
     rv = uv_loop_close(&d.loop);
     if (rv != 0)
         LOGW("main", "loop closed with handles open: %s", uv_strerror(rv));
-    if (d.reexec)
+    if (d.reexec) {
         reexec(argv);
+        return 1;
+    }
     return d.exit_code;
 }

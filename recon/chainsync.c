@@ -54,6 +54,7 @@ struct chainsync {
                                      eth_chainId before acting) */
     chainsync_moved_cb moved;     /* this instance's registration moved */
     void *moved_data;
+    uint64_t moved_to; /* its new raft id, told on the next tick */
     /* discovery */
     bool discover_done;
     int discover_err;
@@ -251,11 +252,13 @@ static void op_view_read(void *data, bool changed)
     cache_save(cs);
 }
 
+/* Told from the next tick, not from inside the chain client's callback
+ * (the host stops everything, the chain client included). */
 static void op_self_moved(void *data, uint64_t new_id)
 {
     struct chainsync *cs = data;
-    if (cs->moved != NULL && !cs->stopping)
-        cs->moved(cs->moved_data, new_id);
+    cs->moved_to = new_id;
+    op_poll_soon(cs);
 }
 
 static void ops_init(struct chainsync *cs)
@@ -477,6 +480,10 @@ void chainsync_on_moved(struct chainsync *cs, chainsync_moved_cb cb, void *data)
 static void tick(uv_timer_t *t)
 {
     struct chainsync *cs = t->data;
+    if (!cs->stopping && cs->moved_to != 0 && cs->moved != NULL) {
+        cs->moved(cs->moved_data, cs->moved_to);
+        return;
+    }
     if (!cs->stopping)
         recon_driver_tick(&cs->d);
 }
