@@ -104,7 +104,7 @@ def recv_exact(s, n):
 def rid(token, via=1):
     """Token's raft id as the contract registers it: token << 32 | epoch."""
     m = http("GET", C.url(via) + "/members")[1]
-    return next(x["raft_id"] for x in m["members"] if x["token_id"] == token)
+    return next((x["raft_id"] for x in m["members"] if x["token_id"] == token), None)
 
 
 def raft_dial(node, claim, key=None, junk=False, silent=False):
@@ -351,7 +351,7 @@ def test_reactivated_instance_restarts_as_new_server():
                        env=dict(os.environ, NFTRAFT_WALLET_KEY=dev_key(victim)), timeout=60)
     check(r.returncode == 0, "register again: %s%s" % (r.stdout, r.stderr))
     t0 = time.time()
-    new_rid = wait_for("a new epoch for token %d" % victim, lambda: (lambda x: x if x != old_rid else None)(
+    new_rid = wait_for("a new epoch for token %d" % victim, lambda: (lambda x: x if x not in (None, old_rid) else None)(
         rid(victim, via=C.leader())), 20)
     check(new_rid >> 32 == victim and new_rid > old_rid, "raft id %d after %d" % (new_rid, old_rid))
     wait_for("node %d to come back as raft id %d" % (victim, new_rid),
