@@ -735,10 +735,11 @@ static void handle_status(void *data, struct httpd_req *r)
                                          : NULL;
     const char *refusal =
         a->hooks.write_refusal ? a->hooks.write_refusal(a->hooks.data) : NULL;
+    uint64_t token = a->cfg->chain ? st.id >> 32 : st.id; /* token<<32|epoch */
     json_t *j = json_pack(
         "{s:I,s:s,s:I,s:s,s:I,s:o,s:I,s:I,s:b,s:I,s:s,s:s,s:o,s:o}", "id",
         (json_int_t)st.id, "instance_id", a->cfg->instance_id, "token_id",
-        (json_int_t)(a->cfg->chain ? st.id >> 32 : st.id), "role", role_str(st.role), "term",
+        (json_int_t)token, "role", role_str(st.role), "term",
         (json_int_t)st.term, "leader", leader_json(a, &st), "commit_index",
         (json_int_t)st.commit_index, "applied_index",
         (json_int_t)st.applied_index, "ready", st.ready, "value",
