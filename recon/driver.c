@@ -272,6 +272,8 @@ static void change(struct recon_driver *d, const struct recon_action *a,
         : a->kind == RECON_REMOVE  ? r->remove(r->data, a->id, change_cb, d)
                                    : r->transfer(r->data, a->id, change_cb, d);
     d->change_busy = rv == 0;
+    if (rv != 0 && a->kind == RECON_REMOVE)
+        d->last_remove_ms = 0; /* refused at once: not a shrink */
     if (rv != 0)
         LOGW("chain", "raft %s id=%" PRIu64 ": %s", recon_kind_str(a->kind),
              a->id, err_str(rv));

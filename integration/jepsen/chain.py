@@ -199,16 +199,29 @@ class Chain:
                                self.key(i)], capture_output=True, text=True,
                               check=True).stdout.strip()
 
+    def instance(self, i):
+        """Node i's current instance id: node<i>, or node<i>-r<k> after the
+        k-th instance-replace."""
+        k = self.__dict__.setdefault("replaced", {}).get(i, 0)
+        return "node%d" % i if k == 0 else "node%d-r%d" % (i, k)
+
     def register(self, i):
         """Node i's owner registers its instance again (a new epoch)."""
-        self.cli(["register", "--instance-id", "node%d" % i, "--token", str(i)], i)
+        self.cli(["register", "--instance-id", self.instance(i), "--token", str(i)], i)
+
+    def replace(self, i):
+        """Node i's owner registers token i to a NEW instance id (a new
+        epoch, so a new raft id); returns it."""
+        self.__dict__.setdefault("replaced", {})[i] = self.replaced.get(i, 0) + 1
+        self.register(i)
+        return self.instance(i)
 
     def node_args(self, i):
         # The RPC relay sits in a namespace of this run's private network.
         return ["--rpc-url", self.proxy.url, "--contract", self.nft, "--wallet-key",
                 os.path.join(self.out, "nodes", "wallet%d.key" % i),
-                "--instance-id", "node%d" % i, "--allow-insecure-rpc",
-                "--chain-confirmations", "0"]
+                "--instance-id", self.instance(i), "--allow-insecure-rpc",
+                "--chain-confirmations", "0"] + (["--join"] if self.instance(i) != "node%d" % i else [])
 
     def stop(self):
         if self.proxy:

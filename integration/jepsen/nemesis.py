@@ -10,16 +10,18 @@ writes a {"kind":"nemesis","type":"start"|"stop"} line to the history for
 each, and calls stop() on every active one at the end (heal).
 
 ctx is the Run object of run.py: ctx.topo (topology), ctx.n, ctx.node_ids,
-ctx.leader() (id or None), ctx.kill(i), ctx.restart(i), ctx.signal(i, sig),
+ctx.leader() (id or None), ctx.kill(i), ctx.restart(i), ctx.data_dir(i), ctx.signal(i, sig),
 ctx.fault_switch(i, on), ctx.chain (None or the chain fixture); for delay:
 ctx.delay_range, ctx.start_relay(i, ms, jitter, seed), ctx.stop_relays(),
 ctx.peer_ports, ctx.relay_port, ctx.relay_mark.
 
 Adding a nemesis = one class here + one line in REGISTRY. NOT_YET names
 the ones left out and says why."""
+import json
 import random
 import signal
 import time
+import urllib.request
 
 
 class Nemesis:
@@ -269,11 +271,41 @@ class ChainLag(Nemesis):
         return {}
 
 
+def membership_settled(ctx):
+    """The raft leader's configuration is exactly the contract's members,
+    all voters: the last new server (a replaced or re-registered instance)
+    has been absorbed. Replacing another voter before that can leave a
+    majority of the configuration dead for good (in a 3-node cluster, two
+    old voters gone before their new servers joined: no quorum is left to
+    remove or add anyone), which no protocol can recover from."""
+    lead = ctx.leader()
+    if lead is None:
+        return False
+    try:
+        with urllib.request.urlopen(ctx.url(lead) + "/members", timeout=2) as r:
+            m = json.loads(r.read())
+    except (OSError, ValueError):
+        return False
+    members = {x.get("raft_id") for x in m.get("members", [])}
+    voters = {x["id"] for x in m.get("raft", []) if x.get("role") == "voter"}
+    return len(members) == ctx.n and members == voters and \
+        len(m.get("raft", [])) == len(voters)
+
+
 def nft_victim(ctx, rnd):
     """The raft leader half the time (the hard case: it must hand over
     before it is removed), else a random node; never a token another NFT
-    nemesis holds right now (ctx.nft_busy). None when all are taken."""
+    nemesis holds right now (ctx.nft_busy). None when all are taken, or
+    while raft's configuration is not yet the contract's members, all
+    voters: every NFT change now makes a new raft server (a new epoch), and
+    stacking them can leave a majority of the voters dead or unauthorized
+    for good (see membership_settled). So one NFT nemesis at a time, and
+    not within 3 s of the last one's stop (the nodes' view of the contract
+    must have caught up before membership_settled can judge)."""
     busy = ctx.__dict__.setdefault("nft_busy", set())
+    if busy or time.time() - ctx.__dict__.get("nft_stopped", 0.0) < 3.0 or \
+            not membership_settled(ctx):
+        return None, False
     free = [i for i in ctx.node_ids if i not in busy]
     if not free:
         return None, False
@@ -287,6 +319,7 @@ def nft_release(ctx, v):
     """The token is registered again: a restart deferred while it was
     revoked (run.py restart) happens now."""
     ctx.__dict__.setdefault("nft_busy", set()).discard(v)
+    ctx.nft_stopped = time.time()
     pending = ctx.__dict__.setdefault("nft_restart", set())
     if v in pending:
         pending.discard(v)
@@ -357,9 +390,43 @@ class NftTransfer(Nemesis):
         return {"token": v, "steps": done}
 
 
+class InstanceReplace(Nemesis):
+    """Chain mode: a node's instance is replaced: the node is killed, its
+    token's owner registers the token to a NEW instance id (a new epoch,
+    so a new raft id), and a node starts with that id and an empty data
+    dir (--join). The leader must remove the old raft id and add the new
+    one; the new node catches up from nothing. Only when no other NFT
+    nemesis holds a token and the last change was absorbed."""
+    name = "instance-replace"
+    needs = "chain"
+
+    def start(self, ctx, rnd):
+        self.victim, was_leader = nft_victim(ctx, rnd)
+        v = self.victim
+        if v is None:
+            return None
+        ctx.kill(v)
+        try:
+            inst = ctx.chain.replace(v)
+        except RuntimeError as e:
+            inst = "register failed: %s" % e
+        ctx.__dict__.setdefault("nft_restart", set()).discard(v)
+        ctx.nft_busy.discard(v)  # so restart() starts it now
+        ctx.restart(v)
+        ctx.nft_busy.add(v)  # held until stop: one NFT change at a time
+        return {"token": v, "was_leader": was_leader, "instance": inst,
+                "data_dir": ctx.data_dir(v)}
+
+    def stop(self, ctx):
+        v = getattr(self, "victim", None)
+        if v is not None:
+            nft_release(ctx, v)
+        return {"token": v} if v is not None else {}
+
+
 REGISTRY = {c.name: c for c in (Kill, Pause, PartitionLeader, PartitionHalves, Bridge,
                                  PartitionRing, Loss, Delay, StallLeader, ChainOutage, ChainLag,
-                                 NftEvict, NftTransfer)}
+                                 NftEvict, NftTransfer, InstanceReplace)}
 
 # Named in the issue, not implemented (yet): why, so --nemesis can say so.
 NOT_YET = {
@@ -368,10 +435,10 @@ NOT_YET = {
     "member-add": "the runner's node set is fixed for the run (the checker compares every "
                   "node's log); a node joining mid-run is covered by "
                   "integration/test_chain_cluster.py and test_lifecycle.py",
-    "nft-burn": "a burned token cannot come back: restoring the node needs a new token, "
-                "i.e. a new raft id, which needs raft ids by (token, epoch) (not built yet)",
-    "instance-replace": "a new instance of a token with an empty disk needs raft ids by "
-                        "(token, epoch) (not built yet)",
+    "nft-burn": "a burned token cannot come back: restoring the node needs a new token "
+                "minted to its owner and a node started as it (a new raft id, with on-chain "
+                "endpoints, since the runner's address book is keyed by node number): the "
+                "runner cannot restart a node under another token yet",
 }
 
 

@@ -95,12 +95,19 @@ class Run:
     def url(self, i):
         return "http://%s:%d" % (self.topo.ip(i), HTTP_PORT)
 
+    def data_dir(self, i):
+        """nodes/n<i>; a replaced instance (nemesis instance-replace) starts
+        from an empty one, nodes/n<i>-r<k>."""
+        inst = self.chain.instance(i) if self.chain else "node%d" % i
+        suffix = inst[len("node%d" % i):]
+        return os.path.join(self.a.out, "nodes", "n%d%s" % (i, suffix))
+
     def node_args(self, i):
         peers = ",".join("%d=%s:%d=http://%s:%d" % (j, self.topo.ip(j), RAFT_PORT,
                                                     self.topo.ip(j), HTTP_PORT)
                          for j in self.node_ids)
         return ["ip", "netns", "exec", self.topo.ns(i), self.binary,
-                "--data-dir", os.path.join(self.a.out, "nodes", "n%d" % i),
+                "--data-dir", self.data_dir(i),
                 "--http", "%s:%d" % (self.topo.ip(i), HTTP_PORT),
                 "--raft", "%s:%d" % (self.topo.ip(i), RAFT_PORT),
                 "--peers", peers, "--id", str(i), "--bind-outgoing",
@@ -130,7 +137,7 @@ class Run:
         if i in self.__dict__.get("nft_busy", ()):
             self.__dict__.setdefault("nft_restart", set()).add(i)
             return
-        os.makedirs(os.path.join(self.a.out, "nodes", "n%d" % i), exist_ok=True)
+        os.makedirs(self.data_dir(i), exist_ok=True)
         logf = open(os.path.join(self.a.out, "nodes", "n%d.log" % i), "a")
         self.procs[i] = subprocess.Popen(self.node_args(i), stdout=subprocess.DEVNULL,
                                          stderr=logf, start_new_session=True)
