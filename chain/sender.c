@@ -122,6 +122,7 @@ static void poll_cb(uv_timer_t *t)
 
 static void receipt_cb(void *data, int err, json_t *r, const char *msg)
 {
+    (void)msg; /* a failed poll for the receipt is retried */
     struct sender *s = data;
     if (err == ERR_SHUTDOWN)
         return;
@@ -150,6 +151,7 @@ static void receipt_cb(void *data, int err, json_t *r, const char *msg)
 
 static void sent_cb(void *data, int err, json_t *r, const char *msg)
 {
+    (void)r; /* the hash is computed locally */
     struct sender *s = data;
     if (err == ERR_SHUTDOWN)
         return;

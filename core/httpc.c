@@ -162,6 +162,7 @@ static void poll_cb(uv_poll_t *p, int status, int events)
 static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
                      void *socketp)
 {
+    (void)easy;
     struct httpc *c = userp;
     struct sock_ctx *s = socketp;
     if (what == CURL_POLL_REMOVE) {
@@ -246,6 +247,7 @@ static void timer_cb(uv_timer_t *t)
 
 static int timer_set_cb(CURLM *multi, long timeout_ms, void *userp)
 {
+    (void)multi;
     struct httpc *c = userp;
     if (timeout_ms < 0)
         uv_timer_stop(&c->timer);

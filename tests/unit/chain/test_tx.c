@@ -209,6 +209,7 @@ static void poll_receipt(uv_timer_t *t)
 
 static void receipt_cb(void *data, int err, json_t *result, const char *msg)
 {
+    (void)msg;
     struct sendstate *s = data;
     if (err == 0 && json_is_object(result)) {
         s->mined = true;
