@@ -364,36 +364,50 @@ enum { NODE_BATCH_MAX = 1024 };
 
 /* Give the commands proposed so far to raft, in proposal order. A batch
  * raft refuses (leadership lost since the proposals) fails each command
- * through its callback, as if raft had reported the loss. */
+ * through its callback, as if raft had reported the loss. The batch is
+ * detached first: a callback may propose again (a new batch). */
 static void flush_batch(struct node *n)
 {
     uv_check_stop(&n->flush_check);
     uv_idle_stop(&n->flush_idle);
-    unsigned done = 0;
-    while (done < n->batch_n) {
-        unsigned k = n->batch_n - done;
+    struct node_req **nrs = n->batch_reqs;
+    struct raft_buffer *bufs = n->batch_bufs;
+    unsigned count = n->batch_n, cap = n->batch_cap;
+    if (count == 0)
+        return;
+    n->batch_reqs = NULL;
+    n->batch_bufs = NULL;
+    n->batch_n = n->batch_cap = 0;
+    for (unsigned done = 0; done < count;) {
+        unsigned k = count - done;
         if (k > NODE_BATCH_MAX)
             k = NODE_BATCH_MAX;
         struct raft_apply *reqs[NODE_BATCH_MAX];
         for (unsigned i = 0; i < k; i++)
-            reqs[i] = &n->batch_reqs[done + i]->u.apply;
-        int rv = k == 1 ? raft_apply(&n->raft, reqs[0], &n->batch_bufs[done], 1,
-                                     apply_cb)
-                        : raft_apply_batch(&n->raft, reqs, &n->batch_bufs[done],
-                                           k, apply_cb);
+            reqs[i] = &nrs[done + i]->u.apply;
+        int rv =
+            k == 1 ? raft_apply(&n->raft, reqs[0], &bufs[done], 1, apply_cb)
+                   : raft_apply_batch(&n->raft, reqs, &bufs[done], k, apply_cb);
         if (rv != 0) {
             LOGW("raft", "%u proposed commands refused: %s", k,
                  raft_strerror(rv));
             for (unsigned i = 0; i < k; i++) {
-                struct node_req *nr = n->batch_reqs[done + i];
-                raft_free(n->batch_bufs[done + i].base);
+                struct node_req *nr = nrs[done + i];
+                raft_free(bufs[done + i].base);
                 nr->apply_cb(nr->data, map_raft_err(rv), 0, NULL);
                 free(nr);
             }
         }
         done += k;
     }
-    n->batch_n = 0;
+    if (n->batch_reqs == NULL) { /* keep the arrays for the next batch */
+        n->batch_reqs = nrs;
+        n->batch_bufs = bufs;
+        n->batch_cap = cap;
+    } else {
+        free(nrs);
+        free(bufs);
+    }
 }
 
 static void flush_check_cb(uv_check_t *h)
