@@ -79,8 +79,12 @@ void node_on_change(struct node *n, void (*cb)(void *data), void *data);
  * (valid only during the callback, and only for this entry if the FSM says
  * so: raft 0.22 may apply a batch before firing its callbacks);
  * ERR_UNKNOWN when leadership was lost after the entry was appended (it may
- * still commit); ERR_SHUTDOWN when the node closes. Returns ERR_NOTLEADER or
- * ERR_BUSY (leader not ready yet) and then the callback never fires. */
+ * still commit); ERR_SHUTDOWN when the node closes; ERR_NOTLEADER (or
+ * ERR_NOMEM) when raft refused the loop iteration's commands as a whole (the
+ * entry was not appended). The commands proposed during one loop iteration
+ * reach raft together after its I/O phase, in proposal order, so the
+ * callback never fires inside this call. Returns ERR_NOTLEADER or ERR_BUSY
+ * (leader not ready yet) and then the callback never fires. */
 /* The raft library's version as "MAJOR.MINOR.RELEASE", read from the
  * linked library (static storage). */
 const char *node_raft_version(void);
