@@ -30,18 +30,18 @@ struct node {
     int lock_fd;
     uint64_t id;
     char address[64];
-    uv_timer_t poll;        /* role/term watcher, armed by raft's step_cb */
+    uv_timer_t poll; /* role/term watcher, armed by raft's step_cb */
     int last_role;
     uint64_t last_term;
-    uint64_t ready_term;    /* term in which this leader has applied ... */
-    uint64_t ready_index;   /* ... its log as it stood when elected */
+    uint64_t ready_term;  /* term in which this leader has applied ... */
+    uint64_t ready_index; /* ... its log as it stood when elected */
     uint64_t elections;
     void (*change_cb)(void *);
     void *change_data;
     void (*close_cb)(void *);
     void *close_data;
     bool closing;
-    int open_handles;       /* poll, flush_check, flush_idle until closed */
+    int open_handles; /* poll, flush_check, flush_idle until closed */
     /* Commands proposed in this loop iteration, not yet given to raft. */
     uv_check_t flush_check; /* submits them after the I/O phase */
     uv_idle_t flush_idle;   /* keeps the loop from blocking meanwhile */
@@ -62,7 +62,7 @@ struct node_req {
     node_apply_cb apply_cb;
     node_barrier_cb barrier_cb;
     void *data;
-    uint64_t target;         /* add: id to promote */
+    uint64_t target; /* add: id to promote */
     char address[64];
 };
 
@@ -121,8 +121,8 @@ static void step_cb(struct raft *r)
     struct node *n = r->data;
     if (n == NULL || n->closing || uv_is_active((uv_handle_t *)&n->poll))
         return;
-    bool leader_waiting = raft_state(r) == RAFT_LEADER &&
-                          n->ready_term != r->current_term;
+    bool leader_waiting =
+        raft_state(r) == RAFT_LEADER && n->ready_term != r->current_term;
     if ((int)raft_state(r) != n->last_role || r->current_term != n->last_term ||
         leader_waiting)
         uv_timer_start(&n->poll, poll_cb, 0, 0);
@@ -174,7 +174,8 @@ int node_init(struct node **out, uv_loop_t *loop, const struct config *cfg,
     /* How long a leader waits for an InstallSnapshot answer before sending
      * the snapshot again (raft's default, 30 s, leaves a follower whose
      * connection broke mid-transfer behind for that long). */
-    raft_set_install_snapshot_timeout(&n->raft, cfg->install_snapshot_timeout_ms);
+    raft_set_install_snapshot_timeout(&n->raft,
+                                      cfg->install_snapshot_timeout_ms);
     raft_set_pre_vote(&n->raft, true);
     uv_timer_init(loop, &n->poll);
     n->poll.data = n;
@@ -300,8 +301,8 @@ static void poll_cb(uv_timer_t *t)
         const char *laddr;
         raft_leader(&n->raft, &lid, &laddr);
         LOGI("raft", "role %s -> %s term=%llu leader=%llu",
-             role_name(n->last_role), role_name(role),
-             (unsigned long long)term, (unsigned long long)lid);
+             role_name(n->last_role), role_name(role), (unsigned long long)term,
+             (unsigned long long)lid);
         if (role == RAFT_LEADER && n->last_role != RAFT_LEADER) {
             n->elections++;
             n->ready_index = raft_last_index(&n->raft);
@@ -365,14 +366,22 @@ void node_on_change(struct node *n, void (*cb)(void *data), void *data)
 static int map_raft_err(int rv)
 {
     switch (rv) {
-    case RAFT_NOTLEADER: return ERR_NOTLEADER;
-    case RAFT_LEADERSHIPLOST: return ERR_UNKNOWN;
-    case RAFT_SHUTDOWN: return ERR_SHUTDOWN;
-    case RAFT_NOMEM: return ERR_NOMEM;
-    case RAFT_TOOBIG: return ERR_TOOBIG;
-    case RAFT_BUSY: return ERR_BUSY;
-    case RAFT_BADID: return ERR_NOTFOUND;
-    default: return ERR_IO;
+    case RAFT_NOTLEADER:
+        return ERR_NOTLEADER;
+    case RAFT_LEADERSHIPLOST:
+        return ERR_UNKNOWN;
+    case RAFT_SHUTDOWN:
+        return ERR_SHUTDOWN;
+    case RAFT_NOMEM:
+        return ERR_NOMEM;
+    case RAFT_TOOBIG:
+        return ERR_TOOBIG;
+    case RAFT_BUSY:
+        return ERR_BUSY;
+    case RAFT_BADID:
+        return ERR_NOTFOUND;
+    default:
+        return ERR_IO;
     }
 }
 
@@ -391,8 +400,8 @@ static int check_leader(struct node *n)
 static void apply_cb(struct raft_apply *req, int status, void *result)
 {
     struct node_req *nr = req->data;
-    nr->apply_cb(nr->data, status == 0 ? 0 : map_raft_err(status),
-                 req->index, status == 0 ? result : NULL);
+    nr->apply_cb(nr->data, status == 0 ? 0 : map_raft_err(status), req->index,
+                 status == 0 ? result : NULL);
     free(nr);
 }
 
@@ -457,8 +466,8 @@ static void flush_idle_cb(uv_idle_t *h)
     (void)h;
 }
 
-int node_apply(struct node *n, const void *bytes, size_t len,
-               node_apply_cb cb, void *data)
+int node_apply(struct node *n, const void *bytes, size_t len, node_apply_cb cb,
+               void *data)
 {
     int rv = check_leader(n);
     if (rv != 0)

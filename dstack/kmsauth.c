@@ -404,19 +404,18 @@ static void decision_done(void *data, int err, const uint8_t *d, size_t len,
         fail_closed(b, string_why(rv, "the reason", n, why, sizeof why));
         return;
     }
-    int rc = kms_gateway_app_id(b->ka->rpc, b->ka->kms, b->block,
-                                gateway_done, b);
+    int rc =
+        kms_gateway_app_id(b->ka->rpc, b->ka->kms, b->block, gateway_done, b);
     if (rc != 0)
         fail_closed(b, "cannot call gatewayAppId()");
 }
 
 static void ask_contract(struct boot *b)
 {
-    struct kms_boot_info bi = {
-        .tcb = b->tcb, /* may hold NUL bytes */
-        .tcb_len = b->tcb_len,
-        .advisories = (const char *const *)b->advisories,
-        .n_advisories = b->n_adv};
+    struct kms_boot_info bi = {.tcb = b->tcb, /* may hold NUL bytes */
+                               .tcb_len = b->tcb_len,
+                               .advisories = (const char *const *)b->advisories,
+                               .n_advisories = b->n_adv};
     memcpy(bi.app_id, b->app_id, 20);
     memcpy(bi.instance_id, b->instance_id, 20);
     memcpy(bi.compose, b->compose, 32);
@@ -424,8 +423,8 @@ static void ask_contract(struct boot *b)
     memcpy(bi.mr_agg, b->mr_agg, 32);
     memcpy(bi.mr_sys, b->mr_sys, 32);
     memcpy(bi.os_image, b->os_image, 32);
-    int rv = kms_is_allowed(b->ka->rpc, b->ka->kms, b->block, b->kms_route,
-                            &bi, decision_done, b);
+    int rv = kms_is_allowed(b->ka->rpc, b->ka->kms, b->block, b->kms_route, &bi,
+                            decision_done, b);
     if (rv != 0)
         fail_closed(b, "cannot call the KMS contract");
 }

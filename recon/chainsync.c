@@ -492,8 +492,8 @@ static json_t *member_json(struct chainsync *cs, const struct recon_member *m,
     for (unsigned k = 0; k < ns; k++)
         if (servers[k].id == m->token)
             role = servers[k].role != NODE_VOTER ? "standby"
-                   : m->token == leader_id ? "leader"
-                                           : "follower";
+                   : m->token == leader_id       ? "leader"
+                                                 : "follower";
     const struct config_peer *p = recon_driver_peer(&cs->d, m->token);
     char name[67], ih[67], oh[43], kh[43];
     membership_instance_text(m->instance, name);
