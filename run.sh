@@ -78,6 +78,8 @@ case "$cmd" in
   test)
     start=$(date +%s)
     ./scripts/install-deps.sh
+    echo "== tree checks (clang-format, tests/README.md, includes)"
+    ./scripts/check-tree.sh
     echo "== build (release, -Werror)"
     build build -DNFTRAFT_WERROR=ON
     echo "== build (ASan+UBSan, -Werror)"

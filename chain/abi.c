@@ -38,8 +38,8 @@ struct abi_val abi_bytes32(const uint8_t b[32])
 
 struct abi_val abi_string(const char *s)
 {
-    struct abi_val v = {.kind = ABI_STRING, .data = (const uint8_t *)s,
-                        .len = strlen(s)};
+    struct abi_val v = {
+        .kind = ABI_STRING, .data = (const uint8_t *)s, .len = strlen(s)};
     return v;
 }
 
@@ -152,7 +152,8 @@ static void encode_value(struct buf *b, const struct abi_val *v)
         uint8_t *w = grow(b, 32);
         if (w)
             put_u64_word(w, v->n_strs);
-        struct abi_val *items = calloc(v->n_strs ? v->n_strs : 1, sizeof *items);
+        struct abi_val *items =
+            calloc(v->n_strs ? v->n_strs : 1, sizeof *items);
         if (items == NULL) {
             b->oom = true;
             return;
@@ -201,8 +202,8 @@ static void encode_list(struct buf *b, const struct abi_val *vals, size_t n)
     }
 }
 
-int abi_encode_call(const char *signature, const struct abi_val *args,
-                    size_t n, uint8_t **out, size_t *len)
+int abi_encode_call(const char *signature, const struct abi_val *args, size_t n,
+                    uint8_t **out, size_t *len)
 {
     struct buf b = {0};
     uint8_t *sel = grow(&b, 4);
@@ -220,8 +221,7 @@ int abi_encode_call(const char *signature, const struct abi_val *args,
 
 /* ---- decoding ---- */
 
-static int word_at(const uint8_t *d, size_t len, size_t off,
-                   const uint8_t **w)
+static int word_at(const uint8_t *d, size_t len, size_t off, const uint8_t **w)
 {
     if (off > len || len - off < 32)
         return ERR_MALFORMED;
@@ -259,8 +259,7 @@ int abi_get_uint64(const uint8_t *d, size_t len, size_t slot, uint64_t *v)
     return u64_of(w, v);
 }
 
-int abi_get_address(const uint8_t *d, size_t len, size_t slot,
-                    uint8_t out[20])
+int abi_get_address(const uint8_t *d, size_t len, size_t slot, uint8_t out[20])
 {
     const uint8_t *w;
     if (word_at(d, len, slot * 32, &w) != 0)
@@ -272,8 +271,7 @@ int abi_get_address(const uint8_t *d, size_t len, size_t slot,
     return 0;
 }
 
-int abi_get_bytes32(const uint8_t *d, size_t len, size_t slot,
-                    uint8_t out[32])
+int abi_get_bytes32(const uint8_t *d, size_t len, size_t slot, uint8_t out[32])
 {
     const uint8_t *w;
     if (word_at(d, len, slot * 32, &w) != 0)
@@ -302,8 +300,7 @@ int abi_get_string(const uint8_t *d, size_t len, size_t slot, char *out,
 {
     const uint8_t *p;
     uint64_t n;
-    if (dynamic_at(d, len, slot, &p, &n) != 0 ||
-        n > (uint64_t)(d + len - p))
+    if (dynamic_at(d, len, slot, &p, &n) != 0 || n > (uint64_t)(d + len - p))
         return ERR_MALFORMED;
     if (n >= cap)
         return ERR_TOOBIG;

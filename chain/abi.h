@@ -8,8 +8,14 @@
 #include <stdint.h>
 
 enum abi_kind {
-    ABI_ADDRESS, ABI_BOOL, ABI_UINT, ABI_BYTES32, /* static: one word */
-    ABI_STRING, ABI_BYTES, ABI_STRING_ARRAY, ABI_TUPLE
+    ABI_ADDRESS,
+    ABI_BOOL,
+    ABI_UINT,
+    ABI_BYTES32, /* static: one word */
+    ABI_STRING,
+    ABI_BYTES,
+    ABI_STRING_ARRAY,
+    ABI_TUPLE
 };
 
 /* One value to encode. Build with the helpers below; pointers are borrowed
@@ -17,11 +23,11 @@ enum abi_kind {
 struct abi_val {
     enum abi_kind kind;
     uint8_t word[32];
-    const uint8_t *data;            /* STRING, BYTES */
+    const uint8_t *data; /* STRING, BYTES */
     size_t len;
-    const char *const *strs;        /* STRING_ARRAY */
+    const char *const *strs; /* STRING_ARRAY */
     size_t n_strs;
-    const struct abi_val *items;    /* TUPLE */
+    const struct abi_val *items; /* TUPLE */
     size_t n_items;
 };
 
@@ -36,18 +42,16 @@ struct abi_val abi_tuple(const struct abi_val *items, size_t n);
 
 /* selector(signature) ++ encode(args). *out is malloc'd (caller frees).
  * ERR_NOMEM. */
-int abi_encode_call(const char *signature, const struct abi_val *args,
-                    size_t n, uint8_t **out, size_t *len);
+int abi_encode_call(const char *signature, const struct abi_val *args, size_t n,
+                    uint8_t **out, size_t *len);
 
 /* Decoders over return data d[0..len): head slot `slot` (0-based). All
  * return 0 or ERR_MALFORMED (out of bounds, bad padding, bad bool),
  * ERR_OVERFLOW (uint above 2^64-1), ERR_TOOBIG (string above cap). */
 int abi_get_bool(const uint8_t *d, size_t len, size_t slot, bool *v);
 int abi_get_uint64(const uint8_t *d, size_t len, size_t slot, uint64_t *v);
-int abi_get_address(const uint8_t *d, size_t len, size_t slot,
-                    uint8_t out[20]);
-int abi_get_bytes32(const uint8_t *d, size_t len, size_t slot,
-                    uint8_t out[32]);
+int abi_get_address(const uint8_t *d, size_t len, size_t slot, uint8_t out[20]);
+int abi_get_bytes32(const uint8_t *d, size_t len, size_t slot, uint8_t out[32]);
 /* A dynamic string at head slot: NUL-terminated into out (cap bytes). */
 int abi_get_string(const uint8_t *d, size_t len, size_t slot, char *out,
                    size_t cap);

@@ -173,8 +173,7 @@ int rpc_parse_answer(const void *body, size_t len, uint64_t id,
 
 static void send_attempt(struct call *c)
 {
-    static const char *const hdrs[] = {"Content-Type: application/json",
-                                       NULL};
+    static const char *const hdrs[] = {"Content-Type: application/json", NULL};
     int rv = httpc_request(c->rpc->http, "POST", c->rpc->url, hdrs, c->body,
                            strlen(c->body), c->rpc->timeout_ms, MAX_BODY,
                            http_cb, c, &c->hreq);
@@ -204,11 +203,10 @@ int rpc_call(struct rpc *r, const char *method, json_t *params, rpc_cb cb,
         free(c);
         return ERR_NOMEM;
     }
-    static const char *const hdrs[] = {"Content-Type: application/json",
-                                       NULL};
-    int rv = httpc_request(r->http, "POST", r->url, hdrs, c->body,
-                           strlen(c->body), r->timeout_ms, MAX_BODY, http_cb,
-                           c, &c->hreq);
+    static const char *const hdrs[] = {"Content-Type: application/json", NULL};
+    int rv =
+        httpc_request(r->http, "POST", r->url, hdrs, c->body, strlen(c->body),
+                      r->timeout_ms, MAX_BODY, http_cb, c, &c->hreq);
     if (rv != 0) {
         free(c->body);
         free(c);
@@ -314,8 +312,8 @@ int rpc_eth_call(struct rpc *r, const uint8_t to[20], const uint8_t *calldata,
     json_t *params = json_pack("[{s:s,s:s},s]", "to", toh, "data", dh,
                                block ? block : "latest");
     free(dh);
-    int rv = params ? rpc_call(r, "eth_call", params, bytes_done, t)
-                    : ERR_NOMEM;
+    int rv =
+        params ? rpc_call(r, "eth_call", params, bytes_done, t) : ERR_NOMEM;
     if (rv != 0)
         free(t);
     return rv;

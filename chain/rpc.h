@@ -25,20 +25,18 @@ int rpc_init(struct rpc **out, uv_loop_t *loop, struct httpc *http,
 void rpc_close(struct rpc *r);
 
 /* cb(data, err, result, errmsg): result is borrowed for the callback. */
-typedef void (*rpc_cb)(void *data, int err, json_t *result,
-                       const char *errmsg);
+typedef void (*rpc_cb)(void *data, int err, json_t *result, const char *errmsg);
 int rpc_call(struct rpc *r, const char *method, json_t *params, rpc_cb cb,
              void *data);
 
-typedef void (*rpc_u64_cb)(void *data, int err, uint64_t v,
-                           const char *errmsg);
+typedef void (*rpc_u64_cb)(void *data, int err, uint64_t v, const char *errmsg);
 int rpc_chain_id(struct rpc *r, rpc_u64_cb cb, void *data);
 int rpc_block_number(struct rpc *r, rpc_u64_cb cb, void *data);
 
 /* eth_call(to, calldata) at block ("latest" or a 0x quantity). A revert is
  * ERR_REVERT with the decoded reason in errmsg. */
-typedef void (*rpc_bytes_cb)(void *data, int err, const uint8_t *d,
-                             size_t len, const char *errmsg);
+typedef void (*rpc_bytes_cb)(void *data, int err, const uint8_t *d, size_t len,
+                             const char *errmsg);
 int rpc_eth_call(struct rpc *r, const uint8_t to[20], const uint8_t *calldata,
                  size_t len, const char *block, rpc_bytes_cb cb, void *data);
 

@@ -104,8 +104,8 @@ static json_t *call_obj(struct sender *s, const struct job *j)
     hex_encode(wallet_address(s->w), 20, 1, from);
     hex_encode(j->to, 20, 1, to);
     hex_encode(j->data, j->len, 1, data);
-    json_t *o = json_pack("{s:s,s:s,s:s}", "from", from, "to", to, "data",
-                          data);
+    json_t *o =
+        json_pack("{s:s,s:s,s:s}", "from", from, "to", to, "data", data);
     free(data);
     return o;
 }
@@ -122,6 +122,7 @@ static void poll_cb(uv_timer_t *t)
 
 static void receipt_cb(void *data, int err, json_t *r, const char *msg)
 {
+    (void)msg; /* a failed poll for the receipt is retried */
     struct sender *s = data;
     if (err == ERR_SHUTDOWN)
         return;
@@ -141,8 +142,9 @@ static void receipt_cb(void *data, int err, json_t *r, const char *msg)
     if (uv_now(s->loop) >= s->deadline) {
         s->nonce = 0;      /* re-read the nonce before the next one ... */
         s->replace = true; /* ... the mined one: replace this transaction */
-        done(s, ERR_TIMEOUT, 0, "no receipt in time (the transaction may "
-                                "still be mined)");
+        done(s, ERR_TIMEOUT, 0,
+             "no receipt in time (the transaction may "
+             "still be mined)");
         return;
     }
     uv_timer_start(&s->timer, poll_cb, POLL_MS, 0);
@@ -150,6 +152,7 @@ static void receipt_cb(void *data, int err, json_t *r, const char *msg)
 
 static void sent_cb(void *data, int err, json_t *r, const char *msg)
 {
+    (void)r; /* the hash is computed locally */
     struct sender *s = data;
     if (err == ERR_SHUTDOWN)
         return;
@@ -230,14 +233,18 @@ static void sign_and_send(struct sender *s)
         prio = prio > p ? prio : p;
         if (prio > max_fee)
             max_fee = prio;
-        LOGI("chain", "replacing the unconfirmed transaction nonce=%" PRIu64
-             " (max fee %" PRIu64 " -> %" PRIu64 " wei)", s->nonce,
-             s->last_max_fee, max_fee);
+        LOGI("chain",
+             "replacing the unconfirmed transaction nonce=%" PRIu64
+             " (max fee %" PRIu64 " -> %" PRIu64 " wei)",
+             s->nonce, s->last_max_fee, max_fee);
     }
-    struct tx t = {.chain_id = s->chain_id, .nonce = s->nonce,
+    struct tx t = {.chain_id = s->chain_id,
+                   .nonce = s->nonce,
                    .gas_limit = s->gas + s->gas / 5 + 10000,
-                   .max_fee = max_fee, .max_priority_fee = prio,
-                   .data = j->data, .data_len = j->len};
+                   .max_fee = max_fee,
+                   .max_priority_fee = prio,
+                   .data = j->data,
+                   .data_len = j->len};
     memcpy(t.to, j->to, 20);
     uint8_t *raw;
     size_t len;
@@ -276,8 +283,7 @@ static void price_cb(void *data, int err, json_t *r, const char *msg)
     struct sender *s = data;
     if (err == ERR_SHUTDOWN)
         return;
-    if (err != 0 ||
-        hex_quantity(json_string_value(r), &s->gas_price) != 0) {
+    if (err != 0 || hex_quantity(json_string_value(r), &s->gas_price) != 0) {
         done(s, err ? err : ERR_MALFORMED, 0,
              err ? msg : "malformed eth_gasPrice answer");
         return;
@@ -303,9 +309,8 @@ static void estimate_cb(void *data, int err, json_t *r, const char *msg)
 static void estimate(struct sender *s)
 {
     json_t *o = call_obj(s, head_job(s));
-    if (o == NULL ||
-        rpc_call(s->rpc, "eth_estimateGas", json_pack("[o]", o), estimate_cb,
-                 s) != 0)
+    if (o == NULL || rpc_call(s->rpc, "eth_estimateGas", json_pack("[o]", o),
+                              estimate_cb, s) != 0)
         done(s, ERR_RPC, 0, "cannot estimate gas");
 }
 
@@ -341,9 +346,8 @@ static void start_next(struct sender *s)
         done(s, ERR_RPC, 0, "cannot ask the nonce");
 }
 
-int sender_send(struct sender *s, const uint8_t to[20],
-                const uint8_t *calldata, size_t len, sender_cb cb,
-                void *data)
+int sender_send(struct sender *s, const uint8_t to[20], const uint8_t *calldata,
+                size_t len, sender_cb cb, void *data)
 {
     if (s->closing)
         return ERR_SHUTDOWN;

@@ -31,9 +31,8 @@ void sender_close(struct sender *s);
  * (no receipt in time: the transaction may still be mined), ERR_RPC... */
 typedef void (*sender_cb)(void *data, int err, const uint8_t txhash[32],
                           uint64_t block, const char *errmsg);
-int sender_send(struct sender *s, const uint8_t to[20],
-                const uint8_t *calldata, size_t len, sender_cb cb,
-                void *data);
+int sender_send(struct sender *s, const uint8_t to[20], const uint8_t *calldata,
+                size_t len, sender_cb cb, void *data);
 
 /* The ceiling on a transaction's max fee per gas, in wei (0 = none);
  * sender_init sets SENDER_DEFAULT_MAX_FEE_WEI. A first transaction's max

@@ -10,10 +10,10 @@
 struct wallet;
 
 struct tx {
-    bool legacy;              /* EIP-155 legacy instead of EIP-1559 */
+    bool legacy; /* EIP-155 legacy instead of EIP-1559 */
     uint64_t chain_id, nonce, gas_limit;
-    uint64_t max_fee;         /* type 2: maxFeePerGas; legacy: gasPrice */
-    uint64_t max_priority_fee;/* type 2 only */
+    uint64_t max_fee;          /* type 2: maxFeePerGas; legacy: gasPrice */
+    uint64_t max_priority_fee; /* type 2 only */
     uint8_t to[20];
     uint64_t value;
     const uint8_t *data;

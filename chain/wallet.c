@@ -22,8 +22,7 @@ static void address_of(const secp256k1_context *ctx,
 {
     uint8_t ser[65];
     size_t n = sizeof ser;
-    secp256k1_ec_pubkey_serialize(ctx, ser, &n, pub,
-                                  SECP256K1_EC_UNCOMPRESSED);
+    secp256k1_ec_pubkey_serialize(ctx, ser, &n, pub, SECP256K1_EC_UNCOMPRESSED);
     uint8_t h[32];
     keccak256(ser + 1, 64, h);
     memcpy(addr, h + 12, 20);

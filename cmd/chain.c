@@ -20,9 +20,10 @@
 #include <unistd.h>
 
 static const char *const COMMANDS[] = {
-    "members",  "mint",      "register", "set-endpoints", "deactivate",
-    "evict",    "readmit",   "transfer", "vote",          "elect",
-    "heartbeat", "cluster-size", "deploy", NULL};
+    "members",    "mint",  "register",  "set-endpoints",
+    "deactivate", "evict", "readmit",   "transfer",
+    "vote",       "elect", "heartbeat", "cluster-size",
+    "deploy",     NULL};
 
 #define MAX_ENDPOINT MEMBERSHIP_MAX_ENDPOINT
 
@@ -110,8 +111,8 @@ static int tx_begin(struct ctx *c)
     wait_done(c);
     if (c->err != 0)
         return c->err;
-    if (sender_init(&c->sender, &c->loop, c->rpc, c->w, c->chain_id,
-                    30000) != 0)
+    if (sender_init(&c->sender, &c->loop, c->rpc, c->w, c->chain_id, 30000) !=
+        0)
         return ERR_NOMEM;
     c->mc.sender = c->sender;
     return 0;
@@ -177,10 +178,10 @@ static void state_cb(void *data, int err, const struct membership_state *s,
         return;
     char lh[43];
     hex_encode(s->leader, 20, 1, lh);
-    printf("leader %s (token %" PRIu64 ", term %" PRIu64 ", lease until %"
-           PRIu64 ")\nvotes against the leader %" PRIu64 " of %" PRIu64
-           " required; %" PRIu64 " active members; heartbeat every %" PRIu64
-           " s\n",
+    printf("leader %s (token %" PRIu64 ", term %" PRIu64
+           ", lease until %" PRIu64 ")\nvotes against the leader %" PRIu64
+           " of %" PRIu64 " required; %" PRIu64
+           " active members; heartbeat every %" PRIu64 " s\n",
            lh, s->leader_token, s->term, s->expiry, s->against, s->required,
            s->active, s->period);
 }
@@ -223,45 +224,70 @@ static const char USAGE[] =
 
 static void help(void)
 {
-    printf("usage: %s\n\n"
-"Chain operations on the DstackMembershipNFT contract (what the seed does\n"
-"with cast), through nftraft's own Ethereum client:\n"
-"  members [--history]                  active members (token, epoch, instance,\n"
-"                                       owner, node key, endpoints) and the\n"
-"                                       leader state (--history: every\n"
-"                                       LeaderElected event)\n"
-"  mint --to ADDR --name NAME           mintNodeAccess (contract owner)\n"
-"  register --instance-id ID --token N  registerInstance (token owner; the\n"
-"                                       node key is the owner, no endpoints)\n"
-"  register --instance-id ID --token N --node-key ADDR\n"
-"           --raft-endpoint HOST:PORT --http-endpoint URL\n"
-"                                       registerNode (token owner): the node's\n"
-"                                       own key acts for the token; a new or\n"
-"                                       re-activated instance starts a new epoch\n"
-"                                       (raft id = token << 32 | epoch)\n"
-"  set-endpoints --token N --raft-endpoint HOST:PORT --http-endpoint URL\n"
-"                                       setEndpoints (token owner or node key)\n"
-"  deactivate --token N                 deactivateInstance\n"
-"  evict --token N                      evict (contract owner): deactivate and\n"
-"                                       refuse re-registration until readmit\n"
-"  readmit --token N                    readmit (contract owner)\n"
-"  transfer --token N --to ADDR         safeTransferFrom(owner, ADDR, N) (the\n"
-"                                       token's instance is revoked)\n"
-"  vote --target ADDR [--clear] [--token N]   castVote / castVoteByToken\n"
-"  vote --token N --leader-token L [--clear]  castVoteByToken by token (owner\n"
-"                                       or node key of N)\n"
-"  elect [--token N]                    electLeader / electLeaderByToken\n"
-"  heartbeat                            leaderHeartbeat (the leader)\n"
-"  cluster-size                         updateClusterSize\n"
-"  deploy [--compose-hash H] [--own-proxy KMS]   contracts/scripts/deploy-local.sh\n\n"
-"Common options:\n"
-"  --rpc-url URL        (env ETH_RPC_URL, default http://127.0.0.1:8545)\n"
-"  --contract ADDR      the NFT (env CONTRACT_ADDRESS)\n"
-"  --wallet-key FILE    signing key file; or --private-key HEX; or env\n"
-"                       NFTRAFT_WALLET_KEY\n"
-"An instance id is 0x-hex (up to 32 bytes, right-padded) or a name of up to\n"
-"32 bytes (node1 = bytes32(\"node1\")). A revert prints its reason; exit 1.\n",
-           USAGE);
+    printf(
+        "usage: %s\n\n"
+        "Chain operations on the DstackMembershipNFT contract (what the seed "
+        "does\n"
+        "with cast), through nftraft's own Ethereum client:\n"
+        "  members [--history]                  active members (token, epoch, "
+        "instance,\n"
+        "                                       owner, node key, endpoints) "
+        "and the\n"
+        "                                       leader state (--history: "
+        "every\n"
+        "                                       LeaderElected event)\n"
+        "  mint --to ADDR --name NAME           mintNodeAccess (contract "
+        "owner)\n"
+        "  register --instance-id ID --token N  registerInstance (token owner; "
+        "the\n"
+        "                                       node key is the owner, no "
+        "endpoints)\n"
+        "  register --instance-id ID --token N --node-key ADDR\n"
+        "           --raft-endpoint HOST:PORT --http-endpoint URL\n"
+        "                                       registerNode (token owner): "
+        "the node's\n"
+        "                                       own key acts for the token; a "
+        "new or\n"
+        "                                       re-activated instance starts a "
+        "new epoch\n"
+        "                                       (raft id = token << 32 | "
+        "epoch)\n"
+        "  set-endpoints --token N --raft-endpoint HOST:PORT --http-endpoint "
+        "URL\n"
+        "                                       setEndpoints (token owner or "
+        "node key)\n"
+        "  deactivate --token N                 deactivateInstance\n"
+        "  evict --token N                      evict (contract owner): "
+        "deactivate and\n"
+        "                                       refuse re-registration until "
+        "readmit\n"
+        "  readmit --token N                    readmit (contract owner)\n"
+        "  transfer --token N --to ADDR         safeTransferFrom(owner, ADDR, "
+        "N) (the\n"
+        "                                       token's instance is revoked)\n"
+        "  vote --target ADDR [--clear] [--token N]   castVote / "
+        "castVoteByToken\n"
+        "  vote --token N --leader-token L [--clear]  castVoteByToken by token "
+        "(owner\n"
+        "                                       or node key of N)\n"
+        "  elect [--token N]                    electLeader / "
+        "electLeaderByToken\n"
+        "  heartbeat                            leaderHeartbeat (the leader)\n"
+        "  cluster-size                         updateClusterSize\n"
+        "  deploy [--compose-hash H] [--own-proxy KMS]   "
+        "contracts/scripts/deploy-local.sh\n\n"
+        "Common options:\n"
+        "  --rpc-url URL        (env ETH_RPC_URL, default "
+        "http://127.0.0.1:8545)\n"
+        "  --contract ADDR      the NFT (env CONTRACT_ADDRESS)\n"
+        "  --wallet-key FILE    signing key file; or --private-key HEX; or "
+        "env\n"
+        "                       NFTRAFT_WALLET_KEY\n"
+        "An instance id is 0x-hex (up to 32 bytes, right-padded) or a name of "
+        "up to\n"
+        "32 bytes (node1 = bytes32(\"node1\")). A revert prints its reason; "
+        "exit 1.\n",
+        USAGE);
 }
 
 static int parse_addr(const char *s, uint8_t out[20])
@@ -279,9 +305,10 @@ static bool bad_endpoints(const char *cmd, const char *raft, const char *http)
 {
     if (raft == NULL || http == NULL || !*raft || !*http ||
         strlen(raft) > MAX_ENDPOINT || strlen(http) > MAX_ENDPOINT) {
-        fprintf(stderr, "nftraft %s: give --raft-endpoint HOST:PORT and "
-                        "--http-endpoint URL, each 1..%d bytes\n", cmd,
-                MAX_ENDPOINT);
+        fprintf(stderr,
+                "nftraft %s: give --raft-endpoint HOST:PORT and "
+                "--http-endpoint URL, each 1..%d bytes\n",
+                cmd, MAX_ENDPOINT);
         return true;
     }
     return false;
@@ -362,28 +389,59 @@ int chaincli_main(int argc, char **argv)
     opterr = 0;
     while ((o = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
         switch (o) {
-        case 'r': rpc_url = optarg; break;
-        case 'c': contract = optarg; break;
-        case 'w': key_file = optarg; break;
-        case 'k': key_hex = optarg; break;
-        case 't': to = optarg; break;
-        case 'n': name = optarg; break;
-        case 'i': instance = optarg; break;
-        case 'g': target = optarg; break;
-        case 'C': clear = true; break;
-        case 'H': compose = optarg; break;
-        case 'o': own = optarg; break;
-        case 'y': history = true; break;
-        case 'K': node_key = optarg; break;
-        case 'R': raft_ep = optarg; break;
-        case 'P': http_ep = optarg; break;
+        case 'r':
+            rpc_url = optarg;
+            break;
+        case 'c':
+            contract = optarg;
+            break;
+        case 'w':
+            key_file = optarg;
+            break;
+        case 'k':
+            key_hex = optarg;
+            break;
+        case 't':
+            to = optarg;
+            break;
+        case 'n':
+            name = optarg;
+            break;
+        case 'i':
+            instance = optarg;
+            break;
+        case 'g':
+            target = optarg;
+            break;
+        case 'C':
+            clear = true;
+            break;
+        case 'H':
+            compose = optarg;
+            break;
+        case 'o':
+            own = optarg;
+            break;
+        case 'y':
+            history = true;
+            break;
+        case 'K':
+            node_key = optarg;
+            break;
+        case 'R':
+            raft_ep = optarg;
+            break;
+        case 'P':
+            http_ep = optarg;
+            break;
         case 'T':
         case 'L': {
             long long v = strtoll(optarg, &end, 10);
             if (*end || v < 1 || v > (long long)UINT32_MAX) {
-                fprintf(stderr, "nftraft %s: --%s wants an integer >= 1\n"
-                                "usage: %s\n", cmd,
-                        o == 'T' ? "token" : "leader-token", USAGE);
+                fprintf(stderr,
+                        "nftraft %s: --%s wants an integer >= 1\n"
+                        "usage: %s\n",
+                        cmd, o == 'T' ? "token" : "leader-token", USAGE);
                 return 2;
             }
             if (o == 'T')
@@ -415,8 +473,10 @@ int chaincli_main(int argc, char **argv)
     static struct ctx c;
     memset(&c, 0, sizeof c);
     if (parse_addr(contract, c.contract) != 0) {
-        fprintf(stderr, "nftraft %s: give --contract 0x<20-byte address> (or "
-                        "CONTRACT_ADDRESS)\n", cmd);
+        fprintf(stderr,
+                "nftraft %s: give --contract 0x<20-byte address> (or "
+                "CONTRACT_ADDRESS)\n",
+                cmd);
         return 2;
     }
     if (key_file != NULL || (key_hex != NULL && *key_hex)) {
@@ -449,8 +509,7 @@ int chaincli_main(int argc, char **argv)
             rv = USAGE_ERROR;
         } else {
             if ((rv = tx_begin(&c)) == 0)
-                rv = tx_wait(&c, membership_mint(&c.mc, addr, name, tx_cb,
-                                                 &c));
+                rv = tx_wait(&c, membership_mint(&c.mc, addr, name, tx_cb, &c));
         }
     } else if (strcmp(cmd, "register") == 0) {
         if (instance == NULL || membership_instance_id(instance, buf) != 0 ||
@@ -475,8 +534,8 @@ int chaincli_main(int argc, char **argv)
         } else {
             if ((rv = tx_begin(&c)) == 0)
                 rv = tx_wait(&c, membership_register_node(
-                                     &c.mc, (uint64_t)token, buf, addr,
-                                     raft_ep, http_ep, tx_cb, &c));
+                                     &c.mc, (uint64_t)token, buf, addr, raft_ep,
+                                     http_ep, tx_cb, &c));
         }
     } else if (strcmp(cmd, "set-endpoints") == 0) {
         if (token < 1 || bad_endpoints("set-endpoints", raft_ep, http_ep)) {
@@ -485,9 +544,9 @@ int chaincli_main(int argc, char **argv)
             rv = USAGE_ERROR;
         } else {
             if ((rv = tx_begin(&c)) == 0)
-                rv = tx_wait(&c, membership_set_endpoints(
-                                     &c.mc, (uint64_t)token, raft_ep, http_ep,
-                                     tx_cb, &c));
+                rv = tx_wait(
+                    &c, membership_set_endpoints(&c.mc, (uint64_t)token,
+                                                 raft_ep, http_ep, tx_cb, &c));
         }
     } else if (strcmp(cmd, "deactivate") == 0 || strcmp(cmd, "evict") == 0 ||
                strcmp(cmd, "readmit") == 0) {
@@ -511,9 +570,9 @@ int chaincli_main(int argc, char **argv)
             rv = ERR_INVALID;
         } else {
             if ((rv = tx_begin(&c)) == 0)
-                rv = tx_wait(&c, membership_transfer(
-                                     &c.mc, wallet_address(c.w), addr,
-                                     (uint64_t)token, tx_cb, &c));
+                rv = tx_wait(&c, membership_transfer(&c.mc, wallet_address(c.w),
+                                                     addr, (uint64_t)token,
+                                                     tx_cb, &c));
         }
     } else if (strcmp(cmd, "vote") == 0 && leader_token >= 1) {
         if (token < 1 || target != NULL) {
@@ -522,10 +581,10 @@ int chaincli_main(int argc, char **argv)
             rv = USAGE_ERROR;
         } else {
             if ((rv = tx_begin(&c)) == 0)
-                rv = tx_wait(&c, membership_vote_for_leader_token(
-                                     &c.mc, (uint64_t)token,
-                                     (uint64_t)leader_token, !clear, tx_cb,
-                                     &c));
+                rv =
+                    tx_wait(&c, membership_vote_for_leader_token(
+                                    &c.mc, (uint64_t)token,
+                                    (uint64_t)leader_token, !clear, tx_cb, &c));
         }
     } else if (strcmp(cmd, "vote") == 0) {
         if (parse_addr(target, addr) != 0) {
@@ -533,9 +592,9 @@ int chaincli_main(int argc, char **argv)
             rv = USAGE_ERROR;
         } else if (token >= 1) {
             if ((rv = tx_begin(&c)) == 0)
-                rv = tx_wait(&c, membership_vote_by_token(
-                                     &c.mc, (uint64_t)token, addr, !clear,
-                                     tx_cb, &c));
+                rv = tx_wait(&c,
+                             membership_vote_by_token(&c.mc, (uint64_t)token,
+                                                      addr, !clear, tx_cb, &c));
         } else if ((rv = tx_begin(&c)) == 0) {
             rv = tx_wait(&c, membership_vote(&c.mc, addr, !clear, tx_cb, &c));
         }

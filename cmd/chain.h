@@ -1,6 +1,6 @@
-/* chain.h - `nftraft <chain command>`: the CLI's chain subcommands (what the seed does with cast):
- * members, mint, register, set-endpoints, deactivate, evict, readmit,
- * transfer, vote, elect, heartbeat, cluster-size, deploy. */
+/* chain.h - `nftraft <chain command>`: the CLI's chain subcommands (what the
+ * seed does with cast): members, mint, register, set-endpoints, deactivate,
+ * evict, readmit, transfer, vote, elect, heartbeat, cluster-size, deploy. */
 #ifndef NFTRAFT_CMD_CHAIN_H
 #define NFTRAFT_CMD_CHAIN_H
 

@@ -27,7 +27,7 @@ struct httpc {
     unsigned n_idle;
     CURL *pool[HTTPC_POOL]; /* reset easy handles kept for the next request */
     unsigned n_pool;
-    int open_handles;       /* uv handles not yet closed */
+    int open_handles; /* uv handles not yet closed */
     bool closing;
     char source[24]; /* "host!a.b.c.d" for CURLOPT_INTERFACE, or "" */
     void (*close_cb)(void *);
@@ -38,8 +38,8 @@ struct httpc_req {
     struct httpc *c;
     CURL *easy;
     struct curl_slist *headers;
-    char *body;              /* request body copy */
-    char *resp;              /* response body */
+    char *body; /* request body copy */
+    char *resp; /* response body */
     size_t resp_len, resp_cap, max_body;
     char retry_after[64];
     bool too_big;
@@ -97,8 +97,8 @@ static void finish(struct httpc_req *r, CURLcode code, int forced_err)
     memset(&resp, 0, sizeof resp);
     if (forced_err != 0) {
         resp.err = forced_err;
-        resp.errmsg = forced_err == ERR_SHUTDOWN ? "request cancelled"
-                                                 : "request failed";
+        resp.errmsg =
+            forced_err == ERR_SHUTDOWN ? "request cancelled" : "request failed";
     } else if (r->too_big) {
         resp.err = ERR_TOOBIG;
         resp.errmsg = "response body too large";
@@ -162,6 +162,7 @@ static void poll_cb(uv_poll_t *p, int status, int events)
 static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
                      void *socketp)
 {
+    (void)easy;
     struct httpc *c = userp;
     struct sock_ctx *s = socketp;
     if (what == CURL_POLL_REMOVE) {
@@ -246,6 +247,7 @@ static void timer_cb(uv_timer_t *t)
 
 static int timer_set_cb(CURLM *multi, long timeout_ms, void *userp)
 {
+    (void)multi;
     struct httpc *c = userp;
     if (timeout_ms < 0)
         uv_timer_stop(&c->timer);
@@ -354,9 +356,9 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *userdata)
 }
 
 int httpc_request(struct httpc *c, const char *method, const char *url,
-                  const char *const *headers, const void *body,
-                  size_t body_len, unsigned timeout_ms, size_t max_body,
-                  httpc_cb cb, void *data, struct httpc_req **req)
+                  const char *const *headers, const void *body, size_t body_len,
+                  unsigned timeout_ms, size_t max_body, httpc_cb cb, void *data,
+                  struct httpc_req **req)
 {
     if (c->closing)
         return ERR_SHUTDOWN;
@@ -411,8 +413,7 @@ int httpc_request(struct httpc *c, const char *method, const char *url,
             memcpy(r->body, body, body_len);
         curl_easy_setopt(e, CURLOPT_POST, 1L);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
-                         (curl_off_t)body_len);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
     }
     list_insert_head(&c->reqs, &r->link);
     if (curl_multi_add_handle(c->multi, e) != CURLM_OK) {

@@ -17,11 +17,11 @@ struct httpc;
 struct httpc_req;
 
 struct httpc_resp {
-    int err;             /* 0, ERR_TIMEOUT, ERR_IO (connect/transfer failed),
-                            ERR_TOOBIG (body above max), ERR_SHUTDOWN */
-    const char *errmsg;  /* human text when err != 0 */
-    long status;         /* HTTP status, 0 when err != 0 */
-    const char *body;    /* NUL-terminated; valid only during the callback */
+    int err;            /* 0, ERR_TIMEOUT, ERR_IO (connect/transfer failed),
+                           ERR_TOOBIG (body above max), ERR_SHUTDOWN */
+    const char *errmsg; /* human text when err != 0 */
+    long status;        /* HTTP status, 0 when err != 0 */
+    const char *body;   /* NUL-terminated; valid only during the callback */
     size_t body_len;
     const char *retry_after; /* Retry-After header value or NULL */
 };
@@ -49,9 +49,9 @@ int httpc_set_source(struct httpc *c, const char *ip);
  * once; on error (ERR_INVALID, ERR_NOMEM) the callback never fires. *req (may
  * be NULL) receives a handle for httpc_cancel. */
 int httpc_request(struct httpc *c, const char *method, const char *url,
-                  const char *const *headers, const void *body,
-                  size_t body_len, unsigned timeout_ms, size_t max_body,
-                  httpc_cb cb, void *data, struct httpc_req **req);
+                  const char *const *headers, const void *body, size_t body_len,
+                  unsigned timeout_ms, size_t max_body, httpc_cb cb, void *data,
+                  struct httpc_req **req);
 
 /* Abort a pending request; its callback fires with ERR_SHUTDOWN inside this
  * call. A handle whose callback already ran must not be passed. */

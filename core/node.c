@@ -1,7 +1,10 @@
 /* node.c - raft lifecycle: data-dir lock, raft_uv I/O, bootstrap, start,
  * the role watcher (driven by raft's step callback) with the leader's
  * readiness, apply/barrier requests, membership changes and the ordered
- * close. */
+ * close. The commands proposed during one loop iteration go to raft
+ * together, at the end of the iteration's I/O phase (raft_apply_batch, from
+ * scripts/raft-patches/0009): one local append and one AppendEntries per
+ * follower for all of them. */
 #include "core/node.h"
 #include "core/config.h"
 #include "core/err.h"
@@ -27,17 +30,24 @@ struct node {
     int lock_fd;
     uint64_t id;
     char address[64];
-    uv_timer_t poll;        /* role/term watcher, armed by raft's step_cb */
+    uv_timer_t poll; /* role/term watcher, armed by raft's step_cb */
     int last_role;
     uint64_t last_term;
-    uint64_t ready_term;    /* term in which this leader has applied ... */
-    uint64_t ready_index;   /* ... its log as it stood when elected */
+    uint64_t ready_term;  /* term in which this leader has applied ... */
+    uint64_t ready_index; /* ... its log as it stood when elected */
     uint64_t elections;
     void (*change_cb)(void *);
     void *change_data;
     void (*close_cb)(void *);
     void *close_data;
     bool closing;
+    int open_handles; /* poll, flush_check, flush_idle until closed */
+    /* Commands proposed in this loop iteration, not yet given to raft. */
+    uv_check_t flush_check; /* submits them after the I/O phase */
+    uv_idle_t flush_idle;   /* keeps the loop from blocking meanwhile */
+    struct node_req **batch_reqs;
+    struct raft_buffer *batch_bufs;
+    unsigned batch_n, batch_cap;
 };
 
 /* One in-flight apply/barrier/change. */
@@ -52,7 +62,7 @@ struct node_req {
     node_apply_cb apply_cb;
     node_barrier_cb barrier_cb;
     void *data;
-    uint64_t target;         /* add: id to promote */
+    uint64_t target; /* add: id to promote */
     char address[64];
 };
 
@@ -111,8 +121,8 @@ static void step_cb(struct raft *r)
     struct node *n = r->data;
     if (n == NULL || n->closing || uv_is_active((uv_handle_t *)&n->poll))
         return;
-    bool leader_waiting = raft_state(r) == RAFT_LEADER &&
-                          n->ready_term != r->current_term;
+    bool leader_waiting =
+        raft_state(r) == RAFT_LEADER && n->ready_term != r->current_term;
     if ((int)raft_state(r) != n->last_role || r->current_term != n->last_term ||
         leader_waiting)
         uv_timer_start(&n->poll, poll_cb, 0, 0);
@@ -164,10 +174,16 @@ int node_init(struct node **out, uv_loop_t *loop, const struct config *cfg,
     /* How long a leader waits for an InstallSnapshot answer before sending
      * the snapshot again (raft's default, 30 s, leaves a follower whose
      * connection broke mid-transfer behind for that long). */
-    raft_set_install_snapshot_timeout(&n->raft, cfg->install_snapshot_timeout_ms);
+    raft_set_install_snapshot_timeout(&n->raft,
+                                      cfg->install_snapshot_timeout_ms);
     raft_set_pre_vote(&n->raft, true);
     uv_timer_init(loop, &n->poll);
     n->poll.data = n;
+    uv_check_init(loop, &n->flush_check);
+    n->flush_check.data = n;
+    uv_idle_init(loop, &n->flush_idle);
+    n->flush_idle.data = n;
+    n->open_handles = 3;
     *out = n;
     return 0;
 err:
@@ -285,8 +301,8 @@ static void poll_cb(uv_timer_t *t)
         const char *laddr;
         raft_leader(&n->raft, &lid, &laddr);
         LOGI("raft", "role %s -> %s term=%llu leader=%llu",
-             role_name(n->last_role), role_name(role),
-             (unsigned long long)term, (unsigned long long)lid);
+             role_name(n->last_role), role_name(role), (unsigned long long)term,
+             (unsigned long long)lid);
         if (role == RAFT_LEADER && n->last_role != RAFT_LEADER) {
             n->elections++;
             n->ready_index = raft_last_index(&n->raft);
@@ -350,14 +366,22 @@ void node_on_change(struct node *n, void (*cb)(void *data), void *data)
 static int map_raft_err(int rv)
 {
     switch (rv) {
-    case RAFT_NOTLEADER: return ERR_NOTLEADER;
-    case RAFT_LEADERSHIPLOST: return ERR_UNKNOWN;
-    case RAFT_SHUTDOWN: return ERR_SHUTDOWN;
-    case RAFT_NOMEM: return ERR_NOMEM;
-    case RAFT_TOOBIG: return ERR_TOOBIG;
-    case RAFT_BUSY: return ERR_BUSY;
-    case RAFT_BADID: return ERR_NOTFOUND;
-    default: return ERR_IO;
+    case RAFT_NOTLEADER:
+        return ERR_NOTLEADER;
+    case RAFT_LEADERSHIPLOST:
+        return ERR_UNKNOWN;
+    case RAFT_SHUTDOWN:
+        return ERR_SHUTDOWN;
+    case RAFT_NOMEM:
+        return ERR_NOMEM;
+    case RAFT_TOOBIG:
+        return ERR_TOOBIG;
+    case RAFT_BUSY:
+        return ERR_BUSY;
+    case RAFT_BADID:
+        return ERR_NOTFOUND;
+    default:
+        return ERR_IO;
     }
 }
 
@@ -376,17 +400,90 @@ static int check_leader(struct node *n)
 static void apply_cb(struct raft_apply *req, int status, void *result)
 {
     struct node_req *nr = req->data;
-    nr->apply_cb(nr->data, status == 0 ? 0 : map_raft_err(status),
-                 req->index, status == 0 ? result : NULL);
+    nr->apply_cb(nr->data, status == 0 ? 0 : map_raft_err(status), req->index,
+                 status == 0 ? result : NULL);
     free(nr);
 }
 
-int node_apply(struct node *n, const void *bytes, size_t len,
-               node_apply_cb cb, void *data)
+/* Largest number of commands in one raft submission. */
+enum { NODE_BATCH_MAX = 1024 };
+
+/* Give the commands proposed so far to raft, in proposal order. A batch
+ * raft refuses (leadership lost since the proposals) fails each command
+ * through its callback, as if raft had reported the loss. The batch is
+ * detached first: a callback may propose again (a new batch). */
+static void flush_batch(struct node *n)
+{
+    uv_check_stop(&n->flush_check);
+    uv_idle_stop(&n->flush_idle);
+    struct node_req **nrs = n->batch_reqs;
+    struct raft_buffer *bufs = n->batch_bufs;
+    unsigned count = n->batch_n, cap = n->batch_cap;
+    if (count == 0)
+        return;
+    n->batch_reqs = NULL;
+    n->batch_bufs = NULL;
+    n->batch_n = n->batch_cap = 0;
+    for (unsigned done = 0; done < count;) {
+        unsigned k = count - done;
+        if (k > NODE_BATCH_MAX)
+            k = NODE_BATCH_MAX;
+        struct raft_apply *reqs[NODE_BATCH_MAX];
+        for (unsigned i = 0; i < k; i++)
+            reqs[i] = &nrs[done + i]->u.apply;
+        int rv =
+            k == 1 ? raft_apply(&n->raft, reqs[0], &bufs[done], 1, apply_cb)
+                   : raft_apply_batch(&n->raft, reqs, &bufs[done], k, apply_cb);
+        if (rv != 0) {
+            LOGW("raft", "%u proposed commands refused: %s", k,
+                 raft_strerror(rv));
+            for (unsigned i = 0; i < k; i++) {
+                struct node_req *nr = nrs[done + i];
+                raft_free(bufs[done + i].base);
+                nr->apply_cb(nr->data, map_raft_err(rv), 0, NULL);
+                free(nr);
+            }
+        }
+        done += k;
+    }
+    if (n->batch_reqs == NULL) { /* keep the arrays for the next batch */
+        n->batch_reqs = nrs;
+        n->batch_bufs = bufs;
+        n->batch_cap = cap;
+    } else {
+        free(nrs);
+        free(bufs);
+    }
+}
+
+static void flush_check_cb(uv_check_t *h)
+{
+    flush_batch(h->data);
+}
+
+static void flush_idle_cb(uv_idle_t *h)
+{
+    (void)h;
+}
+
+int node_apply(struct node *n, const void *bytes, size_t len, node_apply_cb cb,
+               void *data)
 {
     int rv = check_leader(n);
     if (rv != 0)
         return rv;
+    if (n->batch_n == n->batch_cap) {
+        unsigned cap = n->batch_cap ? 2 * n->batch_cap : 64;
+        struct node_req **reqs = realloc(n->batch_reqs, cap * sizeof *reqs);
+        if (reqs == NULL)
+            return ERR_NOMEM;
+        n->batch_reqs = reqs;
+        struct raft_buffer *bufs = realloc(n->batch_bufs, cap * sizeof *bufs);
+        if (bufs == NULL)
+            return ERR_NOMEM;
+        n->batch_bufs = bufs;
+        n->batch_cap = cap;
+    }
     /* canonical/raft 0.15 mis-reads closed segments holding entries whose
      * length is not a multiple of 8: pad with zero bytes (the FSM's
      * decoder accepts up to 7 of them). */
@@ -404,12 +501,13 @@ int node_apply(struct node *n, const void *bytes, size_t len,
     nr->apply_cb = cb;
     nr->data = data;
     nr->u.apply.data = nr;
-    rv = raft_apply(&n->raft, &nr->u.apply, &buf, 1, apply_cb);
-    if (rv != 0) {
-        raft_free(buf.base);
-        free(nr);
-        return map_raft_err(rv);
+    if (n->batch_n == 0) {
+        uv_check_start(&n->flush_check, flush_check_cb);
+        uv_idle_start(&n->flush_idle, flush_idle_cb);
     }
+    n->batch_reqs[n->batch_n] = nr;
+    n->batch_bufs[n->batch_n] = buf;
+    n->batch_n++;
     return 0;
 }
 
@@ -442,6 +540,7 @@ int node_barrier(struct node *n, node_barrier_cb cb, void *data)
     int rv = check_leader(n);
     if (rv != 0)
         return rv;
+    flush_batch(n); /* the barrier comes after every command proposed */
     struct node_req *nr = new_req(n, cb, data);
     if (nr == NULL)
         return ERR_NOMEM;
@@ -486,6 +585,7 @@ static int change(struct node *n, enum change_kind kind, uint64_t id,
     int rv = check_leader(n);
     if (rv != 0)
         return rv;
+    flush_batch(n);
     struct node_req *nr = new_req(n, cb, data);
     if (nr == NULL)
         return ERR_NOMEM;
@@ -536,6 +636,7 @@ int node_transfer(struct node *n, uint64_t id, node_barrier_cb cb, void *data)
         return ERR_SHUTDOWN;
     if (raft_state(&n->raft) != RAFT_LEADER)
         return ERR_NOTLEADER;
+    flush_batch(n);
     struct node_req *nr = new_req(n, cb, data);
     if (nr == NULL)
         return ERR_NOMEM;
@@ -552,10 +653,14 @@ int node_transfer(struct node *n, uint64_t id, node_barrier_cb cb, void *data)
 static void poll_closed_cb(uv_handle_t *h)
 {
     struct node *n = h->data;
+    if (--n->open_handles > 0)
+        return;
     void (*cb)(void *) = n->close_cb;
     void *data = n->close_data;
     if (n->lock_fd >= 0)
         close(n->lock_fd);
+    free(n->batch_reqs);
+    free(n->batch_bufs);
     free(n);
     if (cb)
         cb(data);
@@ -568,6 +673,8 @@ static void raft_closed_cb(struct raft *r)
     raft_uv_close(&n->io);
     LOGI("raft", "closed");
     uv_close((uv_handle_t *)&n->poll, poll_closed_cb);
+    uv_close((uv_handle_t *)&n->flush_check, poll_closed_cb);
+    uv_close((uv_handle_t *)&n->flush_idle, poll_closed_cb);
 }
 
 void node_close(struct node *n, void (*cb)(void *data), void *data)
@@ -576,5 +683,7 @@ void node_close(struct node *n, void (*cb)(void *data), void *data)
     n->close_cb = cb;
     n->close_data = data;
     uv_timer_stop(&n->poll);
+    /* Proposed commands go to raft, which cancels them as it closes. */
+    flush_batch(n);
     raft_close(&n->raft, raft_closed_cb);
 }

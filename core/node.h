@@ -25,10 +25,10 @@ enum node_role {
 
 struct node_status {
     enum node_role role;
-    bool ready;          /* leader whose first barrier of this term applied */
+    bool ready; /* leader whose first barrier of this term applied */
     uint64_t id, term, commit_index, applied_index;
-    uint64_t leader_id;  /* 0 when unknown */
-    uint64_t elections;  /* times this node became leader */
+    uint64_t leader_id; /* 0 when unknown */
+    uint64_t elections; /* times this node became leader */
 };
 
 /* A server's part in the raft configuration (raft's RAFT_STANDBY,
@@ -74,21 +74,25 @@ const char *node_member_name(enum node_member m);
 void node_on_change(struct node *n, void (*cb)(void *data), void *data);
 
 /* Propose bytes as one command entry (copied, zero-padded to a multiple of
- * 8 bytes as raft's segment loader needs, 0.15 and 0.22.1). cb(data, status, index,
- * result): status 0 with the entry's raft index and the FSM's result pointer
- * (valid only during the callback, and only for this entry if the FSM says
- * so: raft 0.22 may apply a batch before firing its callbacks);
+ * 8 bytes as raft's segment loader needs, 0.15 and 0.22.1). cb(data, status,
+ * index, result): status 0 with the entry's raft index and the FSM's result
+ * pointer (valid only during the callback, and only for this entry if the FSM
+ * says so: raft 0.22 may apply a batch before firing its callbacks);
  * ERR_UNKNOWN when leadership was lost after the entry was appended (it may
- * still commit); ERR_SHUTDOWN when the node closes. Returns ERR_NOTLEADER or
- * ERR_BUSY (leader not ready yet) and then the callback never fires. */
+ * still commit); ERR_SHUTDOWN when the node closes; ERR_NOTLEADER (or
+ * ERR_NOMEM) when raft refused the loop iteration's commands as a whole (the
+ * entry was not appended). The commands proposed during one loop iteration
+ * reach raft together after its I/O phase, in proposal order, so the
+ * callback never fires inside this call. Returns ERR_NOTLEADER or ERR_BUSY
+ * (leader not ready yet) and then the callback never fires. */
 /* The raft library's version as "MAJOR.MINOR.RELEASE", read from the
  * linked library (static storage). */
 const char *node_raft_version(void);
 
 typedef void (*node_apply_cb)(void *data, int status, uint64_t index,
                               void *result);
-int node_apply(struct node *n, const void *bytes, size_t len,
-               node_apply_cb cb, void *data);
+int node_apply(struct node *n, const void *bytes, size_t len, node_apply_cb cb,
+               void *data);
 
 /* Append a barrier; cb(data, status) once everything before it is applied.
  * Same error rules as node_apply. */
@@ -103,8 +107,7 @@ int node_remove(struct node *n, uint64_t id, node_barrier_cb cb, void *data);
 /* Make an existing non-voter a voter (raft_assign; raft catches it up
  * first and fails the change if it cannot). */
 int node_promote(struct node *n, uint64_t id, node_barrier_cb cb, void *data);
-int node_transfer(struct node *n, uint64_t id, node_barrier_cb cb,
-                  void *data);
+int node_transfer(struct node *n, uint64_t id, node_barrier_cb cb, void *data);
 
 /* Close raft (pending requests fail with ERR_SHUTDOWN; raft also closes its
  * uv I/O backend and the transport's handles), release the lock and free

@@ -535,6 +535,20 @@ static void put_cp(struct sb *b, uint32_t cp)
     strbuf_utf8(&b->buf, cp);
 }
 
+/* The two-character escape JSON.stringify writes for c, or NULL. */
+static const char *json_short_escape(uint16_t c)
+{
+    static const struct {
+        char c;
+        const char *esc;
+    } ESC[] = {{'"', "\\\""}, {'\\', "\\\\"}, {'\b', "\\b"}, {'\f', "\\f"},
+               {'\n', "\\n"}, {'\r', "\\r"},  {'\t', "\\t"}};
+    for (size_t k = 0; k < sizeof ESC / sizeof ESC[0]; k++)
+        if (c == (uint16_t)ESC[k].c)
+            return ESC[k].esc;
+    return NULL;
+}
+
 /* QuoteJSONString (ES2019 well-formed JSON.stringify), then UTF-8. */
 static void put_u16(struct sb *b, const struct u16 *s)
 {
@@ -542,30 +556,10 @@ static void put_u16(struct sb *b, const struct u16 *s)
     for (size_t i = 0; i < s->n; i++) {
         uint16_t c = s->u[i];
         char e[8];
-        switch (c) {
-        case '"':
-            puts_(b, "\\\"");
+        const char *short_escape = json_short_escape(c);
+        if (short_escape != NULL) {
+            puts_(b, short_escape);
             continue;
-        case '\\':
-            puts_(b, "\\\\");
-            continue;
-        case '\b':
-            puts_(b, "\\b");
-            continue;
-        case '\f':
-            puts_(b, "\\f");
-            continue;
-        case '\n':
-            puts_(b, "\\n");
-            continue;
-        case '\r':
-            puts_(b, "\\r");
-            continue;
-        case '\t':
-            puts_(b, "\\t");
-            continue;
-        default:
-            break;
         }
         if (c < 0x20) {
             snprintf(e, sizeof e, "\\u%04x", c);

@@ -13,6 +13,7 @@
 #include "dstack/compose.h"
 #include "chain/eip55.h"
 #include "chain/hex.h"
+#include "chain/kms.h"
 #include "chain/rpc.h"
 #include "core/err.h"
 #include "core/httpc.h"
@@ -403,48 +404,27 @@ static void decision_done(void *data, int err, const uint8_t *d, size_t len,
         fail_closed(b, string_why(rv, "the reason", n, why, sizeof why));
         return;
     }
-    uint8_t *call;
-    size_t cn;
-    if (abi_encode_call("gatewayAppId()", NULL, 0, &call, &cn) != 0) {
-        fail_closed(b, "out of memory");
-        return;
-    }
-    int rc = rpc_eth_call(b->ka->rpc, b->ka->kms, call, cn, b->block,
-                          gateway_done, b);
-    free(call);
+    int rc =
+        kms_gateway_app_id(b->ka->rpc, b->ka->kms, b->block, gateway_done, b);
     if (rc != 0)
         fail_closed(b, "cannot call gatewayAppId()");
 }
 
 static void ask_contract(struct boot *b)
 {
-    struct abi_val f[9] = {
-        abi_address(b->app_id),
-        abi_bytes32(b->compose),
-        abi_address(b->instance_id),
-        abi_bytes32(b->device),
-        abi_bytes32(b->mr_agg),
-        abi_bytes32(b->mr_sys),
-        abi_bytes32(b->os_image),
-        abi_string(""),
-        abi_string_array((const char *const *)b->advisories, b->n_adv)};
-    f[7].data = (const uint8_t *)b->tcb; /* may hold NUL bytes */
-    f[7].len = b->tcb_len;
-    struct abi_val t = abi_tuple(f, 9);
-    const char *sig =
-        b->kms_route ? "isKmsAllowed((address,bytes32,address,bytes32,bytes32,"
-                       "bytes32,bytes32,string,string[]))"
-                     : "isAppAllowed((address,bytes32,address,bytes32,bytes32,"
-                       "bytes32,bytes32,string,string[]))";
-    uint8_t *call;
-    size_t n;
-    if (abi_encode_call(sig, &t, 1, &call, &n) != 0) {
-        fail_closed(b, "out of memory");
-        return;
-    }
-    int rv = rpc_eth_call(b->ka->rpc, b->ka->kms, call, n, b->block,
-                          decision_done, b);
-    free(call);
+    struct kms_boot_info bi = {.tcb = b->tcb, /* may hold NUL bytes */
+                               .tcb_len = b->tcb_len,
+                               .advisories = (const char *const *)b->advisories,
+                               .n_advisories = b->n_adv};
+    memcpy(bi.app_id, b->app_id, 20);
+    memcpy(bi.instance_id, b->instance_id, 20);
+    memcpy(bi.compose, b->compose, 32);
+    memcpy(bi.device, b->device, 32);
+    memcpy(bi.mr_agg, b->mr_agg, 32);
+    memcpy(bi.mr_sys, b->mr_sys, 32);
+    memcpy(bi.os_image, b->os_image, 32);
+    int rv = kms_is_allowed(b->ka->rpc, b->ka->kms, b->block, b->kms_route, &bi,
+                            decision_done, b);
     if (rv != 0)
         fail_closed(b, "cannot call the KMS contract");
 }
@@ -932,15 +912,8 @@ static void info_gateway_done(void *data, int err, const uint8_t *d, size_t len,
                       : string_why(rv, "gatewayAppId()", n, why, sizeof why));
         return;
     }
-    uint8_t *call;
-    size_t cn;
-    if (abi_encode_call("appImplementation()", NULL, 0, &call, &cn) != 0) {
-        info_fail(in, "out of memory");
-        return;
-    }
-    int rc = rpc_eth_call(in->ka->rpc, in->ka->kms, call, cn, "latest",
-                          info_impl_done, in);
-    free(call);
+    int rc = kms_app_implementation(in->ka->rpc, in->ka->kms, "latest",
+                                    info_impl_done, in);
     if (rc != 0)
         info_fail(in, "cannot call appImplementation()");
 }
@@ -953,15 +926,8 @@ static void info_chain_done(void *data, int err, uint64_t id, const char *msg)
         return;
     }
     in->chain_id = id;
-    uint8_t *call;
-    size_t n;
-    if (abi_encode_call("gatewayAppId()", NULL, 0, &call, &n) != 0) {
-        info_fail(in, "out of memory");
-        return;
-    }
-    int rv = rpc_eth_call(in->ka->rpc, in->ka->kms, call, n, "latest",
-                          info_gateway_done, in);
-    free(call);
+    int rv = kms_gateway_app_id(in->ka->rpc, in->ka->kms, "latest",
+                                info_gateway_done, in);
     if (rv != 0)
         info_fail(in, "cannot call gatewayAppId()");
 }

@@ -75,7 +75,7 @@ struct fsm_snap {
     struct fsm *f;
     int64_t value;
     uint64_t last_applied, count;
-    bool open;          /* the read transaction is still open */
+    bool open; /* the read transaction is still open */
     uint64_t rows, keys;
     double write_ms;
     char errmsg[1024];
@@ -338,8 +338,8 @@ static int exec(struct fsm *f, const char *sql)
 static int open_error(struct fsm *f, int rc)
 {
     if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
-        return fail(f, ERR_BUSY,
-                    "state file %s is in use by another process", f->path);
+        return fail(f, ERR_BUSY, "state file %s is in use by another process",
+                    f->path);
     if (rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT)
         return fail(f, ERR_CORRUPT,
                     "state file %s is corrupt (%s); it was left as it is",
@@ -367,8 +367,7 @@ static int load(struct fsm *f)
     rc = sqlite3_prepare_v2(f->db, "PRAGMA user_version", -1, &s, NULL);
     if (rc != SQLITE_OK)
         return open_error(f, rc);
-    int version = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int(s, 0)
-                                                 : -1;
+    int version = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int(s, 0) : -1;
     sqlite3_finalize(s);
     if (version > SCHEMA_VERSION)
         return fail(f, ERR_VERSION,
@@ -418,8 +417,7 @@ static int load(struct fsm *f)
     }
     sqlite3_finalize(s);
     if (rc != SQLITE_ROW)
-        return fail(f, ERR_CORRUPT, "state file %s has no state row",
-                    f->path);
+        return fail(f, ERR_CORRUPT, "state file %s has no state row", f->path);
     for (int i = 0; i < ST_COUNT; i++) {
         rc = sqlite3_prepare_v3(f->db, SQL[i], -1, SQLITE_PREPARE_PERSISTENT,
                                 &f->st[i], NULL);
@@ -557,30 +555,17 @@ static void guard_close(struct fsm *f)
     }
 }
 
-int fsm_open(struct fsm **out, const char *path, char *errmsg, size_t errlen)
+/* One process per state file: an flock()ed sidecar, so that this process
+ * can still open the second (reader) connection that SQLite's exclusive
+ * locking mode would refuse. 0, ERR_BUSY or ERR_IO (message in errmsg). */
+static int lock_state_file(struct fsm *f, char *errmsg, size_t errlen)
 {
-    int rv0;
-    if (!sqlite3_threadsafe()) { /* snapshots are read on a worker thread */
-        snprintf(errmsg, errlen, "this SQLite (%s) was built without thread "
-                 "safety (SQLITE_THREADSAFE=0)", sqlite3_libversion());
-        return ERR_INVALID;
-    }
-    struct fsm *f = calloc(1, sizeof *f);
-    if (f == NULL) {
-        snprintf(errmsg, errlen, "out of memory");
-        return ERR_NOMEM;
-    }
-    snprintf(f->path, sizeof f->path, "%s", path);
-    /* One process per state file: an flock()ed sidecar, so that this
-     * process can still open the second (reader) connection that SQLite's
-     * exclusive locking mode would refuse. */
     char lockpath[sizeof f->path + 8];
-    snprintf(lockpath, sizeof lockpath, "%s-lock", path);
+    snprintf(lockpath, sizeof lockpath, "%s-lock", f->path);
     f->lock_fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (f->lock_fd < 0) {
         snprintf(errmsg, errlen, "cannot open %s: %s", lockpath,
                  strerror(errno));
-        free(f);
         return ERR_IO;
     }
     if (flock(f->lock_fd, LOCK_EX | LOCK_NB) != 0) {
@@ -588,41 +573,43 @@ int fsm_open(struct fsm **out, const char *path, char *errmsg, size_t errlen)
         snprintf(errmsg, errlen,
                  busy ? "state file %s is in use by another process"
                       : "cannot lock %s: %s",
-                 busy ? path : lockpath, strerror(errno));
+                 busy ? f->path : lockpath, strerror(errno));
         close(f->lock_fd);
-        free(f);
         return busy ? ERR_BUSY : ERR_IO;
     }
-    rv0 = guard_open(f, errmsg, errlen);
-    if (rv0 != 0) {
-        fsm_close(f);
-        return rv0;
-    }
-    /* Refuse anything that is not an SQLite file before SQLite touches it. */
+    return 0;
+}
+
+/* Refuse anything that is not an SQLite file before SQLite touches it:
+ * 0, or ERR_CORRUPT (message in errmsg; the file is left as it is). */
+static int check_header(const char *path, char *errmsg, size_t errlen)
+{
     FILE *fp = fopen(path, "rb");
-    if (fp != NULL) {
-        char hdr[16];
-        size_t n = fread(hdr, 1, sizeof hdr, fp);
-        fclose(fp);
-        if (n > 0 && (n < sizeof hdr || memcmp(hdr, "SQLite format 3", 16))) {
-            snprintf(errmsg, errlen,
-                     "state file %s is not an SQLite database (corrupt?); it "
-                     "was left as it is",
-                     path);
-            fsm_close(f);
-            return ERR_CORRUPT;
-        }
+    if (fp == NULL)
+        return 0; /* a new state file */
+    char hdr[16];
+    size_t n = fread(hdr, 1, sizeof hdr, fp);
+    fclose(fp);
+    if (n > 0 && (n < sizeof hdr || memcmp(hdr, "SQLite format 3", 16))) {
+        snprintf(errmsg, errlen,
+                 "state file %s is not an SQLite database (corrupt?); it "
+                 "was left as it is",
+                 path);
+        return ERR_CORRUPT;
     }
-    int rv;
-    int rc = sqlite3_open_v2(path, &f->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                 SQLITE_OPEN_NOMUTEX,
-                             NULL);
-    if (rc != SQLITE_OK) {
-        rv = fail(f, ERR_IO, "cannot open state file %s: %s", path,
-                  sqlite3_errstr(rc));
-        goto err;
-    }
+    return 0;
+}
+
+/* The writer connection: WAL, the synchronous level the guard chose, then
+ * the schema and state (load). 0 or an error recorded by fail(). */
+static int open_writer(struct fsm *f)
+{
+    int rc = sqlite3_open_v2(
+        f->path, &f->db,
+        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK)
+        return fail(f, ERR_IO, "cannot open state file %s: %s", f->path,
+                    sqlite3_errstr(rc));
     sqlite3_extended_result_codes(f->db, 0);
     /* Nobody else writes (the lock above); wait rather than fail should a
      * checkpoint and the snapshot reader ever meet. */
@@ -631,33 +618,61 @@ int fsm_open(struct fsm **out, const char *path, char *errmsg, size_t errlen)
     if (rc == SQLITE_OK)
         rc = exec(f, f->unsynced ? "PRAGMA synchronous = OFF"
                                  : "PRAGMA synchronous = NORMAL");
-    if (rc != SQLITE_OK) {
-        rv = open_error(f, rc);
-        goto err;
-    }
-    rv = load(f);
-    if (rv != 0)
-        goto err;
-    /* The snapshot reader: its own connection, so a snapshot can be
-     * serialized on another thread while this one keeps applying (WAL lets
-     * one writer and readers run at once). FULLMUTEX: it changes thread. */
-    rc = sqlite3_open_v2(path, &f->rdb,
-                         SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX, NULL);
+    if (rc != SQLITE_OK)
+        return open_error(f, rc);
+    return load(f);
+}
+
+/* The snapshot reader: its own connection, so a snapshot can be serialized
+ * on another thread while the writer keeps applying (WAL lets one writer
+ * and readers run at once). FULLMUTEX: it changes thread. */
+static int open_reader(struct fsm *f)
+{
+    int rc = sqlite3_open_v2(
+        f->path, &f->rdb, SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX, NULL);
     for (int i = 0; rc == SQLITE_OK && i < RS_COUNT; i++)
         rc = sqlite3_prepare_v3(f->rdb, RSQL[i], -1, SQLITE_PREPARE_PERSISTENT,
                                 &f->rst[i], NULL);
-    if (rc != SQLITE_OK) {
-        rv = fail(f, ERR_IO, "cannot open a reader on state file %s: %s",
-                  path, f->rdb ? sqlite3_errmsg(f->rdb) : sqlite3_errstr(rc));
-        goto err;
-    }
+    if (rc != SQLITE_OK)
+        return fail(f, ERR_IO, "cannot open a reader on state file %s: %s",
+                    f->path,
+                    f->rdb ? sqlite3_errmsg(f->rdb) : sqlite3_errstr(rc));
     sqlite3_busy_timeout(f->rdb, 5000);
+    return 0;
+}
+
+int fsm_open(struct fsm **out, const char *path, char *errmsg, size_t errlen)
+{
+    if (!sqlite3_threadsafe()) { /* snapshots are read on a worker thread */
+        snprintf(errmsg, errlen,
+                 "this SQLite (%s) was built without thread "
+                 "safety (SQLITE_THREADSAFE=0)",
+                 sqlite3_libversion());
+        return ERR_INVALID;
+    }
+    struct fsm *f = calloc(1, sizeof *f);
+    if (f == NULL) {
+        snprintf(errmsg, errlen, "out of memory");
+        return ERR_NOMEM;
+    }
+    snprintf(f->path, sizeof f->path, "%s", path);
+    int rv = lock_state_file(f, errmsg, errlen);
+    if (rv != 0) {
+        free(f);
+        return rv;
+    }
+    if ((rv = guard_open(f, errmsg, errlen)) != 0 ||
+        (rv = check_header(path, errmsg, errlen)) != 0) {
+        fsm_close(f);
+        return rv;
+    }
+    if ((rv = open_writer(f)) != 0 || (rv = open_reader(f)) != 0) {
+        snprintf(errmsg, errlen, "%s", f->errmsg);
+        fsm_close(f);
+        return rv;
+    }
     *out = f;
     return 0;
-err:
-    snprintf(errmsg, errlen, "%s", f->errmsg);
-    fsm_close(f);
-    return rv;
 }
 
 /* ---- apply ---- */
@@ -794,9 +809,9 @@ int fsm_apply(struct fsm *f, uint64_t index, const void *buf, size_t len,
     struct fsm_cmd cmd;
     if (fsm_cmd_decode(buf, len, &cmd) != 0) {
         int rv = advance(f, index);
-        return rv != 0 ? rv : fail(f, ERR_MALFORMED,
-                                   "entry %llu does not decode",
-                                   (unsigned long long)index);
+        return rv != 0 ? rv
+                       : fail(f, ERR_MALFORMED, "entry %llu does not decode",
+                              (unsigned long long)index);
     }
     int rv = begin(f);
     if (rv != 0)
@@ -870,12 +885,12 @@ uint64_t fsm_log_first(struct fsm *f)
     return first;
 }
 
-int fsm_log(struct fsm *f, uint64_t from, unsigned limit,
-            struct fsm_entry *out, unsigned *n, uint64_t *next)
+int fsm_log(struct fsm *f, uint64_t from, unsigned limit, struct fsm_entry *out,
+            unsigned *n, uint64_t *next)
 {
     sqlite3_stmt *s = f->st[ST_LOG_RANGE];
-    sqlite3_bind_int64(s, 1, (sqlite3_int64)(from > INT64_MAX ? INT64_MAX
-                                                              : from));
+    sqlite3_bind_int64(s, 1,
+                       (sqlite3_int64)(from > INT64_MAX ? INT64_MAX : from));
     sqlite3_bind_int64(s, 2, limit);
     unsigned k = 0;
     int rc;
@@ -920,8 +935,7 @@ static void snap_close_txn(struct fsm_snap *sn)
 int fsm_snapshot_begin(struct fsm *f, struct fsm_snap **out)
 {
     if (f->snap_busy)
-        return fail(f, ERR_BUSY, "snapshot of %s: one is in progress",
-                    f->path);
+        return fail(f, ERR_BUSY, "snapshot of %s: one is in progress", f->path);
     int rv0 = fsm_flush(f); /* the reader sees committed state only */
     if (rv0 != 0)
         return rv0;
@@ -939,17 +953,17 @@ int fsm_snapshot_begin(struct fsm *f, struct fsm_snap **out)
     sqlite3_reset(r[RS_BEGIN]);
     sn->open = true;
     int rc = sqlite3_step(r[RS_STATE]);
-    bool same = rc == SQLITE_ROW &&
-                sqlite3_column_int64(r[RS_STATE], 0) == f->value &&
-                (uint64_t)sqlite3_column_int64(r[RS_STATE], 1) ==
-                    f->last_applied;
+    bool same =
+        rc == SQLITE_ROW && sqlite3_column_int64(r[RS_STATE], 0) == f->value &&
+        (uint64_t)sqlite3_column_int64(r[RS_STATE], 1) == f->last_applied;
     sqlite3_reset(r[RS_STATE]);
     if (!same) {
-        int rv = rc == SQLITE_ROW
-                     ? fail(f, ERR_IO, "snapshot of %s: the reader does not "
-                            "see the last applied state", f->path)
-                     : fail(f, ERR_IO, "snapshot of %s: %s", f->path,
-                            sqlite3_errmsg(f->rdb));
+        int rv = rc == SQLITE_ROW ? fail(f, ERR_IO,
+                                         "snapshot of %s: the reader does not "
+                                         "see the last applied state",
+                                         f->path)
+                                  : fail(f, ERR_IO, "snapshot of %s: %s",
+                                         f->path, sqlite3_errmsg(f->rdb));
         snap_close_txn(sn);
         return rv;
     }
@@ -972,8 +986,10 @@ int fsm_snapshot_write(struct fsm_snap *sn, void **buf, size_t *len)
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     int rv = 0, rc;
     if (!sn->open) {
-        snprintf(sn->errmsg, sizeof sn->errmsg, "snapshot of %s: no read "
-                 "view (written twice?)", sn->f->path);
+        snprintf(sn->errmsg, sizeof sn->errmsg,
+                 "snapshot of %s: no read "
+                 "view (written twice?)",
+                 sn->f->path);
         rv = ERR_INVALID;
         goto out;
     }
@@ -1126,9 +1142,8 @@ int fsm_restore(struct fsm *f, const void *buf, size_t len)
     }
     rv = snap_check(&u.data, &value, &last);
     if (rv != 0) {
-        fail(f, rv, "snapshot is %s", rv == ERR_VERSION
-                                            ? "of an unknown version"
-                                            : "malformed");
+        fail(f, rv, "snapshot is %s",
+             rv == ERR_VERSION ? "of an unknown version" : "malformed");
         goto out;
     }
     if (last <= f->last_applied) {
@@ -1141,17 +1156,16 @@ int fsm_restore(struct fsm *f, const void *buf, size_t len)
         rv = begin(f);
     if (rv != 0)
         goto out;
-    rv = exec(f, "DELETE FROM oplog; DELETE FROM dedup") == SQLITE_OK
-             ? 0
-             : ERR_IO;
+    rv = exec(f, "DELETE FROM oplog; DELETE FROM dedup") == SQLITE_OK ? 0
+                                                                      : ERR_IO;
     for (uint32_t i = 0; rv == 0 && i < a[3].via.array.size; i++) {
         const msgpack_object *r = a[3].via.array.ptr[i].via.array.ptr;
         sqlite3_stmt *s = f->st[ST_INS_LOG];
         for (int c = 0; c < 6; c++)
-            sqlite3_bind_int64(s, c + 1, r[c].type ==
-                                                 MSGPACK_OBJECT_NEGATIVE_INTEGER
-                                             ? r[c].via.i64
-                                             : (int64_t)r[c].via.u64);
+            sqlite3_bind_int64(s, c + 1,
+                               r[c].type == MSGPACK_OBJECT_NEGATIVE_INTEGER
+                                   ? r[c].via.i64
+                                   : (int64_t)r[c].via.u64);
         rv = step_done(f, s);
     }
     for (uint32_t i = 0; rv == 0 && i < a[4].via.array.size; i++) {
@@ -1160,9 +1174,10 @@ int fsm_restore(struct fsm *f, const void *buf, size_t len)
         sqlite3_bind_text(s, 1, r[0].via.str.ptr, (int)r[0].via.str.size,
                           SQLITE_STATIC);
         sqlite3_bind_int64(s, 2, (int64_t)r[1].via.u64);
-        sqlite3_bind_int64(s, 3, r[2].type == MSGPACK_OBJECT_NEGATIVE_INTEGER
-                                     ? r[2].via.i64
-                                     : (int64_t)r[2].via.u64);
+        sqlite3_bind_int64(s, 3,
+                           r[2].type == MSGPACK_OBJECT_NEGATIVE_INTEGER
+                               ? r[2].via.i64
+                               : (int64_t)r[2].via.u64);
         rv = step_done(f, s);
     }
     if (rv == 0)

@@ -115,8 +115,8 @@ uint64_t fsm_count(const struct fsm *f); /* rows in the op log */
 /* Up to `limit` op-log rows with index >= from, ascending, into out[].
  * *n gets the count; *next the index to ask for next (last index + 1, or
  * `from` when none). */
-int fsm_log(struct fsm *f, uint64_t from, unsigned limit,
-            struct fsm_entry *out, unsigned *n, uint64_t *next);
+int fsm_log(struct fsm *f, uint64_t from, unsigned limit, struct fsm_entry *out,
+            unsigned *n, uint64_t *next);
 
 /* Snapshots: the whole state (value, last_applied, op log, idempotency
  * table) as one versioned msgpack buffer, malloc'd (the caller frees it).

@@ -20,15 +20,15 @@
 #define RAFTFSM_RING 4096
 
 struct raftfsm {
-    struct raft_fsm fsm;      /* pass &rf->fsm to raft */
-    struct fsm *state;        /* not owned */
-    struct raft *raft;        /* set before raft_start (for the index) */
+    struct raft_fsm fsm; /* pass &rf->fsm to raft */
+    struct fsm *state;   /* not owned */
+    struct raft *raft;   /* set before raft_start (for the index) */
     struct fsm_result ring[RAFTFSM_RING]; /* results, by index % RING */
     uv_check_t flush; /* commits the batch each loop iteration */
     bool flush_started;
-    int fatal;                /* ERR_IO once SQLite failed: stop the node */
-    struct fsm_snap *snap;    /* the snapshot being taken, if any */
-    int snap_rv;              /* its serialization's result (worker) */
+    int fatal;             /* ERR_IO once SQLite failed: stop the node */
+    struct fsm_snap *snap; /* the snapshot being taken, if any */
+    int snap_rv;           /* its serialization's result (worker) */
 };
 
 /* Fill rf for state; raft is set later with raftfsm_bind(), which also

@@ -41,9 +41,9 @@
  * served by one node polls the other members directly. */
 static const char *const CORS[] = {"Access-Control-Allow-Origin: *", NULL};
 
-static const double BUCKETS[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                 0.05,   0.1,   0.25,   0.5,   1,    2.5,
-                                 5,      10};
+static const double BUCKETS[] = {0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                 0.025,  0.05,  0.1,    0.25,  0.5,
+                                 1,      2.5,   5,      10};
 #define N_BUCKETS (sizeof BUCKETS / sizeof BUCKETS[0])
 
 struct peer {
@@ -61,8 +61,8 @@ struct pending {
     uint64_t deadline;      /* ms (uv_now) for the apply-timeout answer */
     int64_t by;
     bool is_write;
-    bool counted;           /* by added to pending_sum */
-    struct httpc_req *hc;   /* forwarded request */
+    bool counted;         /* by added to pending_sum */
+    struct httpc_req *hc; /* forwarded request */
 };
 
 struct api {
@@ -81,12 +81,12 @@ struct api {
     struct peer peers[MAX_PEERS];
     unsigned n_peers;
     struct api_chain_hooks hooks;
-    bool stalled;        /* test-only fault switch */
+    bool stalled; /* test-only fault switch */
     void (*close_cb)(void *);
     void *close_data;
     /* metrics */
-    uint64_t increments_total, increments_failed, forwarded_total,
-        dedup_total, reads_total;
+    uint64_t increments_total, increments_failed, forwarded_total, dedup_total,
+        reads_total;
     unsigned n_fwd;        /* forwards in flight (list fwd) */
     uint64_t fwd_refused;  /* over cfg->max_forwards */
     struct list log_queue; /* GET /log waiting for its turn */
@@ -187,9 +187,9 @@ static void reply_increment(struct api *a, struct httpd_req *r,
 {
     struct node_status st;
     node_status(a->node, &st);
-    json_t *j = json_pack("{s:I,s:I,s:I}", "value", (json_int_t)res->value,
-                          "index", (json_int_t)res->index, "leader",
-                          (json_int_t)st.id);
+    json_t *j =
+        json_pack("{s:I,s:I,s:I}", "value", (json_int_t)res->value, "index",
+                  (json_int_t)res->index, "leader", (json_int_t)st.id);
     if (res->duplicate)
         json_object_set_new(j, "duplicate", json_true());
     httpd_respond_json(r, 200, j, NULL);
@@ -312,8 +312,7 @@ static void forward(struct api *a, struct httpd_req *r, bool is_write,
     snprintf(url, sizeof url, "%s%s", lp->url, path_and_query);
     char self[64], key[FSM_KEY_MAX + 32];
     snprintf(self, sizeof self, FORWARDED_HDR ": %" PRIu64, st.id);
-    const char *hdrs[4] = {"Content-Type: application/json", self, NULL,
-                           NULL};
+    const char *hdrs[4] = {"Content-Type: application/json", self, NULL, NULL};
     const char *k = httpd_header(r, "idempotency-key", &hl);
     if (k != NULL) {
         snprintf(key, sizeof key, "Idempotency-Key: %.*s", (int)hl, k);
@@ -326,7 +325,8 @@ static void forward(struct api *a, struct httpd_req *r, bool is_write,
         char hex[25];
         if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
             free(p);
-            reply_error(r, 503, "failed", "1", "no randomness for the "
+            reply_error(r, 503, "failed", "1",
+                        "no randomness for the "
                         "forwarding key");
             return;
         }
@@ -336,15 +336,15 @@ static void forward(struct api *a, struct httpd_req *r, bool is_write,
             hex[2 * i + 1] = digits[rnd[i] & 15];
         }
         hex[24] = '\0';
-        snprintf(key, sizeof key, "Idempotency-Key: fwd-%" PRIu64 "-%s",
-                 st.id, hex);
+        snprintf(key, sizeof key, "Idempotency-Key: fwd-%" PRIu64 "-%s", st.id,
+                 hex);
         hdrs[2] = key;
     }
     size_t blen = 0;
     const void *body = is_write ? httpd_body(r, &blen) : NULL;
-    int rv = httpc_request(a->httpc, is_write ? "POST" : "GET", url, hdrs,
-                           body, blen, a->cfg->forward_timeout_ms,
-                           FWD_MAX_BODY, fwd_cb, p, &p->hc);
+    int rv = httpc_request(a->httpc, is_write ? "POST" : "GET", url, hdrs, body,
+                           blen, a->cfg->forward_timeout_ms, FWD_MAX_BODY,
+                           fwd_cb, p, &p->hc);
     if (rv != 0) {
         free(p);
         reply_error(r, 503, "failed", "1", "cannot forward to the leader");
@@ -430,7 +430,8 @@ static void handle_increment(void *data, struct httpd_req *r)
     struct fsm_cmd cmd;
     memset(&cmd, 0, sizeof cmd);
     const char *k = httpd_header(r, "idempotency-key", &klen);
-    if (k != NULL && request_check_key(k, klen, FSM_KEY_MAX, cmd.key, err, sizeof err) != 0) {
+    if (k != NULL && request_check_key(k, klen, FSM_KEY_MAX, cmd.key, err,
+                                       sizeof err) != 0) {
         reply_error(r, 400, "failed", NULL, err);
         return;
     }
@@ -609,12 +610,12 @@ static void serve_log(struct api *a, struct httpd_req *r, uint64_t from,
     json_t *arr = json_array();
     for (unsigned i = 0; i < n; i++)
         json_array_append_new(
-            arr, json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "index",
-                           (json_int_t)es[i].index, "term",
-                           (json_int_t)es[i].term, "by", (json_int_t)es[i].by,
-                           "value", (json_int_t)es[i].value, "node",
-                           (json_int_t)es[i].node, "time",
-                           (json_int_t)es[i].time_ms));
+            arr,
+            json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "index",
+                      (json_int_t)es[i].index, "term", (json_int_t)es[i].term,
+                      "by", (json_int_t)es[i].by, "value",
+                      (json_int_t)es[i].value, "node", (json_int_t)es[i].node,
+                      "time", (json_int_t)es[i].time_ms));
     free(es);
     /* The op log keeps a window (--log-retention): "first" is its oldest
      * index (0 when empty); asking from below it starts at "first" and
@@ -705,10 +706,14 @@ static void handle_log(void *data, struct httpd_req *r)
 static const char *role_str(enum node_role r)
 {
     switch (r) {
-    case NODE_LEADER: return "leader";
-    case NODE_FOLLOWER: return "follower";
-    case NODE_CANDIDATE: return "candidate";
-    default: return "unavailable";
+    case NODE_LEADER:
+        return "leader";
+    case NODE_FOLLOWER:
+        return "follower";
+    case NODE_CANDIDATE:
+        return "candidate";
+    default:
+        return "unavailable";
     }
 }
 
@@ -731,8 +736,8 @@ static void handle_status(void *data, struct httpd_req *r)
         return;
     struct node_status st;
     node_status(a->node, &st);
-    json_t *chain = a->hooks.status_json ? a->hooks.status_json(a->hooks.data)
-                                         : NULL;
+    json_t *chain =
+        a->hooks.status_json ? a->hooks.status_json(a->hooks.data) : NULL;
     const char *refusal =
         a->hooks.write_refusal ? a->hooks.write_refusal(a->hooks.data) : NULL;
     uint64_t token = a->cfg->chain ? st.id >> 32 : st.id; /* token<<32|epoch */
@@ -743,9 +748,9 @@ static void handle_status(void *data, struct httpd_req *r)
         (json_int_t)st.term, "leader", leader_json(a, &st), "commit_index",
         (json_int_t)st.commit_index, "applied_index",
         (json_int_t)st.applied_index, "ready", st.ready, "value",
-        (json_int_t)fsm_value(a->fsm), "url", a->cfg->advertise_url,
-        "version", NFTRAFT_VERSION, "chain", chain ? chain : json_null(),
-        "writable_error", refusal ? json_string(refusal) : json_null());
+        (json_int_t)fsm_value(a->fsm), "url", a->cfg->advertise_url, "version",
+        NFTRAFT_VERSION, "chain", chain ? chain : json_null(), "writable_error",
+        refusal ? json_string(refusal) : json_null());
     httpd_respond_json(r, 200, j, CORS);
 }
 
@@ -754,8 +759,8 @@ static void handle_members(void *data, struct httpd_req *r)
     struct api *a = data;
     if (!api_serving(a, r))
         return;
-    json_t *m = a->hooks.members_json ? a->hooks.members_json(a->hooks.data)
-                                      : NULL;
+    json_t *m =
+        a->hooks.members_json ? a->hooks.members_json(a->hooks.data) : NULL;
     if (m != NULL) {
         httpd_respond_json(r, 200, m, CORS);
         return;
@@ -775,13 +780,12 @@ static void handle_members(void *data, struct httpd_req *r)
             arr, json_pack("{s:I,s:s,s:n,s:b,s:s,s:s,s:s}", "token_id",
                            (json_int_t)servers[i].id, "instance_id",
                            p ? p->instance_id : "", "owner", "active", 1,
-                           "role", role, "url", p ? p->url : "",
-                           "raft_address", servers[i].address));
+                           "role", role, "url", p ? p->url : "", "raft_address",
+                           servers[i].address));
     }
-    httpd_respond_json(r, 200,
-                       json_pack("{s:s,s:o}", "source", "static", "members",
-                                 arr),
-                       CORS);
+    httpd_respond_json(
+        r, 200, json_pack("{s:s,s:o}", "source", "static", "members", arr),
+        CORS);
 }
 
 struct sbuf {
@@ -827,39 +831,41 @@ static void handle_metrics(void *data, struct httpd_req *r)
     for (int i = 0; i <= 3; i++)
         sb_printf(&b, "nftraft_role{role=\"%s\"} %d\n",
                   role_str((enum node_role)i), (int)st.role == i);
-    sb_printf(&b,
-              "# TYPE nftraft_term gauge\nnftraft_term %" PRIu64 "\n"
-              "# TYPE nftraft_commit_index gauge\nnftraft_commit_index %" PRIu64
-              "\n# TYPE nftraft_applied_index gauge\nnftraft_applied_index %"
-              PRIu64 "\n# TYPE nftraft_counter_value gauge\n"
-              "nftraft_counter_value %" PRId64 "\n"
-              "# TYPE nftraft_leader_elections_total counter\n"
-              "nftraft_leader_elections_total %" PRIu64 "\n"
-              "# HELP nftraft_increments_total Increments committed and "
-              "answered by this node as leader.\n"
-              "# TYPE nftraft_increments_total counter\n"
-              "nftraft_increments_total %" PRIu64 "\n"
-              "# TYPE nftraft_increments_failed_total counter\n"
-              "nftraft_increments_failed_total %" PRIu64 "\n"
-              "# TYPE nftraft_increments_deduplicated_total counter\n"
-              "nftraft_increments_deduplicated_total %" PRIu64 "\n"
-              "# TYPE nftraft_forwarded_total counter\n"
-              "nftraft_forwarded_total %" PRIu64 "\n"
-              "# TYPE nftraft_linearizable_reads_total counter\n"
-              "nftraft_linearizable_reads_total %" PRIu64 "\n",
-              st.term, st.commit_index, st.applied_index, fsm_value(a->fsm),
-              st.elections, a->increments_total, a->increments_failed,
-              a->dedup_total, a->forwarded_total, a->reads_total);
+    sb_printf(
+        &b,
+        "# TYPE nftraft_term gauge\nnftraft_term %" PRIu64 "\n"
+        "# TYPE nftraft_commit_index gauge\nnftraft_commit_index %" PRIu64
+        "\n# TYPE nftraft_applied_index gauge\nnftraft_applied_index %" PRIu64
+        "\n# TYPE nftraft_counter_value gauge\n"
+        "nftraft_counter_value %" PRId64 "\n"
+        "# TYPE nftraft_leader_elections_total counter\n"
+        "nftraft_leader_elections_total %" PRIu64 "\n"
+        "# HELP nftraft_increments_total Increments committed and "
+        "answered by this node as leader.\n"
+        "# TYPE nftraft_increments_total counter\n"
+        "nftraft_increments_total %" PRIu64 "\n"
+        "# TYPE nftraft_increments_failed_total counter\n"
+        "nftraft_increments_failed_total %" PRIu64 "\n"
+        "# TYPE nftraft_increments_deduplicated_total counter\n"
+        "nftraft_increments_deduplicated_total %" PRIu64 "\n"
+        "# TYPE nftraft_forwarded_total counter\n"
+        "nftraft_forwarded_total %" PRIu64 "\n"
+        "# TYPE nftraft_linearizable_reads_total counter\n"
+        "nftraft_linearizable_reads_total %" PRIu64 "\n",
+        st.term, st.commit_index, st.applied_index, fsm_value(a->fsm),
+        st.elections, a->increments_total, a->increments_failed, a->dedup_total,
+        a->forwarded_total, a->reads_total);
     sb_printf(&b, "# HELP nftraft_increment_duration_seconds POST /increment "
                   "latency as seen by this node.\n"
                   "# TYPE nftraft_increment_duration_seconds histogram\n");
     uint64_t cum = 0;
     for (size_t i = 0; i < N_BUCKETS; i++) {
         cum += a->hist[i];
-        sb_printf(&b,
-                  "nftraft_increment_duration_seconds_bucket{le=\"%g\"} %" PRIu64
-                  "\n",
-                  BUCKETS[i], cum);
+        sb_printf(
+            &b,
+            "nftraft_increment_duration_seconds_bucket{le=\"%g\"} %" PRIu64
+            "\n",
+            BUCKETS[i], cum);
     }
     cum += a->hist[N_BUCKETS];
     sb_printf(&b,
@@ -867,10 +873,11 @@ static void handle_metrics(void *data, struct httpd_req *r)
               "\nnftraft_increment_duration_seconds_sum %.6f\n"
               "nftraft_increment_duration_seconds_count %" PRIu64 "\n",
               cum, a->hist_sum, a->hist_count);
-    sb_printf(&b, "# HELP nftraft_raft_connections_refused_total Raft "
-                  "connections refused by the handshake (chain mode).\n"
-                  "# TYPE nftraft_raft_connections_refused_total counter\n"
-                  "nftraft_raft_connections_refused_total %" PRIu64 "\n",
+    sb_printf(&b,
+              "# HELP nftraft_raft_connections_refused_total Raft "
+              "connections refused by the handshake (chain mode).\n"
+              "# TYPE nftraft_raft_connections_refused_total counter\n"
+              "nftraft_raft_connections_refused_total %" PRIu64 "\n",
               a->transport ? transport_refused(a->transport) : 0);
     struct httpd_stats hs;
     httpd_stats(a->httpd, &hs);
@@ -1025,8 +1032,7 @@ int api_init(struct api **out, uv_loop_t *loop, const struct config *cfg,
     uv_idle_init(loop, &a->log_idle);
     a->log_idle.data = a;
     uv_timer_start(&a->sweep, sweep_cb, SWEEP_MS, SWEEP_MS);
-    rv = httpd_listen(a->httpd, cfg->http_host, cfg->http_port, errmsg,
-                      errlen);
+    rv = httpd_listen(a->httpd, cfg->http_host, cfg->http_port, errmsg, errlen);
     if (rv != 0) {
         /* Tear down asynchronously; the caller stops the loop. */
         a->node = NULL;

@@ -56,7 +56,7 @@ struct refused {
     uv_shutdown_t sh;
     struct httpd *srv;
     struct list link; /* in httpd.refused */
-    int handles; /* open handles: tcp + timer */
+    int handles;      /* open handles: tcp + timer */
     bool closing;
     char sink[256];
 };
@@ -104,20 +104,34 @@ static void maybe_finish_close(struct httpd *s);
 static const char *reason(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 422: return "Unprocessable Entity";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 422:
+        return "Unprocessable Entity";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
     }
     return "Status";
 }
@@ -416,8 +430,8 @@ static void on_accept(uv_stream_t *listener, int status)
     uv_tcp_nodelay(&c->tcp, 1);
     list_insert_tail(&s->conns, &c->link);
     s->n_conns++;
-    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp,
-                                              conn_closed);
+    h2o_socket_t *sock =
+        h2o_uv_socket_create((uv_stream_t *)&c->tcp, conn_closed);
     c->sock = sock;
     h2o_accept(&s->accept_ctx, sock);
 }
@@ -444,8 +458,7 @@ int httpd_listen(struct httpd *s, const char *host, int port, char *errmsg,
     struct sockaddr_storage bound;
     int len = sizeof bound;
     s->port = port;
-    if (uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &len) ==
-        0)
+    if (uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &len) == 0)
         s->port = ntohs(bound.ss_family == AF_INET
                             ? ((struct sockaddr_in *)&bound)->sin_port
                             : ((struct sockaddr_in6 *)&bound)->sin6_port);
@@ -461,8 +474,7 @@ int httpd_port(const struct httpd *s)
 int httpd_route(struct httpd *s, const char *method, const char *path,
                 httpd_handler h, void *data)
 {
-    if (s->n_routes == MAX_ROUTES || strlen(method) >= 8 ||
-        strlen(path) >= 64)
+    if (s->n_routes == MAX_ROUTES || strlen(method) >= 8 || strlen(path) >= 64)
         return ERR_TOOBIG;
     struct route *rt = &s->routes[s->n_routes++];
     snprintf(rt->method, sizeof rt->method, "%s", method);
@@ -579,8 +591,7 @@ void httpd_respond(struct httpd_req *r, int status, const char *content_type,
     if (content_type != NULL)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE,
                        NULL, content_type, strlen(content_type));
-    for (size_t i = 0; extra_headers != NULL && extra_headers[i] != NULL;
-         i++) {
+    for (size_t i = 0; extra_headers != NULL && extra_headers[i] != NULL; i++) {
         const char *hd = extra_headers[i];
         const char *colon = strchr(hd, ':');
         if (colon == NULL || colon == hd)
@@ -592,8 +603,8 @@ void httpd_respond(struct httpd_req *r, int status, const char *content_type,
         const char *v = colon + 1;
         while (*v == ' ')
             v++;
-        h2o_add_header_by_str(&req->pool, &req->res.headers, name, nl, 1,
-                              NULL, v, strlen(v));
+        h2o_add_header_by_str(&req->pool, &req->res.headers, name, nl, 1, NULL,
+                              v, strlen(v));
     }
     h2o_send_inline(req, body, len);
 }
@@ -608,8 +619,7 @@ void httpd_respond_json(struct httpd_req *r, int status, json_t *obj,
         httpd_respond(r, 500, "application/json", oom, sizeof oom - 1, NULL);
         return;
     }
-    httpd_respond(r, status, "application/json", s, strlen(s),
-                  extra_headers);
+    httpd_respond(r, status, "application/json", s, strlen(s), extra_headers);
     free(s);
 }
 

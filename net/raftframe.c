@@ -61,7 +61,7 @@ static int check_header_len(struct raftframe *f, unsigned type,
 {
     bool ok;
     switch (type) {
-    case T_APPEND_ENTRIES: /* 32 fixed + batch header (8 + 16 n) + 8 */
+    case T_APPEND_ENTRIES:   /* 32 fixed + batch header (8 + 16 n) + 8 */
     case T_INSTALL_SNAPSHOT: /* 40 fixed + configuration + 8 + 8 */
         ok = len >= 48 && len <= RAFTFRAME_HEADER_MAX;
         break;
@@ -81,8 +81,10 @@ static int check_header_len(struct raftframe *f, unsigned type,
         return die(f, "unknown raft message type %u", type);
     }
     if (!ok)
-        return die(f, "raft message type %u version %u: bad header length "
-                   "%llu", type, version, (unsigned long long)len);
+        return die(f,
+                   "raft message type %u version %u: bad header length "
+                   "%llu",
+                   type, version, (unsigned long long)len);
     return 0;
 }
 
@@ -97,9 +99,11 @@ static int check_append_entries(struct raftframe *f, uint64_t *payload)
                    (unsigned long long)n, RAFTFRAME_MAX_ENTRIES);
     uint64_t need = 40 + 16 * n;
     if (f->header_len < need || f->header_len > need + 8)
-        return die(f, "append entries: %llu entries need a %llu-byte header, "
-                   "got %zu", (unsigned long long)n,
-                   (unsigned long long)need + 8, f->header_len);
+        return die(f,
+                   "append entries: %llu entries need a %llu-byte header, "
+                   "got %zu",
+                   (unsigned long long)n, (unsigned long long)need + 8,
+                   f->header_len);
     uint64_t sum = 0;
     for (uint64_t i = 0; i < n; i++) {
         const uint8_t *e = h + 40 + 16 * i;
@@ -109,8 +113,10 @@ static int check_append_entries(struct raftframe *f, uint64_t *payload)
             return die(f, "append entries: entry %llu has type %u",
                        (unsigned long long)i, type);
         if (len == 0 || len % 8 != 0)
-            return die(f, "append entries: entry %llu has size %u (want a "
-                       "non-zero multiple of 8)", (unsigned long long)i, len);
+            return die(f,
+                       "append entries: entry %llu has size %u (want a "
+                       "non-zero multiple of 8)",
+                       (unsigned long long)i, len);
         sum += len;
         if (sum > f->max_message)
             return die(f, "append entries: payload above %llu bytes",
@@ -157,9 +163,10 @@ static int check_install_snapshot(struct raftframe *f, uint64_t *payload)
     uint64_t clen = le64(h + 32);
     if (clen > f->header_len || f->header_len - clen < 48 ||
         f->header_len - clen > 56)
-        return die(f, "install snapshot: configuration of %llu bytes does "
-                   "not fit a %zu-byte header", (unsigned long long)clen,
-                   f->header_len);
+        return die(f,
+                   "install snapshot: configuration of %llu bytes does "
+                   "not fit a %zu-byte header",
+                   (unsigned long long)clen, f->header_len);
     int rv = check_configuration(f, h + 40, clen);
     if (rv != 0)
         return rv;

@@ -34,10 +34,10 @@
 typedef void (*raftframe_emit)(void *arg, const uint8_t *bytes, size_t n);
 
 struct raftframe {
-    uint64_t max_message;  /* cap on one message's payload bytes */
-    int state;             /* what the next bytes are */
-    uint8_t pre[16];       /* the preamble being read */
-    size_t got;            /* bytes of preamble or header held */
+    uint64_t max_message; /* cap on one message's payload bytes */
+    int state;            /* what the next bytes are */
+    uint8_t pre[16];      /* the preamble being read */
+    size_t got;           /* bytes of preamble or header held */
     size_t header_len;
     uint64_t payload_left; /* payload bytes still to pass through */
     uint64_t messages;     /* messages checked so far */

@@ -16,8 +16,8 @@ int request_parse_increment(const void *body, size_t len, int64_t *by,
     *by = 1;
     const char *b = body;
     size_t i = 0;
-    while (i < len && (b[i] == ' ' || b[i] == '\n' || b[i] == '\r' ||
-                       b[i] == '\t'))
+    while (i < len &&
+           (b[i] == ' ' || b[i] == '\n' || b[i] == '\r' || b[i] == '\t'))
         i++;
     if (i == len)
         return 0;
@@ -180,7 +180,8 @@ int request_query_value(const char *q, size_t len, const char *name, char *out,
                 if (ch == '+') {
                     ch = ' ';
                 } else if (ch == '%') {
-                    if (pe - p < 3 || hex_nibble(p[1]) < 0 || hex_nibble(p[2]) < 0)
+                    if (pe - p < 3 || hex_nibble(p[1]) < 0 ||
+                        hex_nibble(p[2]) < 0)
                         return ERR_MALFORMED;
                     ch = (char)(hex_nibble(p[1]) * 16 + hex_nibble(p[2]));
                     p += 2;

@@ -34,15 +34,15 @@
 
 #define MAGIC "nftraft1"        /* chain mode: a key signature answers */
 #define MAGIC_STATIC "nftraftS" /* static mode: an HMAC answers */
-#define CHALLENGE_LEN 48 /* magic[8] nonce[32] acceptor id[8] */
-#define RESPONSE_LEN 65  /* r[32] s[32] recovery id[1] */
+#define CHALLENGE_LEN 48        /* magic[8] nonce[32] acceptor id[8] */
+#define RESPONSE_LEN 65         /* r[32] s[32] recovery id[1] */
 #define HMAC_LEN 32
-#define PREAMBLE_LEN 24  /* raft_uv_tcp: protocol, id, address length (LE) */
-#define ADDRESS_MAX 256  /* longest raft address accepted from a peer */
-#define PUMP_READ 65536          /* bytes read from a peer at a time */
-#define PUMP_HIGH (4u << 20)     /* stop reading above this much queued */
-#define PUMP_LOW (1u << 20)      /* resume below this */
-#define REFUSAL_LOGS 10          /* refusal lines per window, then counted */
+#define PREAMBLE_LEN 24 /* raft_uv_tcp: protocol, id, address length (LE) */
+#define ADDRESS_MAX 256 /* longest raft address accepted from a peer */
+#define PUMP_READ 65536 /* bytes read from a peer at a time */
+#define PUMP_HIGH (4u << 20) /* stop reading above this much queued */
+#define PUMP_LOW (1u << 20)  /* resume below this */
+#define REFUSAL_LOGS 10      /* refusal lines per window, then counted */
 #define REFUSAL_WINDOW_MS 10000
 
 static const char TAG[] = "nftraft raft handshake v1";
@@ -55,15 +55,15 @@ struct wrap {
     struct raft_uv_transport inner; /* first: inner callbacks find us */
     struct raft_uv_transport *outer;
     uv_loop_t *loop;
-    bool auth_on;      /* a handshake runs (not --insecure-no-auth) */
-    bool secret_mode;  /* static mode: HMAC with the cluster secret */
+    bool auth_on;     /* a handshake runs (not --insecure-no-auth) */
+    bool secret_mode; /* static mode: HMAC with the cluster secret */
     struct transport_auth auth;
     uint64_t max_message;
     unsigned max_conns;
     unsigned accepting; /* incoming connections in the handshake */
     unsigned n_pumps;
-    struct list pumps;    /* struct pump, newest first */
-    uint64_t log_window;  /* uv_now at the start of the refusal window */
+    struct list pumps;   /* struct pump, newest first */
+    uint64_t log_window; /* uv_now at the start of the refusal window */
     unsigned logged, suppressed;
     uint64_t self;
     char address[ADDRESS_MAX];
@@ -73,15 +73,19 @@ struct wrap {
     raft_uv_transport_close_cb close_cb;
     bool closing, inner_closed;
     struct list pending; /* struct hs with a stream, newest first */
-    unsigned live;      /* handshakes not yet freed */
+    unsigned live;       /* handshakes not yet freed */
     uint64_t refused;
 };
 
 enum { HS_OPEN, HS_ACCEPT };
-enum { ST_PREAMBLE, ST_ADDRESS, ST_CHALLENGE, ST_RESPONSE, ST_VERDICT,
-       ST_DONE };
-
-
+enum {
+    ST_PREAMBLE,
+    ST_ADDRESS,
+    ST_CHALLENGE,
+    ST_RESPONSE,
+    ST_VERDICT,
+    ST_DONE
+};
 
 struct hs {
     struct raft_uv_connect ireq; /* first: raft_uv_tcp's request (opener) */
@@ -91,12 +95,12 @@ struct hs {
     bool delivered, accepted;
     struct raft_uv_connect *orig; /* opener: raft's request and callback */
     raft_uv_connect_cb cb;
-    char *address;                /* acceptor: the peer's raft address */
-    uint64_t id;                  /* the peer's raft id */
-    uv_stream_t *stream;          /* ours until handed to raft */
+    char *address;       /* acceptor: the peer's raft address */
+    uint64_t id;         /* the peer's raft id */
+    uv_stream_t *stream; /* ours until handed to raft */
     uv_timer_t timer;
     uv_write_t wreq;
-    int handles;                  /* timer, stream: open handles we own */
+    int handles; /* timer, stream: open handles we own */
     uint8_t nonce[32];
     uint8_t signer[20];      /* chain mode: who signed the handshake */
     bool counted;            /* in w->accepting */
@@ -114,15 +118,15 @@ struct pump {
     uint8_t signer[20];
     bool has_signer, closing, paused, oom;
     char peer[64];
-    uv_tcp_t *tcp;        /* the peer's stream (raft_malloc'd) */
-    uv_pipe_t pipe;       /* our end of the pair */
-    int handles;          /* tcp, pipe */
-    size_t queued;        /* bytes written to the pair, not yet done */
-    uint64_t last_rx;     /* uv_now when the peer last sent bytes */
+    uv_tcp_t *tcp;          /* the peer's stream (raft_malloc'd) */
+    uv_pipe_t pipe;         /* our end of the pair */
+    int handles;            /* tcp, pipe */
+    size_t queued;          /* bytes written to the pair, not yet done */
+    uint64_t last_rx;       /* uv_now when the peer last sent bytes */
     struct pump_write *cur; /* checked bytes of the current read */
     struct raftframe *frame;
     uint8_t rbuf[PUMP_READ];
-    uint8_t sink[64];     /* reads from our end (raft never writes) */
+    uint8_t sink[64]; /* reads from our end (raft never writes) */
 };
 
 struct pump_write {
@@ -158,8 +162,7 @@ void transport_domain(uint64_t chain_id, const uint8_t contract[20],
 }
 
 void transport_digest(const uint8_t domain[32], uint64_t acceptor,
-                      uint64_t opener, const uint8_t nonce[32],
-                      uint8_t out[32])
+                      uint64_t opener, const uint8_t nonce[32], uint8_t out[32])
 {
     uint8_t b[sizeof TAG - 1 + 32 + 8 + 8 + 32];
     uint8_t *p = b;
@@ -183,9 +186,10 @@ static void refusal(struct wrap *w, const char *fmt, ...)
     uint64_t now = uv_now(w->loop);
     if (now - w->log_window >= REFUSAL_WINDOW_MS) {
         if (w->suppressed > 0)
-            LOGW("net", "%u more raft connections refused in the last %u s "
-                 "(not logged one by one)", w->suppressed,
-                 REFUSAL_WINDOW_MS / 1000);
+            LOGW("net",
+                 "%u more raft connections refused in the last %u s "
+                 "(not logged one by one)",
+                 w->suppressed, REFUSAL_WINDOW_MS / 1000);
         w->log_window = now;
         w->logged = 0;
         w->suppressed = 0;
@@ -331,8 +335,7 @@ static void hs_succeed(struct hs *h)
         return;
     }
     if (pump_start(w, h, s) != 0) {
-        LOGW("net", "raft connection from %s: cannot set up its pump",
-             h->peer);
+        LOGW("net", "raft connection from %s: cannot set up its pump", h->peer);
         uv_close((uv_handle_t *)s, free_handle);
     }
     hs_end(h);
@@ -361,9 +364,9 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0)
         return;
     if (nread < 0) {
-        hs_fail(h, RAFT_NOCONNECTION, nread == UV_EOF
-                                          ? "closed during the handshake"
-                                          : uv_strerror((int)nread));
+        hs_fail(h, RAFT_NOCONNECTION,
+                nread == UV_EOF ? "closed during the handshake"
+                                : uv_strerror((int)nread));
         return;
     }
     h->got += (size_t)nread;
@@ -445,8 +448,10 @@ static void open_step(struct hs *h)
         uint64_t acceptor = get_u64(h->in + 40);
         if (acceptor != h->id) {
             char why[96];
-            snprintf(why, sizeof why, "the node at this address is raft id "
-                     "%llu", (unsigned long long)acceptor);
+            snprintf(why, sizeof why,
+                     "the node at this address is raft id "
+                     "%llu",
+                     (unsigned long long)acceptor);
             hs_fail(h, RAFT_NOCONNECTION, why);
             return;
         }
@@ -504,9 +509,11 @@ static void accept_step(struct hs *h)
         }
         char why[96];
         if (protocol != 1 || id == 0 || len == 0 || len > ADDRESS_MAX) {
-            snprintf(why, sizeof why, "bad raft preamble (protocol %llu, id "
-                     "%llu, address length %llu)", (unsigned long long)protocol,
-                     (unsigned long long)id, (unsigned long long)len);
+            snprintf(why, sizeof why,
+                     "bad raft preamble (protocol %llu, id "
+                     "%llu, address length %llu)",
+                     (unsigned long long)protocol, (unsigned long long)id,
+                     (unsigned long long)len);
             refuse(h, why);
             return;
         }
@@ -559,13 +566,16 @@ static void accept_step(struct hs *h)
                 wallet_recover(digest, h->in, h->in[64], h->signer))
                 snprintf(why, sizeof why, "bad signature");
             else if (w->auth.authorize(w->auth.arg, h->id, h->signer, why,
-                                       sizeof why) != 0 && why[0] == '\0')
+                                       sizeof why) != 0 &&
+                     why[0] == '\0')
                 snprintf(why, sizeof why, "not authorized");
         }
         h->accepted = why[0] == '\0';
         if (!h->accepted)
-            refusal(w, "refused raft connection from %s claiming raft id "
-                    "%llu: %s", h->peer, (unsigned long long)h->id, why);
+            refusal(w,
+                    "refused raft connection from %s claiming raft id "
+                    "%llu: %s",
+                    h->peer, (unsigned long long)h->id, why);
         h->step = ST_VERDICT;
         uint8_t v = h->accepted ? 1 : 0;
         send_bytes(h, &v, 1);
@@ -598,8 +608,8 @@ static void hs_adopt(struct hs *h, uv_stream_t *stream)
     int len = sizeof ss;
     snprintf(h->peer, sizeof h->peer, "?");
     if (stream->type == UV_TCP &&
-        uv_tcp_getpeername((uv_tcp_t *)stream, (struct sockaddr *)&ss,
-                           &len) == 0) {
+        uv_tcp_getpeername((uv_tcp_t *)stream, (struct sockaddr *)&ss, &len) ==
+            0) {
         char ip[48] = "?";
         int port = 0;
         if (ss.ss_family == AF_INET) {
@@ -866,12 +876,13 @@ unsigned transport_reauthorize(struct raft_uv_transport *t)
     LIST_FOREACH_SAFE(l, tmp, &w->pumps) {
         struct pump *p = LIST_CONTAINER_OF(l, struct pump, link);
         char why[200] = "";
-        if (!p->has_signer ||
-            w->auth.authorize(w->auth.arg, p->id, p->signer, why,
-                              sizeof why) == 0)
+        if (!p->has_signer || w->auth.authorize(w->auth.arg, p->id, p->signer,
+                                                why, sizeof why) == 0)
             continue;
-        LOGW("net", "closing raft connection from %s (raft id %llu): no "
-             "longer authorized: %s", p->peer, (unsigned long long)p->id,
+        LOGW("net",
+             "closing raft connection from %s (raft id %llu): no "
+             "longer authorized: %s",
+             p->peer, (unsigned long long)p->id,
              why[0] ? why : "not authorized");
         pump_close(p);
         closed++;
@@ -950,9 +961,10 @@ static void on_connection(uv_stream_t *server, int status)
     }
     if (w->accepting + w->n_pumps >= w->max_conns ||
         w->accepting >= (w->max_conns + 1) / 2) {
-        refusal(w, "refused a raft connection: %u in the handshake and %u "
-                "established (caps %u and %u)", w->accepting, w->n_pumps,
-                (w->max_conns + 1) / 2, w->max_conns);
+        refusal(w,
+                "refused a raft connection: %u in the handshake and %u "
+                "established (caps %u and %u)",
+                w->accepting, w->n_pumps, (w->max_conns + 1) / 2, w->max_conns);
         uv_close((uv_handle_t *)tcp, free_handle);
         return;
     }
@@ -1001,8 +1013,8 @@ static int w_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
     if (rv == 0)
         rv = uv_listen((uv_stream_t *)&w->listener, 128, on_connection);
     if (rv != 0) {
-        snprintf(t->errmsg, sizeof t->errmsg, "listen on %.100s: %.100s", w->address,
-                 uv_strerror(rv));
+        snprintf(t->errmsg, sizeof t->errmsg, "listen on %.100s: %.100s",
+                 w->address, uv_strerror(rv));
         return RAFT_IOERR;
     }
     return 0;

@@ -46,8 +46,8 @@ struct transport_auth {
     /* Sign digest with this node's key: r | s | recovery id (0/1). */
     int (*sign)(void *arg, const uint8_t digest[32], uint8_t sig[65]);
     /* 0 when addr may speak raft as id; otherwise non-zero and why. */
-    int (*authorize)(void *arg, uint64_t id, const uint8_t addr[20],
-                     char *why, size_t len);
+    int (*authorize)(void *arg, uint64_t id, const uint8_t addr[20], char *why,
+                     size_t len);
     uint8_t domain[32];
     /* Static mode (sign == NULL): the cluster secret. */
     uint8_t secret[TRANSPORT_SECRET_LEN];

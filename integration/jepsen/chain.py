@@ -205,6 +205,22 @@ class Chain:
         k = self.__dict__.setdefault("replaced", {}).get(i, 0)
         return "node%d" % i if k == 0 else "node%d-r%d" % (i, k)
 
+    def spare_args(self, token):
+        """The chain flags of the member-add nemesis's spare (token's node,
+        signing with its own node key, mnemonic index SPARE_KEY)."""
+        kp = os.path.join(self.out, "nodes", "wallet-spare.key")
+        if not os.path.exists(kp):
+            with open(kp, "w") as f:
+                f.write(self.key(self.SPARE_KEY))
+            os.chmod(kp, 0o600)
+        return ["--rpc-url", self.proxy.url, "--contract", self.nft, "--wallet-key", kp,
+                "--instance-id", "spare%d" % token, "--allow-insecure-rpc",
+                "--chain-confirmations", "0"]
+
+    # Mnemonic indices of the spare's owner and node key (member-add).
+    SPARE_OWNER = 7
+    SPARE_KEY = 8
+
     def register(self, i):
         """Node i's owner registers its instance again (a new epoch)."""
         self.cli(["register", "--instance-id", self.instance(i), "--token", str(i)], i)

@@ -288,7 +288,7 @@ def membership_settled(ctx):
         return False
     members = {x.get("raft_id") for x in m.get("members", [])}
     voters = {x["id"] for x in m.get("raft", []) if x.get("role") == "voter"}
-    return len(members) == ctx.n and members == voters and \
+    return bool(members) and members == voters and \
         len(m.get("raft", [])) == len(voters)
 
 
@@ -422,19 +422,73 @@ class InstanceReplace(Nemesis):
         if v is not None:
             nft_release(ctx, v)
         return {"token": v} if v is not None else {}
+class MemberAdd(Nemesis):
+    """Chain mode: a fifth wheel joins. The first start mints a token for
+    the spare's owner; each start registers the token's instance with its
+    node key and endpoints (re-activating it: a new epoch) and starts the spare's node with an empty data dir and --join,
+    so the raft leader must add it and promote it once it answers and has
+    caught up, under load. At stop the owner deactivates the instance (the
+    leader removes it from raft) and the node is stopped. The checker reads
+    only nodes 1..n; the spare must not disturb them."""
+    name = "member-add"
+    needs = "chain"
+
+    def start(self, ctx, rnd):
+        import os
+        import subprocess
+        ch = ctx.chain
+        ctx.__dict__.setdefault("spare_starts", 0)
+        if ctx.__dict__.get("spare_token") is None:
+            ch.cli(["mint", "--to", ch.address(ch.SPARE_OWNER), "--name", "spare"], 0)
+            ctx.spare_token = ctx.n + 1  # minted in order: the nodes' 1..n, then this
+        t = ctx.spare_token
+        ctx.spare_starts += 1
+        ip = ctx.topo.ip("spare")
+        raft_port, http_port = ctx.peer_ports
+        ch.cli(["register", "--instance-id", "spare%d" % t, "--token", str(t),
+                "--node-key", ch.address(ch.SPARE_KEY),
+                "--raft-endpoint", "%s:%d" % (ip, raft_port),
+                "--http-endpoint", "http://%s:%d" % (ip, http_port)], ch.SPARE_OWNER)
+        d = os.path.join(ctx.a.out, "nodes", "spare-%d" % ctx.spare_starts)  # empty
+        os.makedirs(d)
+        logf = open(os.path.join(ctx.a.out, "nodes", "spare.log"), "a")
+        ctx.spare_proc = subprocess.Popen(ctx.spare_args(t, d), stdout=subprocess.DEVNULL,
+                                          stderr=logf, start_new_session=True)
+        logf.close()
+        return {"token": t, "start": ctx.spare_starts}
+
+    def stop(self, ctx):
+        t = ctx.__dict__.get("spare_token")
+        if t is None:
+            return {}
+        steps = []
+        try:
+            ctx.chain.cli(["deactivate", "--token", str(t)], ctx.chain.SPARE_OWNER)
+            steps.append("deactivated")
+        except RuntimeError as e:
+            steps.append("deactivate failed: %s" % e)
+        p = ctx.__dict__.get("spare_proc")
+        if p is not None and p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(10)
+            except Exception:
+                p.kill()
+                p.wait()
+            steps.append("stopped")
+        elif p is not None:
+            steps.append("had exited with %s" % p.returncode)
+        return {"token": t, "steps": steps}
 
 
 REGISTRY = {c.name: c for c in (Kill, Pause, PartitionLeader, PartitionHalves, Bridge,
                                  PartitionRing, Loss, Delay, StallLeader, ChainOutage, ChainLag,
-                                 NftEvict, NftTransfer, InstanceReplace)}
+                                 NftEvict, NftTransfer, InstanceReplace, MemberAdd)}
 
 # Named in the issue, not implemented (yet): why, so --nemesis can say so.
 NOT_YET = {
     "clock": "network namespaces do not virtualise the clock; time namespaces only give a "
              "fixed monotonic offset at process start, not a skew or jump of a running node",
-    "member-add": "the runner's node set is fixed for the run (the checker compares every "
-                  "node's log); a node joining mid-run is covered by "
-                  "integration/test_chain_cluster.py and test_lifecycle.py",
     "nft-burn": "a burned token cannot come back: restoring the node needs a new token "
                 "minted to its owner and a node started as it (a new raft id, with on-chain "
                 "endpoints, since the runner's address book is keyed by node number): the "

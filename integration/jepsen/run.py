@@ -66,7 +66,10 @@ class Run:
         self.a = args
         self.n = args.nodes
         self.node_ids = list(range(1, self.n + 1))
-        self.topo = topomod.Topology(self.n, extra=["anvil"] if args.chain == "anvil" else [])
+        # chain mode: anvil's host, and a spare node's for the member-add
+        # nemesis (it joins and leaves; the checker reads only nodes 1..n)
+        self.topo = topomod.Topology(self.n, extra=["anvil", "spare"]
+                                     if args.chain == "anvil" else [])
         self.procs = {}
         self.expect_dead = set()
         self.lock = threading.Lock()
@@ -444,7 +447,32 @@ class Run:
                 logs[i] = self.full_log(i)
         return crashed, why, logs
 
+    def spare_args(self, token, data_dir):
+        """nftraftd for the member-add nemesis's spare: a fresh data dir and
+        --join; it learns its raft id from the contract, and the nodes learn
+        where it is from its registered endpoints (their --peers do not
+        name it)."""
+        ip = self.topo.ip("spare")
+        peers = ",".join("%d=%s:%d=http://%s:%d" % (j, self.topo.ip(j), RAFT_PORT,
+                                                    self.topo.ip(j), HTTP_PORT)
+                         for j in self.node_ids)
+        return ["ip", "netns", "exec", self.topo.ns("spare"), self.binary,
+                "--data-dir", data_dir, "--http", "%s:%d" % (ip, HTTP_PORT),
+                "--raft", "%s:%d" % (ip, RAFT_PORT), "--peers", peers,
+                "--bind-outgoing", "--join", "--forward-timeout", "2000",
+                "--apply-timeout", "3000", "--snapshot-threshold", "512",
+                "--snapshot-trailing", "64", "--log-retention", "0",
+                "--key-retention", "0"] + self.chain.spare_args(token)
+
     def shutdown_nodes(self):
+        spare = self.__dict__.get("spare_proc")
+        if spare is not None and spare.poll() is None:
+            spare.terminate()
+            try:
+                spare.wait(10)
+            except subprocess.TimeoutExpired:
+                spare.kill()
+                spare.wait()
         for i, p in self.procs.items():
             if p.poll() is None:
                 try:

@@ -152,20 +152,33 @@ def corrupt(d):
 
 
 def unsafe(out):
+    """A write is lost only if the leader acknowledged it and was cut off
+    before the entry reached a follower: since raft's connections set
+    TCP_NODELAY and proposals are batched (issue 13) that window is about a
+    millisecond (it was Nagle's 40 ms), and one 25 s run with ~4 cuts
+    catches a write in it about two times in three. Up to three runs, until
+    one loses a write; the check itself (exit 1 and lost writes) is the
+    same."""
     build = os.environ.get("NFTRAFT_BUILD") or os.path.join(HERE, "..", "..", "build")
     binary = os.path.join(build, "nftraftd-unsafe")
-    rc = subprocess.run([sys.executable, os.path.join(HERE, "run.py"), "--time", "25",
-                         "--nemesis", "partition-leader", "--concurrency", "12", "--binary", binary,
-                         "--out", out, "--quiet", "--idempotency-keys", "off"]).returncode
-    try:
-        res = json.load(open(os.path.join(out, "results.json")))
-    except (OSError, ValueError):
-        print("FAIL unsafe daemon: no results (runner exit %d)" % rc)
-        return 1
-    lost = res["anomaly_counts"].get("lost-write", 0)
-    ok = rc == 1 and lost > 0
+    for attempt in range(3):
+        run_out = out if attempt == 0 else os.path.join(out, "retry%d" % attempt)
+        rc = subprocess.run([sys.executable, os.path.join(HERE, "run.py"), "--time", "25",
+                             "--nemesis", "partition-leader", "--concurrency", "12",
+                             "--binary", binary, "--out", run_out, "--quiet",
+                             "--idempotency-keys", "off"]).returncode
+        try:
+            res = json.load(open(os.path.join(run_out, "results.json")))
+        except (OSError, ValueError):
+            print("FAIL unsafe daemon: no results (runner exit %d)" % rc)
+            return 1
+        lost = res["anomaly_counts"].get("lost-write", 0)
+        ok = rc == 1 and lost > 0
+        if ok or rc != 1:
+            break
     print("%-4s unsafe daemon (ack before commit) under partitions -> exit %d, %d lost writes "
-          "(anomalies %s)" % ("ok" if ok else "FAIL", rc, lost, res["anomaly_counts"]))
+          "(anomalies %s; run %d)" % ("ok" if ok else "FAIL", rc, lost, res["anomaly_counts"],
+                                      attempt + 1))
     return 0 if ok else 1
 
 

@@ -32,9 +32,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t len)
     static struct membership_node m[4];
     size_t n = 99;
     if (membership_decode_nodes(d, len, m, 4, &n) == 0 &&
-        (n > 4 || (n > 0 && (memchr(m[n - 1].raft, '\0', sizeof m[0].raft) ==
-                                 NULL ||
-                             m[n - 1].token == 0))))
+        (n > 4 ||
+         (n > 0 && (memchr(m[n - 1].raft, '\0', sizeof m[0].raft) == NULL ||
+                    m[n - 1].token == 0))))
         abort();
     n = 99;
     if (membership_decode_members_v1(d, len, m, 4, &n) == 0 && n > 4)

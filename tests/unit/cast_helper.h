@@ -13,7 +13,8 @@ static int cast_run(const char *args, char *out, size_t cap)
 {
     const char *src = getenv("NFTRAFT_SOURCE_DIR");
     char cmd[8192];
-    snprintf(cmd, sizeof cmd, "%s/contracts/node_modules/.bin/cast %s 2>/dev/null",
+    snprintf(cmd, sizeof cmd,
+             "%s/contracts/node_modules/.bin/cast %s 2>/dev/null",
              src ? src : ".", args);
     FILE *p = popen(cmd, "r");
     if (p == NULL)

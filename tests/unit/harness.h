@@ -23,10 +23,13 @@ struct harness_test {
 #define HARNESS_SKIPPED 77
 #define SKIP(why)                                                              \
     do {                                                                       \
-        printf("  (%s: skipped)\n", (why));                                   \
+        printf("  (%s: skipped)\n", (why));                                    \
         return HARNESS_SKIPPED;                                                \
     } while (0)
-#define TEST_ENTRY(name) {#name, test_##name}
+#define TEST_ENTRY(name)                                                       \
+    {                                                                          \
+#name, test_##name                                                     \
+    }
 
 #define FAILF(...)                                                             \
     do {                                                                       \
@@ -95,9 +98,9 @@ struct harness_test {
                 continue;                                                      \
             int rc = harness_tests_[i].fn();                                   \
             printf("%s %s\n",                                                  \
-                   rc == 0                   ? "ok  "                          \
+                   rc == 0                 ? "ok  "                            \
                    : rc == HARNESS_SKIPPED ? "skip"                            \
-                                             : "FAIL",                         \
+                                           : "FAIL",                           \
                    harness_tests_[i].name);                                    \
             fflush(stdout);                                                    \
             if (rc == 0)                                                       \

@@ -38,15 +38,18 @@ TEST(static_and_dynamic_match_cast)
     struct abi_val v[] = {abi_uint64(1234567), abi_address(addr),
                           abi_bool(true), abi_string("hello, ABI"),
                           abi_uint64(UINT64_MAX)};
-    ASSERT_OK_OR_SKIP(same_as_cast("f(uint256,address,bool,string,uint256)", v, 5,
-                           "1234567 0x112233445566778899aabbccddeeff1122334455 "
-                           "true 'hello, ABI' 18446744073709551615"));
-    const char *arr[] = {"a", "", "a much longer string that spans more than "
-                                  "thirty-two bytes of data"};
+    ASSERT_OK_OR_SKIP(
+        same_as_cast("f(uint256,address,bool,string,uint256)", v, 5,
+                     "1234567 0x112233445566778899aabbccddeeff1122334455 "
+                     "true 'hello, ABI' 18446744073709551615"));
+    const char *arr[] = {"a", "",
+                         "a much longer string that spans more than "
+                         "thirty-two bytes of data"};
     struct abi_val w[] = {abi_string_array(arr, 3), abi_string("")};
-    ASSERT_OK_OR_SKIP(same_as_cast("g(string[],string)", w, 2,
-                           "'[\"a\",\"\",\"a much longer string that spans "
-                           "more than thirty-two bytes of data\"]' ''"));
+    ASSERT_OK_OR_SKIP(
+        same_as_cast("g(string[],string)", w, 2,
+                     "'[\"a\",\"\",\"a much longer string that spans "
+                     "more than thirty-two bytes of data\"]' ''"));
     return 0;
 }
 
@@ -57,10 +60,10 @@ TEST(app_boot_info_tuple_matches_cast)
     memset(inst, 0xbb, 20);
     memset(h, 0xcc, 32);
     const char *adv[] = {"INTEL-SA-00001", "INTEL-SA-00002"};
-    struct abi_val f[] = {abi_address(app), abi_bytes32(h), abi_address(inst),
-                          abi_bytes32(h), abi_bytes32(h), abi_bytes32(h),
-                          abi_bytes32(h), abi_string("UpToDate"),
-                          abi_string_array(adv, 2)};
+    struct abi_val f[] = {
+        abi_address(app), abi_bytes32(h),         abi_address(inst),
+        abi_bytes32(h),   abi_bytes32(h),         abi_bytes32(h),
+        abi_bytes32(h),   abi_string("UpToDate"), abi_string_array(adv, 2)};
     struct abi_val t = abi_tuple(f, 9);
     char hx[67];
     hex_encode(h, 32, 1, hx);
@@ -70,9 +73,10 @@ TEST(app_boot_info_tuple_matches_cast)
              "0xbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb,%s,%s,%s,%s,UpToDate,"
              "[INTEL-SA-00001,INTEL-SA-00002])'",
              hx, hx, hx, hx, hx);
-    ASSERT_OK_OR_SKIP(same_as_cast("isAppAllowed((address,bytes32,address,bytes32,"
-                           "bytes32,bytes32,bytes32,string,string[]))",
-                           &t, 1, args));
+    ASSERT_OK_OR_SKIP(
+        same_as_cast("isAppAllowed((address,bytes32,address,bytes32,"
+                     "bytes32,bytes32,bytes32,string,string[]))",
+                     &t, 1, args));
     return 0;
 }
 
@@ -121,10 +125,11 @@ TEST(decoding_is_bounds_checked)
 TEST(revert_reasons)
 {
     /* Error("Not the leader") as anvil returns it */
-    const char *hx = "0x08c379a0"
-                     "0000000000000000000000000000000000000000000000000000000000000020"
-                     "000000000000000000000000000000000000000000000000000000000000000e"
-                     "4e6f7420746865206c6561646572000000000000000000000000000000000000";
+    const char *hx =
+        "0x08c379a0"
+        "0000000000000000000000000000000000000000000000000000000000000020"
+        "000000000000000000000000000000000000000000000000000000000000000e"
+        "4e6f7420746865206c6561646572000000000000000000000000000000000000";
     uint8_t d[200];
     size_t n;
     ASSERT_EQ(hex_decode(hx, strlen(hx), d, sizeof d, &n), 0);

@@ -17,17 +17,24 @@ TEST(known_vectors)
 {
     char h[67];
     hash_hex("", 0, h);
-    ASSERT_STR_EQ(h, "0xc5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470");
+    ASSERT_STR_EQ(
+        h,
+        "0xc5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470");
     hash_hex("abc", 3, h);
-    ASSERT_STR_EQ(h, "0x4e03657aea45a94fc7d47ba826c8d667c0d1e6e33a64a036ec44f58fa12d6c45");
+    ASSERT_STR_EQ(
+        h,
+        "0x4e03657aea45a94fc7d47ba826c8d667c0d1e6e33a64a036ec44f58fa12d6c45");
     uint8_t sel[4];
     keccak_selector("transfer(address,uint256)", sel);
-    ASSERT(sel[0] == 0xa9 && sel[1] == 0x05 && sel[2] == 0x9c && sel[3] == 0xbb);
+    ASSERT(sel[0] == 0xa9 && sel[1] == 0x05 && sel[2] == 0x9c &&
+           sel[3] == 0xbb);
     /* dstack's IAppAuth interface id 0x1e079198 is this selector (a
      * one-function interface's id is its selector; cast sig agrees). */
     keccak_selector("isAppAllowed((address,bytes32,address,bytes32,bytes32,"
-                    "bytes32,bytes32,string,string[]))", sel);
-    ASSERT(sel[0] == 0x1e && sel[1] == 0x07 && sel[2] == 0x91 && sel[3] == 0x98);
+                    "bytes32,bytes32,string,string[]))",
+                    sel);
+    ASSERT(sel[0] == 0x1e && sel[1] == 0x07 && sel[2] == 0x91 &&
+           sel[3] == 0x98);
     return 0;
 }
 

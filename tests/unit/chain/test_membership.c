@@ -1,6 +1,7 @@
 /* test_membership.c - instance ids for people and the strict decoding of the
  * contract's answers (activeNodes(), activeMembers(), clusterState(),
- * tokenVotes(); chain/membership), against data encoded by `cast abi-encode`. */
+ * tokenVotes(); chain/membership), against data encoded by `cast abi-encode`.
+ */
 #include "cast_helper.h"
 #include "chain/membership.h"
 #include "chain/hex.h"

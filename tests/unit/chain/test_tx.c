@@ -19,7 +19,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define KEY0 "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+#define KEY0                                                                   \
+    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 
 static int rlp_is(struct rlp *r, const char *want)
 {
@@ -67,7 +68,8 @@ TEST(rlp_standard_examples)
     rlp_list_end(&r, c);
     rlp_list_end(&r, a);
     ASSERT(rlp_is(&r, "0xc7c0c1c0c3c0c1c0") == 0);
-    const char *lorem = "Lorem ipsum dolor sit amet, consectetur adipisicing elit";
+    const char *lorem =
+        "Lorem ipsum dolor sit amet, consectetur adipisicing elit";
     rlp_bytes(&r, (const uint8_t *)lorem, strlen(lorem));
     ASSERT(rlp_is(&r, "0xb8384c6f72656d20697073756d20646f6c6f722073697420616d65"
                       "742c20636f6e7365637465747572206164697069736963696e672065"
@@ -90,7 +92,8 @@ TEST(wallet_address_sign_recover)
     ASSERT_MEM_EQ(back, wallet_address(w), 20);
     wallet_free(w);
     ASSERT_EQ(wallet_from_hex(&w, "0x1234"), ERR_INVALID);
-    ASSERT_EQ(wallet_from_hex(&w, "0x" "00000000000000000000000000000000"
+    ASSERT_EQ(wallet_from_hex(&w, "0x"
+                                  "00000000000000000000000000000000"
                                   "00000000000000000000000000000000"),
               ERR_INVALID);
     ASSERT_EQ(wallet_from_hex(&w, "zz"), ERR_INVALID);
@@ -104,9 +107,13 @@ static int tx_matches_cast(bool legacy)
         return 1;
     uint8_t call[36] = {0xb3, 0xde, 0x64, 0x8b};
     call[35] = 1; /* f(uint256) 1 */
-    struct tx t = {.legacy = legacy, .chain_id = 31337, .nonce = 7,
-                   .gas_limit = 100000, .max_fee = 2000000000,
-                   .max_priority_fee = 1000000000, .data = call,
+    struct tx t = {.legacy = legacy,
+                   .chain_id = 31337,
+                   .nonce = 7,
+                   .gas_limit = 100000,
+                   .max_fee = 2000000000,
+                   .max_priority_fee = 1000000000,
+                   .data = call,
                    .data_len = sizeof call};
     size_t n;
     hex_decode("0x5FbDB2315678afecb367f032d93F642f64180aa3", 42, t.to, 20, &n);
@@ -203,12 +210,13 @@ static void receipt_cb(void *data, int err, json_t *result, const char *msg);
 static void poll_receipt(uv_timer_t *t)
 {
     struct sendstate *s = t->data;
-    rpc_call(s->rpc, "eth_getTransactionReceipt",
-             json_pack("[s]", s->txhash), receipt_cb, s);
+    rpc_call(s->rpc, "eth_getTransactionReceipt", json_pack("[s]", s->txhash),
+             receipt_cb, s);
 }
 
 static void receipt_cb(void *data, int err, json_t *result, const char *msg)
 {
+    (void)msg;
     struct sendstate *s = data;
     if (err == 0 && json_is_object(result)) {
         s->mined = true;
@@ -258,8 +266,11 @@ TEST(signed_here_mined_by_anvil)
     s.timer.data = &s;
     struct wallet *w;
     ASSERT_EQ(wallet_from_hex(&w, KEY0), 0);
-    struct tx t = {.chain_id = 31337, .nonce = 0, .gas_limit = 21000,
-                   .max_fee = 3000000000ULL, .max_priority_fee = 1000000000,
+    struct tx t = {.chain_id = 31337,
+                   .nonce = 0,
+                   .gas_limit = 21000,
+                   .max_fee = 3000000000ULL,
+                   .max_priority_fee = 1000000000,
                    .value = 12345};
     memset(t.to, 0x42, 20);
     uint8_t *raw, hash[32];
@@ -291,7 +302,6 @@ TEST(signed_here_mined_by_anvil)
     ASSERT_STR_EQ(s.txhash, want);
     return 0;
 }
-
 
 /* A transaction stuck in the mempool (anvil --no-mining: nothing is mined
  * until evm_mine) is replaced by the next one: same nonce, fees >= 12.5%
@@ -539,7 +549,8 @@ TEST(fee_ceiling_reports_stuck_transaction)
 
 TEST_LIST(TEST_ENTRY(rlp_standard_examples),
           TEST_ENTRY(wallet_address_sign_recover),
-          TEST_ENTRY(eip1559_matches_cast), TEST_ENTRY(eip155_legacy_matches_cast),
+          TEST_ENTRY(eip1559_matches_cast),
+          TEST_ENTRY(eip155_legacy_matches_cast),
           TEST_ENTRY(signed_here_mined_by_anvil),
           TEST_ENTRY(stuck_transaction_is_replaced),
           TEST_ENTRY(fee_ceiling_reports_stuck_transaction))

@@ -84,7 +84,7 @@ TEST(codec_rejects)
     ASSERT_EQ(fsm_cmd_encode(&c, buf, sizeof buf, &len), 0);
     for (size_t cut = 0; cut < len; cut++)
         ASSERT(fsm_cmd_decode(buf, cut, &d) != 0); /* truncated */
-    buf[len] = 0xc0; /* trailing garbage */
+    buf[len] = 0xc0;                               /* trailing garbage */
     ASSERT_EQ(fsm_cmd_decode(buf, len + 1, &d), ERR_MALFORMED);
     memset(buf + len, 0, 8); /* raft alignment padding: up to 7 zeros */
     ASSERT_EQ(fsm_cmd_decode(buf, len + 7, &d), 0);
@@ -94,12 +94,14 @@ TEST(codec_rejects)
     ASSERT_EQ(fsm_cmd_decode(v9, sizeof v9, &d), ERR_VERSION);
     const unsigned char t7[] = {0x97, 0x01, 0x07, 0x01, 0x01, 0x01, 0x01, 0xa0};
     ASSERT_EQ(fsm_cmd_decode(t7, sizeof t7, &d), ERR_VERSION);
-    const unsigned char by0[] = {0x97, 0x01, 0x01, 0x00, 0x01, 0x01, 0x01, 0xa0};
+    const unsigned char by0[] = {0x97, 0x01, 0x01, 0x00,
+                                 0x01, 0x01, 0x01, 0xa0};
     ASSERT_EQ(fsm_cmd_decode(by0, sizeof by0, &d), ERR_MALFORMED);
-    const unsigned char neg[] = {0x97, 0x01, 0x01, 0xff, 0x01, 0x01, 0x01, 0xa0};
+    const unsigned char neg[] = {0x97, 0x01, 0x01, 0xff,
+                                 0x01, 0x01, 0x01, 0xa0};
     ASSERT_EQ(fsm_cmd_decode(neg, sizeof neg, &d), ERR_MALFORMED);
-    const unsigned char strby[] = {0x97, 0x01, 0x01, 0xa1, '1', 0x01, 0x01,
-                                   0x01, 0xa0};
+    const unsigned char strby[] = {0x97, 0x01, 0x01, 0xa1, '1',
+                                   0x01, 0x01, 0x01, 0xa0};
     ASSERT_EQ(fsm_cmd_decode(strby, sizeof strby, &d), ERR_MALFORMED);
     const unsigned char notarr[] = {0x01};
     ASSERT_EQ(fsm_cmd_decode(notarr, sizeof notarr, &d), ERR_MALFORMED);
@@ -636,7 +638,8 @@ TEST(apply_throughput)
     for (uint64_t i = 1; i <= 20000; i++)
         ASSERT_EQ(fsm_apply(f, i, e, n, &r), 0);
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    double s = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+    double s =
+        (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
     printf("  (figure) fsm_apply: %.0f applies/s\n", 20000 / s);
     ASSERT_EQ(fsm_value(f), 20000);
     fsm_close(f);
@@ -664,8 +667,8 @@ TEST(huge_container_counts)
     fresh_dir();
     struct fsm *f = open_fsm("huge.db");
     ASSERT(f != NULL);
-    unsigned char snap[] = {0x95, 0x01, 0x00, 0x05, 0xdd, 0x7f,
-                            0xff, 0xff, 0xff, 0x90};
+    unsigned char snap[] = {0x95, 0x01, 0x00, 0x05, 0xdd,
+                            0x7f, 0xff, 0xff, 0xff, 0x90};
     ASSERT_EQ(fsm_restore(f, snap, sizeof snap), ERR_MALFORMED);
     ASSERT_EQ(fsm_value(f), 0);
     fsm_close(f);

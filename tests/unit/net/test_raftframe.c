@@ -46,9 +46,9 @@ static size_t append_entries(uint8_t *out, unsigned n, const uint32_t *sizes)
     p = put64(put64(put64(put64(p, 3), 10), 2), 9); /* term prev commit */
     p = put64(p, n);
     for (unsigned i = 0; i < n; i++) {
-        p = put64(p, 3);                  /* term */
-        *p++ = 1;                         /* RAFT_COMMAND */
-        *p++ = 0, *p++ = 0, *p++ = 0;     /* unused */
+        p = put64(p, 3);              /* term */
+        *p++ = 1;                     /* RAFT_COMMAND */
+        *p++ = 0, *p++ = 0, *p++ = 0; /* unused */
         p = put32(p, sizes[i]);
     }
     p = put64(p, 0); /* unused */
@@ -123,7 +123,8 @@ static int refused(const uint8_t *msg, size_t n, const char *why_part)
     struct raftframe *f = fresh();
     struct sink s = {.n = 0};
     int rv = raftframe_feed(f, msg, n, emit, &s);
-    if (rv != ERR_MALFORMED || s.n != 0 || strstr(f->errmsg, why_part) == NULL) {
+    if (rv != ERR_MALFORMED || s.n != 0 ||
+        strstr(f->errmsg, why_part) == NULL) {
         fprintf(stderr, "  rv=%d emitted=%zu errmsg=%s\n", rv, s.n, f->errmsg);
         return 1;
     }

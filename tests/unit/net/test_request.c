@@ -96,10 +96,11 @@ TEST(targets)
     ASSERT_EQ(request_check_target("/\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 10),
               0);
     ASSERT_EQ(request_check_target("/\xff", 2), ERR_INVALID);
-    ASSERT_EQ(request_check_target("/\xc3", 2), ERR_INVALID);       /* cut */
-    ASSERT_EQ(request_check_target("/\xc0\xaf", 3), ERR_INVALID);   /* overlong */
+    ASSERT_EQ(request_check_target("/\xc3", 2), ERR_INVALID);     /* cut */
+    ASSERT_EQ(request_check_target("/\xc0\xaf", 3), ERR_INVALID); /* overlong */
     ASSERT_EQ(request_check_target("/\xe0\x80\xaf", 4), ERR_INVALID);
-    ASSERT_EQ(request_check_target("/\xed\xa0\x80", 4), ERR_INVALID); /* surrogate */
+    ASSERT_EQ(request_check_target("/\xed\xa0\x80", 4),
+              ERR_INVALID); /* surrogate */
     ASSERT_EQ(request_check_target("/\xf4\x90\x80\x80", 5), ERR_INVALID);
     ASSERT_EQ(request_check_target("/a\x01", 3), ERR_INVALID);
     ASSERT_EQ(request_check_target("/a\x7f", 3), ERR_INVALID);
@@ -145,5 +146,6 @@ TEST(query_values)
 }
 
 TEST_LIST(TEST_ENTRY(methods), TEST_ENTRY(targets), TEST_ENTRY(framing),
-          TEST_ENTRY(query_values), TEST_ENTRY(empty_body_is_one), TEST_ENTRY(valid_by),
-          TEST_ENTRY(bad_bodies), TEST_ENTRY(nul_in_body), TEST_ENTRY(keys))
+          TEST_ENTRY(query_values), TEST_ENTRY(empty_body_is_one),
+          TEST_ENTRY(valid_by), TEST_ENTRY(bad_bodies), TEST_ENTRY(nul_in_body),
+          TEST_ENTRY(keys))
