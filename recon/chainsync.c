@@ -113,8 +113,8 @@ static int op_send(void *data, const struct recon_tx *tx, sender_cb cb,
     case RECON_TX_HEARTBEAT:
         return membership_heartbeat(&cs->mc, cb, arg);
     case RECON_TX_VOTE:
-        return membership_vote_by_token(&cs->mc, tx->token, tx->leader,
-                                        tx->against, cb, arg);
+        return membership_vote_for_leader_token(
+            &cs->mc, tx->token, tx->leader_token, tx->against, cb, arg);
     }
     return ERR_INVALID;
 }

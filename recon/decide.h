@@ -51,7 +51,7 @@ enum recon_kind {
     RECON_TRANSFER,  /* raft: hand leadership to `id` */
     RECON_ELECT,     /* tx: electLeaderByToken(self) */
     RECON_HEARTBEAT, /* tx: leaderHeartbeat() */
-    RECON_VOTE,      /* tx: castVoteByToken(self, leader, against) */
+    RECON_VOTE,      /* tx: castVoteByToken(self, leader token, against) */
     RECON_REFUSE,    /* refuse client writes: not an active member */
 };
 

@@ -231,7 +231,7 @@ static void send_tx(struct recon_driver *d, const struct recon_action *a)
     tx.kind = a->kind == RECON_ELECT       ? RECON_TX_ELECT
               : a->kind == RECON_HEARTBEAT ? RECON_TX_HEARTBEAT
                                            : RECON_TX_VOTE;
-    memcpy(tx.leader, d->state.leader, 20);
+    tx.leader_token = d->state.leader_token;
     d->calls += 5; /* nonce/estimate/price/send/receipt */
     d->tx_busy = d->chain->send(d->chain->data, &tx, tx_cb, d) == 0;
     if (d->tx_busy)

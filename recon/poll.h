@@ -32,13 +32,16 @@
 enum recon_tx_kind {
     RECON_TX_ELECT,     /* electLeaderByToken(token) */
     RECON_TX_HEARTBEAT, /* leaderHeartbeat() */
-    RECON_TX_VOTE,      /* castVoteByToken(token, leader, against) */
+    RECON_TX_VOTE,      /* castVoteByToken(token, leader token, against) */
 };
 struct recon_tx {
     enum recon_tx_kind kind;
-    uint64_t token;     /* the sending node's token */
-    uint8_t leader[20]; /* VOTE: the on-chain leader's address */
-    bool against;       /* VOTE: true = no confidence, false = clear */
+    uint64_t token;        /* the sending node's token */
+    uint64_t leader_token; /* VOTE: the on-chain leader's token (never its
+                            * address: tokens may share an owner, and a vote
+                            * naming an address read from an older block
+                            * would count against whoever holds it now) */
+    bool against;          /* VOTE: true = no confidence, false = clear */
 };
 
 typedef void (*recon_u64_cb)(void *arg, int err, uint64_t v,
