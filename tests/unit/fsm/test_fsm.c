@@ -53,6 +53,26 @@ static struct fsm *open_fsm(const char *name)
     return f;
 }
 
+/* A new empty directory and the state machine `name` in it. */
+static struct fsm *fresh_fsm(const char *name)
+{
+    fresh_dir();
+    return open_fsm(name);
+}
+
+/* A new empty directory and two state machines in it, a.db and b.db; 0, or
+ * 1 with neither open. */
+static int fresh_pair(struct fsm **a, struct fsm **b)
+{
+    *a = fresh_fsm("a.db");
+    *b = open_fsm("b.db");
+    if (*a != NULL && *b != NULL)
+        return 0;
+    fsm_close(*a); /* NULL is fine */
+    fsm_close(*b);
+    return 1;
+}
+
 TEST(codec_roundtrip)
 {
     struct fsm_cmd c = {.by = 42, .node = 3, .term = 9, .time_ms = -5}, d;
@@ -112,8 +132,7 @@ TEST(codec_rejects)
 
 TEST(apply_dedupe_overflow_replay)
 {
-    fresh_dir();
-    struct fsm *f = open_fsm("s.db");
+    struct fsm *f = fresh_fsm("s.db");
     ASSERT(f != NULL);
     unsigned char b[FSM_CMD_MAX];
     struct fsm_result r;
@@ -164,8 +183,7 @@ TEST(apply_dedupe_overflow_replay)
 
 TEST(log_paging)
 {
-    fresh_dir();
-    struct fsm *f = open_fsm("s.db");
+    struct fsm *f = fresh_fsm("s.db");
     ASSERT(f != NULL);
     unsigned char b[FSM_CMD_MAX];
     struct fsm_result r;
@@ -196,9 +214,8 @@ TEST(log_paging)
 
 TEST(snapshot_restore)
 {
-    fresh_dir();
-    struct fsm *a = open_fsm("a.db"), *b = open_fsm("b.db");
-    ASSERT(a != NULL && b != NULL);
+    struct fsm *a, *b;
+    ASSERT_EQ(fresh_pair(&a, &b), 0);
     unsigned char e[FSM_CMD_MAX];
     struct fsm_result r;
     for (uint64_t i = 1; i <= 50; i++) {
@@ -302,9 +319,8 @@ static void *snap_thread(void *arg)
  * another thread serializes, while the owner keeps applying. */
 TEST(snapshot_view_is_pinned_while_applying)
 {
-    fresh_dir();
-    struct fsm *a = open_fsm("a.db"), *b = open_fsm("b.db");
-    ASSERT(a != NULL && b != NULL);
+    struct fsm *a, *b;
+    ASSERT_EQ(fresh_pair(&a, &b), 0);
     unsigned char e[FSM_CMD_MAX];
     struct fsm_result r;
     for (uint64_t i = 1; i <= 2000; i++) {
@@ -362,8 +378,7 @@ TEST(snapshot_view_is_pinned_while_applying)
 
 TEST(second_opener_is_refused)
 {
-    fresh_dir();
-    struct fsm *f = open_fsm("s.db");
+    struct fsm *f = fresh_fsm("s.db");
     ASSERT(f != NULL);
     char p[300];
     path_of(p, sizeof p, "s.db");
@@ -423,8 +438,7 @@ TEST(codec_versions)
  * window starts at fsm_log_first, and the rows survive a reopen. */
 TEST(log_retention)
 {
-    fresh_dir();
-    struct fsm *f = open_fsm("r.db");
+    struct fsm *f = fresh_fsm("r.db");
     ASSERT(f != NULL);
     fsm_set_retention(f, 100);
     unsigned char e[FSM_CMD_MAX];
@@ -461,9 +475,8 @@ TEST(log_retention)
  * within K indexes is a duplicate, one at i + K or later applies again. */
 TEST(key_expiry_deterministic)
 {
-    fresh_dir();
-    struct fsm *a = open_fsm("a.db"), *b = open_fsm("b.db");
-    ASSERT(a != NULL && b != NULL);
+    struct fsm *a, *b;
+    ASSERT_EQ(fresh_pair(&a, &b), 0);
     fsm_set_retention(a, 10);
     fsm_set_retention(b, 0);
     const uint64_t K = 50;
@@ -533,9 +546,8 @@ TEST(key_expiry_deterministic)
  * history, and a restore reproduces the window and the live keys. */
 TEST(snapshot_bounded_window)
 {
-    fresh_dir();
-    struct fsm *a = open_fsm("a.db"), *b = open_fsm("b.db");
-    ASSERT(a != NULL && b != NULL);
+    struct fsm *a, *b;
+    ASSERT_EQ(fresh_pair(&a, &b), 0);
     fsm_set_retention(a, 200);
     unsigned char e[FSM_CMD_MAX];
     struct fsm_result r;
@@ -627,8 +639,7 @@ TEST(unsynced_state_after_reboot_is_set_aside)
 
 TEST(apply_throughput)
 {
-    fresh_dir();
-    struct fsm *f = open_fsm("s.db");
+    struct fsm *f = fresh_fsm("s.db");
     ASSERT(f != NULL);
     unsigned char e[FSM_CMD_MAX];
     struct fsm_result r;
@@ -664,8 +675,7 @@ TEST(huge_container_counts)
     ASSERT_EQ(fsm_cmd_decode(arr, sizeof arr, &d), ERR_MALFORMED);
     const unsigned char str[] = {0xdb, 0xff, 0xff, 0xff, 0xff, 0x01};
     ASSERT_EQ(fsm_cmd_decode(str, sizeof str, &d), ERR_MALFORMED);
-    fresh_dir();
-    struct fsm *f = open_fsm("huge.db");
+    struct fsm *f = fresh_fsm("huge.db");
     ASSERT(f != NULL);
     unsigned char snap[] = {0x95, 0x01, 0x00, 0x05, 0xdd,
                             0x7f, 0xff, 0xff, 0xff, 0x90};
