@@ -64,6 +64,7 @@
  * own diagnostics (the fixture's tracer) and the FSM's info logs.
  * Exit status 0 when no violation, 1 on violations, 2 on bad usage. */
 #include "core/err.h"
+#include "core/list.h"
 #include "core/log.h"
 #include "fsm/fsm.h"
 #include "fsm/raftfsm.h"
@@ -92,7 +93,7 @@ struct sim_attempt {
     struct sim *sim;
     unsigned op;
     bool done;
-    struct sim_attempt *next;
+    struct list link; /* in sim.attempts */
 };
 
 /* One client increment and what the client was told about it. */
@@ -148,7 +149,7 @@ struct sim {
     uint64_t cap_rows;
     raft_id *leader_of; /* term -> leader id, 0 when none seen */
     uint64_t cap_terms;
-    struct sim_attempt *attempts;
+    struct list attempts; /* every struct sim_attempt of the seed */
     char seed_dir[600];
     bool failed;
     /* statistics of the seed */
@@ -411,8 +412,7 @@ static void client_submit(struct sim *s)
         free(a);
         return;
     }
-    a->next = s->attempts;
-    s->attempts = a;
+    list_insert_head(&s->attempts, &a->link);
     op->submitted = true;
     op->inflight++;
 #ifdef SIM_MUTATION_ACK_BEFORE_COMMIT
@@ -661,8 +661,9 @@ static bool converged(struct sim *s)
     for (unsigned i = 0; i < s->n; i++)
         if (raft_last_applied(raft_fixture_get(&s->f, i)) != last)
             return false;
-    for (struct sim_attempt *a = s->attempts; a != NULL; a = a->next)
-        if (!a->done)
+    struct list *pos;
+    LIST_FOREACH(pos, &s->attempts)
+        if (!LIST_CONTAINER_OF(pos, struct sim_attempt, link)->done)
             return false;
     return true;
 }
@@ -861,10 +862,10 @@ static void teardown(struct sim *s)
     }
     if (!s->failed)
         rmdir(s->seed_dir);
-    while (s->attempts != NULL) {
-        struct sim_attempt *a = s->attempts;
-        s->attempts = a->next;
-        free(a);
+    struct list *pos, *tmp;
+    LIST_FOREACH_SAFE(pos, tmp, &s->attempts) {
+        list_remove(pos);
+        free(LIST_CONTAINER_OF(pos, struct sim_attempt, link));
     }
     free(s->ops);
     free(s->rows);
@@ -886,6 +887,7 @@ static unsigned run_seed(struct sim *s, uint64_t seed)
     s->seed = seed;
     s->rng = seed * 0x2545f4914f6cdd1dULL + 1;
     s->n = seed % 2 ? 3 : 5;
+    list_init(&s->attempts);
     sim_current = s;
     unsigned done = 0;
     if (setup(s) != 0) {
