@@ -753,18 +753,44 @@ static void normalize_doc(struct jv *doc)
         obj_del(doc, "pre_launch_script");
 }
 
+/* The one JSON value of json[0..len), nothing but white space after it;
+ * NULL with p->rv and the message set. */
+static struct jv *parse_doc(struct parser *p)
+{
+    struct jv *doc = parse_value(p, 0);
+    if (doc != NULL) {
+        skip_ws(p);
+        if (p->i != p->n) {
+            jv_free(doc);
+            doc = perr(p, ERR_MALFORMED, "text after the JSON value");
+        }
+    }
+    return doc;
+}
+
+/* doc written out into *out (malloc'd, "" at least), keys sorted or not;
+ * frees doc. */
+static int render_doc(struct sb *b, struct jv *doc, bool sorted, char **out,
+                      char *errmsg, size_t errlen)
+{
+    int rv = put_value(b, doc, sorted);
+    jv_free(doc);
+    if (rv == 0 && b->buf.oom)
+        rv = ERR_NOMEM;
+    if (rv != 0) {
+        snprintf(errmsg, errlen, "out of memory");
+        free(b->buf.p);
+        return rv;
+    }
+    *out = b->buf.p ? b->buf.p : strdup("");
+    return *out ? 0 : ERR_NOMEM;
+}
+
 int compose_canonical(const char *json, size_t len, bool normalize, char **out,
                       char *errmsg, size_t errlen)
 {
     struct parser p = {(const unsigned char *)json, len, 0, 0, errmsg, errlen};
-    struct jv *doc = parse_value(&p, 0);
-    if (doc != NULL) {
-        skip_ws(&p);
-        if (p.i != p.n) {
-            jv_free(doc);
-            doc = perr(&p, ERR_MALFORMED, "text after the JSON value");
-        }
-    }
+    struct jv *doc = parse_doc(&p);
     if (doc != NULL && normalize) {
         doc = spread(&p, doc);
         if (doc != NULL)
@@ -773,46 +799,18 @@ int compose_canonical(const char *json, size_t len, bool normalize, char **out,
     if (doc == NULL)
         return p.rv ? p.rv : ERR_MALFORMED;
     struct sb b = {0};
-    int rv = put_value(&b, doc, true);
-    jv_free(doc);
-    if (rv == 0 && b.buf.oom)
-        rv = ERR_NOMEM;
-    if (rv != 0) {
-        snprintf(errmsg, errlen, "out of memory");
-        free(b.buf.p);
-        return rv;
-    }
-    *out = b.buf.p ? b.buf.p : strdup("");
-    return *out ? 0 : ERR_NOMEM;
+    return render_doc(&b, doc, true, out, errmsg, errlen);
 }
 
 int compose_js_reencode(const char *json, size_t len, char **out, char *errmsg,
                         size_t errlen)
 {
     struct parser p = {(const unsigned char *)json, len, 0, 0, errmsg, errlen};
-    struct jv *doc = parse_value(&p, 0);
-    if (doc != NULL) {
-        skip_ws(&p);
-        if (p.i != p.n) {
-            jv_free(doc);
-            doc = perr(&p, ERR_MALFORMED, "text after the JSON value");
-        }
-    }
+    struct jv *doc = parse_doc(&p);
     if (doc == NULL)
         return p.rv ? p.rv : ERR_MALFORMED;
-    struct sb b = {0};
-    b.wellformed = true;
-    int rv = put_value(&b, doc, false);
-    jv_free(doc);
-    if (rv == 0 && b.buf.oom)
-        rv = ERR_NOMEM;
-    if (rv != 0) {
-        snprintf(errmsg, errlen, "out of memory");
-        free(b.buf.p);
-        return rv;
-    }
-    *out = b.buf.p ? b.buf.p : strdup("");
-    return *out ? 0 : ERR_NOMEM;
+    struct sb b = {.wellformed = true};
+    return render_doc(&b, doc, false, out, errmsg, errlen);
 }
 
 int compose_hash(const char *json, size_t len, bool normalize, char hex[65],

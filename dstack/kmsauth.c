@@ -235,6 +235,22 @@ static const char *string_why(int rv, const char *what, uint64_t n, char *buf,
     return buf;
 }
 
+#define WHY_MAX 160
+
+/* The string `what` at head slot `slot` of a contract call's answer (err
+ * and msg as the call reported them) into out: NULL, or why not (msg, or
+ * string_why's text in why[WHY_MAX]). */
+static const char *string_answer(int err, const char *msg, const uint8_t *d,
+                                 size_t len, size_t slot, const char *what,
+                                 struct strbuf *out, char *why)
+{
+    if (err != 0)
+        return msg != NULL ? msg : "the call failed";
+    uint64_t n = 0;
+    int rv = contract_string(d, len, slot, out, &n);
+    return rv == 0 ? NULL : string_why(rv, what, n, why, WHY_MAX);
+}
+
 /* One boot request on its way through the chain calls. */
 struct boot {
     struct kmsauth *ka;
@@ -366,14 +382,12 @@ static void gateway_done(void *data, int err, const uint8_t *d, size_t len,
 {
     struct boot *b = data;
     struct strbuf gw = {0};
-    uint64_t n = 0;
-    char why[160];
-    int rv = err != 0 ? err : contract_string(d, len, 0, &gw, &n);
-    if (rv != 0) {
+    char why[WHY_MAX];
+    const char *fail =
+        string_answer(err, msg, d, len, 0, "gatewayAppId()", &gw, why);
+    if (fail != NULL) {
         free(gw.p);
-        fail_closed(b,
-                    err ? msg
-                        : string_why(rv, "gatewayAppId()", n, why, sizeof why));
+        fail_closed(b, fail);
         return;
     }
     LOGI("auth", "%s boot %s reason=\"%.200s\"%s (%zu bytes) block=%s",
@@ -393,15 +407,15 @@ static void decision_done(void *data, int err, const uint8_t *d, size_t len,
                           const char *msg)
 {
     struct boot *b = data;
-    uint64_t n = 0;
-    char why[160];
+    char why[WHY_MAX];
     if (err != 0 || abi_get_bool(d, len, 0, &b->allowed) != 0) {
         fail_closed(b, err ? msg : "malformed decision answer");
         return;
     }
-    int rv = contract_string(d, len, 1, &b->reason, &n);
-    if (rv != 0) {
-        fail_closed(b, string_why(rv, "the reason", n, why, sizeof why));
+    const char *fail =
+        string_answer(0, NULL, d, len, 1, "the reason", &b->reason, why);
+    if (fail != NULL) {
+        fail_closed(b, fail);
         return;
     }
     int rc =
@@ -903,13 +917,11 @@ static void info_gateway_done(void *data, int err, const uint8_t *d, size_t len,
                               const char *msg)
 {
     struct info *in = data;
-    uint64_t n = 0;
-    char why[160];
-    int rv = err != 0 ? err : contract_string(d, len, 0, &in->gateway, &n);
-    if (rv != 0) {
-        info_fail(in,
-                  err ? msg
-                      : string_why(rv, "gatewayAppId()", n, why, sizeof why));
+    char why[WHY_MAX];
+    const char *fail =
+        string_answer(err, msg, d, len, 0, "gatewayAppId()", &in->gateway, why);
+    if (fail != NULL) {
+        info_fail(in, fail);
         return;
     }
     int rc = kms_app_implementation(in->ka->rpc, in->ka->kms, "latest",

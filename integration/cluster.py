@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -47,6 +48,18 @@ def free_base_port(n):
         if all(port_free(p + i) and port_free(p + 100 + i) for i in range(n)):
             return p
     raise TestFailure("no free port range found")
+
+
+def wait_for(what, fn, timeout, step=0.2):
+    """fn()'s first true value, asked every `step` seconds; TestFailure
+    after `timeout` seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(step)
+    raise TestFailure("timed out after %ds waiting for %s" % (timeout, what))
 
 
 def http(method, url, body=None, headers=None, timeout=10):
@@ -205,6 +218,70 @@ class Cluster:
         for i in range(1, self.n + 1):
             sys.stderr.write("---- node %d log (tail) ----\n%s\n" %
                              (i, self.log(i)[-3000:]))
+
+    def chain_env(self):
+        """(RPC URL, contract address) of a chain-mode cluster, as `nftraft
+        up` wrote them to DIR/chain.env."""
+        with open(os.path.join(self.dir, "chain.env")) as f:
+            env = f.read()
+        return env.split("RPC=")[1].split()[0], env.split("NFT=")[1].split()[0]
+
+
+def finish(c, code, remove=True):
+    """A test script's end: after a failure the tails of the node logs and
+    the cluster dir kept (named); after a pass the dir removed (when
+    `remove`). c may be None (the cluster never made). Returns code."""
+    if c is None:
+        return code
+    if code != 0:
+        c.dump_logs()
+        print("cluster dir kept: %s" % c.dir)
+    elif remove:
+        subprocess.run(["rm", "-rf", c.dir])
+    return code
+
+
+class Writer:
+    """Continuous increments, each with its own Idempotency-Key
+    (TAG-k-time), through the given nodes in turn on a thread: every
+    acknowledgment is recorded as (time, value, index). After an
+    acknowledged write it waits `pause` seconds (0: the next at once),
+    after a refused or failed one 0.05 s."""
+
+    def __init__(self, c, nodes, tag="w", pause=0.0):
+        self.c, self.nodes, self.tag, self.pause = c, list(nodes), tag, pause
+        self.acked, self.refused, self.stop = [], 0, False
+        self.t0 = None
+        self.t = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        k = 0
+        while not self.stop:
+            node = self.nodes[k % len(self.nodes)]
+            st, j, _ = self.c.increment(node, key="%s-%d-%f" % (self.tag, k, time.time()), timeout=5)
+            if st == 200:
+                self.acked.append((time.time(), j["value"], j["index"]))
+                if self.pause:
+                    time.sleep(self.pause)
+            else:
+                self.refused += 1
+                time.sleep(0.05)
+            k += 1
+
+    def __enter__(self):
+        self.t0 = time.time()
+        self.t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop = True
+        self.t.join(30)
+
+    def longest_gap(self, from_start=True):
+        """The longest time without an acknowledgment: from the start (or,
+        with from_start False, from the first acknowledgment) on."""
+        ts = ([self.t0] if from_start else []) + [a[0] for a in self.acked]
+        return max((b - a for a, b in zip(ts, ts[1:])), default=0.0)
 
 
 def run(tests):

@@ -10,13 +10,12 @@ each answer's index with its value."""
 from http.client import HTTPConnection
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import Cluster, TestFailure, check, http, run  # noqa
+from cluster import Cluster, TestFailure, check, finish, http, run  # noqa
 
 C = Cluster(3)
 CLIENTS_LEADER, CLIENTS_FOLLOWER, PER_CLIENT = 32, 16, 25
@@ -98,10 +97,4 @@ def main():
 
 
 if __name__ == "__main__":
-    code = main()
-    if code != 0:
-        C.dump_logs()
-        print("cluster dir kept: %s" % C.dir)
-    else:
-        subprocess.run(["rm", "-rf", C.dir])
-    sys.exit(code)
+    sys.exit(finish(C, main()))

@@ -17,7 +17,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import NFTRAFT, Cluster, TestFailure, check, free_base_port, http, run  # noqa: E402
+from cluster import (NFTRAFT, Cluster, Writer, check, finish,  # noqa: E402
+                     free_base_port, http, run, wait_for)
 
 ROOT = os.environ.get("NFTRAFT_ROOT") or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CAST = os.path.join(ROOT, "contracts", "node_modules", ".bin", "cast")
@@ -28,16 +29,6 @@ FIG = {}
 def chain_status(i):
     s = C.status(i, timeout=3)
     return s and s.get("chain")
-
-
-def wait_for(what, fn, timeout):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.2)
-    raise TestFailure("timed out waiting for %s" % what)
 
 
 def increments(n, nodes=(1, 2, 3)):
@@ -111,7 +102,7 @@ def raft_dial(node, claim, key=None, junk=False, silent=False):
     """Open a raft connection to `node` as raft_uv_tcp does (its preamble),
     then answer nftraft's challenge: with a signature by `key` (hex), junk,
     or nothing at all. Returns the verdict byte (b"" when closed)."""
-    nft = chain_env()[1]
+    nft = C.chain_env()[1]
     want = rid(node)
     s = socket.create_connection(("127.0.0.1", C.base + 100 + node - 1), timeout=15)
     try:
@@ -216,11 +207,6 @@ def test_chain_paused_raft_keeps_serving():
     wait_for("the chain to be reachable again", lambda: (chain_status(1) or {}).get("connected"), 20)
 
 
-def chain_env():
-    env = open(os.path.join(C.dir, "chain.env")).read()
-    return env.split("RPC=")[1].split()[0], env.split("NFT=")[1].split()[0]
-
-
 def dev_key(i):
     return subprocess.run(
         [CAST, "wallet", "private-key",
@@ -229,7 +215,7 @@ def dev_key(i):
 
 
 def test_chain_killed_for_20s_then_recovers():
-    rpc, nft = chain_env()
+    rpc, nft = C.chain_env()
     pid = int(open(os.path.join(C.dir, "anvil.pid")).read())
     os.killpg(pid, signal.SIGTERM)  # anvil writes DIR/anvil-state.json
     deadline = time.time() + 15
@@ -276,7 +262,7 @@ def test_chain_killed_for_20s_then_recovers():
 
 
 def test_fourth_instance_registered_while_running_joins():
-    rpc, nft = chain_env()
+    rpc, nft = C.chain_env()
     key4 = open(os.path.join(C.dir, "node4", "wallet.key")).read().strip()
     addr4 = subprocess.run([CAST, "wallet",
                             "address", "--private-key", key4], capture_output=True, text=True).stdout.strip()
@@ -315,7 +301,7 @@ def test_deactivated_instance_leaves_raft():
     victim_rid = rid(victim)
     FIG["deactivated"] = (victim, victim_rid)
     env = dict(os.environ, NFTRAFT_WALLET_KEY=dev_key(0))  # the contract owner
-    rpc, nft = chain_env()
+    rpc, nft = C.chain_env()
     r = subprocess.run([NFTRAFT, "deactivate", "--rpc-url", rpc, "--contract", nft, "--token", str(victim)],
                        capture_output=True, text=True, env=env, timeout=60)
     check(r.returncode == 0, "deactivate: %s" % r.stderr)
@@ -343,7 +329,7 @@ def test_reactivated_instance_restarts_as_new_server():
     node_key = subprocess.run([CAST, "wallet", "address", "--private-key",
                                open(os.path.join(C.dir, "node%d" % victim, "wallet.key")).read().strip()],
                               capture_output=True, text=True, check=True).stdout.strip()
-    rpc, nft = chain_env()
+    rpc, nft = C.chain_env()
     r = subprocess.run([NFTRAFT, "register", "--rpc-url", rpc, "--contract", nft, "--instance-id",
                         "node%d" % victim, "--token", str(victim), "--node-key", node_key,
                         "--raft-endpoint", "127.0.0.1:%d" % (C.base + 100 + victim - 1),
@@ -372,41 +358,6 @@ def test_reactivated_instance_restarts_as_new_server():
     check(st == 200, "an increment through the re-registered node: %s %s" % (st, j))
 
 
-class Writer:
-    """Continuous keyed increments through the given nodes on a thread:
-    every acknowledged one is recorded (value, index) for the /log check,
-    and the longest gap between two acknowledgments is the unavailability
-    window."""
-
-    def __init__(self, nodes):
-        import threading
-        self.nodes, self.acked, self.stop = list(nodes), [], False
-        self.t = threading.Thread(target=self.run, daemon=True)
-
-    def run(self):
-        k = 0
-        while not self.stop:
-            node = self.nodes[k % len(self.nodes)]
-            st, j, _ = C.increment(node, key="w-%d-%f" % (k, time.time()), timeout=5)
-            if st == 200:
-                self.acked.append((time.time(), j["value"], j["index"]))
-            else:
-                time.sleep(0.05)
-            k += 1
-
-    def __enter__(self):
-        self.t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop = True
-        self.t.join(30)
-
-    def longest_gap(self):
-        ts = [a[0] for a in self.acked]
-        return max((b - a for a, b in zip(ts, ts[1:])), default=0.0)
-
-
 def test_leader_deactivated_hands_over_under_load():
     """The raft leader's own token is deactivated while writes flow: it
     stops serving writes, hands leadership to a caught-up member, the new
@@ -416,8 +367,8 @@ def test_leader_deactivated_hands_over_under_load():
               any(x["token_id"] == i for x in http("GET", C.url(leader) + "/members")[1]["members"])]
     check(len(others) >= 2, "two other active members: %s" % others)
     env = dict(os.environ, NFTRAFT_WALLET_KEY=dev_key(0))
-    rpc, nft = chain_env()
-    with Writer(others) as w:
+    rpc, nft = C.chain_env()
+    with Writer(C, others) as w:
         time.sleep(1.5)
         r = subprocess.run([NFTRAFT, "deactivate", "--rpc-url", rpc, "--contract", nft,
                             "--token", str(leader)], capture_output=True, text=True, env=env, timeout=60)
@@ -428,9 +379,9 @@ def test_leader_deactivated_hands_over_under_load():
             x["id"] >> 32 != leader for x in http("GET", C.url(new) + "/members")[1]["raft"]), 20)
         time.sleep(1.5)
     check(len(w.acked) > 20, "writes were acknowledged throughout: %d" % len(w.acked))
-    FIG["leader deactivated: longest gap between acknowledged writes"] = w.longest_gap()
+    FIG["leader deactivated: longest gap between acknowledged writes"] = w.longest_gap(from_start=False)
     print("  (figure) leader's token deactivated under load: longest gap between "
-          "acknowledged writes %.2f s, %d writes acknowledged" % (w.longest_gap(), len(w.acked)))
+          "acknowledged writes %.2f s, %d writes acknowledged" % (w.longest_gap(from_start=False), len(w.acked)))
     log = {e["index"]: e["value"] for e in C.full_log(new)}
     lost = [(v, i) for _, v, i in w.acked if log.get(i) != v]
     check(not lost, "acknowledged increments missing from the log: %s" % lost[:5])
@@ -462,8 +413,4 @@ def main():
 
 
 if __name__ == "__main__":
-    rc = main()
-    if rc != 0 and C is not None:
-        C.dump_logs()
-        print("cluster dir kept: %s" % C.dir)
-    sys.exit(rc)
+    sys.exit(finish(C, main(), remove=False))

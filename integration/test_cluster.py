@@ -15,7 +15,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import (Cluster, NFTRAFTD, TestFailure, check, http, run)  # noqa
+from cluster import (Cluster, NFTRAFTD, TestFailure, check, finish, http, run)  # noqa
 
 INT64_MAX = 2**63 - 1
 C = Cluster(3, extra=["--snapshot-threshold", "64", "--snapshot-trailing", "8"])
@@ -299,14 +299,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        code = main()
-    except Exception:
-        code = 1
-        raise
-    if code != 0:
-        C.dump_logs()
-        print("cluster dir kept: %s" % C.dir)
-    else:
-        subprocess.run(["rm", "-rf", C.dir])
-    sys.exit(code)
+    sys.exit(finish(C, main()))

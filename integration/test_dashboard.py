@@ -21,7 +21,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import NFTRAFT, Cluster, TestFailure, check, free_base_port, http, run  # noqa: E402
+from cluster import NFTRAFT, Cluster, check, finish, free_base_port, http, run, wait_for  # noqa: E402
 import browser  # noqa: E402
 
 C = None
@@ -47,16 +47,6 @@ return {
     .map((r) => +r.children[3].textContent),
 };
 """
-
-
-def wait_for(what, fn, timeout, step=0.2):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(step)
-    raise TestFailure("timed out after %ds waiting for %s" % (timeout, what))
 
 
 def chain_leader_of(i):
@@ -119,8 +109,7 @@ def test_members_show_instance_names():
     names = sorted(x["instance_id"] for x in m["members"])
     check(names == ["node1", "node2", "node3"], "/members names: %s" % m)
     check(all(x["instance_id_hex"].startswith("0x6e6f6465") for x in m["members"]), "hex kept: %s" % m)
-    env = open(os.path.join(C.dir, "chain.env")).read()
-    rpc, nft = env.split("RPC=")[1].split()[0], env.split("NFT=")[1].split()[0]
+    rpc, nft = C.chain_env()
     r = subprocess.run([NFTRAFT, "members", "--rpc-url", rpc, "--contract", nft], capture_output=True,
                        text=True, timeout=30)
     # columns: token, epoch, instance id, owner, node key, endpoints
@@ -241,7 +230,7 @@ class Forwarder(httpserver.BaseHTTPRequestHandler):
 def test_status_redacts_rpc_credentials():
     """The killed node comes back on an RPC URL full of credentials."""
     node = S.get("killed") or C.leader()
-    rpc = open(os.path.join(C.dir, "chain.env")).read().split("RPC=")[1].split()[0]
+    rpc = C.chain_env()[0]
     Forwarder.target = rpc
     srv = httpserver.ThreadingHTTPServer(("127.0.0.1", 0), Forwarder)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
@@ -293,8 +282,4 @@ def main():
 
 
 if __name__ == "__main__":
-    rc = main()
-    if rc != 0 and C is not None:
-        C.dump_logs()
-        print("cluster dir kept: %s" % C.dir)
-    sys.exit(rc)
+    sys.exit(finish(C, main(), remove=False))

@@ -5,13 +5,12 @@ are read from /proc), answers stay exactly the leader's, and forwarding keeps
 working after the leader dies and comes back (curl's cached connection, our
 kept uv_poll handles and easy handles all outlive the old leader)."""
 import os
-import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import Cluster, check, http, run  # noqa
+from cluster import Cluster, check, finish, http, run  # noqa
 
 C = Cluster(3)
 ST = {}
@@ -65,27 +64,41 @@ def test_sequential_forwards_reuse_one_connection():
     check(st == 200 and j["value"] == prev, "leader counter %s, last forwarded answer %d" % (j, prev))
 
 
-def test_concurrent_forwards_are_exact_and_bounded():
+def forward_concurrently(clients, per_client, timeout=10, together=False, poll=0.01):
+    """`clients` threads each send `per_client` increments through the
+    follower (all released at once when `together`), while the follower's
+    connections to the leader are sampled every `poll` seconds. Returns the
+    leader's counter before, the answered values, the failures and the local
+    ports of those connections."""
     f, ld = ST["follower"], ST["leader"]
     st, j, _ = http("GET", C.url(ld) + "/counter")
     base = j["value"]
     values, errors, seen = [], [], set()
     lock = threading.Lock()
+    go = threading.Event()
 
     def worker():
-        for _ in range(25):
-            st, j, _ = C.increment(f)
+        if together:
+            go.wait()
+        for _ in range(per_client):
+            st, j, _ = C.increment(f, timeout=timeout)
             with lock:
                 (values if st == 200 else errors).append(j["value"] if st == 200 else (st, j))
 
-    ts = [threading.Thread(target=worker) for _ in range(8)]
+    ts = [threading.Thread(target=worker) for _ in range(clients)]
     for t in ts:
         t.start()
+    go.set()
     while any(t.is_alive() for t in ts):
         seen |= leader_conns(f, ld)
-        time.sleep(0.01)
+        time.sleep(poll)
     for t in ts:
         t.join()
+    return base, values, errors, seen
+
+
+def test_concurrent_forwards_are_exact_and_bounded():
+    base, values, errors, seen = forward_concurrently(8, 25)
     check(not errors, "forwarded writes failed: %s" % errors[:5])
     check(sorted(values) == list(range(base + 1, base + 201)),
           "values are not exactly %d..%d" % (base + 1, base + 200))
@@ -99,29 +112,7 @@ def test_many_clients_share_at_most_64_connections():
     """100 concurrent clients through one follower: at most 64 connections
     to the leader (httpc's per-host cap; the rest wait inside curl), all
     kept alive, not one new connection per write once the cache is full."""
-    f, ld = ST["follower"], ST["leader"]
-    st, j, _ = http("GET", C.url(ld) + "/counter")
-    base = j["value"]
-    values, errors, seen = [], [], set()
-    lock = threading.Lock()
-    go = threading.Event()
-
-    def worker():
-        go.wait()
-        for _ in range(4):
-            st, j, _ = C.increment(f, timeout=30)
-            with lock:
-                (values if st == 200 else errors).append(j["value"] if st == 200 else (st, j))
-
-    ts = [threading.Thread(target=worker) for _ in range(100)]
-    for t in ts:
-        t.start()
-    go.set()
-    while any(t.is_alive() for t in ts):
-        seen |= leader_conns(f, ld)
-        time.sleep(0.005)
-    for t in ts:
-        t.join()
+    base, values, errors, seen = forward_concurrently(100, 4, timeout=30, together=True, poll=0.005)
     check(not errors, "forwarded writes failed: %s" % errors[:5])
     check(sorted(values) == list(range(base + 1, base + 401)),
           "values are not exactly %d..%d" % (base + 1, base + 400))
@@ -169,10 +160,4 @@ def main():
 
 
 if __name__ == "__main__":
-    code = main()
-    if code != 0:
-        C.dump_logs()
-        print("cluster dir kept: %s" % C.dir)
-    else:
-        subprocess.run(["rm", "-rf", C.dir])
-    sys.exit(code)
+    sys.exit(finish(C, main()))

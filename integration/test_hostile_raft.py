@@ -138,6 +138,23 @@ def test_wrong_secret_and_silent_peers_are_refused():
     all_up_and_committing(value)
 
 
+def still_open(socks, close=False):
+    """How many of socks the server has not closed (nothing to read yet, or
+    a byte); each closed afterwards when `close`."""
+    n = 0
+    for s in socks:
+        s.setblocking(False)
+        try:
+            n += s.recv(1) != b""
+        except BlockingIOError:
+            n += 1
+        except OSError:
+            pass
+        if close:
+            s.close()
+    return n
+
+
 def test_connection_flood_is_capped_and_drained():
     """300 connections that never answer the challenge: at most half the cap
     wait in the handshake, the rest are closed at once, all are gone after
@@ -150,26 +167,10 @@ def test_connection_flood_is_capped_and_drained():
         except OSError:
             pass
     time.sleep(0.5)
-    open_now = 0
-    for s in socks:
-        s.setblocking(False)
-        try:
-            open_now += s.recv(1) != b""
-        except BlockingIOError:
-            open_now += 1
-        except OSError:
-            pass
+    open_now = still_open(socks)
     check(open_now <= 40, "at most the handshake cap stays open: %d of 300" % open_now)
     time.sleep(6)
-    still = 0
-    for s in socks:
-        try:
-            still += s.recv(1) != b""
-        except BlockingIOError:
-            still += 1
-        except OSError:
-            pass
-        s.close()
+    still = still_open(socks, close=True)
     check(still == 0, "none left open after the deadline: %d" % still)
     log = C.log(3)
     check(log.count("refused a raft connection:") <= 12,

@@ -40,8 +40,9 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import (NFTRAFT, Cluster, TestFailure, check, free_base_port,  # noqa: E402
-                     http, port_free)
+import cluster  # noqa: E402
+from cluster import (NFTRAFT, Cluster, check, free_base_port,  # noqa: E402
+                     http, port_free, wait_for)
 from rpc_proxy import LyingRpc, selector_of  # noqa: E402
 
 ROOT = os.environ.get("NFTRAFT_ROOT") or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -61,16 +62,6 @@ class Skip(Exception):
 def figure(name, value, unit="s", extra=""):
     FIGS.setdefault(name, []).append(value)
     print("  (figure) %s: %.2f %s%s" % (name, value, unit, extra), flush=True)
-
-
-def wait_for(what, fn, timeout, step=0.2):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(step)
-    raise TestFailure("timed out after %ds waiting for %s" % (timeout, what))
 
 
 def dev_key(i):
@@ -116,41 +107,12 @@ def leader_among(c, nodes, timeout=30):
                               (c.status(i, timeout=1) or {}).get("ready"))), None), timeout)
 
 
-class Writer:
-    """Continuous increments, each with its own Idempotency-Key, through the
-    given nodes in turn on a thread; every acknowledgment is recorded
-    (time, value, index) for the /log check and the longest gap."""
+class Writer(cluster.Writer):
+    """Continuous increments through the given nodes (cluster.Writer, a
+    steady ~40/s, not a benchmark), checked against a node's /log."""
 
     def __init__(self, c, nodes, tag):
-        self.c, self.nodes, self.tag = c, list(nodes), tag
-        self.acked, self.refused, self.stop = [], 0, False
-        self.t = threading.Thread(target=self.run, daemon=True)
-
-    def run(self):
-        k = 0
-        while not self.stop:
-            node = self.nodes[k % len(self.nodes)]
-            st, j, _ = self.c.increment(node, key="%s-%d-%f" % (self.tag, k, time.time()), timeout=5)
-            if st == 200:
-                self.acked.append((time.time(), j["value"], j["index"]))
-                time.sleep(0.02)  # steady load (~40/s), not a benchmark
-            else:
-                self.refused += 1
-                time.sleep(0.05)
-            k += 1
-
-    def __enter__(self):
-        self.t0 = time.time()
-        self.t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop = True
-        self.t.join(30)
-
-    def longest_gap(self):
-        ts = [self.t0] + [a[0] for a in self.acked]
-        return max((b - a for a, b in zip(ts, ts[1:])), default=0.0)
+        super().__init__(c, nodes, tag, pause=0.02)
 
     def check_log(self, reader, name):
         """Every acknowledged increment is in `reader`'s /log at its index
@@ -196,8 +158,7 @@ def test_cluster1_up():
     c.up()
     c.urls.append("http://127.0.0.1:%d" % (c.base + 5))  # the spare slot, token 6
     c.n = 6
-    env = open(os.path.join(c.dir, "chain.env")).read()
-    S["rpc"], S["nft"] = env.split("RPC=")[1].split()[0], env.split("NFT=")[1].split()[0]
+    S["rpc"], S["nft"] = c.chain_env()
     leader = c.leader(timeout=30)
     wait_for("every node's view of the 5 members", lambda: all(
         active_tokens(c, i) == {1, 2, 3, 4, 5} for i in range(1, 6)), 30)

@@ -85,6 +85,15 @@ class Run:
         self.delay_range = args.delay_ms
         self.peer_ports = (RAFT_PORT, HTTP_PORT)
         self.relay_port, self.relay_mark = RELAY_PORT, RELAY_MARK
+        # the NFT nemeses' state (nemesis.py): the tokens one holds, the
+        # restarts deferred while a token is revoked, when the last one
+        # stopped; the member-add nemesis's spare node
+        self.nft_busy = set()
+        self.nft_restart = set()
+        self.nft_stopped = 0.0
+        self.spare_token = None
+        self.spare_starts = 0
+        self.spare_proc = None
 
     # ---- history ----
     def now(self):
@@ -137,8 +146,8 @@ class Run:
         # exits 1: "not an active registered instance"); an operator starts
         # it again once the token is registered again, and so does the NFT
         # nemesis that revoked it (nemesis.nft_release).
-        if i in self.__dict__.get("nft_busy", ()):
-            self.__dict__.setdefault("nft_restart", set()).add(i)
+        if i in self.nft_busy:
+            self.nft_restart.add(i)
             return
         os.makedirs(self.data_dir(i), exist_ok=True)
         logf = open(os.path.join(self.a.out, "nodes", "n%d.log" % i), "a")
@@ -465,7 +474,7 @@ class Run:
                 "--key-retention", "0"] + self.chain.spare_args(token)
 
     def shutdown_nodes(self):
-        spare = self.__dict__.get("spare_proc")
+        spare = self.spare_proc
         if spare is not None and spare.poll() is None:
             spare.terminate()
             try:

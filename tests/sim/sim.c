@@ -64,6 +64,7 @@
  * own diagnostics (the fixture's tracer) and the FSM's info logs.
  * Exit status 0 when no violation, 1 on violations, 2 on bad usage. */
 #include "core/err.h"
+#include "core/list.h"
 #include "core/log.h"
 #include "fsm/fsm.h"
 #include "fsm/raftfsm.h"
@@ -92,7 +93,7 @@ struct sim_attempt {
     struct sim *sim;
     unsigned op;
     bool done;
-    struct sim_attempt *next;
+    struct list link; /* in sim.attempts */
 };
 
 /* One client increment and what the client was told about it. */
@@ -148,7 +149,7 @@ struct sim {
     uint64_t cap_rows;
     raft_id *leader_of; /* term -> leader id, 0 when none seen */
     uint64_t cap_terms;
-    struct sim_attempt *attempts;
+    struct list attempts; /* every struct sim_attempt of the seed */
     char seed_dir[600];
     bool failed;
     /* statistics of the seed */
@@ -411,8 +412,7 @@ static void client_submit(struct sim *s)
         free(a);
         return;
     }
-    a->next = s->attempts;
-    s->attempts = a;
+    list_insert_head(&s->attempts, &a->link);
     op->submitted = true;
     op->inflight++;
 #ifdef SIM_MUTATION_ACK_BEFORE_COMMIT
@@ -661,10 +661,101 @@ static bool converged(struct sim *s)
     for (unsigned i = 0; i < s->n; i++)
         if (raft_last_applied(raft_fixture_get(&s->f, i)) != last)
             return false;
-    for (struct sim_attempt *a = s->attempts; a != NULL; a = a->next)
-        if (!a->done)
+    struct list *pos;
+    LIST_FOREACH(pos, &s->attempts)
+        if (!LIST_CONTAINER_OF(pos, struct sim_attempt, link)->done)
             return false;
     return true;
+}
+
+/* No convergence SIM_CONVERGE_MS after healing everything: liveness, not
+ * one of the safety invariants, reported (a violation with --strict). */
+static void report_stall(struct sim *s)
+{
+    char st[400];
+    size_t off = 0;
+    for (unsigned i = 0; i < s->n && off < sizeof st; i++) {
+        struct raft *r = raft_fixture_get(&s->f, i);
+        int w = snprintf(st + off, sizeof st - off,
+                         " [server %u %s term %llu last %llu commit "
+                         "%llu applied %llu]",
+                         i + 1, raft_state_name(raft_state(r)),
+                         (unsigned long long)raft_current_term(r),
+                         (unsigned long long)raft_last_index(r),
+                         (unsigned long long)raft_commit_index(r),
+                         (unsigned long long)raft_last_applied(r));
+        off += w > 0 ? (size_t)w : 0;
+    }
+    fprintf(stderr,
+            "sim: STALL seed=%llu servers=%u: no convergence %u s "
+            "after healing everything:%s\n",
+            (unsigned long long)s->seed, s->n, SIM_CONVERGE_MS / 1000, st);
+    if (s->strict)
+        violation(s, "no convergence (--strict)");
+}
+
+/* Server i's whole op log against the reference (count: scratch room for
+ * n_ops + 1 counters): each op applied at most once, every acknowledged one
+ * there with its answer, the same state as server 1 unless stalled. */
+static void check_server_log(struct sim *s, unsigned i, unsigned *count)
+{
+    struct fsm *s0 = s->srv[0].state;
+    struct fsm *st = s->srv[i].state;
+    uint64_t la = fsm_last_applied(st);
+    if (!s->stalled &&
+        (fsm_value(st) != fsm_value(s0) || la != fsm_last_applied(s0)))
+        violation(s,
+                  "after convergence server %u has value %lld at %llu, "
+                  "server 1 value %lld at %llu",
+                  i + 1, (long long)fsm_value(st),
+                  (unsigned long long)fsm_last_applied(st),
+                  (long long)fsm_value(s0),
+                  (unsigned long long)fsm_last_applied(s0));
+    memset(count, 0, (s->n_ops + 1) * sizeof *count);
+    struct fsm_entry rows[64];
+    uint64_t from = 1;
+    for (;;) {
+        unsigned n;
+        uint64_t next;
+        if (fsm_log(st, from, 64, rows, &n, &next) != 0 || n == 0)
+            break;
+        for (unsigned k = 0; k < n; k++) {
+            check_row(s, i, &rows[k]);
+            int64_t by = rows[k].by;
+            if (by >= 1 && by <= (int64_t)s->n_ops)
+                count[by]++;
+            else
+                violation(s, "server %u: unknown increment by=%lld", i + 1,
+                          (long long)by);
+        }
+        from = next;
+    }
+    for (unsigned k = 0; k < s->n_ops && !s->failed; k++) {
+        struct sim_op *op = &s->ops[k];
+        if (count[op->by] > 1)
+            violation(s,
+                      "server %u: increment by=%lld%s%s applied %u "
+                      "times",
+                      i + 1, (long long)op->by, op->key[0] ? " key=" : "",
+                      op->key, count[op->by]);
+        else if (op->acked && op->ack_index <= la && count[op->by] == 0)
+            violation(s,
+                      "server %u: acknowledged increment by=%lld "
+                      "(index %llu) is not in the op log",
+                      i + 1, (long long)op->by,
+                      (unsigned long long)op->ack_index);
+        else if (op->acked && op->ack_has_value && op->key[0] &&
+                 op->ack_index <= la) {
+            struct fsm_result r;
+            if (fsm_lookup(st, op->key, &r) != 0 || r.index != op->ack_index ||
+                r.value != op->ack_value)
+                violation(s,
+                          "server %u: key %s not recorded as "
+                          "acknowledged (index %llu value %lld)",
+                          i + 1, op->key, (unsigned long long)op->ack_index,
+                          (long long)op->ack_value);
+        }
+    }
 }
 
 static void final_checks(struct sim *s)
@@ -683,29 +774,8 @@ static void final_checks(struct sim *s)
     raft_time start = raft_fixture_time(&s->f);
     while (!converged(s) && !s->failed) {
         if (raft_fixture_time(&s->f) - start > SIM_CONVERGE_MS) {
-            char st[400];
-            size_t off = 0;
-            for (unsigned i = 0; i < s->n && off < sizeof st; i++) {
-                struct raft *r = raft_fixture_get(&s->f, i);
-                int w = snprintf(st + off, sizeof st - off,
-                                 " [server %u %s term %llu last %llu commit "
-                                 "%llu applied %llu]",
-                                 i + 1, raft_state_name(raft_state(r)),
-                                 (unsigned long long)raft_current_term(r),
-                                 (unsigned long long)raft_last_index(r),
-                                 (unsigned long long)raft_commit_index(r),
-                                 (unsigned long long)raft_last_applied(r));
-                off += w > 0 ? (size_t)w : 0;
-            }
-            /* Liveness, not one of the safety invariants: reported and
-             * counted; the checks below then cover what each server has. */
-            fprintf(stderr,
-                    "sim: STALL seed=%llu servers=%u: no convergence %u s "
-                    "after healing everything:%s\n",
-                    (unsigned long long)s->seed, s->n, SIM_CONVERGE_MS / 1000,
-                    st);
-            if (s->strict)
-                violation(s, "no convergence (--strict)");
+            report_stall(s); /* counted; the checks below then cover
+                              * what each server has */
             s->stalled = true;
             break;
         }
@@ -719,65 +789,8 @@ static void final_checks(struct sim *s)
     unsigned *count = calloc(s->n_ops + 1, sizeof *count);
     if (count == NULL)
         exit(2);
-    struct fsm *s0 = s->srv[0].state;
-    for (unsigned i = 0; i < s->n && !s->failed; i++) {
-        struct fsm *st = s->srv[i].state;
-        uint64_t la = fsm_last_applied(st);
-        if (!s->stalled &&
-            (fsm_value(st) != fsm_value(s0) || la != fsm_last_applied(s0)))
-            violation(s,
-                      "after convergence server %u has value %lld at %llu, "
-                      "server 1 value %lld at %llu",
-                      i + 1, (long long)fsm_value(st),
-                      (unsigned long long)fsm_last_applied(st),
-                      (long long)fsm_value(s0),
-                      (unsigned long long)fsm_last_applied(s0));
-        memset(count, 0, (s->n_ops + 1) * sizeof *count);
-        struct fsm_entry rows[64];
-        uint64_t from = 1;
-        for (;;) {
-            unsigned n;
-            uint64_t next;
-            if (fsm_log(st, from, 64, rows, &n, &next) != 0 || n == 0)
-                break;
-            for (unsigned k = 0; k < n; k++) {
-                check_row(s, i, &rows[k]);
-                int64_t by = rows[k].by;
-                if (by >= 1 && by <= (int64_t)s->n_ops)
-                    count[by]++;
-                else
-                    violation(s, "server %u: unknown increment by=%lld", i + 1,
-                              (long long)by);
-            }
-            from = next;
-        }
-        for (unsigned k = 0; k < s->n_ops && !s->failed; k++) {
-            struct sim_op *op = &s->ops[k];
-            if (count[op->by] > 1)
-                violation(s,
-                          "server %u: increment by=%lld%s%s applied %u "
-                          "times",
-                          i + 1, (long long)op->by, op->key[0] ? " key=" : "",
-                          op->key, count[op->by]);
-            else if (op->acked && op->ack_index <= la && count[op->by] == 0)
-                violation(s,
-                          "server %u: acknowledged increment by=%lld "
-                          "(index %llu) is not in the op log",
-                          i + 1, (long long)op->by,
-                          (unsigned long long)op->ack_index);
-            else if (op->acked && op->ack_has_value && op->key[0] &&
-                     op->ack_index <= la) {
-                struct fsm_result r;
-                if (fsm_lookup(st, op->key, &r) != 0 ||
-                    r.index != op->ack_index || r.value != op->ack_value)
-                    violation(s,
-                              "server %u: key %s not recorded as "
-                              "acknowledged (index %llu value %lld)",
-                              i + 1, op->key, (unsigned long long)op->ack_index,
-                              (long long)op->ack_value);
-            }
-        }
-    }
+    for (unsigned i = 0; i < s->n && !s->failed; i++)
+        check_server_log(s, i, count);
     free(count);
     for (unsigned k = 0; k < s->n_ops && !s->failed; k++) {
         s->ops[k].verified = false;
@@ -861,10 +874,10 @@ static void teardown(struct sim *s)
     }
     if (!s->failed)
         rmdir(s->seed_dir);
-    while (s->attempts != NULL) {
-        struct sim_attempt *a = s->attempts;
-        s->attempts = a->next;
-        free(a);
+    struct list *pos, *tmp;
+    LIST_FOREACH_SAFE(pos, tmp, &s->attempts) {
+        list_remove(pos);
+        free(LIST_CONTAINER_OF(pos, struct sim_attempt, link));
     }
     free(s->ops);
     free(s->rows);
@@ -886,6 +899,7 @@ static unsigned run_seed(struct sim *s, uint64_t seed)
     s->seed = seed;
     s->rng = seed * 0x2545f4914f6cdd1dULL + 1;
     s->n = seed % 2 ? 3 : 5;
+    list_init(&s->attempts);
     sim_current = s;
     unsigned done = 0;
     if (setup(s) != 0) {

@@ -8,6 +8,20 @@
     "1=127.0.0.1:9101=http://127.0.0.1:9001,"                                  \
     "2=127.0.0.1:9102=http://127.0.0.1:9002/,"                                 \
     "3=127.0.0.1:9103=http://127.0.0.1:9003"
+#define ADDR "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+
+/* A NULL-terminated argv: "nftraftd" and the given arguments. */
+#define ARGV(...) ((char *[]){"nftraftd", __VA_ARGS__, NULL})
+/* The flags every command line below starts with. */
+#define NODE(http, raft) "--data-dir", "/tmp/x", "--http", http, "--raft", raft
+#define NODE1 NODE("127.0.0.1:9001", "127.0.0.1:9101")
+#define NODE2 NODE("127.0.0.1:9002", "127.0.0.1:9102")
+/* A complete static-mode command line of node 1 or 2. */
+#define STATIC1 NODE1, "--peers", PEERS, SECRET
+#define STATIC2 NODE2, "--peers", PEERS, SECRET
+/* Chain mode for node1 on RPC rpc (no wallet key yet). */
+#define CHAIN1(rpc)                                                            \
+    NODE1, "--rpc-url", rpc, "--contract", ADDR, "--instance-id", "node1"
 
 static int parse(struct config *c, char **argv)
 {
@@ -27,11 +41,7 @@ static int parse(struct config *c, char **argv)
 TEST(static_ok)
 {
     struct config c;
-    char *argv[] = {
-        "nftraftd", "--data-dir",     "/tmp/x",  "--http", "127.0.0.1:9002",
-        "--raft",   "127.0.0.1:9102", "--peers", PEERS,    SECRET,
-        NULL};
-    ASSERT_EQ(parse(&c, argv), 0);
+    ASSERT_EQ(parse(&c, ARGV(STATIC2)), 0);
     ASSERT_U64_EQ(c.id, 2);
     ASSERT_EQ(c.n_peers, 3);
     ASSERT_STR_EQ(c.peers[1].http, "http://127.0.0.1:9002");
@@ -40,48 +50,22 @@ TEST(static_ok)
     ASSERT_EQ(c.election_timeout_ms, 300);
     ASSERT_EQ(c.heartbeat_timeout_ms, 40);
     ASSERT_EQ(c.install_snapshot_timeout_ms, 5000);
-    char *snap[] = {"nftraftd",
-                    "--data-dir",
-                    "/tmp/x",
-                    "--http",
-                    "127.0.0.1:9002",
-                    "--raft",
-                    "127.0.0.1:9102",
-                    "--peers",
-                    PEERS,
-                    SECRET,
-                    "--install-snapshot-timeout",
-                    "1500",
-                    NULL};
-    ASSERT_EQ(parse(&c, snap), 0);
+    ASSERT_EQ(parse(&c, ARGV(STATIC2, "--install-snapshot-timeout", "1500")),
+              0);
     ASSERT_EQ(c.install_snapshot_timeout_ms, 1500);
     ASSERT_U64_EQ(c.log_retention, 10000);
     ASSERT_U64_EQ(c.key_retention, 100000);
     ASSERT_EQ(c.snapshot_threshold, 65536);
-    char *ret[] = {"nftraftd",
-                   "--data-dir",
-                   "/tmp/x",
-                   "--http",
-                   "127.0.0.1:9002",
-                   "--raft",
-                   "127.0.0.1:9102",
-                   "--peers",
-                   PEERS,
-                   SECRET,
-                   "--log-retention",
-                   "0",
-                   "--key-retention",
-                   "500",
-                   NULL};
-    ASSERT_EQ(parse(&c, ret), 0);
+    ASSERT_EQ(parse(&c, ARGV(STATIC2, "--log-retention", "0", "--key-retention",
+                             "500")),
+              0);
     ASSERT_U64_EQ(c.log_retention, 0);
     ASSERT_U64_EQ(c.key_retention, 500);
     ASSERT_STR_EQ(c.bind_ip, ""); /* outgoing HTTP: the route's source */
-    char *bind[] = {"nftraftd", "--data-dir",     "/tmp/x",
-                    "--http",   "127.0.0.1:9002", "--bind-outgoing",
-                    "--raft",   "127.0.0.1:9102", "--peers",
-                    PEERS,      SECRET,           NULL};
-    ASSERT_EQ(parse(&c, bind), 0);
+    ASSERT_EQ(parse(&c, ARGV("--data-dir", "/tmp/x", "--http", "127.0.0.1:9002",
+                             "--bind-outgoing", "--raft", "127.0.0.1:9102",
+                             "--peers", PEERS, SECRET)),
+              0);
     ASSERT_STR_EQ(c.bind_ip, "127.0.0.1"); /* the --raft host */
     return 0;
 }
@@ -89,149 +73,39 @@ TEST(static_ok)
 TEST(help_and_version)
 {
     struct config c;
-    char *a1[] = {"nftraftd", "--help", NULL};
-    char *a2[] = {"nftraftd", "--version", NULL};
-    ASSERT_EQ(parse(&c, a1), CONFIG_HELP);
-    ASSERT_EQ(parse(&c, a2), CONFIG_VERSION);
+    ASSERT_EQ(parse(&c, ARGV("--help")), CONFIG_HELP);
+    ASSERT_EQ(parse(&c, ARGV("--version")), CONFIG_VERSION);
     return 0;
 }
 
 TEST(bad_flags)
 {
     struct config c;
-    char *missing[] = {"nftraftd", "--http", "127.0.0.1:1", NULL};
-    char *unknown[] = {"nftraftd", "--bogus", NULL};
-    char *noval[] = {"nftraftd", "--data-dir", NULL};
-    char *badraft[] = {
-        "nftraftd", "--data-dir",     "/tmp/x",  "--http", "127.0.0.1:9001",
-        "--raft",   "localhost:9101", "--peers", PEERS,    SECRET,
-        NULL};
-    char *badport[] = {
-        "nftraftd", "--data-dir",     "/tmp/x",  "--http", "127.0.0.1:70000",
-        "--raft",   "127.0.0.1:9101", "--peers", PEERS,    SECRET,
-        NULL};
-    char *notinpeers[] = {
-        "nftraftd", "--data-dir",     "/tmp/x",  "--http", "127.0.0.1:9001",
-        "--raft",   "127.0.0.1:9999", "--peers", PEERS,    SECRET,
-        NULL};
-    char *badpeers[] = {"nftraftd",
-                        "--data-dir",
-                        "/tmp/x",
-                        "--http",
-                        "127.0.0.1:9001",
-                        "--raft",
-                        "127.0.0.1:9101",
-                        "--peers",
-                        "1=127.0.0.1:9101",
-                        SECRET,
-                        NULL};
-    char *dup[] = {"nftraftd",
-                   "--data-dir",
-                   "/tmp/x",
-                   "--http",
-                   "127.0.0.1:9001",
-                   "--raft",
-                   "127.0.0.1:9101",
-                   "--peers",
-                   "1=127.0.0.1:9101=http://a:1,1=127.0.0.1:9102=http://b:1",
-                   SECRET,
-                   NULL};
-    char *timeouts[] = {"nftraftd",
-                        "--data-dir",
-                        "/tmp/x",
-                        "--http",
-                        "127.0.0.1:9001",
-                        "--raft",
-                        "127.0.0.1:9101",
-                        "--peers",
-                        PEERS,
-                        SECRET,
-                        "--election-timeout",
-                        "100",
-                        "--heartbeat-timeout",
-                        "80",
-                        NULL};
-    char *neg[] = {"nftraftd",
-                   "--data-dir",
-                   "/tmp/x",
-                   "--http",
-                   "127.0.0.1:9001",
-                   "--raft",
-                   "127.0.0.1:9101",
-                   "--peers",
-                   PEERS,
-                   SECRET,
-                   "--snapshot-threshold",
-                   "-5",
-                   NULL};
-    char *contract[] = {"nftraftd",
-                        "--data-dir",
-                        "/tmp/x",
-                        "--http",
-                        "127.0.0.1:9001",
-                        "--raft",
-                        "127.0.0.1:9101",
-                        "--rpc-url",
-                        "http://127.0.0.1:8545",
-                        "--contract",
-                        "0x1234",
-                        "--instance-id",
-                        "node1",
-                        "--wallet-key",
-                        "/k",
-                        NULL};
-    char *nokey[] = {"nftraftd",
-                     "--data-dir",
-                     "/tmp/x",
-                     "--http",
-                     "127.0.0.1:9001",
-                     "--raft",
-                     "127.0.0.1:9101",
-                     "--rpc-url",
-                     "http://127.0.0.1:8545",
-                     "--contract",
-                     "0x5FbDB2315678afecb367f032d93F642f64180aa3",
-                     "--instance-id",
-                     "node1",
-                     NULL};
-    char *join[] = {"nftraftd",       "--data-dir",     "/tmp/x",
-                    "--http",         "127.0.0.1:9001", "--raft",
-                    "127.0.0.1:9101", "--peers",        PEERS,
-                    SECRET,           "--join",         NULL};
-    char *snapto[] = {"nftraftd",
-                      "--data-dir",
-                      "/tmp/x",
-                      "--http",
-                      "127.0.0.1:9001",
-                      "--raft",
-                      "127.0.0.1:9101",
-                      "--peers",
-                      PEERS,
-                      SECRET,
-                      "--install-snapshot-timeout",
-                      "5",
-                      NULL};
-    char *extra[] = {"nftraftd", "stray", NULL};
-    char *logret[] = {"nftraftd",
-                      "--data-dir",
-                      "/tmp/x",
-                      "--http",
-                      "127.0.0.1:9001",
-                      "--raft",
-                      "127.0.0.1:9101",
-                      "--peers",
-                      PEERS,
-                      "--log-retention",
-                      "-1",
-                      NULL};
-    char *keyret[] = {"nftraftd",        "--data-dir",     "/tmp/x",
-                      "--http",          "127.0.0.1:9001", "--raft",
-                      "127.0.0.1:9101",  "--peers",        PEERS,
-                      "--key-retention", "lots",           NULL};
-    char **cases[] = {missing,    unknown,  noval, badraft,  badport,
-                      notinpeers, badpeers, dup,   timeouts, neg,
-                      contract,   nokey,    join,  snapto,   extra,
-                      logret,     keyret};
+    char **cases[] = {
+        ARGV("--http", "127.0.0.1:1"), /* missing flags */
+        ARGV("--bogus"),
+        ARGV("--data-dir"), /* no value */
+        ARGV(NODE("127.0.0.1:9001", "localhost:9101"), "--peers", PEERS,
+             SECRET),
+        ARGV(NODE("127.0.0.1:70000", "127.0.0.1:9101"), "--peers", PEERS,
+             SECRET),
+        ARGV(NODE("127.0.0.1:9001", "127.0.0.1:9999"), "--peers", PEERS,
+             SECRET), /* not in --peers */
+        ARGV(NODE1, "--peers", "1=127.0.0.1:9101", SECRET),
+        ARGV(NODE1, "--peers",
+             "1=127.0.0.1:9101=http://a:1,1=127.0.0.1:9102=http://b:1",
+             SECRET), /* a duplicate id */
+        ARGV(STATIC1, "--election-timeout", "100", "--heartbeat-timeout", "80"),
+        ARGV(STATIC1, "--snapshot-threshold", "-5"),
+        ARGV(NODE1, "--rpc-url", "http://127.0.0.1:8545", "--contract",
+             "0x1234", "--instance-id", "node1", "--wallet-key", "/k"),
+        ARGV(CHAIN1("http://127.0.0.1:8545")), /* no wallet key */
+        ARGV(STATIC1, "--join"),
+        ARGV(STATIC1, "--install-snapshot-timeout", "5"),
+        ARGV("stray"),
+        ARGV(NODE1, "--peers", PEERS, "--log-retention", "-1"),
+        ARGV(NODE1, "--peers", PEERS, "--key-retention", "lots"),
+    };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         if (parse(&c, cases[i]) != ERR_INVALID)
             FAILF("case %zu was accepted", i);
@@ -242,13 +116,11 @@ TEST(bad_flags)
 TEST(chain_env)
 {
     struct config c;
-    char *argv[] = {"nftraftd",       "--data-dir",    "/tmp/x",
-                    "--http",         "0.0.0.0:8080",  "--raft",
-                    "127.0.0.1:9101", "--instance-id", "node1",
-                    "--peers",        PEERS,           NULL};
+    char **argv = ARGV(NODE("0.0.0.0:8080", "127.0.0.1:9101"), "--instance-id",
+                       "node1", "--peers", PEERS);
     char err[256];
     setenv("ETH_RPC_URL", "http://127.0.0.1:8545", 1);
-    setenv("CONTRACT_ADDRESS", "0x5FbDB2315678afecb367f032d93F642f64180aa3", 1);
+    setenv("CONTRACT_ADDRESS", ADDR, 1);
     setenv("NFTRAFT_WALLET_KEY", "0x01", 1);
     int rv = config_parse(&c, 11, argv, err, sizeof err);
     unsetenv("ETH_RPC_URL");
@@ -285,77 +157,21 @@ TEST(u64)
 TEST(raft_port_auth)
 {
     struct config c;
-    char *none[] = {
-        "nftraftd", "--data-dir",     "/tmp/x",  "--http", "127.0.0.1:9001",
-        "--raft",   "127.0.0.1:9101", "--peers", PEERS,    NULL};
-    char *both[] = {"nftraftd",
-                    "--data-dir",
-                    "/tmp/x",
-                    "--http",
-                    "127.0.0.1:9001",
-                    "--raft",
-                    "127.0.0.1:9101",
-                    "--peers",
-                    PEERS,
-                    SECRET,
-                    "--insecure-no-auth",
-                    NULL};
-    char *insecure[] = {
-        "nftraftd", "--data-dir",     "/tmp/x",  "--http", "127.0.0.1:9001",
-        "--raft",   "127.0.0.1:9101", "--peers", PEERS,    "--insecure-no-auth",
-        NULL};
-    char *chain[] = {"nftraftd",
-                     "--data-dir",
-                     "/tmp/x",
-                     "--http",
-                     "127.0.0.1:9001",
-                     "--raft",
-                     "127.0.0.1:9101",
-                     "--rpc-url",
-                     "http://127.0.0.1:8545",
-                     "--contract",
-                     "0x5FbDB2315678afecb367f032d93F642f64180aa3",
-                     "--instance-id",
-                     "node1",
-                     "--wallet-key",
-                     "/k",
-                     SECRET,
-                     NULL};
-    char *caps[] = {"nftraftd",
-                    "--data-dir",
-                    "/tmp/x",
-                    "--http",
-                    "127.0.0.1:9001",
-                    "--raft",
-                    "127.0.0.1:9101",
-                    "--peers",
-                    PEERS,
-                    SECRET,
-                    "--max-raft-message",
-                    "2097152",
-                    "--max-raft-connections",
-                    "8",
-                    NULL};
-    char *badcap[] = {"nftraftd",
-                      "--data-dir",
-                      "/tmp/x",
-                      "--http",
-                      "127.0.0.1:9001",
-                      "--raft",
-                      "127.0.0.1:9101",
-                      "--peers",
-                      PEERS,
-                      SECRET,
-                      "--max-raft-connections",
-                      "1",
-                      NULL};
-    ASSERT_EQ(parse(&c, none), ERR_INVALID);
-    ASSERT_EQ(parse(&c, both), ERR_INVALID);
-    ASSERT_EQ(parse(&c, chain), ERR_INVALID);
-    ASSERT_EQ(parse(&c, badcap), ERR_INVALID);
-    ASSERT_EQ(parse(&c, insecure), 0);
+    /* neither a secret nor --insecure-no-auth; both; a secret in chain
+     * mode; too few raft connections */
+    ASSERT_EQ(parse(&c, ARGV(NODE1, "--peers", PEERS)), ERR_INVALID);
+    ASSERT_EQ(parse(&c, ARGV(STATIC1, "--insecure-no-auth")), ERR_INVALID);
+    ASSERT_EQ(parse(&c, ARGV(CHAIN1("http://127.0.0.1:8545"), "--wallet-key",
+                             "/k", SECRET)),
+              ERR_INVALID);
+    ASSERT_EQ(parse(&c, ARGV(STATIC1, "--max-raft-connections", "1")),
+              ERR_INVALID);
+    ASSERT_EQ(parse(&c, ARGV(NODE1, "--peers", PEERS, "--insecure-no-auth")),
+              0);
     ASSERT(c.insecure_no_auth);
-    ASSERT_EQ(parse(&c, caps), 0);
+    ASSERT_EQ(parse(&c, ARGV(STATIC1, "--max-raft-message", "2097152",
+                             "--max-raft-connections", "8")),
+              0);
     ASSERT_STR_EQ(c.cluster_secret_file, "/tmp/secret");
     ASSERT_U64_EQ(c.max_raft_message, 2097152);
     ASSERT_EQ(c.max_raft_connections, 8);
@@ -377,43 +193,13 @@ TEST(rpc_safety)
     ASSERT(!config_rpc_is_safe("http://127.0.0.1@evil.example/"));
     ASSERT(!config_rpc_is_safe("ftp://127.0.0.1/"));
     struct config c;
-    char *remote[] = {"nftraftd",
-                      "--data-dir",
-                      "/tmp/x",
-                      "--http",
-                      "127.0.0.1:9001",
-                      "--raft",
-                      "127.0.0.1:9101",
-                      "--rpc-url",
-                      "http://10.1.2.3:8545",
-                      "--contract",
-                      "0x5FbDB2315678afecb367f032d93F642f64180aa3",
-                      "--instance-id",
-                      "node1",
-                      "--wallet-key",
-                      "/k",
-                      NULL};
-    ASSERT_EQ(parse(&c, remote), ERR_INVALID);
-    char *allowed[] = {"nftraftd",
-                       "--data-dir",
-                       "/tmp/x",
-                       "--http",
-                       "127.0.0.1:9001",
-                       "--raft",
-                       "127.0.0.1:9101",
-                       "--rpc-url",
-                       "http://10.1.2.3:8545",
-                       "--contract",
-                       "0x5FbDB2315678afecb367f032d93F642f64180aa3",
-                       "--instance-id",
-                       "node1",
-                       "--wallet-key",
-                       "/k",
-                       "--allow-insecure-rpc",
-                       "--chain-confirmations",
-                       "5",
-                       NULL};
-    ASSERT_EQ(parse(&c, allowed), 0);
+    ASSERT_EQ(
+        parse(&c, ARGV(CHAIN1("http://10.1.2.3:8545"), "--wallet-key", "/k")),
+        ERR_INVALID);
+    ASSERT_EQ(
+        parse(&c, ARGV(CHAIN1("http://10.1.2.3:8545"), "--wallet-key", "/k",
+                       "--allow-insecure-rpc", "--chain-confirmations", "5")),
+        0);
     ASSERT_EQ(c.chain_confirmations, 5);
     return 0;
 }
@@ -425,10 +211,7 @@ TEST(rpc_safety)
 static int parse_with(struct config *c, const char *flag, const char *value,
                       char *err, size_t errlen)
 {
-    char *argv[] = {
-        "nftraftd",   "--data-dir",     "/tmp/x",  "--http", "127.0.0.1:9002",
-        "--raft",     "127.0.0.1:9102", "--peers", PEERS,    SECRET,
-        (char *)flag, (char *)value,    NULL};
+    char **argv = ARGV(STATIC2, (char *)flag, (char *)value);
     int argc = value ? 13 : flag ? 12 : 11;
     unsetenv("ETH_RPC_URL");
     unsetenv("CONTRACT_ADDRESS");

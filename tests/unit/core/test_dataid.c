@@ -52,23 +52,31 @@ static void rm_rf(void)
 #define ID1 ((uint64_t)3 << 32 | 1)
 #define ID2 ((uint64_t)3 << 32 | 2)
 
+/* What dataid_claim tells; set to junk first, so that every check sees what
+ * the claim itself wrote. */
+static bool moved;
+static uint64_t old;
+static char aside[700], err[900];
+
+static int claim(uint64_t id)
+{
+    moved = true;
+    old = 9;
+    return dataid_claim(dir, id, &moved, &old, aside, sizeof aside, err,
+                        sizeof err);
+}
+
 TEST(fresh_then_same_id)
 {
     ASSERT_EQ(fresh(), 0);
-    bool moved = true;
-    uint64_t old = 9, got = 0;
-    char aside[700], err[900];
-    ASSERT_EQ(dataid_claim(dir, ID1, &moved, &old, aside, sizeof aside, err,
-                           sizeof err),
-              0);
+    uint64_t got = 0;
+    ASSERT_EQ(claim(ID1), 0);
     ASSERT(!moved);
     ASSERT_U64_EQ(old, 0);
     ASSERT_EQ(dataid_read(dir, &got), 0);
     ASSERT_U64_EQ(got, ID1);
     put("metadata1", "raft");
-    ASSERT_EQ(dataid_claim(dir, ID1, &moved, &old, aside, sizeof aside, err,
-                           sizeof err),
-              0);
+    ASSERT_EQ(claim(ID1), 0);
     ASSERT(!moved);
     ASSERT_U64_EQ(old, ID1);
     ASSERT(exists(dir, "metadata1"));
@@ -79,21 +87,15 @@ TEST(fresh_then_same_id)
 TEST(another_id_moves_the_state_aside)
 {
     ASSERT_EQ(fresh(), 0);
-    bool moved;
-    uint64_t old, got;
-    char aside[700], err[900];
-    ASSERT_EQ(dataid_claim(dir, ID1, &moved, &old, aside, sizeof aside, err,
-                           sizeof err),
-              0);
+    uint64_t got;
+    ASSERT_EQ(claim(ID1), 0);
     put("metadata1", "raft");
     put("0000000000000001-0000000000000009", "seg");
     put("open-3", "open");
     put("state.db", "db");
     put("node.log", "log");
     put("wallet.key", "key");
-    ASSERT_EQ(dataid_claim(dir, ID2, &moved, &old, aside, sizeof aside, err,
-                           sizeof err),
-              0);
+    ASSERT_EQ(claim(ID2), 0);
     ASSERT(moved);
     ASSERT_U64_EQ(old, ID1);
     ASSERT(strstr(aside, "/old-12884901889-") != NULL);
@@ -112,12 +114,7 @@ TEST(a_dir_from_before_raft_id_files_moves_aside)
 {
     ASSERT_EQ(fresh(), 0);
     put("metadata2", "raft of raft id 3");
-    bool moved;
-    uint64_t old;
-    char aside[700], err[900];
-    ASSERT_EQ(dataid_claim(dir, ID2, &moved, &old, aside, sizeof aside, err,
-                           sizeof err),
-              0);
+    ASSERT_EQ(claim(ID2), 0);
     ASSERT(moved);
     ASSERT_U64_EQ(old, 0);
     ASSERT(strstr(aside, "/old-3-") != NULL); /* then raft id = token */
@@ -131,12 +128,7 @@ TEST(bad_file_or_held_lock_changes_nothing)
     ASSERT_EQ(fresh(), 0);
     put("raft-id", "twelve\n");
     put("metadata1", "raft");
-    bool moved;
-    uint64_t old;
-    char aside[700], err[900];
-    ASSERT_EQ(dataid_claim(dir, ID1, &moved, &old, aside, sizeof aside, err,
-                           sizeof err),
-              ERR_CORRUPT);
+    ASSERT_EQ(claim(ID1), ERR_CORRUPT);
     ASSERT(strstr(err, "not a raft id") != NULL);
     ASSERT(!moved && exists(dir, "metadata1"));
     put("raft-id", "12884901889\n");
@@ -144,9 +136,7 @@ TEST(bad_file_or_held_lock_changes_nothing)
     snprintf(lock, sizeof lock, "%s/LOCK", dir);
     int fd = open(lock, O_RDWR | O_CREAT, 0644);
     ASSERT(fd >= 0 && flock(fd, LOCK_EX) == 0);
-    ASSERT_EQ(dataid_claim(dir, ID2, &moved, &old, aside, sizeof aside, err,
-                           sizeof err),
-              ERR_BUSY);
+    ASSERT_EQ(claim(ID2), ERR_BUSY);
     ASSERT(!moved && exists(dir, "metadata1"));
     close(fd);
     rm_rf();

@@ -31,14 +31,42 @@ static void path_of(char *out, size_t n, const char *name)
     snprintf(out, n, "%s/%s", dir, name);
 }
 
-static size_t enc(const char *key, int64_t by, unsigned char *buf)
+static size_t enc_k(const char *key, int64_t by, uint64_t key_retention,
+                    unsigned char *buf)
 {
-    struct fsm_cmd c = {.by = by, .node = 2, .term = 7, .time_ms = 1234};
+    struct fsm_cmd c = {.by = by,
+                        .node = 2,
+                        .term = 7,
+                        .time_ms = 1234,
+                        .key_retention = key_retention};
     snprintf(c.key, sizeof c.key, "%s", key);
     size_t len = 0;
     if (fsm_cmd_encode(&c, buf, FSM_CMD_MAX, &len) != 0)
         return 0;
     return len;
+}
+
+static size_t enc(const char *key, int64_t by, unsigned char *buf)
+{
+    return enc_k(key, by, 0, buf);
+}
+
+/* Apply entries from..to to f: entry i adds `by` (i itself when by is 0)
+ * and carries the key "k<i>" when i is a multiple of key_every (0: no
+ * key), with key_retention. */
+static int apply_range(struct fsm *f, uint64_t from, uint64_t to, int64_t by,
+                       uint64_t key_every, uint64_t key_retention)
+{
+    unsigned char e[FSM_CMD_MAX];
+    struct fsm_result r;
+    for (uint64_t i = from; i <= to; i++) {
+        char key[32] = "";
+        if (key_every != 0 && i % key_every == 0)
+            snprintf(key, sizeof key, "k%llu", (unsigned long long)i);
+        size_t n = enc_k(key, by != 0 ? by : (int64_t)i, key_retention, e);
+        ASSERT_EQ(fsm_apply(f, i, e, n, &r), 0);
+    }
+    return 0;
 }
 
 static struct fsm *open_fsm(const char *name)
@@ -51,6 +79,26 @@ static struct fsm *open_fsm(const char *name)
         return NULL;
     }
     return f;
+}
+
+/* A new empty directory and the state machine `name` in it. */
+static struct fsm *fresh_fsm(const char *name)
+{
+    fresh_dir();
+    return open_fsm(name);
+}
+
+/* A new empty directory and two state machines in it, a.db and b.db; 0, or
+ * 1 with neither open. */
+static int fresh_pair(struct fsm **a, struct fsm **b)
+{
+    *a = fresh_fsm("a.db");
+    *b = open_fsm("b.db");
+    if (*a != NULL && *b != NULL)
+        return 0;
+    fsm_close(*a); /* NULL is fine */
+    fsm_close(*b);
+    return 1;
 }
 
 TEST(codec_roundtrip)
@@ -112,8 +160,7 @@ TEST(codec_rejects)
 
 TEST(apply_dedupe_overflow_replay)
 {
-    fresh_dir();
-    struct fsm *f = open_fsm("s.db");
+    struct fsm *f = fresh_fsm("s.db");
     ASSERT(f != NULL);
     unsigned char b[FSM_CMD_MAX];
     struct fsm_result r;
@@ -164,8 +211,7 @@ TEST(apply_dedupe_overflow_replay)
 
 TEST(log_paging)
 {
-    fresh_dir();
-    struct fsm *f = open_fsm("s.db");
+    struct fsm *f = fresh_fsm("s.db");
     ASSERT(f != NULL);
     unsigned char b[FSM_CMD_MAX];
     struct fsm_result r;
@@ -196,18 +242,11 @@ TEST(log_paging)
 
 TEST(snapshot_restore)
 {
-    fresh_dir();
-    struct fsm *a = open_fsm("a.db"), *b = open_fsm("b.db");
-    ASSERT(a != NULL && b != NULL);
+    struct fsm *a, *b;
+    ASSERT_EQ(fresh_pair(&a, &b), 0);
     unsigned char e[FSM_CMD_MAX];
     struct fsm_result r;
-    for (uint64_t i = 1; i <= 50; i++) {
-        char key[16] = "";
-        if (i % 5 == 0)
-            snprintf(key, sizeof key, "key%llu", (unsigned long long)i);
-        size_t n = enc(key, (int64_t)i, e);
-        ASSERT_EQ(fsm_apply(a, i, e, n, &r), 0);
-    }
+    ASSERT_EQ(apply_range(a, 1, 50, 0, 5, 0), 0);
     void *buf;
     size_t len;
     ASSERT_EQ(fsm_snapshot(a, &buf, &len), 0);
@@ -224,7 +263,7 @@ TEST(snapshot_restore)
     ASSERT_EQ(fsm_value(b), fsm_value(a));
     ASSERT_U64_EQ(fsm_last_applied(b), 50);
     ASSERT_U64_EQ(fsm_count(b), 50);
-    ASSERT_EQ(fsm_lookup(b, "key25", &r), 0);
+    ASSERT_EQ(fsm_lookup(b, "k25", &r), 0);
     ASSERT_U64_EQ(r.index, 25);
     struct fsm_entry ea[50], eb[50];
     unsigned na, nb;
@@ -234,7 +273,7 @@ TEST(snapshot_restore)
     ASSERT_EQ(na, nb);
     ASSERT_MEM_EQ(ea, eb, sizeof ea[0] * na);
     /* A duplicate key after restore is still deduplicated. */
-    size_t n = enc("key25", 1000, e);
+    size_t n = enc("k25", 1000, e);
     ASSERT_EQ(fsm_apply(b, 51, e, n, &r), 0);
     ASSERT(r.duplicate);
     /* An older snapshot is a no-op. */
@@ -302,30 +341,18 @@ static void *snap_thread(void *arg)
  * another thread serializes, while the owner keeps applying. */
 TEST(snapshot_view_is_pinned_while_applying)
 {
-    fresh_dir();
-    struct fsm *a = open_fsm("a.db"), *b = open_fsm("b.db");
-    ASSERT(a != NULL && b != NULL);
+    struct fsm *a, *b;
+    ASSERT_EQ(fresh_pair(&a, &b), 0);
     unsigned char e[FSM_CMD_MAX];
     struct fsm_result r;
-    for (uint64_t i = 1; i <= 2000; i++) {
-        char key[16] = "";
-        if (i % 2 == 0)
-            snprintf(key, sizeof key, "k%llu", (unsigned long long)i);
-        size_t n = enc(key, 1, e);
-        ASSERT_EQ(fsm_apply(a, i, e, n, &r), 0);
-    }
+    ASSERT_EQ(apply_range(a, 1, 2000, 1, 2, 0), 0);
     struct snap_job j = {0};
     ASSERT_EQ(fsm_snapshot_begin(a, &j.sn), 0);
     struct fsm_snap *again;
     ASSERT_EQ(fsm_snapshot_begin(a, &again), ERR_BUSY);
     pthread_t t;
     ASSERT_EQ(pthread_create(&t, NULL, snap_thread, &j), 0);
-    for (uint64_t i = 2001; i <= 3000; i++) { /* concurrently */
-        char key[16];
-        snprintf(key, sizeof key, "k%llu", (unsigned long long)i);
-        size_t n = enc(key, 1, e);
-        ASSERT_EQ(fsm_apply(a, i, e, n, &r), 0);
-    }
+    ASSERT_EQ(apply_range(a, 2001, 3000, 1, 1, 0), 0); /* concurrently */
     pthread_join(t, NULL);
     ASSERT_EQ(j.rv, 0);
     uint64_t last, rows, keys;
@@ -362,8 +389,7 @@ TEST(snapshot_view_is_pinned_while_applying)
 
 TEST(second_opener_is_refused)
 {
-    fresh_dir();
-    struct fsm *f = open_fsm("s.db");
+    struct fsm *f = fresh_fsm("s.db");
     ASSERT(f != NULL);
     char p[300];
     path_of(p, sizeof p, "s.db");
@@ -379,21 +405,6 @@ TEST(second_opener_is_refused)
     ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     fsm_close(f);
     return 0;
-}
-
-static size_t enc_k(const char *key, int64_t by, uint64_t key_retention,
-                    unsigned char *buf)
-{
-    struct fsm_cmd c = {.by = by,
-                        .node = 2,
-                        .term = 7,
-                        .time_ms = 1234,
-                        .key_retention = key_retention};
-    snprintf(c.key, sizeof c.key, "%s", key);
-    size_t len = 0;
-    if (fsm_cmd_encode(&c, buf, FSM_CMD_MAX, &len) != 0)
-        return 0;
-    return len;
 }
 
 /* Version-1 entries (no key retention) are still read; unknown versions
@@ -423,8 +434,7 @@ TEST(codec_versions)
  * window starts at fsm_log_first, and the rows survive a reopen. */
 TEST(log_retention)
 {
-    fresh_dir();
-    struct fsm *f = open_fsm("r.db");
+    struct fsm *f = fresh_fsm("r.db");
     ASSERT(f != NULL);
     fsm_set_retention(f, 100);
     unsigned char e[FSM_CMD_MAX];
@@ -461,9 +471,8 @@ TEST(log_retention)
  * within K indexes is a duplicate, one at i + K or later applies again. */
 TEST(key_expiry_deterministic)
 {
-    fresh_dir();
-    struct fsm *a = open_fsm("a.db"), *b = open_fsm("b.db");
-    ASSERT(a != NULL && b != NULL);
+    struct fsm *a, *b;
+    ASSERT_EQ(fresh_pair(&a, &b), 0);
     fsm_set_retention(a, 10);
     fsm_set_retention(b, 0);
     const uint64_t K = 50;
@@ -533,23 +542,18 @@ TEST(key_expiry_deterministic)
  * history, and a restore reproduces the window and the live keys. */
 TEST(snapshot_bounded_window)
 {
-    fresh_dir();
-    struct fsm *a = open_fsm("a.db"), *b = open_fsm("b.db");
-    ASSERT(a != NULL && b != NULL);
+    struct fsm *a, *b;
+    ASSERT_EQ(fresh_pair(&a, &b), 0);
     fsm_set_retention(a, 200);
     unsigned char e[FSM_CMD_MAX];
     struct fsm_result r;
     size_t sizes[2];
-    uint64_t ends[2] = {1000, 20000}, i = 1;
+    const uint64_t ends[2] = {1000, 20000};
     void *buf = NULL;
     size_t len = 0;
     for (int round = 0; round < 2; round++) {
-        for (; i <= ends[round]; i++) {
-            char key[32];
-            snprintf(key, sizeof key, "k%llu", (unsigned long long)i);
-            size_t n = enc_k(key, 1, 300, e);
-            ASSERT_EQ(fsm_apply(a, i, e, n, &r), 0);
-        }
+        uint64_t from = round == 0 ? 1 : ends[round - 1] + 1;
+        ASSERT_EQ(apply_range(a, from, ends[round], 1, 1, 300), 0);
         free(buf);
         ASSERT_EQ(fsm_snapshot(a, &buf, &len), 0);
         sizes[round] = len;
@@ -627,8 +631,7 @@ TEST(unsynced_state_after_reboot_is_set_aside)
 
 TEST(apply_throughput)
 {
-    fresh_dir();
-    struct fsm *f = open_fsm("s.db");
+    struct fsm *f = fresh_fsm("s.db");
     ASSERT(f != NULL);
     unsigned char e[FSM_CMD_MAX];
     struct fsm_result r;
@@ -664,8 +667,7 @@ TEST(huge_container_counts)
     ASSERT_EQ(fsm_cmd_decode(arr, sizeof arr, &d), ERR_MALFORMED);
     const unsigned char str[] = {0xdb, 0xff, 0xff, 0xff, 0xff, 0x01};
     ASSERT_EQ(fsm_cmd_decode(str, sizeof str, &d), ERR_MALFORMED);
-    fresh_dir();
-    struct fsm *f = open_fsm("huge.db");
+    struct fsm *f = fresh_fsm("huge.db");
     ASSERT(f != NULL);
     unsigned char snap[] = {0x95, 0x01, 0x00, 0x05, 0xdd,
                             0x7f, 0xff, 0xff, 0xff, 0x90};

@@ -16,6 +16,24 @@ static struct fake_raft r;
 static struct config cfg;
 static struct recon_driver d;
 
+/* The contract names token t (0: none) as its leader. */
+static void set_chain_leader(uint64_t t)
+{
+    f.state.leader_token = t;
+    memset(f.state.leader, (int)t, 20);
+}
+
+/* n changes were asked of raft, the last one kind (of server id, unless id
+ * is 0). */
+static int last_change(unsigned n, enum recon_kind kind, uint64_t id)
+{
+    ASSERT_EQ(r.n_done, n);
+    ASSERT_EQ(r.done[n - 1].kind, kind);
+    if (id != 0)
+        ASSERT_U64_EQ(r.done[n - 1].id, id);
+    return 0;
+}
+
 /* Token 1 is this node; chain members and raft servers 1, 2, 3, all live
  * voters; this node is raft leader and the on-chain leader. */
 static int setup(void)
@@ -32,8 +50,7 @@ static int setup(void)
         fake_raft_server(&r, RID(t), true, true, true);
     }
     r.leader = true;
-    f.state.leader_token = 1;
-    memset(f.state.leader, 1, 20);
+    set_chain_leader(1);
     f.state.expiry = f.wall_s + 100;
     f.state.period = 20;
     if (recon_driver_init(&d, &cfg, &f.ops, &r.ops) != 0)
@@ -75,16 +92,13 @@ TEST(leader_change_transfers_raft_leadership)
     ASSERT_EQ(setup(), 0);
     round_();
     ASSERT_EQ(r.n_done, 0);
-    f.state.leader_token = 2; /* the contract elected token 2 */
-    memset(f.state.leader, 2, 20);
+    set_chain_leader(2);            /* the contract elected token 2 */
     r.servers[1].caught_up = false; /* not while it lags behind */
     round_();
     ASSERT_EQ(r.n_done, 0);
     r.servers[1].caught_up = true;
     round_();
-    ASSERT_EQ(r.n_done, 1);
-    ASSERT_EQ(r.done[0].kind, RECON_TRANSFER);
-    ASSERT_U64_EQ(r.done[0].id, RID(2));
+    ASSERT_EQ(last_change(1, RECON_TRANSFER, RID(2)), 0);
     round_(); /* one change in flight at a time */
     ASSERT_EQ(r.n_done, 1);
     fake_raft_run(&r);
@@ -102,20 +116,16 @@ TEST(member_added_then_promoted_once_caught_up)
     ASSERT_EQ(setup(), 0);
     r.n = 2; /* raft has 1 and 2; the contract lists 1, 2, 3 */
     round_();
-    ASSERT_EQ(r.n_done, 1);
-    ASSERT_EQ(r.done[0].kind, RECON_ADD);
-    ASSERT_U64_EQ(r.done[0].id, RID(3));
+    ASSERT_EQ(last_change(1, RECON_ADD, RID(3)), 0);
     ASSERT_STR_EQ(r.last_address, "127.0.0.1:9003"); /* its on-chain one */
     fake_raft_run(&r); /* joined as a non-voter, not caught up */
     round_();
-    ASSERT_EQ(r.n_done, 2);
-    ASSERT_EQ(r.done[1].kind, RECON_PROMOTE); /* never added twice */
-    fake_raft_run(&r);                        /* fails: not caught up */
+    ASSERT_EQ(last_change(2, RECON_PROMOTE, 0), 0); /* never added twice */
+    fake_raft_run(&r);                              /* fails: not caught up */
     ASSERT(!fake_server(&r, RID(3))->voter);
     fake_server(&r, RID(3))->caught_up = true;
     round_();
-    ASSERT_EQ(r.n_done, 3);
-    ASSERT_EQ(r.done[2].kind, RECON_PROMOTE);
+    ASSERT_EQ(last_change(3, RECON_PROMOTE, 0), 0);
     fake_raft_run(&r);
     ASSERT(fake_server(&r, RID(3))->voter);
     round_();
@@ -151,9 +161,7 @@ TEST(member_removed_only_with_a_live_majority)
     ASSERT_EQ(r.n_done, 0);
     r.servers[1].live = true; /* now 2 of 3 */
     round_();
-    ASSERT_EQ(r.n_done, 1);
-    ASSERT_EQ(r.done[0].kind, RECON_REMOVE);
-    ASSERT_U64_EQ(r.done[0].id, RID(4));
+    ASSERT_EQ(last_change(1, RECON_REMOVE, RID(4)), 0);
     fake_raft_run(&r);
     ASSERT(fake_server(&r, RID(4)) == NULL);
     /* a second removal waits RECON_SHRINK_GAP_MS */
@@ -163,9 +171,7 @@ TEST(member_removed_only_with_a_live_majority)
     ASSERT_EQ(r.n_done, 1);
     f.now_ms += RECON_SHRINK_GAP_MS;
     round_();
-    ASSERT_EQ(r.n_done, 2);
-    ASSERT_EQ(r.done[1].kind, RECON_REMOVE);
-    ASSERT_U64_EQ(r.done[1].id, RID(3));
+    ASSERT_EQ(last_change(2, RECON_REMOVE, RID(3)), 0);
     recon_driver_close(&d);
     return 0;
 }
@@ -190,8 +196,7 @@ TEST(chain_down_keeps_the_view_and_changes_nothing)
     ASSERT(d.connected);
     ASSERT_STR_EQ(d.error, "");
     ASSERT_EQ(d.n_members, 2);
-    ASSERT_EQ(r.n_done, 1);
-    ASSERT_EQ(r.done[0].kind, RECON_REMOVE);
+    ASSERT_EQ(last_change(1, RECON_REMOVE, 0), 0);
     recon_driver_close(&d);
     return 0;
 }
@@ -200,8 +205,7 @@ TEST(a_malformed_answer_keeps_the_whole_view)
 {
     ASSERT_EQ(setup(), 0);
     round_();
-    f.state.leader_token = 2; /* read before the bad answer ... */
-    memset(f.state.leader, 2, 20);
+    set_chain_leader(2); /* read before the bad answer ... */
     fake_chain_remove(&f, 3);
     f.fail[F_NODES] = ERR_MALFORMED; /* ... which spoils the poll */
     round_();
@@ -234,16 +238,14 @@ TEST(an_older_block_is_ignored)
 TEST(transactions_elect_heartbeat_and_vote)
 {
     ASSERT_EQ(setup(), 0);
-    f.state.leader_token = 0; /* no leader: the raft leader elects itself */
-    memset(f.state.leader, 0, 20);
+    set_chain_leader(0); /* no leader: the raft leader elects itself */
     round_();
     ASSERT_EQ(f.n_sent, 1);
     ASSERT_EQ(f.sent[0].kind, RECON_TX_ELECT);
     ASSERT_U64_EQ(f.sent[0].token, 1);
     round_(); /* mined in the last round's run: poll soon */
     ASSERT(f.polls_soon >= 1);
-    f.state.leader_token = 1; /* elected; the lease nearly over */
-    memset(f.state.leader, 1, 20);
+    set_chain_leader(1); /* elected; the lease nearly over */
     f.state.expiry = f.wall_s + 5;
     round_();
     ASSERT_EQ(f.sent[f.n_sent - 1].kind, RECON_TX_HEARTBEAT);
@@ -253,8 +255,7 @@ TEST(transactions_elect_heartbeat_and_vote)
     ASSERT_EQ(f.n_sent, sent); /* a fresh lease: nothing to send */
     /* a follower whose on-chain leader (2) stops answering votes */
     r.leader = false;
-    f.state.leader_token = 2;
-    memset(f.state.leader, 2, 20);
+    set_chain_leader(2);
     f.leader_healthy = false;
     round_(); /* reads the new leader */
     round_(); /* pings it: failing; votes against */
@@ -311,23 +312,19 @@ TEST(follower_epoch_change_is_a_new_server)
     uint64_t new3 = ((uint64_t)3 << 32) | 2;
     reregister(3, 2); /* token 3 registered anew (new instance, empty disk) */
     round_();
-    ASSERT_EQ(r.n_done, 1); /* the old server goes first: 1, 2 stay live */
-    ASSERT_EQ(r.done[0].kind, RECON_REMOVE);
-    ASSERT_U64_EQ(r.done[0].id, RID(3));
+    /* the old server goes first: 1, 2 stay live */
+    ASSERT_EQ(last_change(1, RECON_REMOVE, RID(3)), 0);
     fake_raft_run(&r);
     ASSERT(fake_server(&r, RID(3)) == NULL);
     round_();
-    ASSERT_EQ(r.n_done, 2); /* then the new one, as a new server */
-    ASSERT_EQ(r.done[1].kind, RECON_ADD);
-    ASSERT_U64_EQ(r.done[1].id, new3);
+    /* then the new one, as a new server */
+    ASSERT_EQ(last_change(2, RECON_ADD, new3), 0);
     ASSERT_STR_EQ(r.last_address, "127.0.0.1:9003");
     fake_raft_run(&r); /* a non-voter, not caught up */
     ASSERT(!fake_server(&r, new3)->voter);
     fake_server(&r, new3)->caught_up = true;
     round_();
-    ASSERT_EQ(r.n_done, 3);
-    ASSERT_EQ(r.done[2].kind, RECON_PROMOTE); /* never added twice */
-    ASSERT_U64_EQ(r.done[2].id, new3);
+    ASSERT_EQ(last_change(3, RECON_PROMOTE, new3), 0); /* never added twice */
     fake_raft_run(&r);
     ASSERT(fake_server(&r, new3)->voter);
     round_();
@@ -341,13 +338,11 @@ TEST(leader_epoch_change_hands_over_then_restarts)
 {
     ASSERT_EQ(setup(), 0);
     round_();
-    f.state.leader_token = 2; /* the chain names token 2 meanwhile */
-    memset(f.state.leader, 2, 20);
-    reregister(1, 2); /* this instance (node1) registered anew */
+    set_chain_leader(2); /* the chain names token 2 meanwhile */
+    reregister(1, 2);    /* this instance (node1) registered anew */
     round_();
     ASSERT_EQ(r.moved, 0); /* a raft leader hands over first */
-    ASSERT_EQ(r.n_done, 1);
-    ASSERT_EQ(r.done[0].kind, RECON_TRANSFER);
+    ASSERT_EQ(last_change(1, RECON_TRANSFER, 0), 0);
     ASSERT(r.done[0].id == RID(2) || r.done[0].id == RID(3));
     ASSERT(strstr(d.refusal, "not an active registered") != NULL);
     fake_raft_run(&r);

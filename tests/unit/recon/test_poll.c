@@ -14,36 +14,53 @@ struct outcome {
 static void done(void *data, int result, const struct membership_view *v,
                  const char *msg)
 {
-    struct outcome *o = data;
-    o->calls++;
-    o->result = result;
-    o->msg[0] = '\0';
+    struct outcome *out = data;
+    out->calls++;
+    out->result = result;
+    out->msg[0] = '\0';
     if (msg)
-        snprintf(o->msg, sizeof o->msg, "%s", msg);
+        snprintf(out->msg, sizeof out->msg, "%s", msg);
     if (v != NULL) {
-        o->n_nodes = v->n_nodes;
-        o->block = v->block;
-        o->leader = v->state.leader_token;
+        out->n_nodes = v->n_nodes;
+        out->block = v->block;
+        out->leader = v->state.leader_token;
     }
 }
 
 static struct fake_chain f;
+static struct recon_poll p;
+static struct outcome o;
 
-static int setup(struct recon_poll *p, struct outcome *o)
+/* Token 1 polls a fake chain with members 1 and 2 (2 the leader), 2
+ * confirmations. */
+static int setup(void)
 {
     fake_chain_init(&f);
     fake_chain_member(&f, 1);
     fake_chain_member(&f, 2);
     f.state.leader_token = 2;
-    memset(o, 0, sizeof *o);
-    return recon_poll_init(p, &f.ops, 1, 2, done, o);
+    memset(&o, 0, sizeof o);
+    return recon_poll_init(&p, &f.ops, 1, 2, done, &o);
+}
+
+/* done() was not called exactly once. */
+#define NOT_DONE (-1000)
+
+/* Start a poll and deliver every answer the fake chain has for it: the
+ * result done() got, or why the poll did not start. */
+static int run_poll(void)
+{
+    int rv = recon_poll_start(&p);
+    if (rv != 0)
+        return rv;
+    int calls = o.calls;
+    fake_chain_run(&f);
+    return o.calls == calls + 1 ? o.result : NOT_DONE;
 }
 
 TEST(states_in_order_all_reads_at_the_pinned_block)
 {
-    struct recon_poll p;
-    struct outcome o;
-    ASSERT_EQ(setup(&p, &o), 0);
+    ASSERT_EQ(setup(), 0);
     ASSERT_EQ(p.state, RECON_POLL_IDLE);
     ASSERT_EQ(recon_poll_start(&p), 0);
     ASSERT_EQ(p.state, RECON_POLL_BLOCK);
@@ -72,12 +89,8 @@ TEST(states_in_order_all_reads_at_the_pinned_block)
 
 TEST(every_error_returns_to_idle_and_keeps_the_view)
 {
-    struct recon_poll p;
-    struct outcome o;
-    ASSERT_EQ(setup(&p, &o), 0);
-    ASSERT_EQ(recon_poll_start(&p), 0);
-    fake_chain_run(&f);
-    ASSERT_EQ(o.result, 0);
+    ASSERT_EQ(setup(), 0);
+    ASSERT_EQ(run_poll(), 0);
     ASSERT_U64_EQ(p.block, 98);
     static const enum fake_call calls[] = {F_BLOCK, F_STATE, F_NODES, F_VOTE};
     static const int errs[] = {ERR_TIMEOUT, ERR_MALFORMED, ERR_REVERT, ERR_RPC};
@@ -85,10 +98,8 @@ TEST(every_error_returns_to_idle_and_keeps_the_view)
         f.head = 110 + i;
         f.fail[calls[i]] = errs[i];
         o.block = 0;
-        ASSERT_EQ(recon_poll_start(&p), 0);
-        fake_chain_run(&f);
+        ASSERT_EQ(run_poll(), errs[i]);
         ASSERT_EQ(o.calls, 2 + (int)i);
-        ASSERT_EQ(o.result, errs[i]);
         ASSERT_STR_EQ(o.msg, "fake failure");
         ASSERT_U64_EQ(o.block, 0); /* no view handed out */
         ASSERT_EQ(p.state, RECON_POLL_IDLE);
@@ -96,9 +107,7 @@ TEST(every_error_returns_to_idle_and_keeps_the_view)
         f.fail[calls[i]] = 0;
     }
     /* and the next poll works again */
-    ASSERT_EQ(recon_poll_start(&p), 0);
-    fake_chain_run(&f);
-    ASSERT_EQ(o.result, 0);
+    ASSERT_EQ(run_poll(), 0);
     ASSERT_U64_EQ(p.block, 111);
     recon_poll_close(&p);
     return 0;
@@ -106,26 +115,19 @@ TEST(every_error_returns_to_idle_and_keeps_the_view)
 
 TEST(an_older_head_is_ignored)
 {
-    struct recon_poll p;
-    struct outcome o;
-    ASSERT_EQ(setup(&p, &o), 0);
-    ASSERT_EQ(recon_poll_start(&p), 0);
-    fake_chain_run(&f);
+    ASSERT_EQ(setup(), 0);
+    ASSERT_EQ(run_poll(), 0);
     ASSERT_U64_EQ(p.block, 98);
     f.head = 90; /* a lagging RPC */
     f.state.leader_token = 1;
     unsigned reads = f.n_reads;
-    ASSERT_EQ(recon_poll_start(&p), 0);
-    fake_chain_run(&f);
-    ASSERT_EQ(o.result, RECON_POLL_STALE);
+    ASSERT_EQ(run_poll(), RECON_POLL_STALE);
     ASSERT_U64_EQ(o.leader, 2);  /* no view handed out */
     ASSERT_EQ(f.n_reads, reads); /* and nothing read at the old block */
     ASSERT_U64_EQ(p.stale, 1);
     ASSERT_U64_EQ(p.block, 98);
     f.head = 100; /* the same block again is fine */
-    ASSERT_EQ(recon_poll_start(&p), 0);
-    fake_chain_run(&f);
-    ASSERT_EQ(o.result, 0);
+    ASSERT_EQ(run_poll(), 0);
     ASSERT_U64_EQ(o.leader, 1);
     recon_poll_close(&p);
     return 0;
@@ -133,9 +135,7 @@ TEST(an_older_head_is_ignored)
 
 TEST(a_cached_start_checks_the_chain_id_first)
 {
-    struct recon_poll p;
-    struct outcome o;
-    ASSERT_EQ(setup(&p, &o), 0);
+    ASSERT_EQ(setup(), 0);
     p.verify_chain_id = true;
     p.chain_id = 1; /* the cache was read on chain 1; the fake is 31337 */
     ASSERT_EQ(recon_poll_start(&p), 0);
@@ -146,9 +146,7 @@ TEST(a_cached_start_checks_the_chain_id_first)
     ASSERT_EQ(f.calls[F_BLOCK], 0);
     ASSERT(p.verify_chain_id);
     p.chain_id = 31337;
-    ASSERT_EQ(recon_poll_start(&p), 0);
-    fake_chain_run(&f);
-    ASSERT_EQ(o.result, 0);
+    ASSERT_EQ(run_poll(), 0);
     ASSERT(!p.verify_chain_id);
     ASSERT_EQ(f.calls[F_CHAIN_ID], 2);
     ASSERT_EQ(recon_poll_start(&p), 0); /* verified: straight to BLOCK */
@@ -161,9 +159,7 @@ TEST(a_cached_start_checks_the_chain_id_first)
 
 TEST(a_refused_call_ends_the_poll_at_once)
 {
-    struct recon_poll p;
-    struct outcome o;
-    ASSERT_EQ(setup(&p, &o), 0);
+    ASSERT_EQ(setup(), 0);
     f.refuse = true;
     ASSERT_EQ(recon_poll_start(&p), 0);
     ASSERT_EQ(o.calls, 1);
@@ -175,9 +171,7 @@ TEST(a_refused_call_ends_the_poll_at_once)
 
 TEST(answers_after_close_are_dropped)
 {
-    struct recon_poll p;
-    struct outcome o;
-    ASSERT_EQ(setup(&p, &o), 0);
+    ASSERT_EQ(setup(), 0);
     ASSERT_EQ(recon_poll_start(&p), 0);
     recon_poll_close(&p);
     fake_chain_run(&f);
