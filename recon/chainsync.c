@@ -534,11 +534,12 @@ static json_t *member_json(struct chainsync *cs, const struct recon_member *m,
     hex_encode(m->instance, 32, 1, ih);
     hex_encode(m->owner, 20, 1, oh);
     hex_encode(m->key, 20, 1, kh);
-    return json_pack("{s:I,s:I,s:I,s:s,s:s,s:s,s:s,s:b,s:s,s:s}", "token_id",
-                     (json_int_t)m->token, "epoch", (json_int_t)m->epoch,
-                     "raft_id", (json_int_t)m->raft_id, "instance_id", name,
-                     "instance_id_hex", ih, "owner", oh, "node_key", kh,
-                     "active", 1, "role", role, "url", p ? p->http : "");
+    return json_pack("{s:I,s:I,s:I,s:s,s:s,s:s,s:s,s:b,s:b,s:s,s:s}",
+                     "token_id", (json_int_t)m->token, "epoch",
+                     (json_int_t)m->epoch, "raft_id", (json_int_t)m->raft_id,
+                     "instance_id", name, "instance_id_hex", ih, "owner", oh,
+                     "node_key", kh, "active", 1, "leaving", m->leaving, "role",
+                     role, "url", p ? p->http : "");
 }
 
 static json_t *members_json(void *data)
