@@ -502,10 +502,28 @@ static void poll_done(void *data, int result, const struct membership_view *v,
                  d->poll.block, d->poll.stale);
         return;
     }
+    if (result == RECON_POLL_DISAGREE) {
+        /* The two --rpc-url endpoints answered differently: nothing of
+         * this poll is adopted and nothing is decided on it. */
+        d->disagree_streak++;
+        if (d->disagree_streak == 1 || d->disagree_streak % 60 == 0)
+            LOGW("chain",
+                 "the two RPC endpoints disagree, view not adopted: %s "
+                 "(disagreeing polls: %" PRIu64 " in a row, %" PRIu64
+                 " in all)",
+                 msg ? msg : "?", d->disagree_streak, d->poll.disagreements);
+        return;
+    }
     if (result != 0) {
         poll_failed(d, msg);
         return;
     }
+    if (d->disagree_streak > 0)
+        LOGI("chain",
+             "the two RPC endpoints agree again at block %" PRIu64
+             " (after %" PRIu64 " polls that disagreed)",
+             v->block, d->disagree_streak);
+    d->disagree_streak = 0;
     d->state = v->state;
     d->my_vote_against = v->vote.against && v->vote.term == d->state.term &&
                          memcmp(v->vote.target, d->state.leader, 20) == 0;

@@ -109,9 +109,11 @@ struct recon_driver {
     uint64_t last_change_ms, last_tx_ms, last_remove_ms;
     uint64_t change_target, transfer_wait_ms;
     enum recon_kind last_change_kind;
-    uint64_t calls;    /* transactions' chain calls (5 each; the
-                          poll's are counted in poll.calls) */
-    char refusal[300]; /* why writes are refused ("" when served) */
+    uint64_t calls;           /* transactions' chain calls (5 each; the
+                                 poll's are counted in poll.calls) */
+    char refusal[300];        /* why writes are refused ("" when served) */
+    uint64_t disagree_streak; /* polls in a row the two RPC endpoints
+                                 disagreed (poll.disagreements: in all) */
 };
 
 /* 0 or ERR_NOMEM. cfg, chain and raft outlive the driver. */

@@ -521,6 +521,59 @@ TEST(additions_apply_at_once)
     return 0;
 }
 
+TEST(two_rpcs_that_disagree_change_nothing)
+{
+    ASSERT_EQ(setup(), 0);
+    static struct fake_chain f2;
+    fake_chain_init(&f2);
+    for (uint64_t t = 1; t <= 3; t++)
+        fake_chain_member(&f2, t);
+    f2.state = f.state;
+    ASSERT_EQ(recon_poll_set_second(&d.poll, &f2.ops), 0);
+    for (int i = 0; i < 2; i++) {
+        f2.head = f.head + 1;
+        round_();
+        fake_chain_run(&f2);
+        fake_chain_run(&f);
+        fake_chain_run(&f2);
+        fake_chain_run(&f);
+        fake_chain_run(&f2);
+        fake_chain_run(&f);
+    }
+    ASSERT(d.connected);
+    ASSERT_U64_EQ(d.poll.block, f.head);
+    fake_chain_remove(&f2, 3); /* the second lies about token 3 */
+    for (int i = 0; i < 4; i++) {
+        f2.head = f.head + 1;
+        round_();
+        for (int k = 0; k < 4; k++) {
+            fake_chain_run(&f2);
+            fake_chain_run(&f);
+        }
+    }
+    ASSERT_U64_EQ(d.poll.disagreements, 4);
+    ASSERT_U64_EQ(d.disagree_streak, 4);
+    ASSERT_EQ(d.n_members, 3);
+    ASSERT(!recon_driver_member(&d, RID(3))->leaving); /* not even that */
+    ASSERT_EQ(r.n_done, 0);
+    fake_chain_remove(&f, 3); /* now both say it: it leaves, once confirmed */
+    for (int i = 0; i < 2; i++) {
+        f2.head = f.head + 1;
+        round_();
+        for (int k = 0; k < 4; k++) {
+            fake_chain_run(&f2);
+            fake_chain_run(&f);
+        }
+    }
+    ASSERT_U64_EQ(d.disagree_streak, 0);
+    ASSERT_EQ(d.n_members, 2);
+    ASSERT_EQ(r.n_done, 1);
+    ASSERT_EQ(r.done[0].kind, RECON_REMOVE);
+    ASSERT_U64_EQ(r.done[0].id, RID(3));
+    recon_driver_close(&d);
+    return 0;
+}
+
 TEST_LIST(
     TEST_ENTRY(steady_state_changes_nothing),
     TEST_ENTRY(leader_change_transfers_raft_leadership),
@@ -539,4 +592,5 @@ TEST_LIST(
     TEST_ENTRY(one_answer_missing_members_changes_nothing),
     TEST_ENTRY(a_newer_block_confirms_a_removal_a_same_block_repeat_does_not),
     TEST_ENTRY(a_member_back_then_missing_again_starts_over),
-    TEST_ENTRY(additions_apply_at_once))
+    TEST_ENTRY(additions_apply_at_once),
+    TEST_ENTRY(two_rpcs_that_disagree_change_nothing))
