@@ -15,8 +15,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define POLL_MS 200
+/* A send refused because its nonce is taken (another sender on the same
+ * wallet got there first) is retried after 300 ms, doubling to 5 s, with
+ * the pending nonce read again; after COLLISION_TRIES retries the job
+ * fails with ERR_BUSY. */
+#define COLLISION_FIRST_MS 300
+#define COLLISION_MAX_MS 5000
+#define COLLISION_TRIES 8
 
 struct job {
     struct list link; /* in sender.jobs */
@@ -48,6 +56,8 @@ struct sender {
     uint8_t hash[32];
     char hash_hex[67];
     uint64_t deadline;
+    unsigned collisions; /* retries of the job in flight (nonce taken) */
+    uint64_t collide_ms; /* its current back-off */
     uv_timer_t timer;
 };
 
@@ -150,17 +160,84 @@ static void receipt_cb(void *data, int err, json_t *r, const char *msg)
     uv_timer_start(&s->timer, poll_cb, POLL_MS, 0);
 }
 
+/* Whether a refused send means its nonce is taken: another transaction of
+ * this wallet (e.g. another node signing with the same key) got it. */
+static bool has_text(const char *msg, const char *what)
+{
+    size_t n = strlen(what);
+    for (const char *p = msg; p != NULL && *p; p++)
+        if (strncasecmp(p, what, n) == 0)
+            return true;
+    return false;
+}
+
+static bool nonce_taken(const char *msg)
+{
+    return has_text(msg, "nonce too low") ||
+           has_text(msg, "replacement transaction underpriced");
+}
+
+static void collision_retry(uv_timer_t *t)
+{
+    struct sender *s = t->data;
+    s->busy = false;
+    start_next(s); /* the pending nonce again, a new estimate and price */
+}
+
+/* The job's nonce was taken: retry with back-off, or give up with ERR_BUSY
+ * after COLLISION_TRIES; one log line per streak. */
+static void collided(struct sender *s, const char *msg)
+{
+    uint64_t nonce = s->nonce;
+    s->nonce = 0;         /* re-read ... */
+    s->replace = false;   /* ... the pending count: after the other one */
+    s->have_last = false; /* ours was not taken: nothing to replace */
+    if (s->collisions == COLLISION_TRIES) {
+        char m[300];
+        snprintf(m, sizeof m,
+                 "nonce still taken after %u retries (%.200s): another "
+                 "sender keeps using this wallet",
+                 s->collisions, msg);
+        s->collisions = 0;
+        done(s, ERR_BUSY, 0, m);
+        return;
+    }
+    s->collide_ms = s->collisions == 0                     ? COLLISION_FIRST_MS
+                    : s->collide_ms * 2 > COLLISION_MAX_MS ? COLLISION_MAX_MS
+                                                           : s->collide_ms * 2;
+    if (s->collisions == 0)
+        LOGW("chain",
+             "transaction nonce=%" PRIu64 " refused (%s): another sender "
+             "uses this wallet; retrying with the next pending nonce (back-off "
+             "%d ms doubling to %d ms)",
+             nonce, msg, COLLISION_FIRST_MS, COLLISION_MAX_MS);
+    s->collisions++;
+    uv_timer_start(&s->timer, collision_retry, s->collide_ms, 0);
+}
+
 static void sent_cb(void *data, int err, json_t *r, const char *msg)
 {
     (void)r; /* the hash is computed locally */
     struct sender *s = data;
     if (err == ERR_SHUTDOWN)
         return;
+    if (err != 0 && has_text(msg, "already known"))
+        err = 0; /* this very transaction (same hash) is already pooled */
+    if (err != 0 && nonce_taken(msg)) {
+        collided(s, msg);
+        return;
+    }
     if (err != 0) {
         s->nonce = 0; /* the node refused it: re-read the nonce */
+        s->collisions = 0;
         done(s, err, 0, msg);
         return;
     }
+    if (s->collisions > 0)
+        LOGI("chain",
+             "transaction nonce=%" PRIu64 " sent after %u nonce collision(s)",
+             s->nonce, s->collisions);
+    s->collisions = 0;
     s->nonce++;
     s->deadline = uv_now(s->loop) + s->receipt_timeout_ms;
     uv_timer_start(&s->timer, poll_cb, POLL_MS / 4, 0);

@@ -3,7 +3,12 @@
  * never wedges the queue), gas estimate (a revert is reported, nothing is
  * sent), EIP-1559 fees from eth_gasPrice (bumped 12.5% to replace a stuck
  * one, never above a ceiling), signing, eth_sendRawTransaction, and the
- * receipt. All on the caller's libuv loop. */
+ * receipt. A send refused because its nonce is taken ("nonce too low",
+ * "replacement transaction underpriced": another sender on this wallet) is
+ * retried with back-off (300 ms doubling to 5 s) at the pending nonce read
+ * again, and fails with ERR_BUSY after 8 retries; "already known" (the
+ * same transaction is pooled) counts as sent. All on the caller's libuv
+ * loop. */
 #ifndef NFTRAFT_SENDER_H
 #define NFTRAFT_SENDER_H
 
@@ -28,7 +33,8 @@ void sender_close(struct sender *s);
 
 /* cb(data, err, txhash, block, errmsg): err 0 once mined with status 1;
  * ERR_REVERT (estimate or receipt status 0, reason in errmsg), ERR_TIMEOUT
- * (no receipt in time: the transaction may still be mined), ERR_RPC... */
+ * (no receipt in time: the transaction may still be mined), ERR_BUSY (its
+ * nonce kept being taken by another sender), ERR_RPC... */
 typedef void (*sender_cb)(void *data, int err, const uint8_t txhash[32],
                           uint64_t block, const char *errmsg);
 int sender_send(struct sender *s, const uint8_t to[20], const uint8_t *calldata,

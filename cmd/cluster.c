@@ -79,7 +79,7 @@ static const char UP_USAGE[] =
     "[--snapshot-threshold N] [--snapshot-trailing N] [--log-retention N] "
     "[--key-retention N] [--log-level L] [--chain-confirmations N] "
     "[--anvil-port P] [--enable-fault-switch] [--spare K] "
-    "[--rpc-url URL --contract ADDR --wallet-key FILE]";
+    "[--rpc-url URL --contract ADDR --wallet-key FILE] [--rpc-url2 URL]";
 
 static void up_help(void)
 {
@@ -120,6 +120,13 @@ static void up_help(void)
         "                          active, and every node signs with FILE's "
         "key (the\n"
         "                          owner of their tokens)\n"
+        "  --rpc-url2 URL          chain mode: a second, independent RPC "
+        "endpoint of\n"
+        "                          the same chain, passed to every node as a "
+        "second\n"
+        "                          --rpc-url (each poll reads both and adopts "
+        "the\n"
+        "                          view only when they agree)\n"
         "  --spare K               chain mode: K more slots in every node's "
         "address\n"
         "                          book (ports after the N nodes), each with a "
@@ -200,6 +207,7 @@ static int ensure_secret(const char *dir, char *path, size_t cap)
 struct up_opts {
     int nodes, base, anvil_port, spare;
     const char *dir, *ext_rpc, *ext_contract, *ext_key, *confirmations;
+    const char *rpc2; /* --rpc-url2: every node's second --rpc-url */
     const char *extra[MAX_EXTRA]; /* flags passed on to every node */
     int n_extra;
     bool detach, chain, fault, external;
@@ -236,6 +244,7 @@ static const struct option UP_OPTS[] = {
     {"enable-fault-switch", no_argument, NULL, 'F'},
     {"spare", required_argument, NULL, 'S'},
     {"rpc-url", required_argument, NULL, 'R'},
+    {"rpc-url2", required_argument, NULL, '2'},
     {"contract", required_argument, NULL, 'K'},
     {"wallet-key", required_argument, NULL, 'W'},
     {"help", no_argument, NULL, 'h'},
@@ -300,6 +309,12 @@ static int up_option(int c, const char *a, struct up_opts *o)
         return 0;
     case 'R':
         o->ext_rpc = a;
+        return 0;
+    case '2':
+        if (strncmp(a, "http://", 7) != 0 && strncmp(a, "https://", 8) != 0)
+            return cli_bad_usage("up", "--rpc-url2 wants an http(s):// URL",
+                                 UP_USAGE);
+        o->rpc2 = a;
         return 0;
     case 'K':
         o->ext_contract = a;
@@ -416,6 +431,8 @@ static int up_check_chain(struct up_opts *o)
     }
     if (o->external)
         o->chain = true;
+    if (o->rpc2 != NULL && !o->chain)
+        return cli_bad_usage("up", "--rpc-url2 is for chain mode", UP_USAGE);
     if (o->spare > 0 && (!o->chain || o->external))
         return cli_bad_usage("up", "--spare is for --chain anvil", UP_USAGE);
     if (o->nodes + o->spare > MAX_NODES)
@@ -478,7 +495,7 @@ static int up_chain(struct up *u)
 
 /* The command line of node slot i. */
 struct node_cmd {
-    const char *args[40];
+    const char *args[44];
     char keyp[PATH_MAX + 32], inst[16];
 };
 
@@ -506,6 +523,10 @@ static int chain_args(struct up *u, int i, struct node_cmd *nc, int *k)
     const char **a = nc->args;
     a[(*k)++] = "--rpc-url";
     a[(*k)++] = u->chs.rpc;
+    if (o->rpc2 != NULL) {
+        a[(*k)++] = "--rpc-url";
+        a[(*k)++] = o->rpc2;
+    }
     a[(*k)++] = "--contract";
     a[(*k)++] = u->chs.nft;
     a[(*k)++] = "--wallet-key";

@@ -187,6 +187,20 @@ static int parse_peers_opt(struct config *cfg, const char *v, char *errmsg,
     return rv == 0 || rv == ERR_NOMEM ? rv : ERR_INVALID;
 }
 
+/* --rpc-url, up to twice: the first replaces ETH_RPC_URL, the second is
+ * rpc_url2 (both must then agree before the view is adopted). */
+static int parse_rpc_url(struct config *cfg, const char *v, char *errmsg,
+                         size_t errlen)
+{
+    if (cfg->n_rpc_url_flags == 2)
+        return fail(errmsg, errlen, "--rpc-url: given more than twice");
+    char *field = cfg->n_rpc_url_flags == 0 ? cfg->rpc_url : cfg->rpc_url2;
+    if (check_url(v) != 0 || copy(field, CONFIG_URL_MAX, v) != 0)
+        return fail(errmsg, errlen, "--rpc-url: bad URL '%s'", v);
+    cfg->n_rpc_url_flags++;
+    return 0;
+}
+
 /* --bind-outgoing: bind_ip is filled from --raft once every flag is read. */
 static int parse_bind(struct config *cfg, const char *v, char *errmsg,
                       size_t errlen)
@@ -228,9 +242,13 @@ static const struct config_option OPTIONS[] = {
      .help = "static membership (local mode without a chain);\n"
              "every node gets the same list. In chain mode:\n"
              "the address book (token id -> raft address, URL)"},
-    {"rpc-url", "URL", STR(rpc_url), .check = check_url, .env = "ETH_RPC_URL",
-     .error = "bad URL '%s'",
-     .help = "Ethereum JSON-RPC URL      (env ETH_RPC_URL)"},
+    {"rpc-url", "URL", .kind = CONFIG_CUSTOM, FIELD(rpc_url),
+     .parse = parse_rpc_url, .env = "ETH_RPC_URL",
+     .help = "Ethereum JSON-RPC URL      (env ETH_RPC_URL)\n"
+             "given twice: two independent endpoints; each\n"
+             "poll reads both at one block and adopts the\n"
+             "view only when they agree (transactions go\n"
+             "through the first)"},
     {"contract", "ADDR", STR(contract), .env = "CONTRACT_ADDRESS",
      .error = "bad address",
      .help = "DstackMembershipNFT address (env CONTRACT_ADDRESS)\n"
@@ -470,7 +488,7 @@ static void set_defaults(struct config *cfg)
         const char *env = o->env ? getenv(o->env) : NULL;
         if (o->kind == CONFIG_UINT && o->dflt >= o->min && o->dflt <= o->max)
             store_uint(cfg, o, o->dflt);
-        else if (o->kind == CONFIG_STR && env != NULL && *env)
+        else if (o->kind != CONFIG_UINT && o->size > 0 && env != NULL && *env)
             snprintf(field, o->size, "%.*s", (int)o->size - 1, env);
         else if (o->kind == CONFIG_STR && o->dflt_str != NULL)
             snprintf(field, o->size, "%s", o->dflt_str);
@@ -571,12 +589,21 @@ static int check_mode(struct config *cfg, char *errmsg, size_t errlen)
     if (chain && (!cfg->rpc_url[0] || !cfg->contract[0]))
         return fail(errmsg, errlen,
                     "chain mode needs both --rpc-url and --contract");
-    if (chain && !cfg->allow_insecure_rpc && !config_rpc_is_safe(cfg->rpc_url))
+    const char *unsafe =
+        !chain || cfg->allow_insecure_rpc                        ? NULL
+        : !config_rpc_is_safe(cfg->rpc_url)                      ? cfg->rpc_url
+        : cfg->rpc_url2[0] && !config_rpc_is_safe(cfg->rpc_url2) ? cfg->rpc_url2
+                                                                 : NULL;
+    if (unsafe != NULL)
         return fail(errmsg, errlen,
                     "--rpc-url %s: plain http:// to a host that is not on "
                     "this machine lets anyone on the path forge membership "
                     "answers; use https:// or --allow-insecure-rpc",
-                    cfg->rpc_url);
+                    unsafe);
+    if (cfg->rpc_url2[0] && strcmp(cfg->rpc_url, cfg->rpc_url2) == 0)
+        return fail(errmsg, errlen,
+                    "--rpc-url given twice with the same URL (the second "
+                    "must be another, independent endpoint)");
     if (chain && !cfg->instance_id[0])
         return fail(errmsg, errlen, "chain mode needs --instance-id");
     if (chain && !cfg->wallet_key_file[0] && !cfg->wallet_key_env)

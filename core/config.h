@@ -30,11 +30,14 @@ struct config {
     char raft_addr[CONFIG_ADDR_MAX];
     char advertise_url[CONFIG_URL_MAX]; /* this node's HTTP URL for peers */
     struct config_peer peers[CONFIG_MAX_PEERS];
-    unsigned n_peers;             /* static members, or the chain mode's
-                                     address book */
-    bool chain;                   /* --rpc-url + --contract given */
-    char rpc_url[CONFIG_URL_MAX]; /* "" without a chain */
-    char contract[43];            /* 0x + 40 hex, "" without a chain */
+    unsigned n_peers;              /* static members, or the chain mode's
+                                      address book */
+    bool chain;                    /* --rpc-url + --contract given */
+    char rpc_url[CONFIG_URL_MAX];  /* "" without a chain */
+    char rpc_url2[CONFIG_URL_MAX]; /* a second --rpc-url that must agree
+                                      with the first; "" when not given */
+    unsigned n_rpc_url_flags;      /* --rpc-url flags seen (at most 2) */
+    char contract[43];             /* 0x + 40 hex, "" without a chain */
     char wallet_key_file[512];
     bool wallet_key_env; /* NFTRAFT_WALLET_KEY was set */
     unsigned election_timeout_ms;
@@ -89,8 +92,9 @@ struct config_option {
                              the field stays 0); ACTION: what to return */
     const char *dflt_str; /* STR: the default, or NULL */
     const char *unit;     /* UINT: "ms", "rows"...: ends the range error */
-    const char *env;      /* STR: environment variable read first (copied
-                             as is, truncated to the field) or NULL */
+    const char *env;      /* STR (or CUSTOM with a field): environment
+                             variable read first (copied as is, truncated
+                             to the field) or NULL */
     const char *error;    /* a bad value: the message after "--name: ", a
                              printf format given the value; NULL for UINT:
                              "want MIN..MAX[ UNIT]" */

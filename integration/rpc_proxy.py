@@ -9,6 +9,8 @@ anvil (urllib) and, on the test's command, lies in one of three ways:
                   load balancer switching to a node that is behind)
   drop(tokens, n) the next n activeNodes() answers omit the given tokens
                   (the ABI answer is re-encoded without them)
+  leader(t, n)    the next n clusterState() answers name token t as the
+                  leader (needs state_selector, clusterState()'s selector)
 
 Standard library only. Import it (LyingRpc) or run it alone:
   python3 integration/rpc_proxy.py --upstream http://127.0.0.1:8545 --port P
@@ -49,9 +51,11 @@ def abi_drop_nodes(hexdata, drop):
 class LyingRpc:
     """The proxy on 127.0.0.1:port (0: any free port), on a thread."""
 
-    def __init__(self, upstream, selector, port=0):
+    def __init__(self, upstream, selector, port=0, state_selector=None):
         self.upstream = upstream
         self.selector = selector.lower()  # activeNodes()'s 4-byte selector
+        self.state_selector = (state_selector or "").lower() or None  # clusterState()'s
+        self.leader_token, self.leader_left = None, 0
         self.lock = threading.Lock()
         self.lag = 0
         self.rewind = None
@@ -103,9 +107,14 @@ class LyingRpc:
         with self.lock:
             self.drop, self.drop_left = set(tokens), answers
 
+    def set_leader(self, token, answers):
+        with self.lock:
+            self.leader_token, self.leader_left = token, answers
+
     def honest(self):
         with self.lock:
             self.lag, self.rewind, self.drop, self.drop_left = 0, None, set(), 0
+            self.leader_token, self.leader_left = None, 0
 
     def forward(self, body):
         req = urllib.request.Request(self.upstream, data=body, method="POST",
@@ -146,6 +155,16 @@ class LyingRpc:
                     if self.highest is None or ans > self.highest:
                         self.highest = ans
                 resp["result"] = hex(ans)
+                return json.dumps(resp).encode()
+            if (method == "eth_call" and self.leader_left > 0 and self.state_selector and
+                    str(req["params"][0].get("data", req["params"][0].get("input", ""))).lower()
+                    .startswith(self.state_selector)):
+                h = resp["result"][2:]
+                # word 1 of (address leader, uint256 leaderToken, ...)
+                resp["result"] = "0x" + h[:64] + "%064x" % self.leader_token + h[128:]
+                self.leader_left -= 1
+                self.events.append("clusterState() at %s answered with leader token %d" %
+                                   (req["params"][1], self.leader_token))
                 return json.dumps(resp).encode()
             if (method == "eth_call" and self.drop_left > 0 and
                     str(req["params"][0].get("data", req["params"][0].get("input", ""))).lower()

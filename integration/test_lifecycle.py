@@ -29,6 +29,8 @@ with integration/rpc_proxy.py in front of its own anvil):
 
 --repeat N (or LIFECYCLE_REPEAT=N) runs everything N times on fresh
 clusters and prints the median of each figure (`./run.sh lifecycle`: 3).
+--only LETTERS (e.g. `--only f`, `--only bce`) runs just those cases, with
+their cluster's set-up and tear-down ((h) needs (e)). --help: this text.
 """
 import os
 import signal
@@ -135,12 +137,17 @@ def active_tokens(c, node):
     return {x["token_id"] for x in members(c, node)["members"]}
 
 
-def leaves(c, victim, survivors, name):
+def leaves(c, victim, survivors, name, t_tx=None):
     """After victim's token stopped being active: a leader among the
-    survivors, raft's configuration without victim, victim refuses writes."""
+    survivors, raft's configuration without victim, victim refuses writes.
+    t_tx: when the transaction was mined (prints the time to the removal;
+    a member missing from one answer is removed only once an answer from a
+    newer block confirms it, so this includes one more poll)."""
     new = leader_among(c, survivors)
     wait_for("raft's configuration to drop token %d" % victim,
-             lambda: victim not in raft_ids(c, leader_among(c, survivors)), 30)
+             lambda: victim not in raft_ids(c, leader_among(c, survivors)), 30, step=0.1)
+    if t_tx is not None:
+        figure("%s transaction mined -> removed from raft's configuration" % name, time.time() - t_tx)
     st, j, _ = c.increment(victim, timeout=5)
     check(st in (0, 403, 503), "%s: node %d refuses writes: %s %s" % (name, victim, st, j))
     return new
@@ -206,7 +213,7 @@ def test_b_leader_nft_transferred():
     with Writer(c, others, "b") as w:
         time.sleep(1.5)
         cli(["transfer", "--token", str(old), "--to", buyer], dev_key(old), rpc, nft)
-        new = leaves(c, old, others, "(b)")
+        new = leaves(c, old, others, "(b)", time.time())
         time.sleep(1.5)
     check(new != old, "a new leader")
     w.check_log(new, "(b) leader's NFT transferred")
@@ -220,7 +227,7 @@ def test_c_leader_evicted():
     with Writer(c, others, "c") as w:
         time.sleep(1.5)
         cli(["evict", "--token", str(old)], dev_key(0), rpc, nft)
-        new = leaves(c, old, others, "(c)")
+        new = leaves(c, old, others, "(c)", time.time())
         time.sleep(1.5)
     w.check_log(new, "(c) leader evicted")
     print("  (c) token %d (raft leader) evicted by the contract owner; new leader %d" % (old, new))
@@ -301,9 +308,10 @@ def test_e_follower_token_burned():
                             nft, "burn(uint256)", str(victim)], capture_output=True, text=True, timeout=60)
         check(r.returncode == 0 and '"status":"0x1"' in r.stdout.replace(" ", ""),
               "burn(%d) by its owner: %s%s" % (victim, r.stdout[-300:], r.stderr))
+        t_tx = time.time()
         wait_for("the contract view without token %d" % victim,
                  lambda: victim not in active_tokens(c, c.leader(timeout=10)), 20)
-        new = leaves(c, victim, others, "(e)")
+        new = leaves(c, victim, others, "(e)", t_tx)
         time.sleep(1.5)
     w.check_log(new, "(e) follower's token burned")
     S["burned"] = victim
@@ -454,7 +462,8 @@ def test_f_lying_rpc_does_not_flap_membership():
     for i in (1, 2, 3):
         lines = [l for l in c.log(i)[logpos[i]:].splitlines() if any(k in l for k in (
             "older than the view", "raft add", "raft remove", "raft promote", "raft transfer",
-            "member view changed", "refused raft connection"))]
+            "member view changed", "refused raft connection", "missing from the members",
+            "listed again", "leaves the view"))]
         for l in lines[:6]:
             print("      node %d: %s" % (i, l.strip()[:220]))
         if len(lines) > 6:
@@ -553,7 +562,33 @@ def repeat_count():
     return n
 
 
+def selected():
+    """The tests --only asks for (all when absent), with their cluster's
+    up and down."""
+    if "--only" not in sys.argv:
+        return TESTS
+    i = sys.argv.index("--only")
+    want = set(sys.argv[i + 1] if i + 1 < len(sys.argv) else "")
+    if not want or not want <= set("abcdefgh"):
+        sys.stderr.write("test_lifecycle: --only wants letters of a..h\n")
+        sys.exit(2)
+    if "h" in want:
+        want.add("e")
+    c1, c2 = want & set("abcdeh"), want & set("fg")
+    out = []
+    for t in TESTS:
+        n = t.__name__
+        if (n.startswith("test_cluster1") and c1) or (n.startswith("test_cluster2") and c2) or \
+                (n[5] in want and n[6] == "_"):
+            out.append(t)
+    return out
+
+
 def main():
+    if "--help" in sys.argv or "-h" in sys.argv:
+        print(__doc__)
+        return 0
+    tests = selected()
     reps = repeat_count()
     passed = failed = skipped = 0
     for rep in range(reps):
@@ -561,7 +596,7 @@ def main():
             print("=== repetition %d of %d" % (rep + 1, reps), flush=True)
         S.clear()
         try:
-            for t in TESTS:
+            for t in tests:
                 t0 = time.time()
                 try:
                     t()

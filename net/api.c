@@ -879,6 +879,15 @@ static void handle_metrics(void *data, struct httpd_req *r)
               "# TYPE nftraft_raft_connections_refused_total counter\n"
               "nftraft_raft_connections_refused_total %" PRIu64 "\n",
               a->transport ? transport_refused(a->transport) : 0);
+    sb_printf(&b,
+              "# HELP nftraft_chain_rpc_disagreements_total Contract polls "
+              "whose two --rpc-url endpoints answered differently (view not "
+              "adopted).\n"
+              "# TYPE nftraft_chain_rpc_disagreements_total counter\n"
+              "nftraft_chain_rpc_disagreements_total %" PRIu64 "\n",
+              a->hooks.rpc_disagreements
+                  ? a->hooks.rpc_disagreements(a->hooks.data)
+                  : 0);
     struct httpd_stats hs;
     httpd_stats(a->httpd, &hs);
     sb_printf(&b,

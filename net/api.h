@@ -27,6 +27,8 @@ struct api_chain_hooks {
     json_t *(*status_json)(void *data);
     json_t *(*members_json)(void *data);
     const char *(*write_refusal)(void *data);
+    /* polls whose two --rpc-url endpoints disagreed (for /metrics) */
+    uint64_t (*rpc_disagreements)(void *data);
 };
 
 /* Create the API on loop for node/fsm (not owned; they outlive the API) and

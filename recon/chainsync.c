@@ -35,8 +35,11 @@ struct chainsync {
     struct wallet *w;
     struct sender *sender;
     struct membership mc; /* the contract over rpc and sender */
+    struct rpc *rpc2;     /* a second --rpc-url (NULL: none): read only */
+    struct membership mc2;
     uint8_t contract[20], instance[32];
-    char rpc_shown[CONFIG_URL_MAX]; /* --rpc-url, credentials redacted */
+    char rpc_shown[CONFIG_URL_MAX];  /* --rpc-url, credentials redacted */
+    char rpc2_shown[CONFIG_URL_MAX]; /* the second, redacted ("": none) */
     uint64_t chain_id, self;
     struct node *node;
     struct api *api;
@@ -44,6 +47,7 @@ struct chainsync {
     uv_timer_t timer;
     bool timer_ready, stopping;
     struct recon_chain chain_ops;
+    struct recon_chain chain2_ops; /* the second endpoint's reads */
     struct recon_raft raft_ops;
     struct recon_driver d; /* the member view lives here */
     uint64_t calls;        /* discovery's chain calls */
@@ -99,6 +103,44 @@ static int op_read_vote(void *data, const char *block, uint64_t token,
     struct chainsync *cs = data;
     return cs->rpc ? membership_read_vote(&cs->mc, block, token, cb, arg)
                    : ERR_SHUTDOWN;
+}
+
+/* ---- the second endpoint's reads (poll only) ---- */
+
+static int op2_chain_id(void *data, recon_u64_cb cb, void *arg)
+{
+    struct chainsync *cs = data;
+    return cs->rpc2 ? rpc_chain_id(cs->rpc2, cb, arg) : ERR_SHUTDOWN;
+}
+
+static int op2_block_number(void *data, recon_u64_cb cb, void *arg)
+{
+    struct chainsync *cs = data;
+    return cs->rpc2 ? rpc_block_number(cs->rpc2, cb, arg) : ERR_SHUTDOWN;
+}
+
+static int op2_read_state(void *data, const char *block, membership_state_cb cb,
+                          void *arg)
+{
+    struct chainsync *cs = data;
+    return cs->rpc2 ? membership_read_state(&cs->mc2, block, cb, arg)
+                    : ERR_SHUTDOWN;
+}
+
+static int op2_read_nodes(void *data, const char *block, membership_nodes_cb cb,
+                          void *arg)
+{
+    struct chainsync *cs = data;
+    return cs->rpc2 ? membership_read_nodes(&cs->mc2, block, cb, arg)
+                    : ERR_SHUTDOWN;
+}
+
+static int op2_read_vote(void *data, const char *block, uint64_t token,
+                         membership_vote_cb cb, void *arg)
+{
+    struct chainsync *cs = data;
+    return cs->rpc2 ? membership_read_vote(&cs->mc2, block, token, cb, arg)
+                    : ERR_SHUTDOWN;
 }
 
 static int op_send(void *data, const struct recon_tx *tx, sender_cb cb,
@@ -276,6 +318,14 @@ static void ops_init(struct chainsync *cs)
         .now_ms = op_now_ms,
         .wall_s = op_wall_s,
     };
+    /* Only the poll's reads use the second endpoint; transactions, pings
+     * and clocks stay on the first table. */
+    cs->chain2_ops = cs->chain_ops;
+    cs->chain2_ops.chain_id = op2_chain_id;
+    cs->chain2_ops.block_number = op2_block_number;
+    cs->chain2_ops.read_state = op2_read_state;
+    cs->chain2_ops.read_nodes = op2_read_nodes;
+    cs->chain2_ops.read_vote = op2_read_vote;
     cs->raft_ops = (struct recon_raft){
         .data = cs,
         .is_leader = op_is_leader,
@@ -334,8 +384,16 @@ int chainsync_init(struct chainsync **out, uv_loop_t *loop,
         rv = httpc_set_source(cs->http, cfg->bind_ip);
     if (rv == 0)
         rv = rpc_init(&cs->rpc, loop, cs->http, cfg->rpc_url, 3000, 1);
+    if (rv == 0 && cfg->rpc_url2[0])
+        rv = rpc_init(&cs->rpc2, loop, cs->http, cfg->rpc_url2, 3000, 1);
+    if (rv == 0 && cfg->rpc_url2[0])
+        rv = recon_poll_set_second(&cs->d.poll, &cs->chain2_ops);
     if (rv != 0) {
         snprintf(errmsg, errlen, "cannot start the chain client");
+        if (cs->rpc2)
+            rpc_close(cs->rpc2);
+        if (cs->rpc)
+            rpc_close(cs->rpc);
         wallet_free(cs->w);
         if (cs->http)
             httpc_close(cs->http, NULL, NULL);
@@ -344,14 +402,21 @@ int chainsync_init(struct chainsync **out, uv_loop_t *loop,
         return rv;
     }
     membership_init(&cs->mc, cs->rpc, NULL, cs->contract);
+    if (cs->rpc2 != NULL)
+        membership_init(&cs->mc2, cs->rpc2, NULL, cs->contract);
     uv_timer_init(loop, &cs->timer);
     cs->timer.data = cs;
     cs->timer_ready = true;
     redact_url(cfg->rpc_url, cs->rpc_shown, sizeof cs->rpc_shown);
+    if (cfg->rpc_url2[0])
+        redact_url(cfg->rpc_url2, cs->rpc2_shown, sizeof cs->rpc2_shown);
     char addr[43];
     hex_encode(wallet_address(cs->w), 20, 1, addr);
-    LOGI("chain", "wallet %s contract %s rpc %s", addr, cfg->contract,
-         cs->rpc_shown);
+    LOGI("chain", "wallet %s contract %s rpc %s%s%s", addr, cfg->contract,
+         cs->rpc_shown,
+         cs->rpc2_shown[0] ? " and rpc (must agree before a view is adopted) "
+                           : "",
+         cs->rpc2_shown);
     *out = cs;
     return 0;
 }
@@ -499,12 +564,15 @@ static json_t *status_json(void *data)
     bool is_stuck =
         cs->sender != NULL && sender_stuck(cs->sender, stuck, sizeof stuck);
     return json_pack(
-        "{s:I,s:I,s:I,s:b,s:I,s:s,s:s,s:I,s:{s:s,s:I},s:I,s:I,s:I,s:I,s:I,"
-        "s:s?,s:I,s:s?}",
+        "{s:I,s:I,s:I,s:b,s:I,s:s,s:s?,s:I,s:s?,s:s,s:I,s:{s:s,s:I},s:I,s:I,"
+        "s:I,s:I,s:I,s:s?,s:I,s:s?}",
         "token_id", (json_int_t)cs->self, "epoch",
         (json_int_t)(d->self_id & 0xffffffffu), "raft_id",
         (json_int_t)d->self_id, "connected", d->connected, "chain_id",
-        (json_int_t)cs->chain_id, "rpc_url", cs->rpc_shown, "contract",
+        (json_int_t)cs->chain_id, "rpc_url", cs->rpc_shown, "rpc_url2",
+        cs->rpc2_shown[0] ? cs->rpc2_shown : NULL, "rpc_disagreements",
+        (json_int_t)d->poll.disagreements, "rpc_disagreement",
+        d->poll.disagreements ? d->poll.disagreement : NULL, "contract",
         cs->cfg->contract, "block", (json_int_t)d->poll.block, "leader",
         "address", lh, "token_id", (json_int_t)d->state.leader_token,
         "votes_against_leader", (json_int_t)d->state.against, "required_votes",
@@ -534,11 +602,12 @@ static json_t *member_json(struct chainsync *cs, const struct recon_member *m,
     hex_encode(m->instance, 32, 1, ih);
     hex_encode(m->owner, 20, 1, oh);
     hex_encode(m->key, 20, 1, kh);
-    return json_pack("{s:I,s:I,s:I,s:s,s:s,s:s,s:s,s:b,s:s,s:s}", "token_id",
-                     (json_int_t)m->token, "epoch", (json_int_t)m->epoch,
-                     "raft_id", (json_int_t)m->raft_id, "instance_id", name,
-                     "instance_id_hex", ih, "owner", oh, "node_key", kh,
-                     "active", 1, "role", role, "url", p ? p->http : "");
+    return json_pack("{s:I,s:I,s:I,s:s,s:s,s:s,s:s,s:b,s:b,s:s,s:s}",
+                     "token_id", (json_int_t)m->token, "epoch",
+                     (json_int_t)m->epoch, "raft_id", (json_int_t)m->raft_id,
+                     "instance_id", name, "instance_id_hex", ih, "owner", oh,
+                     "node_key", kh, "active", 1, "leaving", m->leaving, "role",
+                     role, "url", p ? p->http : "");
 }
 
 static json_t *members_json(void *data)
@@ -563,6 +632,12 @@ static json_t *members_json(void *data)
                      raft);
 }
 
+static uint64_t rpc_disagreements(void *data)
+{
+    struct chainsync *cs = data;
+    return cs->d.poll.disagreements;
+}
+
 static const char *write_refusal(void *data)
 {
     struct chainsync *cs = data;
@@ -582,7 +657,8 @@ void chainsync_attach(struct chainsync *cs, struct node *node, struct api *api,
     struct api_chain_hooks h = {.data = cs,
                                 .status_json = status_json,
                                 .members_json = members_json,
-                                .write_refusal = write_refusal};
+                                .write_refusal = write_refusal,
+                                .rpc_disagreements = rpc_disagreements};
     api_set_chain_hooks(api, &h);
     uv_timer_start(&cs->timer, tick, 10, cs->cfg->chain_poll_ms);
 }
@@ -599,6 +675,9 @@ void chainsync_stop(struct chainsync *cs)
     if (cs->rpc)
         rpc_close(cs->rpc);
     cs->rpc = NULL;
+    if (cs->rpc2)
+        rpc_close(cs->rpc2);
+    cs->rpc2 = NULL;
     if (cs->sender)
         sender_close(cs->sender);
     cs->sender = NULL;

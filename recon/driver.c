@@ -81,15 +81,12 @@ static void endpoints(struct recon_member *m, const char *raft,
         m->addr.http[--n] = '\0';
 }
 
-bool recon_driver_adopt(struct recon_driver *d,
-                        const struct membership_node *nodes, size_t n)
+/* nodes[0..n) as members into got[0..n). */
+static void members_of(struct recon_member *got,
+                       const struct membership_node *nodes, size_t n)
 {
-    if (n > MEMBERSHIP_MAX_NODES)
-        n = MEMBERSHIP_MAX_NODES;
-    struct recon_member *got = calloc(n ? n : 1, sizeof *got);
-    if (got == NULL)
-        return false;
     for (size_t i = 0; i < n; i++) {
+        memset(&got[i], 0, sizeof got[i]);
         got[i].token = nodes[i].token;
         memcpy(got[i].instance, nodes[i].instance, 32);
         memcpy(got[i].owner, nodes[i].owner, 20);
@@ -98,21 +95,115 @@ bool recon_driver_adopt(struct recon_driver *d,
         got[i].raft_id = recon_raft_id(nodes[i].token, nodes[i].epoch);
         endpoints(&got[i], nodes[i].raft, nodes[i].http);
     }
+}
+
+/* got[0..n) becomes the view; true when it differs. */
+static bool replace_view(struct recon_driver *d, const struct recon_member *got,
+                         unsigned n)
+{
     bool changed =
         n != d->n_members || memcmp(d->members, got, n * sizeof got[0]) != 0;
     memcpy(d->members, got, n * sizeof got[0]);
-    d->n_members = (unsigned)n;
+    d->n_members = n;
+    return changed;
+}
+
+bool recon_driver_adopt(struct recon_driver *d,
+                        const struct membership_node *nodes, size_t n)
+{
+    if (n > MEMBERSHIP_MAX_NODES)
+        n = MEMBERSHIP_MAX_NODES;
+    struct recon_member *got = calloc(n ? n : 1, sizeof *got);
+    if (got == NULL)
+        return false;
+    members_of(got, nodes, n);
+    bool changed = replace_view(d, got, (unsigned)n);
     free(got);
     return changed;
+}
+
+static bool has_id(const struct recon_member *ms, unsigned n, uint64_t id)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (ms[i].raft_id == id)
+            return true;
+    return false;
+}
+
+bool recon_driver_update(struct recon_driver *d,
+                         const struct membership_node *nodes, size_t n,
+                         uint64_t block)
+{
+    if (n > MEMBERSHIP_MAX_NODES)
+        n = MEMBERSHIP_MAX_NODES;
+    struct recon_member *got = calloc(RECON_MAX_MEMBERS, sizeof *got);
+    if (got == NULL)
+        return false;
+    members_of(got, nodes, n);
+    unsigned k = (unsigned)n;
+    for (unsigned i = 0; i < d->n_members; i++) {
+        const struct recon_member *m = &d->members[i];
+        if (has_id(got, (unsigned)n, m->raft_id)) {
+            if (m->leaving)
+                LOGI("chain",
+                     "raft id %" PRIu64 " (token %" PRIu64 " epoch %" PRIu32
+                     ") is listed again at block %" PRIu64
+                     " (the answer at block %" PRIu64 " lacked it)",
+                     m->raft_id, m->token, m->epoch, block, m->gone_block);
+            continue;
+        }
+        if (m->leaving && block > m->gone_block) {
+            LOGI("chain",
+                 "raft id %" PRIu64 " (token %" PRIu64 " epoch %" PRIu32
+                 ") is still not an active member at block %" PRIu64
+                 " (first missing at block %" PRIu64 "): it leaves the view",
+                 m->raft_id, m->token, m->epoch, block, m->gone_block);
+            continue;
+        }
+        if (k == RECON_MAX_MEMBERS)
+            continue;
+        got[k] = *m;
+        if (!m->leaving) {
+            got[k].leaving = true;
+            got[k].gone_block = block;
+            LOGW("chain",
+                 "raft id %" PRIu64 " (token %" PRIu64 " epoch %" PRIu32
+                 ") is missing from the members at block %" PRIu64
+                 ": kept until an answer from a newer block confirms it",
+                 m->raft_id, m->token, m->epoch, block);
+        }
+        k++;
+    }
+    bool changed = replace_view(d, got, k);
+    free(got);
+    return changed;
+}
+
+/* The member of token t, preferring its registration in the latest answer
+ * over a leaving one; NULL when t is not in the view. */
+static const struct recon_member *by_token(const struct recon_driver *d,
+                                           uint64_t t)
+{
+    const struct recon_member *found = NULL;
+    for (unsigned i = 0; i < d->n_members; i++)
+        if (d->members[i].token == t &&
+            (found == NULL || (found->leaving && !d->members[i].leaving)))
+            found = &d->members[i];
+    return found;
 }
 
 uint64_t recon_driver_find(const struct recon_driver *d,
                            const uint8_t instance[32])
 {
+    uint64_t leaving = 0;
     for (unsigned i = 0; i < d->n_members; i++)
-        if (memcmp(d->members[i].instance, instance, 32) == 0)
-            return d->members[i].token;
-    return 0;
+        if (memcmp(d->members[i].instance, instance, 32) == 0) {
+            if (!d->members[i].leaving)
+                return d->members[i].token;
+            if (leaving == 0)
+                leaving = d->members[i].token;
+        }
+    return leaving;
 }
 
 const struct recon_member *recon_driver_member(const struct recon_driver *d,
@@ -139,10 +230,10 @@ int recon_driver_authorize(const struct recon_driver *d, uint64_t id,
     char a[43], o[43];
     hex_encode(addr, 20, 1, a);
     unsigned long long token = id >> 32, epoch = id & 0xffffffffu;
-    for (unsigned i = 0; i < d->n_members; i++) {
-        const struct recon_member *m = &d->members[i];
-        if (m->token != token)
-            continue;
+    const struct recon_member *m = recon_driver_member(d, id);
+    if (m == NULL)
+        m = by_token(d, token);
+    if (m != NULL) {
         if (m->raft_id != id) {
             snprintf(why, len,
                      "raft id %llu is token %llu epoch %llu, but token %llu "
@@ -309,21 +400,29 @@ static void decide(struct recon_driver *d)
 {
     struct recon_server rs[MEMBERSHIP_MAX_NODES];
     unsigned ns = d->raft->servers(d->raft->data, rs, MEMBERSHIP_MAX_NODES);
-    uint64_t members[MEMBERSHIP_MAX_NODES], addressable[MEMBERSHIP_MAX_NODES];
+    uint64_t members[RECON_MAX_MEMBERS], addressable[RECON_MAX_MEMBERS];
     unsigned na = 0;
     bool self_active = false;
     /* Decisions are by raft id (token << 32 | epoch): a token registered
      * anew is another server. The on-chain leader is named by token: its
-     * current registration's raft id. */
-    uint64_t chain_leader = recon_raft_id(d->state.leader_token, 0);
+     * current registration's raft id. Leaving members are still members
+     * (until confirmed gone). */
+    const struct recon_member *lm = by_token(d, d->state.leader_token);
+    uint64_t chain_leader =
+        lm ? lm->raft_id : recon_raft_id(d->state.leader_token, 0);
     for (unsigned i = 0; i < d->n_members; i++) {
         members[i] = d->members[i].raft_id;
         self_active |= members[i] == d->self_id;
-        if (d->members[i].token == d->state.leader_token)
-            chain_leader = members[i];
         if (recon_driver_peer(d, members[i]) != NULL)
             addressable[na++] = members[i];
     }
+    /* My instance registered anew (listed under another raft id) makes
+     * this server a leaving one at once: a raft leader hands over (and
+     * adds nothing, not its own new registration), then restarts. */
+    for (unsigned i = 0; i < d->n_members; i++)
+        if (memcmp(d->members[i].instance, d->instance, 32) == 0 &&
+            d->members[i].raft_id != d->self_id && !d->members[i].leaving)
+            self_active = false;
     struct recon_input in = {
         .self = self_active ? d->self_id : 0,
         .my_id = d->self_id,
@@ -367,7 +466,7 @@ static bool self_moved(struct recon_driver *d)
     const struct recon_member *m = NULL;
     for (unsigned i = 0; i < d->n_members && m == NULL; i++)
         if (memcmp(d->members[i].instance, d->instance, 32) == 0 &&
-            d->members[i].raft_id != d->self_id)
+            d->members[i].raft_id != d->self_id && !d->members[i].leaving)
             m = &d->members[i];
     if (m == NULL || d->raft->is_leader(d->raft->data))
         return false;
@@ -403,14 +502,32 @@ static void poll_done(void *data, int result, const struct membership_view *v,
                  d->poll.block, d->poll.stale);
         return;
     }
+    if (result == RECON_POLL_DISAGREE) {
+        /* The two --rpc-url endpoints answered differently: nothing of
+         * this poll is adopted and nothing is decided on it. */
+        d->disagree_streak++;
+        if (d->disagree_streak == 1 || d->disagree_streak % 60 == 0)
+            LOGW("chain",
+                 "the two RPC endpoints disagree, view not adopted: %s "
+                 "(disagreeing polls: %" PRIu64 " in a row, %" PRIu64
+                 " in all)",
+                 msg ? msg : "?", d->disagree_streak, d->poll.disagreements);
+        return;
+    }
     if (result != 0) {
         poll_failed(d, msg);
         return;
     }
+    if (d->disagree_streak > 0)
+        LOGI("chain",
+             "the two RPC endpoints agree again at block %" PRIu64
+             " (after %" PRIu64 " polls that disagreed)",
+             v->block, d->disagree_streak);
+    d->disagree_streak = 0;
     d->state = v->state;
     d->my_vote_against = v->vote.against && v->vote.term == d->state.term &&
                          memcmp(v->vote.target, d->state.leader, 20) == 0;
-    bool changed = recon_driver_adopt(d, v->nodes, v->n_nodes);
+    bool changed = recon_driver_update(d, v->nodes, v->n_nodes, v->block);
     if (!d->connected)
         LOGI("chain", "chain reachable again block=%" PRIu64, v->block);
     d->connected = true;
@@ -444,9 +561,10 @@ static void ping_leader(struct recon_driver *d)
 {
     uint64_t leader = d->state.leader_token;
     const struct config_peer *p = NULL;
-    for (unsigned i = 0; leader && leader != d->self && i < d->n_members; i++)
-        if (d->members[i].token == leader)
-            p = recon_driver_peer(d, d->members[i].raft_id);
+    const struct recon_member *lm =
+        leader && leader != d->self ? by_token(d, leader) : NULL;
+    if (lm != NULL)
+        p = recon_driver_peer(d, lm->raft_id);
     if (p == NULL && leader && leader != d->self)
         p = config_peer(d->cfg, leader);
     if (d->health_of != leader) {

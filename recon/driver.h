@@ -60,7 +60,17 @@ struct recon_member {
     uint64_t raft_id; /* recon_raft_id(token, epoch) */
     struct config_peer addr; /* on-chain endpoints when raft's transport
                                 can use them (raft "" otherwise) */
+    /* Missing from the latest answer but kept (still authorized, still a
+     * member for raft) until a poll at a block newer than gone_block, the
+     * first block it was missing at, confirms it is gone: one lying or
+     * flaky answer does not de-authorize or remove anyone. */
+    bool leaving;
+    uint64_t gone_block;
 };
+
+/* The view: the latest answer's members, then those kept until confirmed
+ * gone (at most as many again). */
+#define RECON_MAX_MEMBERS (2 * MEMBERSHIP_MAX_NODES)
 
 #define RECON_CHANGE_GAP_MS 1000
 #define RECON_SHRINK_GAP_MS                                                    \
@@ -82,8 +92,8 @@ struct recon_driver {
     uint64_t moved_to;    /* my instance's new raft id once seen (0: none) */
     bool stopping;
     /* the view */
-    struct recon_member members[MEMBERSHIP_MAX_NODES];
-    unsigned n_members;
+    struct recon_member members[RECON_MAX_MEMBERS];
+    unsigned n_members; /* leaving ones included */
     struct membership_state state;
     bool my_vote_against; /* my live no-confidence vote this term */
     bool connected;       /* the last poll succeeded */
@@ -99,9 +109,11 @@ struct recon_driver {
     uint64_t last_change_ms, last_tx_ms, last_remove_ms;
     uint64_t change_target, transfer_wait_ms;
     enum recon_kind last_change_kind;
-    uint64_t calls;    /* transactions' chain calls (5 each; the
-                          poll's are counted in poll.calls) */
-    char refusal[300]; /* why writes are refused ("" when served) */
+    uint64_t calls;           /* transactions' chain calls (5 each; the
+                                 poll's are counted in poll.calls) */
+    char refusal[300];        /* why writes are refused ("" when served) */
+    uint64_t disagree_streak; /* polls in a row the two RPC endpoints
+                                 disagreed (poll.disagreements: in all) */
 };
 
 /* 0 or ERR_NOMEM. cfg, chain and raft outlive the driver. */
@@ -115,7 +127,17 @@ void recon_driver_close(struct recon_driver *d);
 bool recon_driver_adopt(struct recon_driver *d,
                         const struct membership_node *nodes, size_t n);
 
-/* This instance's token in the view, or 0 when it is not a member. */
+/* A poll's answer nodes[0..n) read at `block` into the view: new members,
+ * members back and changed members apply at once; a member (raft id) the
+ * answer lacks is kept as leaving, and dropped only once an answer from a
+ * block newer than the first one that lacked it still lacks it (a repeat
+ * at the same block confirms nothing). true when the view changed. */
+bool recon_driver_update(struct recon_driver *d,
+                         const struct membership_node *nodes, size_t n,
+                         uint64_t block);
+
+/* This instance's token in the view (a leaving registration only when
+ * there is no other), or 0 when it is not a member. */
 uint64_t recon_driver_find(const struct recon_driver *d,
                            const uint8_t instance[32]);
 

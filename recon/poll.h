@@ -18,7 +18,15 @@
  * Every answer moves to the next state; every error (no answer, a revert, a
  * malformed answer) returns to IDLE and reports the error, and the last
  * good view stays whole (the new one is decoded aside). done() runs once
- * per started poll, after the state is back to IDLE. */
+ * per started poll, after the state is back to IDLE.
+ *
+ * With a second endpoint (recon_poll_set_second: a second --rpc-url) every
+ * state makes its call on both and moves on once both answered: the block
+ * is pinned below the lower of the two heads (a lagging endpoint delays the
+ * view, it does not fail the poll), both chain ids must match, and the
+ * two answers of STATE, NODES and VOTE must be equal (members, their keys,
+ * epochs and endpoints, in order; the leader state; the vote), else the
+ * poll ends as RECON_POLL_DISAGREE with what differed, counted. */
 #ifndef NFTRAFT_RECON_POLL_H
 #define NFTRAFT_RECON_POLL_H
 
@@ -83,27 +91,46 @@ enum recon_poll_state {
 };
 
 #define RECON_POLL_STALE 1 /* done(): the head was older than the view */
+#define RECON_POLL_DISAGREE                                                    \
+    2 /* done(): the two endpoints answered differently (errmsg: what) */
 
 /* result: 0 (view is the new view, borrowed for the call), RECON_POLL_STALE
- * (view NULL, nothing changed) or a negative ERR_* with errmsg. */
+ * (view NULL, nothing changed), RECON_POLL_DISAGREE (view NULL, errmsg says
+ * what differed) or a negative ERR_* with errmsg. */
 typedef void (*recon_poll_done)(void *data, int result,
                                 const struct membership_view *view,
                                 const char *errmsg);
 
+struct recon_poll;
+struct recon_poll_end { /* the callbacks' argument: which endpoint */
+    struct recon_poll *p;
+    unsigned which; /* 0: chain, 1: chain2 */
+};
+
 /* Caller-owned; fields are read-only outside poll.c. */
 struct recon_poll {
     const struct recon_chain *chain;
+    const struct recon_chain *chain2; /* the second endpoint, or NULL */
     enum recon_poll_state state;
-    uint64_t token;               /* whose vote is read */
-    uint64_t confirmations;       /* blocks below the head */
-    uint64_t chain_id;            /* checked in CHAIN_ID */
-    bool verify_chain_id;         /* the view is the cached one: check first */
-    uint64_t block;               /* the block of the last good view */
-    uint64_t head;                /* the head block last answered */
-    uint64_t stale;               /* polls ended as RECON_POLL_STALE */
-    uint64_t calls;               /* chain calls made */
-    char tag[24];                 /* the pinned block, "0x.." */
-    struct membership_view *next; /* the view being read */
+    uint64_t token;                /* whose vote is read */
+    uint64_t confirmations;        /* blocks below the head */
+    uint64_t chain_id;             /* checked in CHAIN_ID */
+    bool verify_chain_id;          /* the view is the cached one: check first */
+    uint64_t block;                /* the block of the last good view */
+    uint64_t head;                 /* the head block last answered (the
+                                      lower of the two with chain2) */
+    uint64_t stale;                /* polls ended as RECON_POLL_STALE */
+    uint64_t calls;                /* chain calls made */
+    char tag[24];                  /* the pinned block, "0x.." */
+    struct membership_view *next;  /* the view being read */
+    struct membership_view *next2; /* chain2's answers, compared with it */
+    uint64_t disagreements;        /* polls ended as RECON_POLL_DISAGREE */
+    char disagreement[300];        /* what differed the last time */
+    struct recon_poll_end ends[2];
+    unsigned waiting; /* answers still due in this state */
+    int err;          /* the state's first error, reported once all came */
+    char errmsg[240];
+    uint64_t got[2]; /* BLOCK, CHAIN_ID: each endpoint's number */
     bool closed;
     recon_poll_done done;
     void *data;
@@ -113,6 +140,11 @@ struct recon_poll {
 int recon_poll_init(struct recon_poll *p, const struct recon_chain *chain,
                     uint64_t token, uint64_t confirmations,
                     recon_poll_done done, void *data);
+/* Also read every poll from chain2 (outlives p) and adopt a view only when
+ * both agree; only while IDLE. 0 or ERR_NOMEM. */
+int recon_poll_set_second(struct recon_poll *p,
+                          const struct recon_chain *chain2);
+
 /* From now on answers still in flight are dropped (p must stay valid until
  * the chain's callbacks have run, e.g. until its rpc client is closed). */
 void recon_poll_close(struct recon_poll *p);

@@ -18,6 +18,8 @@ static json_t *cache_json(uint64_t chain_id, const char *contract,
     json_t *ms = json_array();
     for (unsigned i = 0; i < n; i++) {
         const struct recon_member *r = &members[i];
+        if (r->leaving) /* the chain's latest answer lacks it */
+            continue;
         char ih[67], oh[43], kh[43];
         hex_encode(r->instance, 32, 1, ih);
         hex_encode(r->owner, 20, 1, oh);

@@ -25,7 +25,8 @@ struct recon_viewcache {
 void recon_viewcache_init(struct recon_viewcache *c, const char *data_dir);
 void recon_viewcache_close(struct recon_viewcache *c);
 
-/* Write members[0..n) read on chain_id from contract, unless the file
+/* Write members[0..n) read on chain_id from contract (leaving ones, which
+ * the chain's latest answer lacks, left out), unless the file
  * already holds exactly that. A failure is logged (once), not returned:
  * the reconciler goes on without a cache. */
 void recon_viewcache_save(struct recon_viewcache *c, uint64_t chain_id,

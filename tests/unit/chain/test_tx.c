@@ -402,12 +402,14 @@ struct rig {
     uint8_t to[20];
 };
 
-/* Start the rig: 0, HARNESS_SKIPPED without anvil, or 1 on a failure. */
-static int rig_open(struct rig *g)
+/* Start the rig on an anvil started with `extra` (NULL: mining each
+ * transaction at once): 0, HARNESS_SKIPPED without anvil, or 1 on a
+ * failure. */
+static int rig_open_with(struct rig *g, const char *extra)
 {
     int port;
     memset(g, 0, sizeof *g);
-    g->pid = spawn_anvil("--no-mining", &port);
+    g->pid = spawn_anvil(extra, &port);
     if (g->pid == 0)
         SKIP("anvil not installed");
     uv_loop_init(&g->loop);
@@ -421,6 +423,11 @@ static int rig_open(struct rig *g)
     ASSERT_EQ(sender_init(&g->snd, &g->loop, g->b.rpc, g->w, 31337, 1500), 0);
     memset(g->to, 0x42, 20);
     return 0;
+}
+
+static int rig_open(struct rig *g)
+{
+    return rig_open_with(g, "--no-mining");
 }
 
 /* Send an empty transaction and run the loop until its callback; with
@@ -547,10 +554,56 @@ TEST(fee_ceiling_reports_stuck_transaction)
     return 0;
 }
 
+/* Two senders on one wallet (two nodes signing with the same key): the
+ * first one's next nonce was taken by the other; its send is refused
+ * ("nonce too low") and retried after the back-off with the pending nonce
+ * read again, instead of failing. */
+TEST(a_taken_nonce_is_retried_with_the_next_one)
+{
+    struct rig g;
+    ASSERT_OK_OR_SKIP(rig_open_with(&g, NULL));
+    ASSERT_EQ(rig_send(&g, false), 0); /* nonce 0, mined at once */
+    int err1 = g.b.err;
+    struct sender *other;
+    ASSERT_EQ(sender_init(&other, &g.loop, g.b.rpc, g.w, 31337, 1500), 0);
+    struct bump b2 = {0};
+    ASSERT_EQ(sender_send(other, g.to, NULL, 0, bump_cb, &b2), 0);
+    while (!b2.done)
+        uv_run(&g.loop, UV_RUN_ONCE);
+    uint64_t t0 = uv_now(&g.loop);
+    ASSERT_EQ(rig_send(&g, false), 0); /* tries nonce 1: taken */
+    uint64_t took = uv_now(&g.loop) - t0;
+    int err3 = g.b.err;
+    char hh[67], from[43];
+    hex_encode(g.b.hash, 32, 1, hh);
+    json_t *t =
+        ask(&g.loop, &g.b, "eth_getTransactionByHash", json_pack("[s]", hh));
+    uint64_t nonce3 = 99, mined = 99;
+    if (t != NULL)
+        hex_quantity(json_string_value(json_object_get(t, "nonce")), &nonce3);
+    json_decref(t);
+    hex_encode(wallet_address(g.w), 20, 1, from);
+    json_t *n = ask(&g.loop, &g.b, "eth_getTransactionCount",
+                    json_pack("[s,s]", from, "latest"));
+    if (n != NULL)
+        hex_quantity(json_string_value(n), &mined);
+    json_decref(n);
+    sender_close(other);
+    rig_close(&g);
+    ASSERT_EQ(err1, 0);
+    ASSERT_EQ(b2.err, 0);
+    ASSERT_EQ(err3, 0);
+    ASSERT(took >= 300); /* after the first back-off */
+    ASSERT_U64_EQ(nonce3, 2);
+    ASSERT_U64_EQ(mined, 3);
+    return 0;
+}
+
 TEST_LIST(TEST_ENTRY(rlp_standard_examples),
           TEST_ENTRY(wallet_address_sign_recover),
           TEST_ENTRY(eip1559_matches_cast),
           TEST_ENTRY(eip155_legacy_matches_cast),
           TEST_ENTRY(signed_here_mined_by_anvil),
           TEST_ENTRY(stuck_transaction_is_replaced),
-          TEST_ENTRY(fee_ceiling_reports_stuck_transaction))
+          TEST_ENTRY(fee_ceiling_reports_stuck_transaction),
+          TEST_ENTRY(a_taken_nonce_is_retried_with_the_next_one))

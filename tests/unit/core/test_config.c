@@ -363,8 +363,92 @@ TEST(table_help)
     return 0;
 }
 
+/* A chain-mode command line with the given --rpc-url flags (NULL ends). */
+static int parse_rpcs(struct config *c, const char *u1, const char *u2,
+                      const char *u3, bool insecure, char *err, size_t len)
+{
+    char *argv[32] = {"nftraftd",
+                      "--data-dir",
+                      "/tmp/x",
+                      "--http",
+                      "127.0.0.1:9001",
+                      "--raft",
+                      "127.0.0.1:9101",
+                      "--contract",
+                      "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+                      "--instance-id",
+                      "node1",
+                      "--wallet-key",
+                      "/k"};
+    int argc = 13;
+    const char *urls[] = {u1, u2, u3};
+    for (int i = 0; i < 3 && urls[i] != NULL; i++) {
+        argv[argc++] = "--rpc-url";
+        argv[argc++] = (char *)urls[i];
+    }
+    if (insecure)
+        argv[argc++] = "--allow-insecure-rpc";
+    argv[argc] = NULL;
+    err[0] = '\0';
+    return config_parse(c, argc, argv, err, len);
+}
+
+TEST(rpc_url_twice)
+{
+    struct config c;
+    char err[256];
+    unsetenv("ETH_RPC_URL");
+    ASSERT_EQ(parse_rpcs(&c, "http://127.0.0.1:8545", NULL, NULL, false, err,
+                         sizeof err),
+              0);
+    ASSERT_STR_EQ(c.rpc_url, "http://127.0.0.1:8545");
+    ASSERT_STR_EQ(c.rpc_url2, "");
+    ASSERT_EQ(parse_rpcs(&c, "http://127.0.0.1:8545", "https://u:p@rpc.example",
+                         NULL, false, err, sizeof err),
+              0);
+    ASSERT_STR_EQ(c.rpc_url, "http://127.0.0.1:8545");
+    ASSERT_STR_EQ(c.rpc_url2, "https://u:p@rpc.example");
+    ASSERT_EQ(parse_rpcs(&c, "http://127.0.0.1:1", "http://127.0.0.1:2",
+                         "http://127.0.0.1:3", false, err, sizeof err),
+              ERR_INVALID);
+    ASSERT_STR_EQ(err, "--rpc-url: given more than twice");
+    ASSERT_EQ(parse_rpcs(&c, "http://127.0.0.1:1", "ftp://x", NULL, false, err,
+                         sizeof err),
+              ERR_INVALID);
+    ASSERT_STR_EQ(err, "--rpc-url: bad URL 'ftp://x'");
+    ASSERT_EQ(parse_rpcs(&c, "http://127.0.0.1:1", "http://127.0.0.1:1", NULL,
+                         false, err, sizeof err),
+              ERR_INVALID);
+    ASSERT(strstr(err, "the same URL") != NULL);
+    /* the second endpoint passes the same safety check as the first */
+    ASSERT_EQ(parse_rpcs(&c, "https://a.example", "http://10.1.2.3:8545", NULL,
+                         false, err, sizeof err),
+              ERR_INVALID);
+    ASSERT(strstr(err, "--rpc-url http://10.1.2.3:8545: plain http://") !=
+           NULL);
+    ASSERT_EQ(parse_rpcs(&c, "https://a.example", "http://10.1.2.3:8545", NULL,
+                         true, err, sizeof err),
+              0);
+    /* ETH_RPC_URL is replaced by the first flag, not counted as one */
+    setenv("ETH_RPC_URL", "http://127.0.0.1:7000", 1);
+    ASSERT_EQ(parse_rpcs(&c, "http://127.0.0.1:8545", NULL, NULL, false, err,
+                         sizeof err),
+              0);
+    ASSERT_STR_EQ(c.rpc_url, "http://127.0.0.1:8545");
+    ASSERT_STR_EQ(c.rpc_url2, "");
+    ASSERT_EQ(parse_rpcs(&c, "http://127.0.0.1:1", "http://127.0.0.1:2", NULL,
+                         false, err, sizeof err),
+              0);
+    ASSERT_STR_EQ(c.rpc_url, "http://127.0.0.1:1");
+    ASSERT_STR_EQ(c.rpc_url2, "http://127.0.0.1:2");
+    ASSERT_EQ(parse_rpcs(&c, NULL, NULL, NULL, false, err, sizeof err), 0);
+    ASSERT_STR_EQ(c.rpc_url, "http://127.0.0.1:7000");
+    unsetenv("ETH_RPC_URL");
+    return 0;
+}
+
 TEST_LIST(TEST_ENTRY(static_ok), TEST_ENTRY(raft_port_auth),
           TEST_ENTRY(rpc_safety), TEST_ENTRY(help_and_version),
           TEST_ENTRY(bad_flags), TEST_ENTRY(chain_env), TEST_ENTRY(u64),
           TEST_ENTRY(table_numbers), TEST_ENTRY(table_messages),
-          TEST_ENTRY(table_help))
+          TEST_ENTRY(table_help), TEST_ENTRY(rpc_url_twice))

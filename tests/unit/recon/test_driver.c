@@ -4,7 +4,8 @@
  * only with a live majority, the chain down, a malformed answer, an older
  * block, the transactions, a node that is not a member; raft ids by
  * (token, epoch): a follower's and the leader's own registration moving to
- * a new epoch, a transport claim with a stale epoch. */
+ * a new epoch, a transport claim with a stale epoch; a member missing
+ * from one answer is kept until an answer from a newer block confirms it. */
 #include "fakes.h"
 #include "harness.h"
 
@@ -62,9 +63,11 @@ static int setup(void)
     return 0;
 }
 
-/* One round a little over the change gap after the last one. */
+/* One round a little over the change gap after the last one, one block
+ * later. */
 static void round_(void)
 {
+    f.head++;
     f.now_ms += RECON_CHANGE_GAP_MS + 1;
     f.wall_s += 1;
     recon_driver_tick(&d);
@@ -195,6 +198,10 @@ TEST(chain_down_keeps_the_view_and_changes_nothing)
     round_();
     ASSERT(d.connected);
     ASSERT_STR_EQ(d.error, "");
+    ASSERT_EQ(d.n_members, 3); /* 3 is missing: kept until confirmed */
+    ASSERT(recon_driver_member(&d, RID(3))->leaving);
+    ASSERT_EQ(r.n_done, 0);
+    round_(); /* a newer block confirms it */
     ASSERT_EQ(d.n_members, 2);
     ASSERT_EQ(last_change(1, RECON_REMOVE, 0), 0);
     recon_driver_close(&d);
@@ -223,7 +230,7 @@ TEST(an_older_block_is_ignored)
 {
     ASSERT_EQ(setup(), 0);
     round_();
-    ASSERT_U64_EQ(d.poll.block, 100);
+    ASSERT_U64_EQ(d.poll.block, 101);
     f.head = 95; /* a lagging RPC, with an older membership */
     fake_chain_remove(&f, 3);
     round_();
@@ -274,6 +281,8 @@ TEST(not_a_member_refuses_writes)
     r.leader = false;
     f.state.leader_token = 2;
     round_();
+    ASSERT_STR_EQ(d.refusal, ""); /* one answer without it: not yet */
+    round_();
     ASSERT(strstr(d.refusal, "instance node1 is not an active registered") !=
            NULL);
     ASSERT_EQ(r.n_done, 0);
@@ -312,16 +321,18 @@ TEST(follower_epoch_change_is_a_new_server)
     uint64_t new3 = ((uint64_t)3 << 32) | 2;
     reregister(3, 2); /* token 3 registered anew (new instance, empty disk) */
     round_();
-    /* the old server goes first: 1, 2 stay live */
-    ASSERT_EQ(last_change(1, RECON_REMOVE, RID(3)), 0);
-    fake_raft_run(&r);
-    ASSERT(fake_server(&r, RID(3)) == NULL);
-    round_();
-    /* then the new one, as a new server */
-    ASSERT_EQ(last_change(2, RECON_ADD, new3), 0);
+    /* The new server is an addition (at once); the old one is kept until
+     * a newer block confirms it is gone. */
+    ASSERT_EQ(last_change(1, RECON_ADD, new3), 0);
     ASSERT_STR_EQ(r.last_address, "127.0.0.1:9003");
     fake_raft_run(&r); /* a non-voter, not caught up */
     ASSERT(!fake_server(&r, new3)->voter);
+    ASSERT(recon_driver_member(&d, RID(3))->leaving);
+    round_(); /* confirmed: the old server goes (1, 2 live) */
+    ASSERT_EQ(last_change(2, RECON_REMOVE, RID(3)), 0);
+    fake_raft_run(&r);
+    ASSERT(fake_server(&r, RID(3)) == NULL);
+    ASSERT(recon_driver_member(&d, RID(3)) == NULL);
     fake_server(&r, new3)->caught_up = true;
     round_();
     ASSERT_EQ(last_change(3, RECON_PROMOTE, new3), 0); /* never added twice */
@@ -372,7 +383,12 @@ TEST(a_claim_with_a_stale_epoch_is_refused)
     ASSERT_EQ(recon_driver_authorize(&d, 3, key3, why, sizeof why),
               ERR_DENIED); /* the bare token: epoch 0, before epochs */
     reregister(3, 2);
-    round_();
+    round_(); /* the old registration is leaving, not gone yet */
+    ASSERT_EQ(recon_driver_authorize(&d, RID(3), key3, why, sizeof why), 0);
+    ASSERT_EQ(recon_driver_authorize(&d, ((uint64_t)3 << 32) | 2, key3, why,
+                                     sizeof why),
+              0);
+    round_(); /* a newer block confirms it */
     ASSERT_EQ(recon_driver_authorize(&d, RID(3), key3, why, sizeof why),
               ERR_DENIED); /* the old server, right key, stale epoch */
     ASSERT(strstr(why, "registered in epoch 2 now") != NULL);
@@ -386,17 +402,188 @@ TEST(a_claim_with_a_stale_epoch_is_refused)
     return 0;
 }
 
-TEST_LIST(TEST_ENTRY(steady_state_changes_nothing),
-          TEST_ENTRY(leader_change_transfers_raft_leadership),
-          TEST_ENTRY(member_added_then_promoted_once_caught_up),
-          TEST_ENTRY(a_change_waits_for_the_gap),
-          TEST_ENTRY(member_removed_only_with_a_live_majority),
-          TEST_ENTRY(chain_down_keeps_the_view_and_changes_nothing),
-          TEST_ENTRY(a_malformed_answer_keeps_the_whole_view),
-          TEST_ENTRY(an_older_block_is_ignored),
-          TEST_ENTRY(transactions_elect_heartbeat_and_vote),
-          TEST_ENTRY(not_a_member_refuses_writes),
-          TEST_ENTRY(after_stop_nothing_changes),
-          TEST_ENTRY(follower_epoch_change_is_a_new_server),
-          TEST_ENTRY(leader_epoch_change_hands_over_then_restarts),
-          TEST_ENTRY(a_claim_with_a_stale_epoch_is_refused))
+/* A lying or flaky answer that drops members for one poll (issue 11 (f)). */
+TEST(one_answer_missing_members_changes_nothing)
+{
+    ASSERT_EQ(setup(), 0);
+    round_();
+    fake_chain_remove(&f, 2);
+    fake_chain_remove(&f, 3);
+    round_();
+    ASSERT(d.connected);
+    ASSERT_EQ(d.n_members, 3); /* kept, marked leaving */
+    ASSERT(recon_driver_member(&d, RID(2))->leaving);
+    ASSERT(recon_driver_member(&d, RID(3))->leaving);
+    ASSERT_U64_EQ(recon_driver_member(&d, RID(3))->gone_block, f.head);
+    ASSERT(!recon_driver_member(&d, RID(1))->leaving);
+    ASSERT_EQ(r.n_done, 0); /* no removal, no refusal */
+    ASSERT_STR_EQ(d.refusal, "");
+    uint8_t key3[20];
+    memset(key3, 3, 20);
+    char why[300] = "";
+    ASSERT_EQ(recon_driver_authorize(&d, RID(3), key3, why, sizeof why), 0);
+    ASSERT(recon_driver_peer(&d, RID(2)) != NULL);
+    fake_chain_member(&f, 2); /* the next answer lists them again */
+    fake_chain_member(&f, 3);
+    round_();
+    ASSERT_EQ(d.n_members, 3);
+    ASSERT(!recon_driver_member(&d, RID(2))->leaving);
+    ASSERT(!recon_driver_member(&d, RID(3))->leaving);
+    for (int i = 0; i < 3; i++)
+        round_();
+    ASSERT_EQ(r.n_done, 0);
+    ASSERT_EQ(f.n_sent, 0);
+    ASSERT_EQ(d.n_members, 3);
+    recon_driver_close(&d);
+    return 0;
+}
+
+TEST(a_newer_block_confirms_a_removal_a_same_block_repeat_does_not)
+{
+    ASSERT_EQ(setup(), 0);
+    round_();
+    fake_chain_remove(&f, 3);
+    round_(); /* missing at block B: kept */
+    uint64_t b = f.head;
+    ASSERT_EQ(d.n_members, 3);
+    ASSERT_EQ(r.n_done, 0);
+    for (int i = 0; i < 3; i++) { /* the same block again: confirms nothing */
+        f.now_ms += RECON_CHANGE_GAP_MS + 1;
+        recon_driver_tick(&d);
+        fake_chain_run(&f);
+    }
+    ASSERT_U64_EQ(d.poll.block, b);
+    ASSERT_EQ(d.n_members, 3);
+    ASSERT(recon_driver_member(&d, RID(3))->leaving);
+    ASSERT_U64_EQ(recon_driver_member(&d, RID(3))->gone_block, b);
+    ASSERT_EQ(r.n_done, 0);
+    uint8_t key3[20];
+    memset(key3, 3, 20);
+    char why[300] = "";
+    ASSERT_EQ(recon_driver_authorize(&d, RID(3), key3, why, sizeof why), 0);
+    round_(); /* block B + 1, still missing: gone */
+    ASSERT_EQ(d.n_members, 2);
+    ASSERT(recon_driver_member(&d, RID(3)) == NULL);
+    ASSERT_EQ(recon_driver_authorize(&d, RID(3), key3, why, sizeof why),
+              ERR_DENIED);
+    ASSERT_EQ(r.n_done, 1);
+    ASSERT_EQ(r.done[0].kind, RECON_REMOVE);
+    ASSERT_U64_EQ(r.done[0].id, RID(3));
+    recon_driver_close(&d);
+    return 0;
+}
+
+TEST(a_member_back_then_missing_again_starts_over)
+{
+    ASSERT_EQ(setup(), 0);
+    round_();
+    fake_chain_remove(&f, 3);
+    round_(); /* missing */
+    fake_chain_member(&f, 3);
+    round_(); /* back: the earlier miss is forgotten */
+    ASSERT(!recon_driver_member(&d, RID(3))->leaving);
+    fake_chain_remove(&f, 3);
+    round_(); /* missing again: a first miss, not a confirmation */
+    ASSERT_EQ(d.n_members, 3);
+    ASSERT_U64_EQ(recon_driver_member(&d, RID(3))->gone_block, f.head);
+    ASSERT_EQ(r.n_done, 0);
+    round_();
+    ASSERT_EQ(d.n_members, 2);
+    ASSERT_EQ(r.n_done, 1);
+    ASSERT_EQ(r.done[0].kind, RECON_REMOVE);
+    recon_driver_close(&d);
+    return 0;
+}
+
+TEST(additions_apply_at_once)
+{
+    ASSERT_EQ(setup(), 0);
+    round_();
+    fake_chain_member(&f, 4);
+    round_();
+    ASSERT_EQ(d.n_members, 4);
+    ASSERT(recon_driver_peer(&d, RID(4)) != NULL);
+    uint8_t key4[20];
+    memset(key4, 4, 20);
+    char why[300] = "";
+    ASSERT_EQ(recon_driver_authorize(&d, RID(4), key4, why, sizeof why), 0);
+    ASSERT_EQ(r.n_done, 1);
+    ASSERT_EQ(r.done[0].kind, RECON_ADD);
+    ASSERT_U64_EQ(r.done[0].id, RID(4));
+    recon_driver_close(&d);
+    return 0;
+}
+
+TEST(two_rpcs_that_disagree_change_nothing)
+{
+    ASSERT_EQ(setup(), 0);
+    static struct fake_chain f2;
+    fake_chain_init(&f2);
+    for (uint64_t t = 1; t <= 3; t++)
+        fake_chain_member(&f2, t);
+    f2.state = f.state;
+    ASSERT_EQ(recon_poll_set_second(&d.poll, &f2.ops), 0);
+    for (int i = 0; i < 2; i++) {
+        f2.head = f.head + 1;
+        round_();
+        fake_chain_run(&f2);
+        fake_chain_run(&f);
+        fake_chain_run(&f2);
+        fake_chain_run(&f);
+        fake_chain_run(&f2);
+        fake_chain_run(&f);
+    }
+    ASSERT(d.connected);
+    ASSERT_U64_EQ(d.poll.block, f.head);
+    fake_chain_remove(&f2, 3); /* the second lies about token 3 */
+    for (int i = 0; i < 4; i++) {
+        f2.head = f.head + 1;
+        round_();
+        for (int k = 0; k < 4; k++) {
+            fake_chain_run(&f2);
+            fake_chain_run(&f);
+        }
+    }
+    ASSERT_U64_EQ(d.poll.disagreements, 4);
+    ASSERT_U64_EQ(d.disagree_streak, 4);
+    ASSERT_EQ(d.n_members, 3);
+    ASSERT(!recon_driver_member(&d, RID(3))->leaving); /* not even that */
+    ASSERT_EQ(r.n_done, 0);
+    fake_chain_remove(&f, 3); /* now both say it: it leaves, once confirmed */
+    for (int i = 0; i < 2; i++) {
+        f2.head = f.head + 1;
+        round_();
+        for (int k = 0; k < 4; k++) {
+            fake_chain_run(&f2);
+            fake_chain_run(&f);
+        }
+    }
+    ASSERT_U64_EQ(d.disagree_streak, 0);
+    ASSERT_EQ(d.n_members, 2);
+    ASSERT_EQ(r.n_done, 1);
+    ASSERT_EQ(r.done[0].kind, RECON_REMOVE);
+    ASSERT_U64_EQ(r.done[0].id, RID(3));
+    recon_driver_close(&d);
+    return 0;
+}
+
+TEST_LIST(
+    TEST_ENTRY(steady_state_changes_nothing),
+    TEST_ENTRY(leader_change_transfers_raft_leadership),
+    TEST_ENTRY(member_added_then_promoted_once_caught_up),
+    TEST_ENTRY(a_change_waits_for_the_gap),
+    TEST_ENTRY(member_removed_only_with_a_live_majority),
+    TEST_ENTRY(chain_down_keeps_the_view_and_changes_nothing),
+    TEST_ENTRY(a_malformed_answer_keeps_the_whole_view),
+    TEST_ENTRY(an_older_block_is_ignored),
+    TEST_ENTRY(transactions_elect_heartbeat_and_vote),
+    TEST_ENTRY(not_a_member_refuses_writes),
+    TEST_ENTRY(after_stop_nothing_changes),
+    TEST_ENTRY(follower_epoch_change_is_a_new_server),
+    TEST_ENTRY(leader_epoch_change_hands_over_then_restarts),
+    TEST_ENTRY(a_claim_with_a_stale_epoch_is_refused),
+    TEST_ENTRY(one_answer_missing_members_changes_nothing),
+    TEST_ENTRY(a_newer_block_confirms_a_removal_a_same_block_repeat_does_not),
+    TEST_ENTRY(a_member_back_then_missing_again_starts_over),
+    TEST_ENTRY(additions_apply_at_once),
+    TEST_ENTRY(two_rpcs_that_disagree_change_nothing))

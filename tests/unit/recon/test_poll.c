@@ -1,6 +1,8 @@
 /* test_poll.c - the contract poll's state machine (recon/poll) against the
  * fake chain: its states in order, every read at the pinned block, every
- * error back to idle with the last good view kept, older heads ignored. */
+ * error back to idle with the last good view kept, older heads ignored;
+ * with a second endpoint: both read at the block below the lower head, the
+ * view given only when both answers agree, what differed said. */
 #include "fakes.h"
 #include "harness.h"
 
@@ -180,9 +182,151 @@ TEST(answers_after_close_are_dropped)
     return 0;
 }
 
+/* ---- two endpoints (a second --rpc-url) ---- */
+
+static struct fake_chain f2;
+
+static int setup2(void)
+{
+    if (setup() != 0)
+        return 1;
+    fake_chain_init(&f2);
+    fake_chain_member(&f2, 1);
+    fake_chain_member(&f2, 2);
+    f2.state.leader_token = 2;
+    return recon_poll_set_second(&p, &f2.ops);
+}
+
+/* Answer both endpoints until neither has a call queued. */
+static void run_both(void)
+{
+    while (f.nq > 0 || f2.nq > 0) {
+        fake_chain_run(&f);
+        fake_chain_run(&f2);
+    }
+}
+
+TEST(two_endpoints_that_agree_give_the_view)
+{
+    ASSERT_EQ(setup2(), 0);
+    f2.head = 97; /* the second lags 3 blocks: both read below its head */
+    ASSERT_EQ(recon_poll_start(&p), 0);
+    ASSERT_EQ(f.calls[F_BLOCK], 1);
+    ASSERT_EQ(f2.calls[F_BLOCK], 1);
+    fake_chain_run(&f); /* one answer is not enough to move on */
+    ASSERT_EQ(p.state, RECON_POLL_BLOCK);
+    run_both();
+    ASSERT_EQ(o.calls, 1);
+    ASSERT_EQ(o.result, 0);
+    ASSERT_U64_EQ(o.block, 95); /* min(100, 97) - 2 */
+    ASSERT_EQ(o.n_nodes, 2);
+    ASSERT_EQ(f.n_reads, 3);
+    ASSERT_EQ(f2.n_reads, 3);
+    for (unsigned i = 0; i < 3; i++) {
+        ASSERT_STR_EQ(f.read_blocks[i], "0x5f");
+        ASSERT_STR_EQ(f2.read_blocks[i], "0x5f");
+    }
+    ASSERT_U64_EQ(p.disagreements, 0);
+    recon_poll_close(&p);
+    return 0;
+}
+
+TEST(two_endpoints_that_disagree_give_no_view)
+{
+    ASSERT_EQ(setup2(), 0);
+    ASSERT_EQ(recon_poll_start(&p), 0);
+    run_both();
+    ASSERT_EQ(o.result, 0);
+    ASSERT_U64_EQ(p.block, 98);
+    /* the second drops a member */
+    fake_chain_remove(&f2, 2);
+    f.head = f2.head = 101;
+    ASSERT_EQ(recon_poll_start(&p), 0);
+    run_both();
+    ASSERT_EQ(o.result, RECON_POLL_DISAGREE);
+    ASSERT_STR_EQ(o.msg, "active members at block 99: the first RPC lists "
+                         "tokens [1,2], the second [1]");
+    ASSERT_U64_EQ(p.disagreements, 1);
+    ASSERT_U64_EQ(p.block, 98);    /* the view's block stays */
+    ASSERT_EQ(f.calls[F_VOTE], 1); /* it stopped before the vote */
+    /* the second names another leader */
+    fake_chain_member(&f2, 2);
+    f2.state.leader_token = 1;
+    ASSERT_EQ(recon_poll_start(&p), 0);
+    run_both();
+    ASSERT_EQ(o.result, RECON_POLL_DISAGREE);
+    ASSERT(strstr(o.msg, "names leader token 2, the second token 1") != NULL);
+    f2.state.leader_token = 2;
+    f2.state.term = 7; /* another term */
+    ASSERT_EQ(recon_poll_start(&p), 0);
+    run_both();
+    ASSERT_EQ(o.result, RECON_POLL_DISAGREE);
+    ASSERT(strstr(o.msg, "the term differs") != NULL);
+    f2.state.term = 0;
+    f2.nodes[1].epoch = 2; /* token 2 in another epoch */
+    ASSERT_EQ(recon_poll_start(&p), 0);
+    run_both();
+    ASSERT_EQ(o.result, RECON_POLL_DISAGREE);
+    ASSERT(strstr(o.msg, "token 2's epoch differs") != NULL);
+    f2.nodes[1].epoch = 1;
+    snprintf(f2.nodes[1].raft, sizeof f2.nodes[1].raft, "10.0.0.66:9002");
+    ASSERT_EQ(recon_poll_start(&p), 0);
+    run_both();
+    ASSERT_EQ(o.result, RECON_POLL_DISAGREE);
+    ASSERT(strstr(o.msg, "token 2's raft endpoint differs") != NULL);
+    snprintf(f2.nodes[1].raft, sizeof f2.nodes[1].raft, "127.0.0.1:9002");
+    f2.vote.against = true;
+    ASSERT_EQ(recon_poll_start(&p), 0);
+    run_both();
+    ASSERT_EQ(o.result, RECON_POLL_DISAGREE);
+    ASSERT(strstr(o.msg, "tokenVotes(1)") != NULL);
+    ASSERT_U64_EQ(p.disagreements, 6);
+    f2.vote.against = false; /* honest again */
+    ASSERT_EQ(recon_poll_start(&p), 0);
+    run_both();
+    ASSERT_EQ(o.result, 0);
+    ASSERT_U64_EQ(p.block, 99);
+    ASSERT_U64_EQ(p.disagreements, 6);
+    recon_poll_close(&p);
+    return 0;
+}
+
+TEST(an_error_on_either_endpoint_fails_the_poll)
+{
+    ASSERT_EQ(setup2(), 0);
+    f2.fail[F_NODES] = ERR_MALFORMED;
+    ASSERT_EQ(recon_poll_start(&p), 0);
+    run_both();
+    ASSERT_EQ(o.result, ERR_MALFORMED);
+    ASSERT_STR_EQ(o.msg, "second RPC: fake failure");
+    ASSERT_EQ(p.state, RECON_POLL_IDLE);
+    ASSERT_U64_EQ(p.disagreements, 0);
+    f2.fail[F_NODES] = 0;
+    f2.refuse = true; /* the second refuses its first call */
+    ASSERT_EQ(recon_poll_start(&p), 0);
+    ASSERT_EQ(o.calls, 1); /* the first's block call is still in flight */
+    run_both();
+    ASSERT_EQ(o.calls, 2); /* done once, after that answer */
+    ASSERT_EQ(o.result, ERR_SHUTDOWN);
+    ASSERT(strstr(o.msg, "on the second RPC") != NULL);
+    f2.refuse = false;
+    f2.id = 1; /* the second is on another chain */
+    p.verify_chain_id = true;
+    p.chain_id = 31337;
+    ASSERT_EQ(recon_poll_start(&p), 0);
+    run_both();
+    ASSERT_EQ(o.result, ERR_INVALID);
+    ASSERT(strstr(o.msg, "second RPC's chain has id 1") != NULL);
+    recon_poll_close(&p);
+    return 0;
+}
+
 TEST_LIST(TEST_ENTRY(states_in_order_all_reads_at_the_pinned_block),
           TEST_ENTRY(every_error_returns_to_idle_and_keeps_the_view),
           TEST_ENTRY(an_older_head_is_ignored),
           TEST_ENTRY(a_cached_start_checks_the_chain_id_first),
           TEST_ENTRY(a_refused_call_ends_the_poll_at_once),
-          TEST_ENTRY(answers_after_close_are_dropped))
+          TEST_ENTRY(answers_after_close_are_dropped),
+          TEST_ENTRY(two_endpoints_that_agree_give_the_view),
+          TEST_ENTRY(two_endpoints_that_disagree_give_no_view),
+          TEST_ENTRY(an_error_on_either_endpoint_fails_the_poll))

@@ -1,6 +1,7 @@
 /* test_viewcache.c - the member view cached in the data dir
  * (recon/viewcache) on real files: a round trip, rewritten only when it
- * changes, and every bad file refused with a reason. */
+ * changes, members not confirmed gone left out, and every bad file refused
+ * with a reason. */
 #include "core/err.h"
 #include "harness.h"
 #include "recon/viewcache.h"
@@ -189,7 +190,36 @@ TEST(an_unwritable_dir_is_survived)
     return 0;
 }
 
+TEST(leaving_members_are_not_saved)
+{
+    ASSERT_EQ(make_dir(), 0);
+    struct recon_viewcache c;
+    recon_viewcache_init(&c, dir);
+    struct recon_member m[3];
+    member(&m[0], 1, true);
+    member(&m[1], 2, true);
+    member(&m[2], 3, true);
+    m[1].leaving = true; /* the latest answer lacked it */
+    m[1].gone_block = 40;
+    recon_viewcache_save(&c, 1, CONTRACT, m, 3);
+    struct membership_node *nodes = NULL;
+    size_t n = 0;
+    uint64_t chain = 0;
+    char why[512];
+    ASSERT_EQ(
+        recon_viewcache_load(&c, CONTRACT, &chain, &nodes, &n, why, sizeof why),
+        0);
+    ASSERT_EQ(n, 2);
+    ASSERT_U64_EQ(nodes[0].token, 1);
+    ASSERT_U64_EQ(nodes[1].token, 3);
+    free(nodes);
+    recon_viewcache_close(&c);
+    remove_dir();
+    return 0;
+}
+
 TEST_LIST(TEST_ENTRY(saved_view_loads_back),
+          TEST_ENTRY(leaving_members_are_not_saved),
           TEST_ENTRY(rewritten_only_when_it_changes),
           TEST_ENTRY(bad_files_are_refused_with_a_reason),
           TEST_ENTRY(an_unwritable_dir_is_survived))
