@@ -100,9 +100,12 @@ class Run:
 
     def data_dir(self, i):
         """nodes/n<i>; a replaced instance (nemesis instance-replace) starts
-        from an empty one, nodes/n<i>-r<k>."""
+        from an empty one, nodes/n<i>-r<k>, and so does a node under a
+        token minted after nft-burn, nodes/n<i>-t<token>."""
         inst = self.chain.instance(i) if self.chain else "node%d" % i
         suffix = inst[len("node%d" % i):]
+        if self.chain and self.chain.token(i) != i:  # re-minted after nft-burn
+            suffix += "-t%d" % self.chain.token(i)
         return os.path.join(self.a.out, "nodes", "n%d%s" % (i, suffix))
 
     def node_args(self, i):
@@ -139,6 +142,11 @@ class Run:
         # nemesis that revoked it (nemesis.nft_release).
         if i in self.__dict__.get("nft_busy", ()):
             self.__dict__.setdefault("nft_restart", set()).add(i)
+            return
+        # Already running (an NFT nemesis restarted a node the kill nemesis
+        # had stopped): a second process would only find the data dir locked.
+        if i in self.procs and self.procs[i].poll() is None:
+            self.expect_dead.discard(i)
             return
         os.makedirs(self.data_dir(i), exist_ok=True)
         logf = open(os.path.join(self.a.out, "nodes", "n%d.log" % i), "a")
