@@ -426,7 +426,9 @@ class InstanceReplace(Nemesis):
         v = getattr(self, "victim", None)
         if v is not None:
             nft_release(ctx, v)
-        return {"token": v} if v is not None else {}
+        return {"node": v, "token": ctx.chain.token(v)} if v is not None else {}
+
+
 class NftBurn(Nemesis):
     """Chain mode: a node's owner burns its token (the leader's half the
     time): the contract revokes the instance, the node stops serving and
