@@ -377,6 +377,7 @@ static int map_raft_err(int rv)
     case RAFT_TOOBIG:
         return ERR_TOOBIG;
     case RAFT_BUSY:
+    case RAFT_CANTCHANGE: /* a configuration change is in progress */
         return ERR_BUSY;
     case RAFT_BADID:
         return ERR_NOTFOUND;
@@ -555,7 +556,11 @@ int node_barrier(struct node *n, node_barrier_cb cb, void *data)
 
 static void change_done_cb(struct raft_change *req, int status)
 {
-    req_done(req->data, status);
+    struct node_req *nr = req->data;
+    if (status != 0)
+        LOGW("raft", "change of id=%llu failed in raft: %s (%d)",
+             (unsigned long long)nr->target, raft_strerror(status), status);
+    req_done(nr, status);
 }
 
 /* Step 2 of an add: promote the new server to voter once it is known. */
@@ -563,6 +568,9 @@ static void add_step_cb(struct raft_change *req, int status)
 {
     struct node_req *nr = req->data;
     struct node *n = nr->node;
+    if (status != 0 && !n->closing)
+        LOGW("raft", "add of id=%llu failed in raft: %s (%d)",
+             (unsigned long long)nr->target, raft_strerror(status), status);
     if (status != 0 || n->closing) {
         nr->barrier_cb(nr->data, status ? map_raft_err(status) : ERR_SHUTDOWN);
         free(nr);
@@ -571,6 +579,10 @@ static void add_step_cb(struct raft_change *req, int status)
     int rv = raft_assign(&n->raft, &nr->u.change, nr->target, RAFT_VOTER,
                          change_done_cb);
     if (rv != 0) {
+        LOGW("raft",
+             "promote id=%llu after its add refused by raft: %s (%d): %s",
+             (unsigned long long)nr->target, raft_strerror(rv), rv,
+             raft_errmsg(&n->raft));
         nr->barrier_cb(nr->data, map_raft_err(rv));
         free(nr);
     }
@@ -597,6 +609,19 @@ static int change(struct node *n, enum change_kind kind, uint64_t id,
              ? raft_assign(&n->raft, req, id, RAFT_VOTER, change_done_cb)
              : raft_remove(&n->raft, req, id, change_done_cb);
     if (rv != 0) {
+        /* Our error codes are coarser than raft's: say raft's own. */
+        static const char *const what[] = {"add", "promote", "remove"};
+        LOGW("raft",
+             "%s id=%llu refused by raft: %s (%d): %s (configuration "
+             "committed at %llu, uncommitted at %llu, commit %llu, applied "
+             "%llu, promotee %llu)",
+             what[kind], (unsigned long long)id, raft_strerror(rv), rv,
+             raft_errmsg(&n->raft),
+             (unsigned long long)n->raft.configuration_committed_index,
+             (unsigned long long)n->raft.configuration_uncommitted_index,
+             (unsigned long long)n->raft.commit_index,
+             (unsigned long long)n->raft.last_applied,
+             (unsigned long long)n->raft.leader_state.promotee_id);
         free(nr);
         return map_raft_err(rv);
     }

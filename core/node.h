@@ -100,7 +100,9 @@ typedef void (*node_barrier_cb)(void *data, int status);
 int node_barrier(struct node *n, node_barrier_cb cb, void *data);
 
 /* Membership changes (leader only): add as voter (raft_add + raft_assign),
- * remove, or hand leadership to id. cb(data, status). */
+ * remove, or hand leadership to id. cb(data, status). ERR_BUSY: another
+ * configuration change is in progress (raft's RAFT_CANTCHANGE); a change
+ * raft refuses is logged with raft's own error. */
 int node_add_voter(struct node *n, uint64_t id, const char *address,
                    node_barrier_cb cb, void *data);
 int node_remove(struct node *n, uint64_t id, node_barrier_cb cb, void *data);

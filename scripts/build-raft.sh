@@ -12,7 +12,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 VERSION=0.22.1
 DEBREV=0.22.1-1
-BUILD="$DEBREV+nftraft10" # bump when the local patch changes
+BUILD="$DEBREV+nftraft11" # bump when the local patch changes
 prefix="$root/.deps/raft"
 stamp="$prefix/.nftraft-raft-version"
 patches=("$root"/scripts/raft-patches/*.patch)

@@ -199,6 +199,33 @@ class Chain:
                                self.key(i)], capture_output=True, text=True,
                               check=True).stdout.strip()
 
+    def token(self, i):
+        """Node i's current token: i, or the token minted for it after its
+        last nft-burn."""
+        return self.__dict__.setdefault("tokens", {}).get(i, i)
+
+    def mint(self, to_index, name):
+        """The contract owner mints a token to mnemonic account to_index;
+        returns its id (the contract's totalMinted after the mint)."""
+        self.cli(["mint", "--to", self.address(to_index), "--name", name], 0)
+        out = subprocess.run([os.path.join(BIN, "cast"), "call", "--rpc-url", self.rpc,
+                              self.nft, "totalMinted()(uint256)"],
+                             capture_output=True, text=True, timeout=30)
+        if out.returncode != 0:
+            raise RuntimeError("totalMinted(): %s" % out.stderr.strip()[-300:])
+        return int(out.stdout.split()[0])
+
+    def burn(self, token, key_index):
+        """The token's owner (mnemonic account key_index) burns it: the
+        contract revokes its instance. The nftraft CLI has no burn command;
+        this is foundry's cast, as an owner would use it."""
+        r = subprocess.run([os.path.join(BIN, "cast"), "send", "--rpc-url", self.rpc,
+                            "--private-key", self.key(key_index), self.nft,
+                            "burn(uint256)", str(token)],
+                           capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError("burn(%d): %s" % (token, r.stderr.strip()[-300:]))
+
     def instance(self, i):
         """Node i's current instance id: node<i>, or node<i>-r<k> after the
         k-th instance-replace."""
@@ -221,9 +248,20 @@ class Chain:
     SPARE_OWNER = 7
     SPARE_KEY = 8
 
-    def register(self, i):
-        """Node i's owner registers its instance again (a new epoch)."""
-        self.cli(["register", "--instance-id", self.instance(i), "--token", str(i)], i)
+    def register(self, i, endpoints=None):
+        """Node i's owner registers its instance again (a new epoch) under
+        its current token. A token minted after a burn has no --peers entry
+        (the runner's address book is keyed by the original tokens 1..n),
+        so it is registered with its node key and endpoints, endpoints =
+        (raft "ip:port", http URL), remembered for later registrations."""
+        eps = self.__dict__.setdefault("endpoints", {})
+        if endpoints is not None:
+            eps[i] = endpoints
+        args = ["register", "--instance-id", self.instance(i), "--token", str(self.token(i))]
+        if i in eps:
+            args += ["--node-key", self.address(i), "--raft-endpoint", eps[i][0],
+                     "--http-endpoint", eps[i][1]]
+        self.cli(args, i)
 
     def replace(self, i):
         """Node i's owner registers token i to a NEW instance id (a new
@@ -237,7 +275,9 @@ class Chain:
         return ["--rpc-url", self.proxy.url, "--contract", self.nft, "--wallet-key",
                 os.path.join(self.out, "nodes", "wallet%d.key" % i),
                 "--instance-id", self.instance(i), "--allow-insecure-rpc",
-                "--chain-confirmations", "0"] + (["--join"] if self.instance(i) != "node%d" % i else [])
+                "--chain-confirmations", "0"] + (
+                    ["--join"] if self.instance(i) != "node%d" % i or self.token(i) != i
+                    else [])
 
     def stop(self):
         if self.proxy:
