@@ -106,7 +106,7 @@ unsigned recon_decide(const struct recon_input *in, struct recon_action *out)
         } else if (!changing && in->chain_leader != in->self) {
             const struct recon_server *s = server(in, in->chain_leader);
             if (s != NULL && s->voter && s->live && s->caught_up &&
-                in->leader_health != 0 &&
+                in->leader_health == 1 &&
                 has(in->members, in->n_members, in->chain_leader))
                 n = push(out, n, RECON_TRANSFER, in->chain_leader, false);
         }

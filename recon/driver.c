@@ -437,7 +437,9 @@ static void decide(struct recon_driver *d)
         .now = d->chain->wall_s(d->chain->data),
         .expiry = d->state.expiry,
         .heartbeat_period = d->state.period,
-        .leader_health = d->health,
+        /* Only a ping of this leader speaks for it: after the contract
+         * elects another, the last ping was of the old one. */
+        .leader_health = d->health_of == d->state.leader_token ? d->health : -1,
         .voted_against_leader = d->my_vote_against,
     };
     struct recon_action a[RECON_MAX_ACTIONS];

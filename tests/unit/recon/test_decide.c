@@ -189,6 +189,10 @@ TEST(raft_follows_chain_leader)
     in.servers = behind;
     ASSERT_EQ(recon_decide(&in, a), 0);
     in.servers = three;
+    /* Not to a chain leader never pinged (or whose last ping was of the
+     * previous leader): unknown health is no reason to hand over. */
+    in.leader_health = -1;
+    ASSERT_EQ(recon_decide(&in, a), 0);
     /* Not while the chain leader fails our ping: followers vote instead. */
     in.leader_health = 0;
     ASSERT_EQ(recon_decide(&in, a), 1);

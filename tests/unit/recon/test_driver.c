@@ -274,6 +274,59 @@ TEST(transactions_elect_heartbeat_and_vote)
     return 0;
 }
 
+/* Votes against leader 2 elect leader 3: the next poll must not judge 3
+ * by 2's failed ping (it would depose a healthy leader never pinged). */
+TEST(a_new_leader_is_not_judged_by_the_old_ones_ping)
+{
+    ASSERT_EQ(setup(), 0);
+    r.leader = false;
+    set_chain_leader(2);
+    f.leader_healthy = false;
+    round_(); /* reads leader 2 */
+    round_(); /* pings it: failing; votes against */
+    ASSERT_EQ(d.health, 0);
+    ASSERT_EQ(f.sent[f.n_sent - 1].kind, RECON_TX_VOTE);
+    ASSERT_U64_EQ(f.sent[f.n_sent - 1].leader_token, 2);
+    unsigned sent = f.n_sent;
+    memcpy(f.vote.target, f.state.leader, 20); /* the vote is on chain */
+    f.vote.term = f.state.term;
+    f.vote.against = true;
+    set_chain_leader(3); /* the contract replaced 2 by 3 (a new term) */
+    f.state.term++;
+    round_(); /* 2 is pinged (failing) while the poll reads leader 3 */
+    ASSERT_EQ(f.n_sent, sent); /* no vote against 3, never pinged */
+    f.leader_healthy = true;
+    round_(); /* 3 pinged: healthy */
+    round_();
+    ASSERT_U64_EQ(d.health_of, 3);
+    ASSERT_EQ(d.health, 1);
+    for (unsigned i = sent; i < f.n_sent; i++)
+        ASSERT(!(f.sent[i].kind == RECON_TX_VOTE && f.sent[i].against));
+    recon_driver_close(&d);
+    return 0;
+}
+
+/* The contract names another leader: the raft leader hands over only once
+ * that leader answered its ping, not on the old leader's health. */
+TEST(no_transfer_to_a_leader_never_pinged)
+{
+    ASSERT_EQ(setup(), 0);
+    round_();
+    round_(); /* health 1: this node is the on-chain leader */
+    ASSERT_EQ(d.health, 1);
+    set_chain_leader(2);
+    f.leader_healthy = false; /* 2 is raft-live but its HTTP is dead */
+    for (int i = 0; i < 4; i++)
+        round_();
+    ASSERT_EQ(r.n_done, 0);
+    f.leader_healthy = true;
+    round_(); /* pinged healthy */
+    round_();
+    ASSERT_EQ(last_change(1, RECON_TRANSFER, RID(2)), 0);
+    recon_driver_close(&d);
+    return 0;
+}
+
 TEST(not_a_member_refuses_writes)
 {
     ASSERT_EQ(setup(), 0);
@@ -577,6 +630,8 @@ TEST_LIST(
     TEST_ENTRY(a_malformed_answer_keeps_the_whole_view),
     TEST_ENTRY(an_older_block_is_ignored),
     TEST_ENTRY(transactions_elect_heartbeat_and_vote),
+    TEST_ENTRY(a_new_leader_is_not_judged_by_the_old_ones_ping),
+    TEST_ENTRY(no_transfer_to_a_leader_never_pinged),
     TEST_ENTRY(not_a_member_refuses_writes),
     TEST_ENTRY(after_stop_nothing_changes),
     TEST_ENTRY(follower_epoch_change_is_a_new_server),
