@@ -259,6 +259,31 @@ int recon_driver_authorize(const struct recon_driver *d, uint64_t id,
     return ERR_DENIED;
 }
 
+int recon_driver_discover(struct recon_driver *d, uint64_t chain_id,
+                          recon_discover_cb cb, void *arg)
+{
+    if (d->poll.state != RECON_POLL_IDLE || d->discover_cb != NULL)
+        return ERR_BUSY;
+    d->discover_cb = cb;
+    d->discover_arg = arg;
+    d->poll.chain_id = chain_id;
+    d->poll.verify_chain_id = true;
+    return recon_poll_start(&d->poll);
+}
+
+/* Discovery's poll ended: its view (read at d->poll.block) is the view. */
+static void discovered(struct recon_driver *d, int result,
+                       const struct membership_view *v, const char *msg)
+{
+    recon_discover_cb cb = d->discover_cb;
+    d->discover_cb = NULL;
+    if (result == 0) {
+        recon_driver_adopt(d, v->nodes, v->n_nodes);
+        d->state = v->state;
+    }
+    cb(d->discover_arg, result, msg);
+}
+
 void recon_driver_start(struct recon_driver *d, uint64_t self, uint64_t block,
                         uint64_t chain_id, bool verify)
 {
@@ -489,6 +514,10 @@ static void poll_done(void *data, int result, const struct membership_view *v,
                       const char *msg)
 {
     struct recon_driver *d = data;
+    if (d->discover_cb != NULL) {
+        discovered(d, result, v, msg);
+        return;
+    }
     if (d->stopping)
         return;
     if (result == RECON_POLL_STALE) {

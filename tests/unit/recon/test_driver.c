@@ -620,7 +620,110 @@ TEST(two_rpcs_that_disagree_change_nothing)
     return 0;
 }
 
+static int discovered_result = 99;
+static void discovered_cb(void *arg, int result, const char *msg)
+{
+    (void)arg;
+    (void)msg;
+    discovered_result = result;
+}
+
+/* Discovery reads at head - confirmations, like every poll, and that block
+ * is the floor: an RPC answering an older block next (a lagging or
+ * load-balanced one) cannot bring back a member evicted meanwhile. */
+TEST(discovery_reads_the_pinned_block_which_is_the_floor)
+{
+    memset(&cfg, 0, sizeof cfg);
+    cfg.chain_confirmations = 5;
+    cfg.election_timeout_ms = 1000;
+    snprintf(cfg.instance_id, sizeof cfg.instance_id, "node1");
+    fake_chain_init(&f);
+    fake_raft_init(&r);
+    for (uint64_t t = 1; t <= 2; t++) { /* 3 was evicted */
+        fake_chain_member(&f, t);
+        fake_raft_server(&r, RID(t), true, true, true);
+    }
+    r.leader = true;
+    set_chain_leader(1);
+    f.state.expiry = f.wall_s + 100;
+    f.state.period = 20;
+    ASSERT_EQ(recon_driver_init(&d, &cfg, &f.ops, &r.ops), 0);
+    discovered_result = 99;
+    ASSERT_EQ(recon_driver_discover(&d, f.id, discovered_cb, NULL), 0);
+    fake_chain_run(&f);
+    ASSERT_EQ(discovered_result, 0);
+    ASSERT_EQ(f.calls[F_CHAIN_ID], 1);
+    ASSERT_U64_EQ(d.poll.block, 95); /* head 100 - 5 */
+    ASSERT(f.n_reads >= 3);
+    for (unsigned i = 0; i < f.n_reads; i++)
+        ASSERT_STR_EQ(f.read_blocks[i], "0x5f");
+    ASSERT_EQ(d.n_members, 2);
+    ASSERT_U64_EQ(d.state.leader_token, 1);
+    recon_driver_start(&d, 1, d.poll.block, f.id, false);
+    /* An RPC whose head is 3 blocks behind: its view (block 93) still has
+     * token 3. */
+    fake_chain_member(&f, 3);
+    f.head = 98;
+    f.now_ms += RECON_CHANGE_GAP_MS + 1;
+    recon_driver_tick(&d);
+    fake_chain_run(&f);
+    ASSERT_U64_EQ(d.poll.stale, 1);
+    ASSERT_EQ(d.n_members, 2);
+    ASSERT(recon_driver_member(&d, RID(3)) == NULL);
+    ASSERT_EQ(r.n_done, 0); /* 3 is not added back */
+    recon_driver_close(&d);
+    return 0;
+}
+
+/* With two endpoints, discovery adopts only a view both give. */
+TEST(discovery_with_two_rpcs_that_disagree_adopts_nothing)
+{
+    ASSERT_EQ(setup(), 0);
+    recon_driver_close(&d);
+    ASSERT_EQ(recon_driver_init(&d, &cfg, &f.ops, &r.ops), 0);
+    static struct fake_chain f2;
+    fake_chain_init(&f2);
+    for (uint64_t t = 1; t <= 4; t++) /* the second lists an extra voter */
+        fake_chain_member(&f2, t);
+    f2.state = f.state;
+    ASSERT_EQ(recon_poll_set_second(&d.poll, &f2.ops), 0);
+    discovered_result = 99;
+    ASSERT_EQ(recon_driver_discover(&d, f.id, discovered_cb, NULL), 0);
+    for (int k = 0; k < 6; k++) {
+        fake_chain_run(&f2);
+        fake_chain_run(&f);
+    }
+    ASSERT_EQ(discovered_result, RECON_POLL_DISAGREE);
+    ASSERT_EQ(d.n_members, 0);
+    ASSERT(strstr(d.poll.disagreement, "[1,2,3,4]") != NULL);
+    /* They agree: adopted. */
+    fake_chain_remove(&f2, 4);
+    discovered_result = 99;
+    ASSERT_EQ(recon_driver_discover(&d, f.id, discovered_cb, NULL), 0);
+    for (int k = 0; k < 6; k++) {
+        fake_chain_run(&f2);
+        fake_chain_run(&f);
+    }
+    ASSERT_EQ(discovered_result, 0);
+    ASSERT_EQ(d.n_members, 3);
+    /* The second on another chain: refused. */
+    f2.id = 1;
+    d.n_members = 0;
+    discovered_result = 99;
+    ASSERT_EQ(recon_driver_discover(&d, f.id, discovered_cb, NULL), 0);
+    for (int k = 0; k < 6; k++) {
+        fake_chain_run(&f2);
+        fake_chain_run(&f);
+    }
+    ASSERT_EQ(discovered_result, ERR_INVALID);
+    ASSERT_EQ(d.n_members, 0);
+    recon_driver_close(&d);
+    return 0;
+}
+
 TEST_LIST(
+    TEST_ENTRY(discovery_reads_the_pinned_block_which_is_the_floor),
+    TEST_ENTRY(discovery_with_two_rpcs_that_disagree_adopts_nothing),
     TEST_ENTRY(steady_state_changes_nothing),
     TEST_ENTRY(leader_change_transfers_raft_leadership),
     TEST_ENTRY(member_added_then_promoted_once_caught_up),
