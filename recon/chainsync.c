@@ -57,6 +57,7 @@ struct chainsync {
     bool chain_unverified;        /* discovery used the cache (the driver checks
                                      eth_chainId before acting) */
     uint64_t cached_block;        /* the cached view's block */
+    bool latest_has_self;         /* discovery: listed at "latest" */
     chainsync_moved_cb moved;     /* this instance's registration moved */
     void *moved_data;
     uint64_t moved_to; /* its new raft id, told on the next tick */
@@ -68,7 +69,8 @@ struct chainsync {
 
 static void tick(uv_timer_t *t);
 
-#define DISCOVER_TRIES 5
+#define DISCOVER_TRIES 5   /* reads while the two endpoints disagree */
+#define DISCOVER_WAIT_S 60 /* for a registration to be confirmed */
 
 /* ---- the chain ops ---- */
 
@@ -485,21 +487,71 @@ static void discover_from_cache(struct chainsync *cs)
     cs->self = recon_driver_find(&cs->d, cs->instance);
 }
 
+/* One discovery: eth_chainId, then the driver's pinned read. */
+static int discover_once(struct chainsync *cs)
+{
+    cs->discover_done = false;
+    cs->discover_err = 0;
+    cs->calls++;
+    if (rpc_chain_id(cs->rpc, discover_chain_cb, cs) != 0)
+        return ERR_RPC;
+    while (!cs->discover_done && uv_run(cs->loop, UV_RUN_ONCE))
+        ;
+    return 0;
+}
+
+static void latest_cb(void *data, int err, const struct membership_node *nodes,
+                      size_t n, const char *msg)
+{
+    (void)msg;
+    struct chainsync *cs = data;
+    cs->discover_done = true;
+    cs->latest_has_self = false;
+    for (size_t i = 0; err == 0 && i < n; i++)
+        if (memcmp(nodes[i].instance, cs->instance, 32) == 0)
+            cs->latest_has_self = true;
+}
+
+/* Whether the first RPC lists this instance at "latest" (registered within
+ * the last confirmations blocks): worth waiting for, not proof of
+ * anything (the pinned view decides). */
+static bool registered_at_latest(struct chainsync *cs)
+{
+    cs->discover_done = false;
+    cs->latest_has_self = false;
+    cs->calls++;
+    if (membership_read_nodes(&cs->mc, NULL, latest_cb, cs) != 0)
+        return false;
+    while (!cs->discover_done && uv_run(cs->loop, UV_RUN_ONCE))
+        ;
+    return cs->latest_has_self;
+}
+
 int chainsync_discover(struct chainsync *cs, uint64_t *token, char *errmsg,
                        size_t errlen)
 {
     /* Two endpoints that disagree may be one block apart in what they
-     * index: a few tries, then a refusal. */
-    for (unsigned attempt = 1;; attempt++) {
-        cs->discover_done = false;
-        cs->discover_err = 0;
-        cs->calls++;
-        if (rpc_chain_id(cs->rpc, discover_chain_cb, cs) != 0) {
+     * index: a few tries, then a refusal. An instance registered less than
+     * --chain-confirmations blocks ago is waited for (a bounded time). */
+    for (unsigned attempt = 1, waits = 0;; attempt++) {
+        if (discover_once(cs) != 0) {
             snprintf(errmsg, errlen, "cannot reach %s", cs->rpc_shown);
             return ERR_RPC;
         }
-        while (!cs->discover_done && uv_run(cs->loop, UV_RUN_ONCE))
-            ;
+        if (cs->discover_err == 0 &&
+            recon_driver_find(&cs->d, cs->instance) == 0 &&
+            waits < DISCOVER_WAIT_S && registered_at_latest(cs)) {
+            if (waits++ == 0)
+                LOGI("chain",
+                     "instance %s is registered at the head block but not "
+                     "yet at block %" PRIu64 " (--chain-confirmations %" PRIu64
+                     "): waiting",
+                     cs->cfg->instance_id, cs->d.poll.block,
+                     (uint64_t)cs->cfg->chain_confirmations);
+            uv_sleep(1000);
+            attempt = 0;
+            continue;
+        }
         if (cs->discover_err != RECON_POLL_DISAGREE ||
             attempt == DISCOVER_TRIES)
             break;
