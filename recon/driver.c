@@ -227,8 +227,9 @@ const struct config_peer *recon_driver_peer(const struct recon_driver *d,
 int recon_driver_authorize(const struct recon_driver *d, uint64_t id,
                            const uint8_t addr[20], char *why, size_t len)
 {
-    char a[43], o[43];
-    hex_encode(addr, 20, 1, a);
+    char a[43] = "none (a dial)", o[43];
+    if (addr != NULL)
+        hex_encode(addr, 20, 1, a);
     unsigned long long token = id >> 32, epoch = id & 0xffffffffu;
     const struct recon_member *m = recon_driver_member(d, id);
     if (m == NULL)
@@ -244,7 +245,7 @@ int recon_driver_authorize(const struct recon_driver *d, uint64_t id,
                      a);
             return ERR_DENIED;
         }
-        if (memcmp(m->key, addr, 20) == 0)
+        if (addr == NULL || memcmp(m->key, addr, 20) == 0)
             return 0;
         hex_encode(m->key, 20, 1, o);
         snprintf(why, len,

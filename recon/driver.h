@@ -151,7 +151,8 @@ const struct recon_member *recon_driver_member(const struct recon_driver *d,
 /* The raft transport's check of a peer claiming raft id `id` = token << 32
  * | epoch and signing with key: 0 when token is active in the view,
  * registered in exactly that epoch (a stale epoch is an old server), and
- * key is its node key; else ERR_DENIED with why. */
+ * key is its node key (key NULL: the id alone, for a dial); else
+ * ERR_DENIED with why. */
 int recon_driver_authorize(const struct recon_driver *d, uint64_t id,
                            const uint8_t key[20], char *why, size_t len);
 

@@ -451,6 +451,14 @@ TEST(a_claim_with_a_stale_epoch_is_refused)
     ASSERT_EQ(recon_driver_authorize(&d, RID(9), key3, why, sizeof why),
               ERR_DENIED);
     ASSERT(strstr(why, "not an active registered member") != NULL);
+    /* A dial (no key): the id alone. */
+    ASSERT_EQ(recon_driver_authorize(&d, ((uint64_t)3 << 32) | 2, NULL, why,
+                                     sizeof why),
+              0);
+    ASSERT_EQ(recon_driver_authorize(&d, RID(3), NULL, why, sizeof why),
+              ERR_DENIED);
+    ASSERT_EQ(recon_driver_authorize(&d, RID(9), NULL, why, sizeof why),
+              ERR_DENIED);
     recon_driver_close(&d);
     return 0;
 }
