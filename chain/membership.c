@@ -55,7 +55,7 @@ static int decode_node(const uint8_t *t, size_t tl, struct membership_node *m)
     uint64_t epoch;
     int rv;
     if (abi_get_uint64(t, tl, 0, &m->token) != 0 || m->token == 0 ||
-        abi_get_bytes32(t, tl, 1, m->instance) != 0 ||
+        m->token > UINT32_MAX || abi_get_bytes32(t, tl, 1, m->instance) != 0 ||
         abi_get_address(t, tl, 2, m->owner) != 0 ||
         abi_get_address(t, tl, 3, m->node_key) != 0 ||
         abi_get_uint64(t, tl, 4, &epoch) != 0 || epoch > UINT32_MAX)
@@ -105,7 +105,7 @@ int membership_decode_members_v1(const uint8_t *d, size_t len,
         struct membership_node *m = &out[i];
         memset(m, 0, sizeof *m);
         if (abi_get_uint64(ids + 32 * i, 32, 0, &m->token) != 0 ||
-            m->token == 0 ||
+            m->token == 0 || m->token > UINT32_MAX ||
             abi_get_address(owners + 32 * i, 32, 0, m->owner) != 0)
             return ERR_MALFORMED;
         memcpy(m->instance, insts + 32 * i, 32);

@@ -80,13 +80,15 @@ struct membership_view {
 /* activeNodes(): an array of (uint256 tokenId, bytes32 instanceId, address
  * owner, address nodeKey, uint32 epoch, string raftEndpoint, string
  * httpEndpoint). At most cap entries into out, *n set. 0, ERR_MALFORMED
- * (bad offsets, lengths, padding, an epoch above 2^32-1, token 0),
+ * (bad offsets, lengths, padding, an epoch above 2^32-1, a
+ * token 0 or above 2^32-1: raft id = token << 32 | epoch would alias),
  * ERR_TOOBIG (more than cap entries, an endpoint above 256 bytes). */
 int membership_decode_nodes(const uint8_t *d, size_t len,
                             struct membership_node *out, size_t cap, size_t *n);
 
 /* activeMembers() (v1): (uint256[] tokenIds, bytes32[] instanceIds,
- * address[] owners) of equal lengths, into out as above. */
+ * address[] owners) of equal lengths, into out as above (the same token
+ * range). */
 int membership_decode_members_v1(const uint8_t *d, size_t len,
                                  struct membership_node *out, size_t cap,
                                  size_t *n);

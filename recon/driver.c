@@ -301,21 +301,28 @@ void recon_driver_start(struct recon_driver *d, uint64_t self, uint64_t block,
 
 /* ---- acting ---- */
 
+/* The next wait after a change with this status (0: none). */
+static uint64_t backoff(uint64_t wait, int status)
+{
+    return status == 0 ? 0
+           : wait == 0 ? RECON_RETRY_MIN_MS
+           : wait * 2 > RECON_TRANSFER_BACKOFF_MAX_MS
+               ? RECON_TRANSFER_BACKOFF_MAX_MS
+               : wait * 2;
+}
+
 static void change_cb(void *arg, int status)
 {
     struct recon_driver *d = arg;
     d->change_busy = false;
-    if (d->last_change_kind == RECON_TRANSFER) {
-        /* Exponential back-off per target: a transfer blocks writes for up
-         * to an election timeout, so a failing one must not repeat every
-         * second. */
-        d->transfer_wait_ms =
-            status == 0                ? 0
-            : d->transfer_wait_ms == 0 ? 2000
-            : d->transfer_wait_ms * 2 > RECON_TRANSFER_BACKOFF_MAX_MS
-                ? RECON_TRANSFER_BACKOFF_MAX_MS
-                : d->transfer_wait_ms * 2;
-    }
+    /* Exponential back-off per target: a transfer blocks writes for up to
+     * an election timeout, so a failing one must not repeat every second;
+     * nor an addition or promotion of a server that is not up. */
+    if (d->last_change_kind == RECON_TRANSFER)
+        d->transfer_wait_ms = backoff(d->transfer_wait_ms, status);
+    else if (d->last_change_kind == RECON_ADD ||
+             d->last_change_kind == RECON_PROMOTE)
+        d->grow_wait_ms = backoff(d->grow_wait_ms, status);
     if (status != 0 && !d->stopping)
         LOGW("chain",
              "raft %s id=%" PRIu64 " (token %" PRIu64 " epoch %" PRIu64
@@ -358,26 +365,41 @@ static void send_tx(struct recon_driver *d, const struct recon_action *a)
                                       : "vote clear");
 }
 
-/* A raft change now, unless one is in flight or the pacing says wait. */
+/* A raft change now, unless one is in flight or the pacing says wait.
+ * live: the target server is live in raft. */
 static void change(struct recon_driver *d, const struct recon_action *a,
-                   uint64_t now)
+                   bool live, uint64_t now)
 {
     const struct recon_raft *r = d->raft;
+    bool grow = a->kind == RECON_ADD || a->kind == RECON_PROMOTE;
     if (d->change_busy || now - d->last_change_ms < RECON_CHANGE_GAP_MS)
         return;
     if (a->kind == RECON_REMOVE &&
         now - d->last_remove_ms < RECON_SHRINK_GAP_MS)
         return;
-    if (a->kind == RECON_TRANSFER && a->id == d->change_target &&
-        now - d->last_change_ms < d->transfer_wait_ms)
+    if (a->kind == RECON_TRANSFER && a->id == d->transfer_target &&
+        now - d->last_transfer_ms < d->transfer_wait_ms)
         return;
-    if (a->kind == RECON_TRANSFER && a->id != d->change_target)
+    if (grow && (a->id != d->grow_target || a->kind != d->grow_kind || live))
+        d->grow_wait_ms = 0; /* another server, or it is up now */
+    if (grow && now - d->last_grow_ms < d->grow_wait_ms)
+        return;
+    if (a->kind == RECON_TRANSFER && a->id != d->transfer_target)
         d->transfer_wait_ms = 0;
     d->last_change_ms = now;
     d->last_change_kind = a->kind;
     d->change_target = a->id;
     if (a->kind == RECON_REMOVE)
         d->last_remove_ms = now;
+    if (a->kind == RECON_TRANSFER) {
+        d->transfer_target = a->id;
+        d->last_transfer_ms = now;
+    }
+    if (grow) {
+        d->grow_target = a->id;
+        d->grow_kind = a->kind;
+        d->last_grow_ms = now;
+    }
     const struct config_peer *p = recon_driver_peer(d, a->id);
     LOGI("chain",
          "raft %s id=%" PRIu64 " (token %" PRIu64 " epoch %" PRIu64 ")",
@@ -391,12 +413,14 @@ static void change(struct recon_driver *d, const struct recon_action *a,
     d->change_busy = rv == 0;
     if (rv != 0 && a->kind == RECON_REMOVE)
         d->last_remove_ms = 0; /* refused at once: not a shrink */
+    if (rv != 0 && grow)
+        d->grow_wait_ms = backoff(d->grow_wait_ms, rv);
     if (rv != 0)
         LOGW("chain", "raft %s id=%" PRIu64 ": %s", recon_kind_str(a->kind),
              a->id, err_str(rv));
 }
 
-static void act(struct recon_driver *d, const struct recon_action *a,
+static void act(struct recon_driver *d, const struct recon_action *a, bool live,
                 uint64_t now)
 {
     switch (a->kind) {
@@ -410,7 +434,7 @@ static void act(struct recon_driver *d, const struct recon_action *a,
     case RECON_PROMOTE:
     case RECON_REMOVE:
     case RECON_TRANSFER:
-        change(d, a, now);
+        change(d, a, live, now);
         break;
     case RECON_ELECT:
     case RECON_HEARTBEAT:
@@ -472,8 +496,12 @@ static void decide(struct recon_driver *d)
     unsigned n = recon_decide(&in, a);
     d->refusal[0] = '\0';
     uint64_t now = now_ms(d);
-    for (unsigned i = 0; i < n; i++)
-        act(d, &a[i], now);
+    for (unsigned i = 0; i < n; i++) {
+        bool live = false;
+        for (unsigned k = 0; k < ns; k++)
+            live |= rs[k].id == a[i].id && rs[k].live;
+        act(d, &a[i], live, now);
+    }
 }
 
 /* ---- the poll ---- */

@@ -79,6 +79,7 @@ struct recon_member {
              cannot shrink the cluster one voter a                             \
              second */
 #define RECON_TRANSFER_BACKOFF_MAX_MS 60000
+#define RECON_RETRY_MIN_MS 2000
 #define RECON_TX_GAP_MS 300
 
 /* Caller-owned; fields are read-only outside driver.c. */
@@ -108,8 +109,15 @@ struct recon_driver {
     /* actions in flight and their pacing */
     bool tx_busy, change_busy;
     uint64_t last_change_ms, last_tx_ms, last_remove_ms;
-    uint64_t change_target, transfer_wait_ms;
+    uint64_t change_target; /* the change in flight (or the last one) */
     enum recon_kind last_change_kind;
+    /* back-off, exponential from RECON_RETRY_MIN_MS to
+     * RECON_TRANSFER_BACKOFF_MAX_MS: a transfer that failed, to the same
+     * target; an addition or promotion that failed, of the same server
+     * (kind and id) while it is not live */
+    uint64_t transfer_target, transfer_wait_ms, last_transfer_ms;
+    uint64_t grow_target, grow_wait_ms, last_grow_ms;
+    enum recon_kind grow_kind;
     uint64_t calls;                /* transactions' chain calls (5 each; the
                                       poll's are counted in poll.calls) */
     char refusal[300];             /* why writes are refused ("" when served) */

@@ -138,6 +138,20 @@ TEST(decode_nodes_as_cast_encodes_them)
     ASSERT_EQ(hex_decode(value, len, d, len / 2, &len), 0);
     ASSERT_EQ(membership_decode_nodes(d, len, m, 4, &n), ERR_MALFORMED);
     free(d);
+    /* Token ids: 2^32-1 is the last one (raft id = token << 32 | epoch);
+     * 2^32 would alias token 0's raft ids. */
+    static const char *const tokens[] = {"4294967295", "4294967296",
+                                         "18446744073709551615"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(value, sizeof value,
+                 "[(%s,0x01%062d,0x0000000000000000000000000000000000000001,"
+                 "0x0000000000000000000000000000000000000002,1,\"a\",\"b\")]",
+                 tokens[i], 0);
+        ASSERT_EQ(encode(value, &d, &len), 0);
+        ASSERT_EQ(membership_decode_nodes(d, len, m, 4, &n),
+                  i == 0 ? 0 : ERR_MALFORMED);
+        free(d);
+    }
     return 0;
 }
 
@@ -254,6 +268,13 @@ TEST(decode_state_vote_and_v1_members_as_cast_encodes_them)
     free(d);
     snprintf(args, sizeof args,
              "'[0]' '[%s]' '[0x70997970c51812dc3a010c7d01b50e0d17dc79c8]'",
+             one);
+    ASSERT_EQ(encode_as("uint256[],bytes32[],address[]", args, &d, &len), 0);
+    ASSERT_EQ(membership_decode_members_v1(d, len, m, 4, &n), ERR_MALFORMED);
+    free(d);
+    snprintf(args, sizeof args,
+             "'[4294967296]' '[%s]' '[0x70997970c51812dc3a010c7d01b50e0d17dc"
+             "79c8]'",
              one);
     ASSERT_EQ(encode_as("uint256[],bytes32[],address[]", args, &d, &len), 0);
     ASSERT_EQ(membership_decode_members_v1(d, len, m, 4, &n), ERR_MALFORMED);

@@ -628,6 +628,71 @@ TEST(two_rpcs_that_disagree_change_nothing)
     return 0;
 }
 
+/* The raft changes in flight fail (a transfer that times out, a server
+ * that never comes up). */
+static void fail_pending(void)
+{
+    while (r.n_pending > 0) {
+        struct fake_change c = r.pending[--r.n_pending];
+        c.cb(c.arg, ERR_TIMEOUT);
+    }
+}
+
+static unsigned count_done(enum recon_kind k)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < r.n_done; i++)
+        n += r.done[i].kind == k;
+    return n;
+}
+
+/* A failing transfer backs off even when an addition ran in between (it
+ * used to share the change target and so reset the back-off). */
+TEST(transfer_back_off_survives_an_addition)
+{
+    ASSERT_EQ(setup(), 0);
+    round_();
+    set_chain_leader(2);
+    round_(); /* reads leader 2 */
+    round_(); /* pinged healthy: transfer */
+    ASSERT_EQ(last_change(1, RECON_TRANSFER, RID(2)), 0);
+    fail_pending(); /* back-off 2 s */
+    round_();
+    ASSERT_EQ(r.n_done, 1);
+    round_();
+    ASSERT_EQ(last_change(2, RECON_TRANSFER, RID(2)), 0);
+    fail_pending();           /* back-off 4 s */
+    fake_chain_member(&f, 4); /* a new member whose node is not up */
+    round_();
+    ASSERT_EQ(last_change(3, RECON_ADD, RID(4)), 0);
+    fail_pending();
+    round_(); /* 2 s after the transfer: still backing off */
+    fail_pending();
+    ASSERT_EQ(count_done(RECON_TRANSFER), 2);
+    round_();
+    fail_pending(); /* (the addition again, 2 s after its failure) */
+    ASSERT_EQ(count_done(RECON_TRANSFER), 2);
+    round_(); /* 4 s: again */
+    ASSERT_EQ(count_done(RECON_TRANSFER), 3);
+    recon_driver_close(&d);
+    return 0;
+}
+
+/* A member whose node is not up is not added every second. */
+TEST(an_addition_that_fails_backs_off)
+{
+    ASSERT_EQ(setup(), 0);
+    fake_chain_member(&f, 4);
+    for (int i = 0; i < 10; i++) {
+        round_();
+        fail_pending();
+    }
+    /* t = 0, 2, 6 s (then 14): three tries in ten rounds, not ten. */
+    ASSERT_EQ(count_done(RECON_ADD), 3);
+    recon_driver_close(&d);
+    return 0;
+}
+
 static int discovered_result = 99;
 static void discovered_cb(void *arg, int result, const char *msg)
 {
@@ -731,6 +796,8 @@ TEST(discovery_with_two_rpcs_that_disagree_adopts_nothing)
 
 TEST_LIST(
     TEST_ENTRY(discovery_reads_the_pinned_block_which_is_the_floor),
+    TEST_ENTRY(transfer_back_off_survives_an_addition),
+    TEST_ENTRY(an_addition_that_fails_backs_off),
     TEST_ENTRY(discovery_with_two_rpcs_that_disagree_adopts_nothing),
     TEST_ENTRY(steady_state_changes_nothing),
     TEST_ENTRY(leader_change_transfers_raft_leadership),
