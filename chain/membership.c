@@ -55,7 +55,7 @@ static int decode_node(const uint8_t *t, size_t tl, struct membership_node *m)
     uint64_t epoch;
     int rv;
     if (abi_get_uint64(t, tl, 0, &m->token) != 0 || m->token == 0 ||
-        abi_get_bytes32(t, tl, 1, m->instance) != 0 ||
+        m->token > UINT32_MAX || abi_get_bytes32(t, tl, 1, m->instance) != 0 ||
         abi_get_address(t, tl, 2, m->owner) != 0 ||
         abi_get_address(t, tl, 3, m->node_key) != 0 ||
         abi_get_uint64(t, tl, 4, &epoch) != 0 || epoch > UINT32_MAX)
@@ -105,7 +105,7 @@ int membership_decode_members_v1(const uint8_t *d, size_t len,
         struct membership_node *m = &out[i];
         memset(m, 0, sizeof *m);
         if (abi_get_uint64(ids + 32 * i, 32, 0, &m->token) != 0 ||
-            m->token == 0 ||
+            m->token == 0 || m->token > UINT32_MAX ||
             abi_get_address(owners + 32 * i, 32, 0, m->owner) != 0)
             return ERR_MALFORMED;
         memcpy(m->instance, insts + 32 * i, 32);
@@ -158,6 +158,7 @@ struct read {
     char block[24];
     void (*cb)(void); /* the caller's, cast back by kind */
     void *data;
+    bool v1; /* nodes: this read calls activeMembers() */
 };
 
 static int eth_call(struct membership *m, const char *sig,
@@ -202,8 +203,8 @@ static void nodes_done(void *data, int err, const uint8_t *d, size_t len,
 
 static int call_nodes(struct read *r)
 {
-    return eth_call(r->m, r->m->v1 ? "activeMembers()" : "activeNodes()", NULL,
-                    0, read_block(r), nodes_done, r);
+    return eth_call(r->m, r->v1 ? "activeMembers()" : "activeNodes()", NULL, 0,
+                    read_block(r), nodes_done, r);
 }
 
 static void nodes_done(void *data, int err, const uint8_t *d, size_t len,
@@ -211,15 +212,18 @@ static void nodes_done(void *data, int err, const uint8_t *d, size_t len,
 {
     struct read *r = data;
     membership_nodes_cb cb = (membership_nodes_cb)r->cb;
-    if (err == ERR_REVERT && !r->m->v1) {
-        /* A v1 contract has no activeNodes(): owners speak for tokens. */
-        r->m->v1 = true;
-        LOGI("chain", "the contract has no activeNodes() (a v1 contract): "
-                      "token owners speak for their tokens");
+    if (err == ERR_REVERT && !r->v1 && !r->m->abi_known) {
+        /* The first read of the process: a contract without activeNodes()
+         * may be a v1 one. Ask activeMembers(); the ABI is decided only by
+         * an answer that decodes. Once decided, a revert is an ordinary
+         * read error (a flaky or lying RPC never changes the ABI). */
         struct read *again = read_new(r->m, read_block(r), r->cb, r->data);
-        if (again != NULL && call_nodes(again) == 0) {
-            free(r);
-            return;
+        if (again != NULL) {
+            again->v1 = true;
+            if (call_nodes(again) == 0) {
+                free(r);
+                return;
+            }
         }
         err = ERR_NOMEM;
         msg = "cannot call activeMembers()";
@@ -231,13 +235,20 @@ static void nodes_done(void *data, int err, const uint8_t *d, size_t len,
         (nodes = calloc(MEMBERSHIP_MAX_NODES, sizeof *nodes)) == NULL)
         err = ERR_NOMEM;
     if (err == 0) {
-        err = r->m->v1 ? membership_decode_members_v1(d, len, nodes,
-                                                      MEMBERSHIP_MAX_NODES, &n)
-                       : membership_decode_nodes(d, len, nodes,
-                                                 MEMBERSHIP_MAX_NODES, &n);
+        err = r->v1 ? membership_decode_members_v1(d, len, nodes,
+                                                   MEMBERSHIP_MAX_NODES, &n)
+                    : membership_decode_nodes(d, len, nodes,
+                                              MEMBERSHIP_MAX_NODES, &n);
         snprintf(why, sizeof why, "malformed %s answer",
-                 r->m->v1 ? "activeMembers()" : "activeNodes()");
+                 r->v1 ? "activeMembers()" : "activeNodes()");
         msg = why;
+    }
+    if (err == 0 && !r->m->abi_known) {
+        r->m->abi_known = true;
+        r->m->v1 = r->v1;
+        if (r->v1)
+            LOGI("chain", "the contract has no activeNodes() (a v1 contract): "
+                          "token owners speak for their tokens");
     }
     cb(r->data, err, err == 0 ? nodes : NULL, err == 0 ? n : 0,
        err == 0 ? NULL : msg);
@@ -249,7 +260,10 @@ int membership_read_nodes(struct membership *m, const char *block,
                           membership_nodes_cb cb, void *data)
 {
     struct read *r = read_new(m, block, (void (*)(void))cb, data);
-    return r == NULL ? ERR_NOMEM : call_nodes(r);
+    if (r == NULL)
+        return ERR_NOMEM;
+    r->v1 = m->v1;
+    return call_nodes(r);
 }
 
 static void state_done(void *data, int err, const uint8_t *d, size_t len,

@@ -80,13 +80,15 @@ struct membership_view {
 /* activeNodes(): an array of (uint256 tokenId, bytes32 instanceId, address
  * owner, address nodeKey, uint32 epoch, string raftEndpoint, string
  * httpEndpoint). At most cap entries into out, *n set. 0, ERR_MALFORMED
- * (bad offsets, lengths, padding, an epoch above 2^32-1, token 0),
+ * (bad offsets, lengths, padding, an epoch above 2^32-1, a
+ * token 0 or above 2^32-1: raft id = token << 32 | epoch would alias),
  * ERR_TOOBIG (more than cap entries, an endpoint above 256 bytes). */
 int membership_decode_nodes(const uint8_t *d, size_t len,
                             struct membership_node *out, size_t cap, size_t *n);
 
 /* activeMembers() (v1): (uint256[] tokenIds, bytes32[] instanceIds,
- * address[] owners) of equal lengths, into out as above. */
+ * address[] owners) of equal lengths, into out as above (the same token
+ * range). */
 int membership_decode_members_v1(const uint8_t *d, size_t len,
                                  struct membership_node *out, size_t cap,
                                  size_t *n);
@@ -106,7 +108,11 @@ struct membership {
     struct rpc *rpc;
     struct sender *sender;
     uint8_t address[20];
-    bool v1; /* activeNodes() reverted once: read activeMembers() */
+    /* The ABI, decided by the first answer that decodes: v1 when
+     * activeNodes() reverted and activeMembers() answered. Never changed
+     * after (a later revert is a read error). */
+    bool abi_known;
+    bool v1;
 };
 void membership_init(struct membership *m, struct rpc *rpc,
                      struct sender *sender, const uint8_t address[20]);
@@ -122,9 +128,11 @@ typedef void (*membership_vote_cb)(void *data, int err,
                                    const struct membership_vote *v,
                                    const char *errmsg);
 
-/* The active members: activeNodes(), or activeMembers() on a v1 contract
- * (a revert of activeNodes() switches m->v1 on for good). nodes is
- * borrowed for the callback. */
+/* The active members: activeNodes(), or activeMembers() on a v1 contract.
+ * Until the ABI is known (m->abi_known), a revert of activeNodes() is
+ * retried as activeMembers() and the first answer that decodes decides
+ * m->v1 for good; after that a revert is an error (ERR_REVERT) and never
+ * changes the ABI. nodes is borrowed for the callback. */
 int membership_read_nodes(struct membership *m, const char *block,
                           membership_nodes_cb cb, void *data);
 int membership_read_state(struct membership *m, const char *block,

@@ -327,6 +327,11 @@ def test_h_revoked_node_cannot_unseat_leader():
     # (1) Its established raft streams were closed when the view changed.
     wait_for("the leader to close token %d's raft connection" % victim,
              lambda: "(raft id %d): no longer authorized" % S["burned_rid"] in c.log(leader), 15)
+    # ... and the stream it had opened to it; no dial to it after that.
+    rid = S["burned_rid"]
+    wait_for("the leader to close or stop dialing its raft stream to token %d" % victim,
+             lambda: ("closing raft connection to raft id %d:" % rid) in c.log(leader) or
+             ("not dialing raft id %d " % rid) in c.log(leader), 15)
     term0 = c.status(leader)["term"]
     logpos = len(c.log(leader))
     with Writer(c, others, "h") as w:
@@ -347,7 +352,12 @@ def test_h_revoked_node_cannot_unseat_leader():
     refusals = [l for l in tail.splitlines() if "refused raft connection" in l and
                 "token %d is not an active" % victim in l]
     check(refusals, "the leader logs the refusal of token %d:\n%s" % (victim, tail[-2000:]))
-    print("  (h) leader %d term %d unchanged; %d refusal(s), e.g.: %s" %
+    # The restarted node listens again: the leader does not dial it.
+    dials = [l for l in tail.splitlines()
+             if "raft connection to raft id %d " % rid in l and "authenticated" in l]
+    check(not dials, "no authenticated dial to the revoked raft id %d after the view change: %s" %
+          (rid, dials[:3]))
+    print("  (h) leader %d term %d unchanged; %d refusal(s), e.g.: %s; 0 dials to it" %
           (leader, term0, len(refusals), refusals[0].strip()[:200]))
     w.check_log(leader, "(h) revoked node restarted")
 

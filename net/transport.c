@@ -75,6 +75,20 @@ struct wrap {
     struct list pending; /* struct hs with a stream, newest first */
     unsigned live;       /* handshakes not yet freed */
     uint64_t refused;
+    struct list outs;         /* struct out: raft's opened streams */
+    uint64_t dial_refused_id; /* the last id a dial was refused to (logged
+                                 once per id in a row) */
+};
+
+/* A stream raft opened (chain mode), once handed to raft: raft owns and
+ * closes it, so it is known by its descriptor and both socket addresses
+ * (a descriptor number reused by another socket does not match). */
+struct out {
+    struct list link;
+    uint64_t id;
+    int fd;
+    struct sockaddr_storage local, peer;
+    socklen_t llen, plen;
 };
 
 enum { HS_OPEN, HS_ACCEPT };
@@ -311,6 +325,65 @@ static void hs_fail(struct hs *h, int status, const char *why)
 
 static int pump_start(struct wrap *w, struct hs *h, uv_stream_t *s);
 
+/* ---- raft's opened streams ---- */
+
+/* Whether o's descriptor is still the socket it was (raft has not closed
+ * it, nor was the number reused). */
+static bool out_same(const struct out *o)
+{
+    struct sockaddr_storage l, p;
+    socklen_t ll = sizeof l, pl = sizeof p;
+    return getsockname(o->fd, (struct sockaddr *)&l, &ll) == 0 &&
+           getpeername(o->fd, (struct sockaddr *)&p, &pl) == 0 &&
+           ll == o->llen && pl == o->plen && memcmp(&l, &o->local, ll) == 0 &&
+           memcmp(&p, &o->peer, pl) == 0;
+}
+
+/* Forget the entries whose socket raft has closed. */
+static void out_prune(struct wrap *w)
+{
+    struct list *l, *tmp;
+    LIST_FOREACH_SAFE(l, tmp, &w->outs) {
+        struct out *o = LIST_CONTAINER_OF(l, struct out, link);
+        if (!out_same(o)) {
+            list_remove(&o->link);
+            free(o);
+        }
+    }
+}
+
+static void out_track(struct wrap *w, uint64_t id, uv_stream_t *s)
+{
+    uv_os_fd_t fd;
+    out_prune(w);
+    struct out *o = calloc(1, sizeof *o);
+    if (o == NULL || uv_fileno((uv_handle_t *)s, &fd) != 0) {
+        free(o);
+        return;
+    }
+    o->id = id;
+    o->fd = fd;
+    o->llen = sizeof o->local;
+    o->plen = sizeof o->peer;
+    if (getsockname(fd, (struct sockaddr *)&o->local, &o->llen) != 0 ||
+        getpeername(fd, (struct sockaddr *)&o->peer, &o->plen) != 0) {
+        free(o);
+        return;
+    }
+    list_init(&o->link);
+    list_insert_head(&w->outs, &o->link);
+}
+
+static void outs_free(struct wrap *w)
+{
+    struct list *l, *tmp;
+    LIST_FOREACH_SAFE(l, tmp, &w->outs) {
+        struct out *o = LIST_CONTAINER_OF(l, struct out, link);
+        list_remove(&o->link);
+        free(o);
+    }
+}
+
 /* The handshake passed: an opened stream is raft's from now on; an
  * accepted one goes to raft through a pump. */
 static void hs_succeed(struct hs *h)
@@ -330,6 +403,8 @@ static void hs_succeed(struct hs *h)
     int kind = h->kind;
     h->delivered = true;
     if (kind == HS_OPEN) {
+        if (w->auth_on && !w->secret_mode)
+            out_track(w, h->id, s);
         hs_end(h);
         cb(orig, s, 0);
         return;
@@ -887,6 +962,24 @@ unsigned transport_reauthorize(struct raft_uv_transport *t)
         pump_close(p);
         closed++;
     }
+    /* Streams raft opened to an id no longer authorized: shut down (raft
+     * sees the error, closes the stream and dials again, which w_connect
+     * refuses). */
+    out_prune(w);
+    LIST_FOREACH_SAFE(l, tmp, &w->outs) {
+        struct out *o = LIST_CONTAINER_OF(l, struct out, link);
+        char why[200] = "";
+        if (w->auth.authorize(w->auth.arg, o->id, NULL, why, sizeof why) == 0)
+            continue;
+        LOGW("net",
+             "closing raft connection to raft id %llu: no longer "
+             "authorized: %s",
+             (unsigned long long)o->id, why[0] ? why : "not authorized");
+        shutdown(o->fd, SHUT_RDWR);
+        list_remove(&o->link);
+        free(o);
+        closed++;
+    }
     return closed;
 }
 
@@ -925,6 +1018,21 @@ static int w_connect(struct raft_uv_transport *t, struct raft_uv_connect *req,
                      raft_id id, const char *address, raft_uv_connect_cb cb)
 {
     struct wrap *w = t->impl;
+    char why[200] = "";
+    if (w->auth_on && !w->secret_mode &&
+        w->auth.authorize(w->auth.arg, id, NULL, why, sizeof why) != 0) {
+        /* Not a member (any more): no dial. raft retries later. */
+        if (w->dial_refused_id != id)
+            LOGW("net", "not dialing raft id %llu (%s): %s",
+                 (unsigned long long)id, address,
+                 why[0] ? why : "not authorized");
+        w->dial_refused_id = id;
+        snprintf(t->errmsg, sizeof t->errmsg, "raft id %llu not authorized",
+                 (unsigned long long)id);
+        return RAFT_NOCONNECTION;
+    }
+    if (w->dial_refused_id == id)
+        w->dial_refused_id = 0;
     struct hs *h = hs_new(w, HS_OPEN);
     if (h == NULL)
         return RAFT_NOMEM;
@@ -1069,6 +1177,7 @@ int transport_init(struct raft_uv_transport *t, uv_loop_t *loop,
     w->loop = loop;
     list_init(&w->pending);
     list_init(&w->pumps);
+    list_init(&w->outs);
     w->auth_on = auth != NULL;
     if (auth != NULL)
         w->auth = *auth;
@@ -1091,6 +1200,7 @@ void transport_free(struct raft_uv_transport *t)
     if (w == NULL)
         return;
     raft_uv_tcp_close(&w->inner);
+    outs_free(w);
     free(w);
     t->impl = NULL;
 }

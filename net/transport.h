@@ -45,7 +45,9 @@ struct transport_auth {
     void *arg;
     /* Sign digest with this node's key: r | s | recovery id (0/1). */
     int (*sign)(void *arg, const uint8_t digest[32], uint8_t sig[65]);
-    /* 0 when addr may speak raft as id; otherwise non-zero and why. */
+    /* 0 when addr may speak raft as id; otherwise non-zero and why.
+     * addr NULL: whether id may be dialled (the acceptor does not sign:
+     * the id alone is checked). */
     int (*authorize)(void *arg, uint64_t id, const uint8_t addr[20], char *why,
                      size_t len);
     uint8_t domain[32];
@@ -78,9 +80,12 @@ void transport_digest(const uint8_t domain[32], uint64_t acceptor,
                       uint8_t out[32]);
 
 /* Chain mode: ask authorize() again for every established incoming
- * connection (its raft id and the key that signed its handshake) and close
- * the ones no longer allowed. Call when the member view changes. Returns
- * how many were closed. */
+ * connection (its raft id and the key that signed its handshake) and every
+ * stream raft opened (its raft id), and close the ones no longer allowed
+ * (an opened stream is shut down; raft then dials again, and a dial to an
+ * id authorize() refuses is not made: raft's connect fails at once and it
+ * retries later, logged once per id). Call when the member view changes.
+ * Returns how many were closed. */
 unsigned transport_reauthorize(struct raft_uv_transport *t);
 
 /* Milliseconds since raft id `id` last sent anything on a connection it

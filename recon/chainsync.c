@@ -56,6 +56,8 @@ struct chainsync {
     struct recon_viewcache cache; /* for a restart during a chain outage */
     bool chain_unverified;        /* discovery used the cache (the driver checks
                                      eth_chainId before acting) */
+    uint64_t cached_block;        /* the cached view's block */
+    bool latest_has_self;         /* discovery: listed at "latest" */
     chainsync_moved_cb moved;     /* this instance's registration moved */
     void *moved_data;
     uint64_t moved_to; /* its new raft id, told on the next tick */
@@ -66,6 +68,9 @@ struct chainsync {
 };
 
 static void tick(uv_timer_t *t);
+
+#define DISCOVER_TRIES 5   /* reads while the two endpoints disagree */
+#define DISCOVER_WAIT_S 60 /* for a registration to be confirmed */
 
 /* ---- the chain ops ---- */
 
@@ -261,7 +266,7 @@ static int op_transfer(void *data, uint64_t id, recon_change_cb cb, void *arg)
 static void cache_save(struct chainsync *cs)
 {
     recon_viewcache_save(&cs->cache, cs->chain_id, cs->cfg->contract,
-                         cs->d.members, cs->d.n_members);
+                         cs->d.poll.block, cs->d.members, cs->d.n_members);
 }
 
 /* Members' HTTP URLs (on-chain, else --peers by token) to the API by raft
@@ -423,19 +428,17 @@ int chainsync_init(struct chainsync **out, uv_loop_t *loop,
 
 /* ---- discovery ---- */
 
-static void discover_nodes_cb(void *data, int err,
-                              const struct membership_node *nodes, size_t n,
-                              const char *msg)
+/* Discovery's view: read like every poll, at head - confirmations, from
+ * both endpoints when there are two (they must agree); its block is the
+ * floor of the polls that follow. */
+static void discover_view_cb(void *arg, int result, const char *msg)
 {
-    struct chainsync *cs = data;
+    struct chainsync *cs = arg;
     cs->discover_done = true;
-    if (err != 0) {
-        cs->discover_err = err;
-        snprintf(cs->discover_msg, sizeof cs->discover_msg, "%s", msg);
-        return;
-    }
-    recon_driver_adopt(&cs->d, nodes, n);
-    cs->self = recon_driver_find(&cs->d, cs->instance);
+    cs->discover_err = result;
+    if (result != 0)
+        snprintf(cs->discover_msg, sizeof cs->discover_msg, "%s",
+                 msg ? msg : err_str(result));
 }
 
 static void discover_chain_cb(void *data, int err, uint64_t id, const char *msg)
@@ -448,10 +451,11 @@ static void discover_chain_cb(void *data, int err, uint64_t id, const char *msg)
         return;
     }
     cs->chain_id = id;
-    cs->calls++;
-    if (membership_read_nodes(&cs->mc, NULL, discover_nodes_cb, cs) != 0) {
+    if (recon_driver_discover(&cs->d, id, discover_view_cb, cs) != 0) {
         cs->discover_done = true;
         cs->discover_err = ERR_RPC;
+        snprintf(cs->discover_msg, sizeof cs->discover_msg,
+                 "cannot read the contract");
     }
 }
 
@@ -463,7 +467,8 @@ static void discover_from_cache(struct chainsync *cs)
     struct membership_node *nodes;
     size_t n;
     if (recon_viewcache_load(&cs->cache, cs->cfg->contract, &cs->chain_id,
-                             &nodes, &n, why, sizeof why) != 0) {
+                             &cs->cached_block, &nodes, &n, why,
+                             sizeof why) != 0) {
         LOGW("chain", "chain unreachable and %s", why);
         return;
     }
@@ -482,16 +487,89 @@ static void discover_from_cache(struct chainsync *cs)
     cs->self = recon_driver_find(&cs->d, cs->instance);
 }
 
+/* One discovery: eth_chainId, then the driver's pinned read. */
+static int discover_once(struct chainsync *cs)
+{
+    cs->discover_done = false;
+    cs->discover_err = 0;
+    cs->calls++;
+    if (rpc_chain_id(cs->rpc, discover_chain_cb, cs) != 0)
+        return ERR_RPC;
+    while (!cs->discover_done && uv_run(cs->loop, UV_RUN_ONCE))
+        ;
+    return 0;
+}
+
+static void latest_cb(void *data, int err, const struct membership_node *nodes,
+                      size_t n, const char *msg)
+{
+    (void)msg;
+    struct chainsync *cs = data;
+    cs->discover_done = true;
+    cs->latest_has_self = false;
+    for (size_t i = 0; err == 0 && i < n; i++)
+        if (memcmp(nodes[i].instance, cs->instance, 32) == 0)
+            cs->latest_has_self = true;
+}
+
+/* Whether the first RPC lists this instance at "latest" (registered within
+ * the last confirmations blocks): worth waiting for, not proof of
+ * anything (the pinned view decides). */
+static bool registered_at_latest(struct chainsync *cs)
+{
+    cs->discover_done = false;
+    cs->latest_has_self = false;
+    cs->calls++;
+    if (membership_read_nodes(&cs->mc, NULL, latest_cb, cs) != 0)
+        return false;
+    while (!cs->discover_done && uv_run(cs->loop, UV_RUN_ONCE))
+        ;
+    return cs->latest_has_self;
+}
+
 int chainsync_discover(struct chainsync *cs, uint64_t *token, char *errmsg,
                        size_t errlen)
 {
-    cs->calls++;
-    if (rpc_chain_id(cs->rpc, discover_chain_cb, cs) != 0) {
-        snprintf(errmsg, errlen, "cannot reach %s", cs->rpc_shown);
-        return ERR_RPC;
+    /* Two endpoints that disagree may be one block apart in what they
+     * index: a few tries, then a refusal. An instance registered less than
+     * --chain-confirmations blocks ago is waited for (a bounded time). */
+    for (unsigned attempt = 1, waits = 0;; attempt++) {
+        if (discover_once(cs) != 0) {
+            snprintf(errmsg, errlen, "cannot reach %s", cs->rpc_shown);
+            return ERR_RPC;
+        }
+        if (cs->discover_err == 0 &&
+            recon_driver_find(&cs->d, cs->instance) == 0 &&
+            waits < DISCOVER_WAIT_S && registered_at_latest(cs)) {
+            if (waits++ == 0)
+                LOGI("chain",
+                     "instance %s is registered at the head block but not "
+                     "yet at block %" PRIu64 " (--chain-confirmations %" PRIu64
+                     "): waiting",
+                     cs->cfg->instance_id, cs->d.poll.block,
+                     (uint64_t)cs->cfg->chain_confirmations);
+            uv_sleep(1000);
+            attempt = 0;
+            continue;
+        }
+        if (cs->discover_err != RECON_POLL_DISAGREE ||
+            attempt == DISCOVER_TRIES)
+            break;
+        LOGW("chain",
+             "discovery: the two RPC endpoints disagree (%s); trying again "
+             "(%u of %u)",
+             cs->discover_msg, attempt, DISCOVER_TRIES);
+        uv_sleep(1000);
     }
-    while (!cs->discover_done && uv_run(cs->loop, UV_RUN_ONCE))
-        ;
+    if (cs->discover_err == RECON_POLL_DISAGREE) {
+        snprintf(errmsg, errlen,
+                 "reading contract %s: the two --rpc-url endpoints (%s and "
+                 "%s) disagree (%s) in %u tries: refusing to start on a view "
+                 "they do not both give",
+                 cs->cfg->contract, cs->rpc_shown, cs->rpc2_shown,
+                 cs->discover_msg, DISCOVER_TRIES);
+        return ERR_INVALID;
+    }
     if (cs->discover_err == ERR_RPC || cs->discover_err == ERR_TIMEOUT ||
         cs->discover_err == ERR_IO)
         discover_from_cache(cs);
@@ -500,6 +578,8 @@ int chainsync_discover(struct chainsync *cs, uint64_t *token, char *errmsg,
                  cs->cfg->contract, cs->rpc_shown, cs->discover_msg);
         return cs->discover_err;
     }
+    if (!cs->chain_unverified)
+        cs->self = recon_driver_find(&cs->d, cs->instance);
     if (cs->self == 0) {
         snprintf(errmsg, errlen,
                  "instance %s is not an active registered instance of "
@@ -515,7 +595,13 @@ int chainsync_discover(struct chainsync *cs, uint64_t *token, char *errmsg,
     }
     sender_set_max_fee(cs->sender, cs->cfg->max_fee_gwei * 1000000000ULL);
     cs->mc.sender = cs->sender;
-    recon_driver_start(&cs->d, cs->self, 0, cs->chain_id, cs->chain_unverified);
+    /* No poll adopts a view older than the one started from: the block
+     * discovery read at, or the cached view's. */
+    uint64_t floor = cs->chain_unverified ? cs->cached_block : cs->d.poll.block;
+    LOGI("chain", "member view of block %" PRIu64 "%s: %u members", floor,
+         cs->chain_unverified ? " (cached)" : "", cs->d.n_members);
+    recon_driver_start(&cs->d, cs->self, floor, cs->chain_id,
+                       cs->chain_unverified);
     if (!cs->chain_unverified)
         cache_save(cs);
     *token = cs->self;

@@ -98,18 +98,28 @@ unsigned recon_decide(const struct recon_input *in, struct recon_action *out)
         return n;
     }
     if (in->raft_leader) {
-        unsigned before = n;
-        n = membership(in, out, n);
-        bool changing = n != before;
+        struct recon_action m[1] = {{.kind = RECON_REMOVE}};
+        unsigned nm = membership(in, m, 0);
+        /* A removal, or a promotion of a live server, finishes soon and
+         * holds the hand-over back; an addition or a promotion of a server
+         * that is not up may fail for a long time and does not. */
+        const struct recon_server *ms = nm ? server(in, m[0].id) : NULL;
+        bool changing =
+            nm > 0 && (m[0].kind == RECON_REMOVE ||
+                       (m[0].kind == RECON_PROMOTE && ms != NULL && ms->live));
+        if (nm > 0 && changing)
+            n = push(out, n, m[0].kind, m[0].id, false);
         if (in->chain_leader == 0) {
             n = push(out, n, RECON_ELECT, 0, false);
         } else if (!changing && in->chain_leader != in->self) {
             const struct recon_server *s = server(in, in->chain_leader);
             if (s != NULL && s->voter && s->live && s->caught_up &&
-                in->leader_health != 0 &&
+                in->leader_health == 1 &&
                 has(in->members, in->n_members, in->chain_leader))
                 n = push(out, n, RECON_TRANSFER, in->chain_leader, false);
         }
+        if (nm > 0 && !changing)
+            n = push(out, n, m[0].kind, m[0].id, false);
     }
     if (in->chain_leader == 0)
         return n;

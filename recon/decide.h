@@ -17,7 +17,8 @@
 struct recon_server { /* one server of raft's configuration */
     uint64_t id;
     bool voter;
-    bool live;      /* leader: heard from it within the election timeout */
+    bool live;      /* leader: heard from it within two election timeouts
+                       (recon/chainsync's op_servers) */
     bool caught_up; /* leader: its log is within a few entries of ours */
 };
 
@@ -40,7 +41,9 @@ struct recon_input {
     uint64_t expiry;           /* leadershipExpiry() */
     uint64_t heartbeat_period; /* seconds between leader heartbeats */
     int leader_health;         /* my ping of the on-chain leader:
-                                  -1 unknown, 0 failing, 1 healthy */
+                                  -1 unknown (never pinged, or the last
+                                  ping was of another leader), 0 failing,
+                                  1 healthy; votes need 0, a transfer 1 */
     bool voted_against_leader; /* my live no-confidence vote */
 };
 
@@ -68,7 +71,9 @@ struct recon_action {
  * then removes it); a voter is removed only when the voters that remain
  * still have a live majority; an existing non-voter is promoted, never
  * added again; leadership goes to the on-chain leader only when it is a
- * live, caught-up voter. */
+ * live, caught-up voter that answered this node's ping, and an addition
+ * or a promotion of a server that is not live does not hold it back (the
+ * transfer comes first then). */
 unsigned recon_decide(const struct recon_input *in, struct recon_action *out);
 
 /* Short name of an action kind for logs. */

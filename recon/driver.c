@@ -227,8 +227,9 @@ const struct config_peer *recon_driver_peer(const struct recon_driver *d,
 int recon_driver_authorize(const struct recon_driver *d, uint64_t id,
                            const uint8_t addr[20], char *why, size_t len)
 {
-    char a[43], o[43];
-    hex_encode(addr, 20, 1, a);
+    char a[43] = "none (a dial)", o[43];
+    if (addr != NULL)
+        hex_encode(addr, 20, 1, a);
     unsigned long long token = id >> 32, epoch = id & 0xffffffffu;
     const struct recon_member *m = recon_driver_member(d, id);
     if (m == NULL)
@@ -244,7 +245,7 @@ int recon_driver_authorize(const struct recon_driver *d, uint64_t id,
                      a);
             return ERR_DENIED;
         }
-        if (memcmp(m->key, addr, 20) == 0)
+        if (addr == NULL || memcmp(m->key, addr, 20) == 0)
             return 0;
         hex_encode(m->key, 20, 1, o);
         snprintf(why, len,
@@ -257,6 +258,31 @@ int recon_driver_authorize(const struct recon_driver *d, uint64_t id,
              "(signer %s)",
              (unsigned long long)id, token, a);
     return ERR_DENIED;
+}
+
+int recon_driver_discover(struct recon_driver *d, uint64_t chain_id,
+                          recon_discover_cb cb, void *arg)
+{
+    if (d->poll.state != RECON_POLL_IDLE || d->discover_cb != NULL)
+        return ERR_BUSY;
+    d->discover_cb = cb;
+    d->discover_arg = arg;
+    d->poll.chain_id = chain_id;
+    d->poll.verify_chain_id = true;
+    return recon_poll_start(&d->poll);
+}
+
+/* Discovery's poll ended: its view (read at d->poll.block) is the view. */
+static void discovered(struct recon_driver *d, int result,
+                       const struct membership_view *v, const char *msg)
+{
+    recon_discover_cb cb = d->discover_cb;
+    d->discover_cb = NULL;
+    if (result == 0) {
+        recon_driver_adopt(d, v->nodes, v->n_nodes);
+        d->state = v->state;
+    }
+    cb(d->discover_arg, result, msg);
 }
 
 void recon_driver_start(struct recon_driver *d, uint64_t self, uint64_t block,
@@ -275,21 +301,28 @@ void recon_driver_start(struct recon_driver *d, uint64_t self, uint64_t block,
 
 /* ---- acting ---- */
 
+/* The next wait after a change with this status (0: none). */
+static uint64_t backoff(uint64_t wait, int status)
+{
+    return status == 0 ? 0
+           : wait == 0 ? RECON_RETRY_MIN_MS
+           : wait * 2 > RECON_TRANSFER_BACKOFF_MAX_MS
+               ? RECON_TRANSFER_BACKOFF_MAX_MS
+               : wait * 2;
+}
+
 static void change_cb(void *arg, int status)
 {
     struct recon_driver *d = arg;
     d->change_busy = false;
-    if (d->last_change_kind == RECON_TRANSFER) {
-        /* Exponential back-off per target: a transfer blocks writes for up
-         * to an election timeout, so a failing one must not repeat every
-         * second. */
-        d->transfer_wait_ms =
-            status == 0                ? 0
-            : d->transfer_wait_ms == 0 ? 2000
-            : d->transfer_wait_ms * 2 > RECON_TRANSFER_BACKOFF_MAX_MS
-                ? RECON_TRANSFER_BACKOFF_MAX_MS
-                : d->transfer_wait_ms * 2;
-    }
+    /* Exponential back-off per target: a transfer blocks writes for up to
+     * an election timeout, so a failing one must not repeat every second;
+     * nor an addition or promotion of a server that is not up. */
+    if (d->last_change_kind == RECON_TRANSFER)
+        d->transfer_wait_ms = backoff(d->transfer_wait_ms, status);
+    else if (d->last_change_kind == RECON_ADD ||
+             d->last_change_kind == RECON_PROMOTE)
+        d->grow_wait_ms = backoff(d->grow_wait_ms, status);
     if (status != 0 && !d->stopping)
         LOGW("chain",
              "raft %s id=%" PRIu64 " (token %" PRIu64 " epoch %" PRIu64
@@ -332,26 +365,41 @@ static void send_tx(struct recon_driver *d, const struct recon_action *a)
                                       : "vote clear");
 }
 
-/* A raft change now, unless one is in flight or the pacing says wait. */
+/* A raft change now, unless one is in flight or the pacing says wait.
+ * live: the target server is live in raft. */
 static void change(struct recon_driver *d, const struct recon_action *a,
-                   uint64_t now)
+                   bool live, uint64_t now)
 {
     const struct recon_raft *r = d->raft;
+    bool grow = a->kind == RECON_ADD || a->kind == RECON_PROMOTE;
     if (d->change_busy || now - d->last_change_ms < RECON_CHANGE_GAP_MS)
         return;
     if (a->kind == RECON_REMOVE &&
         now - d->last_remove_ms < RECON_SHRINK_GAP_MS)
         return;
-    if (a->kind == RECON_TRANSFER && a->id == d->change_target &&
-        now - d->last_change_ms < d->transfer_wait_ms)
+    if (a->kind == RECON_TRANSFER && a->id == d->transfer_target &&
+        now - d->last_transfer_ms < d->transfer_wait_ms)
         return;
-    if (a->kind == RECON_TRANSFER && a->id != d->change_target)
+    if (grow && (a->id != d->grow_target || a->kind != d->grow_kind || live))
+        d->grow_wait_ms = 0; /* another server, or it is up now */
+    if (grow && now - d->last_grow_ms < d->grow_wait_ms)
+        return;
+    if (a->kind == RECON_TRANSFER && a->id != d->transfer_target)
         d->transfer_wait_ms = 0;
     d->last_change_ms = now;
     d->last_change_kind = a->kind;
     d->change_target = a->id;
     if (a->kind == RECON_REMOVE)
         d->last_remove_ms = now;
+    if (a->kind == RECON_TRANSFER) {
+        d->transfer_target = a->id;
+        d->last_transfer_ms = now;
+    }
+    if (grow) {
+        d->grow_target = a->id;
+        d->grow_kind = a->kind;
+        d->last_grow_ms = now;
+    }
     const struct config_peer *p = recon_driver_peer(d, a->id);
     LOGI("chain",
          "raft %s id=%" PRIu64 " (token %" PRIu64 " epoch %" PRIu64 ")",
@@ -365,12 +413,14 @@ static void change(struct recon_driver *d, const struct recon_action *a,
     d->change_busy = rv == 0;
     if (rv != 0 && a->kind == RECON_REMOVE)
         d->last_remove_ms = 0; /* refused at once: not a shrink */
+    if (rv != 0 && grow)
+        d->grow_wait_ms = backoff(d->grow_wait_ms, rv);
     if (rv != 0)
         LOGW("chain", "raft %s id=%" PRIu64 ": %s", recon_kind_str(a->kind),
              a->id, err_str(rv));
 }
 
-static void act(struct recon_driver *d, const struct recon_action *a,
+static void act(struct recon_driver *d, const struct recon_action *a, bool live,
                 uint64_t now)
 {
     switch (a->kind) {
@@ -384,7 +434,7 @@ static void act(struct recon_driver *d, const struct recon_action *a,
     case RECON_PROMOTE:
     case RECON_REMOVE:
     case RECON_TRANSFER:
-        change(d, a, now);
+        change(d, a, live, now);
         break;
     case RECON_ELECT:
     case RECON_HEARTBEAT:
@@ -437,15 +487,21 @@ static void decide(struct recon_driver *d)
         .now = d->chain->wall_s(d->chain->data),
         .expiry = d->state.expiry,
         .heartbeat_period = d->state.period,
-        .leader_health = d->health,
+        /* Only a ping of this leader speaks for it: after the contract
+         * elects another, the last ping was of the old one. */
+        .leader_health = d->health_of == d->state.leader_token ? d->health : -1,
         .voted_against_leader = d->my_vote_against,
     };
     struct recon_action a[RECON_MAX_ACTIONS];
     unsigned n = recon_decide(&in, a);
     d->refusal[0] = '\0';
     uint64_t now = now_ms(d);
-    for (unsigned i = 0; i < n; i++)
-        act(d, &a[i], now);
+    for (unsigned i = 0; i < n; i++) {
+        bool live = false;
+        for (unsigned k = 0; k < ns; k++)
+            live |= rs[k].id == a[i].id && rs[k].live;
+        act(d, &a[i], live, now);
+    }
 }
 
 /* ---- the poll ---- */
@@ -487,6 +543,10 @@ static void poll_done(void *data, int result, const struct membership_view *v,
                       const char *msg)
 {
     struct recon_driver *d = data;
+    if (d->discover_cb != NULL) {
+        discovered(d, result, v, msg);
+        return;
+    }
     if (d->stopping)
         return;
     if (result == RECON_POLL_STALE) {

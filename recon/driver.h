@@ -21,6 +21,7 @@
 #include "recon/poll.h"
 
 typedef void (*recon_change_cb)(void *arg, int status);
+typedef void (*recon_discover_cb)(void *arg, int result, const char *msg);
 
 /* Raft as the reconciler sees it. The four changes call cb exactly once
  * when they return 0 (later, not inside the call), never otherwise. */
@@ -78,6 +79,7 @@ struct recon_member {
              cannot shrink the cluster one voter a                             \
              second */
 #define RECON_TRANSFER_BACKOFF_MAX_MS 60000
+#define RECON_RETRY_MIN_MS 2000
 #define RECON_TX_GAP_MS 300
 
 /* Caller-owned; fields are read-only outside driver.c. */
@@ -107,13 +109,22 @@ struct recon_driver {
     /* actions in flight and their pacing */
     bool tx_busy, change_busy;
     uint64_t last_change_ms, last_tx_ms, last_remove_ms;
-    uint64_t change_target, transfer_wait_ms;
+    uint64_t change_target; /* the change in flight (or the last one) */
     enum recon_kind last_change_kind;
-    uint64_t calls;           /* transactions' chain calls (5 each; the
-                                 poll's are counted in poll.calls) */
-    char refusal[300];        /* why writes are refused ("" when served) */
-    uint64_t disagree_streak; /* polls in a row the two RPC endpoints
-                                 disagreed (poll.disagreements: in all) */
+    /* back-off, exponential from RECON_RETRY_MIN_MS to
+     * RECON_TRANSFER_BACKOFF_MAX_MS: a transfer that failed, to the same
+     * target; an addition or promotion that failed, of the same server
+     * (kind and id) while it is not live */
+    uint64_t transfer_target, transfer_wait_ms, last_transfer_ms;
+    uint64_t grow_target, grow_wait_ms, last_grow_ms;
+    enum recon_kind grow_kind;
+    uint64_t calls;                /* transactions' chain calls (5 each; the
+                                      poll's are counted in poll.calls) */
+    char refusal[300];             /* why writes are refused ("" when served) */
+    uint64_t disagree_streak;      /* polls in a row the two RPC endpoints
+                                      disagreed (poll.disagreements: in all) */
+    recon_discover_cb discover_cb; /* discovery in progress (NULL: none) */
+    void *discover_arg;
 };
 
 /* 0 or ERR_NOMEM. cfg, chain and raft outlive the driver. */
@@ -148,14 +159,25 @@ const struct recon_member *recon_driver_member(const struct recon_driver *d,
 /* The raft transport's check of a peer claiming raft id `id` = token << 32
  * | epoch and signing with key: 0 when token is active in the view,
  * registered in exactly that epoch (a stale epoch is an old server), and
- * key is its node key; else ERR_DENIED with why. */
+ * key is its node key (key NULL: the id alone, for a dial); else
+ * ERR_DENIED with why. */
 int recon_driver_authorize(const struct recon_driver *d, uint64_t id,
                            const uint8_t key[20], char *why, size_t len);
 
+/* Discovery, before recon_driver_start(): one poll exactly as the rounds
+ * make (the block head - confirmations pinned for every read, both
+ * endpoints when there are two, which must agree; eth_chainId checked to
+ * be chain_id on each) whose view is adopted whole. cb(arg, result, msg)
+ * once, later: 0 (the view is the members', d->poll.block its block and
+ * the floor of every later poll), RECON_POLL_DISAGREE (msg: what differed)
+ * or a negative ERR_* (msg). 0 or ERR_BUSY. */
+int recon_driver_discover(struct recon_driver *d, uint64_t chain_id,
+                          recon_discover_cb cb, void *arg);
+
 /* Start acting as token `self`, raft id self_id (its registration in the
- * current view). block: the block the current view was read
- * at; chain_id: when verify, the first poll checks the chain is still
- * this one (the view came from the cache). */
+ * current view). block: the block the current view was read at (no later
+ * poll adopts a view from a lower block); chain_id: when verify, the first poll
+ * checks the chain is still this one (the view came from the cache). */
 void recon_driver_start(struct recon_driver *d, uint64_t self, uint64_t block,
                         uint64_t chain_id, bool verify);
 

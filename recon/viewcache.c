@@ -37,6 +37,13 @@ static json_t *cache_json(uint64_t chain_id, const char *contract,
                      (json_int_t)chain_id, "contract", contract, "members", ms);
 }
 
+/* j as the file's text (sorted keys, compact), or NULL. */
+static char *dump(json_t *j)
+{
+    char *text = j ? json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT) : NULL;
+    return text;
+}
+
 void recon_viewcache_init(struct recon_viewcache *c, const char *data_dir)
 {
     memset(c, 0, sizeof *c);
@@ -50,14 +57,21 @@ void recon_viewcache_close(struct recon_viewcache *c)
 }
 
 void recon_viewcache_save(struct recon_viewcache *c, uint64_t chain_id,
-                          const char *contract,
+                          const char *contract, uint64_t block,
                           const struct recon_member *members, unsigned n)
 {
+    /* Compared without the block: a view that did not change is not
+     * rewritten every poll; the block saved is the first one this view was
+     * read at (a floor no later view may go below). */
     json_t *j = cache_json(chain_id, contract, members, n);
-    char *text = j ? json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT) : NULL;
+    char *same = dump(j), *text = NULL;
+    if (same != NULL && (c->saved == NULL || strcmp(c->saved, same) != 0)) {
+        json_object_set_new(j, "block", json_integer((json_int_t)block));
+        text = dump(j);
+    }
     json_decref(j);
-    if (text == NULL || (c->saved && strcmp(c->saved, text) == 0)) {
-        free(text);
+    if (text == NULL) {
+        free(same);
         return;
     }
     const char *path = c->path;
@@ -74,11 +88,13 @@ void recon_viewcache_save(struct recon_viewcache *c, uint64_t chain_id,
                  path, strerror(errno));
         c->warned = true;
         free(text);
+        free(same);
         return;
     }
     c->warned = false;
     free(c->saved);
-    c->saved = text;
+    c->saved = same;
+    free(text);
 }
 
 /* One cached member into m: 0 or ERR_MALFORMED. */
@@ -107,8 +123,9 @@ static int cache_member(json_t *e, struct membership_node *m)
 }
 
 int recon_viewcache_load(struct recon_viewcache *c, const char *want,
-                         uint64_t *chain_id, struct membership_node **nodes,
-                         size_t *n_out, char *msg, size_t len)
+                         uint64_t *chain_id, uint64_t *block,
+                         struct membership_node **nodes, size_t *n_out,
+                         char *msg, size_t len)
 {
     const char *path = c->path;
     json_error_t e;
@@ -118,13 +135,14 @@ int recon_viewcache_load(struct recon_viewcache *c, const char *want,
         return ERR_NOTFOUND;
     }
     int rv = ERR_MALFORMED;
-    json_int_t version = 0, chain = 0;
+    json_int_t version = 0, chain = 0, at = 0;
     const char *contract = NULL;
     json_t *ms = NULL;
     struct membership_node *got = NULL;
-    if (json_unpack(j, "{s:I,s:I,s:s,s:o}", "version", &version, "chain_id",
-                    &chain, "contract", &contract, "members", &ms) != 0 ||
-        version != 1 || chain <= 0 || !json_is_array(ms) ||
+    if (json_unpack(j, "{s:I,s:I,s:s,s:o,s?I}", "version", &version, "chain_id",
+                    &chain, "contract", &contract, "members", &ms, "block",
+                    &at) != 0 ||
+        version != 1 || chain <= 0 || at < 0 || !json_is_array(ms) ||
         json_array_size(ms) > MEMBERSHIP_MAX_NODES) {
         snprintf(msg, len, "%.300s is malformed", path);
         goto out;
@@ -149,6 +167,7 @@ int recon_viewcache_load(struct recon_viewcache *c, const char *want,
     got = NULL;
     *n_out = n;
     *chain_id = (uint64_t)chain;
+    *block = (uint64_t)at; /* written before blocks were: 0 */
     rv = 0;
 out:
     free(got);

@@ -1,12 +1,22 @@
 /* test_membership.c - instance ids for people and the strict decoding of the
  * contract's answers (activeNodes(), activeMembers(), clusterState(),
- * tokenVotes(); chain/membership), against data encoded by `cast abi-encode`.
+ * tokenVotes(); chain/membership), against data encoded by `cast abi-encode`;
+ * the ABI (v1 or v2) decided once, over real HTTP from a scripted JSON-RPC
+ * endpoint: a later revert is a read error, never a switch to v1.
  */
 #include "cast_helper.h"
 #include "chain/membership.h"
 #include "chain/hex.h"
+#include "chain/rpc.h"
 #include "core/err.h"
+#include "core/httpc.h"
 #include "harness.h"
+
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* text -> id -> text gives text back, and the text reads to the same id. */
 static int round_trips(const char *text)
@@ -128,6 +138,20 @@ TEST(decode_nodes_as_cast_encodes_them)
     ASSERT_EQ(hex_decode(value, len, d, len / 2, &len), 0);
     ASSERT_EQ(membership_decode_nodes(d, len, m, 4, &n), ERR_MALFORMED);
     free(d);
+    /* Token ids: 2^32-1 is the last one (raft id = token << 32 | epoch);
+     * 2^32 would alias token 0's raft ids. */
+    static const char *const tokens[] = {"4294967295", "4294967296",
+                                         "18446744073709551615"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(value, sizeof value,
+                 "[(%s,0x01%062d,0x0000000000000000000000000000000000000001,"
+                 "0x0000000000000000000000000000000000000002,1,\"a\",\"b\")]",
+                 tokens[i], 0);
+        ASSERT_EQ(encode(value, &d, &len), 0);
+        ASSERT_EQ(membership_decode_nodes(d, len, m, 4, &n),
+                  i == 0 ? 0 : ERR_MALFORMED);
+        free(d);
+    }
     return 0;
 }
 
@@ -248,9 +272,218 @@ TEST(decode_state_vote_and_v1_members_as_cast_encodes_them)
     ASSERT_EQ(encode_as("uint256[],bytes32[],address[]", args, &d, &len), 0);
     ASSERT_EQ(membership_decode_members_v1(d, len, m, 4, &n), ERR_MALFORMED);
     free(d);
+    snprintf(args, sizeof args,
+             "'[4294967296]' '[%s]' '[0x70997970c51812dc3a010c7d01b50e0d17dc"
+             "79c8]'",
+             one);
+    ASSERT_EQ(encode_as("uint256[],bytes32[],address[]", args, &d, &len), 0);
+    ASSERT_EQ(membership_decode_members_v1(d, len, m, 4, &n), ERR_MALFORMED);
+    free(d);
+    return 0;
+}
+
+/* ---- the ABI decided once, over real HTTP ---- */
+
+/* A JSON-RPC endpoint in a child process answering the k-th request with
+ * answers[k] (the JSON after "id":N, e.g. "\"result\":\"0x..\""), one
+ * request per connection; it exits after the last. Returns its pid, the
+ * port in *port. */
+static pid_t scripted_rpc(const char *const *answers, size_t n, int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &sl) != 0 ||
+        listen(fd, 8) != 0) {
+        close(fd);
+        return -1;
+    }
+    *port = ntohs(sa.sin_port);
+    pid_t pid = fork();
+    if (pid != 0) {
+        close(fd);
+        return pid;
+    }
+    static char req[65536], out[65536 + 512];
+    for (size_t k = 0; k < n; k++) {
+        int c = accept(fd, NULL, NULL);
+        if (c < 0)
+            _exit(1);
+        size_t got = 0;
+        char *body = NULL;
+        long clen = -1;
+        while (got < sizeof req - 1) {
+            ssize_t r = read(c, req + got, sizeof req - 1 - got);
+            if (r <= 0)
+                break;
+            got += (size_t)r;
+            req[got] = '\0';
+            char *h = strstr(req, "\r\n\r\n");
+            char *cl = strcasestr(req, "content-length:");
+            if (h != NULL && cl != NULL) {
+                clen = atol(cl + 15);
+                body = h + 4;
+                if ((long)(got - (size_t)(body - req)) >= clen)
+                    break;
+            }
+        }
+        char *id = body ? strstr(body, "\"id\":") : NULL;
+        long idn = id ? atol(id + 5) : 0;
+        char json[65536];
+        int jl =
+            snprintf(json, sizeof json, "{\"jsonrpc\":\"2.0\",\"id\":%ld,%s}",
+                     idn, answers[k]);
+        int ol =
+            snprintf(out, sizeof out,
+                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
+                     jl, json);
+        if (write(c, out, (size_t)ol) != ol)
+            _exit(1);
+        close(c);
+    }
+    _exit(0);
+}
+
+struct nodes_got {
+    bool done;
+    int err;
+    size_t n;
+    uint64_t token0;
+    uint32_t epoch0;
+};
+
+static void nodes_got_cb(void *data, int err,
+                         const struct membership_node *nodes, size_t n,
+                         const char *msg)
+{
+    (void)msg;
+    struct nodes_got *g = data;
+    g->done = true;
+    g->err = err;
+    g->n = n;
+    g->token0 = n ? nodes[0].token : 0;
+    g->epoch0 = n ? nodes[0].epoch : 0;
+}
+
+static void closed_cb(void *data)
+{
+    (void)data;
+}
+
+/* Reads activeNodes() `reads` times (blocks "latest", then "0x10", "0x11",
+ * ...) from the scripted endpoint; results into got[]. */
+static int read_nodes_from(const char *const *answers, size_t n, unsigned reads,
+                           struct membership *m, struct nodes_got *got)
+{
+    int port;
+    pid_t pid = scripted_rpc(answers, n, &port);
+    if (pid < 0)
+        return -1;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct httpc *http;
+    struct rpc *rpc;
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+    int rv = httpc_init(&http, &loop);
+    if (rv == 0)
+        rv = rpc_init(&rpc, &loop, http, url, 3000, 0);
+    uint8_t addr[20] = {1};
+    membership_init(m, rpc, NULL, addr);
+    for (unsigned i = 0; rv == 0 && i < reads; i++) {
+        char block[24];
+        snprintf(block, sizeof block, "0x%x", 0x10 + i);
+        memset(&got[i], 0, sizeof got[i]);
+        rv = membership_read_nodes(m, i == 0 ? NULL : block, nodes_got_cb,
+                                   &got[i]);
+        while (rv == 0 && !got[i].done && uv_run(&loop, UV_RUN_ONCE))
+            ;
+    }
+    rpc_close(rpc);
+    httpc_close(http, closed_cb, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return rv;
+}
+
+TEST(one_revert_after_the_first_read_does_not_switch_to_v1)
+{
+    uint8_t *d;
+    size_t len;
+    static char v2[8192], v1[8192], revert[4096], enc[2048];
+    if (encode(
+            "[(5,0x6e6f646535000000000000000000000000000000000000000000000000"
+            "000000,0x70997970c51812dc3a010c7d01b50e0d17dc79c8,0x90f79bf6eb2c"
+            "4f870365e785982e1f101e93b906,3,\"127.0.0.1:7005\",\"http://127."
+            "0.0.1:8005\")]",
+            &d, &len) != 0)
+        SKIP("cast not installed");
+    char *h = malloc(2 * len + 3);
+    hex_encode(d, len, 1, h);
+    snprintf(v2, sizeof v2, "\"result\":\"%s\"", h);
+    free(h);
+    free(d);
+    char one[67];
+    snprintf(one, sizeof one, "0x01%062d", 0);
+    snprintf(enc, sizeof enc,
+             "'[5]' '[%s]' '[0x70997970c51812dc3a010c7d01b50e0d17dc79c8]'",
+             one);
+    ASSERT_EQ(encode_as("uint256[],bytes32[],address[]", enc, &d, &len), 0);
+    h = malloc(2 * len + 3);
+    hex_encode(d, len, 1, h);
+    snprintf(v1, sizeof v1, "\"result\":\"%s\"", h);
+    free(h);
+    free(d);
+    ASSERT_EQ(cast_run("abi-encode 'f(string)' 'flaky'", enc, sizeof enc), 0);
+    snprintf(revert, sizeof revert,
+             "\"error\":{\"code\":3,\"message\":\"execution reverted\","
+             "\"data\":\"0x08c379a0%s\"}",
+             enc + 2);
+
+    /* v2 decided by the first read; one reverted read at a pinned block is
+     * an error (the next read is activeNodes() again, decoded as v2). */
+    struct membership m;
+    struct nodes_got got[3];
+    const char *const script[] = {v2, revert, v2};
+    ASSERT_EQ(read_nodes_from(script, 3, 3, &m, got), 0);
+    ASSERT_EQ(got[0].err, 0);
+    ASSERT_EQ(got[0].n, 1);
+    ASSERT_EQ(got[1].err, ERR_REVERT);
+    ASSERT(m.abi_known);
+    ASSERT(!m.v1); /* the mode did not flip */
+    ASSERT_EQ(got[2].err, 0);
+    ASSERT_EQ(got[2].n, 1);
+    ASSERT_U64_EQ(got[2].token0, 5);
+    ASSERT_EQ(got[2].epoch0, 3); /* v2: raft id token<<32|3, not |0 */
+
+    /* A v1 contract: activeNodes() reverts at the first read and
+     * activeMembers() answers: v1 for good. */
+    const char *const script1[] = {revert, v1, v1};
+    ASSERT_EQ(read_nodes_from(script1, 3, 2, &m, got), 0);
+    ASSERT_EQ(got[0].err, 0);
+    ASSERT(m.abi_known && m.v1);
+    ASSERT_EQ(got[1].err, 0);
+    ASSERT_U64_EQ(got[1].token0, 5);
+
+    /* The first read reverts and activeMembers() fails too: nothing is
+     * decided; the next read asks activeNodes() again. */
+    const char *const script2[] = {revert, revert, v2};
+    ASSERT_EQ(read_nodes_from(script2, 3, 2, &m, got), 0);
+    ASSERT_EQ(got[0].err, ERR_REVERT);
+    ASSERT_EQ(got[1].err, 0);
+    ASSERT(m.abi_known && !m.v1);
+    ASSERT_EQ(got[1].epoch0, 3);
     return 0;
 }
 
 TEST_LIST(TEST_ENTRY(instance_text_round_trips),
+          TEST_ENTRY(one_revert_after_the_first_read_does_not_switch_to_v1),
           TEST_ENTRY(decode_nodes_as_cast_encodes_them),
           TEST_ENTRY(decode_state_vote_and_v1_members_as_cast_encodes_them))

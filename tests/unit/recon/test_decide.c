@@ -162,6 +162,45 @@ TEST(non_voter_member_is_promoted_not_added_again)
     return 0;
 }
 
+/* A member whose node is not up (a spare that is not live, or not in raft
+ * yet) is promoted or added every round until it is: that must not keep
+ * leadership from the on-chain leader. */
+TEST(a_change_for_a_server_not_up_does_not_block_the_transfer)
+{
+    struct recon_input in = base();
+    static const struct recon_server with_spare[] = {{1, true, true, true},
+                                                     {2, true, true, true},
+                                                     {3, true, true, true},
+                                                     {4, false, false, false}};
+    in.servers = with_spare;
+    in.n_servers = 4;
+    in.members = m1234;
+    in.n_members = 4;
+    in.chain_leader = 3;
+    struct recon_action a[RECON_MAX_ACTIONS];
+    ASSERT_EQ(recon_decide(&in, a), 2);
+    ASSERT_EQ(a[0].kind, RECON_TRANSFER); /* first */
+    ASSERT_U64_EQ(a[0].id, 3);
+    ASSERT_EQ(a[1].kind, RECON_PROMOTE);
+    ASSERT_U64_EQ(a[1].id, 4);
+    /* Not in raft yet: an addition, after the transfer too. */
+    in.servers = three;
+    in.n_servers = 3;
+    ASSERT_EQ(recon_decide(&in, a), 2);
+    ASSERT_EQ(a[0].kind, RECON_TRANSFER);
+    ASSERT_EQ(a[1].kind, RECON_ADD);
+    /* A live spare is promoted first: that finishes soon. */
+    static const struct recon_server live_spare[] = {{1, true, true, true},
+                                                     {2, true, true, true},
+                                                     {3, true, true, true},
+                                                     {4, false, true, false}};
+    in.servers = live_spare;
+    in.n_servers = 4;
+    ASSERT_EQ(recon_decide(&in, a), 1);
+    ASSERT_EQ(a[0].kind, RECON_PROMOTE);
+    return 0;
+}
+
 TEST(no_chain_leader_elects)
 {
     struct recon_input in = base();
@@ -189,6 +228,10 @@ TEST(raft_follows_chain_leader)
     in.servers = behind;
     ASSERT_EQ(recon_decide(&in, a), 0);
     in.servers = three;
+    /* Not to a chain leader never pinged (or whose last ping was of the
+     * previous leader): unknown health is no reason to hand over. */
+    in.leader_health = -1;
+    ASSERT_EQ(recon_decide(&in, a), 0);
     /* Not while the chain leader fails our ping: followers vote instead. */
     in.leader_health = 0;
     ASSERT_EQ(recon_decide(&in, a), 1);
@@ -253,6 +296,7 @@ TEST_LIST(TEST_ENTRY(removal_keeps_a_live_majority),
           TEST_ENTRY(not_a_member_refuses), TEST_ENTRY(leader_adds_new_member),
           TEST_ENTRY(leader_removes_deactivated),
           TEST_ENTRY(leader_deactivated_hands_over_first),
+          TEST_ENTRY(a_change_for_a_server_not_up_does_not_block_the_transfer),
           TEST_ENTRY(no_chain_leader_elects),
           TEST_ENTRY(raft_follows_chain_leader),
           TEST_ENTRY(chain_leader_heartbeats),

@@ -274,6 +274,59 @@ TEST(transactions_elect_heartbeat_and_vote)
     return 0;
 }
 
+/* Votes against leader 2 elect leader 3: the next poll must not judge 3
+ * by 2's failed ping (it would depose a healthy leader never pinged). */
+TEST(a_new_leader_is_not_judged_by_the_old_ones_ping)
+{
+    ASSERT_EQ(setup(), 0);
+    r.leader = false;
+    set_chain_leader(2);
+    f.leader_healthy = false;
+    round_(); /* reads leader 2 */
+    round_(); /* pings it: failing; votes against */
+    ASSERT_EQ(d.health, 0);
+    ASSERT_EQ(f.sent[f.n_sent - 1].kind, RECON_TX_VOTE);
+    ASSERT_U64_EQ(f.sent[f.n_sent - 1].leader_token, 2);
+    unsigned sent = f.n_sent;
+    memcpy(f.vote.target, f.state.leader, 20); /* the vote is on chain */
+    f.vote.term = f.state.term;
+    f.vote.against = true;
+    set_chain_leader(3); /* the contract replaced 2 by 3 (a new term) */
+    f.state.term++;
+    round_(); /* 2 is pinged (failing) while the poll reads leader 3 */
+    ASSERT_EQ(f.n_sent, sent); /* no vote against 3, never pinged */
+    f.leader_healthy = true;
+    round_(); /* 3 pinged: healthy */
+    round_();
+    ASSERT_U64_EQ(d.health_of, 3);
+    ASSERT_EQ(d.health, 1);
+    for (unsigned i = sent; i < f.n_sent; i++)
+        ASSERT(!(f.sent[i].kind == RECON_TX_VOTE && f.sent[i].against));
+    recon_driver_close(&d);
+    return 0;
+}
+
+/* The contract names another leader: the raft leader hands over only once
+ * that leader answered its ping, not on the old leader's health. */
+TEST(no_transfer_to_a_leader_never_pinged)
+{
+    ASSERT_EQ(setup(), 0);
+    round_();
+    round_(); /* health 1: this node is the on-chain leader */
+    ASSERT_EQ(d.health, 1);
+    set_chain_leader(2);
+    f.leader_healthy = false; /* 2 is raft-live but its HTTP is dead */
+    for (int i = 0; i < 4; i++)
+        round_();
+    ASSERT_EQ(r.n_done, 0);
+    f.leader_healthy = true;
+    round_(); /* pinged healthy */
+    round_();
+    ASSERT_EQ(last_change(1, RECON_TRANSFER, RID(2)), 0);
+    recon_driver_close(&d);
+    return 0;
+}
+
 TEST(not_a_member_refuses_writes)
 {
     ASSERT_EQ(setup(), 0);
@@ -398,6 +451,14 @@ TEST(a_claim_with_a_stale_epoch_is_refused)
     ASSERT_EQ(recon_driver_authorize(&d, RID(9), key3, why, sizeof why),
               ERR_DENIED);
     ASSERT(strstr(why, "not an active registered member") != NULL);
+    /* A dial (no key): the id alone. */
+    ASSERT_EQ(recon_driver_authorize(&d, ((uint64_t)3 << 32) | 2, NULL, why,
+                                     sizeof why),
+              0);
+    ASSERT_EQ(recon_driver_authorize(&d, RID(3), NULL, why, sizeof why),
+              ERR_DENIED);
+    ASSERT_EQ(recon_driver_authorize(&d, RID(9), NULL, why, sizeof why),
+              ERR_DENIED);
     recon_driver_close(&d);
     return 0;
 }
@@ -567,7 +628,177 @@ TEST(two_rpcs_that_disagree_change_nothing)
     return 0;
 }
 
+/* The raft changes in flight fail (a transfer that times out, a server
+ * that never comes up). */
+static void fail_pending(void)
+{
+    while (r.n_pending > 0) {
+        struct fake_change c = r.pending[--r.n_pending];
+        c.cb(c.arg, ERR_TIMEOUT);
+    }
+}
+
+static unsigned count_done(enum recon_kind k)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < r.n_done; i++)
+        n += r.done[i].kind == k;
+    return n;
+}
+
+/* A failing transfer backs off even when an addition ran in between (it
+ * used to share the change target and so reset the back-off). */
+TEST(transfer_back_off_survives_an_addition)
+{
+    ASSERT_EQ(setup(), 0);
+    round_();
+    set_chain_leader(2);
+    round_(); /* reads leader 2 */
+    round_(); /* pinged healthy: transfer */
+    ASSERT_EQ(last_change(1, RECON_TRANSFER, RID(2)), 0);
+    fail_pending(); /* back-off 2 s */
+    round_();
+    ASSERT_EQ(r.n_done, 1);
+    round_();
+    ASSERT_EQ(last_change(2, RECON_TRANSFER, RID(2)), 0);
+    fail_pending();           /* back-off 4 s */
+    fake_chain_member(&f, 4); /* a new member whose node is not up */
+    round_();
+    ASSERT_EQ(last_change(3, RECON_ADD, RID(4)), 0);
+    fail_pending();
+    round_(); /* 2 s after the transfer: still backing off */
+    fail_pending();
+    ASSERT_EQ(count_done(RECON_TRANSFER), 2);
+    round_();
+    fail_pending(); /* (the addition again, 2 s after its failure) */
+    ASSERT_EQ(count_done(RECON_TRANSFER), 2);
+    round_(); /* 4 s: again */
+    ASSERT_EQ(count_done(RECON_TRANSFER), 3);
+    recon_driver_close(&d);
+    return 0;
+}
+
+/* A member whose node is not up is not added every second. */
+TEST(an_addition_that_fails_backs_off)
+{
+    ASSERT_EQ(setup(), 0);
+    fake_chain_member(&f, 4);
+    for (int i = 0; i < 10; i++) {
+        round_();
+        fail_pending();
+    }
+    /* t = 0, 2, 6 s (then 14): three tries in ten rounds, not ten. */
+    ASSERT_EQ(count_done(RECON_ADD), 3);
+    recon_driver_close(&d);
+    return 0;
+}
+
+static int discovered_result = 99;
+static void discovered_cb(void *arg, int result, const char *msg)
+{
+    (void)arg;
+    (void)msg;
+    discovered_result = result;
+}
+
+/* Discovery reads at head - confirmations, like every poll, and that block
+ * is the floor: an RPC answering an older block next (a lagging or
+ * load-balanced one) cannot bring back a member evicted meanwhile. */
+TEST(discovery_reads_the_pinned_block_which_is_the_floor)
+{
+    memset(&cfg, 0, sizeof cfg);
+    cfg.chain_confirmations = 5;
+    cfg.election_timeout_ms = 1000;
+    snprintf(cfg.instance_id, sizeof cfg.instance_id, "node1");
+    fake_chain_init(&f);
+    fake_raft_init(&r);
+    for (uint64_t t = 1; t <= 2; t++) { /* 3 was evicted */
+        fake_chain_member(&f, t);
+        fake_raft_server(&r, RID(t), true, true, true);
+    }
+    r.leader = true;
+    set_chain_leader(1);
+    f.state.expiry = f.wall_s + 100;
+    f.state.period = 20;
+    ASSERT_EQ(recon_driver_init(&d, &cfg, &f.ops, &r.ops), 0);
+    discovered_result = 99;
+    ASSERT_EQ(recon_driver_discover(&d, f.id, discovered_cb, NULL), 0);
+    fake_chain_run(&f);
+    ASSERT_EQ(discovered_result, 0);
+    ASSERT_EQ(f.calls[F_CHAIN_ID], 1);
+    ASSERT_U64_EQ(d.poll.block, 95); /* head 100 - 5 */
+    ASSERT(f.n_reads >= 3);
+    for (unsigned i = 0; i < f.n_reads; i++)
+        ASSERT_STR_EQ(f.read_blocks[i], "0x5f");
+    ASSERT_EQ(d.n_members, 2);
+    ASSERT_U64_EQ(d.state.leader_token, 1);
+    recon_driver_start(&d, 1, d.poll.block, f.id, false);
+    /* An RPC whose head is 3 blocks behind: its view (block 93) still has
+     * token 3. */
+    fake_chain_member(&f, 3);
+    f.head = 98;
+    f.now_ms += RECON_CHANGE_GAP_MS + 1;
+    recon_driver_tick(&d);
+    fake_chain_run(&f);
+    ASSERT_U64_EQ(d.poll.stale, 1);
+    ASSERT_EQ(d.n_members, 2);
+    ASSERT(recon_driver_member(&d, RID(3)) == NULL);
+    ASSERT_EQ(r.n_done, 0); /* 3 is not added back */
+    recon_driver_close(&d);
+    return 0;
+}
+
+/* With two endpoints, discovery adopts only a view both give. */
+TEST(discovery_with_two_rpcs_that_disagree_adopts_nothing)
+{
+    ASSERT_EQ(setup(), 0);
+    recon_driver_close(&d);
+    ASSERT_EQ(recon_driver_init(&d, &cfg, &f.ops, &r.ops), 0);
+    static struct fake_chain f2;
+    fake_chain_init(&f2);
+    for (uint64_t t = 1; t <= 4; t++) /* the second lists an extra voter */
+        fake_chain_member(&f2, t);
+    f2.state = f.state;
+    ASSERT_EQ(recon_poll_set_second(&d.poll, &f2.ops), 0);
+    discovered_result = 99;
+    ASSERT_EQ(recon_driver_discover(&d, f.id, discovered_cb, NULL), 0);
+    for (int k = 0; k < 6; k++) {
+        fake_chain_run(&f2);
+        fake_chain_run(&f);
+    }
+    ASSERT_EQ(discovered_result, RECON_POLL_DISAGREE);
+    ASSERT_EQ(d.n_members, 0);
+    ASSERT(strstr(d.poll.disagreement, "[1,2,3,4]") != NULL);
+    /* They agree: adopted. */
+    fake_chain_remove(&f2, 4);
+    discovered_result = 99;
+    ASSERT_EQ(recon_driver_discover(&d, f.id, discovered_cb, NULL), 0);
+    for (int k = 0; k < 6; k++) {
+        fake_chain_run(&f2);
+        fake_chain_run(&f);
+    }
+    ASSERT_EQ(discovered_result, 0);
+    ASSERT_EQ(d.n_members, 3);
+    /* The second on another chain: refused. */
+    f2.id = 1;
+    d.n_members = 0;
+    discovered_result = 99;
+    ASSERT_EQ(recon_driver_discover(&d, f.id, discovered_cb, NULL), 0);
+    for (int k = 0; k < 6; k++) {
+        fake_chain_run(&f2);
+        fake_chain_run(&f);
+    }
+    ASSERT_EQ(discovered_result, ERR_INVALID);
+    ASSERT_EQ(d.n_members, 0);
+    recon_driver_close(&d);
+    return 0;
+}
+
 TEST_LIST(
+    TEST_ENTRY(discovery_reads_the_pinned_block_which_is_the_floor),
+    TEST_ENTRY(transfer_back_off_survives_an_addition),
+    TEST_ENTRY(an_addition_that_fails_backs_off),
+    TEST_ENTRY(discovery_with_two_rpcs_that_disagree_adopts_nothing),
     TEST_ENTRY(steady_state_changes_nothing),
     TEST_ENTRY(leader_change_transfers_raft_leadership),
     TEST_ENTRY(member_added_then_promoted_once_caught_up),
@@ -577,6 +808,8 @@ TEST_LIST(
     TEST_ENTRY(a_malformed_answer_keeps_the_whole_view),
     TEST_ENTRY(an_older_block_is_ignored),
     TEST_ENTRY(transactions_elect_heartbeat_and_vote),
+    TEST_ENTRY(a_new_leader_is_not_judged_by_the_old_ones_ping),
+    TEST_ENTRY(no_transfer_to_a_leader_never_pinged),
     TEST_ENTRY(not_a_member_refuses_writes),
     TEST_ENTRY(after_stop_nothing_changes),
     TEST_ENTRY(follower_epoch_change_is_a_new_server),

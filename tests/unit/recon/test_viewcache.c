@@ -13,6 +13,7 @@
 static const char CONTRACT[] = "0xAbCdEf0000000000000000000000000000000001";
 
 static char dir[64];
+static uint64_t block; /* the block a load read */
 
 static int make_dir(void)
 {
@@ -65,7 +66,7 @@ TEST(saved_view_loads_back)
     struct recon_member m[2];
     member(&m[0], 1, true);
     member(&m[1], 7, false);
-    recon_viewcache_save(&c, 31337, CONTRACT, m, 2);
+    recon_viewcache_save(&c, 31337, CONTRACT, 500, m, 2);
     ASSERT(c.saved != NULL);
     struct membership_node *nodes = NULL;
     size_t n = 0;
@@ -74,9 +75,10 @@ TEST(saved_view_loads_back)
     /* the contract compares case-insensitively */
     ASSERT_EQ(recon_viewcache_load(&c,
                                    "0xabcdef0000000000000000000000000000000001",
-                                   &chain, &nodes, &n, why, sizeof why),
+                                   &chain, &block, &nodes, &n, why, sizeof why),
               0);
     ASSERT_U64_EQ(chain, 31337);
+    ASSERT_U64_EQ(block, 500); /* the floor of the polls after a restart */
     ASSERT_EQ(n, 2);
     ASSERT_U64_EQ(nodes[0].token, 1);
     ASSERT_EQ(nodes[0].epoch, 2); /* the raft id's epoch survives */
@@ -101,23 +103,70 @@ TEST(rewritten_only_when_it_changes)
     recon_viewcache_init(&c, dir);
     struct recon_member m[1];
     member(&m[0], 1, true);
-    recon_viewcache_save(&c, 1, CONTRACT, m, 1);
+    recon_viewcache_save(&c, 1, CONTRACT, 0, m, 1);
     write_file("left alone"); /* unchanged view: not rewritten */
-    recon_viewcache_save(&c, 1, CONTRACT, m, 1);
+    recon_viewcache_save(&c, 1, CONTRACT, 0, m, 1);
     struct membership_node *nodes = NULL;
     size_t n;
     uint64_t chain;
     char why[512];
-    ASSERT_EQ(
-        recon_viewcache_load(&c, CONTRACT, &chain, &nodes, &n, why, sizeof why),
-        ERR_NOTFOUND);
+    ASSERT_EQ(recon_viewcache_load(&c, CONTRACT, &chain, &block, &nodes, &n,
+                                   why, sizeof why),
+              ERR_NOTFOUND);
     member(&m[0], 2, true); /* a change: written */
-    recon_viewcache_save(&c, 1, CONTRACT, m, 1);
-    ASSERT_EQ(
-        recon_viewcache_load(&c, CONTRACT, &chain, &nodes, &n, why, sizeof why),
-        0);
+    recon_viewcache_save(&c, 1, CONTRACT, 0, m, 1);
+    ASSERT_EQ(recon_viewcache_load(&c, CONTRACT, &chain, &block, &nodes, &n,
+                                   why, sizeof why),
+              0);
     ASSERT_U64_EQ(nodes[0].token, 2);
     free(nodes);
+    recon_viewcache_close(&c);
+    remove_dir();
+    return 0;
+}
+
+/* The block kept is the first one the view was read at: the same view at
+ * later blocks is not rewritten; a changed view is, with its block; a file
+ * from before blocks were saved loads with block 0. */
+TEST(the_block_is_where_the_view_was_first_read)
+{
+    ASSERT_EQ(make_dir(), 0);
+    struct recon_viewcache c;
+    recon_viewcache_init(&c, dir);
+    struct recon_member m[1];
+    member(&m[0], 1, true);
+    struct membership_node *nodes = NULL;
+    size_t n;
+    uint64_t chain;
+    char why[512];
+    recon_viewcache_save(&c, 1, CONTRACT, 40, m, 1);
+    recon_viewcache_save(&c, 1, CONTRACT, 41, m, 1);
+    ASSERT_EQ(recon_viewcache_load(&c, CONTRACT, &chain, &block, &nodes, &n,
+                                   why, sizeof why),
+              0);
+    free(nodes);
+    ASSERT_U64_EQ(block, 40);
+    member(&m[0], 2, true);
+    recon_viewcache_save(&c, 1, CONTRACT, 45, m, 1);
+    ASSERT_EQ(recon_viewcache_load(&c, CONTRACT, &chain, &block, &nodes, &n,
+                                   why, sizeof why),
+              0);
+    free(nodes);
+    ASSERT_U64_EQ(block, 45);
+    write_file("{\"version\":1,\"chain_id\":1,\"contract\":\""
+               "0xabcdef0000000000000000000000000000000001\",\"members\":[]}");
+    ASSERT_EQ(recon_viewcache_load(&c, CONTRACT, &chain, &block, &nodes, &n,
+                                   why, sizeof why),
+              0);
+    free(nodes);
+    ASSERT_U64_EQ(block, 0);
+    ASSERT_EQ(n, 0);
+    write_file("{\"version\":1,\"chain_id\":1,\"contract\":\""
+               "0xabcdef0000000000000000000000000000000001\",\"members\":[],"
+               "\"block\":-3}");
+    ASSERT_EQ(recon_viewcache_load(&c, CONTRACT, &chain, &block, &nodes, &n,
+                                   why, sizeof why),
+              ERR_MALFORMED);
     recon_viewcache_close(&c);
     remove_dir();
     return 0;
@@ -132,9 +181,9 @@ TEST(bad_files_are_refused_with_a_reason)
     size_t n = 0;
     uint64_t chain = 0;
     char why[512];
-    ASSERT_EQ(
-        recon_viewcache_load(&c, CONTRACT, &chain, &nodes, &n, why, sizeof why),
-        ERR_NOTFOUND); /* no file */
+    ASSERT_EQ(recon_viewcache_load(&c, CONTRACT, &chain, &block, &nodes, &n,
+                                   why, sizeof why),
+              ERR_NOTFOUND); /* no file */
     ASSERT(strstr(why, "no usable") != NULL);
     static const struct {
         const char *text;
@@ -164,8 +213,8 @@ TEST(bad_files_are_refused_with_a_reason)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         write_file(bad[i].text);
-        ASSERT_EQ(recon_viewcache_load(&c, CONTRACT, &chain, &nodes, &n, why,
-                                       sizeof why),
+        ASSERT_EQ(recon_viewcache_load(&c, CONTRACT, &chain, &block, &nodes, &n,
+                                       why, sizeof why),
                   bad[i].rv);
         ASSERT(strstr(why, bad[i].why) != NULL);
     }
@@ -181,10 +230,10 @@ TEST(an_unwritable_dir_is_survived)
     recon_viewcache_init(&c, "/nonexistent/nftraft");
     struct recon_member m[1];
     member(&m[0], 1, false);
-    recon_viewcache_save(&c, 1, CONTRACT, m, 1);
+    recon_viewcache_save(&c, 1, CONTRACT, 0, m, 1);
     ASSERT(c.warned);
     ASSERT(c.saved == NULL);
-    recon_viewcache_save(&c, 1, CONTRACT, m, 1); /* retried, logged once */
+    recon_viewcache_save(&c, 1, CONTRACT, 0, m, 1); /* retried, logged once */
     ASSERT(c.warned);
     recon_viewcache_close(&c);
     return 0;
@@ -201,14 +250,14 @@ TEST(leaving_members_are_not_saved)
     member(&m[2], 3, true);
     m[1].leaving = true; /* the latest answer lacked it */
     m[1].gone_block = 40;
-    recon_viewcache_save(&c, 1, CONTRACT, m, 3);
+    recon_viewcache_save(&c, 1, CONTRACT, 0, m, 3);
     struct membership_node *nodes = NULL;
     size_t n = 0;
     uint64_t chain = 0;
     char why[512];
-    ASSERT_EQ(
-        recon_viewcache_load(&c, CONTRACT, &chain, &nodes, &n, why, sizeof why),
-        0);
+    ASSERT_EQ(recon_viewcache_load(&c, CONTRACT, &chain, &block, &nodes, &n,
+                                   why, sizeof why),
+              0);
     ASSERT_EQ(n, 2);
     ASSERT_U64_EQ(nodes[0].token, 1);
     ASSERT_U64_EQ(nodes[1].token, 3);
@@ -219,6 +268,7 @@ TEST(leaving_members_are_not_saved)
 }
 
 TEST_LIST(TEST_ENTRY(saved_view_loads_back),
+          TEST_ENTRY(the_block_is_where_the_view_was_first_read),
           TEST_ENTRY(leaving_members_are_not_saved),
           TEST_ENTRY(rewritten_only_when_it_changes),
           TEST_ENTRY(bad_files_are_refused_with_a_reason),
