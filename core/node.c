@@ -588,14 +588,27 @@ static void add_step_cb(struct raft_change *req, int status)
     }
 }
 
-enum change_kind { CHANGE_ADD, CHANGE_PROMOTE, CHANGE_REMOVE };
+static void transfer_cb(struct raft_transfer *req)
+{
+    struct node_req *nr = req->data;
+    struct node *n = nr->node;
+    raft_id lid;
+    const char *laddr;
+    raft_leader(&n->raft, &lid, &laddr);
+    nr->barrier_cb(nr->data, lid == nr->target ? 0 : ERR_TIMEOUT);
+    free(nr);
+}
 
-/* One membership change of server id (leader only); cb(data, status). */
+enum change_kind { CHANGE_ADD, CHANGE_PROMOTE, CHANGE_REMOVE, CHANGE_TRANSFER };
+
+/* One membership change of server id, or a leadership transfer to it
+ * (leader only; a transfer does not wait for the leader to be ready);
+ * cb(data, status). */
 static int change(struct node *n, enum change_kind kind, uint64_t id,
                   const char *address, node_barrier_cb cb, void *data)
 {
     int rv = check_leader(n);
-    if (rv != 0)
+    if (rv != 0 && !(kind == CHANGE_TRANSFER && rv == ERR_BUSY))
         return rv;
     flush_batch(n);
     struct node_req *nr = new_req(n, cb, data);
@@ -604,13 +617,25 @@ static int change(struct node *n, enum change_kind kind, uint64_t id,
     nr->target = id;
     nr->u.change.data = nr;
     struct raft_change *req = &nr->u.change;
-    rv = kind == CHANGE_ADD ? raft_add(&n->raft, req, id, address, add_step_cb)
-         : kind == CHANGE_PROMOTE
-             ? raft_assign(&n->raft, req, id, RAFT_VOTER, change_done_cb)
-             : raft_remove(&n->raft, req, id, change_done_cb);
+    switch (kind) {
+    case CHANGE_ADD:
+        rv = raft_add(&n->raft, req, id, address, add_step_cb);
+        break;
+    case CHANGE_PROMOTE:
+        rv = raft_assign(&n->raft, req, id, RAFT_VOTER, change_done_cb);
+        break;
+    case CHANGE_REMOVE:
+        rv = raft_remove(&n->raft, req, id, change_done_cb);
+        break;
+    case CHANGE_TRANSFER:
+        nr->u.transfer.data = nr;
+        rv = raft_transfer(&n->raft, &nr->u.transfer, id, transfer_cb);
+        break;
+    }
     if (rv != 0) {
         /* Our error codes are coarser than raft's: say raft's own. */
-        static const char *const what[] = {"add", "promote", "remove"};
+        static const char *const what[] = {"add", "promote", "remove",
+                                           "transfer"};
         LOGW("raft",
              "%s id=%llu refused by raft: %s (%d): %s (configuration "
              "committed at %llu, uncommitted at %llu, commit %llu, applied "
@@ -644,35 +669,9 @@ int node_remove(struct node *n, uint64_t id, node_barrier_cb cb, void *data)
     return change(n, CHANGE_REMOVE, id, NULL, cb, data);
 }
 
-static void transfer_cb(struct raft_transfer *req)
-{
-    struct node_req *nr = req->data;
-    struct node *n = nr->node;
-    raft_id lid;
-    const char *laddr;
-    raft_leader(&n->raft, &lid, &laddr);
-    nr->barrier_cb(nr->data, lid == nr->target ? 0 : ERR_TIMEOUT);
-    free(nr);
-}
-
 int node_transfer(struct node *n, uint64_t id, node_barrier_cb cb, void *data)
 {
-    if (n->closing)
-        return ERR_SHUTDOWN;
-    if (raft_state(&n->raft) != RAFT_LEADER)
-        return ERR_NOTLEADER;
-    flush_batch(n);
-    struct node_req *nr = new_req(n, cb, data);
-    if (nr == NULL)
-        return ERR_NOMEM;
-    nr->target = id;
-    nr->u.transfer.data = nr;
-    int rv = raft_transfer(&n->raft, &nr->u.transfer, id, transfer_cb);
-    if (rv != 0) {
-        free(nr);
-        return map_raft_err(rv);
-    }
-    return 0;
+    return change(n, CHANGE_TRANSFER, id, NULL, cb, data);
 }
 
 static void poll_closed_cb(uv_handle_t *h)
