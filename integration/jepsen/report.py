@@ -77,11 +77,19 @@ def write(out, hist, results):
         for h in hist:
             if h["kind"] == "status":
                 fh.write("%.3f %d %d\n" % (h["time"], h["node"], ROLE_Y.get(h["role"], 3)))
+    # The fault names above the plot, in as many rows as keep them apart
+    # (at most 7 a row: `all` has 17).
+    rows = max(1, -(-len(names) // 7))
+    per_row = -(-len(names) // rows) if names else 1
     legend_keys = "\n".join(
-        "set label %d '%s' at graph %.3f, graph 1.06 tc rgb '%s'" %
-        (k + 1, f, 0.01 + min(0.16, 0.99 / max(1, len(names))) * k,
-         NEM_COLOR[k % len(NEM_COLOR)]) for k, f in enumerate(names))
-    common = "set terminal pngcairo size 1100,360 font 'sans,9'\nset xrange [0:%.1f]\n" % end
+        "set label %d '%s' at graph %.3f, graph 1 offset 0,%.1f tc rgb '%s'" %
+        (k + 1, f, 0.01 + min(0.16, 0.99 / per_row) * (k % per_row),
+         0.7 + 1.1 * (rows - 1 - k // per_row), NEM_COLOR[k % len(NEM_COLOR)])
+        for k, f in enumerate(names))
+    common = "set terminal pngcairo size 1100,%d font 'sans,9'\nset xrange [0:%.1f]\n" % (
+        360 + 24 * (rows - 1), end)
+    common += "set tmargin %d\n" % (2 + 2 * rows)
+    toff = 1 + (rows - 1)  # the title above the rows of fault names
     common += "set xlabel 'time since start (s)'\nset grid\nset key outside right\n"
     pts = []
     for f, pt in (("inc", 7), ("read", 6)):
@@ -93,19 +101,20 @@ def write(out, hist, results):
     if not pts:
         pts = ["1/0 title 'no operations'"]
     gnuplot(common + "set output 'latency.png'\nset logscale y\nset ylabel 'latency (ms)'\n"
-            "set title 'operation latency by outcome (shaded: fault windows)' offset 0,1\n"
+            "set title 'operation latency by outcome (shaded: fault windows)' offset 0,%d\n" % toff
             + shade(wins, names) + "\n" + legend_keys + "\nplot " + ", ".join(pts) + "\n", tmp)
     gnuplot(common + "set output 'rate.png'\nset ylabel 'ok ops / s'\nset yrange [0:*]\n"
-            "set title 'completed ok operations per second' offset 0,1\n"
+            "set title 'completed ok operations per second' offset 0,%d\n" % toff
             + shade(wins, names) + "\n" + legend_keys +
             "\nplot 'rate.dat' using 1:2 with steps lw 1.5 lc rgb '#1f77b4' title 'ok/s'\n", tmp)
     role_plots = ", ".join(
         "'roles.dat' using 1:($3==%d ? $2 : 1/0) with points pt 5 ps 0.5 lc rgb '%s' title '%s'"
         % (y, ROLE_COLOR[r], r) for r, y in ROLE_Y.items())
-    gnuplot(common.replace("1100,360", "1100,%d" % (140 + 40 * len(nodes))) +
+    gnuplot(common.replace("1100,%d" % (360 + 24 * (rows - 1)),
+                           "1100,%d" % (140 + 40 * len(nodes) + 24 * (rows - 1))) +
             "set output 'roles.png'\nset ylabel 'node'\nset yrange [%.1f:%.1f]\nset ytics 1\n"
-            "set title 'role of each node as /status reported it' offset 0,1\n"
-            % (0.5, len(nodes) + 0.5) + shade(wins, names) + "\n" + legend_keys +
+            "set title 'role of each node as /status reported it' offset 0,%d\n"
+            % (0.5, len(nodes) + 0.5, toff) + shade(wins, names) + "\n" + legend_keys +
             "\nplot " + role_plots + "\n", tmp)
     plots = ["latency", "rate", "roles"]
     chain_recs = [h for h in hist if h["kind"] == "status" and h.get("chain")]
@@ -123,7 +132,7 @@ def write(out, hist, results):
                 "set y2label 'votes against the leader'\nset yrange [-0.5:%.1f]\n"
                 "set y2range [0:*]\nset ytics 1\nset y2tics 1\n"
                 "set title 'contract view as each node reported it (leader token, votes)' "
-                "offset 0,1\n" % top + shade(wins, names) + "\n" + legend_keys + "\nplot " +
+                "offset 0,%d\n" % (top, toff) + shade(wins, names) + "\n" + legend_keys + "\nplot " +
                 ", ".join("'chain.dat' using 1:($2==%d ? $3+0.08*(%d-2) : 1/0) with points pt 5 "
                           "ps 0.4 title 'leader seen by node %d'" % (i, i, i) for i in nodes) +
                 ", 'chain.dat' using 1:4 axes x1y2 with points pt 1 ps 0.6 lc rgb 'black' "
