@@ -11,15 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 /* Kept between requests so that a forwarded write does not pay for a new
  * curl easy handle (its buffers) and a new uv_poll (several epoll_ctl, an
- * ioctl) each time curl takes a kept-alive connection from its cache. The
- * poll of a cached connection even stays registered for reading (curl's
- * next request on it waits for the answer the same way): no epoll_ctl at
- * all per request on a kept-alive connection. curl tells us when it closes
- * a socket (CURLOPT_CLOSESOCKETFUNCTION), so no poll outlives its fd. */
+ * ioctl) each time curl takes a kept-alive connection from its cache. */
 enum { HTTPC_POOL = 64, HTTPC_IDLE_SOCKS = 128, HTTPC_HOST_CONNS = 64 };
 
 struct httpc {
@@ -60,7 +55,6 @@ struct sock_ctx {
     struct httpc *c;
     curl_socket_t fd;
     int events; /* UV_READABLE/UV_WRITABLE the poll runs with; 0 = stopped */
-    bool idle;  /* in httpc.idle: curl does not watch it now */
     struct list link; /* in httpc.socks or httpc.idle */
 };
 
@@ -152,14 +146,6 @@ static void check_done(struct httpc *c)
 static void poll_cb(uv_poll_t *p, int status, int events)
 {
     struct sock_ctx *s = p->data;
-    if (s->idle) {
-        /* Readable while in curl's cache: the peer closed it (or sent
-         * something unasked). Stop, or level-triggered epoll spins; curl
-         * finds the connection dead when it takes it out again. */
-        uv_poll_stop(&s->poll);
-        s->events = 0;
-        return;
-    }
     int flags = 0;
     if (status < 0)
         flags = CURL_CSELECT_ERR;
@@ -184,15 +170,12 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
             curl_multi_assign(c->multi, fd, NULL);
             if (c->n_idle < HTTPC_IDLE_SOCKS) {
                 /* Usually a connection going back to curl's cache: keep
-                 * the poll for when curl takes it out again. A poll that
-                 * waits to read stays registered (poll_cb stops it should
-                 * the socket become readable meanwhile); closesocket_cb
-                 * drops it before curl closes the fd. */
-                if (s->events != UV_READABLE) {
-                    uv_poll_stop(&s->poll);
-                    s->events = 0;
-                }
-                s->idle = true;
+                 * the (stopped) poll for when curl takes it out again. A
+                 * stopped uv_poll does not mind its fd being closed and
+                 * reused; it is only started again for a socket curl hands
+                 * us with that same fd number. */
+                uv_poll_stop(&s->poll);
+                s->events = 0;
                 list_remove(&s->link);
                 list_insert_head(&c->idle, &s->link);
                 c->n_idle++;
@@ -213,7 +196,6 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
         if (s != NULL) {
             list_remove(&s->link);
             c->n_idle--;
-            s->idle = false;
             list_insert_head(&c->socks, &s->link);
             curl_multi_assign(c->multi, fd, s);
         }
@@ -253,28 +235,6 @@ static void sock_close(struct httpc *c, struct sock_ctx *s)
     list_remove(&s->link);
     s->poll.data = c;
     uv_close((uv_handle_t *)&s->poll, handle_closed);
-}
-
-/* curl closes a socket: drop its poll first (epoll must not keep watching
- * a closed fd whose number the next socket may take). */
-static int closesocket_cb(void *clientp, curl_socket_t fd)
-{
-    struct httpc *c = clientp;
-    struct list *lists[2] = {&c->idle, &c->socks};
-    for (int i = 0; i < 2; i++) {
-        struct list *l;
-        LIST_FOREACH(l, lists[i]) {
-            struct sock_ctx *s = SOCK_OF(l);
-            if (s->fd != fd)
-                continue;
-            if (s->idle)
-                c->n_idle--;
-            sock_close(c, s);
-            goto closed;
-        }
-    }
-closed:
-    return close(fd);
 }
 
 static void timer_cb(uv_timer_t *t)
@@ -439,8 +399,6 @@ int httpc_request(struct httpc *c, const char *method, const char *url,
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, closesocket_cb);
-    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, c);
     /* The smallest upload buffer (default 64 KiB): a chunk that large is
      * handed back to the OS heap top on each free (malloc_consolidate). */
     curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
