@@ -3,7 +3,9 @@
 connections to the leader (the follower's sockets to the leader's HTTP port
 are read from /proc), answers stay exactly the leader's, and forwarding keeps
 working after the leader dies and comes back (curl's cached connection, our
-kept uv_poll handles and easy handles all outlive the old leader)."""
+kept uv_poll handles and easy handles all outlive the old leader), and
+the keys a follower generates for forwarded writes stay unique across its
+restart."""
 import os
 import sys
 import threading
@@ -148,13 +150,51 @@ def test_forwarding_survives_leader_restart():
     C.check_logs_clean()
 
 
+def test_generated_keys_stay_unique_across_a_follower_restart():
+    """A forwarded write without a key gets fwd-<node>-<prefix>-<counter>,
+    the prefix drawn once per process: after the forwarding follower
+    restarts (its counter starts over), its new keys must not repeat the
+    old ones, or the leader would answer them as duplicates."""
+    ld = C.leader()
+    f = next(i for i in range(1, 4) if i != ld)
+
+    def forward(n):
+        got = []
+        deadline = time.time() + 20
+        while len(got) < n and time.time() < deadline:
+            st, j, _ = C.increment(f)
+            if st == 200:
+                check(not j.get("duplicate"),
+                      "forwarded write answered as a duplicate: %s" % j)
+                got.append(j["value"])
+            else:  # only a clear retryable refusal while the node settles
+                check(st == 503, "forwarded write: %s %s" % (st, j))
+                time.sleep(0.1)
+        check(len(got) == n, "only %d of %d forwarded writes" % (len(got), n))
+        return got
+
+    st, j, _ = http("GET", C.url(ld) + "/counter")
+    base = j["value"]
+    got = forward(10)
+    C.kill9(f)
+    C.start_node(f)
+    got += forward(10)
+    check(got == list(range(base + 1, base + 21)),
+          "forwarded answers %s, expected %d..%d" % (got, base + 1, base + 20))
+    st, j, _ = http("GET", C.url(C.leader()) + "/counter")
+    check(st == 200 and j["value"] == base + 20,
+          "leader counter %s, expected %d" % (j, base + 20))
+    C.check_logs_clean()
+
+
 def main():
     setup()
     try:
         return run([test_sequential_forwards_reuse_one_connection,
                     test_concurrent_forwards_are_exact_and_bounded,
                     test_many_clients_share_at_most_64_connections,
-                    test_forwarding_survives_leader_restart])
+                    test_forwarding_survives_leader_restart,
+                    test_generated_keys_stay_unique_across_a_follower_restart])
     finally:
         C.down()
 
