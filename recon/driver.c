@@ -301,14 +301,13 @@ void recon_driver_start(struct recon_driver *d, uint64_t self, uint64_t block,
 
 /* ---- acting ---- */
 
-/* The next wait after a change with this status (0: none). */
-static uint64_t backoff(uint64_t wait, int status)
+/* The next wait after a change with this status (0: none), at most max. */
+static uint64_t backoff(uint64_t wait, int status, uint64_t max)
 {
-    return status == 0 ? 0
-           : wait == 0 ? RECON_RETRY_MIN_MS
-           : wait * 2 > RECON_TRANSFER_BACKOFF_MAX_MS
-               ? RECON_TRANSFER_BACKOFF_MAX_MS
-               : wait * 2;
+    return status == 0      ? 0
+           : wait == 0      ? RECON_RETRY_MIN_MS
+           : wait * 2 > max ? max
+                            : wait * 2;
 }
 
 static void change_cb(void *arg, int status)
@@ -319,10 +318,12 @@ static void change_cb(void *arg, int status)
      * an election timeout, so a failing one must not repeat every second;
      * nor an addition or promotion of a server that is not up. */
     if (d->last_change_kind == RECON_TRANSFER)
-        d->transfer_wait_ms = backoff(d->transfer_wait_ms, status);
+        d->transfer_wait_ms =
+            backoff(d->transfer_wait_ms, status, RECON_TRANSFER_BACKOFF_MAX_MS);
     else if (d->last_change_kind == RECON_ADD ||
              d->last_change_kind == RECON_PROMOTE)
-        d->grow_wait_ms = backoff(d->grow_wait_ms, status);
+        d->grow_wait_ms =
+            backoff(d->grow_wait_ms, status, RECON_GROW_BACKOFF_MAX_MS);
     if (status != 0 && !d->stopping)
         LOGW("chain",
              "raft %s id=%" PRIu64 " (token %" PRIu64 " epoch %" PRIu64
@@ -414,7 +415,8 @@ static void change(struct recon_driver *d, const struct recon_action *a,
     if (rv != 0 && a->kind == RECON_REMOVE)
         d->last_remove_ms = 0; /* refused at once: not a shrink */
     if (rv != 0 && grow)
-        d->grow_wait_ms = backoff(d->grow_wait_ms, rv);
+        d->grow_wait_ms =
+            backoff(d->grow_wait_ms, rv, RECON_GROW_BACKOFF_MAX_MS);
     if (rv != 0)
         LOGW("chain", "raft %s id=%" PRIu64 ": %s", recon_kind_str(a->kind),
              a->id, err_str(rv));

@@ -79,6 +79,9 @@ struct recon_member {
              cannot shrink the cluster one voter a                             \
              second */
 #define RECON_TRANSFER_BACKOFF_MAX_MS 60000
+/* An addition or promotion of a registered server that is not up yet is
+ * retried at most this far apart: its start must not wait a minute. */
+#define RECON_GROW_BACKOFF_MAX_MS 8000
 #define RECON_RETRY_MIN_MS 2000
 #define RECON_TX_GAP_MS 300
 
@@ -111,10 +114,10 @@ struct recon_driver {
     uint64_t last_change_ms, last_tx_ms, last_remove_ms;
     uint64_t change_target; /* the change in flight (or the last one) */
     enum recon_kind last_change_kind;
-    /* back-off, exponential from RECON_RETRY_MIN_MS to
-     * RECON_TRANSFER_BACKOFF_MAX_MS: a transfer that failed, to the same
-     * target; an addition or promotion that failed, of the same server
-     * (kind and id) while it is not live */
+    /* back-off, exponential from RECON_RETRY_MIN_MS: a transfer that
+     * failed, to the same target (to RECON_TRANSFER_BACKOFF_MAX_MS); an
+     * addition or promotion that failed, of the same server (kind and id)
+     * while it is not live (to RECON_GROW_BACKOFF_MAX_MS) */
     uint64_t transfer_target, transfer_wait_ms, last_transfer_ms;
     uint64_t grow_target, grow_wait_ms, last_grow_ms;
     enum recon_kind grow_kind;
