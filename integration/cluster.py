@@ -18,6 +18,10 @@ BUILD = os.environ.get("NFTRAFT_BUILD") or os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "build")
 NFTRAFT = os.path.join(BUILD, "nftraft")
 NFTRAFTD = os.path.join(BUILD, "nftraftd")
+ROOT = os.environ.get("NFTRAFT_ROOT") or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "contracts", "node_modules", ".bin")
+CAST, ANVIL = os.path.join(BIN, "cast"), os.path.join(BIN, "anvil")
+MNEMONIC = "test test test test test test test test test test test junk"
 
 
 class TestFailure(Exception):
@@ -284,17 +288,82 @@ class Writer:
         return max((b - a for a, b in zip(ts, ts[1:])), default=0.0)
 
 
+def run_one(t, skip=()):
+    """Run one test function and print its outcome: "ok", "skip" (it raised
+    one of the `skip` exception classes: an expected failure) or "fail"."""
+    t0 = time.time()
+    try:
+        t()
+        print("ok   %s (%.1fs)" % (t.__name__, time.time() - t0), flush=True)
+        return "ok"
+    except skip as e:
+        print("SKIP %s: expected failure: %s" % (t.__name__, e), flush=True)
+        return "skip"
+    except Exception as e:  # report every failure, keep going
+        print("FAIL %s: %s" % (t.__name__, e), flush=True)
+        return "fail"
+
+
 def run(tests):
     """Run test functions in order; print 'N passed, N failed'; exit code."""
-    passed = failed = 0
-    for t in tests:
-        t0 = time.time()
-        try:
-            t()
-            passed += 1
-            print("ok   %s (%.1fs)" % (t.__name__, time.time() - t0), flush=True)
-        except Exception as e:  # report every failure, keep going
-            failed += 1
-            print("FAIL %s: %s" % (t.__name__, e), flush=True)
+    outcomes = [run_one(t) for t in tests]
+    passed, failed = outcomes.count("ok"), outcomes.count("fail")
     print("%d passed, %d failed" % (passed, failed))
     return 0 if failed == 0 else 1
+
+
+def dev_key(i):
+    """anvil's dev account i (the test mnemonic): its private key."""
+    return subprocess.run([CAST, "wallet", "private-key", "--mnemonic", MNEMONIC,
+                           "--mnemonic-index", str(i)], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def address_of(key):
+    return subprocess.run([CAST, "wallet", "address", "--private-key", key],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def cli(args, key, rpc, nft):
+    """`nftraft ARGS --rpc-url RPC --contract NFT` with wallet key KEY; its
+    stdout (TestFailure when it fails)."""
+    r = subprocess.run([NFTRAFT, *args, "--rpc-url", rpc, "--contract", nft], capture_output=True,
+                       text=True, timeout=90, env=dict(os.environ, NFTRAFT_WALLET_KEY=key))
+    check(r.returncode == 0, "nftraft %s: %s%s" % (args[0], r.stdout, r.stderr))
+    return r.stdout
+
+
+def single_owner_chain(d, port_offset, keep, premine=0):
+    """Start a real anvil (port free_base_port(1) + port_offset, or the next
+    free one; 1 s blocks) and hand its process to keep() at once, so the
+    caller can stop it even when a later step fails. Mine `premine` blocks,
+    deploy the contract, mint tokens 1..3 ("node1".."node3") to one address
+    (dev key 7) and register them; that key, which is also the node key, is
+    written to d/owner.key. Returns (rpc url, contract address, key file,
+    owner address)."""
+    port = free_base_port(1) + port_offset
+    while not port_free(port):
+        port += 1
+    keep(subprocess.Popen([ANVIL, "--host", "127.0.0.1", "--port", str(port), "--block-time", "1"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+    rpc = "http://127.0.0.1:%d" % port
+    wait_for("anvil", lambda: http("POST", rpc, '{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}',
+                                   {"Content-Type": "application/json"})[0] == 200, 20)
+    if premine:
+        st, j, _ = http("POST", rpc, '{"jsonrpc":"2.0","id":1,"method":"anvil_mine","params":["%s"]}'
+                        % hex(premine), {"Content-Type": "application/json"})
+        check(st == 200 and "result" in j, "anvil_mine: %s %s" % (st, j))
+    r = subprocess.run([os.path.join(ROOT, "contracts", "scripts", "deploy-local.sh"), rpc, dev_key(0)],
+                       capture_output=True, text=True, timeout=180)
+    check(r.returncode == 0 and "NFT=" in r.stdout, "deploy: %s" % r.stderr[-1000:])
+    nft = r.stdout.split("NFT=")[1].split()[0]
+    owner_key = dev_key(7)
+    owner = address_of(owner_key)
+    for i in (1, 2, 3):
+        cli(["mint", "--to", owner, "--name", "node%d" % i], dev_key(0), rpc, nft)
+        cli(["register", "--instance-id", "node%d" % i, "--token", str(i)], owner_key, rpc, nft)
+    keyf = os.path.join(d, "owner.key")
+    with open(keyf, "w") as f:
+        f.write(owner_key + "\n")
+    os.chmod(keyf, 0o600)
+    return rpc, nft, keyf, owner

@@ -43,14 +43,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cluster  # noqa: E402
-from cluster import (NFTRAFT, Cluster, check, free_base_port,  # noqa: E402
-                     http, port_free, wait_for)
+from cluster import (CAST, Cluster, address_of, check, cli,  # noqa: E402
+                     dev_key, free_base_port, http, run_one, single_owner_chain, wait_for)
 from rpc_proxy import LyingRpc, selector_of  # noqa: E402
-
-ROOT = os.environ.get("NFTRAFT_ROOT") or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "contracts", "node_modules", ".bin")
-CAST = os.path.join(BIN, "cast")
-MNEMONIC = "test test test test test test test test test test test junk"
 
 FIGS = {}          # figure name -> [value per repetition]
 TOTAL = {"acked": 0, "lost": 0}
@@ -64,24 +59,6 @@ class Skip(Exception):
 def figure(name, value, unit="s", extra=""):
     FIGS.setdefault(name, []).append(value)
     print("  (figure) %s: %.2f %s%s" % (name, value, unit, extra), flush=True)
-
-
-def dev_key(i):
-    return subprocess.run([CAST, "wallet", "private-key", "--mnemonic", MNEMONIC,
-                           "--mnemonic-index", str(i)], capture_output=True, text=True,
-                          check=True).stdout.strip()
-
-
-def address_of(key):
-    return subprocess.run([CAST, "wallet", "address", "--private-key", key],
-                          capture_output=True, text=True, check=True).stdout.strip()
-
-
-def cli(args, key, rpc, nft):
-    r = subprocess.run([NFTRAFT, *args, "--rpc-url", rpc, "--contract", nft], capture_output=True,
-                       text=True, timeout=90, env=dict(os.environ, NFTRAFT_WALLET_KEY=key))
-    check(r.returncode == 0, "nftraft %s: %s%s" % (args[0], r.stdout, r.stderr))
-    return r.stdout
 
 
 def get_json(url, timeout=3):
@@ -375,33 +352,8 @@ def test_cluster1_down():
 
 def test_cluster2_single_owner_behind_lying_rpc():
     d = tempfile.mkdtemp(prefix="nftraft-lc2-")
-    port = free_base_port(1) + 60
-    while not port_free(port):
-        port += 1
-    anvil = subprocess.Popen([os.path.join(BIN, "anvil"), "--host", "127.0.0.1", "--port", str(port),
-                              "--block-time", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             start_new_session=True)
-    S["anvil2"] = anvil
-    rpc = "http://127.0.0.1:%d" % port
-    wait_for("anvil", lambda: http("POST", rpc, '{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}',
-                                   {"Content-Type": "application/json"})[0] == 200, 20)
     # 100 blocks first, so that "30 blocks behind" is a real older block.
-    st, j, _ = http("POST", rpc, '{"jsonrpc":"2.0","id":1,"method":"anvil_mine","params":["0x64"]}',
-                    {"Content-Type": "application/json"})
-    check(st == 200 and "result" in j, "anvil_mine: %s %s" % (st, j))
-    r = subprocess.run([os.path.join(ROOT, "contracts", "scripts", "deploy-local.sh"), rpc, dev_key(0)],
-                       capture_output=True, text=True, timeout=180)
-    check(r.returncode == 0 and "NFT=" in r.stdout, "deploy: %s" % r.stderr[-1000:])
-    nft = r.stdout.split("NFT=")[1].split()[0]
-    owner_key = dev_key(7)
-    owner = address_of(owner_key)
-    for i in (1, 2, 3):  # one address owns all three; node key = the owner
-        cli(["mint", "--to", owner, "--name", "node%d" % i], dev_key(0), rpc, nft)
-        cli(["register", "--instance-id", "node%d" % i, "--token", str(i)], owner_key, rpc, nft)
-    keyf = os.path.join(d, "owner.key")
-    with open(keyf, "w") as f:
-        f.write(owner_key + "\n")
-    os.chmod(keyf, 0o600)
+    rpc, nft, keyf, owner = single_owner_chain(d, 60, lambda p: S.__setitem__("anvil2", p), premine=100)
     proxy = LyingRpc(rpc, selector_of(CAST, "activeNodes()")).start()
     S["proxy"] = proxy
     c = Cluster(3, chain="anvil", extra=["--rpc-url", proxy.url, "--contract", nft, "--wallet-key", keyf,
@@ -607,17 +559,10 @@ def main():
         S.clear()
         try:
             for t in tests:
-                t0 = time.time()
-                try:
-                    t()
-                    passed += 1
-                    print("ok   %s (%.1fs)" % (t.__name__, time.time() - t0), flush=True)
-                except Skip as e:
-                    skipped += 1
-                    print("SKIP %s: expected failure: %s" % (t.__name__, e), flush=True)
-                except Exception as e:  # report every failure, keep going
-                    failed += 1
-                    print("FAIL %s: %s" % (t.__name__, e), flush=True)
+                outcome = run_one(t, skip=Skip)
+                passed += outcome == "ok"
+                skipped += outcome == "skip"
+                failed += outcome == "fail"
         finally:
             if failed:
                 for k in ("c1", "c2"):

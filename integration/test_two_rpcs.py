@@ -19,43 +19,17 @@ the end. Exits 77 (skipped) when anvil is not installed.
 """
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import Cluster, TestFailure, check, free_base_port, http, port_free, run  # noqa: E402
+from cluster import (ANVIL, BIN, CAST, Cluster, check, http, run,  # noqa: E402
+                     single_owner_chain, wait_for)
 from rpc_proxy import LyingRpc, selector_of  # noqa: E402
 
-ROOT = os.environ.get("NFTRAFT_ROOT") or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "contracts", "node_modules", ".bin")
-CAST, ANVIL = os.path.join(BIN, "cast"), os.path.join(BIN, "anvil")
-MNEMONIC = "test test test test test test test test test test test junk"
 S = {}
-
-
-def wait_for(what, fn, timeout, step=0.2):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(step)
-    raise TestFailure("timed out after %ds waiting for %s" % (timeout, what))
-
-
-def dev_key(i):
-    return subprocess.run([CAST, "wallet", "private-key", "--mnemonic", MNEMONIC, "--mnemonic-index",
-                           str(i)], capture_output=True, text=True, check=True).stdout.strip()
-
-
-def cli(args, key, rpc, nft):
-    r = subprocess.run([os.path.join(os.environ.get("NFTRAFT_BUILD") or os.path.join(ROOT, "build"), "nftraft"),
-                        *args, "--rpc-url", rpc, "--contract", nft], capture_output=True, text=True,
-                       timeout=90, env=dict(os.environ, NFTRAFT_WALLET_KEY=key))
-    check(r.returncode == 0, "nftraft %s: %s%s" % (args[0], r.stdout, r.stderr))
 
 
 def chain(c, i):
@@ -114,29 +88,7 @@ class Writer:
 
 def test_up_with_two_honest_rpcs():
     d = tempfile.mkdtemp(prefix="nftraft-2rpc-")
-    port = free_base_port(1) + 70
-    while not port_free(port):
-        port += 1
-    anvil = subprocess.Popen([ANVIL, "--host", "127.0.0.1", "--port", str(port), "--block-time", "1"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    S["anvil"] = anvil
-    rpc = "http://127.0.0.1:%d" % port
-    wait_for("anvil", lambda: http("POST", rpc, '{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}',
-                                   {"Content-Type": "application/json"})[0] == 200, 20)
-    r = subprocess.run([os.path.join(ROOT, "contracts", "scripts", "deploy-local.sh"), rpc, dev_key(0)],
-                       capture_output=True, text=True, timeout=180)
-    check(r.returncode == 0 and "NFT=" in r.stdout, "deploy: %s" % r.stderr[-1000:])
-    nft = r.stdout.split("NFT=")[1].split()[0]
-    owner_key = dev_key(7)
-    for i in (1, 2, 3):
-        owner = subprocess.run([CAST, "wallet", "address", "--private-key", owner_key], capture_output=True,
-                               text=True, check=True).stdout.strip()
-        cli(["mint", "--to", owner, "--name", "node%d" % i], dev_key(0), rpc, nft)
-        cli(["register", "--instance-id", "node%d" % i, "--token", str(i)], owner_key, rpc, nft)
-    keyf = os.path.join(d, "owner.key")
-    with open(keyf, "w") as f:
-        f.write(owner_key + "\n")
-    os.chmod(keyf, 0o600)
+    rpc, nft, keyf, _ = single_owner_chain(d, 70, lambda p: S.__setitem__("anvil", p))
     a = LyingRpc(rpc, selector_of(CAST, "activeNodes()")).start()
     b = LyingRpc(rpc, selector_of(CAST, "activeNodes()"),
                  state_selector=selector_of(CAST, "clusterState()")).start()

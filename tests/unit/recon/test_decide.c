@@ -29,6 +29,22 @@ static struct recon_input base(void)
     return in;
 }
 
+/* base() with a fourth member, token 4, that is in raft as a non-voter and
+ * not up (a spare). */
+static struct recon_input with_spare(void)
+{
+    static const struct recon_server servers[] = {{1, true, true, true},
+                                                  {2, true, true, true},
+                                                  {3, true, true, true},
+                                                  {4, false, false, false}};
+    struct recon_input in = base();
+    in.servers = servers;
+    in.n_servers = 4;
+    in.members = m1234;
+    in.n_members = 4;
+    return in;
+}
+
 TEST(steady_state_does_nothing)
 {
     struct recon_input in = base();
@@ -146,15 +162,7 @@ TEST(removal_keeps_a_live_majority)
 
 TEST(non_voter_member_is_promoted_not_added_again)
 {
-    struct recon_input in = base();
-    static const struct recon_server with_spare[] = {{1, true, true, true},
-                                                     {2, true, true, true},
-                                                     {3, true, true, true},
-                                                     {4, false, false, false}};
-    in.servers = with_spare;
-    in.n_servers = 4;
-    in.members = m1234;
-    in.n_members = 4;
+    struct recon_input in = with_spare();
     struct recon_action a[RECON_MAX_ACTIONS];
     ASSERT_EQ(recon_decide(&in, a), 1);
     ASSERT_EQ(a[0].kind, RECON_PROMOTE);
@@ -167,15 +175,7 @@ TEST(non_voter_member_is_promoted_not_added_again)
  * leadership from the on-chain leader. */
 TEST(a_change_for_a_server_not_up_does_not_block_the_transfer)
 {
-    struct recon_input in = base();
-    static const struct recon_server with_spare[] = {{1, true, true, true},
-                                                     {2, true, true, true},
-                                                     {3, true, true, true},
-                                                     {4, false, false, false}};
-    in.servers = with_spare;
-    in.n_servers = 4;
-    in.members = m1234;
-    in.n_members = 4;
+    struct recon_input in = with_spare();
     in.chain_leader = 3;
     struct recon_action a[RECON_MAX_ACTIONS];
     ASSERT_EQ(recon_decide(&in, a), 2);

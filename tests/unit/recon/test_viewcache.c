@@ -14,6 +14,8 @@ static const char CONTRACT[] = "0xAbCdEf0000000000000000000000000000000001";
 
 static char dir[64];
 static uint64_t block; /* the block a load read */
+static uint64_t chain; /* the chain id a load read */
+static char why[512];  /* why a load refused */
 
 static int make_dir(void)
 {
@@ -58,6 +60,17 @@ static void member(struct recon_member *m, uint64_t t, bool endpoints)
     }
 }
 
+/* Load c's view of CONTRACT into the globals above and *nodes, *n (the
+ * chain id and reason are cleared first, so a stale value cannot pass). */
+static int load(struct recon_viewcache *c, struct membership_node **nodes,
+                size_t *n)
+{
+    chain = 0;
+    why[0] = 0;
+    return recon_viewcache_load(c, CONTRACT, &chain, &block, nodes, n, why,
+                                sizeof why);
+}
+
 TEST(saved_view_loads_back)
 {
     ASSERT_EQ(make_dir(), 0);
@@ -70,8 +83,7 @@ TEST(saved_view_loads_back)
     ASSERT(c.saved != NULL);
     struct membership_node *nodes = NULL;
     size_t n = 0;
-    uint64_t chain = 0;
-    char why[512];
+    chain = 0;
     /* the contract compares case-insensitively */
     ASSERT_EQ(recon_viewcache_load(&c,
                                    "0xabcdef0000000000000000000000000000000001",
@@ -108,16 +120,10 @@ TEST(rewritten_only_when_it_changes)
     recon_viewcache_save(&c, 1, CONTRACT, 0, m, 1);
     struct membership_node *nodes = NULL;
     size_t n;
-    uint64_t chain;
-    char why[512];
-    ASSERT_EQ(recon_viewcache_load(&c, CONTRACT, &chain, &block, &nodes, &n,
-                                   why, sizeof why),
-              ERR_NOTFOUND);
+    ASSERT_EQ(load(&c, &nodes, &n), ERR_NOTFOUND);
     member(&m[0], 2, true); /* a change: written */
     recon_viewcache_save(&c, 1, CONTRACT, 0, m, 1);
-    ASSERT_EQ(recon_viewcache_load(&c, CONTRACT, &chain, &block, &nodes, &n,
-                                   why, sizeof why),
-              0);
+    ASSERT_EQ(load(&c, &nodes, &n), 0);
     ASSERT_U64_EQ(nodes[0].token, 2);
     free(nodes);
     recon_viewcache_close(&c);
@@ -137,36 +143,26 @@ TEST(the_block_is_where_the_view_was_first_read)
     member(&m[0], 1, true);
     struct membership_node *nodes = NULL;
     size_t n;
-    uint64_t chain;
-    char why[512];
     recon_viewcache_save(&c, 1, CONTRACT, 40, m, 1);
     recon_viewcache_save(&c, 1, CONTRACT, 41, m, 1);
-    ASSERT_EQ(recon_viewcache_load(&c, CONTRACT, &chain, &block, &nodes, &n,
-                                   why, sizeof why),
-              0);
+    ASSERT_EQ(load(&c, &nodes, &n), 0);
     free(nodes);
     ASSERT_U64_EQ(block, 40);
     member(&m[0], 2, true);
     recon_viewcache_save(&c, 1, CONTRACT, 45, m, 1);
-    ASSERT_EQ(recon_viewcache_load(&c, CONTRACT, &chain, &block, &nodes, &n,
-                                   why, sizeof why),
-              0);
+    ASSERT_EQ(load(&c, &nodes, &n), 0);
     free(nodes);
     ASSERT_U64_EQ(block, 45);
     write_file("{\"version\":1,\"chain_id\":1,\"contract\":\""
                "0xabcdef0000000000000000000000000000000001\",\"members\":[]}");
-    ASSERT_EQ(recon_viewcache_load(&c, CONTRACT, &chain, &block, &nodes, &n,
-                                   why, sizeof why),
-              0);
+    ASSERT_EQ(load(&c, &nodes, &n), 0);
     free(nodes);
     ASSERT_U64_EQ(block, 0);
     ASSERT_EQ(n, 0);
     write_file("{\"version\":1,\"chain_id\":1,\"contract\":\""
                "0xabcdef0000000000000000000000000000000001\",\"members\":[],"
                "\"block\":-3}");
-    ASSERT_EQ(recon_viewcache_load(&c, CONTRACT, &chain, &block, &nodes, &n,
-                                   why, sizeof why),
-              ERR_MALFORMED);
+    ASSERT_EQ(load(&c, &nodes, &n), ERR_MALFORMED);
     recon_viewcache_close(&c);
     remove_dir();
     return 0;
@@ -179,11 +175,7 @@ TEST(bad_files_are_refused_with_a_reason)
     recon_viewcache_init(&c, dir);
     struct membership_node *nodes = NULL;
     size_t n = 0;
-    uint64_t chain = 0;
-    char why[512];
-    ASSERT_EQ(recon_viewcache_load(&c, CONTRACT, &chain, &block, &nodes, &n,
-                                   why, sizeof why),
-              ERR_NOTFOUND); /* no file */
+    ASSERT_EQ(load(&c, &nodes, &n), ERR_NOTFOUND); /* no file */
     ASSERT(strstr(why, "no usable") != NULL);
     static const struct {
         const char *text;
@@ -213,9 +205,7 @@ TEST(bad_files_are_refused_with_a_reason)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         write_file(bad[i].text);
-        ASSERT_EQ(recon_viewcache_load(&c, CONTRACT, &chain, &block, &nodes, &n,
-                                       why, sizeof why),
-                  bad[i].rv);
+        ASSERT_EQ(load(&c, &nodes, &n), bad[i].rv);
         ASSERT(strstr(why, bad[i].why) != NULL);
     }
     ASSERT(nodes == NULL);
@@ -253,11 +243,7 @@ TEST(leaving_members_are_not_saved)
     recon_viewcache_save(&c, 1, CONTRACT, 0, m, 3);
     struct membership_node *nodes = NULL;
     size_t n = 0;
-    uint64_t chain = 0;
-    char why[512];
-    ASSERT_EQ(recon_viewcache_load(&c, CONTRACT, &chain, &block, &nodes, &n,
-                                   why, sizeof why),
-              0);
+    ASSERT_EQ(load(&c, &nodes, &n), 0);
     ASSERT_EQ(n, 2);
     ASSERT_U64_EQ(nodes[0].token, 1);
     ASSERT_U64_EQ(nodes[1].token, 3);
