@@ -31,10 +31,15 @@ static int rf_apply(struct raft_fsm *f, const struct raft_buffer *buf,
     return 0;
 }
 
-/* raft_fsm version 3: snapshot() runs on the loop and only pins a read
- * view; snapshot_async() serializes it on a libuv worker thread while the
- * loop keeps applying; snapshot_finalize() (loop) frees the buffer and
- * releases the view. No logging off the loop: finalize reports. */
+/* raft_fsm version 3: snapshot() pins a read view; snapshot_async()
+ * serializes it; snapshot_finalize() frees the buffer and releases the
+ * view. raft 0.22.1's legacy layer (src/legacy.c takeSnapshot) calls
+ * snapshot_async() right after snapshot(), on the loop thread, not on a
+ * worker: the serialization of the retained window blocks the loop for
+ * its duration (bounded by --log-retention; "snapshot taken ... ms" in the
+ * log says how long). The code keeps to what a worker thread may do (no
+ * logging in snapshot_async: finalize reports) so that moving it off the
+ * loop stays a raft-side change. */
 static int rf_snapshot(struct raft_fsm *f, struct raft_buffer *bufs[],
                        unsigned *n_bufs)
 {
