@@ -11,7 +11,7 @@ APT_PKGS=(build-essential cmake pkg-config git curl ca-certificates
   libuv1-dev liblz4-dev autoconf automake libtool dpkg-dev patch libh2o-dev libssl-dev libsecp256k1-dev
   libcurl4-openssl-dev libmsgpack-dev libsqlite3-dev libjansson-dev
   sqlite3 python3 python3-yaml nodejs npm wrk gnuplot-nox procps iproute2
-  clang clang-format libclang-rt-14-dev chromium chromium-driver iptables)
+  clang clang-format libclang-rt-14-dev chromium chromium-driver iptables libfaketime)
 
 missing=()
 for p in "${APT_PKGS[@]}"; do

@@ -31,6 +31,8 @@ import topo as topomod  # noqa: E402
 HTTP_PORT, RAFT_PORT = 8080, 9000
 RELAY_PORT, RELAY_MARK = 9901, 0x4a44   # delay nemesis: relay.py in each node namespace
 CLIENT_TIMEOUT = 5.0
+# the clock nemesis: an LD_PRELOAD wall-clock offset per node (Debian libfaketime)
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
 
 
 class CannotRun(Exception):
@@ -94,6 +96,7 @@ class Run:
         self.spare_token = None
         self.spare_starts = 0
         self.spare_proc = None
+        self.faketime = False   # set by execute() when the clock nemesis runs
 
     # ---- history ----
     def now(self):
@@ -121,8 +124,8 @@ class Run:
         peers = ",".join("%d=%s:%d=http://%s:%d" % (j, self.topo.ip(j), RAFT_PORT,
                                                     self.topo.ip(j), HTTP_PORT)
                          for j in self.node_ids)
-        return ["ip", "netns", "exec", self.topo.ns(i), self.binary,
-                "--data-dir", self.data_dir(i),
+        return ["ip", "netns", "exec", self.topo.ns(i)] + self.clock_env(i) + [
+                self.binary, "--data-dir", self.data_dir(i),
                 "--http", "%s:%d" % (self.topo.ip(i), HTTP_PORT),
                 "--raft", "%s:%d" % (self.topo.ip(i), RAFT_PORT),
                 "--peers", peers, "--id", str(i), "--bind-outgoing",
@@ -133,6 +136,27 @@ class Run:
                 "--log-retention", "0", "--key-retention", "0"] + (
                     self.chain.node_args(i) if self.chain
                                                 else ["--cluster-secret-file", self.secret()])
+
+    def clock_file(self, i):
+        return os.path.join(self.a.out, "nodes", "n%d.faketime" % i)
+
+    def clock_env(self, i):
+        """With the clock nemesis: `env` running the node under libfaketime,
+        its wall clock offset by the contents of clock_file(i) ("+0" = real
+        time, re-read at most every second); CLOCK_MONOTONIC stays real, as
+        after an NTP step. Without it: nothing, the node runs unchanged."""
+        if not self.faketime:
+            return []
+        path = self.clock_file(i)
+        if not os.path.exists(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as f:
+                f.write("+0\n")
+        asan = os.environ.get("ASAN_OPTIONS", "")
+        asan = (asan + ":" if asan else "") + "verify_asan_link_order=0"
+        return ["env", "LD_PRELOAD=" + FAKETIME_LIB, "FAKETIME_TIMESTAMP_FILE=" + path,
+                "FAKETIME_CACHE_DURATION=1", "FAKETIME_DONT_FAKE_MONOTONIC=1",
+                "ASAN_OPTIONS=" + asan]
 
     def secret(self):
         """Static mode's raft handshake secret, one per run (mode 0600)."""
@@ -424,6 +448,10 @@ class Run:
     def execute(self):
         a = self.a
         kinds = nem.parse(a.nemesis, a.chain != "none")
+        self.faketime = any(k.name == "clock" for k in kinds)
+        if self.faketime and not os.path.exists(FAKETIME_LIB):
+            raise CannotRun("the clock nemesis needs %s (apt-get install libfaketime)"
+                            % FAKETIME_LIB)
         self.topo.up()
         # The namespaces' prefix, so a caller can check that exactly these
         # are gone afterwards (other runs may share the machine).
@@ -514,6 +542,20 @@ class Run:
                 except (ProcessLookupError, subprocess.TimeoutExpired):
                     p.kill()
                     p.wait()
+
+
+def clock_faults(hist, on):
+    """The clock nemesis must have really skewed a node's wall clock: a
+    start whose offset a node's Date header did not show (recorded as an
+    error), or a run where no start was ever observed, is a defect."""
+    if not on:
+        return []
+    ev = [h for h in hist if h["kind"] == "nemesis" and h["f"] == "clock"]
+    out = ["clock nemesis: %s" % h["value"] for h in ev
+           if h["type"] == "error" and "did not take effect" in str(h["value"])]
+    if not any(h["type"] == "start" and h["value"].get("observed") for h in ev):
+        out.append("clock nemesis: no node was ever seen with its wall clock skewed")
+    return out
 
 
 def sanitizer_reports(out, ids):
@@ -655,6 +697,7 @@ def main(argv=None):
               "nemesis; see nodes/n%d.log" % (i, rc, i)) for i, rc in crashed]
     san, warnings = sanitizer_reports(a.out, r.node_ids)
     extra += [("sanitizer", s) for s in san]
+    extra += [("clock-fault", m) for m in clock_faults(r.hist, r.faketime)]
     for typ, msg in extra:
         res["valid"] = False
         res["counts"][typ] = res["counts"].get(typ, 0) + 1
