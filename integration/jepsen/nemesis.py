@@ -11,7 +11,9 @@ each, and calls stop() on every active one at the end (heal).
 
 ctx is the Run object of run.py: ctx.topo (topology), ctx.n, ctx.node_ids,
 ctx.leader() (id or None), ctx.kill(i), ctx.restart(i), ctx.data_dir(i), ctx.signal(i, sig),
-ctx.fault_switch(i, on), ctx.chain (None or the chain fixture); for delay:
+ctx.fault_switch(i, on), ctx.chain (None or the chain fixture), ctx.procs
+(node -> Popen), ctx.pg_primary() (--workload pg: the node whose /status
+says raft leader with a primary PostgreSQL, or None); for delay:
 ctx.delay_range, ctx.start_relay(i, ms, jitter, seed), ctx.stop_relays(),
 ctx.peer_ports, ctx.relay_port, ctx.relay_mark.
 
@@ -34,6 +36,8 @@ class Nemesis:
     starts_nodes = False
     # keeps the nodes from reading the current contract state
     cuts_chain = False
+    # "pg": only with --workload pg (the nodes run --pg)
+    workload = None
 
     def start(self, ctx, rnd):
         raise NotImplementedError
@@ -612,10 +616,84 @@ class MemberAdd(Nemesis):
         return {"token": t, "steps": steps}
 
 
+def descendants(pid):
+    """Every process under pid (from /proc)."""
+    kids = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    st = f.read()
+            except OSError:
+                continue
+            kids.setdefault(int(st[st.rindex(")") + 2:].split()[1]), []).append(int(d))
+    out, todo = [], [pid]
+    while todo:
+        for k in kids.get(todo.pop(), []):
+            out.append(k)
+            todo.append(k)
+    return out
+
+
+class PgKill(Nemesis):
+    """--workload pg: SIGKILL the node whose PostgreSQL is the primary (the
+    raft leader's; a random node 30% of the time) AND every process under
+    it (its postgres and backends) at once, so no orphan can finish a
+    commit; restart the node at stop (it rejoins by rewind or re-clone)."""
+    name = "pg-kill"
+    workload = "pg"
+
+    def start(self, ctx, rnd):
+        prim = ctx.pg_primary()
+        self.victim = prim if (prim and rnd.random() < 0.7) else rnd.choice(ctx.node_ids)
+        p = ctx.procs[self.victim]
+        if p.poll() is not None:
+            self.victim = None
+            return None
+        under = descendants(p.pid)
+        ctx.expect_dead.add(self.victim)
+        for pid in [p.pid] + under:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        p.wait()
+        return {"node": self.victim, "was_primary": self.victim == prim,
+                "killed_under_it": len(under)}
+
+    def stop(self, ctx):
+        if getattr(self, "victim", None) is None:
+            return {}
+        ctx.restart(self.victim)
+        return {"node": self.victim}
+
+
+class PgPartition(Partition):
+    """--workload pg: cut the node whose PostgreSQL is the primary off from
+    every other node (raft and replication; the clients still reach it, so
+    they keep sending it writes): its commits must stop being acknowledged
+    (checked: stale-primary-ack) and none it acknowledged may be lost."""
+    name = "pg-partition"
+    workload = "pg"
+
+    def grudge(self, ctx, rnd):
+        prim = ctx.pg_primary()
+        if prim is None:
+            return None
+        self.victim = prim
+        return components_grudge(ctx.node_ids, [[prim], [i for i in ctx.node_ids if i != prim]])
+
+    def start(self, ctx, rnd):
+        d = super().start(ctx, rnd)
+        if d is not None:
+            d["primary"] = self.victim
+        return d
+
+
 REGISTRY = {c.name: c for c in (Kill, Pause, PartitionLeader, PartitionHalves, Bridge,
                                  PartitionRing, Loss, Delay, StallLeader, ChainOutage, ChainLag,
                                  NftEvict, NftTransfer, InstanceReplace, NftBurn, MemberAdd,
-                                 Clock)}
+                                 Clock, PgKill, PgPartition)}
 
 # Named in the issue, not implemented (yet): why, so --nemesis can say so.
 NOT_YET = {}
@@ -630,19 +708,23 @@ def compatible(a, b):
     return not ((a.starts_nodes and b.cuts_chain) or (a.cuts_chain and b.starts_nodes))
 
 
-def parse(spec, chain):
+def parse(spec, chain, workload="counter"):
     """'all' or a comma list -> list of nemesis classes; ValueError with a
-    clear message for unknown or not-yet-implemented names."""
+    clear message for unknown or not-yet-implemented names. The pg-*
+    nemeses need --workload pg ('all' includes them only then)."""
     names = [s.strip() for s in spec.split(",") if s.strip()]
     if names == ["none"]:
         return []
     if "all" in names:
         return [c for c in REGISTRY.values()
-                if c.needs is None or c.needs == ("chain" if chain else "static")]
+                if (c.needs is None or c.needs == ("chain" if chain else "static"))
+                and c.workload in (None, workload)]
     out = []
     for nm in names:
         if nm in REGISTRY and REGISTRY[nm].needs == "chain" and not chain:
             raise ValueError("nemesis '%s' needs --chain anvil" % nm)
+        if nm in REGISTRY and REGISTRY[nm].workload not in (None, workload):
+            raise ValueError("nemesis '%s' needs --workload %s" % (nm, REGISTRY[nm].workload))
         if nm in REGISTRY:
             out.append(REGISTRY[nm])
         elif nm in NOT_YET:

@@ -59,7 +59,7 @@ def write(out, hist, results):
     names = sorted({w[0] for w in wins})
     tmp = tempfile.mkdtemp(prefix="jepsen-plot-")
     for outcome in ("ok", "fail", "info"):
-        for f in ("inc", "read"):
+        for f in ("inc", "read", "insert"):
             with open(os.path.join(tmp, "lat-%s-%s.dat" % (f, outcome)), "w") as fh:
                 for o in ops:
                     if o["type"] == outcome and o["f"] == f:
@@ -92,7 +92,7 @@ def write(out, hist, results):
     toff = 1 + (rows - 1)  # the title above the rows of fault names
     common += "set xlabel 'time since start (s)'\nset grid\nset key outside right\n"
     pts = []
-    for f, pt in (("inc", 7), ("read", 6)):
+    for f, pt in (("inc", 7), ("read", 6), ("insert", 5)):
         for outcome, col in (("ok", "#2ca02c"), ("fail", "#d62728"), ("info", "#ff7f0e")):
             dat = "lat-%s-%s.dat" % (f, outcome)
             if os.path.getsize(os.path.join(tmp, dat)):

@@ -6,6 +6,10 @@ Starts an nftraftd cluster with every node in its own network namespace
 linearizable reads) while nemeses (nemesis.py) inject faults, heals, reads
 every node's op log, checks the history exactly (checker.py) and writes
 DIR/history.jsonl, DIR/results.json and DIR/report.html (report.py).
+With --workload pg every node also runs --pg: clients INSERT unique rows
+through pgwire into the primary PostgreSQL and the check (pgcheck.py) is
+that every acknowledged row is on every node at the end (unknown outcomes
+reported as such); nemeses pg-kill and pg-partition target the primary.
 Exit 0: valid; 1: anomalies found; 2: could not run (not root, no build,
 bad flags, cluster never came up). Every namespace is removed on exit,
 Ctrl-C and error."""
@@ -24,11 +28,14 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.path.insert(1, os.path.dirname(HERE))  # integration/: pgwire.py
 import checker  # noqa: E402
+import pgcheck  # noqa: E402
 import nemesis as nem  # noqa: E402
 import topo as topomod  # noqa: E402
 
 HTTP_PORT, RAFT_PORT = 8080, 9000
+PG_PORT, PG_TABLE = 5432, "jepsen_rows"   # --workload pg
 RELAY_PORT, RELAY_MARK = 9901, 0x4a44   # delay nemesis: relay.py in each node namespace
 CLIENT_TIMEOUT = 5.0
 # the clock nemesis: an LD_PRELOAD wall-clock offset per node (Debian libfaketime)
@@ -97,6 +104,9 @@ class Run:
         self.spare_starts = 0
         self.spare_proc = None
         self.faketime = False   # set by execute() when the clock nemesis runs
+        self.pg = args.workload == "pg"
+        self.pg_password = None
+        self.next_row = 0
 
     # ---- history ----
     def now(self):
@@ -135,7 +145,21 @@ class Run:
                 # the checker needs every entry and every key, not a window
                 "--log-retention", "0", "--key-retention", "0"] + (
                     self.chain.node_args(i) if self.chain
-                                                else ["--cluster-secret-file", self.secret()])
+                                                else ["--cluster-secret-file", self.secret()]) + (
+                    ["--pg", "--pg-listen", "%s:%d" % (self.topo.ip(i), PG_PORT),
+                     "--pg-password-file", self.pg_password_file()] if self.pg else [])
+
+    def pg_password_file(self):
+        """--workload pg: the nftraft role's password, one per run (0600)."""
+        path = os.path.join(self.a.out, "nodes", "pg.password")
+        if not os.path.exists(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.write(fd, (os.urandom(16).hex() + "\n").encode())
+            os.close(fd)
+        with open(path) as f:
+            self.pg_password = f.read().strip()
+        return path
 
     def clock_file(self, i):
         return os.path.join(self.a.out, "nodes", "n%d.faketime" % i)
@@ -252,6 +276,22 @@ class Run:
                     best = i
             return best
 
+    def pg_primary(self):
+        """The node that says it is the raft leader and its PostgreSQL the
+        primary (the highest term if several do), or None."""
+        with self.lock:
+            best = None
+            for i, s in self.status.items():
+                if s and s.get("role") == "leader" and s.get("pg") == "primary" and (
+                        best is None or s["term"] > self.status[best]["term"]):
+                    best = i
+            return best
+
+    def pg_connect(self, i, timeout=CLIENT_TIMEOUT):
+        import pgwire
+        return pgwire.connect(self.topo.ip(i), PG_PORT, "nftraft", self.pg_password,
+                              timeout=timeout, connect_timeout=2.0, application_name="jepsen")
+
     # ---- threads ----
     def monitor(self, i):
         while not self.stop_ev.is_set():
@@ -260,6 +300,8 @@ class Run:
             ch = None
             if k == "ok" and st == 200 and j:
                 s = {"role": j.get("role"), "term": j.get("term", 0)}
+                if isinstance(j.get("pg"), dict):
+                    s["pg"] = j["pg"].get("role")
                 role = s["role"]
                 c = j.get("chain")
                 if isinstance(c, dict):
@@ -273,12 +315,16 @@ class Run:
                 self.status[i] = s
             rec = {"kind": "status", "node": i, "time": round(t, 3), "role": role,
                    "term": s["term"] if s else None}
+            if s and "pg" in s:
+                rec["pg"] = s["pg"]
             if ch:
                 rec["chain"] = ch
             self.record(rec)
             self.stop_ev.wait(0.25)
 
     def client(self, proc):
+        if self.pg:
+            return self.pg_client(proc)
         rnd = random.Random(self.a.seed * 1000 + proc)
         interval = self.a.concurrency / self.a.rate if self.a.rate > 0 else 0
         nxt = time.time()
@@ -336,6 +382,122 @@ class Run:
                        if isinstance(j, dict) or j is None else str(j)[:100], status=st)
         self.record(rec)
         return rec["type"]
+
+    def pg_client(self, proc):
+        """--workload pg: INSERTs of unique rows through pgwire, to the node
+        /status names as the primary (80%) or a random node (a standby
+        refuses: a failed write). One connection, reopened after any error
+        or when the target changes. Outcomes: ok (CommandComplete without a
+        cancelled synchronous wait), fail (nothing reached the server, or
+        ERROR), info (unknown: timeout, reset, FATAL, cancelled sync wait)."""
+        import pgwire
+        rnd = random.Random(self.a.seed * 1000 + proc)
+        interval = self.a.concurrency / self.a.rate if self.a.rate > 0 else 0
+        nxt = time.time()
+        conn, cnode = None, None
+        while not self.stop_ev.is_set():
+            if interval:
+                nxt += interval
+                d = nxt - time.time()
+                if d > 0 and self.stop_ev.wait(d):
+                    break
+            prim = self.pg_primary()
+            node = prim if (prim is not None and rnd.random() < 0.8) else rnd.choice(self.node_ids)
+            if conn is not None and cnode != node:
+                conn.close()
+                conn = None
+            with self.lock:
+                self.next_op += 1
+                oid = self.next_op
+                self.next_row += 1
+                row = self.next_row
+            inv = self.now()
+
+            def insert():
+                nonlocal conn, cnode
+                if conn is None:
+                    conn, cnode = self.pg_connect(node), node
+                return conn.query("INSERT INTO %s (id, proc) VALUES (%d, %d)" % (PG_TABLE, row, proc))
+            kind, res = pgwire.outcome(insert)
+            comp = self.now()
+            rec = {"kind": "op", "id": oid, "process": proc, "f": "insert", "node": node,
+                   "row": row, "invoke": round(inv, 4), "complete": round(comp, 4),
+                   "type": {"ok": "ok", "failed": "fail"}.get(kind, "info")}
+            if kind != "ok":
+                rec["error"] = str(res)[:200] if not isinstance(res, pgwire.Result) else \
+                    "synchronous replication wait cancelled"
+                if conn is not None:
+                    conn.close()
+                conn = None
+                self.stop_ev.wait(0.05)
+            self.record(rec)
+        if conn is not None:
+            conn.close()
+
+    def pg_setup(self, timeout=60):
+        """The rows table, created through the first primary (retried)."""
+        import pgwire
+        deadline = time.time() + timeout
+        last = None
+        while time.time() < deadline:
+            for i in self.node_ids:
+                k, st, j = http("GET", self.url(i) + "/status", timeout=1)
+                if not (k == "ok" and st == 200 and j.get("role") == "leader"
+                        and (j.get("pg") or {}).get("role") == "primary"):
+                    continue
+                try:
+                    with self.pg_connect(i) as c:
+                        c.query("CREATE TABLE IF NOT EXISTS %s (id bigint PRIMARY KEY, proc int)"
+                                % PG_TABLE)
+                    return None
+                except pgwire.PgWireError as e:
+                    last = "node %d: %s" % (i, e)
+            time.sleep(0.2)
+        return "no primary PostgreSQL took the CREATE TABLE within %ds (%s)" % (timeout, last)
+
+    def pg_converge(self, timeout=120):
+        """After healing: one primary, every other node's PostgreSQL a
+        standby that replayed up to the primary's WAL position; then every
+        node's rows. (rows, None) or (None, why not)."""
+        import pgwire
+        deadline = time.time() + timeout
+        why = "no primary"
+        while time.time() < deadline:
+            time.sleep(0.3)
+            pgs = {}
+            for i in self.node_ids:
+                k, st, j = http("GET", self.url(i) + "/status", timeout=2)
+                pgs[i] = (j or {}).get("pg") if k == "ok" and st == 200 else None
+                if pgs[i] is not None:
+                    pgs[i]["raft_role"] = j.get("role")
+            prim = [i for i, p in pgs.items() if p and p.get("role") == "primary"
+                    and p.get("raft_role") == "leader"]
+            if len(prim) != 1:
+                why = "primaries: %s" % prim
+                continue
+            p = prim[0]
+            try:
+                with self.pg_connect(p) as c:
+                    target = pgwire.lsn_int(c.query("SELECT pg_current_wal_lsn()").scalar())
+                behind = []
+                for i in self.node_ids:
+                    if i == p:
+                        continue
+                    with self.pg_connect(i) as c:
+                        r = c.query("SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()").rows[0]
+                    if r[0] != "t" or r[1] is None or pgwire.lsn_int(r[1]) < target:
+                        behind.append((i, r))
+                if behind:
+                    why = "behind the primary (node %d): %s" % (p, behind)
+                    continue
+                rows = {}
+                for i in self.node_ids:
+                    with self.pg_connect(i, timeout=20) as c:
+                        rows[i] = {int(x[0]) for x in c.query("SELECT id FROM %s" % PG_TABLE).rows}
+                return rows, None
+            except pgwire.PgWireError as e:
+                why = str(e)
+        return None, "PostgreSQL did not converge within %ds of healing: %s" % (timeout, why)
 
     def nemesis(self, kinds):
         rnd = random.Random(self.a.seed)
@@ -447,7 +609,7 @@ class Run:
 
     def execute(self):
         a = self.a
-        kinds = nem.parse(a.nemesis, a.chain != "none")
+        kinds = nem.parse(a.nemesis, a.chain != "none", a.workload)
         self.faketime = any(k.name == "clock" for k in kinds)
         if self.faketime and not os.path.exists(FAKETIME_LIB):
             raise CannotRun("the clock nemesis needs %s (apt-get install libfaketime)"
@@ -471,6 +633,10 @@ class Run:
             self.restart(i)
         if self.wait_leader(30) is None:
             raise CannotRun("the cluster elected no leader within 30 s (see %s/nodes/)" % a.out)
+        if self.pg:
+            why = self.pg_setup()
+            if why:
+                raise CannotRun(why)
         threads = [threading.Thread(target=self.monitor, args=(i,), daemon=True)
                    for i in self.node_ids]
         threads += [threading.Thread(target=self.client, args=(p,), daemon=True)
@@ -500,6 +666,9 @@ class Run:
         crashed = [(i, self.procs[i].returncode) for i in self.node_ids
                    if self.procs[i].poll() is not None and i not in self.expect_dead]
         self.heal_all()
+        if self.pg:
+            logs, why = self.pg_converge()
+            return crashed, why, logs or {}
         why = self.converge()
         logs = {}
         if why is None:
@@ -590,6 +759,21 @@ def sanitizer_reports(out, ids):
     return found, warn
 
 
+def pg_partitions(hist):
+    """[(node, start, stop)] of the pg-partition nemesis (stop None: healed
+    at the end)."""
+    out, open_ = [], {}
+    for h in hist:
+        if h["kind"] == "nemesis" and h["f"] == "pg-partition":
+            if h["type"] == "start":
+                open_[h["f"]] = (h["value"]["primary"], h["time"])
+            elif h["type"] == "stop" and h["f"] in open_:
+                node, t = open_.pop(h["f"])
+                out.append((node, t, h["time"]))
+    out += [(node, t, None) for node, t in open_.values()]
+    return out
+
+
 def availability(ops, duration):
     oks = sorted(o["complete"] for o in ops if o["type"] == "ok")
     gaps, prev = [], 0.0
@@ -618,6 +802,10 @@ def main(argv=None):
                          "(default 50-200)")
     ap.add_argument("--rate", type=float, default=0, help="total ops/s target (0 = open loop)")
     ap.add_argument("--idempotency-keys", choices=("on", "off", "mixed"), default="mixed")
+    ap.add_argument("--workload", choices=("counter", "pg"), default="counter",
+                    help="counter: increments and reads (default); pg: every node runs "
+                         "--pg, clients INSERT unique rows into PostgreSQL through the "
+                         "primary, checked: no acknowledged row lost (pgcheck.py)")
     ap.add_argument("--out", default=None, help="output dir (default /tmp/nftraft-jepsen-SEED)")
     ap.add_argument("--binary", default=None, help=argparse.SUPPRESS)  # self-test: unsafe daemon
     ap.add_argument("--quiet", action="store_true")
@@ -638,7 +826,7 @@ def main(argv=None):
     build = os.environ.get("NFTRAFT_BUILD") or os.path.join(HERE, "..", "..", "build")
     a.binary = os.path.abspath(a.binary or os.path.join(build, "nftraftd"))
     try:
-        nem.parse(a.nemesis, a.chain != "none")
+        nem.parse(a.nemesis, a.chain != "none", a.workload)
     except ValueError as e:
         print("jepsen: %s" % e, file=sys.stderr)
         return 2
@@ -650,13 +838,25 @@ def main(argv=None):
         print("jepsen: cannot run: no daemon binary at %s (build first: ./run.sh build)"
               % a.binary, file=sys.stderr)
         return 2
+    if a.workload == "pg":
+        try:
+            helptext = subprocess.run([a.binary, "--help"], capture_output=True, text=True,
+                                      timeout=10)
+            helptext = helptext.stdout + helptext.stderr
+        except (OSError, subprocess.SubprocessError) as e:
+            helptext = str(e)
+        if "--pg-listen" not in helptext:
+            print("jepsen: cannot run: %s has no --pg (--workload pg)" % a.binary, file=sys.stderr)
+            return 2
     if os.path.exists(os.path.join(a.out, "nodes")):
         print("jepsen: %s already holds a run; give another --out" % a.out, file=sys.stderr)
         return 2
     os.makedirs(a.out, exist_ok=True)
-    print("jepsen: seed %d, %d nodes, %.0f s, %d clients, nemesis %s, keys %s -> %s" %
-          (a.seed, a.nodes, a.time, a.concurrency, a.nemesis, a.idempotency_keys, a.out),
-          flush=True)
+    if a.workload == "pg":  # postgres runs as its own OS user under nodes/n<i>/pg
+        os.chmod(a.out, 0o755)
+    print("jepsen: seed %d, %d nodes, %.0f s, %d clients, nemesis %s, keys %s, workload %s -> %s" %
+          (a.seed, a.nodes, a.time, a.concurrency, a.nemesis, a.idempotency_keys, a.workload,
+           a.out), flush=True)
     r = Run(a)
     prev = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
 
@@ -685,10 +885,13 @@ def main(argv=None):
         for rec in r.hist:
             f.write(json.dumps(rec) + "\n")
     for i, lg in logs.items():
-        with open(os.path.join(a.out, "nodes", "n%d.oplog.json" % i), "w") as f:
-            json.dump(lg, f)
+        with open(os.path.join(a.out, "nodes", "n%d.%s.json" % (i, "rows" if r.pg else "oplog")),
+                  "w") as f:
+            json.dump(sorted(lg) if r.pg else lg, f)
     ops = [h for h in r.hist if h["kind"] == "op"]
-    if nowhy is None:
+    if nowhy is None and r.pg:
+        res = pgcheck.check(ops, logs, pg_partitions(r.hist))
+    elif nowhy is None:
         res = checker.check(ops, logs)
     else:
         res = {"valid": False, "counts": {"no-convergence": 1}, "log_entries": None,
@@ -707,6 +910,7 @@ def main(argv=None):
         c = counts.setdefault(o["f"], {"ok": 0, "fail": 0, "info": 0})
         c[o["type"]] += 1
     results = {"valid": res["valid"], "seed": a.seed, "nodes": a.nodes, "chain": a.chain,
+               "workload": a.workload, "unknown_writes": res.get("unknown"),
                "time_s": a.time, "concurrency": a.concurrency, "nemesis": a.nemesis,
                "idempotency_keys": a.idempotency_keys, "ops": len(ops), "counts": counts,
                "log_entries": res.get("log_entries"), "anomaly_counts": res["counts"],
@@ -721,12 +925,21 @@ def main(argv=None):
     except Exception as e:  # the verdict stands without the report
         print("jepsen: report failed: %s" % e, file=sys.stderr)
     c = counts
-    print("jepsen: %d ops (inc ok/fail/info %s, read %s), %d log entries, ok/s %.1f, "
-          "longest unavailability %.1f s" %
-          (len(ops), "/".join(str(c.get("inc", {}).get(k, 0)) for k in ("ok", "fail", "info")),
-           "/".join(str(c.get("read", {}).get(k, 0)) for k in ("ok", "fail", "info")),
-           res.get("log_entries") or 0, results["availability"]["ok_per_s"],
-           results["availability"]["longest_unavailability_s"]))
+    if r.pg:
+        u = res.get("unknown") or {}
+        print("jepsen: %d inserts (ok/fail/info %s; unknown outcome: %d, of which %d present "
+              "on every node, %d absent), %d rows, ok/s %.1f, longest unavailability %.1f s" %
+              (len(ops), "/".join(str(c.get("insert", {}).get(k, 0)) for k in ("ok", "fail", "info")),
+               u.get("total", 0), u.get("present", 0), u.get("absent", 0),
+               res.get("log_entries") or 0, results["availability"]["ok_per_s"],
+               results["availability"]["longest_unavailability_s"]))
+    else:
+        print("jepsen: %d ops (inc ok/fail/info %s, read %s), %d log entries, ok/s %.1f, "
+              "longest unavailability %.1f s" %
+              (len(ops), "/".join(str(c.get("inc", {}).get(k, 0)) for k in ("ok", "fail", "info")),
+               "/".join(str(c.get("read", {}).get(k, 0)) for k in ("ok", "fail", "info")),
+               res.get("log_entries") or 0, results["availability"]["ok_per_s"],
+               results["availability"]["longest_unavailability_s"]))
     for w in warnings:
         print("jepsen: warning: %s" % w)
     if res["valid"]:

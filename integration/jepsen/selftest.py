@@ -8,6 +8,12 @@
                             (with and without an Idempotency-Key), two
                             real-time-ordered entries swapped, a stale read,
                             one node's log diverging, a failed op present.
+  selftest.py pgcorrupt DIR DIR is a finished, valid --workload pg run
+                            (history.jsonl, nodes/n*.rows.json). pgcheck must
+                            accept it and flag: an acknowledged row missing
+                            on one node, a failed insert's row present, a
+                            row no client sent, an acknowledgment from an
+                            isolated primary after the fence bound.
   selftest.py unsafe OUT    runs the runner against nftraftd-unsafe (which
                             acknowledges increments before they commit) under
                             leader partitions; the checker must report lost
@@ -23,6 +29,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import checker  # noqa: E402
+import pgcheck  # noqa: E402
 
 
 def load(d):
@@ -151,6 +158,50 @@ def corrupt(d):
     return 1 if bad else 0
 
 
+def pgcorrupt(d):
+    hist = [json.loads(l) for l in open(os.path.join(d, "history.jsonl"))]
+    ops = [h for h in hist if h["kind"] == "op"]
+    rows = {int(os.path.basename(p)[1:].split(".")[0]): set(json.load(open(p)))
+            for p in glob.glob(os.path.join(d, "nodes", "n*.rows.json"))}
+    import run as runmod
+    parts = runmod.pg_partitions(hist)
+    res = pgcheck.check(ops, rows, parts)
+    bad = not res["valid"]
+    print("%-4s the real history is valid (%d ops, %d rows)" %
+          ("ok" if res["valid"] else "FAIL", len(ops), res["log_entries"]))
+    ok_ins = [o for o in ops if o["f"] == "insert" and o["type"] == "ok"]
+    failed = [o for o in ops if o["f"] == "insert" and o["type"] == "fail"]
+    if len(ok_ins) < 10 or not rows:
+        print("FAIL the run has too few acknowledged inserts (%d)" % len(ok_ins))
+        return 1
+    cases = []
+    r1 = copy.deepcopy(rows)
+    r1[max(r1)].discard(ok_ins[len(ok_ins) // 2]["row"])
+    cases.append(("an acknowledged row missing on one node", ops, r1, parts, "lost-write"))
+    if failed:
+        r2 = copy.deepcopy(rows)
+        r2[min(r2)].add(failed[0]["row"])
+        cases.append(("a failed insert's row present", ops, r2, parts, "failed-write-visible"))
+    else:
+        print("FAIL a failed insert's row present: no failed insert in this run")
+        bad = True
+    r3 = copy.deepcopy(rows)
+    for n in r3:
+        r3[n].add(10 ** 12)
+    cases.append(("a row no client sent", ops, r3, parts, "phantom-row"))
+    late = ok_ins[-1]
+    cases.append(("an isolated primary's late acknowledgment", ops, rows,
+                  parts + [(late["node"], late["invoke"] - 5.0, late["invoke"] + 1.0)],
+                  "stale-primary-ack"))
+    for name, o, r, pp, want in cases:
+        res = pgcheck.check(o, r, pp)
+        hit = want in res["counts"]
+        bad = bad or not hit
+        print("%-4s %s -> %s" % ("ok" if hit else "FAIL", name,
+                                 ", ".join("%s x%d" % kv for kv in res["counts"].items()) or "valid"))
+    return 1 if bad else 0
+
+
 def unsafe(out):
     """A write is lost only if the leader acknowledged it and was cut off
     before the entry reached a follower: since raft's connections set
@@ -186,7 +237,8 @@ def unsafe(out):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in ("corrupt", "unsafe"):
+    modes = {"corrupt": corrupt, "pgcorrupt": pgcorrupt, "unsafe": unsafe}
+    if len(sys.argv) != 3 or sys.argv[1] not in modes:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
-    sys.exit(corrupt(sys.argv[2]) if sys.argv[1] == "corrupt" else unsafe(sys.argv[2]))
+    sys.exit(modes[sys.argv[1]](sys.argv[2]))
