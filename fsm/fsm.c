@@ -61,8 +61,8 @@ static const char *const SQL[ST_COUNT] = {
     [ST_PRUNE_KEYS] = "DELETE FROM dedup WHERE idx <= ?",
     [ST_FIRST] = "SELECT min(idx) FROM oplog",
     [ST_SET_PG] = "INSERT OR REPLACE INTO pgrec(id, term, primary_id, "
-                  "timeline, lsn, host, port, idx) "
-                  "VALUES (1, ?, ?, ?, ?, ?, ?, ?)",
+                  "fenced, timeline, lsn, host, port, idx) "
+                  "VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?)",
 };
 
 /* Statements of the snapshot reader (a second, read-only connection). */
@@ -84,8 +84,8 @@ static const char *const RSQL[RS_COUNT] = {
                  "ORDER BY idx",
     [RS_NKEYS] = "SELECT count(*) FROM dedup",
     [RS_KEYS] = "SELECT key, idx, value FROM dedup ORDER BY key",
-    [RS_PG] = "SELECT term, primary_id, timeline, lsn, host, port, idx "
-              "FROM pgrec WHERE id = 1",
+    [RS_PG] = "SELECT term, primary_id, fenced, timeline, lsn, host, port, "
+              "idx FROM pgrec WHERE id = 1",
     [RS_END] = "COMMIT",
 };
 
@@ -364,7 +364,8 @@ static bool pg_valid(const struct fsm_pg *r)
         return false;
     if (r->primary == 0)
         return hl == 0 && r->port == 0;
-    return r->timeline >= 1 && hl > 0 && r->port >= 1 && r->port <= 65535;
+    return r->fenced == 0 && r->timeline >= 1 && hl > 0 && r->port >= 1 &&
+           r->port <= 65535;
 }
 
 int fsm_pg_encode(const struct fsm_pg *rec, void *buf, size_t cap, size_t *len)
@@ -375,11 +376,12 @@ int fsm_pg_encode(const struct fsm_pg *rec, void *buf, size_t cap, size_t *len)
     struct fixed_buf b = {.p = buf, .cap = cap};
     msgpack_packer pk;
     msgpack_packer_init(&pk, &b, fixed_write);
-    msgpack_pack_array(&pk, 8);
+    msgpack_pack_array(&pk, 9);
     msgpack_pack_uint8(&pk, PG_VERSION);
     msgpack_pack_uint8(&pk, CMD_PG);
     msgpack_pack_uint64(&pk, rec->term);
     msgpack_pack_uint64(&pk, rec->primary);
+    msgpack_pack_uint64(&pk, rec->fenced);
     msgpack_pack_uint32(&pk, rec->timeline);
     msgpack_pack_uint64(&pk, rec->lsn);
     msgpack_pack_str(&pk, hl);
@@ -391,14 +393,17 @@ int fsm_pg_encode(const struct fsm_pg *rec, void *buf, size_t cap, size_t *len)
     return 0;
 }
 
-/* The fields of a pg record from msgpack objects a[0..6): term, primary,
- * timeline, lsn, host, port (entry and snapshot share it). */
+/* The fields of a pg record from msgpack objects a[0..7): term, primary,
+ * fenced, timeline, lsn, host, port (entry and snapshot share it). */
 static bool pg_fields(const msgpack_object *a, struct fsm_pg *out)
 {
     uint64_t tl, port;
     memset(out, 0, sizeof *out);
     if (!get_u64(&a[0], &out->term) || !get_u64(&a[1], &out->primary) ||
-        !get_u64(&a[2], &tl) || tl > UINT32_MAX || !get_u64(&a[3], &out->lsn) ||
+        !get_u64(&a[2], &out->fenced))
+        return false;
+    a++;
+    if (!get_u64(&a[2], &tl) || tl > UINT32_MAX || !get_u64(&a[3], &out->lsn) ||
         a[4].type != MSGPACK_OBJECT_STR ||
         a[4].via.str.size > FSM_PG_HOST_MAX ||
         (a[4].via.str.size > 0 &&
@@ -423,7 +428,7 @@ int fsm_pg_decode(const void *buf, size_t len, struct fsm_pg *out)
     if (rv == 0 && (version != PG_VERSION || type != CMD_PG))
         rv = ERR_VERSION;
     if (rv == 0 &&
-        (o->via.array.size != 8 || !pg_fields(o->via.array.ptr + 2, out)))
+        (o->via.array.size != 9 || !pg_fields(o->via.array.ptr + 2, out)))
         rv = ERR_MALFORMED;
     msgpack_unpacked_destroy(&u);
     return rv;
@@ -473,6 +478,7 @@ static int open_error(struct fsm *f, int rc)
 #define PGREC_TABLE                                                            \
     "CREATE TABLE pgrec(id INTEGER PRIMARY KEY CHECK (id = 1),"                \
     " term INTEGER NOT NULL, primary_id INTEGER NOT NULL,"                     \
+    " fenced INTEGER NOT NULL,"                                                \
     " timeline INTEGER NOT NULL, lsn INTEGER NOT NULL, host TEXT NOT NULL,"    \
     " port INTEGER NOT NULL, idx INTEGER NOT NULL);"
 
@@ -481,8 +487,8 @@ static int load_pg(struct fsm *f)
 {
     sqlite3_stmt *s;
     int rc = sqlite3_prepare_v2(f->db,
-                                "SELECT term, primary_id, timeline, lsn, "
-                                "host, port, idx FROM pgrec WHERE id = 1",
+                                "SELECT term, primary_id, fenced, timeline, "
+                                "lsn, host, port, idx FROM pgrec WHERE id = 1",
                                 -1, &s, NULL);
     if (rc != SQLITE_OK)
         return fail(f, ERR_CORRUPT, "state file %s: %s", f->path,
@@ -495,12 +501,13 @@ static int load_pg(struct fsm *f)
         struct fsm_pg *p = &f->pg;
         p->term = (uint64_t)sqlite3_column_int64(s, 0);
         p->primary = (uint64_t)sqlite3_column_int64(s, 1);
-        p->timeline = (uint32_t)sqlite3_column_int64(s, 2);
-        p->lsn = (uint64_t)sqlite3_column_int64(s, 3);
-        const char *h = (const char *)sqlite3_column_text(s, 4);
+        p->fenced = (uint64_t)sqlite3_column_int64(s, 2);
+        p->timeline = (uint32_t)sqlite3_column_int64(s, 3);
+        p->lsn = (uint64_t)sqlite3_column_int64(s, 4);
+        const char *h = (const char *)sqlite3_column_text(s, 5);
         snprintf(p->host, sizeof p->host, "%s", h ? h : "");
-        p->port = sqlite3_column_int(s, 5);
-        p->index = (uint64_t)sqlite3_column_int64(s, 6);
+        p->port = sqlite3_column_int(s, 6);
+        p->index = (uint64_t)sqlite3_column_int64(s, 7);
         f->has_pg = pg_valid(p);
         if (!f->has_pg)
             rv = fail(f, ERR_CORRUPT, "state file %s: invalid pg record",
@@ -970,11 +977,12 @@ static int store_pg(struct fsm *f, const struct fsm_pg *rec)
     sqlite3_stmt *s = f->st[ST_SET_PG];
     sqlite3_bind_int64(s, 1, (sqlite3_int64)rec->term);
     sqlite3_bind_int64(s, 2, (sqlite3_int64)rec->primary);
-    sqlite3_bind_int64(s, 3, rec->timeline);
-    sqlite3_bind_int64(s, 4, (sqlite3_int64)rec->lsn);
-    sqlite3_bind_text(s, 5, rec->host, -1, SQLITE_STATIC);
-    sqlite3_bind_int(s, 6, rec->port);
-    sqlite3_bind_int64(s, 7, (sqlite3_int64)rec->index);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)rec->fenced);
+    sqlite3_bind_int64(s, 4, rec->timeline);
+    sqlite3_bind_int64(s, 5, (sqlite3_int64)rec->lsn);
+    sqlite3_bind_text(s, 6, rec->host, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 7, rec->port);
+    sqlite3_bind_int64(s, 8, (sqlite3_int64)rec->index);
     return step_done(f, s);
 }
 
@@ -1249,20 +1257,20 @@ int fsm_snapshot_write(struct fsm_snap *sn, void **buf, size_t *len)
         rv = snap_fail(sn, ERR_IO, "key table shorter than expected");
         goto out;
     }
-    /* The pg record: nil, or [term, primary, timeline, lsn, host, port,
-     * index]. */
+    /* The pg record: nil, or [term, primary, fenced, timeline, lsn, host,
+     * port, index]. */
     rc = sqlite3_step(r[RS_PG]);
     if (rc == SQLITE_ROW) {
-        const char *h = (const char *)sqlite3_column_text(r[RS_PG], 4);
-        size_t hl = (size_t)sqlite3_column_bytes(r[RS_PG], 4);
-        msgpack_pack_array(&pk, 7);
-        for (int c = 0; c < 4; c++)
+        const char *h = (const char *)sqlite3_column_text(r[RS_PG], 5);
+        size_t hl = (size_t)sqlite3_column_bytes(r[RS_PG], 5);
+        msgpack_pack_array(&pk, 8);
+        for (int c = 0; c < 5; c++)
             msgpack_pack_uint64(&pk,
                                 (uint64_t)sqlite3_column_int64(r[RS_PG], c));
         msgpack_pack_str(&pk, hl);
         msgpack_pack_str_body(&pk, h ? h : "", hl);
-        msgpack_pack_uint64(&pk, (uint64_t)sqlite3_column_int64(r[RS_PG], 5));
         msgpack_pack_uint64(&pk, (uint64_t)sqlite3_column_int64(r[RS_PG], 6));
+        msgpack_pack_uint64(&pk, (uint64_t)sqlite3_column_int64(r[RS_PG], 7));
     } else if (rc == SQLITE_DONE) {
         msgpack_pack_nil(&pk);
     } else {
@@ -1367,9 +1375,9 @@ static int snap_check(const msgpack_object *o, int64_t *value,
     }
     if (version >= 2 && a[5].type != MSGPACK_OBJECT_NIL) {
         const msgpack_object *r = &a[5];
-        if (r->type != MSGPACK_OBJECT_ARRAY || r->via.array.size != 7 ||
+        if (r->type != MSGPACK_OBJECT_ARRAY || r->via.array.size != 8 ||
             !pg_fields(r->via.array.ptr, pg) ||
-            !get_u64(&r->via.array.ptr[6], &pg->index) ||
+            !get_u64(&r->via.array.ptr[7], &pg->index) ||
             pg->index > *last_applied)
             return ERR_MALFORMED;
         *has_pg = true;
@@ -1448,10 +1456,11 @@ int fsm_restore(struct fsm *f, const void *buf, size_t len)
         f->count = a[3].via.array.size;
         bool changed =
             has_pg != f->has_pg ||
-            (has_pg && (pg.term != f->pg.term || pg.primary != f->pg.primary ||
-                        pg.timeline != f->pg.timeline || pg.lsn != f->pg.lsn ||
-                        pg.port != f->pg.port || pg.index != f->pg.index ||
-                        strcmp(pg.host, f->pg.host) != 0));
+            (has_pg &&
+             (pg.term != f->pg.term || pg.primary != f->pg.primary ||
+              pg.fenced != f->pg.fenced || pg.timeline != f->pg.timeline ||
+              pg.lsn != f->pg.lsn || pg.port != f->pg.port ||
+              pg.index != f->pg.index || strcmp(pg.host, f->pg.host) != 0));
         f->pg = pg;
         f->has_pg = has_pg;
         if (changed && has_pg && f->pg_cb != NULL)

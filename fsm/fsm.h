@@ -84,6 +84,8 @@ int fsm_cmd_decode(const void *buf, size_t len, struct fsm_cmd *out);
 struct fsm_pg {
     uint64_t term;     /* raft term of the leader that appended it, >= 1 */
     uint64_t primary;  /* raft id of the primary; 0 = none (fence) */
+    uint64_t fenced;   /* fence record: the primary it fences (its raft
+                          id, 0 unknown); 0 in a primary's record */
     uint32_t timeline; /* the primary's timeline (fence: the old one) */
     uint64_t lsn;      /* switch LSN: the WAL position at the promotion
                           (fence: the old record's) */
@@ -96,7 +98,8 @@ struct fsm_pg {
 
 /* Encode/decode a pg entry, same rules as fsm_cmd_*: a valid record has
  * term >= 1; primary != 0 needs timeline >= 1, a host (no NUL, at most
- * FSM_PG_HOST_MAX bytes) and a port; primary 0 has host "" and port 0.
+ * FSM_PG_HOST_MAX bytes), a port and fenced 0; primary 0 has host "" and
+ * port 0.
  * FSM_CMD_MAX is always enough. */
 int fsm_pg_encode(const struct fsm_pg *rec, void *buf, size_t cap, size_t *len);
 int fsm_pg_decode(const void *buf, size_t len, struct fsm_pg *out);

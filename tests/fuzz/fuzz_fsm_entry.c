@@ -13,9 +13,10 @@ static void check_pg(const struct fsm_pg *p)
 {
     if (p->term < 1 || memchr(p->host, '\0', sizeof p->host) == NULL)
         abort();
-    if (p->primary == 0 ? p->host[0] != '\0' || p->port != 0
-                        : p->host[0] == '\0' || p->port < 1 ||
-                              p->port > 65535 || p->timeline < 1)
+    if (p->primary == 0
+            ? p->host[0] != '\0' || p->port != 0
+            : p->host[0] == '\0' || p->port < 1 || p->port > 65535 ||
+                  p->timeline < 1 || p->fenced != 0)
         abort();
     uint8_t buf[FSM_CMD_MAX];
     size_t len;
@@ -23,9 +24,10 @@ static void check_pg(const struct fsm_pg *p)
     struct fsm_cmd c;
     if (fsm_pg_encode(p, buf, sizeof buf, &len) != 0 ||
         fsm_pg_decode(buf, len, &again) != 0 || again.term != p->term ||
-        again.primary != p->primary || again.timeline != p->timeline ||
-        again.lsn != p->lsn || again.port != p->port ||
-        strcmp(again.host, p->host) != 0 || fsm_cmd_decode(buf, len, &c) == 0)
+        again.primary != p->primary || again.fenced != p->fenced ||
+        again.timeline != p->timeline || again.lsn != p->lsn ||
+        again.port != p->port || strcmp(again.host, p->host) != 0 ||
+        fsm_cmd_decode(buf, len, &c) == 0)
         abort();
 }
 

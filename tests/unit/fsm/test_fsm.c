@@ -736,15 +736,22 @@ TEST(pg_codec)
     memset(big.host, 'h', sizeof big.host); /* no terminator */
     ASSERT_EQ(fsm_pg_encode(&big, buf, sizeof buf, &n), ERR_INVALID);
     /* Hand-made: [1, 2, term 1, primary 1, tl 1, lsn 0, "h", port 0]. */
-    static const unsigned char noport[] = {0x98, 1, 2,    1,   1,
+    static const unsigned char noport[] = {0x99, 1, 2,    1,   1, 0,
                                            1,    0, 0xa1, 'h', 0};
     ASSERT_EQ(fsm_pg_decode(noport, sizeof noport, &d), ERR_MALFORMED);
-    static const unsigned char nul[] = {0x98, 1, 2, 1, 1, 1, 0, 0xa1, 0, 1};
+    static const unsigned char nul[] = {0x99, 1, 2, 1, 1, 0, 1, 0, 0xa1, 0, 1};
     ASSERT_EQ(fsm_pg_decode(nul, sizeof nul, &d), ERR_MALFORMED);
-    static const unsigned char v2[] = {0x98, 2, 2, 1, 1, 1, 0, 0xa1, 'h', 1};
+    static const unsigned char v2[] = {0x99, 2, 2, 1, 1, 0, 1, 0, 0xa1, 'h', 1};
     ASSERT_EQ(fsm_pg_decode(v2, sizeof v2, &d), ERR_VERSION);
-    static const unsigned char ok[] = {0x98, 1, 2, 1, 1, 1, 0, 0xa1, 'h', 1};
+    static const unsigned char ok[] = {0x99, 1, 2, 1, 1, 0, 1, 0, 0xa1, 'h', 1};
     ASSERT_EQ(fsm_pg_decode(ok, sizeof ok, &d), 0);
+    /* A primary's record fences nobody; a fence names whom it fences. */
+    static const unsigned char fenced[] = {0x99, 1, 2,    1,   1, 2,
+                                           1,    0, 0xa1, 'h', 1};
+    ASSERT_EQ(fsm_pg_decode(fenced, sizeof fenced, &d), ERR_MALFORMED);
+    static const unsigned char fence[] = {0x99, 1, 2, 1, 0, 2, 1, 0, 0xa0, 0};
+    ASSERT_EQ(fsm_pg_decode(fence, sizeof fence, &d), 0);
+    ASSERT_U64_EQ(d.fenced, 2);
     ASSERT_EQ(fsm_pg_encode(&d, buf, 4, &n), ERR_TOOBIG);
     return 0;
 }
@@ -787,8 +794,12 @@ TEST(pg_apply_newest)
     ASSERT_U64_EQ(rec.primary, 1);
     ASSERT_U64_EQ(rec.index, 4);
     /* Same term, later entry: the fence replaces it. */
-    n = enc_pg(3, 0, 1, 100, "", 0, e);
+    struct fsm_pg fence = {.term = 3, .fenced = 1, .timeline = 1, .lsn = 100};
+    ASSERT_EQ(fsm_pg_encode(&fence, e, sizeof e, &n), 0);
     ASSERT_EQ(fsm_apply(f, 5, e, n, &r), 0);
+    ASSERT_EQ(fsm_pg_record(f, &rec), 0);
+    ASSERT_U64_EQ(rec.primary, 0);
+    ASSERT_U64_EQ(rec.fenced, 1);
     n = enc_pg(3, 2, 2, 200, "127.0.0.2", 5434, e);
     ASSERT_EQ(fsm_apply(f, 6, e, n, &r), 0);
     ASSERT_EQ(seen.calls, 3);
@@ -856,15 +867,15 @@ TEST(pg_snapshot)
     ASSERT_EQ(fsm_pg_record(b, &rec), ERR_NOTFOUND);
     /* Version 2 with a record whose index is past last_applied, or an
      * invalid record: refused, nothing changes. */
-    static const unsigned char late[] = {0x96, 2, 8, 30,   0x90, 0x90, 0x97, 1,
-                                         1,    1, 0, 0xa1, 'h',  1,    31};
+    static const unsigned char late[] = {0x96, 2, 8, 30, 0x90, 0x90, 0x98, 1,
+                                         1,    0, 1, 0,  0xa1, 'h',  1,    31};
     ASSERT_EQ(fsm_restore(b, late, sizeof late), ERR_MALFORMED);
-    static const unsigned char bad[] = {0x96, 2, 8, 30,   0x90, 0x90, 0x97, 1,
-                                        1,    0, 0, 0xa1, 'h',  1,    29};
+    static const unsigned char bad[] = {0x96, 2, 8, 30, 0x90, 0x90, 0x98, 1,
+                                        1,    0, 0, 0,  0xa1, 'h',  1,    29};
     ASSERT_EQ(fsm_restore(b, bad, sizeof bad), ERR_MALFORMED);
     ASSERT_EQ(fsm_value(b), 7);
-    static const unsigned char good[] = {0x96, 2, 8, 30,   0x90, 0x90, 0x97, 1,
-                                         1,    1, 0, 0xa1, 'h',  1,    29};
+    static const unsigned char good[] = {0x96, 2, 8, 30, 0x90, 0x90, 0x98, 1,
+                                         1,    0, 1, 0,  0xa1, 'h',  1,    29};
     ASSERT_EQ(fsm_restore(b, good, sizeof good), 0);
     ASSERT_EQ(fsm_pg_record(b, &rec), 0);
     ASSERT_U64_EQ(rec.index, 29);
