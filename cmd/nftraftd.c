@@ -322,8 +322,8 @@ static int start_node(struct daemon *d, char *err, size_t errlen)
 
 /* The PostgreSQL password (--pg-password-file): its first line, at most
  * cap - 1 bytes, not empty. 0, or non-zero with why in err. */
-static int read_pg_password(const char *path, char *out, size_t cap,
-                            char *err, size_t errlen)
+static int read_pg_password(const char *path, char *out, size_t cap, char *err,
+                            size_t errlen)
 {
     FILE *f = fopen(path, "r");
     if (f == NULL) {
@@ -364,8 +364,8 @@ static int start_pg(struct daemon *d, char *err, size_t errlen)
 {
     const struct config *cfg = &d->cfg;
     char password[256], dir[600], helper[600], self[512];
-    if (read_pg_password(cfg->pg_password_file, password, sizeof password,
-                         err, errlen) != 0)
+    if (read_pg_password(cfg->pg_password_file, password, sizeof password, err,
+                         errlen) != 0)
         return fail_start(err);
     snprintf(dir, sizeof dir, "%s/pg", cfg->data_dir);
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -385,8 +385,8 @@ static int start_pg(struct daemon *d, char *err, size_t errlen)
         .password = password,
         .node_id = cfg->id,
     };
-    int rv = coord_new(&d->coord, &d->loop, d->node, d->fsm, &pc,
-                       cfg->bind_ip, err, errlen);
+    int rv = coord_new(&d->coord, &d->loop, d->node, d->fsm, &pc, cfg->bind_ip,
+                       err, errlen);
     memset(password, 0, sizeof password);
     if (rv != 0)
         return fail_start(err);

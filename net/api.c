@@ -84,7 +84,7 @@ struct api {
     unsigned n_peers;
     struct api_chain_hooks hooks;
     struct coord *pg; /* --pg only */
-    bool stalled; /* test-only fault switch */
+    bool stalled;     /* test-only fault switch */
     void (*close_cb)(void *);
     void *close_data;
     /* metrics */
@@ -767,7 +767,7 @@ static json_t *pg_json(struct api *a)
                         (json_int_t)cs.record.timeline, "lsn", rlsn, "host",
                         cs.record.host, "port", cs.record.port);
     }
-    return json_pack(
+    json_t *j = json_pack(
         "{s:s,s:s,s:i,s:I,s:s,s:I,s:s,s:b,s:s,s:o,s:I,s:s,s:I}", "role",
         pg_role_name(cs.info.role), "host", cs.host, "port", cs.port,
         "timeline", (json_int_t)cs.info.timeline, "lsn", lsn, "replay_lag_ms",
@@ -775,6 +775,9 @@ static json_t *pg_json(struct api *a)
         "streaming", cs.info.streaming, "upstream", cs.info.upstream, "record",
         rec, "failovers", (json_int_t)cs.failovers, "action", cs.action,
         "info_age_ms", (json_int_t)cs.info_age_ms);
+    json_object_set_new(j, "detached_for",
+                        json_integer((json_int_t)cs.detached_for));
+    return j;
 }
 
 static void handle_status(void *data, struct httpd_req *r)

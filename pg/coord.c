@@ -42,6 +42,8 @@ struct peer {
     uint64_t lsn;
     bool streaming;
     char upstream[64];
+    uint64_t detached_for;          /* its standby detached for the fence
+                                       record of this term, lsn read since */
     uint64_t rec_term, rec_primary; /* the record it has applied */
 };
 
@@ -74,7 +76,9 @@ struct coord {
     bool need_rewind;      /* its WAL may have diverged (old primary) */
     bool want_clone;       /* rewind failed: clone next */
     uint64_t detached_ms;  /* loop time the standby was detached */
+    uint64_t detached_term; /* for the fence record of this term */
     uint64_t follow_ms;    /* loop time it was pointed at its upstream */
+    char follow_up[80];    /* host:port it was pointed at */
     uint64_t retry_at;     /* no new step before this loop time */
     uint64_t not_streaming_since;
 
@@ -161,6 +165,8 @@ static void info_cb(void *data, int status, const struct pg_info *info)
                 c->not_streaming_since = uv_now(c->loop);
         }
     }
+    if (c->info_asked_ms <= c->detached_ms || c->info_asked_ms <= c->follow_ms)
+        refresh_info(c); /* the position after the (de)tach, at once */
     kick(c);
 }
 
@@ -205,8 +211,10 @@ static void op_done(void *data, int status, const char *errmsg)
     if (o->then != NULL && !c->closing)
         o->then(c, status, errmsg);
     free(o);
-    if (!c->closing)
+    if (!c->closing) {
+        refresh_info(c);
         kick(c);
+    }
 }
 
 /* Start one operation: fn is called with (p, cb, data); logs a failure to
@@ -261,31 +269,40 @@ static void start_primary(struct coord *c)
 static void after_follow(struct coord *c, int status, const char *e)
 {
     (void)e;
-    if (status == 0)
+    if (status == 0) {
         c->follow_ms = uv_now(c->loop);
+        c->detached_term = 0;
+    }
 }
 
 static void after_detach(struct coord *c, int status, const char *e)
 {
     (void)e;
-    if (status == 0)
+    struct fsm_pg rec;
+    if (status == 0) {
         c->detached_ms = uv_now(c->loop);
+        c->detached_term = fsm_pg_record(c->fsm, &rec) == 0 && rec.primary == 0
+                               ? rec.term
+                               : 0;
+    }
 }
 
-/* Start as a standby following host:port, or detached (host NULL). */
+/* Start as a standby following host:port, or (host NULL) one to detach
+ * next: pg_start has no detached standby, so it starts pointed at its own
+ * address (it cannot receive WAL from itself) and the next step detaches
+ * it. */
 static void start_standby(struct coord *c, const char *host, int port)
 {
     c->started_primary = false;
     c->not_streaming_since = 0;
-    if (host == NULL) {
-        act(c, "start as a detached standby (fence record: no primary)");
-        OP(c, "start as a detached standby", after_detach,
-           pg_start(c->pg, "", 0, cb_, d_));
-    } else {
+    if (host == NULL)
+        act(c, "start as a standby to detach (fence record: no primary)");
+    else
         act(c, "start as a standby following %s:%d", host, port);
-        OP(c, "start as a standby", after_follow,
-           pg_start(c->pg, host, port, cb_, d_));
-    }
+    snprintf(c->follow_up, sizeof c->follow_up, "%s:%d", host ? host : c->host,
+             host ? port : c->port);
+    OP(c, "start as a standby", after_follow,
+       pg_start(c->pg, host ? host : c->host, host ? port : c->port, cb_, d_));
 }
 
 static void after_rewind(struct coord *c, int status, const char *e)
@@ -404,6 +421,8 @@ static void peer_cb(void *data, const struct httpc_resp *r)
             (uint32_t)json_integer_value(json_object_get(pg, "timeline"));
         p->lsn = lsn;
         p->streaming = json_is_true(json_object_get(pg, "streaming"));
+        p->detached_for =
+            (uint64_t)json_integer_value(json_object_get(pg, "detached_for"));
         const char *u = json_string_value(json_object_get(pg, "upstream"));
         snprintf(p->upstream, sizeof p->upstream, "%s", u ? u : "");
         p->rec_term = json_is_object(rec) ? (uint64_t)json_integer_value(
@@ -562,9 +581,7 @@ static void failover(struct coord *c, const struct node_status *st,
         return;
     }
     if (role == PG_STANDBY) {
-        const struct pg_info *in = info_since(c, c->detached_ms);
-        if (c->detached_ms == 0 || c->detached_ms < c->follow_ms ||
-            (in != NULL && in->upstream[0])) {
+        if (c->detached_term != st->term || c->detached_ms < c->follow_ms) {
             act(c, "detach the local standby (fence record)");
             OP(c, "detach", after_detach, pg_follow(c->pg, NULL, 0, cb_, d_));
             return;
@@ -593,12 +610,11 @@ static void failover(struct coord *c, const struct node_status *st,
         if (strcmp(p->role, "none") == 0)
             continue; /* no data, holds nothing */
         if (strcmp(p->role, "standby") != 0 || p->streaming ||
-            p->upstream[0]) {
+            p->upstream[0] || p->detached_for != st->term) {
             waiting(c,
-                    "failover: waiting for node %" PRIu64 " to detach "
-                    "(role %s, %s)",
-                    ids[i], p->role,
-                    p->streaming ? "streaming" : "upstream set");
+                    "failover: waiting for node %" PRIu64 "'s lsn: its "
+                    "standby has not detached yet (role %s%s)",
+                    ids[i], p->role, p->streaming ? ", streaming" : "");
             return;
         }
         if (best_id == 0 || p->lsn > best_lsn) {
@@ -609,7 +625,7 @@ static void failover(struct coord *c, const struct node_status *st,
     const struct pg_info *in = NULL;
     if (role == PG_STANDBY) {
         in = info_since(c, c->detached_ms + 1);
-        if (in == NULL || in->streaming) {
+        if (in == NULL || in->streaming || in->upstream[0]) {
             waiting(c, "failover: waiting for the local standby's lsn");
             return;
         }
@@ -750,9 +766,7 @@ static void follower_step(struct coord *c)
         if (role == PG_STOPPED) {
             start_standby(c, NULL, 0);
         } else if (role == PG_STANDBY) {
-            const struct pg_info *in = info_since(c, c->detached_ms);
-            if (c->detached_ms < c->follow_ms || c->detached_ms == 0 ||
-                (in != NULL && in->upstream[0])) {
+            if (c->detached_term != rec.term || c->detached_ms < c->follow_ms) {
                 act(c, "detach (fence record of term %" PRIu64 ")", rec.term);
                 OP(c, "detach", after_detach,
                    pg_follow(c->pg, NULL, 0, cb_, d_));
@@ -785,15 +799,16 @@ static void follower_step(struct coord *c)
     }
     if (role != PG_STANDBY)
         return;
-    const struct pg_info *in = info_since(c, c->follow_ms + 1);
-    bool pointed = c->follow_ms > c->detached_ms &&
-                   (in == NULL || strcmp(in->upstream, up) == 0);
+    bool pointed = c->follow_ms > c->detached_ms && c->follow_ms != 0 &&
+                   strcmp(c->follow_up, up) == 0;
     if (!pointed) {
         act(c, "re-point to node %" PRIu64 " (%s)", rec.primary, up);
+        snprintf(c->follow_up, sizeof c->follow_up, "%s", up);
         OP(c, "re-point", after_follow,
            pg_follow(c->pg, rec.host, rec.port, cb_, d_));
         return;
     }
+    const struct pg_info *in = info_since(c, c->follow_ms + 1);
     if (in == NULL)
         return;
     char b1[24], b2[24];
@@ -1035,5 +1050,10 @@ void coord_status(struct coord *c, struct coord_status *st)
     st->port = c->port;
     st->has_record = fsm_pg_record(c->fsm, &st->record) == 0;
     st->failovers = c->failovers;
+    st->detached_for = c->detached_term && c->detached_ms >= c->follow_ms &&
+                               c->info_valid && c->info_ms > c->detached_ms &&
+                               st->info.role == PG_STANDBY
+                           ? c->detached_term
+                           : 0;
     snprintf(st->action, sizeof st->action, "%s", c->action);
 }

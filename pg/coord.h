@@ -45,6 +45,9 @@ struct coord_status {
     bool has_record;       /* a promotion record was applied */
     struct fsm_pg record;  /* the newest one */
     uint64_t failovers;    /* promotions of a standby done by this node */
+    uint64_t detached_for; /* the local standby detached for the fence
+                              record of this term and info.lsn was read
+                              after that (0: not detached) */
     char action[128];      /* what the coordinator does now ("" idle) */
 };
 
