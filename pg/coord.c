@@ -94,12 +94,13 @@ struct coord {
     unsigned n_peers;
 
     uint64_t failovers;
-    char action[128];
+    char action[200];
     uint64_t wait_logged_ms;
     char wait_why[200];
 };
 
 static void kick(struct coord *c);
+static void refresh_info(struct coord *c);
 
 /* ---- logging what we do ---- */
 
@@ -202,9 +203,7 @@ static void op_done(void *data, int status, const char *errmsg)
     struct opctx *o = data;
     struct coord *c = o->c;
     c->op_busy = false;
-    if (status != 0 && status != ERR_SHUTDOWN)
-        LOGW("pg", "%s failed: %s (%s)", c->op, errmsg ? errmsg : "",
-             err_str(status));
+    /* pg/postgres.c logs the failure itself */
     if (status != 0)
         c->retry_at = uv_now(c->loop) + RETRY_MS;
     c->info_valid = false; /* the role may have changed */

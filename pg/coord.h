@@ -48,7 +48,7 @@ struct coord_status {
     uint64_t detached_for; /* the local standby detached for the fence
                               record of this term and info.lsn was read
                               after that (0: not detached) */
-    char action[128];      /* what the coordinator does now ("" idle) */
+    char action[200];      /* what the coordinator does now ("" idle) */
 };
 
 /* Create the local PostgreSQL supervisor (pg_new with pcfg) and the
