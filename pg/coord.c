@@ -69,17 +69,17 @@ struct coord {
     uint64_t info_ms;       /* loop time the last good read was asked */
     uint64_t info_asked_ms; /* loop time the one in flight was asked */
     bool info_busy, info_valid;
-    bool op_busy;          /* a pg operation runs */
-    char op[48];           /* its name */
-    bool started_primary;  /* the running postmaster was started as, or
-                              promoted to, primary */
-    bool need_rewind;      /* its WAL may have diverged (old primary) */
-    bool want_clone;       /* rewind failed: clone next */
-    uint64_t detached_ms;  /* loop time the standby was detached */
+    bool op_busy;           /* a pg operation runs */
+    char op[48];            /* its name */
+    bool started_primary;   /* the running postmaster was started as, or
+                               promoted to, primary */
+    bool need_rewind;       /* its WAL may have diverged (old primary) */
+    bool want_clone;        /* rewind failed: clone next */
+    uint64_t detached_ms;   /* loop time the standby was detached */
     uint64_t detached_term; /* for the fence record of this term */
-    uint64_t follow_ms;    /* loop time it was pointed at its upstream */
-    char follow_up[80];    /* host:port it was pointed at */
-    uint64_t retry_at;     /* no new step before this loop time */
+    uint64_t follow_ms;     /* loop time it was pointed at its upstream */
+    char follow_up[80];     /* host:port it was pointed at */
+    uint64_t retry_at;      /* no new step before this loop time */
     uint64_t not_streaming_since;
 
     /* Raft side. */
@@ -280,9 +280,8 @@ static void after_detach(struct coord *c, int status, const char *e)
     struct fsm_pg rec;
     if (status == 0) {
         c->detached_ms = uv_now(c->loop);
-        c->detached_term = fsm_pg_record(c->fsm, &rec) == 0 && rec.primary == 0
-                               ? rec.term
-                               : 0;
+        c->detached_term =
+            fsm_pg_record(c->fsm, &rec) == 0 && rec.primary == 0 ? rec.term : 0;
     }
 }
 
@@ -424,13 +423,14 @@ static void peer_cb(void *data, const struct httpc_resp *r)
             (uint64_t)json_integer_value(json_object_get(pg, "detached_for"));
         const char *u = json_string_value(json_object_get(pg, "upstream"));
         snprintf(p->upstream, sizeof p->upstream, "%s", u ? u : "");
-        p->rec_term = json_is_object(rec) ? (uint64_t)json_integer_value(
-                                                json_object_get(rec, "term"))
-                                          : 0;
-        p->rec_primary = json_is_object(rec)
-                             ? (uint64_t)json_integer_value(
-                                   json_object_get(rec, "primary"))
-                             : 0;
+        p->rec_term =
+            json_is_object(rec)
+                ? (uint64_t)json_integer_value(json_object_get(rec, "term"))
+                : 0;
+        p->rec_primary =
+            json_is_object(rec)
+                ? (uint64_t)json_integer_value(json_object_get(rec, "primary"))
+                : 0;
     }
     json_decref(root);
     kick(c);
@@ -441,8 +441,8 @@ static void read_peer(struct coord *c, uint64_t id, uint64_t every_ms)
 {
     struct peer *p = peer_of(c, id);
     uint64_t now = uv_now(c->loop);
-    if (p == NULL || p->req != NULL || (p->asked_ms && now - p->asked_ms <
-                                                           every_ms))
+    if (p == NULL || p->req != NULL ||
+        (p->asked_ms && now - p->asked_ms < every_ms))
         return;
     const char *base = c->peer_url ? c->peer_url(c->peer_data, id) : NULL;
     if (base == NULL) {
@@ -520,8 +520,9 @@ static bool members_ok(struct coord *c, uint64_t term)
     for (unsigned i = 0; i < n; i++)
         hp[i] = hosts[i];
     snprintf(c->pending_key, sizeof c->pending_key, "%s", key);
-    act(c, "set members: synchronous standbys ANY 1 of the voters but "
-           "self, pg_hba (%s)",
+    act(c,
+        "set members: synchronous standbys ANY 1 of the voters but "
+        "self, pg_hba (%s)",
         key);
     OP(c, "set members", after_members,
        pg_set_members(c->pg, ids, hp, n, cb_, d_));
@@ -531,12 +532,16 @@ static bool members_ok(struct coord *c, uint64_t term)
 static void primary_record(struct coord *c, uint64_t term, uint32_t tl,
                            uint64_t lsn)
 {
-    struct fsm_pg r = {.term = term, .primary = c->self, .timeline = tl,
-                       .lsn = lsn, .port = c->port};
+    struct fsm_pg r = {.term = term,
+                       .primary = c->self,
+                       .timeline = tl,
+                       .lsn = lsn,
+                       .port = c->port};
     snprintf(r.host, sizeof r.host, "%s", c->host);
     char b[24];
-    act(c, "append record: primary node %" PRIu64 " term %" PRIu64
-           " timeline %u lsn %s",
+    act(c,
+        "append record: primary node %" PRIu64 " term %" PRIu64
+        " timeline %u lsn %s",
         c->self, term, tl, lsn_str(lsn, b));
     propose(c, &r);
 }
@@ -608,8 +613,8 @@ static void failover(struct coord *c, const struct node_status *st,
         }
         if (strcmp(p->role, "none") == 0)
             continue; /* no data, holds nothing */
-        if (strcmp(p->role, "standby") != 0 || p->streaming ||
-            p->upstream[0] || p->detached_for != st->term) {
+        if (strcmp(p->role, "standby") != 0 || p->streaming || p->upstream[0] ||
+            p->detached_for != st->term) {
             waiting(c,
                     "failover: waiting for node %" PRIu64 "'s lsn: its "
                     "standby has not detached yet (role %s%s)",
@@ -636,8 +641,8 @@ static void failover(struct coord *c, const struct node_status *st,
             return;
         }
         char b[24];
-        act(c, "transfer to node %" PRIu64 " (ahead by %" PRIu64
-               " bytes: lsn %s)",
+        act(c,
+            "transfer to node %" PRIu64 " (ahead by %" PRIu64 " bytes: lsn %s)",
             best_id, best_lsn - own, lsn_str(best_lsn, b));
         if (node_transfer(c->node, best_id, transfer_cb, c) == 0) {
             c->transferring = true;
@@ -716,8 +721,9 @@ static void leader_step(struct coord *c, const struct node_status *st)
                            .lsn = rec.lsn};
         if (role == PG_PRIMARY || role == PG_STARTING)
             fence_now(c, "fencing before a failover");
-        act(c, "fence: append {term %" PRIu64 ", primary none} (node %" PRIu64
-               " was primary); every standby detaches",
+        act(c,
+            "fence: append {term %" PRIu64 ", primary none} (node %" PRIu64
+            " was primary); every standby detaches",
             st->term, f.fenced);
         propose(c, &f);
         return;
@@ -786,8 +792,9 @@ static void follower_step(struct coord *c)
     }
     if (role == PG_STOPPED) {
         if (c->need_rewind) {
-            act(c, "rewind from node %" PRIu64 " (%s): the local WAL may "
-                   "have diverged",
+            act(c,
+                "rewind from node %" PRIu64 " (%s): the local WAL may "
+                "have diverged",
                 rec.primary, up);
             OP(c, "rewind", after_rewind,
                pg_rewind(c->pg, rec.host, rec.port, cb_, d_));
@@ -813,8 +820,9 @@ static void follower_step(struct coord *c)
     char b1[24], b2[24];
     if ((in->timeline && in->timeline < rec.timeline && in->lsn > rec.lsn) ||
         in->timeline > rec.timeline) {
-        act(c, "rewind: the local WAL diverged (timeline %u lsn %s; record "
-               "timeline %u switch lsn %s)",
+        act(c,
+            "rewind: the local WAL diverged (timeline %u lsn %s; record "
+            "timeline %u switch lsn %s)",
             in->timeline, lsn_str(in->lsn, b1), rec.timeline,
             lsn_str(rec.lsn, b2));
         c->need_rewind = true;
@@ -832,8 +840,7 @@ static void follower_step(struct coord *c)
         return;
     }
     if (in->streaming && strncmp(c->action, "standby", 7) != 0)
-        act(c, "standby streaming from node %" PRIu64 " (%s)", rec.primary,
-            up);
+        act(c, "standby streaming from node %" PRIu64 " (%s)", rec.primary, up);
 }
 
 /* ---- the tick ---- */
@@ -902,12 +909,14 @@ static void record_applied(void *data, const struct fsm_pg *rec)
         return;
     char b[24];
     if (rec->primary == 0)
-        LOGI("pg", "applied fence record term %" PRIu64 " (node %" PRIu64
-                   " fenced, lsn %s)",
+        LOGI("pg",
+             "applied fence record term %" PRIu64 " (node %" PRIu64
+             " fenced, lsn %s)",
              rec->term, rec->fenced, lsn_str(rec->lsn, b));
     else
-        LOGI("pg", "applied record term %" PRIu64 ": primary node %" PRIu64
-                   " at %s:%d timeline %u lsn %s",
+        LOGI("pg",
+             "applied record term %" PRIu64 ": primary node %" PRIu64
+             " at %s:%d timeline %u lsn %s",
              rec->term, rec->primary, rec->host, rec->port, rec->timeline,
              lsn_str(rec->lsn, b));
     if (rec->primary != c->self && c->started_primary)
@@ -981,9 +990,10 @@ void coord_start(struct coord *c)
     struct fsm_pg rec;
     char b[24];
     if (fsm_pg_record(c->fsm, &rec) == 0)
-        LOGI("pg", "coordinator starts: newest record term %" PRIu64
-                   " primary node %" PRIu64 " timeline %u lsn %s; local "
-                   "PostgreSQL %s",
+        LOGI("pg",
+             "coordinator starts: newest record term %" PRIu64
+             " primary node %" PRIu64 " timeline %u lsn %s; local "
+             "PostgreSQL %s",
              rec.term, rec.primary, rec.timeline, lsn_str(rec.lsn, b),
              pg_role_name(pg_role(c->pg)));
     else

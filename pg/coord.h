@@ -38,9 +38,9 @@ typedef const char *(*coord_peer_url_fn)(void *data, uint64_t id);
 
 /* What /status "pg" and /metrics show. */
 struct coord_status {
-    struct pg_info info;   /* the local instance, as last read (role: now) */
-    int64_t info_age_ms;   /* since that read; -1 never */
-    char host[64];         /* this node's PostgreSQL address */
+    struct pg_info info; /* the local instance, as last read (role: now) */
+    int64_t info_age_ms; /* since that read; -1 never */
+    char host[64];       /* this node's PostgreSQL address */
     int port;
     bool has_record;       /* a promotion record was applied */
     struct fsm_pg record;  /* the newest one */
