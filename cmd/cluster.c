@@ -79,6 +79,7 @@ static const char UP_USAGE[] =
     "[--snapshot-threshold N] [--snapshot-trailing N] [--log-retention N] "
     "[--key-retention N] [--log-level L] [--chain-confirmations N] "
     "[--anvil-port P] [--enable-fault-switch] [--spare K] "
+    "[--pg [--pg-base-port P] [--pg-bin DIR]] "
     "[--rpc-url URL --contract ADDR --wallet-key FILE] [--rpc-url2 URL]";
 
 static void up_help(void)
@@ -136,6 +137,19 @@ static void up_help(void)
         "                          (with --join), not minted, registered or "
         "started:\n"
         "                          mint + register it on chain, then start it\n"
+        "  --pg                    every node runs a PostgreSQL (nftraftd "
+        "--pg): "
+        "the raft\n"
+        "                          leader's is the primary, the others "
+        "stream from it;\n"
+        "                          a random password in DIR/pg.password "
+        "(role nftraft);\n"
+        "                          prints the psql command line of the "
+        "primary\n"
+        "  --pg-base-port P        node i's PostgreSQL on 127.0.0.1:P+i-1 "
+        "(default 5433)\n"
+        "  --pg-bin DIR            PostgreSQL's programs (default: "
+        "nftraftd's)\n"
         "  --base-port P           first HTTP port (default 8081)\n"
         "  --dir DIR               cluster directory (default %s)\n"
         "  --detach                return once the leader is elected\n"
@@ -202,10 +216,39 @@ static int ensure_secret(const char *dir, char *path, size_t cap)
     return 0;
 }
 
+/* DIR/pg.password: the PostgreSQL role nftraft's password (32 random
+ * hex digits, mode 0600), written once and reused by later `up`s. */
+static int ensure_pg_password(const char *dir, char *path, size_t cap)
+{
+    snprintf(path, cap, "%s/pg.password", dir);
+    if (access(path, R_OK) == 0)
+        return 0;
+    uint8_t raw[16];
+    char hex[33];
+    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw) {
+        fprintf(stderr, "nftraft up: no randomness for the password\n");
+        return 1;
+    }
+    for (int i = 0; i < 16; i++)
+        snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0 || write(fd, hex, 32) != 32 || write(fd, "\n", 1) != 1) {
+        fprintf(stderr, "nftraft up: cannot write %s: %s\n", path,
+                strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return 1;
+    }
+    close(fd);
+    return 0;
+}
+
 /* ---- up ---- */
 
 struct up_opts {
-    int nodes, base, anvil_port, spare;
+    int nodes, base, anvil_port, spare, pg_base;
+    bool pg;
+    const char *pg_bin;
     const char *dir, *ext_rpc, *ext_contract, *ext_key, *confirmations;
     const char *rpc2; /* --rpc-url2: every node's second --rpc-url */
     const char *extra[MAX_EXTRA]; /* flags passed on to every node */
@@ -221,9 +264,12 @@ struct up {
     char peers[MAX_NODES * 96]; /* --peers of every node */
     struct devchain chs;
     char secretp[PATH_MAX + 32]; /* static mode's cluster secret */
-    int leader;                  /* raft leader's id */
-    uint64_t chain_leader;       /* the contract's leader token */
-    double t_nodes;              /* start of the "nodes" step */
+    char pgpassp[PATH_MAX + 32]; /* --pg: the password file */
+    char pg_listen[MAX_NODES][32];
+    int pg_primary_port;   /* --pg: the primary's port once known */
+    int leader;            /* raft leader's id */
+    uint64_t chain_leader; /* the contract's leader token */
+    double t_nodes;        /* start of the "nodes" step */
 };
 
 static const struct option UP_OPTS[] = {
@@ -247,6 +293,9 @@ static const struct option UP_OPTS[] = {
     {"rpc-url2", required_argument, NULL, '2'},
     {"contract", required_argument, NULL, 'K'},
     {"wallet-key", required_argument, NULL, 'W'},
+    {"pg", no_argument, NULL, 'P'},
+    {"pg-base-port", required_argument, NULL, 'Q'},
+    {"pg-bin", required_argument, NULL, 'B'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0}};
 
@@ -307,6 +356,17 @@ static int up_option(int c, const char *a, struct up_opts *o)
     case 'F':
         o->fault = true;
         return 0;
+    case 'P':
+        o->pg = true;
+        return 0;
+    case 'Q':
+        if (int_arg(a, 1024, 65535 - MAX_NODES, &o->pg_base) != 0)
+            return cli_bad_usage("up", "--pg-base-port wants 1024..65500",
+                                 UP_USAGE);
+        return 0;
+    case 'B':
+        o->pg_bin = a;
+        return 0;
     case 'R':
         o->ext_rpc = a;
         return 0;
@@ -362,6 +422,7 @@ static int up_parse(int argc, char **argv, struct up_opts *o)
     *o = (struct up_opts){.nodes = 3,
                           .base = 8081,
                           .anvil_port = 8545,
+                          .pg_base = 5433,
                           .dir = DEFAULT_DIR,
                           .chain = true};
     int c, rv;
@@ -377,6 +438,8 @@ static int up_parse(int argc, char **argv, struct up_opts *o)
     }
     if (optind < argc)
         return cli_bad_usage("up", "unexpected argument", UP_USAGE);
+    if (!o->pg && o->pg_bin != NULL)
+        return cli_bad_usage("up", "--pg-bin needs --pg", UP_USAGE);
     return 0;
 }
 
@@ -457,6 +520,15 @@ static int up_plan(struct up *u)
             fprintf(stderr, "nftraft up: --dir too long\n");
             return 1;
         }
+        snprintf(u->pg_listen[i], sizeof u->pg_listen[i], "127.0.0.1:%d",
+                 u->o.pg_base + i);
+        if (u->o.pg && !cli_port_free(u->o.pg_base + i)) {
+            fprintf(stderr,
+                    "nftraft up: port %d is in use; pick another "
+                    "--pg-base-port\n",
+                    u->o.pg_base + i);
+            return 1;
+        }
         if (!cli_port_free(base + i) || !cli_port_free(base + 100 + i)) {
             fprintf(stderr,
                     "nftraft up: port %d or %d is in use; pick another "
@@ -490,12 +562,17 @@ static int up_chain(struct up *u)
         devchain_stop(o->dir);
         return 1;
     }
+    if (o->pg &&
+        ensure_pg_password(o->dir, u->pgpassp, sizeof u->pgpassp) != 0) {
+        devchain_stop(o->dir);
+        return 1;
+    }
     return 0;
 }
 
 /* The command line of node slot i. */
 struct node_cmd {
-    const char *args[44];
+    const char *args[56];
     char keyp[PATH_MAX + 32], inst[16];
 };
 
@@ -572,6 +649,17 @@ static int node_args(struct up *u, int i, struct node_cmd *nc)
     }
     if (o->fault)
         a[k++] = "--enable-fault-switch";
+    if (o->pg) {
+        a[k++] = "--pg";
+        a[k++] = "--pg-listen";
+        a[k++] = u->pg_listen[i];
+        a[k++] = "--pg-password-file";
+        a[k++] = u->pgpassp;
+        if (o->pg_bin != NULL) {
+            a[k++] = "--pg-bin";
+            a[k++] = o->pg_bin;
+        }
+    }
     if (i >= o->nodes)
         a[k++] = "--join";
     for (int e = 0; e < o->n_extra; e++)
@@ -738,6 +826,39 @@ static void up_wait_chain_leader(struct up *u)
     cli_step_end(t0, u->chain_leader ? what : "not yet");
 }
 
+/* --pg: wait up to 60 s for the leader's PostgreSQL to be the primary
+ * named by the record (bootstrap: initdb, start, members). Not fatal. */
+static void up_wait_pg(struct up *u)
+{
+    if (!u->o.pg)
+        return;
+    double t0 = cli_step_begin("pg", "the leader's PostgreSQL is the primary");
+    u->pg_primary_port = 0;
+    for (int t = 0; t < 600 && !u->pg_primary_port && !g_stop; t++) {
+        for (int i = 0; i < u->o.nodes && !u->pg_primary_port; i++) {
+            char url[160];
+            snprintf(url, sizeof url, "%s/status", u->ns[i].url);
+            json_t *j = cli_get_json(url, 1000);
+            json_t *pg = json_object_get(j, "pg");
+            json_t *rec = json_object_get(pg, "record");
+            const char *role = json_string_value(json_object_get(pg, "role"));
+            if (role != NULL && strcmp(role, "primary") == 0 &&
+                json_integer_value(json_object_get(rec, "primary")) ==
+                    u->ns[i].id)
+                u->pg_primary_port =
+                    (int)json_integer_value(json_object_get(pg, "port"));
+            json_decref(j);
+        }
+        if (!u->pg_primary_port)
+            usleep(100000);
+    }
+    char what[64];
+    snprintf(what, sizeof what, "port %d", u->pg_primary_port);
+    cli_step_end(t0, u->pg_primary_port ? what
+                                        : "not yet (see nftraft pg "
+                                          "status and node.log)");
+}
+
 /* The cluster as it came up: chain, nodes, dashboard, spare slots. */
 static void up_report(const struct up *u)
 {
@@ -757,6 +878,16 @@ static void up_report(const struct up *u)
                    ? " (on-chain leader)"
                    : "");
     printf("  dashboard %s/ (every node serves one)\n", ns[0].url);
+    if (o->pg) {
+        printf("  postgres  127.0.0.1:%d-%d (node i on %d+i-1), primary on "
+               "port %d\n",
+               o->pg_base, o->pg_base + o->nodes - 1, o->pg_base,
+               u->pg_primary_port);
+        printf("  psql      PGPASSWORD=$(cat %s) psql \"host=127.0.0.1 "
+               "port=%d user=nftraft dbname=postgres\"\n",
+               u->pgpassp,
+               u->pg_primary_port ? u->pg_primary_port : o->pg_base);
+    }
     if (chain && !u->chain_leader)
         printf("  no on-chain leader yet (the raft leader elects itself on "
                "the next blocks)\n");
@@ -817,6 +948,7 @@ static int up_run(struct up *u, int argc, char **argv)
         (rv = up_wait_leader(u)) != 0)
         return rv;
     up_wait_chain_leader(u);
+    up_wait_pg(u);
     up_report(u);
     if (u->o.detach) {
         printf("stop it with: nftraft down --dir %s\n", u->o.dir);

@@ -211,3 +211,106 @@ int counter_increment(int argc, char **argv)
     long st = cli_http("POST", u, b, o.key, 15000, &body, err, sizeof err);
     return print_answer("increment", st, body, err);
 }
+
+/* One node's line of `nftraft pg status`; *rec gets its record (a new
+ * reference or NULL). 1 when it did not answer with a "pg" object. */
+static int print_pg_row(const char *url, json_t **rec)
+{
+    char u[256];
+    snprintf(u, sizeof u, "%s/status", url);
+    json_t *j = cli_get_json(u, 2000);
+    json_t *pg = json_object_get(j, "pg");
+    if (!json_is_object(pg)) {
+        printf("%-26s %-9s %s\n", url,
+               j ? json_string_value(json_object_get(j, "role"))
+                 : "unreachable",
+               j ? "(no --pg)" : "");
+        json_decref(j);
+        return 1;
+    }
+    char addr[80], lag[24];
+    snprintf(addr, sizeof addr, "%s:%lld",
+             json_string_value(json_object_get(pg, "host")),
+             (long long)json_integer_value(json_object_get(pg, "port")));
+    long long lag_ms = json_integer_value(json_object_get(pg, "replay_lag_ms"));
+    if (lag_ms < 0 ||
+        strcmp(json_string_value(json_object_get(pg, "role")), "standby") != 0)
+        snprintf(lag, sizeof lag, "-");
+    else
+        snprintf(lag, sizeof lag, "%lldms", lag_ms);
+    const char *sync = json_string_value(json_object_get(pg, "sync_state"));
+    const char *up = json_string_value(json_object_get(pg, "upstream"));
+    printf("%-26s %-9s %-8s %-21s %3lld %-12s %-8s %-8s %s\n", url,
+           json_string_value(json_object_get(j, "role")),
+           json_string_value(json_object_get(pg, "role")), addr,
+           (long long)json_integer_value(json_object_get(pg, "timeline")),
+           json_string_value(json_object_get(pg, "lsn")), lag,
+           sync && *sync ? sync : "-", up && *up ? up : "-");
+    json_t *r = json_object_get(pg, "record");
+    if (json_is_object(r) && *rec == NULL)
+        *rec = json_incref(r);
+    json_decref(j);
+    return 0;
+}
+
+int counter_pg(int argc, char **argv)
+{
+    static const char usage[] = "nftraft pg status [--node URL] [--dir DIR]";
+    if (argc < 2 || strcmp(argv[1], "status") != 0) {
+        if (argc >= 2 &&
+            (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+            printf("usage: %s\n", usage);
+            return 0;
+        }
+        return cli_bad_usage("pg", "the subcommand is 'status'", usage);
+    }
+    struct common o;
+    int rv = parse_common(
+        "pg status", "nftraft pg status [--node URL] [--dir DIR]",
+        "The PostgreSQL of each node (nodes run with --pg), one line each:\n"
+        "raft role, PostgreSQL role, its address, timeline, WAL position,\n"
+        "replay lag, sync state (as the primary sees the standby) and the\n"
+        "upstream it follows; then the newest promotion record. Without\n"
+        "--node: every node of the cluster in DIR (default ./.nftraft).\n",
+        argc - 1, argv + 1, &o);
+    if (rv != 0)
+        return rv < 0 ? 0 : rv;
+    struct cli_node ns[CLI_MAX_NODES];
+    int n = 0;
+    if (o.node != NULL) {
+        snprintf(ns[0].url, sizeof ns[0].url, "%s", o.node);
+        n = 1;
+    } else if ((n = cli_read_nodes(o.dir, ns)) == 0) {
+        fprintf(stderr,
+                "nftraft pg status: no cluster in %s (give --node URL)\n",
+                o.dir);
+        return 1;
+    }
+    printf("%-26s %-9s %-8s %-21s %3s %-12s %-8s %-8s %s\n", "node", "raft",
+           "pg", "address", "tl", "lsn", "lag", "sync", "upstream");
+    json_t *rec = NULL;
+    int bad = 0;
+    for (int i = 0; i < n; i++)
+        bad += print_pg_row(ns[i].url, &rec);
+    if (rec != NULL) {
+        long long primary =
+            (long long)json_integer_value(json_object_get(rec, "primary"));
+        if (primary != 0)
+            printf(
+                "record: term %lld, primary node %lld at %s:%lld, "
+                "timeline %lld, switch lsn %s\n",
+                (long long)json_integer_value(json_object_get(rec, "term")),
+                primary, json_string_value(json_object_get(rec, "host")),
+                (long long)json_integer_value(json_object_get(rec, "port")),
+                (long long)json_integer_value(json_object_get(rec, "timeline")),
+                json_string_value(json_object_get(rec, "lsn")));
+        else
+            printf(
+                "record: term %lld, no primary (fence of node %lld: a "
+                "failover is under way)\n",
+                (long long)json_integer_value(json_object_get(rec, "term")),
+                (long long)json_integer_value(json_object_get(rec, "fenced")));
+        json_decref(rec);
+    }
+    return bad == n ? 1 : 0;
+}

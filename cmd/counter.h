@@ -11,4 +11,7 @@ int counter_status(int argc, char **argv);
 int counter_get(int argc, char **argv);
 int counter_increment(int argc, char **argv);
 
+/* `nftraft pg status`: the nodes' PostgreSQL (--pg) from their /status. */
+int counter_pg(int argc, char **argv);
+
 #endif

@@ -26,6 +26,7 @@ static void usage_main(FILE *o)
                "node's)\n"
                "  get         read the counter\n"
                "  increment   add to the counter\n"
+               "  pg status   each node's PostgreSQL (nodes run with --pg)\n"
                "  compose-hash  dstack compose hash of an app-compose or "
                "docker-compose file\n"
                "  kms-auth    dstack-compatible KMS auth webhook (real chain "
@@ -48,6 +49,7 @@ static const struct {
     {"status", counter_status},
     {"get", counter_get},
     {"increment", counter_increment},
+    {"pg", counter_pg},
     {"compose-hash", compose_cmd},
     {"kms-auth", kmsauth_cmd},
 };

@@ -10,6 +10,8 @@
 #include "fsm/fsm.h"
 #include "fsm/raftfsm.h"
 #include "net/api.h"
+#include "pg/coord.h"
+#include "pg/postgres.h"
 #include "recon/chainsync.h"
 #include "net/transport.h"
 
@@ -37,6 +39,7 @@ struct daemon {
     struct fsm *fsm;
     struct api *api;
     struct chainsync *cs; /* chain mode only */
+    struct coord *coord;  /* --pg only */
     uv_signal_t sigint, sigterm;
     uv_timer_t watchdog;
     uv_timer_t close_guard; /* bounds raft's close once stopping */
@@ -87,10 +90,11 @@ static int read_secret(const char *path, uint8_t out[TRANSPORT_SECRET_LEN],
 
 static void reexec(char **argv);
 
-static void api_closed_cb(void *data)
+/* PostgreSQL is stopped (--pg): the rest. */
+static void coord_closed_cb(void *data)
 {
     struct daemon *d = data;
-    d->api = NULL;
+    d->coord = NULL;
     raftfsm_close(&d->rf);
     if (d->fsm != NULL)
         fsm_close(d->fsm);
@@ -101,6 +105,16 @@ static void api_closed_cb(void *data)
     chainsync_free(d->cs);
     d->cs = NULL;
     LOGI("main", "stopped exit=%d", d->exit_code);
+}
+
+static void api_closed_cb(void *data)
+{
+    struct daemon *d = data;
+    d->api = NULL;
+    if (d->coord != NULL)
+        coord_close(d->coord, coord_closed_cb, d);
+    else
+        coord_closed_cb(d);
 }
 
 /* Raft is closed (its in-flight requests were answered); now HTTP. */
@@ -146,6 +160,8 @@ static void stop(struct daemon *d, int code)
     uv_close((uv_handle_t *)&d->watchdog, NULL);
     if (d->cs != NULL)
         chainsync_stop(d->cs); /* no raft change starts from here on */
+    if (d->coord != NULL)
+        coord_stop(d->coord); /* no PostgreSQL step starts from here on */
     if (d->node != NULL) {
         uv_timer_start(&d->close_guard, close_guard_cb, CLOSE_GUARD_MS, 0);
         node_close(d->node, node_closed_cb, d);
@@ -304,6 +320,84 @@ static int start_node(struct daemon *d, char *err, size_t errlen)
     return 0;
 }
 
+/* The PostgreSQL password (--pg-password-file): its first line, at most
+ * cap - 1 bytes, not empty. 0, or non-zero with why in err. */
+static int read_pg_password(const char *path, char *out, size_t cap, char *err,
+                            size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(err, errlen, "cannot read the PostgreSQL password %s: %s",
+                 path, strerror(errno));
+        return ERR_IO;
+    }
+    struct stat st;
+    bool shared = fstat(fileno(f), &st) == 0 && (st.st_mode & 077) != 0;
+    if (fgets(out, (int)cap, f) == NULL)
+        out[0] = '\0';
+    fclose(f);
+    out[strcspn(out, "\r\n")] = '\0';
+    if (out[0] == '\0' || strchr(out, '\'') != NULL ||
+        strchr(out, '\\') != NULL) {
+        snprintf(err, errlen,
+                 "--pg-password-file %s: want one line of text (no quote "
+                 "or backslash)",
+                 path);
+        return ERR_INVALID;
+    }
+    if (shared)
+        LOGW("main",
+             "PostgreSQL password %s is readable by group or others "
+             "(chmod 600 it)",
+             path);
+    return 0;
+}
+
+static const char *peer_url_cb(void *data, uint64_t id)
+{
+    struct daemon *d = data;
+    return d->api != NULL ? api_peer_url(d->api, id) : NULL;
+}
+
+/* --pg: the local PostgreSQL under DIR/pg and its coordinator. */
+static int start_pg(struct daemon *d, char *err, size_t errlen)
+{
+    const struct config *cfg = &d->cfg;
+    char password[256], dir[600], helper[600], self[512];
+    if (read_pg_password(cfg->pg_password_file, password, sizeof password, err,
+                         errlen) != 0)
+        return fail_start(err);
+    snprintf(dir, sizeof dir, "%s/pg", cfg->data_dir);
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    self[n > 0 ? n : 0] = '\0';
+    char *slash = strrchr(self, '/');
+    if (slash != NULL)
+        *slash = '\0';
+    snprintf(helper, sizeof helper, "%s/nftraft-pgexec",
+             slash != NULL ? self : ".");
+    struct pg_config pc = {
+        .bin_dir = cfg->pg_bin,
+        .exec_helper = helper,
+        .dir = dir,
+        .host = cfg->pg_host,
+        .port = cfg->pg_port,
+        .user = cfg->pg_user[0] ? cfg->pg_user : NULL,
+        .password = password,
+        .node_id = cfg->id,
+    };
+    int rv = coord_new(&d->coord, &d->loop, d->node, d->fsm, &pc, cfg->bind_ip,
+                       err, errlen);
+    memset(password, 0, sizeof password);
+    if (rv != 0)
+        return fail_start(err);
+    coord_set_peer_url(d->coord, peer_url_cb, d);
+    api_set_pg(d->api, d->coord);
+    LOGI("main", "PostgreSQL on %s:%d (data %s, programs %s, user %s)",
+         cfg->pg_host, cfg->pg_port, dir, cfg->pg_bin,
+         cfg->pg_user[0] ? cfg->pg_user : "self");
+    return 0;
+}
+
 /* First start: static mode bootstraps --peers; chain mode the active
  * members it has addresses for (a --join node never bootstraps). Returns
  * how many servers. */
@@ -340,7 +434,8 @@ static int run(struct daemon *d)
         return 1;
     raftfsm_init(&d->rf, NULL);
     if (start_transport(d, err, sizeof err) != 0 ||
-        start_node(d, err, sizeof err) != 0)
+        start_node(d, err, sizeof err) != 0 ||
+        (d->cfg.pg && start_pg(d, err, sizeof err) != 0))
         return 1;
     struct node_server servers[CONFIG_MAX_PEERS];
     unsigned n = bootstrap_servers(d, servers);
@@ -349,6 +444,8 @@ static int run(struct daemon *d)
     api_set_transport(d->api, &d->transport);
     if (d->cs != NULL)
         chainsync_attach(d->cs, d->node, d->api, &d->transport);
+    if (d->coord != NULL)
+        coord_start(d->coord);
     return 0;
 }
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int fail(char *errmsg, size_t errlen, const char *fmt, ...)
 {
@@ -212,6 +213,31 @@ static int parse_bind(struct config *cfg, const char *v, char *errmsg,
     return 0;
 }
 
+/* --pg-listen IPV4:PORT: an address peers and clients reach (not
+ * 0.0.0.0: it is advertised to the other nodes as well). */
+static int parse_pg_listen(struct config *cfg, const char *v, char *errmsg,
+                           size_t errlen)
+{
+    (void)errmsg;
+    (void)errlen;
+    if (check_ipv4_addr(v) != 0 || strncmp(v, "0.0.0.0:", 8) == 0)
+        return ERR_INVALID;
+    return parse_host_port(v, cfg->pg_host, sizeof cfg->pg_host, &cfg->pg_port);
+}
+
+/* --pg-user: a plain user name. */
+static int check_user(const char *v)
+{
+    if (!*v || strlen(v) > 32 || *v == '-')
+        return ERR_INVALID;
+    for (const char *p = v; *p; p++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                    "0123456789_.-",
+                    *p))
+            return ERR_INVALID;
+    return 0;
+}
+
 static int check_log_level(const char *v)
 {
     return strcmp(v, "debug") && strcmp(v, "info") && strcmp(v, "warn") &&
@@ -357,6 +383,27 @@ static const struct config_option OPTIONS[] = {
              "RPC) leaves from the --raft host; raft's own\n"
              "connects follow the route (one address per\n"
              "network namespace gives the same source)"},
+
+    {"pg", NULL, FLAG(pg), .section = "PostgreSQL (see README \"PostgreSQL\"):",
+     .help = "run a PostgreSQL next to the node: the raft\n"
+             "leader's is the primary, the others stream\n"
+             "from it (needs --pg-listen, --pg-password-file)"},
+    {"pg-listen", "IPV4:PORT", .kind = CONFIG_CUSTOM, .parse = parse_pg_listen,
+     .error = "'%s' is not an IPv4 a.b.c.d:port (not 0.0.0.0)",
+     .help = "PostgreSQL's listen address, as peers and\n"
+             "clients reach it (e.g. 127.0.0.1:5433)"},
+    {"pg-bin", "DIR", STR(pg_bin), .nonempty = true,
+     .dflt_str = "/usr/lib/postgresql/15/bin", .error = "bad path",
+     .help = "PostgreSQL's programs (default %D)"},
+    {"pg-user", "NAME", STR(pg_user), .check = check_user,
+     .error = "'%s' is not a user name",
+     .help = "OS user PostgreSQL runs as (default: postgres\n"
+             "when nftraftd runs as root, else nftraftd's own)"},
+    {"pg-password-file", "FILE", STR(pg_password_file), .nonempty = true,
+     .error = "bad path",
+     .help = "file holding the password of the PostgreSQL\n"
+             "role nftraft (clients, replication); the same\n"
+             "on every node (nftraft up --pg writes one)"},
 
     {"cluster-secret-file", "FILE", STR(cluster_secret_file), .nonempty = true,
      .error = "bad path", .section = "Raft port:",
@@ -628,6 +675,33 @@ static int check_mode(struct config *cfg, char *errmsg, size_t errlen)
     return 0;
 }
 
+/* --pg and the flags that only make sense with it. */
+static int check_pg(struct config *cfg, char *errmsg, size_t errlen)
+{
+    if (!cfg->pg) {
+        if (cfg->pg_port || cfg->pg_password_file[0] || cfg->pg_user[0])
+            return fail(errmsg, errlen,
+                        "--pg-listen, --pg-user and --pg-password-file need "
+                        "--pg");
+        return 0;
+    }
+    if (!cfg->pg_port || !cfg->pg_password_file[0])
+        return fail(errmsg, errlen,
+                    "--pg needs --pg-listen IPV4:PORT and --pg-password-file "
+                    "FILE");
+    char raft_port[8];
+    const char *colon = strrchr(cfg->raft_addr, ':');
+    snprintf(raft_port, sizeof raft_port, "%d", cfg->pg_port);
+    if (cfg->pg_port == cfg->http_port ||
+        (colon != NULL && strcmp(colon + 1, raft_port) == 0))
+        return fail(errmsg, errlen,
+                    "--pg-listen: port %d is taken by --http or --raft",
+                    cfg->pg_port);
+    if (!cfg->pg_user[0] && geteuid() == 0)
+        snprintf(cfg->pg_user, sizeof cfg->pg_user, "postgres");
+    return 0;
+}
+
 /* --contract is 0x + 40 hex digits (when given). */
 static int check_contract(const struct config *cfg, char *errmsg, size_t errlen)
 {
@@ -699,6 +773,8 @@ int config_parse(struct config *cfg, int argc, char **argv, char *errmsg,
         rv = check_mode(cfg, errmsg, errlen);
     if (rv == 0)
         rv = check_contract(cfg, errmsg, errlen);
+    if (rv == 0)
+        rv = check_pg(cfg, errmsg, errlen);
     if (rv == 0)
         rv = resolve_self(cfg, errmsg, errlen);
     if (rv == 0)

@@ -69,6 +69,12 @@ struct config {
     unsigned max_http_conns;       /* open HTTP connections (then 503) */
     unsigned max_forwards;         /* forwards to the leader in flight */
     uint64_t max_fee_gwei;         /* fee-bump ceiling per gas */
+    bool pg;                       /* --pg: supervise a PostgreSQL */
+    char pg_host[CONFIG_ADDR_MAX]; /* --pg-listen host (listen+advertised) */
+    int pg_port;                   /* --pg-listen port; 0 without --pg */
+    char pg_bin[512];              /* PostgreSQL's bin dir */
+    char pg_user[64];              /* OS user postgres runs as; "" = self */
+    char pg_password_file[512];    /* role nftraft's password */
 };
 
 enum { CONFIG_HELP = 1, CONFIG_VERSION = 2 };

@@ -17,11 +17,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION 2 /* 2: index on dedup(idx), for key expiry */
-#define CMD_VERSION 2    /* 2: + the leader's key retention; 1 still read */
+#define SCHEMA_VERSION                                                         \
+    3                 /* 2: index on dedup(idx), for key expiry; 3: pgrec      \
+                       */
+#define CMD_VERSION 2 /* 2: + the leader's key retention; 1 still read */
 #define CMD_INCREMENT 1
-#define SNAP_VERSION 1
-#define BATCH_MAX 512 /* applies per SQLite transaction at most */
+#define CMD_PG 2       /* the PostgreSQL promotion record */
+#define PG_VERSION 1   /* version of the pg entry */
+#define SNAP_VERSION 2 /* 2: + the pg record; 1 still read */
+#define BATCH_MAX 512  /* applies per SQLite transaction at most */
 
 enum {
     ST_BEGIN,
@@ -36,6 +40,7 @@ enum {
     ST_PRUNE_LOG,
     ST_PRUNE_KEYS,
     ST_FIRST,
+    ST_SET_PG,
     ST_COUNT
 };
 
@@ -55,10 +60,22 @@ static const char *const SQL[ST_COUNT] = {
     [ST_PRUNE_LOG] = "DELETE FROM oplog WHERE idx <= ?",
     [ST_PRUNE_KEYS] = "DELETE FROM dedup WHERE idx <= ?",
     [ST_FIRST] = "SELECT min(idx) FROM oplog",
+    [ST_SET_PG] = "INSERT OR REPLACE INTO pgrec(id, term, primary_id, "
+                  "fenced, timeline, lsn, host, port, idx) "
+                  "VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?)",
 };
 
 /* Statements of the snapshot reader (a second, read-only connection). */
-enum { RS_BEGIN, RS_STATE, RS_OPLOG, RS_NKEYS, RS_KEYS, RS_END, RS_COUNT };
+enum {
+    RS_BEGIN,
+    RS_STATE,
+    RS_OPLOG,
+    RS_NKEYS,
+    RS_KEYS,
+    RS_PG,
+    RS_END,
+    RS_COUNT
+};
 
 static const char *const RSQL[RS_COUNT] = {
     [RS_BEGIN] = "BEGIN",
@@ -67,6 +84,8 @@ static const char *const RSQL[RS_COUNT] = {
                  "ORDER BY idx",
     [RS_NKEYS] = "SELECT count(*) FROM dedup",
     [RS_KEYS] = "SELECT key, idx, value FROM dedup ORDER BY key",
+    [RS_PG] = "SELECT term, primary_id, fenced, timeline, lsn, host, port, "
+              "idx FROM pgrec WHERE id = 1",
     [RS_END] = "COMMIT",
 };
 
@@ -98,6 +117,10 @@ struct fsm {
     uint64_t retention; /* op-log rows kept; 0 = all */
     bool in_txn;        /* a batch transaction is open (fsm_flush commits) */
     unsigned batch;     /* applies in it */
+    struct fsm_pg pg;   /* the newest promotion record */
+    bool has_pg;
+    fsm_pg_cb pg_cb;
+    void *pg_data;
     char errmsg[1024];
 };
 
@@ -278,25 +301,38 @@ static int mp_unpack(msgpack_unpacked *u, const void *buf, size_t len,
     return msgpack_unpack_next(u, buf, len, off);
 }
 
+/* One entry's outer shape: an array [version, type, ...] followed by at
+ * most 7 zero bytes of raft padding. 0 with the array in *o (valid while u
+ * lives), or ERR_MALFORMED. */
+static int entry_unpack(msgpack_unpacked *u, const void *buf, size_t len,
+                        const msgpack_object **o, uint64_t *version,
+                        uint64_t *type)
+{
+    size_t off = 0;
+    if (mp_unpack(u, buf, len, &off) != MSGPACK_UNPACK_SUCCESS || len - off > 7)
+        return ERR_MALFORMED;
+    for (size_t i = off; i < len; i++) /* raft alignment padding */
+        if (((const uint8_t *)buf)[i] != 0)
+            return ERR_MALFORMED;
+    *o = &u->data;
+    if ((*o)->type != MSGPACK_OBJECT_ARRAY || (*o)->via.array.size < 2 ||
+        !get_u64(&(*o)->via.array.ptr[0], version) ||
+        !get_u64(&(*o)->via.array.ptr[1], type))
+        return ERR_MALFORMED;
+    return 0;
+}
+
 int fsm_cmd_decode(const void *buf, size_t len, struct fsm_cmd *out)
 {
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
-    size_t off = 0;
-    int rv = ERR_MALFORMED;
-    if (mp_unpack(&u, buf, len, &off) != MSGPACK_UNPACK_SUCCESS ||
-        len - off > 7)
-        goto out;
-    for (size_t i = off; i < len; i++) /* raft alignment padding */
-        if (((const uint8_t *)buf)[i] != 0)
-            goto out;
-    const msgpack_object *o = &u.data;
-    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < 2)
-        goto out;
-    const msgpack_object *a = o->via.array.ptr;
+    const msgpack_object *o;
     uint64_t version, type;
-    if (!get_u64(&a[0], &version) || !get_u64(&a[1], &type))
+    int rv = entry_unpack(&u, buf, len, &o, &version, &type);
+    if (rv != 0)
         goto out;
+    rv = ERR_MALFORMED;
+    const msgpack_object *a = o->via.array.ptr;
     if (version < 1 || version > CMD_VERSION || type != CMD_INCREMENT) {
         rv = ERR_VERSION;
         goto out;
@@ -319,6 +355,97 @@ int fsm_cmd_decode(const void *buf, size_t len, struct fsm_cmd *out)
 out:
     msgpack_unpacked_destroy(&u);
     return rv;
+}
+
+static bool pg_valid(const struct fsm_pg *r)
+{
+    size_t hl = strnlen(r->host, sizeof r->host);
+    if (r->term < 1 || hl > FSM_PG_HOST_MAX)
+        return false;
+    if (r->primary == 0)
+        return hl == 0 && r->port == 0;
+    return r->fenced == 0 && r->timeline >= 1 && hl > 0 && r->port >= 1 &&
+           r->port <= 65535;
+}
+
+int fsm_pg_encode(const struct fsm_pg *rec, void *buf, size_t cap, size_t *len)
+{
+    if (!pg_valid(rec))
+        return ERR_INVALID;
+    size_t hl = strlen(rec->host);
+    struct fixed_buf b = {.p = buf, .cap = cap};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, fixed_write);
+    msgpack_pack_array(&pk, 9);
+    msgpack_pack_uint8(&pk, PG_VERSION);
+    msgpack_pack_uint8(&pk, CMD_PG);
+    msgpack_pack_uint64(&pk, rec->term);
+    msgpack_pack_uint64(&pk, rec->primary);
+    msgpack_pack_uint64(&pk, rec->fenced);
+    msgpack_pack_uint32(&pk, rec->timeline);
+    msgpack_pack_uint64(&pk, rec->lsn);
+    msgpack_pack_str(&pk, hl);
+    msgpack_pack_str_body(&pk, rec->host, hl);
+    msgpack_pack_uint32(&pk, (uint32_t)rec->port);
+    if (b.overflow)
+        return ERR_TOOBIG;
+    *len = b.len;
+    return 0;
+}
+
+/* The fields of a pg record from msgpack objects a[0..7): term, primary,
+ * fenced, timeline, lsn, host, port (entry and snapshot share it). */
+static bool pg_fields(const msgpack_object *a, struct fsm_pg *out)
+{
+    uint64_t tl, port;
+    memset(out, 0, sizeof *out);
+    if (!get_u64(&a[0], &out->term) || !get_u64(&a[1], &out->primary) ||
+        !get_u64(&a[2], &out->fenced))
+        return false;
+    a++;
+    if (!get_u64(&a[2], &tl) || tl > UINT32_MAX || !get_u64(&a[3], &out->lsn) ||
+        a[4].type != MSGPACK_OBJECT_STR ||
+        a[4].via.str.size > FSM_PG_HOST_MAX ||
+        (a[4].via.str.size > 0 &&
+         memchr(a[4].via.str.ptr, '\0', a[4].via.str.size) != NULL) ||
+        !get_u64(&a[5], &port) || port > 65535)
+        return false;
+    out->timeline = (uint32_t)tl;
+    out->port = (int)port;
+    if (a[4].via.str.size > 0)
+        memcpy(out->host, a[4].via.str.ptr, a[4].via.str.size);
+    out->host[a[4].via.str.size] = '\0';
+    return pg_valid(out);
+}
+
+int fsm_pg_decode(const void *buf, size_t len, struct fsm_pg *out)
+{
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    const msgpack_object *o;
+    uint64_t version, type;
+    int rv = entry_unpack(&u, buf, len, &o, &version, &type);
+    if (rv == 0 && (version != PG_VERSION || type != CMD_PG))
+        rv = ERR_VERSION;
+    if (rv == 0 &&
+        (o->via.array.size != 9 || !pg_fields(o->via.array.ptr + 2, out)))
+        rv = ERR_MALFORMED;
+    msgpack_unpacked_destroy(&u);
+    return rv;
+}
+
+int fsm_pg_record(const struct fsm *f, struct fsm_pg *out)
+{
+    if (!f->has_pg)
+        return ERR_NOTFOUND;
+    *out = f->pg;
+    return 0;
+}
+
+void fsm_on_pg(struct fsm *f, fsm_pg_cb cb, void *data)
+{
+    f->pg_cb = cb;
+    f->pg_data = data;
 }
 
 /* ---- open/close ---- */
@@ -345,6 +472,52 @@ static int open_error(struct fsm *f, int rc)
                     "state file %s is corrupt (%s); it was left as it is",
                     f->path, sqlite3_errstr(rc));
     return ERR_IO;
+}
+
+/* The promotion record: one row at most (schema 3). */
+#define PGREC_TABLE                                                            \
+    "CREATE TABLE pgrec(id INTEGER PRIMARY KEY CHECK (id = 1),"                \
+    " term INTEGER NOT NULL, primary_id INTEGER NOT NULL,"                     \
+    " fenced INTEGER NOT NULL,"                                                \
+    " timeline INTEGER NOT NULL, lsn INTEGER NOT NULL, host TEXT NOT NULL,"    \
+    " port INTEGER NOT NULL, idx INTEGER NOT NULL);"
+
+/* Read the pgrec row into f->pg (absent: has_pg false). */
+static int load_pg(struct fsm *f)
+{
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(f->db,
+                                "SELECT term, primary_id, fenced, timeline, "
+                                "lsn, host, port, idx FROM pgrec WHERE id = 1",
+                                -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return fail(f, ERR_CORRUPT, "state file %s: %s", f->path,
+                    sqlite3_errmsg(f->db));
+    rc = sqlite3_step(s);
+    f->has_pg = false;
+    memset(&f->pg, 0, sizeof f->pg);
+    int rv = 0;
+    if (rc == SQLITE_ROW) {
+        struct fsm_pg *p = &f->pg;
+        p->term = (uint64_t)sqlite3_column_int64(s, 0);
+        p->primary = (uint64_t)sqlite3_column_int64(s, 1);
+        p->fenced = (uint64_t)sqlite3_column_int64(s, 2);
+        p->timeline = (uint32_t)sqlite3_column_int64(s, 3);
+        p->lsn = (uint64_t)sqlite3_column_int64(s, 4);
+        const char *h = (const char *)sqlite3_column_text(s, 5);
+        snprintf(p->host, sizeof p->host, "%s", h ? h : "");
+        p->port = sqlite3_column_int(s, 6);
+        p->index = (uint64_t)sqlite3_column_int64(s, 7);
+        f->has_pg = pg_valid(p);
+        if (!f->has_pg)
+            rv = fail(f, ERR_CORRUPT, "state file %s: invalid pg record",
+                      f->path);
+    } else if (rc != SQLITE_DONE) {
+        rv = fail(f, ERR_CORRUPT, "state file %s: %s", f->path,
+                  sqlite3_errmsg(f->db));
+    }
+    sqlite3_finalize(s);
+    return rv;
 }
 
 static int load(struct fsm *f)
@@ -384,18 +557,23 @@ static int load(struct fsm *f)
                      " node INTEGER NOT NULL, time INTEGER NOT NULL);"
                      "CREATE TABLE dedup(key TEXT PRIMARY KEY, idx INTEGER NOT"
                      " NULL, value INTEGER NOT NULL);"
-                     "CREATE INDEX dedup_idx ON dedup(idx);"
-                     "PRAGMA user_version = 2;"
+                     "CREATE INDEX dedup_idx ON dedup(idx);" PGREC_TABLE
+                     "PRAGMA user_version = 3;"
                      "COMMIT;");
         if (rc != SQLITE_OK) {
             int r2 = open_error(f, rc);
             return r2 == ERR_IO ? ERR_IO : r2;
         }
-    } else if (version == 1) { /* keys expire now: index them by idx */
-        rc = exec(f, "BEGIN IMMEDIATE;"
-                     "CREATE INDEX dedup_idx ON dedup(idx);"
-                     "PRAGMA user_version = 2;"
-                     "COMMIT;");
+    } else if (version == 1 || version == 2) {
+        /* 1 -> 2: keys expire now, index them by idx; 2 -> 3: pgrec. */
+        rc = exec(f, version == 1
+                         ? "BEGIN IMMEDIATE;"
+                           "CREATE INDEX dedup_idx ON dedup(idx);" PGREC_TABLE
+                           "PRAGMA user_version = 3;"
+                           "COMMIT;"
+                         : "BEGIN IMMEDIATE;" PGREC_TABLE
+                           "PRAGMA user_version = 3;"
+                           "COMMIT;");
         if (rc != SQLITE_OK)
             return open_error(f, rc);
     } else if (version < 0) {
@@ -418,6 +596,9 @@ static int load(struct fsm *f)
     sqlite3_finalize(s);
     if (rc != SQLITE_ROW)
         return fail(f, ERR_CORRUPT, "state file %s has no state row", f->path);
+    int rv = load_pg(f);
+    if (rv != 0)
+        return rv;
     for (int i = 0; i < ST_COUNT; i++) {
         rc = sqlite3_prepare_v3(f->db, SQL[i], -1, SQLITE_PREPARE_PERSISTENT,
                                 &f->st[i], NULL);
@@ -791,6 +972,49 @@ int fsm_lookup(struct fsm *f, const char *key, struct fsm_result *out)
     return rv;
 }
 
+static int store_pg(struct fsm *f, const struct fsm_pg *rec)
+{
+    sqlite3_stmt *s = f->st[ST_SET_PG];
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)rec->term);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)rec->primary);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)rec->fenced);
+    sqlite3_bind_int64(s, 4, rec->timeline);
+    sqlite3_bind_int64(s, 5, (sqlite3_int64)rec->lsn);
+    sqlite3_bind_text(s, 6, rec->host, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 7, rec->port);
+    sqlite3_bind_int64(s, 8, (sqlite3_int64)rec->index);
+    return step_done(f, s);
+}
+
+/* A pg entry: the newest record by term wins (a later entry of the same
+ * term replaces an earlier one: fence, then promotion). */
+static int apply_pg(struct fsm *f, uint64_t index, struct fsm_pg *rec,
+                    struct fsm_result *out)
+{
+    out->value = f->value;
+    out->index = index;
+    rec->index = index;
+    bool newer = !f->has_pg || rec->term >= f->pg.term;
+    int rv = begin(f);
+    if (rv != 0)
+        return rv;
+    if (newer)
+        rv = store_pg(f, rec);
+    if (rv == 0)
+        rv = set_state(f, f->value, index);
+    rv = done(f, rv);
+    if (rv != 0)
+        return rv;
+    f->last_applied = index;
+    if (newer) {
+        f->pg = *rec;
+        f->has_pg = true;
+        if (f->pg_cb != NULL)
+            f->pg_cb(f->pg_data, &f->pg);
+    }
+    return 0;
+}
+
 int fsm_apply(struct fsm *f, uint64_t index, const void *buf, size_t len,
               struct fsm_result *out)
 {
@@ -807,6 +1031,9 @@ int fsm_apply(struct fsm *f, uint64_t index, const void *buf, size_t len,
         return 0;
     }
     struct fsm_cmd cmd;
+    struct fsm_pg pg;
+    if (fsm_pg_decode(buf, len, &pg) == 0)
+        return apply_pg(f, index, &pg, out);
     if (fsm_cmd_decode(buf, len, &cmd) != 0) {
         int rv = advance(f, index);
         return rv != 0 ? rv
@@ -993,7 +1220,7 @@ int fsm_snapshot_write(struct fsm_snap *sn, void **buf, size_t *len)
         rv = ERR_INVALID;
         goto out;
     }
-    msgpack_pack_array(&pk, 5);
+    msgpack_pack_array(&pk, 6);
     msgpack_pack_uint8(&pk, SNAP_VERSION);
     msgpack_pack_int64(&pk, sn->value);
     msgpack_pack_uint64(&pk, sn->last_applied);
@@ -1028,6 +1255,26 @@ int fsm_snapshot_write(struct fsm_snap *sn, void **buf, size_t *len)
     }
     if (sn->keys != nkeys) {
         rv = snap_fail(sn, ERR_IO, "key table shorter than expected");
+        goto out;
+    }
+    /* The pg record: nil, or [term, primary, fenced, timeline, lsn, host,
+     * port, index]. */
+    rc = sqlite3_step(r[RS_PG]);
+    if (rc == SQLITE_ROW) {
+        const char *h = (const char *)sqlite3_column_text(r[RS_PG], 5);
+        size_t hl = (size_t)sqlite3_column_bytes(r[RS_PG], 5);
+        msgpack_pack_array(&pk, 8);
+        for (int c = 0; c < 5; c++)
+            msgpack_pack_uint64(&pk,
+                                (uint64_t)sqlite3_column_int64(r[RS_PG], c));
+        msgpack_pack_str(&pk, hl);
+        msgpack_pack_str_body(&pk, h ? h : "", hl);
+        msgpack_pack_uint64(&pk, (uint64_t)sqlite3_column_int64(r[RS_PG], 6));
+        msgpack_pack_uint64(&pk, (uint64_t)sqlite3_column_int64(r[RS_PG], 7));
+    } else if (rc == SQLITE_DONE) {
+        msgpack_pack_nil(&pk);
+    } else {
+        rv = snap_fail(sn, ERR_IO, "reading the pg record");
         goto out;
     }
     /* Hand the buffer over as it is (malloc'd by msgpack): no copy. */
@@ -1085,7 +1332,7 @@ int fsm_snapshot(struct fsm *f, void **buf, size_t *len)
 
 /* Validate a decoded snapshot fully; fills the header fields. */
 static int snap_check(const msgpack_object *o, int64_t *value,
-                      uint64_t *last_applied)
+                      uint64_t *last_applied, struct fsm_pg *pg, bool *has_pg)
 {
     if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < 1)
         return ERR_MALFORMED;
@@ -1093,9 +1340,10 @@ static int snap_check(const msgpack_object *o, int64_t *value,
     uint64_t version;
     if (!get_u64(&a[0], &version))
         return ERR_MALFORMED;
-    if (version != SNAP_VERSION)
+    if (version < 1 || version > SNAP_VERSION)
         return ERR_VERSION;
-    if (o->via.array.size != 5 || !get_i64(&a[1], value) ||
+    *has_pg = false;
+    if (o->via.array.size != (version == 1 ? 5 : 6) || !get_i64(&a[1], value) ||
         !get_u64(&a[2], last_applied) || a[3].type != MSGPACK_OBJECT_ARRAY ||
         a[4].type != MSGPACK_OBJECT_ARRAY)
         return ERR_MALFORMED;
@@ -1125,6 +1373,15 @@ static int snap_check(const msgpack_object *o, int64_t *value,
             !get_i64(&r->via.array.ptr[2], &v))
             return ERR_MALFORMED;
     }
+    if (version >= 2 && a[5].type != MSGPACK_OBJECT_NIL) {
+        const msgpack_object *r = &a[5];
+        if (r->type != MSGPACK_OBJECT_ARRAY || r->via.array.size != 8 ||
+            !pg_fields(r->via.array.ptr, pg) ||
+            !get_u64(&r->via.array.ptr[7], &pg->index) ||
+            pg->index > *last_applied)
+            return ERR_MALFORMED;
+        *has_pg = true;
+    }
     return 0;
 }
 
@@ -1135,12 +1392,15 @@ int fsm_restore(struct fsm *f, const void *buf, size_t len)
     size_t off = 0;
     int64_t value = 0;
     uint64_t last = 0;
+    struct fsm_pg pg;
+    bool has_pg = false;
+    memset(&pg, 0, sizeof pg);
     int rv;
     if (mp_unpack(&u, buf, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len) {
         rv = fail(f, ERR_MALFORMED, "snapshot does not decode");
         goto out;
     }
-    rv = snap_check(&u.data, &value, &last);
+    rv = snap_check(&u.data, &value, &last, &pg, &has_pg);
     if (rv != 0) {
         fail(f, rv, "snapshot is %s",
              rv == ERR_VERSION ? "of an unknown version" : "malformed");
@@ -1156,8 +1416,12 @@ int fsm_restore(struct fsm *f, const void *buf, size_t len)
         rv = begin(f);
     if (rv != 0)
         goto out;
-    rv = exec(f, "DELETE FROM oplog; DELETE FROM dedup") == SQLITE_OK ? 0
-                                                                      : ERR_IO;
+    rv = exec(f, "DELETE FROM oplog; DELETE FROM dedup; DELETE FROM pgrec") ==
+                 SQLITE_OK
+             ? 0
+             : ERR_IO;
+    if (rv == 0 && has_pg)
+        rv = store_pg(f, &pg);
     for (uint32_t i = 0; rv == 0 && i < a[3].via.array.size; i++) {
         const msgpack_object *r = a[3].via.array.ptr[i].via.array.ptr;
         sqlite3_stmt *s = f->st[ST_INS_LOG];
@@ -1190,6 +1454,17 @@ int fsm_restore(struct fsm *f, const void *buf, size_t len)
         f->value = value;
         f->last_applied = last;
         f->count = a[3].via.array.size;
+        bool changed =
+            has_pg != f->has_pg ||
+            (has_pg &&
+             (pg.term != f->pg.term || pg.primary != f->pg.primary ||
+              pg.fenced != f->pg.fenced || pg.timeline != f->pg.timeline ||
+              pg.lsn != f->pg.lsn || pg.port != f->pg.port ||
+              pg.index != f->pg.index || strcmp(pg.host, f->pg.host) != 0));
+        f->pg = pg;
+        f->has_pg = has_pg;
+        if (changed && has_pg && f->pg_cb != NULL)
+            f->pg_cb(f->pg_data, &f->pg);
     }
 out:
     msgpack_unpacked_destroy(&u);

@@ -69,10 +69,49 @@ const char *fsm_errmsg(const struct fsm *f);
 int fsm_cmd_encode(const struct fsm_cmd *cmd, void *buf, size_t cap,
                    size_t *len);
 
-/* Decode and validate an entry; ERR_MALFORMED or ERR_VERSION on bad bytes.
+/* Decode and validate an increment entry; ERR_MALFORMED or ERR_VERSION on
+ * bad bytes (ERR_VERSION too for an entry of another type: fsm_pg_decode).
  * Up to 7 trailing zero bytes are accepted (raft entries are padded to a
  * multiple of 8 bytes); anything else after the entry is malformed. */
 int fsm_cmd_decode(const void *buf, size_t len, struct fsm_cmd *out);
+
+/* The PostgreSQL promotion record (entry type "pg", pg-design.md): which
+ * raft server's PostgreSQL is the primary as of a raft term. primary 0 is
+ * the fence record: nobody is primary, every standby detaches. The FSM
+ * keeps the newest record (highest term; within a term the later entry);
+ * an older-term record is applied as a no-op. */
+#define FSM_PG_HOST_MAX 63
+struct fsm_pg {
+    uint64_t term;     /* raft term of the leader that appended it, >= 1 */
+    uint64_t primary;  /* raft id of the primary; 0 = none (fence) */
+    uint64_t fenced;   /* fence record: the primary it fences (its raft
+                          id, 0 unknown); 0 in a primary's record */
+    uint32_t timeline; /* the primary's timeline (fence: the old one) */
+    uint64_t lsn;      /* switch LSN: the WAL position at the promotion
+                          (fence: the old record's) */
+    char host[FSM_PG_HOST_MAX + 1]; /* the primary's PostgreSQL address; ""
+                                       in a fence record */
+    int port;                       /* 1..65535; 0 in a fence record */
+    uint64_t index;                 /* raft index it applied at (read side
+                                       only; not encoded) */
+};
+
+/* Encode/decode a pg entry, same rules as fsm_cmd_*: a valid record has
+ * term >= 1; primary != 0 needs timeline >= 1, a host (no NUL, at most
+ * FSM_PG_HOST_MAX bytes), a port and fenced 0; primary 0 has host "" and
+ * port 0.
+ * FSM_CMD_MAX is always enough. */
+int fsm_pg_encode(const struct fsm_pg *rec, void *buf, size_t cap, size_t *len);
+int fsm_pg_decode(const void *buf, size_t len, struct fsm_pg *out);
+
+/* The newest applied record: 0, or ERR_NOTFOUND when none ever applied. */
+int fsm_pg_record(const struct fsm *f, struct fsm_pg *out);
+
+/* cb(data, rec) after a pg entry (or a restored snapshot) changed the
+ * stored record, on the applying thread, inside raft's apply: the callee
+ * must not call into raft from it (defer). NULL removes it. */
+typedef void (*fsm_pg_cb)(void *data, const struct fsm_pg *rec);
+void fsm_on_pg(struct fsm *f, fsm_pg_cb cb, void *data);
 
 /* Apply the entry at raft index `index`, in the open batch transaction
  * (opened if none; committed by fsm_flush or after BATCH_MAX applies).
@@ -84,6 +123,8 @@ int fsm_cmd_decode(const void *buf, size_t len, struct fsm_cmd *out);
  *   first result with duplicate=true.
  * - value + by overflows int64: nothing but last_applied changes;
  *   out->status = ERR_OVERFLOW.
+ * - a pg entry (fsm_pg_decode): stored if its term is >= the stored one's,
+ *   then fsm_on_pg's callback runs; *out has value = the counter's value.
  * - bytes that do not decode: last_applied advances, returns ERR_MALFORMED
  *   (every replica skips the entry the same way).
  * Returns 0 in all these cases except the last; ERR_IO when SQLite cannot
@@ -119,9 +160,10 @@ int fsm_log(struct fsm *f, uint64_t from, unsigned limit, struct fsm_entry *out,
             unsigned *n, uint64_t *next);
 
 /* Snapshots: the whole state (value, last_applied, op log, idempotency
- * table) as one versioned msgpack buffer, malloc'd (the caller frees it).
- * The work is split so that the part that grows with the op log can run on
- * another thread while the owner keeps applying:
+ * table, pg record; version 2, version 1 without the record still read) as one
+ * versioned msgpack buffer, malloc'd (the caller frees it). The work is split
+ * so that the part that grows with the op log can run on another thread while
+ * the owner keeps applying:
  * - fsm_snapshot_begin (owner's thread, cheap) pins a read view of the state
  *   as of now on a second SQLite connection. ERR_BUSY while one is pending.
  * - fsm_snapshot_write (any one thread, once; the owner may call fsm_apply

@@ -2,6 +2,8 @@
  * reads through a leader barrier, forwarding from followers, status, members
  * and Prometheus metrics. */
 #include "net/api.h"
+#include "pg/coord.h"
+#include "pg/postgres.h"
 #include "net/transport.h"
 #include "core/config.h"
 #include "core/err.h"
@@ -81,7 +83,8 @@ struct api {
     struct peer peers[MAX_PEERS];
     unsigned n_peers;
     struct api_chain_hooks hooks;
-    bool stalled; /* test-only fault switch */
+    struct coord *pg; /* --pg only */
+    bool stalled;     /* test-only fault switch */
     void (*close_cb)(void *);
     void *close_data;
     /* metrics */
@@ -141,6 +144,17 @@ int api_set_peer_url(struct api *a, uint64_t id, const char *url,
 void api_set_transport(struct api *a, const struct raft_uv_transport *t)
 {
     a->transport = t;
+}
+
+void api_set_pg(struct api *a, struct coord *c)
+{
+    a->pg = c;
+}
+
+const char *api_peer_url(struct api *a, uint64_t id)
+{
+    const struct peer *p = peer_get(a, id);
+    return p != NULL && p->url[0] ? p->url : NULL;
 }
 
 void api_set_chain_hooks(struct api *a, const struct api_chain_hooks *hooks)
@@ -736,6 +750,36 @@ static json_t *leader_json(struct api *a, const struct node_status *st)
                      p ? p->instance_id : "", "url", p ? p->url : "");
 }
 
+/* /status "pg": the local PostgreSQL and the newest promotion record. */
+static json_t *pg_json(struct api *a)
+{
+    struct coord_status cs;
+    coord_status(a->pg, &cs);
+    char lsn[24], rlsn[24];
+    pg_lsn_format(cs.info.lsn, lsn, sizeof lsn);
+    json_t *rec = json_null();
+    if (cs.has_record) {
+        pg_lsn_format(cs.record.lsn, rlsn, sizeof rlsn);
+        rec = json_pack("{s:I,s:I,s:I,s:I,s:s,s:s,s:i}", "term",
+                        (json_int_t)cs.record.term, "primary",
+                        (json_int_t)cs.record.primary, "fenced",
+                        (json_int_t)cs.record.fenced, "timeline",
+                        (json_int_t)cs.record.timeline, "lsn", rlsn, "host",
+                        cs.record.host, "port", cs.record.port);
+    }
+    json_t *j = json_pack(
+        "{s:s,s:s,s:i,s:I,s:s,s:I,s:s,s:b,s:s,s:o,s:I,s:s,s:I}", "role",
+        pg_role_name(cs.info.role), "host", cs.host, "port", cs.port,
+        "timeline", (json_int_t)cs.info.timeline, "lsn", lsn, "replay_lag_ms",
+        (json_int_t)cs.info.replay_lag_ms, "sync_state", cs.info.sync_state,
+        "streaming", cs.info.streaming, "upstream", cs.info.upstream, "record",
+        rec, "failovers", (json_int_t)cs.failovers, "action", cs.action,
+        "info_age_ms", (json_int_t)cs.info_age_ms);
+    json_object_set_new(j, "detached_for",
+                        json_integer((json_int_t)cs.detached_for));
+    return j;
+}
+
 static void handle_status(void *data, struct httpd_req *r)
 {
     struct api *a = data;
@@ -758,6 +802,8 @@ static void handle_status(void *data, struct httpd_req *r)
         (json_int_t)fsm_value(a->fsm), "url", a->cfg->advertise_url, "version",
         NFTRAFT_VERSION, "chain", chain ? chain : json_null(), "writable_error",
         refusal ? json_string(refusal) : json_null());
+    if (a->pg != NULL)
+        json_object_set_new(j, "pg", pg_json(a));
     httpd_respond_json(r, 200, j, CORS);
 }
 
@@ -925,6 +971,33 @@ static void handle_metrics(void *data, struct httpd_req *r)
               hs.conns_open, hs.conns_refused, hs.bad_requests,
               hs.buffer_refused, a->n_log_queued, a->log_refused, a->n_fwd,
               a->fwd_refused);
+    if (a->pg != NULL) {
+        struct coord_status cs;
+        coord_status(a->pg, &cs);
+        sb_printf(&b, "# HELP nftraft_pg_role Role of the local PostgreSQL "
+                      "(1 = current).\n# TYPE nftraft_pg_role gauge\n");
+        for (int i = PG_NONE; i <= PG_STOPPING; i++)
+            sb_printf(&b, "nftraft_pg_role{role=\"%s\"} %d\n",
+                      pg_role_name((enum pg_role)i), (int)cs.info.role == i);
+        sb_printf(&b,
+                  "# HELP nftraft_pg_failovers_total Standbys promoted by "
+                  "this node after a failover.\n"
+                  "# TYPE nftraft_pg_failovers_total counter\n"
+                  "nftraft_pg_failovers_total %" PRIu64 "\n"
+                  "# HELP nftraft_pg_lsn WAL position of the local "
+                  "PostgreSQL (bytes).\n"
+                  "# TYPE nftraft_pg_lsn gauge\nnftraft_pg_lsn %" PRIu64 "\n"
+                  "# TYPE nftraft_pg_timeline gauge\n"
+                  "nftraft_pg_timeline %u\n"
+                  "# HELP nftraft_pg_replay_lag_seconds Standby: time since "
+                  "the last replayed transaction's commit (-1 unknown).\n"
+                  "# TYPE nftraft_pg_replay_lag_seconds gauge\n"
+                  "nftraft_pg_replay_lag_seconds %.3f\n",
+                  cs.failovers, cs.info.lsn, cs.info.timeline,
+                  cs.info.replay_lag_ms < 0
+                      ? -1.0
+                      : (double)cs.info.replay_lag_ms / 1e3);
+    }
     httpd_respond(r, 200, "text/plain; version=0.0.4", b.p ? b.p : "", b.len,
                   CORS);
     free(b.p);

@@ -48,6 +48,14 @@ void api_set_chain_hooks(struct api *a, const struct api_chain_hooks *hooks);
 struct raft_uv_transport;
 void api_set_transport(struct api *a, const struct raft_uv_transport *t);
 
+/* The PostgreSQL coordinator (--pg): /status gains "pg", /metrics the
+ * nftraft_pg_* series. c outlives the API (NULL: none). */
+struct coord;
+void api_set_pg(struct api *a, struct coord *c);
+
+/* A peer's HTTP base URL (no trailing slash), or NULL when unknown. */
+const char *api_peer_url(struct api *a, uint64_t id);
+
 /* Stop listening, cancel forwarded requests (answered 503), close the HTTP
  * client and free the API; cb runs last. Shutdown order: node_close() first
  * (raft fails its in-flight applies, which are answered here), then, from

@@ -3,6 +3,8 @@
 #include "core/err.h"
 #include "harness.h"
 
+#include <unistd.h>
+
 #define SECRET "--cluster-secret-file", "/tmp/secret"
 #define PEERS                                                                  \
     "1=127.0.0.1:9101=http://127.0.0.1:9001,"                                  \
@@ -447,8 +449,69 @@ TEST(rpc_url_twice)
     return 0;
 }
 
-TEST_LIST(TEST_ENTRY(static_ok), TEST_ENTRY(raft_port_auth),
-          TEST_ENTRY(rpc_safety), TEST_ENTRY(help_and_version),
-          TEST_ENTRY(bad_flags), TEST_ENTRY(chain_env), TEST_ENTRY(u64),
-          TEST_ENTRY(table_numbers), TEST_ENTRY(table_messages),
-          TEST_ENTRY(table_help), TEST_ENTRY(rpc_url_twice))
+TEST(pg_flags)
+{
+    struct config c;
+    char err[256];
+    ASSERT_EQ(parse(&c, ARGV(STATIC1)), 0);
+    ASSERT(!c.pg);
+    ASSERT_EQ(c.pg_port, 0);
+    ASSERT_STR_EQ(c.pg_bin, "/usr/lib/postgresql/15/bin");
+    ASSERT_EQ(parse(&c, ARGV(STATIC1, "--pg", "--pg-listen", "127.0.0.1:5433",
+                             "--pg-password-file", "/tmp/pw")),
+              0);
+    ASSERT(c.pg);
+    ASSERT_STR_EQ(c.pg_host, "127.0.0.1");
+    ASSERT_EQ(c.pg_port, 5433);
+    ASSERT_STR_EQ(c.pg_password_file, "/tmp/pw");
+    ASSERT_STR_EQ(c.pg_user, geteuid() == 0 ? "postgres" : "");
+    ASSERT_EQ(parse(&c, ARGV(STATIC1, "--pg", "--pg-listen", "10.0.0.2:6000",
+                             "--pg-password-file", "/tmp/pw", "--pg-user",
+                             "pg_run", "--pg-bin", "/opt/pg/bin")),
+              0);
+    ASSERT_STR_EQ(c.pg_user, "pg_run");
+    ASSERT_STR_EQ(c.pg_bin, "/opt/pg/bin");
+    static const char *const cases[][2] = {
+        {"--pg-listen", "--pg-listen: 'localhost:5433' is not an IPv4 "
+                        "a.b.c.d:port (not 0.0.0.0)"},
+        {"--pg-listen", "--pg-listen: '0.0.0.0:5433' is not an IPv4 "
+                        "a.b.c.d:port (not 0.0.0.0)"},
+        {"--pg-listen", "--pg-listen: '127.0.0.1:0' is not an IPv4 "
+                        "a.b.c.d:port (not 0.0.0.0)"},
+        {"--pg-user", "--pg-user: 'a b' is not a user name"},
+        {"--pg-user", "--pg-user: '-x' is not a user name"},
+        {"--pg-bin", "--pg-bin: bad path"},
+        {"--pg-password-file", "--pg-password-file: bad path"},
+    };
+    static const char *const values[] = {
+        "localhost:5433", "0.0.0.0:5433", "127.0.0.1:0", "a b", "-x", "", ""};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ASSERT_EQ(parse_with(&c, cases[i][0], values[i], err, sizeof err),
+                  ERR_INVALID);
+        ASSERT_STR_EQ(err, cases[i][1]);
+    }
+    /* What the flags need together. */
+    ASSERT_EQ(parse(&c, ARGV(STATIC1, "--pg")), ERR_INVALID);
+    ASSERT_EQ(parse(&c, ARGV(STATIC1, "--pg", "--pg-listen", "127.0.0.1:5433")),
+              ERR_INVALID);
+    ASSERT_EQ(parse(&c, ARGV(STATIC1, "--pg", "--pg-password-file", "/tmp/pw")),
+              ERR_INVALID);
+    ASSERT_EQ(parse(&c, ARGV(STATIC1, "--pg-listen", "127.0.0.1:5433")),
+              ERR_INVALID);
+    ASSERT_EQ(parse(&c, ARGV(STATIC1, "--pg-password-file", "/tmp/pw")),
+              ERR_INVALID);
+    ASSERT_EQ(parse(&c, ARGV(STATIC1, "--pg", "--pg-listen", "127.0.0.1:9001",
+                             "--pg-password-file", "/tmp/pw")),
+              ERR_INVALID);
+    ASSERT_EQ(parse(&c, ARGV(STATIC1, "--pg", "--pg-listen", "127.0.0.1:9101",
+                             "--pg-password-file", "/tmp/pw")),
+              ERR_INVALID);
+    return 0;
+}
+
+TEST_LIST(TEST_ENTRY(pg_flags), TEST_ENTRY(static_ok),
+          TEST_ENTRY(raft_port_auth), TEST_ENTRY(rpc_safety),
+          TEST_ENTRY(help_and_version), TEST_ENTRY(bad_flags),
+          TEST_ENTRY(chain_env), TEST_ENTRY(u64), TEST_ENTRY(table_numbers),
+          TEST_ENTRY(table_messages), TEST_ENTRY(table_help),
+          TEST_ENTRY(rpc_url_twice))

@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -677,6 +678,257 @@ TEST(huge_container_counts)
     return 0;
 }
 
+/* ---- the PostgreSQL promotion record ---- */
+
+static size_t enc_pg(uint64_t term, uint64_t primary, uint32_t tl, uint64_t lsn,
+                     const char *host, int port, unsigned char *buf)
+{
+    struct fsm_pg r = {.term = term,
+                       .primary = primary,
+                       .timeline = tl,
+                       .lsn = lsn,
+                       .port = port};
+    snprintf(r.host, sizeof r.host, "%s", host);
+    size_t len = 0;
+    if (fsm_pg_encode(&r, buf, FSM_CMD_MAX, &len) != 0)
+        return 0;
+    return len;
+}
+
+TEST(pg_codec)
+{
+    unsigned char buf[FSM_CMD_MAX + 8];
+    size_t n = enc_pg(5, 2, 3, 0x3000060, "127.0.0.1", 5433, buf);
+    ASSERT(n > 0);
+    struct fsm_pg d;
+    ASSERT_EQ(fsm_pg_decode(buf, n, &d), 0);
+    ASSERT_U64_EQ(d.term, 5);
+    ASSERT_U64_EQ(d.primary, 2);
+    ASSERT_EQ(d.timeline, 3);
+    ASSERT_U64_EQ(d.lsn, 0x3000060);
+    ASSERT_STR_EQ(d.host, "127.0.0.1");
+    ASSERT_EQ(d.port, 5433);
+    /* Not an increment, and an increment is not a pg record. */
+    struct fsm_cmd c;
+    ASSERT_EQ(fsm_cmd_decode(buf, n, &c), ERR_VERSION);
+    unsigned char e[FSM_CMD_MAX];
+    size_t en = enc("", 1, e);
+    ASSERT_EQ(fsm_pg_decode(e, en, &d), ERR_VERSION);
+    /* Truncations, padding, garbage. */
+    for (size_t cut = 0; cut < n; cut++)
+        ASSERT(fsm_pg_decode(buf, cut, &d) != 0);
+    memset(buf + n, 0, 8);
+    ASSERT_EQ(fsm_pg_decode(buf, n + 7, &d), 0);
+    ASSERT_EQ(fsm_pg_decode(buf, n + 8, &d), ERR_MALFORMED);
+    /* The fence record: primary 0, no address. */
+    n = enc_pg(6, 0, 3, 0x3000060, "", 0, buf);
+    ASSERT(n > 0);
+    ASSERT_EQ(fsm_pg_decode(buf, n, &d), 0);
+    ASSERT_U64_EQ(d.primary, 0);
+    /* Invalid records are refused by the encoder. */
+    ASSERT_EQ(enc_pg(0, 2, 1, 0, "h", 1, buf), 0);     /* term 0 */
+    ASSERT_EQ(enc_pg(1, 2, 0, 0, "h", 1, buf), 0);     /* timeline 0 */
+    ASSERT_EQ(enc_pg(1, 2, 1, 0, "", 1, buf), 0);      /* no host */
+    ASSERT_EQ(enc_pg(1, 2, 1, 0, "h", 0, buf), 0);     /* no port */
+    ASSERT_EQ(enc_pg(1, 2, 1, 0, "h", 65536, buf), 0); /* port range */
+    ASSERT_EQ(enc_pg(1, 0, 1, 0, "h", 5433, buf), 0);  /* fence + host */
+    struct fsm_pg big = {.term = 1, .primary = 1, .timeline = 1, .port = 1};
+    memset(big.host, 'h', sizeof big.host); /* no terminator */
+    ASSERT_EQ(fsm_pg_encode(&big, buf, sizeof buf, &n), ERR_INVALID);
+    /* Hand-made: [1, 2, term 1, primary 1, tl 1, lsn 0, "h", port 0]. */
+    static const unsigned char noport[] = {0x99, 1, 2,    1,   1, 0,
+                                           1,    0, 0xa1, 'h', 0};
+    ASSERT_EQ(fsm_pg_decode(noport, sizeof noport, &d), ERR_MALFORMED);
+    static const unsigned char nul[] = {0x99, 1, 2, 1, 1, 0, 1, 0, 0xa1, 0, 1};
+    ASSERT_EQ(fsm_pg_decode(nul, sizeof nul, &d), ERR_MALFORMED);
+    static const unsigned char v2[] = {0x99, 2, 2, 1, 1, 0, 1, 0, 0xa1, 'h', 1};
+    ASSERT_EQ(fsm_pg_decode(v2, sizeof v2, &d), ERR_VERSION);
+    static const unsigned char ok[] = {0x99, 1, 2, 1, 1, 0, 1, 0, 0xa1, 'h', 1};
+    ASSERT_EQ(fsm_pg_decode(ok, sizeof ok, &d), 0);
+    /* A primary's record fences nobody; a fence names whom it fences. */
+    static const unsigned char fenced[] = {0x99, 1, 2,    1,   1, 2,
+                                           1,    0, 0xa1, 'h', 1};
+    ASSERT_EQ(fsm_pg_decode(fenced, sizeof fenced, &d), ERR_MALFORMED);
+    static const unsigned char fence[] = {0x99, 1, 2, 1, 0, 2, 1, 0, 0xa0, 0};
+    ASSERT_EQ(fsm_pg_decode(fence, sizeof fence, &d), 0);
+    ASSERT_U64_EQ(d.fenced, 2);
+    ASSERT_EQ(fsm_pg_encode(&d, buf, 4, &n), ERR_TOOBIG);
+    return 0;
+}
+
+struct pg_seen {
+    unsigned calls;
+    struct fsm_pg last;
+};
+
+static void pg_seen_cb(void *data, const struct fsm_pg *rec)
+{
+    struct pg_seen *s = data;
+    s->calls++;
+    s->last = *rec;
+}
+
+/* The newest record by term is kept (same term: the later entry), an
+ * older-term one is a no-op, the hook sees each stored record, the record
+ * survives a reopen, and a replay changes nothing. */
+TEST(pg_apply_newest)
+{
+    struct fsm *f = fresh_fsm("pg.db");
+    ASSERT(f != NULL);
+    struct pg_seen seen = {0};
+    fsm_on_pg(f, pg_seen_cb, &seen);
+    struct fsm_pg rec;
+    ASSERT_EQ(fsm_pg_record(f, &rec), ERR_NOTFOUND);
+    ASSERT_EQ(apply_range(f, 1, 3, 1, 0, 0), 0);
+    unsigned char e[FSM_CMD_MAX];
+    struct fsm_result r;
+    size_t n = enc_pg(2, 1, 1, 100, "127.0.0.1", 5433, e);
+    ASSERT_EQ(fsm_apply(f, 4, e, n, &r), 0);
+    ASSERT_EQ(r.status, 0);
+    ASSERT_EQ(r.value, 3); /* the counter is untouched */
+    ASSERT_EQ(fsm_value(f), 3);
+    ASSERT_U64_EQ(fsm_last_applied(f), 4);
+    ASSERT_EQ(seen.calls, 1);
+    ASSERT_U64_EQ(seen.last.index, 4);
+    ASSERT_EQ(fsm_pg_record(f, &rec), 0);
+    ASSERT_U64_EQ(rec.primary, 1);
+    ASSERT_U64_EQ(rec.index, 4);
+    /* Same term, later entry: the fence replaces it. */
+    struct fsm_pg fence = {.term = 3, .fenced = 1, .timeline = 1, .lsn = 100};
+    ASSERT_EQ(fsm_pg_encode(&fence, e, sizeof e, &n), 0);
+    ASSERT_EQ(fsm_apply(f, 5, e, n, &r), 0);
+    ASSERT_EQ(fsm_pg_record(f, &rec), 0);
+    ASSERT_U64_EQ(rec.primary, 0);
+    ASSERT_U64_EQ(rec.fenced, 1);
+    n = enc_pg(3, 2, 2, 200, "127.0.0.2", 5434, e);
+    ASSERT_EQ(fsm_apply(f, 6, e, n, &r), 0);
+    ASSERT_EQ(seen.calls, 3);
+    /* An older term is applied as a no-op. */
+    n = enc_pg(2, 3, 1, 150, "127.0.0.3", 5435, e);
+    ASSERT_EQ(fsm_apply(f, 7, e, n, &r), 0);
+    ASSERT_U64_EQ(fsm_last_applied(f), 7);
+    ASSERT_EQ(seen.calls, 3);
+    ASSERT_EQ(fsm_pg_record(f, &rec), 0);
+    ASSERT_U64_EQ(rec.term, 3);
+    ASSERT_U64_EQ(rec.primary, 2);
+    ASSERT_EQ(rec.timeline, 2);
+    ASSERT_U64_EQ(rec.lsn, 200);
+    ASSERT_STR_EQ(rec.host, "127.0.0.2");
+    ASSERT_EQ(rec.port, 5434);
+    ASSERT_U64_EQ(rec.index, 6);
+    /* A replay of an applied index changes nothing. */
+    n = enc_pg(9, 3, 1, 150, "127.0.0.3", 5435, e);
+    ASSERT_EQ(fsm_apply(f, 6, e, n, &r), 0);
+    ASSERT_EQ(seen.calls, 3);
+    fsm_close(f);
+    f = open_fsm("pg.db");
+    ASSERT(f != NULL);
+    ASSERT_EQ(fsm_pg_record(f, &rec), 0);
+    ASSERT_U64_EQ(rec.term, 3);
+    ASSERT_U64_EQ(rec.primary, 2);
+    ASSERT_STR_EQ(rec.host, "127.0.0.2");
+    ASSERT_U64_EQ(rec.index, 6);
+    ASSERT_U64_EQ(fsm_last_applied(f), 7);
+    fsm_close(f);
+    return 0;
+}
+
+/* A snapshot carries the record; a version-1 snapshot (none) still
+ * restores and clears it; a bad record refuses the whole snapshot. */
+TEST(pg_snapshot)
+{
+    struct fsm *a, *b;
+    ASSERT_EQ(fresh_pair(&a, &b), 0);
+    struct pg_seen seen = {0};
+    fsm_on_pg(b, pg_seen_cb, &seen);
+    ASSERT_EQ(apply_range(a, 1, 10, 0, 0, 0), 0);
+    unsigned char e[FSM_CMD_MAX];
+    struct fsm_result r;
+    size_t n = enc_pg(4, 1, 2, 0x5000028, "10.0.0.1", 5433, e);
+    ASSERT_EQ(fsm_apply(a, 11, e, n, &r), 0);
+    void *buf;
+    size_t len;
+    ASSERT_EQ(fsm_snapshot(a, &buf, &len), 0);
+    ASSERT_EQ(fsm_restore(b, buf, len), 0);
+    free(buf);
+    struct fsm_pg rec;
+    ASSERT_EQ(fsm_pg_record(b, &rec), 0);
+    ASSERT_U64_EQ(rec.term, 4);
+    ASSERT_U64_EQ(rec.lsn, 0x5000028);
+    ASSERT_STR_EQ(rec.host, "10.0.0.1");
+    ASSERT_U64_EQ(rec.index, 11);
+    ASSERT_EQ(seen.calls, 1);
+    ASSERT_EQ(fsm_value(b), 55);
+    /* Version 1: [1, value 7, last_applied 20, [], []]: no record. */
+    static const unsigned char v1[] = {0x95, 1, 7, 20, 0x90, 0x90};
+    ASSERT_EQ(fsm_restore(b, v1, sizeof v1), 0);
+    ASSERT_EQ(fsm_value(b), 7);
+    ASSERT_U64_EQ(fsm_last_applied(b), 20);
+    ASSERT_EQ(fsm_pg_record(b, &rec), ERR_NOTFOUND);
+    /* Version 2 with a record whose index is past last_applied, or an
+     * invalid record: refused, nothing changes. */
+    static const unsigned char late[] = {0x96, 2, 8, 30, 0x90, 0x90, 0x98, 1,
+                                         1,    0, 1, 0,  0xa1, 'h',  1,    31};
+    ASSERT_EQ(fsm_restore(b, late, sizeof late), ERR_MALFORMED);
+    static const unsigned char bad[] = {0x96, 2, 8, 30, 0x90, 0x90, 0x98, 1,
+                                        1,    0, 0, 0,  0xa1, 'h',  1,    29};
+    ASSERT_EQ(fsm_restore(b, bad, sizeof bad), ERR_MALFORMED);
+    ASSERT_EQ(fsm_value(b), 7);
+    static const unsigned char good[] = {0x96, 2, 8, 30, 0x90, 0x90, 0x98, 1,
+                                         1,    0, 1, 0,  0xa1, 'h',  1,    29};
+    ASSERT_EQ(fsm_restore(b, good, sizeof good), 0);
+    ASSERT_EQ(fsm_pg_record(b, &rec), 0);
+    ASSERT_U64_EQ(rec.index, 29);
+    static const unsigned char v3[] = {0x96, 3, 8, 40, 0x90, 0x90, 0xc0};
+    ASSERT_EQ(fsm_restore(b, v3, sizeof v3), ERR_VERSION);
+    fsm_close(a);
+    fsm_close(b);
+    return 0;
+}
+
+/* A state file of schema 2 (before the pg record) opens, upgrades, and
+ * keeps its state. */
+TEST(pg_schema_upgrade)
+{
+    fresh_dir();
+    char p[300];
+    path_of(p, sizeof p, "old.db");
+    sqlite3 *db;
+    ASSERT_EQ(sqlite3_open(p, &db), SQLITE_OK);
+    ASSERT_EQ(
+        sqlite3_exec(db,
+                     "CREATE TABLE state(id INTEGER PRIMARY KEY CHECK (id = 1),"
+                     " value INTEGER NOT NULL, last_applied INTEGER NOT NULL);"
+                     "INSERT INTO state VALUES (1, 42, 9);"
+                     "CREATE TABLE oplog(idx INTEGER PRIMARY KEY, term INTEGER"
+                     " NOT NULL, by INTEGER NOT NULL, value INTEGER NOT NULL,"
+                     " node INTEGER NOT NULL, time INTEGER NOT NULL);"
+                     "CREATE TABLE dedup(key TEXT PRIMARY KEY, idx INTEGER NOT"
+                     " NULL, value INTEGER NOT NULL);"
+                     "CREATE INDEX dedup_idx ON dedup(idx);"
+                     "PRAGMA user_version = 2;",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    struct fsm *f = open_fsm("old.db");
+    ASSERT(f != NULL);
+    ASSERT_EQ(fsm_value(f), 42);
+    ASSERT_U64_EQ(fsm_last_applied(f), 9);
+    struct fsm_pg rec;
+    ASSERT_EQ(fsm_pg_record(f, &rec), ERR_NOTFOUND);
+    unsigned char e[FSM_CMD_MAX];
+    struct fsm_result r;
+    size_t n = enc_pg(1, 1, 1, 5, "127.0.0.1", 5433, e);
+    ASSERT_EQ(fsm_apply(f, 10, e, n, &r), 0);
+    fsm_close(f);
+    f = open_fsm("old.db");
+    ASSERT(f != NULL);
+    ASSERT_EQ(fsm_pg_record(f, &rec), 0);
+    ASSERT_U64_EQ(rec.index, 10);
+    fsm_close(f);
+    return 0;
+}
+
 TEST_LIST(TEST_ENTRY(codec_roundtrip), TEST_ENTRY(codec_rejects),
           TEST_ENTRY(huge_container_counts),
           TEST_ENTRY(apply_dedupe_overflow_replay), TEST_ENTRY(log_paging),
@@ -687,4 +939,6 @@ TEST_LIST(TEST_ENTRY(codec_roundtrip), TEST_ENTRY(codec_rejects),
           TEST_ENTRY(log_retention), TEST_ENTRY(key_expiry_deterministic),
           TEST_ENTRY(snapshot_bounded_window),
           TEST_ENTRY(unsynced_state_after_reboot_is_set_aside),
-          TEST_ENTRY(apply_throughput))
+          TEST_ENTRY(apply_throughput), TEST_ENTRY(pg_codec),
+          TEST_ENTRY(pg_apply_newest), TEST_ENTRY(pg_snapshot),
+          TEST_ENTRY(pg_schema_upgrade))
