@@ -11,14 +11,14 @@ cd "$root"
 rc=0
 ./scripts/format.sh --check || rc=1
 missing=()
-for f in core/*.c fsm/*.c chain/*.c net/*.c recon/*.c dstack/*.c cmd/*.c; do
+for f in core/*.c fsm/*.c chain/*.c pg/*.c net/*.c recon/*.c dstack/*.c cmd/*.c; do
   grep -qF "\`$f\`" tests/README.md || missing+=("$f")
 done
 if ((${#missing[@]})); then
   echo "check-tree: tests/README.md does not name the test of: ${missing[*]}" >&2
   rc=1
 fi
-up=$(grep -rln '#include "cmd/' core fsm chain net recon dstack tests 2>/dev/null)
+up=$(grep -rln '#include "cmd/' core fsm chain pg net recon dstack tests 2>/dev/null)
 if [[ -n $up ]]; then
   echo "check-tree: these files include cmd/ (nothing may): $up" >&2
   rc=1

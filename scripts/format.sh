@@ -15,7 +15,7 @@ case "${1:-}" in
 esac
 command -v clang-format >/dev/null ||
   { echo "format.sh: clang-format not found (apt-get install clang-format)" >&2; exit 2; }
-mapfile -t files < <(find core fsm chain net recon dstack cmd tests \
+mapfile -t files < <(find core fsm chain pg net recon dstack cmd tests \
   -path tests/fuzz/corpus -prune -o -type f \( -name '*.c' -o -name '*.h' \) -print | sort)
 if ((check)); then
   bad=()
