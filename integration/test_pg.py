@@ -370,6 +370,9 @@ def replication_rows(c, primary):
 def up_pg_cluster(extra_up=(), chain="none", nodes=3):
     pgbase = free_base_port(nodes)
     c = Cluster(nodes, chain=chain, extra=["--pg", "--pg-base-port", str(pgbase)] + list(extra_up))
+    # mkdtemp made it 0700: postgres (another OS user when root) must reach
+    # node<i>/pg below it (nftraftd refuses to start otherwise, saying so)
+    os.chmod(c.dir, 0o711)
     t0 = time.time()
     out = c.up()
     c.pg_password = password(c)
@@ -420,7 +423,7 @@ def test_bootstrap():
         except pgwire.PgServerError as x:
             e = x
         check(e is not None and e.sqlstate == "25006", "a standby refuses writes (read-only): %r" % e)
-    r = subprocess.run([NFTRAFT, "pg", "status", "--node", C.url(lead)], capture_output=True,
+    r = subprocess.run([NFTRAFT, "pg", "status", "--dir", C.dir], capture_output=True,
                        text=True, timeout=20)
     check(r.returncode == 0, "nftraft pg status: %s%s" % (r.stdout, r.stderr))
     lines = [l for l in r.stdout.split("\n") if l.strip()]
@@ -430,6 +433,10 @@ def test_bootstrap():
               % (i, port_i, r.stdout))
     check(sum("primary" in l for l in lines) >= 1 and sum("standby" in l for l in lines) >= 2,
           "nftraft pg status shows a primary and two standbys:\n%s" % r.stdout)
+    r = subprocess.run([NFTRAFT, "pg", "status", "--node", C.url(lead)], capture_output=True,
+                       text=True, timeout=20)
+    check(r.returncode == 0 and str(port) in r.stdout and "primary" in r.stdout,
+          "nftraft pg status --node (the leader): %s%s" % (r.stdout, r.stderr))
     print("  primary node %d (port %d), standbys %s" % (lead, port, others))
 
 
@@ -600,7 +607,9 @@ def test_static_down():
     global C
     C.down()
     C.check_logs_clean()
-    finish(C, 0)
+    finish(C, 0, remove=not os.environ.get("KEEP_DIRS"))
+    if os.environ.get("KEEP_DIRS"):
+        print("  kept %s" % C.dir)
     C = None
 
 
@@ -652,7 +661,8 @@ def test_chain_transfer():
 def test_chain_down():
     global CC
     CC.down()
-    finish(CC, 0)
+    CC.check_logs_clean()
+    finish(CC, 0, remove=not os.environ.get("KEEP_DIRS"))
     CC = None
 
 
