@@ -7,7 +7,9 @@
 # commit) under leader partitions must be caught losing writes; (4) a ~40 s
 # chain-mode run (anvil in its own namespace) under the NFT lifecycle
 # nemeses (eviction and sale of a token, the leader's half the time, then
-# readmission / buy-back and re-registration), a kill and a lagging RPC.
+# readmission / buy-back and re-registration), a kill and a lagging RPC;
+# (5) a ~30 s --workload pg run (every node supervises a PostgreSQL) under
+# pg-kill and pg-partition, and pgcheck's self-test on it.
 # Needs root (network namespaces, iptables): without it, says so and exits
 # 77 (skipped).
 set -uo pipefail
@@ -26,10 +28,18 @@ python3 "$here/jepsen/selftest.py" unsafe "$out/unsafe" >"$out/unsafe.txt" 2>&1 
 tail -n 1 "$out/unsafe.txt"
 python3 "$here/jepsen/run.py" --chain anvil --time 40 --quiet --out "$out/chain" \
   --nemesis nft-evict,nft-transfer,kill,chain-lag || rc=1
+# (5) --workload pg (nodes with --pg, rows INSERTed through pgwire) under
+# pg-kill and pg-partition: no acknowledged row lost, then pgcheck's
+# self-test on that run (each corruption must be flagged).
+python3 "$here/jepsen/run.py" --workload pg --time 30 --quiet --out "$out/pg" \
+  --nemesis pg-kill,pg-partition || rc=1
+if [[ -f $out/pg/results.json ]] && grep -q '"valid": true' "$out/pg/results.json"; then
+  python3 "$here/jepsen/selftest.py" pgcorrupt "$out/pg" || rc=1
+fi
 # Only this test's own runs count (other runs may share the machine): each
 # run wrote its namespaces' prefix.
 left=""
-for f in "$out"/run/netns-prefix "$out"/chain/netns-prefix "$out"/unsafe/netns-prefix \
+for f in "$out"/run/netns-prefix "$out"/chain/netns-prefix "$out"/pg/netns-prefix "$out"/unsafe/netns-prefix \
          "$out"/unsafe/*/netns-prefix; do
   [[ -f $f ]] || continue
   p=$(cat "$f")

@@ -473,7 +473,9 @@ class Run:
             prim = [i for i, p in pgs.items() if p and p.get("role") == "primary"
                     and p.get("raft_role") == "leader"]
             if len(prim) != 1:
-                why = "primaries: %s" % prim
+                why = "primaries %s; nodes: %s" % (prim, {
+                    i: (p["raft_role"], p.get("role"), p.get("action")) if p else None
+                    for i, p in pgs.items()})
                 continue
             p = prim[0]
             try:
@@ -926,7 +928,7 @@ def main(argv=None):
         print("jepsen: report failed: %s" % e, file=sys.stderr)
     c = counts
     if r.pg:
-        u = res.get("unknown") or {}
+        u = res.get("unknown") or {"total": c.get("insert", {}).get("info", 0)}
         print("jepsen: %d inserts (ok/fail/info %s; unknown outcome: %d, of which %d present "
               "on every node, %d absent), %d rows, ok/s %.1f, longest unavailability %.1f s" %
               (len(ops), "/".join(str(c.get("insert", {}).get(k, 0)) for k in ("ok", "fail", "info")),
