@@ -776,6 +776,27 @@ def pg_partitions(hist):
     return out
 
 
+def pg_fence_times(hist):
+    """For each pg-partition: seconds from the cut to the first /status of
+    the isolated node (as the clients reach it) whose PostgreSQL is no
+    longer primary (fenced); None when the monitor did not see that before
+    the heal, or the node was killed first (pg-kill in the same round)."""
+    out = []
+    for node, start, stop in pg_partitions(hist):
+        t = None
+        for h in hist:
+            if (h["kind"] != "status" or h["node"] != node or h["time"] <= start
+                    or (stop is not None and h["time"] > stop)):
+                continue
+            if h["role"] == "down":
+                break
+            if h["role"] != "unreachable" and h.get("pg") != "primary":
+                t = h["time"]
+                break
+        out.append(round(t - start, 2) if t is not None else None)
+    return out
+
+
 def availability(ops, duration):
     oks = sorted(o["complete"] for o in ops if o["type"] == "ok")
     gaps, prev = [], 0.0
@@ -913,6 +934,7 @@ def main(argv=None):
         c[o["type"]] += 1
     results = {"valid": res["valid"], "seed": a.seed, "nodes": a.nodes, "chain": a.chain,
                "workload": a.workload, "unknown_writes": res.get("unknown"),
+               "pg_partition_fence_s": pg_fence_times(r.hist) if r.pg else None,
                "time_s": a.time, "concurrency": a.concurrency, "nemesis": a.nemesis,
                "idempotency_keys": a.idempotency_keys, "ops": len(ops), "counts": counts,
                "log_entries": res.get("log_entries"), "anomaly_counts": res["counts"],
@@ -935,6 +957,9 @@ def main(argv=None):
                u.get("total", 0), u.get("present", 0), u.get("absent", 0),
                res.get("log_entries") or 0, results["availability"]["ok_per_s"],
                results["availability"]["longest_unavailability_s"]))
+        if results["pg_partition_fence_s"]:
+            print("jepsen: pg-partition: isolated primary no longer primary after %s s "
+                  "(/status as the clients see it)" % results["pg_partition_fence_s"])
     else:
         print("jepsen: %d ops (inc ok/fail/info %s, read %s), %d log entries, ok/s %.1f, "
               "longest unavailability %.1f s" %
