@@ -20,7 +20,7 @@
 #define TICK_MS 100         /* the tick's period */
 #define INFO_MS 500         /* local pg_info refresh, steady state */
 #define PEER_MS 1000        /* leader's read of the peers, steady state */
-#define PEER_FAST_MS 200    /* ... while a failover waits on them */
+#define PEER_FAST_MS 50     /* ... while a failover waits on them */
 #define PEER_TIMEOUT_MS 800 /* one read */
 #define WAIT_LOG_MS 1000    /* a waiting line at most this often */
 #define STALL_MS 20000      /* standby not streaming: rewind after this */
