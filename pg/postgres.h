@@ -62,10 +62,11 @@ struct pg_info {
     uint32_t timeline; /* primary: of pg_current_wal_lsn; standby: the
                           highest of the received, last-restartpoint and
                           min-recovery timelines seen (0 unknown) */
-    uint64_t lsn; /* primary: pg_current_wal_lsn; standby: max(receive, replay) */
+    uint64_t
+        lsn; /* primary: pg_current_wal_lsn; standby: max(receive, replay) */
     uint64_t receive_lsn, replay_lsn; /* standby; 0 on a primary */
-    bool streaming;       /* standby: walreceiver status = streaming */
-    char upstream[64];    /* standby: host:port it follows, "" none */
+    bool streaming;        /* standby: walreceiver status = streaming */
+    char upstream[64];     /* standby: host:port it follows, "" none */
     int64_t replay_lag_ms; /* standby: now - pg_last_xact_replay_timestamp,
                               -1 unknown; primary: 0 */
     char sync_state[16];   /* standby: as its upstream's pg_stat_replication
@@ -119,8 +120,8 @@ int pg_clone(struct pg *p, const char *src_host, int src_port, pg_done_cb cb,
  * left by a fenced postmaster to go, then pg_rewind (it runs the target's
  * crash recovery itself if it was not shut down cleanly). Ends PG_STOPPED;
  * start it following src. */
-int pg_rewind(struct pg *p, const char *src_host, int src_port,
-              pg_done_cb cb, void *data);
+int pg_rewind(struct pg *p, const char *src_host, int src_port, pg_done_cb cb,
+              void *data);
 
 /* PG_STOPPED only: write the config, start the postmaster; upstream NULL =
  * primary (no standby.signal), else a standby following upstream. Done
@@ -154,9 +155,8 @@ int pg_promote(struct pg *p, pg_done_cb cb, void *data);
  * reloads, waits until SHOW synchronous_standby_names says the new value,
  * then terminates the walsenders of roles not among the members. The
  * settings are kept and rewritten by every later pg_start. */
-int pg_set_members(struct pg *p, const uint64_t *ids,
-                   const char *const *hosts, unsigned n, pg_done_cb cb,
-                   void *data);
+int pg_set_members(struct pg *p, const uint64_t *ids, const char *const *hosts,
+                   unsigned n, pg_done_cb cb, void *data);
 
 /* NOW, synchronously: SIGKILL the postmaster's process group and its
  * children (so it cannot acknowledge one more commit), whatever its role;
@@ -177,7 +177,8 @@ int pg_info(struct pg *p,
 
 /* cb is called when the postmaster exits without pg_stop/pg_fence/pg_close
  * having asked it to (a crash, an outside kill): exit_status, term_signal
- * as libuv reports them. The role is PG_STOPPED by then. */
+ * as libuv reports them. The role is PG_STOPPED by then. Not called when
+ * the exit fails a running pg_start (its cb reports it). */
 void pg_on_exit(struct pg *p,
                 void (*cb)(void *data, int64_t exit_status, int term_signal),
                 void *data);

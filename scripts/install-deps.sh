@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing on a Debian bookworm machine: the C toolchain and
-# libraries (apt-get), raft 0.22.1 built from Debian's trixie source package
+# libraries (apt-get; PostgreSQL 15 for --pg, Debian's own cluster kept
+# stopped), raft 0.22.1 built from Debian's trixie source package
 # into .deps/raft (scripts/build-raft.sh), and the Solidity toolchain (npm ci
 # in contracts/). Idempotent: a second run with everything present does
 # nothing but check.
@@ -11,7 +12,8 @@ APT_PKGS=(build-essential cmake pkg-config git curl ca-certificates
   libuv1-dev liblz4-dev autoconf automake libtool dpkg-dev patch libh2o-dev libssl-dev libsecp256k1-dev
   libcurl4-openssl-dev libmsgpack-dev libsqlite3-dev libjansson-dev
   sqlite3 python3 python3-yaml nodejs npm wrk gnuplot-nox procps iproute2
-  clang clang-format libclang-rt-14-dev chromium chromium-driver iptables libfaketime)
+  clang clang-format libclang-rt-14-dev chromium chromium-driver iptables libfaketime
+  postgresql-15 libpq-dev)
 
 missing=()
 for p in "${APT_PKGS[@]}"; do
@@ -30,6 +32,16 @@ if ((${#missing[@]})); then
   sudo_=""; [[ $(id -u) -eq 0 ]] || sudo_=sudo
   $sudo_ env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   $sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Debian's postgresql-15 creates and starts a cluster "15 main" on port
+# 5432: nftraft never uses it (each node runs its own postgres), keep it down.
+if command -v pg_ctlcluster >/dev/null && [[ -d /etc/postgresql/15/main ]]; then
+  sudo_=""; [[ $(id -u) -eq 0 ]] || sudo_=sudo
+  if pg_lsclusters -h 2>/dev/null | awk '$1 == 15 && $2 == "main" && $4 == "online"' | grep -q .; then
+    echo "install-deps: stopping Debian's unused cluster 15/main" >&2
+    $sudo_ pg_ctlcluster 15 main stop || true
+  fi
 fi
 
 # raft 0.22.1 into the project-local prefix (reused when the version matches).
