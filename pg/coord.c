@@ -41,7 +41,7 @@ struct peer {
     uint32_t timeline;
     uint64_t lsn;
     bool streaming;
-    char upstream[64];
+    char upstream[272];
     uint64_t detached_for;          /* its standby detached for the fence
                                        record of this term, lsn read since */
     uint64_t rec_term, rec_primary; /* the record it has applied */

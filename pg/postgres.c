@@ -91,6 +91,7 @@ struct pg {
     uv_timer_t esc_timer; /* stop escalation */
     /* The running operation. */
     enum pg_op op;
+    uint64_t op_seq; /* numbers operations: stale completions are ignored */
     int step;
     pg_done_cb cb;
     void *cb_data;
@@ -665,6 +666,7 @@ struct work {
     uv_work_t req;
     struct pg *p;
     enum work_kind kind;
+    uint64_t op_seq; /* the operation it belongs to */
     char host[PG_HOST];
     int port;
     const char *password; /* p->password: immutable */
@@ -973,6 +975,7 @@ static struct work *work_new(struct pg *p, enum work_kind kind)
         return NULL;
     w->p = p;
     w->kind = kind;
+    w->op_seq = p->op_seq;
     w->req.data = w;
     snprintf(w->host, sizeof w->host, "%s", p->sql_host);
     w->port = p->port;
@@ -1047,9 +1050,11 @@ static void work_after(uv_work_t *req, int status)
         work_free(w);
         return;
     }
-    op_work_done = w;
-    op_next(p);
-    op_work_done = NULL;
+    if (w->op_seq == p->op_seq && p->op != OP_NONE) {
+        op_work_done = w;
+        op_next(p);
+        op_work_done = NULL;
+    }
     work_free(w);
 }
 
@@ -1570,6 +1575,7 @@ static int op_begin(struct pg *p, enum pg_op op, pg_done_cb cb, void *data)
     if (cb == NULL)
         return ERR_INVALID;
     p->op = op;
+    p->op_seq++;
     p->step = 0;
     p->cb = cb;
     p->cb_data = data;
@@ -1785,6 +1791,7 @@ int pg_set_members(struct pg *p, const uint64_t *ids, const char *const *hosts,
         work_free(w);
         return rc;
     }
+    w->op_seq = p->op_seq;
     rc = work_queue(p, w);
     if (rc != 0) {
         p->op = OP_NONE;

@@ -66,7 +66,7 @@ struct pg_info {
         lsn; /* primary: pg_current_wal_lsn; standby: max(receive, replay) */
     uint64_t receive_lsn, replay_lsn; /* standby; 0 on a primary */
     bool streaming;        /* standby: walreceiver status = streaming */
-    char upstream[64];     /* standby: host:port it follows, "" none */
+    char upstream[272];    /* standby: host:port it follows, "" none */
     int64_t replay_lag_ms; /* standby: now - pg_last_xact_replay_timestamp,
                               -1 unknown; primary: 0 */
     char sync_state[16];   /* standby: as its upstream's pg_stat_replication
