@@ -142,6 +142,10 @@ def main():
               "%.2f s (%d rows acknowledged, none lost)" % (old, new["primary"], failover,
                                                             len(w.acked)))
         c.down()
+        c.check_logs_clean()  # sanitizer builds: no report, no leak
+        stopped = [i for i in (1, 2, 3) if "stopped exit=0" not in c.log(i).split(
+            "received SIGTERM")[-1]]
+        check(not stopped, "nodes %s did not stop cleanly" % stopped)
         return finish(c, 0)
     except Exception as e:  # report, keep the logs
         print("FAIL: %s" % e)
