@@ -44,11 +44,13 @@ enum pg_op {
     OP_STOP,
     OP_FOLLOW,
     OP_PROMOTE,
-    OP_MEMBERS
+    OP_MEMBERS,
+    OP_MEMBERS_FILES /* standby: members.conf and pg_hba.conf, reload */
 };
 
-static const char *op_names[] = {"none", "initdb", "clone",   "rewind", "start",
-                                 "stop", "follow", "promote", "members"};
+static const char *op_names[] = {
+    "none", "initdb", "clone",   "rewind",  "start",
+    "stop", "follow", "promote", "members", "members (files)"};
 
 struct pg_member {
     uint64_t id;
@@ -1553,6 +1555,7 @@ static void op_next(struct pg *p)
         op_start(p);
         return;
     case OP_FOLLOW:
+    case OP_MEMBERS_FILES:
         op_done(p, 0, NULL);
         return;
     case OP_PROMOTE:
@@ -1704,6 +1707,49 @@ int pg_promote(struct pg *p, pg_done_cb cb, void *data)
     return rc;
 }
 
+/* pg_set_members on a standby: keep the members, write members.conf and
+ * pg_hba.conf, reload (no SQL: a standby is read-only). A standby about to
+ * be promoted thus waits for a synchronous standby from its first commit. */
+static int set_members_standby(struct pg *p, const uint64_t *ids,
+                               const char *const *hosts, unsigned n,
+                               pg_done_cb cb, void *data)
+{
+    struct pg_member *m = calloc(n ? n : 1, sizeof *m);
+    if (m == NULL)
+        return ERR_NOMEM;
+    int rc = op_begin(p, OP_MEMBERS_FILES, cb, data);
+    if (rc != 0) {
+        free(m);
+        return rc;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        m[i].id = ids[i];
+        snprintf(m[i].host, sizeof m[i].host, "%s", hosts[i]);
+    }
+    free(p->members);
+    p->members = m;
+    p->n_members = n;
+    char err[512];
+    char *names = sync_names(p), *hba = build_hba(p);
+    char *conf = names ? build_members_conf(names) : NULL;
+    rc = conf && hba ? write_file(p, p->members_conf, conf, err, sizeof err)
+                     : ERR_NOMEM;
+    if (rc == 0)
+        rc = write_file(p, p->hba, hba, err, sizeof err);
+    free(names);
+    free(hba);
+    free(conf);
+    if (rc != 0) {
+        /* the op never ran: release it without calling cb */
+        p->op = OP_NONE;
+        p->cb = NULL;
+        return rc;
+    }
+    kill(p->pm_pid, SIGHUP);
+    defer_next(p, 0);
+    return 0;
+}
+
 int pg_set_members(struct pg *p, const uint64_t *ids, const char *const *hosts,
                    unsigned n, pg_done_cb cb, void *data)
 {
@@ -1713,6 +1759,9 @@ int pg_set_members(struct pg *p, const uint64_t *ids, const char *const *hosts,
         if (ids[i] == 0 || !safe_word(hosts[i], false) ||
             strlen(hosts[i]) >= PG_HOST)
             return ERR_INVALID;
+    if (!p->closing && p->op == OP_NONE && p->role == PG_STANDBY &&
+        p->pm_running)
+        return set_members_standby(p, ids, hosts, n, cb, data);
     if (!p->closing && p->op == OP_NONE &&
         (p->role != PG_PRIMARY || !p->pm_running))
         return ERR_INVALID;
