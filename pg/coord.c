@@ -20,7 +20,7 @@
 #define TICK_MS 100         /* the tick's period */
 #define INFO_MS 500         /* local pg_info refresh, steady state */
 #define PEER_MS 1000        /* leader's read of the peers, steady state */
-#define PEER_FAST_MS 200    /* ... while a failover waits on them */
+#define PEER_FAST_MS 50     /* ... while a failover waits on them */
 #define PEER_TIMEOUT_MS 800 /* one read */
 #define WAIT_LOG_MS 1000    /* a waiting line at most this often */
 #define STALL_MS 20000      /* standby not streaming: rewind after this */
@@ -41,7 +41,7 @@ struct peer {
     uint32_t timeline;
     uint64_t lsn;
     bool streaming;
-    char upstream[64];
+    char upstream[272];
     uint64_t detached_for;          /* its standby detached for the fence
                                        record of this term, lsn read since */
     uint64_t rec_term, rec_primary; /* the record it has applied */
@@ -86,6 +86,7 @@ struct coord {
     bool proposing, transferring;
     uint64_t transfer_term;
     uint64_t members_term; /* term of the last successful pg_set_members */
+    uint64_t standby_members_term; /* ... on the standby before promoting */
     char members_key[1024];
     char pending_key[1024];
     uint64_t switch_lsn; /* own lsn when the promotion was decided */
@@ -529,6 +530,15 @@ static bool members_ok(struct coord *c, uint64_t term)
     return false;
 }
 
+static void after_standby_members(struct coord *c, int status, const char *e)
+{
+    (void)e;
+    struct node_status st;
+    node_status(c->node, &st);
+    if (status == 0)
+        c->standby_members_term = st.term;
+}
+
 static void primary_record(struct coord *c, uint64_t term, uint32_t tl,
                            uint64_t lsn)
 {
@@ -650,6 +660,19 @@ static void failover(struct coord *c, const struct node_status *st,
         } else {
             c->retry_at = uv_now(c->loop) + RETRY_MS;
         }
+        return;
+    }
+    if (c->standby_members_term != st->term) {
+        /* synchronous_standby_names in force from the first commit on */
+        uint64_t ids2[MAX_VOTERS];
+        char hosts2[MAX_VOTERS][64];
+        unsigned n2 = voters(c, ids2, hosts2);
+        const char *hp[MAX_VOTERS];
+        for (unsigned i = 0; i < n2; i++)
+            hp[i] = hosts2[i];
+        act(c, "set members on the standby before promoting it");
+        OP(c, "set members on the standby", after_standby_members,
+           pg_set_members(c->pg, ids2, hp, n2, cb_, d_));
         return;
     }
     char b[24];

@@ -44,11 +44,13 @@ enum pg_op {
     OP_STOP,
     OP_FOLLOW,
     OP_PROMOTE,
-    OP_MEMBERS
+    OP_MEMBERS,
+    OP_MEMBERS_FILES /* standby: members.conf and pg_hba.conf, reload */
 };
 
-static const char *op_names[] = {"none", "initdb", "clone",   "rewind", "start",
-                                 "stop", "follow", "promote", "members"};
+static const char *op_names[] = {
+    "none", "initdb", "clone",   "rewind",  "start",
+    "stop", "follow", "promote", "members", "members (files)"};
 
 struct pg_member {
     uint64_t id;
@@ -91,6 +93,7 @@ struct pg {
     uv_timer_t esc_timer; /* stop escalation */
     /* The running operation. */
     enum pg_op op;
+    uint64_t op_seq; /* numbers operations: stale completions are ignored */
     int step;
     pg_done_cb cb;
     void *cb_data;
@@ -665,6 +668,7 @@ struct work {
     uv_work_t req;
     struct pg *p;
     enum work_kind kind;
+    uint64_t op_seq; /* the operation it belongs to */
     char host[PG_HOST];
     int port;
     const char *password; /* p->password: immutable */
@@ -973,6 +977,7 @@ static struct work *work_new(struct pg *p, enum work_kind kind)
         return NULL;
     w->p = p;
     w->kind = kind;
+    w->op_seq = p->op_seq;
     w->req.data = w;
     snprintf(w->host, sizeof w->host, "%s", p->sql_host);
     w->port = p->port;
@@ -1047,9 +1052,11 @@ static void work_after(uv_work_t *req, int status)
         work_free(w);
         return;
     }
-    op_work_done = w;
-    op_next(p);
-    op_work_done = NULL;
+    if (w->op_seq == p->op_seq && p->op != OP_NONE) {
+        op_work_done = w;
+        op_next(p);
+        op_work_done = NULL;
+    }
     work_free(w);
 }
 
@@ -1548,6 +1555,7 @@ static void op_next(struct pg *p)
         op_start(p);
         return;
     case OP_FOLLOW:
+    case OP_MEMBERS_FILES:
         op_done(p, 0, NULL);
         return;
     case OP_PROMOTE:
@@ -1570,6 +1578,7 @@ static int op_begin(struct pg *p, enum pg_op op, pg_done_cb cb, void *data)
     if (cb == NULL)
         return ERR_INVALID;
     p->op = op;
+    p->op_seq++;
     p->step = 0;
     p->cb = cb;
     p->cb_data = data;
@@ -1698,6 +1707,49 @@ int pg_promote(struct pg *p, pg_done_cb cb, void *data)
     return rc;
 }
 
+/* pg_set_members on a standby: keep the members, write members.conf and
+ * pg_hba.conf, reload (no SQL: a standby is read-only). A standby about to
+ * be promoted thus waits for a synchronous standby from its first commit. */
+static int set_members_standby(struct pg *p, const uint64_t *ids,
+                               const char *const *hosts, unsigned n,
+                               pg_done_cb cb, void *data)
+{
+    struct pg_member *m = calloc(n ? n : 1, sizeof *m);
+    if (m == NULL)
+        return ERR_NOMEM;
+    int rc = op_begin(p, OP_MEMBERS_FILES, cb, data);
+    if (rc != 0) {
+        free(m);
+        return rc;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        m[i].id = ids[i];
+        snprintf(m[i].host, sizeof m[i].host, "%s", hosts[i]);
+    }
+    free(p->members);
+    p->members = m;
+    p->n_members = n;
+    char err[512];
+    char *names = sync_names(p), *hba = build_hba(p);
+    char *conf = names ? build_members_conf(names) : NULL;
+    rc = conf && hba ? write_file(p, p->members_conf, conf, err, sizeof err)
+                     : ERR_NOMEM;
+    if (rc == 0)
+        rc = write_file(p, p->hba, hba, err, sizeof err);
+    free(names);
+    free(hba);
+    free(conf);
+    if (rc != 0) {
+        /* the op never ran: release it without calling cb */
+        p->op = OP_NONE;
+        p->cb = NULL;
+        return rc;
+    }
+    kill(p->pm_pid, SIGHUP);
+    defer_next(p, 0);
+    return 0;
+}
+
 int pg_set_members(struct pg *p, const uint64_t *ids, const char *const *hosts,
                    unsigned n, pg_done_cb cb, void *data)
 {
@@ -1707,6 +1759,9 @@ int pg_set_members(struct pg *p, const uint64_t *ids, const char *const *hosts,
         if (ids[i] == 0 || !safe_word(hosts[i], false) ||
             strlen(hosts[i]) >= PG_HOST)
             return ERR_INVALID;
+    if (!p->closing && p->op == OP_NONE && p->role == PG_STANDBY &&
+        p->pm_running)
+        return set_members_standby(p, ids, hosts, n, cb, data);
     if (!p->closing && p->op == OP_NONE &&
         (p->role != PG_PRIMARY || !p->pm_running))
         return ERR_INVALID;
@@ -1785,6 +1840,7 @@ int pg_set_members(struct pg *p, const uint64_t *ids, const char *const *hosts,
         work_free(w);
         return rc;
     }
+    w->op_seq = p->op_seq;
     rc = work_queue(p, w);
     if (rc != 0) {
         p->op = OP_NONE;

@@ -66,7 +66,7 @@ struct pg_info {
         lsn; /* primary: pg_current_wal_lsn; standby: max(receive, replay) */
     uint64_t receive_lsn, replay_lsn; /* standby; 0 on a primary */
     bool streaming;        /* standby: walreceiver status = streaming */
-    char upstream[64];     /* standby: host:port it follows, "" none */
+    char upstream[272];    /* standby: host:port it follows, "" none */
     int64_t replay_lag_ms; /* standby: now - pg_last_xact_replay_timestamp,
                               -1 unknown; primary: 0 */
     char sync_state[16];   /* standby: as its upstream's pg_stat_replication
@@ -146,15 +146,19 @@ int pg_follow(struct pg *p, const char *upstream_host, int upstream_port,
  * recovery); ends PG_PRIMARY and clears standby.conf. */
 int pg_promote(struct pg *p, pg_done_cb cb, void *data);
 
-/* PG_PRIMARY only. ids/hosts: the n members (self may be among them;
- * hosts[i] an IPv4/IPv6 literal or name of member ids[i]). Creates role
- * nftraft_<id> (REPLICATION LOGIN, the cluster password) of each other
+/* PG_PRIMARY (PG_STANDBY: see the end). ids/hosts: the n members (self may be
+ * among them; hosts[i] an IPv4/IPv6 literal or name of member ids[i]). Creates
+ * role nftraft_<id> (REPLICATION LOGIN, the cluster password) of each other
  * member, sets NOLOGIN on every other nftraft_<id> role, writes
  * synchronous_standby_names = 'ANY 1 (node<a>,...)' (the other members;
  * '' when none) and pg_hba.conf (replication lines for the members only),
  * reloads, waits until SHOW synchronous_standby_names says the new value,
  * then terminates the walsenders of roles not among the members. The
- * settings are kept and rewritten by every later pg_start. */
+ * settings are kept and rewritten by every later pg_start.
+ * PG_STANDBY too (added by pgcoord): only keeps the members, writes
+ * members.conf and pg_hba.conf and reloads (no SQL, no wait), so that a
+ * standby promoted next has synchronous_standby_names from its first
+ * commit on. */
 int pg_set_members(struct pg *p, const uint64_t *ids, const char *const *hosts,
                    unsigned n, pg_done_cb cb, void *data);
 

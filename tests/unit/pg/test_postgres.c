@@ -611,6 +611,7 @@ TEST(bad_input)
     ASSERT_EQ(pg_clone(p, "127.0.0.1", dead, done_cb, &d), 0);
     ASSERT(wait_op(&d, 30000) == ERR_IO);
     ASSERT(strstr(d.msg, "pg_basebackup") != NULL);
+    ASSERT(strstr(d.msg, "Connection refused") != NULL);
     printf("  clone from nothing: %.160s\n", d.msg);
     ASSERT_EQ(pg_role(p), PG_STOPPED); /* the data survived */
 
