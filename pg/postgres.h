@@ -91,7 +91,8 @@ typedef void (*pg_done_cb)(void *data, int status, const char *errmsg);
 int pg_new(struct pg **out, uv_loop_t *loop, const struct pg_config *cfg,
            char *err, size_t errlen);
 
-/* Cancel the running operation (its cb gets ERR_SHUTDOWN), stop the
+/* Cancel the running operation (its cb gets ERR_SHUTDOWN, from inside
+ * this call; pending pg_info callbacks get ERR_SHUTDOWN later), stop the
  * postmaster (fast shutdown, immediate after 5 s, SIGKILL after 10 s), kill
  * running tools, wait for every child to be reaped and every work thread
  * to return, close the handles, free p, then cb(data) (cb may be NULL).

@@ -60,11 +60,13 @@ static void tick_cb(uv_timer_t *t)
 
 static bool run_until(bool *flag, uint64_t ms)
 {
+    uv_update_time(&loop);
     uint64_t end = uv_now(&loop) + ms;
-    uv_timer_t tick;
+    uv_timer_t tick; /* repeating: the loop never waits without a timer */
     uv_timer_init(&loop, &tick);
+    uv_update_time(&loop);
+    uv_timer_start(&tick, tick_cb, 20, 20);
     while (!*flag && uv_now(&loop) < end) {
-        uv_timer_start(&tick, tick_cb, 20, 0);
         uv_run(&loop, UV_RUN_ONCE);
         uv_update_time(&loop);
     }
@@ -478,6 +480,42 @@ TEST(lifecycle)
               0);
     ASSERT_STR_EQ(v, "1,2,3");
 
+    /* A leaves the members: its role may no longer log in, its walsender
+     * is gone, nothing waits for it */
+    uint64_t only_b[] = {2};
+    const char *only_b_host[] = {"127.0.0.1"};
+    d = (struct done){0};
+    ASSERT_EQ(pg_set_members(B, only_b, only_b_host, 1, done_cb, &d), 0);
+    ASSERT_EQ(wait_op(&d, 20000), 0);
+    ASSERT_EQ(sql_value(pb, "SHOW synchronous_standby_names", v, sizeof v), 0);
+    ASSERT_STR_EQ(v, "");
+    ASSERT_EQ(sql_value(pb,
+                        "SELECT rolcanlogin::text FROM pg_roles WHERE "
+                        "rolname = 'nftraft_1'",
+                        v, sizeof v),
+              0);
+    ASSERT_STR_EQ(v, "false");
+    bool gone = false;
+    for (int i = 0; i < 50 && !gone; i++) {
+        ASSERT_EQ(sql_value(pb,
+                            "SELECT count(*) FROM pg_stat_replication WHERE "
+                            "application_name = 'node1'",
+                            v, sizeof v),
+                  0);
+        gone = strcmp(v, "0") == 0;
+        if (!gone)
+            sleep_loop(100);
+    }
+    ASSERT(gone);
+    ASSERT_EQ(sql_value(pb, "INSERT INTO t VALUES (4)", v, sizeof v), 0);
+    sleep_loop(1500); /* A retries (wal_retrieve_retry_interval) and fails */
+    ASSERT_EQ(sql_value(pb,
+                        "SELECT count(*) FROM pg_stat_replication WHERE "
+                        "application_name = 'node1'",
+                        v, sizeof v),
+              0);
+    ASSERT_STR_EQ(v, "0");
+
     /* clone into an empty dir */
     rc = new_pg(&C, tmp, "c", 3, pc, err, sizeof err);
     if (rc != 0)
@@ -629,6 +667,15 @@ TEST(bad_input)
         sleep_loop(20);
     ASSERT_EQ(exited, SIGKILL);
     ASSERT_EQ(pg_role(p), PG_STOPPED);
+    /* the killed postmaster's children may linger: start waits them out */
+    d = (struct done){0};
+    ASSERT_EQ(pg_start(p, NULL, 0, done_cb, &d), 0);
+    ASSERT_EQ(wait_op(&d, 30000), 0);
+    ASSERT_EQ(pg_role(p), PG_PRIMARY);
+    d = (struct done){0};
+    ASSERT_EQ(pg_stop(p, true, done_cb, &d), 0);
+    ASSERT_EQ(wait_op(&d, 30000), 0);
+    ASSERT_EQ(exited, SIGKILL); /* a stop is not reported as an exit */
     /* close while an operation runs: its cb gets ERR_SHUTDOWN */
     d = (struct done){0};
     ASSERT_EQ(pg_start(p, NULL, 0, done_cb, &d), 0);
