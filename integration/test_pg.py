@@ -671,6 +671,10 @@ def test_chain_transfer():
         check(kind == "ok", "a write after the removal: %s %r" % (kind, r))
     print("  token %d transferred; sync names now %s, walsenders %s, nftraft_%d can log in: %s"
           % (victim, names, sorted(repl), ids[victim], login))
+    # Checked last, so the replication checks above run either way.
+    check("primary on port %d" % pg_addr(CC, lead)[1] in out,
+          "`nftraft up --chain anvil --pg` names the primary's port %d (bootstrap took %.0f s):\n%s"
+          % (pg_addr(CC, lead)[1], took, out))
 
 
 def test_chain_down():
