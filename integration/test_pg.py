@@ -388,7 +388,8 @@ def test_bootstrap():
     print("  " + out.strip().replace("\n", "\n  "))
     figure("bootstrap: nftraft up --pg (3 nodes) -> primary + 2 streaming standbys", took)
     host, port = pg_addr(C, lead)
-    check(str(port) in out, "`nftraft up --pg` prints the primary's port %d:\n%s" % (port, out))
+    check("primary on port %d" % port in out and "port=%d " % port in out,
+          "`nftraft up --pg` names the primary's port %d (and psql's line uses it):\n%s" % (port, out))
     p = pgs[lead]
     for k in ("role", "host", "port", "timeline", "lsn", "replay_lag_ms", "sync_state",
               "streaming", "upstream", "record"):
