@@ -412,6 +412,12 @@ TEST(lifecycle)
     ASSERT_EQ(pg_follow(B, NULL, 0, done_cb, &d), 0);
     ASSERT_EQ(wait_op(&d, 5000), 0);
     ASSERT_EQ(info_until(B, &in, detached, NULL), 0);
+    /* the members set on the standby (files + reload) hold from the
+     * promotion on: no commit of the new primary skips the quorum */
+    d = (struct done){0};
+    ASSERT_EQ(pg_set_members(B, ids, hosts, 2, done_cb, &d), 0);
+    ASSERT_EQ(wait_op(&d, 5000), 0);
+    ASSERT_EQ(pg_role(B), PG_STANDBY);
     d = (struct done){0};
     t0 = now_s();
     ASSERT_EQ(pg_promote(B, done_cb, &d), 0);
@@ -421,6 +427,8 @@ TEST(lifecycle)
     ASSERT_EQ(get_info(B, &in), 0);
     ASSERT_EQ(in.role, PG_PRIMARY);
     ASSERT_EQ(in.timeline, 2);
+    ASSERT_EQ(sql_value(pb, "SHOW synchronous_standby_names", v, sizeof v), 0);
+    ASSERT_STR_EQ(v, "ANY 1 (node1)");
 
     /* the old primary A diverges (a commit nobody acknowledges), then is
      * fenced: the postmaster is gone and reaped, the client sees no ack */
