@@ -15,7 +15,16 @@
  * libpq calls run in uv work threads (connect_timeout 2 s, statement
  * timeouts on probes). Nothing here blocks the loop. All functions are
  * called on the loop thread; every callback runs on the loop thread and
- * never from inside the call that started it. */
+ * never from inside the call that started it.
+ *
+ * Refinements of the shared design (pg-design.md), names unchanged: added
+ * pg_role_name, pg_lsn_format, pg_pid; pg_info.upstream holds a full host
+ * name (272); a standby's sync_state is asked of its upstream; the sync
+ * names live in conf/members.conf; pg_on_exit is not called for a start
+ * that fails; an operation's role requirements and errors are below. The
+ * postmaster gets SIGKILL when the thread that ran the loop exits (Linux
+ * PR_SET_PDEATHSIG follows the forking thread): run the loop on the main
+ * thread. postgres.log and tool.log are appended, never rotated. */
 #ifndef NFTRAFT_PG_POSTGRES_H
 #define NFTRAFT_PG_POSTGRES_H
 
