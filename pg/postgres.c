@@ -1304,7 +1304,8 @@ static char *build_pgpass(struct pg *p)
     return b.oom ? (free(b.p), NULL) : b.p;
 }
 
-/* Write every config file (members.conf only if missing). */
+/* Write every config file (pg_hba.conf and members.conf only when members
+ * were set or they are missing). */
 static int write_configs(struct pg *p, char *err, size_t errlen)
 {
     char *conf = build_conf(p), *hba = build_hba(p), *sb = build_standby(p),
@@ -1314,7 +1315,9 @@ static int write_configs(struct pg *p, char *err, size_t errlen)
     snprintf(err, errlen, "out of memory");
     if (conf && hba && sb && pass && members) {
         rc = write_file(p, p->conf_file, conf, err, errlen);
-        if (rc == 0)
+        /* the members' files survive a restart of the node (a new
+         * struct pg knows no members until pg_set_members) */
+        if (rc == 0 && (p->n_members > 0 || !exists(p->hba)))
             rc = write_file(p, p->hba, hba, err, errlen);
         if (rc == 0)
             rc = write_file(p, p->ident, "# empty\n", err, errlen);

@@ -164,7 +164,9 @@ int pg_promote(struct pg *p, pg_done_cb cb, void *data);
  * '' when none) and pg_hba.conf (replication lines for the members only),
  * reloads, waits until SHOW synchronous_standby_names says the new value,
  * then terminates the walsenders of roles not among the members. The
- * settings are kept and rewritten by every later pg_start. */
+ * settings are kept and rewritten by every later pg_start; the files stay
+ * in conf/ across a restart of the node (a new struct pg writes them again
+ * only after its own pg_set_members). */
 int pg_set_members(struct pg *p, const uint64_t *ids, const char *const *hosts,
                    unsigned n, pg_done_cb cb, void *data);
 

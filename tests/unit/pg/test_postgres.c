@@ -543,6 +543,27 @@ TEST(lifecycle)
     ASSERT_EQ(wait_op(&d, 20000), 0);
     ASSERT_EQ(pg_role(A), PG_STOPPED);
 
+    /* a new struct pg on A's dir (a node restart) keeps A's members'
+     * settings: sync names and the replication line of nftraft_2 */
+    close_pg(A);
+    A = NULL;
+    rc = new_pg(&A, tmp, "a", 1, pa, err, sizeof err);
+    if (rc != 0)
+        FAILF("pg_new A again: %s", err);
+    ASSERT_EQ(pg_role(A), PG_STOPPED);
+    d = (struct done){0};
+    ASSERT_EQ(pg_start(A, NULL, 0, done_cb, &d), 0);
+    ASSERT_EQ(wait_op(&d, 60000), 0);
+    ASSERT_EQ(sql_value(pa, "SHOW synchronous_standby_names", v, sizeof v), 0);
+    ASSERT_STR_EQ(v, "ANY 1 (node2)");
+    ASSERT_EQ(sql_value(pa,
+                        "SELECT count(*) FROM pg_hba_file_rules WHERE "
+                        "'nftraft_2' = ANY(user_name) AND 'replication' = "
+                        "ANY(database)",
+                        v, sizeof v),
+              0);
+    ASSERT_STR_EQ(v, "1");
+
     printf("  timings (s): initdb %.3f, start %.3f, clone %.3f, promote %.3f, "
            "rewind %.3f, restart-after-rewind %.3f, clone-empty %.3f\n",
            t_initdb, t_start, t_clone, t_promote, t_rewind, t_restart,
