@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <pwd.h>
@@ -33,7 +34,7 @@
 #define PG_START_TIMEOUT_MS 60000
 #define PG_STOP_ESCALATE_MS 5000
 #define PG_FENCED_MAX 256
-#define PG_FENCED_WAIT_MS 10000
+#define PG_LEFTOVER_WAIT_MS 10000
 
 enum pg_op {
     OP_NONE,
@@ -106,8 +107,6 @@ struct pg {
     int up_port;
     struct pg_member *members;
     unsigned n_members;
-    int fenced[PG_FENCED_MAX];
-    unsigned n_fenced;
     uint32_t last_tl; /* highest timeline pg_info saw (standby) */
     unsigned works;   /* libpq work items in flight */
     /* Exit reporting. */
@@ -390,13 +389,14 @@ static int helper_argv(struct pg *p, char **out, size_t n, char *parent,
 }
 
 /* Spawn prog_args through the helper in a new session, stdout+stderr
- * appended to log_path. On failure h is closed by the caller's
- * close_cb too (handle_open is set whenever uv_spawn initialized it). */
+ * appended to log_path. *inited says whether uv_spawn initialized h (then
+ * it must be closed, even when this failed). */
 static int spawn(struct pg *p, uv_process_t *h, const char *log_path,
                  char *const *prog_args, uv_exit_cb exit_cb, char *err,
-                 size_t errlen)
+                 size_t errlen, bool *inited)
 {
     char *argv[48], parent[24];
+    *inited = false;
     if (helper_argv(p, argv, 48, parent, sizeof parent, prog_args) < 0) {
         snprintf(err, errlen, "too many arguments");
         return ERR_INTERNAL;
@@ -429,6 +429,7 @@ static int spawn(struct pg *p, uv_process_t *h, const char *log_path,
     o.stdio = stdio;
     h->data = p;
     int rc = uv_spawn(p->loop, h, &o);
+    *inited = true; /* even when it failed: the handle must be closed */
     close(fd);
     if (rc != 0) {
         snprintf(err, errlen, "spawn %s: %s", p->helper, uv_strerror(rc));
@@ -448,6 +449,17 @@ static void tool_closed(uv_handle_t *h)
         return;
     }
     op_next(p);
+}
+
+/* The close of a handle whose spawn failed: nothing follows from it. */
+static void handle_closed_quietly(uv_handle_t *h)
+{
+    struct pg *p = h->data;
+    if (h == (uv_handle_t *)&p->tool)
+        p->tool_open = false;
+    else
+        p->pm_open = false;
+    maybe_free(p);
 }
 
 static void tool_exited(uv_process_t *h, int64_t status, int sig)
@@ -488,13 +500,19 @@ static int run_tool(struct pg *p, const char *name, char *const *args,
             p->tool_log_at = file_size(p->tool_log);
         }
     }
+    if (p->tool_open) { /* a failed spawn's handle is still closing */
+        snprintf(err, errlen, "the previous tool's handle is still closing");
+        return ERR_BUSY;
+    }
     p->tool_status = -1;
     p->tool_signal = 0;
-    int rc = spawn(p, &p->tool, p->tool_log, argv, tool_exited, err, errlen);
-    p->tool_open = true; /* uv_spawn initialized the handle either way */
+    bool inited;
+    int rc = spawn(p, &p->tool, p->tool_log, argv, tool_exited, err, errlen,
+                   &inited);
+    p->tool_open = inited;
     if (rc != 0) {
-        uv_close((uv_handle_t *)&p->tool, NULL);
-        p->tool_open = false;
+        if (inited)
+            uv_close((uv_handle_t *)&p->tool, handle_closed_quietly);
         return rc;
     }
     LOGD("pg", "run %s pid=%d", name, p->tool.pid);
@@ -618,30 +636,56 @@ static unsigned children_of(int pid, int *out, unsigned max)
     return n;
 }
 
-/* True while a fenced process still lives (a zombie counts as gone). */
-static bool fenced_alive(struct pg *p)
+/* Processes left on our PGDATA while no postmaster of ours runs: the
+ * children of a killed postmaster (they exit on their own, not at once),
+ * or a postmaster of an earlier node process. postgres processes chdir to
+ * PGDATA, so they are found by their cwd; zombies do not count (they hold
+ * no shared memory). kill_them: SIGKILL each. Returns how many. */
+static unsigned leftovers(struct pg *p, bool kill_them)
 {
-    unsigned k = 0;
-    for (unsigned i = 0; i < p->n_fenced; i++) {
-        char path[64], buf[256];
-        snprintf(path, sizeof path, "/proc/%d/stat", p->fenced[i]);
+    char want[PATH_MAX];
+    if (realpath(p->data, want) == NULL)
+        return 0;
+    unsigned n = 0;
+    DIR *d = opendir("/proc");
+    if (d == NULL)
+        return 0;
+    struct dirent *e;
+    int self = (int)getpid();
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] < '1' || e->d_name[0] > '9')
+            continue;
+        int pid = atoi(e->d_name);
+        if (pid == self)
+            continue;
+        char path[300], cwd[PATH_MAX], buf[256];
+        snprintf(path, sizeof path, "/proc/%s/cwd", e->d_name);
+        ssize_t k = readlink(path, cwd, sizeof cwd - 1);
+        if (k <= 0)
+            continue;
+        cwd[k] = '\0';
+        if (strcmp(cwd, want) != 0)
+            continue;
+        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
             continue;
-        ssize_t n = read(fd, buf, sizeof buf - 1);
+        k = read(fd, buf, sizeof buf - 1);
         close(fd);
-        if (n <= 0)
+        if (k <= 0)
             continue;
-        buf[n] = '\0';
+        buf[k] = '\0';
         char *rp = strrchr(buf, ')');
         char state = 0;
         if (rp == NULL || sscanf(rp + 1, " %c", &state) != 1 || state == 'Z' ||
             state == 'X')
             continue;
-        p->fenced[k++] = p->fenced[i];
+        n++;
+        if (kill_them)
+            kill(pid, SIGKILL);
     }
-    p->n_fenced = k;
-    return k > 0;
+    closedir(d);
+    return n;
 }
 
 void pg_fence(struct pg *p)
@@ -655,8 +699,6 @@ void pg_fence(struct pg *p)
     kill(p->pm_pid, SIGKILL);
     for (unsigned i = 0; i < n; i++)
         kill(kids[i], SIGKILL);
-    for (unsigned i = 0; i < n && p->n_fenced < PG_FENCED_MAX; i++)
-        p->fenced[p->n_fenced++] = kids[i];
     LOGW("pg", "fenced: SIGKILL postgres pid=%d and %u children", p->pm_pid, n);
 }
 
@@ -675,9 +717,8 @@ struct work {
     uint64_t node_id;
     bool skip; /* W_INFO: not running, nothing to ask */
     /* W_MEMBERS inputs */
-    char **sql;
-    unsigned n_sql;
-    char *keep_roles; /* '{nftraft_1,...}' */
+    uint64_t *ids;
+    unsigned n_ids;
     char *hba, *hba_path, *members_conf, *members_path, *sync_names;
     bool chown_it;
     uid_t uid;
@@ -837,6 +878,59 @@ fail:
     PQfinish(c);
 }
 
+/* Each member's role nftraft_<id> REPLICATION LOGIN with the cluster
+ * password (self too: it follows a later primary with it); every other
+ * nftraft_<id> role NOLOGIN. */
+static int w_roles(struct work *w, PGconn *c)
+{
+    PGresult *r;
+    int rc = w_exec(c,
+                    "SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname ~ "
+                    "'^nftraft_[0-9]+$'",
+                    &r, w->err, sizeof w->err);
+    if (rc != 0)
+        return rc;
+    char *lit = PQescapeLiteral(c, w->password, strlen(w->password));
+    if (lit == NULL) {
+        snprintf(w->err, sizeof w->err, "escape: %s", PQerrorMessage(c));
+        PQclear(r);
+        return ERR_NOMEM;
+    }
+    int rows = PQntuples(r);
+    for (unsigned i = 0; rc == 0 && i < w->n_ids; i++) {
+        char name[40];
+        snprintf(name, sizeof name, "nftraft_%" PRIu64, w->ids[i]);
+        bool found = false;
+        for (int j = 0; j < rows && !found; j++)
+            found = strcmp(PQgetvalue(r, j, 0), name) == 0;
+        struct strbuf q = {0};
+        sb_printf(&q, "%s ROLE %s WITH REPLICATION LOGIN PASSWORD %s",
+                  found ? "ALTER" : "CREATE", name, lit);
+        rc = q.oom ? ERR_NOMEM : w_exec(c, q.p, NULL, w->err, sizeof w->err);
+        if (rc != 0) /* the statement holds the password: do not show it */
+            snprintf(w->err, sizeof w->err, "%s role %s: %s",
+                     found ? "alter" : "create", name, PQerrorMessage(c));
+        free(q.p);
+    }
+    for (int j = 0; rc == 0 && j < rows; j++) {
+        const char *name = PQgetvalue(r, j, 0); /* ^nftraft_[0-9]+$ */
+        bool member = false;
+        for (unsigned i = 0; i < w->n_ids && !member; i++) {
+            char want[40];
+            snprintf(want, sizeof want, "nftraft_%" PRIu64, w->ids[i]);
+            member = strcmp(name, want) == 0;
+        }
+        if (member || strcmp(PQgetvalue(r, j, 1), "t") != 0)
+            continue;
+        char q[96];
+        snprintf(q, sizeof q, "ALTER ROLE %s NOLOGIN", name);
+        rc = w_exec(c, q, NULL, w->err, sizeof w->err);
+    }
+    PQfreemem(lit);
+    PQclear(r);
+    return rc;
+}
+
 static void w_members(struct work *w)
 {
     PGconn *c =
@@ -848,8 +942,8 @@ static void w_members(struct work *w)
     /* Role DDL is local bookkeeping: never wait for a standby's ack. */
     int rc = w_exec(c, "SET synchronous_commit = local", NULL, w->err,
                     sizeof w->err);
-    for (unsigned i = 0; rc == 0 && i < w->n_sql; i++)
-        rc = w_exec(c, w->sql[i], NULL, w->err, sizeof w->err);
+    if (rc == 0)
+        rc = w_roles(w, c);
     if (rc == 0)
         rc = write_file_as(w->members_path, w->members_conf, w->chown_it,
                            w->uid, w->gid, w->err, sizeof w->err);
@@ -878,7 +972,12 @@ static void w_members(struct work *w)
         rc = ERR_TIMEOUT;
     }
     if (rc == 0) {
-        const char *params[1] = {w->keep_roles};
+        struct strbuf keep = {0};
+        strbuf_puts(&keep, "{");
+        for (unsigned i = 0; i < w->n_ids; i++)
+            sb_printf(&keep, "%snftraft_%" PRIu64, i ? "," : "", w->ids[i]);
+        strbuf_puts(&keep, "}");
+        const char *params[1] = {keep.oom ? "{}" : keep.p};
         PGresult *r = PQexecParams(
             c,
             "SELECT pg_terminate_backend(pid) FROM pg_stat_replication "
@@ -890,6 +989,7 @@ static void w_members(struct work *w)
             rc = ERR_IO;
         }
         PQclear(r);
+        free(keep.p);
     }
     w->status = rc;
     PQfinish(c);
@@ -958,10 +1058,7 @@ static void work_run(uv_work_t *req)
 
 static void work_free(struct work *w)
 {
-    for (unsigned i = 0; i < w->n_sql; i++)
-        free(w->sql[i]);
-    free(w->sql);
-    free(w->keep_roles);
+    free(w->ids);
     free(w->hba);
     free(w->members_conf);
     free(w->sync_names);
@@ -1026,6 +1123,13 @@ static void work_after(uv_work_t *req, int status)
         snprintf(w->err, sizeof w->err, "cancelled");
     }
     if (p->closing) {
+        if (w->kind == W_INFO) {
+            struct pg_info blank;
+            memset(&blank, 0, sizeof blank);
+            blank.role = p->role;
+            blank.replay_lag_ms = -1;
+            w->info_cb(w->info_data, ERR_SHUTDOWN, &blank);
+        }
         work_free(w);
         maybe_free(p);
         return;
@@ -1202,7 +1306,8 @@ static char *build_pgpass(struct pg *p)
     return b.oom ? (free(b.p), NULL) : b.p;
 }
 
-/* Write every config file (members.conf only if missing). */
+/* Write every config file (pg_hba.conf and members.conf only when members
+ * were set or they are missing). */
 static int write_configs(struct pg *p, char *err, size_t errlen)
 {
     char *conf = build_conf(p), *hba = build_hba(p), *sb = build_standby(p),
@@ -1212,7 +1317,9 @@ static int write_configs(struct pg *p, char *err, size_t errlen)
     snprintf(err, errlen, "out of memory");
     if (conf && hba && sb && pass && members) {
         rc = write_file(p, p->conf_file, conf, err, errlen);
-        if (rc == 0)
+        /* the members' files survive a restart of the node (a new
+         * struct pg knows no members until pg_set_members) */
+        if (rc == 0 && (p->n_members > 0 || !exists(p->hba)))
             rc = write_file(p, p->hba, hba, err, errlen);
         if (rc == 0)
             rc = write_file(p, p->ident, "# empty\n", err, errlen);
@@ -1242,14 +1349,17 @@ static void spawn_postmaster(struct pg *p)
     p->log_at = file_size(p->log);
     p->pm_exit_status = 0;
     p->pm_term_signal = 0;
-    int rc = spawn(p, &p->pm, p->log, argv, pm_exited, err, sizeof err);
+    bool inited;
+    int rc =
+        spawn(p, &p->pm, p->log, argv, pm_exited, err, sizeof err, &inited);
+    p->pm_open = inited;
     if (rc != 0) {
-        uv_close((uv_handle_t *)&p->pm, NULL);
+        if (inited)
+            uv_close((uv_handle_t *)&p->pm, handle_closed_quietly);
         p->role = PG_STOPPED;
         op_done(p, rc, "%s", err);
         return;
     }
-    p->pm_open = true;
     p->pm_running = true;
     p->pm_pid = p->pm.pid;
     p->role = PG_STARTING;
@@ -1257,29 +1367,42 @@ static void spawn_postmaster(struct pg *p)
          p->up_host[0] ? " upstream=" : "", p->up_host);
 }
 
-/* Wait (polling) until processes of a fenced postmaster are gone: their
- * shared memory would make postgres and pg_rewind refuse the data dir.
+/* Wait (polling) until no process is left on PGDATA (see leftovers():
+ * their shared memory or lock file would make postgres and pg_rewind
+ * refuse the data dir); they are SIGKILLed (no postmaster of ours runs).
  * Returns true when done waiting, false when a timer was armed. */
-static bool wait_fenced(struct pg *p)
+static bool wait_leftovers(struct pg *p)
 {
-    if (!fenced_alive(p))
+    unsigned n = leftovers(p, true);
+    if (n == 0)
         return true;
-    if (uv_now(p->loop) - p->op_started > PG_FENCED_WAIT_MS) {
-        LOGW("pg", "%u fenced processes still alive; going on", p->n_fenced);
-        p->n_fenced = 0;
+    if (uv_now(p->loop) - p->op_started > PG_LEFTOVER_WAIT_MS) {
+        LOGW("pg", "%u processes still run on %s; going on", n, p->data);
         return true;
     }
+    if (uv_now(p->loop) - p->op_started < 25)
+        LOGI("pg", "waiting for %u processes left on %s", n, p->data);
     defer_next(p, 20);
     return false;
 }
 
-static void rm_rf(struct pg *p, const char *path)
+/* rm -rf the existing ones of paths (up to 2) as the pg user; false when
+ * none exists (nothing started). */
+static bool rm_rf(struct pg *p, const char *a, const char *b)
 {
     char err[512];
-    char *args[] = {"-rf", "--", (char *)path, NULL};
+    char *args[5] = {"-rf", "--", NULL, NULL, NULL};
+    size_t k = 2;
+    if (a != NULL && exists(a))
+        args[k++] = (char *)a;
+    if (b != NULL && exists(b))
+        args[k++] = (char *)b;
+    if (k == 2)
+        return false;
     int rc = run_tool(p, "/bin/rm", args, err, sizeof err);
     if (rc != 0)
         op_done(p, rc, "%s", err);
+    return true;
 }
 
 static void op_initdb(struct pg *p)
@@ -1287,11 +1410,8 @@ static void op_initdb(struct pg *p)
     char err[768];
     switch (p->step++) {
     case 0:
-        if (exists(p->data)) {
-            rm_rf(p, p->data);
-            return;
-        }
-        op_next(p);
+        if (!rm_rf(p, p->data, NULL))
+            op_next(p);
         return;
     case 1: {
         if (p->tool_name[0] && tool_result(p) != 0)
@@ -1328,12 +1448,9 @@ static void op_clone(struct pg *p)
 {
     char err[768];
     switch (p->step++) {
-    case 0:
-        if (exists(p->data_new)) {
-            rm_rf(p, p->data_new);
-            return;
-        }
-        op_next(p);
+    case 0: /* what an interrupted clone left */
+        if (!rm_rf(p, p->data_new, p->data_old))
+            op_next(p);
         return;
     case 1: {
         if (p->tool_name[0] && tool_result(p) != 0)
@@ -1363,12 +1480,8 @@ static void op_clone(struct pg *p)
             return;
         }
         p->role = PG_STOPPED;
-        p->n_fenced = 0; /* their data dir is gone */
-        if (exists(p->data_old)) {
-            rm_rf(p, p->data_old);
-            return;
-        }
-        op_next(p);
+        if (!rm_rf(p, p->data_old, NULL))
+            op_next(p);
         return;
     case 3:
         if (tool_result(p) != 0)
@@ -1398,7 +1511,7 @@ static void op_rewind(struct pg *p)
         /* fall through */
     case 2:
         p->step = 2;
-        if (!wait_fenced(p))
+        if (!wait_leftovers(p))
             return;
         p->step = 3;
         {
@@ -1443,7 +1556,11 @@ static void op_start(struct pg *p)
     struct work *w = op_work_done;
     switch (p->step) {
     case 0: {
-        if (!wait_fenced(p))
+        if (p->pm_open) { /* a failed spawn's handle is still closing */
+            defer_next(p, 1);
+            return;
+        }
+        if (!wait_leftovers(p))
             return;
         char err[1024];
         char signal_path[PG_PATH + 32];
@@ -1783,55 +1900,15 @@ int pg_set_members(struct pg *p, const uint64_t *ids, const char *const *hosts,
     free(p->members);
     p->members = m;
     p->n_members = n;
-    /* SQL: every member's role LOGIN (self too: it follows a later
-     * primary with it), every other nftraft_<id> role NOLOGIN. */
-    struct strbuf keep = {0};
-    w->sql = calloc(n + 1, sizeof *w->sql);
-    /* standard_conforming_strings is on: quotes doubled, nothing else */
-    struct strbuf l = {0};
-    strbuf_puts(&l, "'");
-    for (const char *c = p->password; *c; c++)
-        strbuf_put(&l, c, 1), *c == '\'' ? strbuf_put(&l, c, 1) : (void)0;
-    strbuf_puts(&l, "'");
-    char *lit = l.oom ? NULL : l.p;
-    if (lit == NULL)
-        free(l.p);
-    strbuf_puts(&keep, "{");
-    for (unsigned i = 0; w->sql != NULL && lit != NULL && i < n; i++) {
-        struct strbuf s = {0};
-        sb_printf(&s,
-                  "DO $nftraft$ BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE "
-                  "rolname = 'nftraft_%" PRIu64 "') THEN ALTER ROLE "
-                  "nftraft_%" PRIu64 " WITH REPLICATION LOGIN PASSWORD %s; "
-                  "ELSE CREATE ROLE nftraft_%" PRIu64
-                  " WITH REPLICATION LOGIN PASSWORD %s; END IF; END "
-                  "$nftraft$",
-                  ids[i], ids[i], lit, ids[i], lit);
-        w->sql[w->n_sql++] = s.p;
-        sb_printf(&keep, "%snftraft_%" PRIu64, i ? "," : "", ids[i]);
+    w->ids = malloc((n ? n : 1) * sizeof *w->ids);
+    if (w->ids != NULL) {
+        memcpy(w->ids, ids, n * sizeof *ids);
+        w->n_ids = n;
     }
-    strbuf_puts(&keep, "}");
-    struct strbuf s = {0};
-    sb_printf(&s,
-              "DO $nftraft$ DECLARE r text; BEGIN FOR r IN SELECT rolname FROM "
-              "pg_roles WHERE rolname ~ '^nftraft_[0-9]+$' AND rolcanlogin AND "
-              "rolname <> ALL('%s'::text[]) LOOP EXECUTE format('ALTER ROLE "
-              "%%I NOLOGIN', r); END LOOP; END $nftraft$",
-              keep.p ? keep.p : "{}");
-    if (w->sql != NULL)
-        w->sql[w->n_sql++] = s.p;
-    else
-        free(s.p);
-    free(lit);
-    w->keep_roles = keep.p;
     w->sync_names = sync_names(p);
     w->hba = build_hba(p);
     w->members_conf = w->sync_names ? build_members_conf(w->sync_names) : NULL;
-    bool ok = w->sql != NULL && w->n_sql == n + 1 && !keep.oom && !s.oom &&
-              w->keep_roles && w->sync_names && w->hba && w->members_conf;
-    for (unsigned i = 0; ok && i < w->n_sql; i++)
-        ok = w->sql[i] != NULL;
-    if (!ok) {
+    if (!w->ids || !w->sync_names || !w->hba || !w->members_conf) {
         work_free(w);
         return ERR_NOMEM;
     }
