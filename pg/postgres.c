@@ -389,13 +389,14 @@ static int helper_argv(struct pg *p, char **out, size_t n, char *parent,
 }
 
 /* Spawn prog_args through the helper in a new session, stdout+stderr
- * appended to log_path. On failure h is closed by the caller's
- * close_cb too (handle_open is set whenever uv_spawn initialized it). */
+ * appended to log_path. *inited says whether uv_spawn initialized h (then
+ * it must be closed, even when this failed). */
 static int spawn(struct pg *p, uv_process_t *h, const char *log_path,
                  char *const *prog_args, uv_exit_cb exit_cb, char *err,
-                 size_t errlen)
+                 size_t errlen, bool *inited)
 {
     char *argv[48], parent[24];
+    *inited = false;
     if (helper_argv(p, argv, 48, parent, sizeof parent, prog_args) < 0) {
         snprintf(err, errlen, "too many arguments");
         return ERR_INTERNAL;
@@ -428,6 +429,7 @@ static int spawn(struct pg *p, uv_process_t *h, const char *log_path,
     o.stdio = stdio;
     h->data = p;
     int rc = uv_spawn(p->loop, h, &o);
+    *inited = true; /* even when it failed: the handle must be closed */
     close(fd);
     if (rc != 0) {
         snprintf(err, errlen, "spawn %s: %s", p->helper, uv_strerror(rc));
@@ -447,6 +449,17 @@ static void tool_closed(uv_handle_t *h)
         return;
     }
     op_next(p);
+}
+
+/* The close of a handle whose spawn failed: nothing follows from it. */
+static void handle_closed_quietly(uv_handle_t *h)
+{
+    struct pg *p = h->data;
+    if (h == (uv_handle_t *)&p->tool)
+        p->tool_open = false;
+    else
+        p->pm_open = false;
+    maybe_free(p);
 }
 
 static void tool_exited(uv_process_t *h, int64_t status, int sig)
@@ -487,13 +500,19 @@ static int run_tool(struct pg *p, const char *name, char *const *args,
             p->tool_log_at = file_size(p->tool_log);
         }
     }
+    if (p->tool_open) { /* a failed spawn's handle is still closing */
+        snprintf(err, errlen, "the previous tool's handle is still closing");
+        return ERR_BUSY;
+    }
     p->tool_status = -1;
     p->tool_signal = 0;
-    int rc = spawn(p, &p->tool, p->tool_log, argv, tool_exited, err, errlen);
-    p->tool_open = true; /* uv_spawn initialized the handle either way */
+    bool inited;
+    int rc = spawn(p, &p->tool, p->tool_log, argv, tool_exited, err, errlen,
+                   &inited);
+    p->tool_open = inited;
     if (rc != 0) {
-        uv_close((uv_handle_t *)&p->tool, NULL);
-        p->tool_open = false;
+        if (inited)
+            uv_close((uv_handle_t *)&p->tool, handle_closed_quietly);
         return rc;
     }
     LOGD("pg", "run %s pid=%d", name, p->tool.pid);
@@ -1287,7 +1306,8 @@ static char *build_pgpass(struct pg *p)
     return b.oom ? (free(b.p), NULL) : b.p;
 }
 
-/* Write every config file (members.conf only if missing). */
+/* Write every config file (pg_hba.conf and members.conf only when members
+ * were set or they are missing). */
 static int write_configs(struct pg *p, char *err, size_t errlen)
 {
     char *conf = build_conf(p), *hba = build_hba(p), *sb = build_standby(p),
@@ -1297,7 +1317,9 @@ static int write_configs(struct pg *p, char *err, size_t errlen)
     snprintf(err, errlen, "out of memory");
     if (conf && hba && sb && pass && members) {
         rc = write_file(p, p->conf_file, conf, err, errlen);
-        if (rc == 0)
+        /* the members' files survive a restart of the node (a new
+         * struct pg knows no members until pg_set_members) */
+        if (rc == 0 && (p->n_members > 0 || !exists(p->hba)))
             rc = write_file(p, p->hba, hba, err, errlen);
         if (rc == 0)
             rc = write_file(p, p->ident, "# empty\n", err, errlen);
@@ -1327,14 +1349,17 @@ static void spawn_postmaster(struct pg *p)
     p->log_at = file_size(p->log);
     p->pm_exit_status = 0;
     p->pm_term_signal = 0;
-    int rc = spawn(p, &p->pm, p->log, argv, pm_exited, err, sizeof err);
+    bool inited;
+    int rc =
+        spawn(p, &p->pm, p->log, argv, pm_exited, err, sizeof err, &inited);
+    p->pm_open = inited;
     if (rc != 0) {
-        uv_close((uv_handle_t *)&p->pm, NULL);
+        if (inited)
+            uv_close((uv_handle_t *)&p->pm, handle_closed_quietly);
         p->role = PG_STOPPED;
         op_done(p, rc, "%s", err);
         return;
     }
-    p->pm_open = true;
     p->pm_running = true;
     p->pm_pid = p->pm.pid;
     p->role = PG_STARTING;
@@ -1531,6 +1556,10 @@ static void op_start(struct pg *p)
     struct work *w = op_work_done;
     switch (p->step) {
     case 0: {
+        if (p->pm_open) { /* a failed spawn's handle is still closing */
+            defer_next(p, 1);
+            return;
+        }
         if (!wait_leftovers(p))
             return;
         char err[1024];

@@ -15,7 +15,16 @@
  * libpq calls run in uv work threads (connect_timeout 2 s, statement
  * timeouts on probes). Nothing here blocks the loop. All functions are
  * called on the loop thread; every callback runs on the loop thread and
- * never from inside the call that started it. */
+ * never from inside the call that started it.
+ *
+ * Refinements of the shared design (pg-design.md), names unchanged: added
+ * pg_role_name, pg_lsn_format, pg_pid; pg_info.upstream holds a full host
+ * name (272); a standby's sync_state is asked of its upstream; the sync
+ * names live in conf/members.conf; pg_on_exit is not called for a start
+ * that fails; an operation's role requirements and errors are below. The
+ * postmaster gets SIGKILL when the thread that ran the loop exits (Linux
+ * PR_SET_PDEATHSIG follows the forking thread): run the loop on the main
+ * thread. postgres.log and tool.log are appended, never rotated. */
 #ifndef NFTRAFT_PG_POSTGRES_H
 #define NFTRAFT_PG_POSTGRES_H
 
@@ -155,7 +164,9 @@ int pg_promote(struct pg *p, pg_done_cb cb, void *data);
  * '' when none) and pg_hba.conf (replication lines for the members only),
  * reloads, waits until SHOW synchronous_standby_names says the new value,
  * then terminates the walsenders of roles not among the members. The
- * settings are kept and rewritten by every later pg_start.
+ * settings are kept and rewritten by every later pg_start; the files stay
+ * in conf/ across a restart of the node (a new struct pg writes them again
+ * only after its own pg_set_members).
  * PG_STANDBY too (added by pgcoord): only keeps the members, writes
  * members.conf and pg_hba.conf and reloads (no SQL, no wait), so that a
  * standby promoted next has synchronous_standby_names from its first

@@ -13,6 +13,8 @@
 #include <libpq-fe.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <stdbool.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -414,6 +416,12 @@ TEST(lifecycle)
     ASSERT_EQ(pg_follow(B, NULL, 0, done_cb, &d), 0);
     ASSERT_EQ(wait_op(&d, 5000), 0);
     ASSERT_EQ(info_until(B, &in, detached, NULL), 0);
+    /* the members set on the standby (files + reload) hold from the
+     * promotion on: no commit of the new primary skips the quorum */
+    d = (struct done){0};
+    ASSERT_EQ(pg_set_members(B, ids, hosts, 2, done_cb, &d), 0);
+    ASSERT_EQ(wait_op(&d, 5000), 0);
+    ASSERT_EQ(pg_role(B), PG_STANDBY);
     d = (struct done){0};
     t0 = now_s();
     ASSERT_EQ(pg_promote(B, done_cb, &d), 0);
@@ -423,6 +431,8 @@ TEST(lifecycle)
     ASSERT_EQ(get_info(B, &in), 0);
     ASSERT_EQ(in.role, PG_PRIMARY);
     ASSERT_EQ(in.timeline, 2);
+    ASSERT_EQ(sql_value(pb, "SHOW synchronous_standby_names", v, sizeof v), 0);
+    ASSERT_STR_EQ(v, "ANY 1 (node1)");
 
     /* the old primary A diverges (a commit nobody acknowledges), then is
      * fenced: the postmaster is gone and reaped, the client sees no ack */
@@ -540,6 +550,27 @@ TEST(lifecycle)
     ASSERT_EQ(pg_stop(A, false, done_cb, &d), 0);
     ASSERT_EQ(wait_op(&d, 20000), 0);
     ASSERT_EQ(pg_role(A), PG_STOPPED);
+
+    /* a new struct pg on A's dir (a node restart) keeps A's members'
+     * settings: sync names and the replication line of nftraft_2 */
+    close_pg(A);
+    A = NULL;
+    rc = new_pg(&A, tmp, "a", 1, pa, err, sizeof err);
+    if (rc != 0)
+        FAILF("pg_new A again: %s", err);
+    ASSERT_EQ(pg_role(A), PG_STOPPED);
+    d = (struct done){0};
+    ASSERT_EQ(pg_start(A, NULL, 0, done_cb, &d), 0);
+    ASSERT_EQ(wait_op(&d, 60000), 0);
+    ASSERT_EQ(sql_value(pa, "SHOW synchronous_standby_names", v, sizeof v), 0);
+    ASSERT_STR_EQ(v, "ANY 1 (node2)");
+    ASSERT_EQ(sql_value(pa,
+                        "SELECT count(*) FROM pg_hba_file_rules WHERE "
+                        "'nftraft_2' = ANY(user_name) AND 'replication' = "
+                        "ANY(database)",
+                        v, sizeof v),
+              0);
+    ASSERT_STR_EQ(v, "1");
 
     printf("  timings (s): initdb %.3f, start %.3f, clone %.3f, promote %.3f, "
            "rewind %.3f, restart-after-rewind %.3f, clone-empty %.3f\n",
@@ -685,6 +716,74 @@ TEST(bad_input)
     return 0;
 }
 
+/* Run the helper with args (NULL-terminated); its exit status, its stdout
+ * in out. */
+static int run_helper(char *const *args, char *out, size_t len)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return -1;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+    posix_spawn_file_actions_addclose(&fa, fds[0]);
+    char *argv[16];
+    size_t k = 0;
+    argv[k++] = helper;
+    for (size_t i = 0; args[i] != NULL && k < 15; i++)
+        argv[k++] = args[i];
+    argv[k] = NULL;
+    extern char **environ;
+    pid_t pid;
+    int rc = posix_spawn(&pid, helper, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(fds[1]);
+    if (rc != 0) {
+        close(fds[0]);
+        return -1;
+    }
+    ssize_t n = read(fds[0], out, len - 1);
+    out[n > 0 ? n : 0] = '\0';
+    close(fds[0]);
+    int st;
+    if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st))
+        return -1;
+    return WEXITSTATUS(st);
+}
+
+/* nftraft-pgexec: drops root to --user, refuses a wrong --parent, a
+ * relative program, an unknown user. */
+TEST(pgexec)
+{
+    if (!have_pg())
+        SKIP("PostgreSQL 15 is not installed (" PG_DEFAULT_BIN_DIR
+             "/postgres missing)");
+    char out[256], me[24];
+    snprintf(me, sizeof me, "%d", (int)getpid());
+    if (geteuid() == 0) {
+        char *a[] = {"--user", "postgres",    "--parent", me,
+                     "--",     "/usr/bin/id", "-u",       NULL};
+        ASSERT_EQ(run_helper(a, out, sizeof out), 0);
+        ASSERT(atoi(out) != 0); /* not root any more */
+        ASSERT(strchr("123456789", out[0]) != NULL);
+    } else {
+        char *a[] = {"--user", "root", "--", "/bin/true", NULL};
+        ASSERT_EQ(run_helper(a, out, sizeof out), 127); /* cannot switch */
+    }
+    char *self[] = {"--parent", me, "--", "/bin/echo", "hi", NULL};
+    ASSERT_EQ(run_helper(self, out, sizeof out), 0);
+    ASSERT_STR_EQ(out, "hi\n");
+    char *orphan[] = {"--parent", "1", "--", "/bin/echo", "hi", NULL};
+    ASSERT_EQ(run_helper(orphan, out, sizeof out), 1); /* not its parent */
+    ASSERT_STR_EQ(out, "");
+    char *relative[] = {"--", "bin/true", NULL};
+    ASSERT_EQ(run_helper(relative, out, sizeof out), 2);
+    char *nouser[] = {"--user", "no-such-user-nftraft", "--", "/bin/true",
+                      NULL};
+    ASSERT_EQ(run_helper(nouser, out, sizeof out), 127);
+    return 0;
+}
+
 TEST(close_loop)
 {
     if (!loop_ready)
@@ -697,4 +796,5 @@ TEST(close_loop)
     return 0;
 }
 
-TEST_LIST(TEST_ENTRY(lifecycle), TEST_ENTRY(bad_input), TEST_ENTRY(close_loop))
+TEST_LIST(TEST_ENTRY(pgexec), TEST_ENTRY(lifecycle), TEST_ENTRY(bad_input),
+          TEST_ENTRY(close_loop))
