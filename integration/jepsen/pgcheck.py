@@ -66,3 +66,31 @@ def check(ops, rows, partitions=(), fence_s=1.3):
             "log_entries": len(set().union(*rows.values())) if rows else 0,
             "unknown": {"total": len(unknown), "present": present,
                         "absent": len(unknown) - present}}
+
+
+def check_unconverged(ops, rows):
+    """When the nodes never converged: rows = {node: ids} of the nodes that
+    could still be read. Every acknowledged row must be on at least one of
+    them (lost-write-unconverged) and no failed insert's row on any; a
+    weaker check than check(), but it tells a stuck cluster that kept every
+    acknowledged row from one that lost some."""
+    counts, anomalies = {}, []
+    held = set().union(*rows.values()) if rows else set()
+    ins = [o for o in ops if o.get("f") == "insert"]
+    acked = [o for o in ins if o["type"] == "ok"]
+    if rows:
+        for o in acked:
+            if o["row"] not in held:
+                counts["lost-write-unconverged"] = counts.get("lost-write-unconverged", 0) + 1
+                if counts["lost-write-unconverged"] <= MAX_PER_TYPE:
+                    anomalies.append({"type": "lost-write-unconverged", "ops": [o["id"]], "index": [],
+                                      "msg": "row %d acknowledged by node %s is on none of the readable "
+                                             "nodes %s" % (o["row"], o["node"], sorted(rows))})
+        for o in ins:
+            if o["type"] == "fail" and o["row"] in held:
+                counts["failed-write-visible"] = counts.get("failed-write-visible", 0) + 1
+                if counts["failed-write-visible"] <= MAX_PER_TYPE:
+                    anomalies.append({"type": "failed-write-visible", "ops": [o["id"]], "index": [],
+                                      "msg": "row %d failed but is on a readable node" % o["row"]})
+    return {"counts": counts, "anomalies": anomalies, "readable": sorted(rows),
+            "acked": len(acked), "acked_found": sum(1 for o in acked if o["row"] in held)}

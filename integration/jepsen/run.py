@@ -107,6 +107,7 @@ class Run:
         self.pg = args.workload == "pg"
         self.pg_password = None
         self.next_row = 0
+        self.pg_partial = None  # node -> rows, read after a failed convergence
 
     # ---- history ----
     def now(self):
@@ -499,6 +500,14 @@ class Run:
                 return rows, None
             except pgwire.PgWireError as e:
                 why = str(e)
+        self.pg_partial = {}
+        for i in self.node_ids:  # what can still be read (a detached standby can)
+            try:
+                with self.pg_connect(i, timeout=20) as c:
+                    self.pg_partial[i] = {int(x[0]) for x in
+                                          c.query("SELECT id FROM %s" % PG_TABLE).rows}
+            except pgwire.PgWireError:
+                pass
         return None, "PostgreSQL did not converge within %ds of healing: %s" % (timeout, why)
 
     def nemesis(self, kinds):
@@ -919,6 +928,12 @@ def main(argv=None):
     else:
         res = {"valid": False, "counts": {"no-convergence": 1}, "log_entries": None,
                "anomalies": [{"type": "no-convergence", "msg": nowhy, "ops": [], "index": []}]}
+        if r.pg and r.pg_partial is not None:
+            part = pgcheck.check_unconverged(ops, r.pg_partial)
+            res["unconverged"] = part
+            for an in part["anomalies"]:
+                res["counts"][an["type"]] = res["counts"].get(an["type"], 0) + 1
+                res["anomalies"].append(an)
     extra = [("node-crashed", "node %d exited (status %s) without being killed by the "
               "nemesis; see nodes/n%d.log" % (i, rc, i)) for i, rc in crashed]
     san, warnings = sanitizer_reports(a.out, r.node_ids)
@@ -934,6 +949,7 @@ def main(argv=None):
         c[o["type"]] += 1
     results = {"valid": res["valid"], "seed": a.seed, "nodes": a.nodes, "chain": a.chain,
                "workload": a.workload, "unknown_writes": res.get("unknown"),
+               "pg_unconverged": res.get("unconverged"),
                "pg_partition_fence_s": pg_fence_times(r.hist) if r.pg else None,
                "time_s": a.time, "concurrency": a.concurrency, "nemesis": a.nemesis,
                "idempotency_keys": a.idempotency_keys, "ops": len(ops), "counts": counts,
@@ -957,6 +973,10 @@ def main(argv=None):
                u.get("total", 0), u.get("present", 0), u.get("absent", 0),
                res.get("log_entries") or 0, results["availability"]["ok_per_s"],
                results["availability"]["longest_unavailability_s"]))
+        if res.get("unconverged"):
+            uc = res["unconverged"]
+            print("jepsen: not converged; readable nodes %s hold %d of %d acknowledged rows "
+                  "(each must be on at least one)" % (uc["readable"], uc["acked_found"], uc["acked"]))
         if results["pg_partition_fence_s"]:
             print("jepsen: pg-partition: isolated primary no longer primary after %s s "
                   "(/status as the clients see it)" % results["pg_partition_fence_s"])

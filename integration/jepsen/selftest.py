@@ -165,6 +165,9 @@ def pgcorrupt(d):
             for p in glob.glob(os.path.join(d, "nodes", "n*.rows.json"))}
     import run as runmod
     parts = runmod.pg_partitions(hist)
+    if not rows:
+        print("FAIL no nodes/n*.rows.json in %s (the run did not converge?)" % d)
+        return 1
     res = pgcheck.check(ops, rows, parts)
     bad = not res["valid"]
     print("%-4s the real history is valid (%d ops, %d rows)" %
