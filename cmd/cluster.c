@@ -842,9 +842,10 @@ static void up_wait_pg(struct up *u)
             json_t *pg = json_object_get(j, "pg");
             json_t *rec = json_object_get(pg, "record");
             const char *role = json_string_value(json_object_get(pg, "role"));
+            /* the raft id (chain mode: token << 32 | epoch) */
             if (role != NULL && strcmp(role, "primary") == 0 &&
                 json_integer_value(json_object_get(rec, "primary")) ==
-                    u->ns[i].id)
+                    json_integer_value(json_object_get(j, "id")))
                 u->pg_primary_port =
                     (int)json_integer_value(json_object_get(pg, "port"));
             json_decref(j);

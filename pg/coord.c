@@ -239,6 +239,13 @@ static void op_done(void *data, int status, const char *errmsg)
         }                                                                      \
     } while (0)
 
+/* A primary runs here, or one is starting as such. */
+static bool primary_here(struct coord *c)
+{
+    enum pg_role role = pg_role(c->pg);
+    return role == PG_PRIMARY || (role == PG_STARTING && c->started_primary);
+}
+
 static void fence_now(struct coord *c, const char *why)
 {
     if (pg_pid(c->pg) == 0)
@@ -784,11 +791,9 @@ static void follower_step(struct coord *c)
         return;
     }
     enum pg_role role = pg_role(c->pg);
-    if (role == PG_PRIMARY || role == PG_STARTING) {
-        if (c->started_primary) {
-            fence_now(c, "not the raft leader");
-            return;
-        }
+    if (primary_here(c)) { /* a follower never runs a primary */
+        fence_now(c, "not the raft leader");
+        return;
     }
     if (rec.primary == 0) { /* fence: detach */
         if (role == PG_STOPPED) {
@@ -877,9 +882,7 @@ static void tick(struct coord *c)
         refresh_info(c);
     struct node_status st;
     node_status(c->node, &st);
-    enum pg_role role = pg_role(c->pg);
-    if (st.role != NODE_LEADER && c->started_primary &&
-        (role == PG_PRIMARY || role == PG_STARTING))
+    if (st.role != NODE_LEADER && primary_here(c))
         fence_now(c, "raft leadership lost");
     if (c->op_busy || c->proposing || now < c->retry_at)
         return;
@@ -917,9 +920,7 @@ static void node_changed(void *data)
         return;
     struct node_status st;
     node_status(c->node, &st);
-    enum pg_role role = pg_role(c->pg);
-    if (st.role != NODE_LEADER && c->started_primary &&
-        (role == PG_PRIMARY || role == PG_STARTING))
+    if (st.role != NODE_LEADER && primary_here(c))
         fence_now(c, "raft leadership lost");
     kick(c);
 }
@@ -942,7 +943,7 @@ static void record_applied(void *data, const struct fsm_pg *rec)
              " at %s:%d timeline %u lsn %s",
              rec->term, rec->primary, rec->host, rec->port, rec->timeline,
              lsn_str(rec->lsn, b));
-    if (rec->primary != c->self && c->started_primary)
+    if (rec->primary != c->self && primary_here(c))
         fence_now(c, "a record names another primary");
     kick(c);
 }
