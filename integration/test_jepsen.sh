@@ -18,6 +18,7 @@ if [[ $(id -u) -ne 0 ]] || ! command -v iptables >/dev/null; then
   echo "SKIP test_jepsen.sh: needs root and iptables (network namespaces)"; exit 77
 fi
 out=$(mktemp -d /tmp/nftraft-jepsen-ci.XXXXXX)
+chmod 711 "$out"  # the pg run's PostgreSQL runs as user postgres below it
 rc=0
 python3 "$here/jepsen/run.py" --time 60 --quiet --out "$out/run" \
   --nemesis partition-leader,partition-halves,bridge,kill,pause,loss,delay,stall-leader,clock || rc=1

@@ -886,6 +886,14 @@ def main(argv=None):
     os.makedirs(a.out, exist_ok=True)
     if a.workload == "pg":  # postgres runs as its own OS user under nodes/n<i>/pg
         os.chmod(a.out, 0o755)
+        d = os.path.dirname(a.out)
+        while d and d != "/":
+            if os.geteuid() == 0 and not os.stat(d).st_mode & 0o001:
+                print("jepsen: cannot run: %s (mode %o) is not searchable by the user postgres "
+                      "runs as (--workload pg): chmod o+x it or give another --out"
+                      % (d, os.stat(d).st_mode & 0o7777), file=sys.stderr)
+                return 2
+            d = os.path.dirname(d)
     print("jepsen: seed %d, %d nodes, %.0f s, %d clients, nemesis %s, keys %s, workload %s -> %s" %
           (a.seed, a.nodes, a.time, a.concurrency, a.nemesis, a.idempotency_keys, a.workload,
            a.out), flush=True)
