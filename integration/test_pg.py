@@ -20,6 +20,9 @@ Static cluster (3 nodes):
                 node): a new primary takes writes; after SIGCONT the old
                 primary acknowledges no write sent to it, every
                 acknowledged id is on the new primary, the old node rejoins;
+  hang-node     only the leader's nftraftd SIGSTOPped: its postgres keeps
+                taking writes it cannot get acknowledged (diverging); after
+                SIGCONT it rewinds and holds exactly the new primary's rows;
   re-clone      a standby stopped, its D/pg wiped, restarted: it clones
                 from the primary and streams, every acknowledged id on it.
 Chain cluster (`--chain anvil`, 3 nodes):
@@ -588,6 +591,72 @@ def test_hang():
     check_rows(C, [1, 2, 3], "after the hang (all three)")
 
 
+def test_hang_node_only():
+    """SIGSTOP of the leader's nftraftd only: its postgres keeps running and
+    takes writes it can no longer get acknowledged (its standbys detach on
+    the fence record), so its WAL diverges. After SIGCONT it must fence
+    that primary, rewind and stream from the new one, holding exactly the
+    new primary's rows (none of its own unreplicated ones)."""
+    old, _ = wait_cluster_pg(C, 2)
+    stop_side = threading.Event()
+    side = {"ok": [], "unknown": [], "failed": []}
+
+    def side_writer():  # straight to the old primary's port, all along
+        seq, conn = 0, None
+        while not stop_side.is_set():
+            seq += 1
+            rid = (250 << 32) | seq  # no Writers id (tag * 16 + w < 250)
+            t = time.time()
+            try:
+                if conn is None or conn.closed:
+                    conn = connect(C, old, timeout=1.0)
+                kind, why = pgwire.outcome(lambda: conn.query(
+                    "INSERT INTO %s (id, w) VALUES (%d, -2)" % (TABLE, rid), timeout=1.0))
+            except pgwire.PgConnectError as e:
+                kind, why = "failed", e
+            side[kind].append((t, time.time(), rid))
+            side.setdefault("why", {})[rid] = str(why)[:150]
+            if kind != "ok":
+                time.sleep(0.05)
+    with Monitor(C) as mon, Writers(C, mon, 3, tag=5) as w:
+        wait_for("writes through node %d" % old, lambda: len(w.acked) >= 50, 20, 0.05)
+        sw = threading.Thread(target=side_writer, daemon=True)
+        sw.start()
+        w.avoid.add(old)
+        t_stop = time.time()
+        os.kill(C.pid(old), signal.SIGSTOP)
+        try:
+            first = wait_for("an acknowledged write on a new primary",
+                             lambda: w.first_ack_after(t_stop, set(range(1, 4)) - {old}), 30, 0.01)
+            time.sleep(1.5)  # the old postgres keeps taking (unacknowledgeable) writes
+        finally:
+            t_cont = time.time()
+            os.kill(C.pid(old), signal.SIGCONT)
+        time.sleep(1)
+        stop_side.set()
+        sw.join(10)
+    figure("hang of nftraftd only -> first acknowledged write on the new primary", first[0] - t_stop)
+    late = [r for t0, t1, r in side["ok"] if t0 > first[0]]
+    check(not late, "the old primary acknowledged %d writes sent after the new primary took one"
+          % len(late))
+    for t0, t1, r in side["ok"]:
+        ACKED[r] = old
+    UNKNOWN.update(r for _, _, r in side["unknown"])
+    FAILED.update(r for _, _, r in side["failed"])
+    print("  first failures: %s" % [side["why"][r] for _, _, r in side["failed"][:3]])
+    print("  writes straight to the old primary: %d acknowledged (all sent before the new primary's "
+          "first acknowledgment), %d unknown, %d failed"
+          % (len(side["ok"]), len(side["unknown"]), len(side["failed"])))
+    new, _ = wait_cluster_pg(C, 1, exclude=(old,))
+    wait_for("node %d streaming from the new primary %d" % (old, new), lambda: standby_of(C, old, new), 60, 0.1)
+    figure("hang of nftraftd only: SIGCONT -> old primary streaming from the new one", time.time() - t_cont)
+    check_rows(C, [1, 2, 3], "after the nftraftd-only hang (all three)")
+    with connect(C, new) as conn:
+        conn.query("INSERT INTO %s (id, w) VALUES (%d, -3)" % (TABLE, (251 << 32) | 1))
+    # the old node holds exactly the new primary's rows (no diverged local commit)
+    wait_for("node %d's rows equal the primary's" % old, lambda: ids_on(C, old) == ids_on(C, new), 20, 0.25)
+
+
 def test_reclone():
     """A standby stopped, its D/pg wiped, restarted: it clones."""
     lead, _ = wait_cluster_pg(C, 2)
@@ -708,7 +777,8 @@ def run_chained(tests):
 
 
 ALL = {"bootstrap": [test_bootstrap], "latency": [test_latency], "failover": [test_failover],
-       "rewind": [test_rewind], "hang": [test_hang], "re-clone": [test_reclone],
+       "rewind": [test_rewind], "hang": [test_hang], "hang-node": [test_hang_node_only],
+       "re-clone": [test_reclone],
        "transfer": [test_chain_transfer, test_chain_down]}
 
 
