@@ -1220,8 +1220,16 @@ int fsm_snapshot_write(struct fsm_snap *sn, void **buf, size_t *len)
         rv = ERR_INVALID;
         goto out;
     }
-    msgpack_pack_array(&pk, 6);
-    msgpack_pack_uint8(&pk, SNAP_VERSION);
+    /* Version 2 only with a pg record: without one the snapshot stays
+     * version 1, which a node of the previous release still reads. */
+    int pg_rc = sqlite3_step(r[RS_PG]);
+    if (pg_rc != SQLITE_ROW && pg_rc != SQLITE_DONE) {
+        rv = snap_fail(sn, ERR_IO, "reading the pg record");
+        goto out;
+    }
+    bool has_pg = pg_rc == SQLITE_ROW;
+    msgpack_pack_array(&pk, has_pg ? 6 : 5);
+    msgpack_pack_uint8(&pk, has_pg ? SNAP_VERSION : 1);
     msgpack_pack_int64(&pk, sn->value);
     msgpack_pack_uint64(&pk, sn->last_applied);
     msgpack_pack_array(&pk, (size_t)sn->count);
@@ -1257,10 +1265,9 @@ int fsm_snapshot_write(struct fsm_snap *sn, void **buf, size_t *len)
         rv = snap_fail(sn, ERR_IO, "key table shorter than expected");
         goto out;
     }
-    /* The pg record: nil, or [term, primary, fenced, timeline, lsn, host,
-     * port, index]. */
-    rc = sqlite3_step(r[RS_PG]);
-    if (rc == SQLITE_ROW) {
+    /* The pg record (version 2): [term, primary, fenced, timeline, lsn,
+     * host, port, index] (a reader also takes nil: none). */
+    if (has_pg) {
         const char *h = (const char *)sqlite3_column_text(r[RS_PG], 5);
         size_t hl = (size_t)sqlite3_column_bytes(r[RS_PG], 5);
         msgpack_pack_array(&pk, 8);
@@ -1271,11 +1278,6 @@ int fsm_snapshot_write(struct fsm_snap *sn, void **buf, size_t *len)
         msgpack_pack_str_body(&pk, h ? h : "", hl);
         msgpack_pack_uint64(&pk, (uint64_t)sqlite3_column_int64(r[RS_PG], 6));
         msgpack_pack_uint64(&pk, (uint64_t)sqlite3_column_int64(r[RS_PG], 7));
-    } else if (rc == SQLITE_DONE) {
-        msgpack_pack_nil(&pk);
-    } else {
-        rv = snap_fail(sn, ERR_IO, "reading the pg record");
-        goto out;
     }
     /* Hand the buffer over as it is (malloc'd by msgpack): no copy. */
     *len = sb.size;

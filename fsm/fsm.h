@@ -160,7 +160,8 @@ int fsm_log(struct fsm *f, uint64_t from, unsigned limit, struct fsm_entry *out,
             unsigned *n, uint64_t *next);
 
 /* Snapshots: the whole state (value, last_applied, op log, idempotency
- * table, pg record; version 2, version 1 without the record still read) as one
+ * table, pg record; version 2 when there is a record, else version 1, which
+ * the previous release reads; both are read) as one
  * versioned msgpack buffer, malloc'd (the caller frees it). The work is split
  * so that the part that grows with the op log can run on another thread while
  * the owner keeps applying:

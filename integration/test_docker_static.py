@@ -91,9 +91,12 @@ check("liblz4-dev" in dockerfile and "liblz4-1" in dockerfile and "libraft" not 
       "raft's lz4 dependency in both stages, no Debian libraft")
 for mod, pkg in (("libuv", "libuv1-dev"), ("libh2o", "libh2o-dev"),
                  ("libsecp256k1", "libsecp256k1-dev"), ("libcurl", "libcurl4-openssl-dev"),
-                 ("msgpack", "libmsgpack-dev"), ("sqlite3", "libsqlite3-dev"), ("jansson", "libjansson-dev")):
+                 ("msgpack", "libmsgpack-dev"), ("sqlite3", "libsqlite3-dev"), ("jansson", "libjansson-dev"),
+                 ("libpq", "libpq-dev")):
     check(mod in cmake and pkg in dockerfile, "build stage installs %s for pkg-config %s" % (pkg, mod))
 check("/src/build/nftraftd" in dockerfile and "/src/build/nftraft " in dockerfile, "runtime stage gets both binaries")
+check("/src/build/nftraft-pgexec" in dockerfile and "libpq5" in dockerfile and
+      "postgresql-15" in dockerfile, "runtime stage: nftraft-pgexec, libpq and PostgreSQL 15 (--pg)")
 check(re.search(r"^EXPOSE 8080 9080", dockerfile, re.M) is not None, "EXPOSE http and raft ports")
 check("HEALTHCHECK" in dockerfile and "/status" in dockerfile, "image health check")
 # Every folder the top-level CMakeLists.txt builds from must be copied.

@@ -18,8 +18,8 @@
  * - a node that loses raft leadership SIGKILLs its primary at once.
  * Every decision is logged on one line (module "pg").
  *
- * All calls run on the loop thread. coord_new takes node_on_change's slot
- * and fsm_on_pg's hook. */
+ * All calls run on the loop thread. coord_start takes node_on_change's
+ * (single) slot and fsm_on_pg's hook; nothing else in the tree uses them. */
 #ifndef NFTRAFT_PG_COORD_H
 #define NFTRAFT_PG_COORD_H
 

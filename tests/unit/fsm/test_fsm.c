@@ -842,13 +842,20 @@ TEST(pg_snapshot)
     struct pg_seen seen = {0};
     fsm_on_pg(b, pg_seen_cb, &seen);
     ASSERT_EQ(apply_range(a, 1, 10, 0, 0, 0), 0);
+    void *buf;
+    size_t len;
+    /* No record yet: version 1, as the previous release wrote it. */
+    ASSERT_EQ(fsm_snapshot(a, &buf, &len), 0);
+    ASSERT(len > 2 && ((unsigned char *)buf)[0] == 0x95 &&
+           ((unsigned char *)buf)[1] == 1);
+    free(buf);
     unsigned char e[FSM_CMD_MAX];
     struct fsm_result r;
     size_t n = enc_pg(4, 1, 2, 0x5000028, "10.0.0.1", 5433, e);
     ASSERT_EQ(fsm_apply(a, 11, e, n, &r), 0);
-    void *buf;
-    size_t len;
     ASSERT_EQ(fsm_snapshot(a, &buf, &len), 0);
+    ASSERT(len > 2 && ((unsigned char *)buf)[0] == 0x96 &&
+           ((unsigned char *)buf)[1] == 2);
     ASSERT_EQ(fsm_restore(b, buf, len), 0);
     free(buf);
     struct fsm_pg rec;
@@ -879,6 +886,10 @@ TEST(pg_snapshot)
     ASSERT_EQ(fsm_restore(b, good, sizeof good), 0);
     ASSERT_EQ(fsm_pg_record(b, &rec), 0);
     ASSERT_U64_EQ(rec.index, 29);
+    static const unsigned char v2nil[] = {0x96, 2, 9, 35, 0x90, 0x90, 0xc0};
+    ASSERT_EQ(fsm_restore(b, v2nil, sizeof v2nil), 0);
+    ASSERT_U64_EQ(fsm_last_applied(b), 35);
+    ASSERT_EQ(fsm_pg_record(b, &rec), ERR_NOTFOUND);
     static const unsigned char v3[] = {0x96, 3, 8, 40, 0x90, 0x90, 0xc0};
     ASSERT_EQ(fsm_restore(b, v3, sizeof v3), ERR_VERSION);
     fsm_close(a);
