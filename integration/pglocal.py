@@ -90,6 +90,7 @@ class LonePostgres:
                 return self
             except pgwire.PgConnectError:
                 if time.time() > deadline:
+                    self.stop(signal.SIGKILL)
                     raise TestFailure("postgres did not accept connections:\n%s" % self.log()[-2000:])
                 time.sleep(0.05)
 

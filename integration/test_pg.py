@@ -462,8 +462,9 @@ def test_latency():
         commit_latencies(conn, 20, 10**9)  # warm up
         p50, p99 = commit_latencies(conn, n, 0)
         conn.query("DROP TABLE lat")
-    lone = pglocal.LonePostgres().initdb().start()
+    lone = pglocal.LonePostgres()
     try:
+        lone.initdb().start()
         with lone.connect() as conn:
             conn.query("CREATE TABLE lat (id bigint PRIMARY KEY)")
             commit_latencies(conn, 20, 10**9)

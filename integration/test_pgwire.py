@@ -39,7 +39,8 @@ def test_start_lone_postgres():
         "host all md5user 127.0.0.1/32 md5",
         "host all plainuser 127.0.0.1/32 password",
         "host all trustuser 127.0.0.1/32 trust",
-    ]).initdb().start()
+    ])
+    PG.initdb().start()  # PG set first: main() removes it even when this fails
     with PG.connect() as c:
         check(c.params.get("server_version", "").startswith("15"), "server_version %r" % c.params)
         check(c.backend_pid and c.status == "I", "pid %r status %r" % (c.backend_pid, c.status))
