@@ -23,6 +23,14 @@ Static cluster (3 nodes):
   hang-node     only the leader's nftraftd SIGSTOPped: its postgres keeps
                 taking writes it cannot get acknowledged (diverging); after
                 SIGCONT it rewinds and holds exactly the new primary's rows;
+  diverged-restart  only the leader's nftraftd SIGSTOPped, its postgres
+                takes writes nobody acknowledges (its WAL runs past the new
+                primary's switch point), then node and postgres kill -9ed
+                and restarted: it must rewind BEFORE it follows the new
+                primary (never start as its standby on the diverged WAL:
+                its walreceiver's flush would acknowledge commits its
+                startup process cannot replay), then hold exactly the new
+                primary's rows;
   re-clone      a standby stopped, its D/pg wiped, restarted: it clones
                 from the primary and streams, every acknowledged id on it.
 Chain cluster (`--chain anvil`, 3 nodes):
@@ -658,6 +666,65 @@ def test_hang_node_only():
     wait_for("node %d's rows equal the primary's" % old, lambda: ids_on(C, old) == ids_on(C, new), 20, 0.25)
 
 
+def test_diverged_restart():
+    """The old primary's WAL diverged, then it is killed and restarted: a
+    PGDATA that was a primary's rewinds before following (bug 6)."""
+    old, _ = wait_cluster_pg(C, 2)
+    stop_side = threading.Event()
+
+    def side_writer():  # unacknowledgeable writes straight to the old primary
+        seq, conn = 0, None
+        while not stop_side.is_set():
+            seq += 1
+            rid = (252 << 32) | seq
+            try:
+                if conn is None or conn.closed:
+                    conn = connect(C, old, timeout=1.0)
+                kind, _ = pgwire.outcome(lambda: conn.query(
+                    "INSERT INTO %s (id, w) VALUES (%d, -4)" % (TABLE, rid), timeout=1.0))
+            except pgwire.PgConnectError:
+                kind = "failed"
+            if kind == "ok":
+                ACKED[rid] = old
+            elif kind == "failed":
+                FAILED.add(rid)
+            else:
+                UNKNOWN.add(rid)
+            if kind != "ok":
+                time.sleep(0.05)
+    with Monitor(C) as mon, Writers(C, mon, 2, tag=6) as w:
+        wait_for("writes through node %d" % old, lambda: len(w.acked) >= 30, 20, 0.05)
+        sw = threading.Thread(target=side_writer, daemon=True)
+        sw.start()
+        w.avoid.add(old)
+        t_stop = time.time()
+        os.kill(C.pid(old), signal.SIGSTOP)
+        wait_for("an acknowledged write on a new primary",
+                 lambda: w.first_ack_after(t_stop, set(range(1, 4)) - {old}), 30, 0.01)
+        time.sleep(1.5)  # the old postgres keeps writing WAL nobody acknowledges
+        stop_side.set()
+        sw.join(10)
+        kill_node_and_postgres(C, old)
+    new, _ = wait_cluster_pg(C, 1, exclude=(old,))
+    tl = pg_of(C, new)["timeline"]
+    before = len(C.log(old))
+    t0 = time.time()
+    C.start_node(old)
+    wait_for("node %d streaming from node %d on timeline %d" % (old, new, tl),
+             lambda: standby_of(C, old, new, tl), 60, 0.1)
+    figure("diverged old primary restarted -> rewound and streaming", time.time() - t0)
+    log = C.log(old)[before:]
+    rw = log.find("rewind from node")
+    fol = log.find("start as a standby following")
+    check(rw >= 0 and (fol < 0 or rw < fol),
+          "node %d followed the new primary before rewinding its diverged WAL:\n%s"
+          % (old, "\n".join(l for l in log.split("\n") if "sub=pg" in l)[:3000]))
+    check_rows(C, [1, 2, 3], "after the diverged restart (all three)")
+    with connect(C, new) as conn:
+        conn.query("INSERT INTO %s (id, w) VALUES (%d, -3)" % (TABLE, (253 << 32) | 1))
+    wait_for("node %d's rows equal the primary's" % old, lambda: ids_on(C, old) == ids_on(C, new), 20, 0.25)
+
+
 def test_reclone():
     """A standby stopped, its D/pg wiped, restarted: it clones."""
     lead, _ = wait_cluster_pg(C, 2)
@@ -779,6 +846,7 @@ def run_chained(tests):
 
 ALL = {"bootstrap": [test_bootstrap], "latency": [test_latency], "failover": [test_failover],
        "rewind": [test_rewind], "hang": [test_hang], "hang-node": [test_hang_node_only],
+       "diverged-restart": [test_diverged_restart],
        "re-clone": [test_reclone],
        "transfer": [test_chain_transfer, test_chain_down]}
 

@@ -777,6 +777,11 @@ static json_t *pg_json(struct api *a)
         "info_age_ms", (json_int_t)cs.info_age_ms);
     json_object_set_new(j, "detached_for",
                         json_integer((json_int_t)cs.detached_for));
+    char rcv[24], rpl[24];
+    pg_lsn_format(cs.info.receive_lsn, rcv, sizeof rcv);
+    pg_lsn_format(cs.info.replay_lsn, rpl, sizeof rpl);
+    json_object_set_new(j, "receive_lsn", json_string(rcv));
+    json_object_set_new(j, "replay_lsn", json_string(rpl));
     return j;
 }
 

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define TICK_MS 100         /* the tick's period */
 #define INFO_MS 500         /* local pg_info refresh, steady state */
@@ -40,6 +41,7 @@ struct peer {
     int port;
     uint32_t timeline;
     uint64_t lsn;
+    uint64_t receive_lsn, replay_lsn; /* standby; 0 unknown */
     bool streaming;
     char upstream[272];
     uint64_t detached_for;          /* its standby detached for the fence
@@ -56,6 +58,7 @@ struct coord {
     uint64_t self;
     char host[64];
     int port;
+    char signal_path[512]; /* PGDATA/standby.signal */
     coord_peer_url_fn peer_url;
     void *peer_data;
     uv_timer_t tick;
@@ -95,6 +98,8 @@ struct coord {
     unsigned n_peers;
 
     uint64_t failovers;
+    uint64_t failover_term; /* the failover compares lsns since */
+    uint64_t failover_ms;   /* ... this loop time */
     char action[200];
     uint64_t wait_logged_ms;
     char wait_why[200];
@@ -426,6 +431,11 @@ static void peer_cb(void *data, const struct httpc_resp *r)
         p->timeline =
             (uint32_t)json_integer_value(json_object_get(pg, "timeline"));
         p->lsn = lsn;
+        p->receive_lsn = p->replay_lsn = 0;
+        parse_lsn(json_string_value(json_object_get(pg, "receive_lsn")),
+                  &p->receive_lsn);
+        parse_lsn(json_string_value(json_object_get(pg, "replay_lsn")),
+                  &p->replay_lsn);
         p->streaming = json_is_true(json_object_get(pg, "streaming"));
         p->detached_for =
             (uint64_t)json_integer_value(json_object_get(pg, "detached_for"));
@@ -586,6 +596,28 @@ static void transfer_cb(void *data, int status)
     kick(c);
 }
 
+#define REPLAY_WAIT_MS 5000 /* failover: a standby's replay may catch up */
+
+/* What promoting a detached standby keeps: its replay lsn (a promoted
+ * standby replays what it received unless it cannot: diverged WAL). stuck:
+ * replay is below receive. Without the two (an older node) its lsn. */
+static uint64_t kept_lsn(uint64_t lsn, uint64_t receive, uint64_t replay,
+                         bool *stuck)
+{
+    *stuck = false;
+    if (receive == 0 && replay == 0)
+        return lsn;
+    *stuck = replay < receive;
+    return replay;
+}
+
+/* (timeline, lsn) a above b: a newer timeline holds every acknowledged
+ * commit of the older ones (it forked from the most advanced standby). */
+static bool ahead(uint32_t tl_a, uint64_t a, uint32_t tl_b, uint64_t b)
+{
+    return tl_a != tl_b ? tl_a > tl_b : a > b;
+}
+
 /* Failover: our fence record of this term is applied. Wait for every
  * other voter (but the fenced old primary) to report it detached after
  * applying it, compare WAL positions, transfer or promote. */
@@ -611,7 +643,9 @@ static void failover(struct coord *c, const struct node_status *st,
     uint64_t ids[MAX_VOTERS];
     char hosts[MAX_VOTERS][64];
     unsigned n = voters(c, ids, hosts);
-    uint64_t best_id = 0, best_lsn = 0;
+    uint64_t best_id = 0, best_lsn = 0, stuck_id = 0, stuck_rcv = 0,
+             stuck_rpl = 0;
+    uint32_t best_tl = 0;
     for (unsigned i = 0; i < n; i++) {
         if (ids[i] == c->self || ids[i] == rec->fenced)
             continue;
@@ -638,9 +672,17 @@ static void failover(struct coord *c, const struct node_status *st,
                     ids[i], p->role, p->streaming ? ", streaming" : "");
             return;
         }
-        if (best_id == 0 || p->lsn > best_lsn) {
+        bool stuck;
+        uint64_t kept = kept_lsn(p->lsn, p->receive_lsn, p->replay_lsn, &stuck);
+        if (stuck && p->receive_lsn > stuck_rcv) {
+            stuck_id = ids[i];
+            stuck_rcv = p->receive_lsn;
+            stuck_rpl = p->replay_lsn;
+        }
+        if (best_id == 0 || ahead(p->timeline, kept, best_tl, best_lsn)) {
             best_id = ids[i];
-            best_lsn = p->lsn;
+            best_lsn = kept;
+            best_tl = p->timeline;
         }
     }
     const struct pg_info *in = NULL;
@@ -651,16 +693,51 @@ static void failover(struct coord *c, const struct node_status *st,
             return;
         }
     }
-    uint64_t own = in ? in->lsn : 0;
-    if (role == PG_NONE || (best_id != 0 && best_lsn > own)) {
+    bool own_stuck = false;
+    uint64_t own =
+        in ? kept_lsn(in->lsn, in->receive_lsn, in->replay_lsn, &own_stuck) : 0;
+    uint32_t own_tl = in ? in->timeline : 0;
+    if (own_stuck && in->receive_lsn > stuck_rcv) {
+        stuck_id = c->self;
+        stuck_rcv = in->receive_lsn;
+        stuck_rpl = in->replay_lsn;
+    }
+    if (c->failover_term != st->term) {
+        c->failover_term = st->term;
+        c->failover_ms = uv_now(c->loop);
+    }
+    if (stuck_id != 0) {
+        /* Its flush may have acknowledged commits in the WAL it received:
+         * compare on what promotion keeps, after giving replay a chance
+         * (a trailing partial record never replays; nothing acknowledged
+         * ends in it). */
+        char b1[24], b2[24];
+        if (uv_now(c->loop) - c->failover_ms < REPLAY_WAIT_MS) {
+            waiting(c,
+                    "failover: node %" PRIu64 "'s replay lsn %s is below its "
+                    "receive lsn %s: waiting for it to replay (promotion "
+                    "keeps only replayed WAL)",
+                    stuck_id, lsn_str(stuck_rpl, b1), lsn_str(stuck_rcv, b2));
+            return;
+        }
+        LOGW("pg",
+             "failover: node %" PRIu64 "'s replay is still at %s below its "
+             "receive lsn %s after %d s: compared on its replay lsn",
+             stuck_id, lsn_str(stuck_rpl, b1), lsn_str(stuck_rcv, b2),
+             REPLAY_WAIT_MS / 1000);
+    }
+    if (role == PG_NONE ||
+        (best_id != 0 && ahead(best_tl, best_lsn, own_tl, own))) {
         if (best_id == 0) {
             waiting(c, "failover: no data here and no other voter has any");
             return;
         }
         char b[24];
+        char b2[24];
         act(c,
-            "transfer to node %" PRIu64 " (ahead by %" PRIu64 " bytes: lsn %s)",
-            best_id, best_lsn - own, lsn_str(best_lsn, b));
+            "transfer to node %" PRIu64 " (ahead: timeline %u lsn %s; "
+            "here timeline %u lsn %s)",
+            best_id, best_tl, lsn_str(best_lsn, b), own_tl, lsn_str(own, b2));
         if (node_transfer(c->node, best_id, transfer_cb, c) == 0) {
             c->transferring = true;
             c->transfer_term = st->term;
@@ -833,6 +910,19 @@ static void follower_step(struct coord *c)
     }
     if (role != PG_STANDBY)
         return;
+    if (c->need_rewind) {
+        /* It was a primary (fenced, died, or its PGDATA says so) and has
+         * not been rewound since: its local WAL may run past the new
+         * primary's switch point. Re-pointed, its walreceiver would flush
+         * (and so acknowledge) the new timeline's commits that its startup
+         * process can never replay: rewind first (bug 6). */
+        act(c,
+            "stop for a rewind before following node %" PRIu64
+            " (%s): this node was a primary and its WAL may have diverged",
+            rec.primary, up);
+        OP(c, "stop for a rewind", NULL, pg_stop(c->pg, false, cb_, d_));
+        return;
+    }
     bool pointed = c->follow_ms > c->detached_ms && c->follow_ms != 0 &&
                    strcmp(c->follow_up, up) == 0;
     if (!pointed) {
@@ -977,6 +1067,8 @@ int coord_new(struct coord **out, uv_loop_t *loop, struct node *node,
     c->self = pcfg->node_id;
     snprintf(c->host, sizeof c->host, "%s", pcfg->host);
     c->port = pcfg->port;
+    snprintf(c->signal_path, sizeof c->signal_path, "%s/data/standby.signal",
+             pcfg->dir);
     int rv = pg_new(&c->pg, loop, pcfg, errmsg, errlen);
     if (rv != 0) {
         free(c);
@@ -1013,6 +1105,14 @@ void coord_start(struct coord *c)
     fsm_on_pg(c->fsm, record_applied, c);
     struct fsm_pg rec;
     char b[24];
+    if (pg_role(c->pg) == PG_STOPPED && access(c->signal_path, F_OK) != 0) {
+        /* PGDATA of a primary (no standby.signal): rewind it before it
+         * follows another primary (a record naming this node starts it as
+         * the primary again instead). */
+        c->need_rewind = true;
+        LOGI("pg", "the local PGDATA was a primary's (no standby.signal): "
+                   "rewind before following another primary");
+    }
     if (fsm_pg_record(c->fsm, &rec) == 0)
         LOGI("pg",
              "coordinator starts: newest record term %" PRIu64

@@ -860,15 +860,23 @@ static void w_info(struct work *w)
     PGconn *u = w_connect(up_host, up_port, w->password, 2000, e2, sizeof e2);
     if (u == NULL)
         return;
-    char sql[160];
+    char sql[400];
     snprintf(sql, sizeof sql,
-             "SELECT sync_state FROM pg_stat_replication WHERE "
-             "application_name = 'node%" PRIu64 "'",
+             "SELECT (SELECT sync_state FROM pg_stat_replication WHERE "
+             "application_name = 'node%" PRIu64 "' LIMIT 1), "
+             "CASE WHEN pg_is_in_recovery() THEN NULL ELSE "
+             "substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) END",
              w->node_id);
     if (w_exec(u, sql, &r, e2, sizeof e2) == 0) {
-        if (PQntuples(r) > 0)
+        if (!PQgetisnull(r, 0, 0))
             snprintf(in->sync_state, sizeof in->sync_state, "%s",
                      PQgetvalue(r, 0, 0));
+        /* streaming only on the primary's own timeline: a walreceiver
+         * that keeps reconnecting on an older one ("End of WAL reached
+         * on timeline 1") receives nothing it can use */
+        if (!PQgetisnull(r, 0, 1) &&
+            (uint32_t)strtoul(PQgetvalue(r, 0, 1), NULL, 16) != t3)
+            in->streaming = false;
         PQclear(r);
     }
     PQfinish(u);
