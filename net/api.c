@@ -777,6 +777,7 @@ static json_t *pg_json(struct api *a)
         "info_age_ms", (json_int_t)cs.info_age_ms);
     json_object_set_new(j, "detached_for",
                         json_integer((json_int_t)cs.detached_for));
+    json_object_set_new(j, "broken", json_boolean(cs.broken));
     return j;
 }
 

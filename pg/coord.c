@@ -10,12 +10,15 @@
 #include "core/log.h"
 #include "core/node.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define TICK_MS 100         /* the tick's period */
 #define INFO_MS 500         /* local pg_info refresh, steady state */
@@ -41,6 +44,7 @@ struct peer {
     uint32_t timeline;
     uint64_t lsn;
     bool streaming;
+    bool broken; /* its PGDATA is unusable: counts as detached, lsn 0 */
     char upstream[272];
     uint64_t detached_for;          /* its standby detached for the fence
                                        record of this term, lsn read since */
@@ -66,15 +70,24 @@ struct coord {
 
     /* The local instance. */
     struct pg_info info;
-    uint64_t info_ms;       /* loop time the last good read was asked */
-    uint64_t info_asked_ms; /* loop time the one in flight was asked */
-    bool info_busy, info_valid;
+    uint64_t info_ms; /* loop time the last good read was asked */
+    /* Reads in flight: a second one may start when the first was asked
+     * before a (de)tach (a streaming standby's read also asks its upstream,
+     * up to 2 s when that one hangs: the detach must be seen at once). */
+    struct info_read {
+        struct coord *c;
+        bool busy;
+        uint64_t asked_ms;
+    } reads[2];
+    bool info_valid;
     bool op_busy;           /* a pg operation runs */
     char op[48];            /* its name */
     bool started_primary;   /* the running postmaster was started as, or
                                promoted to, primary */
     bool need_rewind;       /* its WAL may have diverged (old primary) */
     bool want_clone;        /* rewind failed: clone next */
+    bool broken;            /* PGDATA unusable: marker below exists */
+    char marker[600];       /* D/pg/rewind-incomplete */
     uint64_t detached_ms;   /* loop time the standby was detached */
     uint64_t detached_term; /* for the fence record of this term */
     uint64_t follow_ms;     /* loop time it was pointed at its upstream */
@@ -152,13 +165,15 @@ static const char *lsn_str(uint64_t lsn, char *buf)
 
 static void info_cb(void *data, int status, const struct pg_info *info)
 {
-    struct coord *c = data;
-    c->info_busy = false;
+    struct info_read *rd = data;
+    struct coord *c = rd->c;
+    rd->busy = false;
     if (c->closing)
         return;
-    if (status == 0) {
+    /* an older read finishing after a newer one changes nothing */
+    if (status == 0 && (!c->info_valid || rd->asked_ms >= c->info_ms)) {
         c->info = *info;
-        c->info_ms = c->info_asked_ms;
+        c->info_ms = rd->asked_ms;
         c->info_valid = true;
         if (info->role == PG_STANDBY) {
             if (info->streaming)
@@ -167,18 +182,32 @@ static void info_cb(void *data, int status, const struct pg_info *info)
                 c->not_streaming_since = uv_now(c->loop);
         }
     }
-    if (c->info_asked_ms <= c->detached_ms || c->info_asked_ms <= c->follow_ms)
+    if (rd->asked_ms <= c->detached_ms || rd->asked_ms <= c->follow_ms)
         refresh_info(c); /* the position after the (de)tach, at once */
     kick(c);
 }
 
+/* Ask pg_info unless a read asked after the last (de)tach is in flight. */
 static void refresh_info(struct coord *c)
 {
-    if (c->info_busy || c->closing)
+    if (c->closing)
         return;
-    c->info_asked_ms = uv_now(c->loop);
-    if (pg_info(c->pg, info_cb, c) == 0)
-        c->info_busy = true;
+    uint64_t since =
+        c->detached_ms > c->follow_ms ? c->detached_ms : c->follow_ms;
+    struct info_read *free_slot = NULL;
+    for (unsigned i = 0; i < 2; i++) {
+        struct info_read *rd = &c->reads[i];
+        if (!rd->busy)
+            free_slot = rd;
+        else if (rd->asked_ms > since || since == 0)
+            return; /* its answer is fresh enough */
+    }
+    if (free_slot == NULL)
+        return;
+    free_slot->c = c;
+    free_slot->asked_ms = uv_now(c->loop);
+    if (pg_info(c->pg, info_cb, free_slot) == 0)
+        free_slot->busy = true;
 }
 
 /* The local info, if it was asked after `since` and the role still is. */
@@ -311,12 +340,69 @@ static void start_standby(struct coord *c, const char *host, int port)
        pg_start(c->pg, host ? host : c->host, host ? port : c->port, cb_, d_));
 }
 
+/* ---- the "PGDATA unusable" marker ----
+ *
+ * D/pg/rewind-incomplete exists (durably) from before a pg_rewind or a
+ * pg_basebackup starts until it succeeded: a half-rewound PGDATA may stay
+ * "starting up" forever (waiting for WAL nobody serves) or fail later. Such
+ * a node is "broken": it never starts PostgreSQL on that data, reports
+ * /status.pg "broken": true with lsn 0, and re-clones as soon as a record
+ * names a primary.
+ *
+ * Why the leader may count a broken node as detached with lsn 0 (safety):
+ * the node never streamed from the primary it rewinds/clones from after
+ * the rewind began (it is stopped from then on), and that primary was
+ * promoted because it held at least every detached standby's WAL, so every
+ * commit acknowledged before its promotion is on it and on the standby
+ * that acknowledged it; every later commit was acknowledged by a standby
+ * streaming from it (synchronous ANY 1), never by the broken node. So the
+ * broken node holds no acknowledged commit the others lack. */
+
+static void fsync_dir_of(const char *path)
+{
+    char dir[sizeof((struct coord *)0)->marker];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL)
+        return;
+    *slash = '\0';
+    int fd = open(dir, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+}
+
+static void mark_broken(struct coord *c, const char *why)
+{
+    c->broken = true;
+    int fd = open(c->marker, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        LOGW("pg", "cannot write %s: %s", c->marker, strerror(errno));
+        return;
+    }
+    size_t len = strlen(why);
+    if (write(fd, why, len) != (ssize_t)len || fsync(fd) != 0)
+        LOGW("pg", "cannot write %s: %s", c->marker, strerror(errno));
+    close(fd);
+    fsync_dir_of(c->marker);
+}
+
+static void clear_broken(struct coord *c)
+{
+    c->broken = false;
+    if (unlink(c->marker) != 0 && errno != ENOENT)
+        LOGW("pg", "cannot remove %s: %s", c->marker, strerror(errno));
+    fsync_dir_of(c->marker);
+}
+
 static void after_rewind(struct coord *c, int status, const char *e)
 {
     (void)e;
     if (status == 0) {
         c->need_rewind = false;
         c->want_clone = false;
+        clear_broken(c);
     } else if (status != ERR_SHUTDOWN) {
         c->want_clone = true;
         LOGW("pg", "rewind failed: re-clone next");
@@ -329,6 +415,7 @@ static void after_clone(struct coord *c, int status, const char *e)
     if (status == 0) {
         c->need_rewind = false;
         c->want_clone = false;
+        clear_broken(c);
     }
 }
 
@@ -429,6 +516,7 @@ static void peer_cb(void *data, const struct httpc_resp *r)
         p->streaming = json_is_true(json_object_get(pg, "streaming"));
         p->detached_for =
             (uint64_t)json_integer_value(json_object_get(pg, "detached_for"));
+        p->broken = json_is_true(json_object_get(pg, "broken"));
         const char *u = json_string_value(json_object_get(pg, "upstream"));
         snprintf(p->upstream, sizeof p->upstream, "%s", u ? u : "");
         p->rec_term =
@@ -597,7 +685,7 @@ static void failover(struct coord *c, const struct node_status *st,
         fence_now(c, "a fence record is in force");
         return;
     }
-    if (role == PG_STOPPED) {
+    if (role == PG_STOPPED && !c->broken) {
         start_standby(c, NULL, 0);
         return;
     }
@@ -628,8 +716,8 @@ static void failover(struct coord *c, const struct node_status *st,
                            : "it has not applied the fence record yet");
             return;
         }
-        if (strcmp(p->role, "none") == 0)
-            continue; /* no data, holds nothing */
+        if (strcmp(p->role, "none") == 0 || p->broken)
+            continue; /* no (usable) data, holds nothing: see the marker */
         if (strcmp(p->role, "standby") != 0 || p->streaming || p->upstream[0] ||
             p->detached_for != st->term) {
             waiting(c,
@@ -652,9 +740,11 @@ static void failover(struct coord *c, const struct node_status *st,
         }
     }
     uint64_t own = in ? in->lsn : 0;
-    if (role == PG_NONE || (best_id != 0 && best_lsn > own)) {
+    bool no_data = role == PG_NONE || c->broken;
+    if (no_data || (best_id != 0 && best_lsn > own)) {
         if (best_id == 0) {
-            waiting(c, "failover: no data here and no other voter has any");
+            waiting(c, "failover: no %sdata here and no other voter has any",
+                    c->broken ? "usable " : "");
             return;
         }
         char b[24];
@@ -734,7 +824,7 @@ static void leader_step(struct coord *c, const struct node_status *st)
             }
             return;
         }
-        if (role == PG_STOPPED) {
+        if (role == PG_STOPPED && !c->broken) {
             /* We were the primary and nobody was promoted since (a
              * promotion needs a committed fence record, which would be
              * newer than this one): our WAL holds every acknowledged
@@ -796,7 +886,11 @@ static void follower_step(struct coord *c)
         return;
     }
     if (rec.primary == 0) { /* fence: detach */
-        if (role == PG_STOPPED) {
+        if (role == PG_STOPPED && c->broken) {
+            if (strncmp(c->action, "broken", 6) != 0)
+                act(c, "broken PGDATA (an interrupted rewind or clone): "
+                       "re-clone once a record names a primary");
+        } else if (role == PG_STOPPED) {
             start_standby(c, NULL, 0);
         } else if (role == PG_STANDBY) {
             if (c->detached_term != rec.term || c->detached_ms < c->follow_ms) {
@@ -811,9 +905,13 @@ static void follower_step(struct coord *c)
         return; /* the new leader will fence it */
     char up[80];
     snprintf(up, sizeof up, "%s:%d", rec.host, rec.port);
-    if (role == PG_NONE || (role == PG_STOPPED && c->want_clone)) {
+    if (role == PG_NONE ||
+        (role == PG_STOPPED && (c->want_clone || c->broken))) {
         act(c, "re-clone from node %" PRIu64 " (%s): %s", rec.primary, up,
-            role == PG_NONE ? "no data here" : "rewind failed");
+            role == PG_NONE ? "no data here"
+            : c->broken     ? "PGDATA unusable (rewind or clone incomplete)"
+                            : "rewind failed");
+        mark_broken(c, "clone\n");
         OP(c, "clone", after_clone,
            pg_clone(c->pg, rec.host, rec.port, cb_, d_));
         return;
@@ -824,6 +922,7 @@ static void follower_step(struct coord *c)
                 "rewind from node %" PRIu64 " (%s): the local WAL may "
                 "have diverged",
                 rec.primary, up);
+            mark_broken(c, "rewind\n");
             OP(c, "rewind", after_rewind,
                pg_rewind(c->pg, rec.host, rec.port, cb_, d_));
         } else {
@@ -975,6 +1074,15 @@ int coord_new(struct coord **out, uv_loop_t *loop, struct node *node,
     c->node = node;
     c->fsm = fsm;
     c->self = pcfg->node_id;
+    snprintf(c->marker, sizeof c->marker, "%s/rewind-incomplete", pcfg->dir);
+    if (access(c->marker, F_OK) == 0) {
+        c->broken = true;
+        c->want_clone = true;
+        LOGW("pg",
+             "%s exists: a rewind or clone was interrupted, PGDATA is "
+             "unusable: re-clone once a record names a primary",
+             c->marker);
+    }
     snprintf(c->host, sizeof c->host, "%s", pcfg->host);
     c->port = pcfg->port;
     int rv = pg_new(&c->pg, loop, pcfg, errmsg, errlen);
@@ -1083,6 +1191,11 @@ void coord_status(struct coord *c, struct coord_status *st)
     st->port = c->port;
     st->has_record = fsm_pg_record(c->fsm, &st->record) == 0;
     st->failovers = c->failovers;
+    st->broken = c->broken;
+    if (c->broken) { /* holds nothing usable: see the marker */
+        st->info.lsn = st->info.receive_lsn = st->info.replay_lsn = 0;
+        st->info.streaming = false;
+    }
     st->detached_for = c->detached_term && c->detached_ms >= c->follow_ms &&
                                c->info_valid && c->info_ms > c->detached_ms &&
                                st->info.role == PG_STANDBY
