@@ -699,10 +699,29 @@ static void failover(struct coord *c, const struct node_status *st,
     uint64_t ids[MAX_VOTERS];
     char hosts[MAX_VOTERS][64];
     unsigned n = voters(c, ids, hosts);
-    uint64_t best_id = 0, best_lsn = 0;
+    uint64_t best_id = 0, best_lsn = 0, fb_id = 0, fb_lsn = 0;
+    bool no_data = role == PG_NONE || c->broken;
     for (unsigned i = 0; i < n; i++) {
-        if (ids[i] == c->self || ids[i] == rec->fenced)
+        if (ids[i] == c->self)
             continue;
+        if (ids[i] == rec->fenced) {
+            /* The fenced old primary is no candidate, but when nothing
+             * here is usable and it came back as a detached standby, it
+             * holds every commit acknowledged in its tenure: the fallback
+             * when every other voter is broken or has no data. */
+            if (!no_data)
+                continue;
+            read_peer(c, ids[i], PEER_FAST_MS);
+            const struct peer *p = peer_of(c, ids[i]);
+            if (p != NULL && p->ok && p->rec_term == st->term &&
+                p->rec_primary == 0 && !p->broken &&
+                strcmp(p->role, "standby") == 0 && !p->streaming &&
+                !p->upstream[0] && p->detached_for == st->term) {
+                fb_id = ids[i];
+                fb_lsn = p->lsn;
+            }
+            continue;
+        }
         read_peer(c, ids[i], PEER_FAST_MS);
         struct peer *p = peer_of(c, ids[i]);
         if (p == NULL)
@@ -740,7 +759,10 @@ static void failover(struct coord *c, const struct node_status *st,
         }
     }
     uint64_t own = in ? in->lsn : 0;
-    bool no_data = role == PG_NONE || c->broken;
+    if (no_data && best_id == 0 && fb_id != 0) {
+        best_id = fb_id;
+        best_lsn = fb_lsn;
+    }
     if (no_data || (best_id != 0 && best_lsn > own)) {
         if (best_id == 0) {
             waiting(c, "failover: no %sdata here and no other voter has any",
