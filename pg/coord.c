@@ -356,7 +356,12 @@ static void start_standby(struct coord *c, const char *host, int port)
  * commit acknowledged before its promotion is on it and on the standby
  * that acknowledged it; every later commit was acknowledged by a standby
  * streaming from it (synchronous ANY 1), never by the broken node. So the
- * broken node holds no acknowledged commit the others lack. */
+ * broken node holds no acknowledged commit the others lack. Limit (5+
+ * voters only): a commit acknowledged before that primary's promotion by
+ * the broken node alone is then on that primary and its standbys only; if
+ * that primary is the fenced one and no voter streamed from it, it is lost
+ * with the broken node's data (with 3 voters the third node is the old
+ * primary, or followed the new one, and holds it). */
 
 static void fsync_dir_of(const char *path)
 {
