@@ -702,7 +702,7 @@ def test_broken():
     with open(os.path.join(pgdir, "rewind-incomplete"), "w") as f:
         f.write("rewind\n")
     os.unlink(os.path.join(pgdir, "data", "global", "pg_control"))
-    with Monitor(C) as mon, Writers(C, mon, 2, tag=5) as w:
+    with Monitor(C) as mon, Writers(C, mon, 2, tag=6) as w:
         wait_for("writes node %d misses" % victim, lambda: len(w.acked) >= 30, 20, 0.05)
     t0 = time.time()
     kill_node_and_postgres(C, lead)
