@@ -80,14 +80,17 @@ struct coord {
         uint64_t asked_ms;
     } reads[2];
     bool info_valid;
-    bool op_busy;           /* a pg operation runs */
-    char op[48];            /* its name */
-    bool started_primary;   /* the running postmaster was started as, or
-                               promoted to, primary */
-    bool need_rewind;       /* its WAL may have diverged (old primary) */
-    bool want_clone;        /* rewind failed: clone next */
-    bool broken;            /* PGDATA unusable: marker below exists */
-    char marker[600];       /* D/pg/rewind-incomplete */
+    bool op_busy;         /* a pg operation runs */
+    char op[48];          /* its name */
+    bool started_primary; /* the running postmaster was started as, or
+                             promoted to, primary */
+    bool need_rewind;     /* its WAL may have diverged (old primary) */
+    bool want_clone;      /* rewind failed: clone next */
+    bool broken;          /* PGDATA unusable: marker below exists */
+    bool rewound;     /* a rewind succeeded: the marker stays until the standby
+                         started on it reached consistency (it needs the
+                         source's WAL up to the rewind's minimum recovery point) */
+    char marker[600]; /* D/pg/rewind-incomplete */
     uint64_t detached_ms;   /* loop time the standby was detached */
     uint64_t detached_term; /* for the fence record of this term */
     uint64_t follow_ms;     /* loop time it was pointed at its upstream */
@@ -302,9 +305,16 @@ static void start_primary(struct coord *c)
         c->started_primary = false;
 }
 
+static void clear_broken(struct coord *c);
+
 static void after_follow(struct coord *c, int status, const char *e)
 {
     (void)e;
+    if (c->rewound) { /* the start after a rewind */
+        c->rewound = false;
+        if (status == 0) /* consistent: it accepts connections */
+            clear_broken(c);
+    }
     if (status == 0) {
         c->follow_ms = uv_now(c->loop);
         c->detached_term = 0;
@@ -407,7 +417,7 @@ static void after_rewind(struct coord *c, int status, const char *e)
     if (status == 0) {
         c->need_rewind = false;
         c->want_clone = false;
-        clear_broken(c);
+        c->rewound = true;
     } else if (status != ERR_SHUTDOWN) {
         c->want_clone = true;
         LOGW("pg", "rewind failed: re-clone next");
@@ -694,6 +704,7 @@ static void failover(struct coord *c, const struct node_status *st,
         start_standby(c, NULL, 0);
         return;
     }
+    c->rewound = false; /* a rewound PGDATA's source is fenced */
     if (role == PG_STANDBY) {
         if (c->detached_term != st->term || c->detached_ms < c->follow_ms) {
             act(c, "detach the local standby (fence record)");
@@ -914,6 +925,7 @@ static void follower_step(struct coord *c)
     }
     if (rec.primary == 0) { /* fence: detach */
         if (role == PG_STOPPED && c->broken) {
+            c->rewound = false; /* its source is fenced: re-clone next */
             if (strncmp(c->action, "broken", 6) != 0)
                 act(c, "broken PGDATA (an interrupted rewind or clone): "
                        "re-clone once a record names a primary");
@@ -933,7 +945,7 @@ static void follower_step(struct coord *c)
     char up[80];
     snprintf(up, sizeof up, "%s:%d", rec.host, rec.port);
     if (role == PG_NONE ||
-        (role == PG_STOPPED && (c->want_clone || c->broken))) {
+        (role == PG_STOPPED && (c->want_clone || (c->broken && !c->rewound)))) {
         act(c, "re-clone from node %" PRIu64 " (%s): %s", rec.primary, up,
             role == PG_NONE ? "no data here"
             : c->broken     ? "PGDATA unusable (rewind or clone incomplete)"
@@ -1010,6 +1022,22 @@ static void tick(struct coord *c)
     node_status(c->node, &st);
     if (st.role != NODE_LEADER && primary_here(c))
         fence_now(c, "raft leadership lost");
+    struct fsm_pg rec;
+    char up[80] = "";
+    if (fsm_pg_record(c->fsm, &rec) == 0 && rec.primary != 0)
+        snprintf(up, sizeof up, "%s:%d", rec.host, rec.port);
+    if (c->op_busy && c->rewound && pg_role(c->pg) == PG_STARTING &&
+        (st.role == NODE_LEADER || strcmp(up, c->follow_up) != 0)) {
+        /* It waits for WAL from the rewind's source, which is no longer
+         * the primary: it may never become consistent. Stop it; the data
+         * stays marked broken (re-clone). */
+        LOGW("pg",
+             "abandon the start on the rewound PGDATA: its source "
+             "%s is no longer the primary",
+             c->follow_up);
+        c->rewound = false;
+        pg_fence(c->pg);
+    }
     if (c->op_busy || c->proposing || now < c->retry_at)
         return;
     if (c->transferring) {
