@@ -32,7 +32,16 @@ Static cluster (3 nodes):
                 startup process cannot replay), then hold exactly the new
                 primary's rows;
   re-clone      a standby stopped, its D/pg wiped, restarted: it clones
-                from the primary and streams, every acknowledged id on it.
+                from the primary and streams, every acknowledged id on it;
+  broken        a standby stopped, its PGDATA made unusable (pg_control
+                removed) with the marker of an interrupted rewind
+                (D/pg/rewind-incomplete), writes it misses, then kill -9 of
+                the primary's node and postgres and the broken node
+                restarted: whichever of the two is raft leader, the healthy
+                standby is promoted (the broken node never starts
+                PostgreSQL on that data, /status.pg "broken", lsn 0/0, and
+                does not block the failover), then the broken node
+                re-clones from it; every acknowledged id on both.
 Chain cluster (`--chain anvil`, 3 nodes):
   transfer      a standby's NFT transferred away: it leaves raft, its name
                 leaves synchronous_standby_names, its walsender is gone and
@@ -746,6 +755,54 @@ def test_reclone():
     check(os.path.isdir(os.path.join(pgdir, "data")), "PGDATA recreated in %s" % pgdir)
 
 
+def test_broken():
+    """A broken node (interrupted rewind) must not block a failover."""
+    lead, _ = wait_cluster_pg(C, 2)
+    victim = next(i for i in range(1, 4) if i != lead)
+    other = next(i for i in range(1, 4) if i not in (lead, victim))
+    pid = C.pid(victim)
+    os.kill(pid, signal.SIGTERM)
+    wait_for("node %d to stop" % victim, lambda: not alive(pid) and not postgres_pids_left(C, victim), 30, 0.05)
+    pgdir = os.path.join(C.node_dir(victim), "pg")
+    # What an interrupted pg_rewind leaves: the marker, a PGDATA that
+    # cannot become consistent (here: no pg_control at all).
+    with open(os.path.join(pgdir, "rewind-incomplete"), "w") as f:
+        f.write("rewind\n")
+    os.unlink(os.path.join(pgdir, "data", "global", "pg_control"))
+    with Monitor(C) as mon, Writers(C, mon, 2, tag=7) as w:
+        wait_for("writes node %d misses" % victim, lambda: len(w.acked) >= 30, 20, 0.05)
+    t0 = time.time()
+    kill_node_and_postgres(C, lead)
+    C.start_node(victim)
+
+    def broken_seen():
+        p = pg_of(C, victim)
+        return p if p and p.get("broken") is True and p.get("lsn") == "0/0" else None
+    try:
+        wait_for("node %d reports broken with lsn 0/0" % victim, broken_seen, 20, 0.05)
+        saw_broken = True
+    except TestFailure:
+        saw_broken = False  # it may have re-cloned already (fast)
+    new, _ = wait_cluster_pg(C, 1, timeout=60, exclude=(lead,))
+    took = time.time() - t0
+    check(new == other, "the healthy standby (node %d) is the new primary, not %s" % (other, new))
+    wait_for("node %d re-cloned and streaming from node %d" % (victim, other),
+             lambda: standby_of(C, victim, other), 90, 0.1)
+    figure("broken node + kill -9 of the primary -> new primary (healthy standby)", took)
+    figure("broken node + kill -9 of the primary -> broken node streaming again", time.time() - t0)
+    check(not (pg_of(C, victim) or {}).get("broken"), "node %d no longer broken" % victim)
+    check(not os.path.exists(os.path.join(pgdir, "rewind-incomplete")), "the marker is gone after the re-clone")
+    check_rows(C, [other, victim], "after the broken node's re-clone")
+    log = C.log(victim)
+    check("rewind-incomplete exists" in log, "node %d logged its marker" % victim)
+    check("re-clone from node %d" % other in log, "node %d re-cloned from node %d" % (victim, other))
+    print("  node %d (broken) %s; new primary node %d; node %d was raft leader of the failover: %s"
+          % (victim, "reported broken, lsn 0/0" if saw_broken else "re-cloned before a read",
+             other, victim, "transfer to node %d" % other in log))
+    C.start_node(lead)
+    wait_cluster_pg(C, 2, timeout=90)
+
+
 def postgres_pids_left(c, i):
     data = os.path.join(c.node_dir(i), "pg", "data", "postmaster.pid")
     try:
@@ -847,7 +904,7 @@ def run_chained(tests):
 ALL = {"bootstrap": [test_bootstrap], "latency": [test_latency], "failover": [test_failover],
        "rewind": [test_rewind], "hang": [test_hang], "hang-node": [test_hang_node_only],
        "diverged-restart": [test_diverged_restart],
-       "re-clone": [test_reclone],
+       "re-clone": [test_reclone], "broken": [test_broken],
        "transfer": [test_chain_transfer, test_chain_down]}
 
 

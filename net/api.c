@@ -782,6 +782,7 @@ static json_t *pg_json(struct api *a)
     pg_lsn_format(cs.info.replay_lsn, rpl, sizeof rpl);
     json_object_set_new(j, "receive_lsn", json_string(rcv));
     json_object_set_new(j, "replay_lsn", json_string(rpl));
+    json_object_set_new(j, "broken", json_boolean(cs.broken));
     return j;
 }
 

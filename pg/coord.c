@@ -10,6 +10,8 @@
 #include "core/log.h"
 #include "core/node.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdarg.h>
@@ -43,6 +45,7 @@ struct peer {
     uint64_t lsn;
     uint64_t receive_lsn, replay_lsn; /* standby; 0 unknown */
     bool streaming;
+    bool broken; /* its PGDATA is unusable: counts as detached, lsn 0 */
     char upstream[272];
     uint64_t detached_for;          /* its standby detached for the fence
                                        record of this term, lsn read since */
@@ -69,15 +72,27 @@ struct coord {
 
     /* The local instance. */
     struct pg_info info;
-    uint64_t info_ms;       /* loop time the last good read was asked */
-    uint64_t info_asked_ms; /* loop time the one in flight was asked */
-    bool info_busy, info_valid;
-    bool op_busy;           /* a pg operation runs */
-    char op[48];            /* its name */
-    bool started_primary;   /* the running postmaster was started as, or
-                               promoted to, primary */
-    bool need_rewind;       /* its WAL may have diverged (old primary) */
-    bool want_clone;        /* rewind failed: clone next */
+    uint64_t info_ms; /* loop time the last good read was asked */
+    /* Reads in flight: a second one may start when the first was asked
+     * before a (de)tach (a streaming standby's read also asks its upstream,
+     * up to 2 s when that one hangs: the detach must be seen at once). */
+    struct info_read {
+        struct coord *c;
+        bool busy;
+        uint64_t asked_ms;
+    } reads[2];
+    bool info_valid;
+    bool op_busy;         /* a pg operation runs */
+    char op[48];          /* its name */
+    bool started_primary; /* the running postmaster was started as, or
+                             promoted to, primary */
+    bool need_rewind;     /* its WAL may have diverged (old primary) */
+    bool want_clone;      /* rewind failed: clone next */
+    bool broken;          /* PGDATA unusable: marker below exists */
+    bool rewound;     /* a rewind succeeded: the marker stays until the standby
+                         started on it reached consistency (it needs the
+                         source's WAL up to the rewind's minimum recovery point) */
+    char marker[600]; /* D/pg/rewind-incomplete */
     uint64_t detached_ms;   /* loop time the standby was detached */
     uint64_t detached_term; /* for the fence record of this term */
     uint64_t follow_ms;     /* loop time it was pointed at its upstream */
@@ -157,13 +172,15 @@ static const char *lsn_str(uint64_t lsn, char *buf)
 
 static void info_cb(void *data, int status, const struct pg_info *info)
 {
-    struct coord *c = data;
-    c->info_busy = false;
+    struct info_read *rd = data;
+    struct coord *c = rd->c;
+    rd->busy = false;
     if (c->closing)
         return;
-    if (status == 0) {
+    /* an older read finishing after a newer one changes nothing */
+    if (status == 0 && (!c->info_valid || rd->asked_ms >= c->info_ms)) {
         c->info = *info;
-        c->info_ms = c->info_asked_ms;
+        c->info_ms = rd->asked_ms;
         c->info_valid = true;
         if (info->role == PG_STANDBY) {
             if (info->streaming)
@@ -172,18 +189,32 @@ static void info_cb(void *data, int status, const struct pg_info *info)
                 c->not_streaming_since = uv_now(c->loop);
         }
     }
-    if (c->info_asked_ms <= c->detached_ms || c->info_asked_ms <= c->follow_ms)
+    if (rd->asked_ms <= c->detached_ms || rd->asked_ms <= c->follow_ms)
         refresh_info(c); /* the position after the (de)tach, at once */
     kick(c);
 }
 
+/* Ask pg_info unless a read asked after the last (de)tach is in flight. */
 static void refresh_info(struct coord *c)
 {
-    if (c->info_busy || c->closing)
+    if (c->closing)
         return;
-    c->info_asked_ms = uv_now(c->loop);
-    if (pg_info(c->pg, info_cb, c) == 0)
-        c->info_busy = true;
+    uint64_t since =
+        c->detached_ms > c->follow_ms ? c->detached_ms : c->follow_ms;
+    struct info_read *free_slot = NULL;
+    for (unsigned i = 0; i < 2; i++) {
+        struct info_read *rd = &c->reads[i];
+        if (!rd->busy)
+            free_slot = rd;
+        else if (rd->asked_ms > since || since == 0)
+            return; /* its answer is fresh enough */
+    }
+    if (free_slot == NULL)
+        return;
+    free_slot->c = c;
+    free_slot->asked_ms = uv_now(c->loop);
+    if (pg_info(c->pg, info_cb, free_slot) == 0)
+        free_slot->busy = true;
 }
 
 /* The local info, if it was asked after `since` and the role still is. */
@@ -278,9 +309,16 @@ static void start_primary(struct coord *c)
         c->started_primary = false;
 }
 
+static void clear_broken(struct coord *c);
+
 static void after_follow(struct coord *c, int status, const char *e)
 {
     (void)e;
+    if (c->rewound) { /* the start after a rewind */
+        c->rewound = false;
+        if (status == 0) /* consistent: it accepts connections */
+            clear_broken(c);
+    }
     if (status == 0) {
         c->follow_ms = uv_now(c->loop);
         c->detached_term = 0;
@@ -316,12 +354,74 @@ static void start_standby(struct coord *c, const char *host, int port)
        pg_start(c->pg, host ? host : c->host, host ? port : c->port, cb_, d_));
 }
 
+/* ---- the "PGDATA unusable" marker ----
+ *
+ * D/pg/rewind-incomplete exists (durably) from before a pg_rewind or a
+ * pg_basebackup starts until it succeeded: a half-rewound PGDATA may stay
+ * "starting up" forever (waiting for WAL nobody serves) or fail later. Such
+ * a node is "broken": it never starts PostgreSQL on that data, reports
+ * /status.pg "broken": true with lsn 0, and re-clones as soon as a record
+ * names a primary.
+ *
+ * Why the leader may count a broken node as detached with lsn 0 (safety):
+ * the node never streamed from the primary it rewinds/clones from after
+ * the rewind began (it is stopped from then on), and that primary was
+ * promoted because it held at least every detached standby's WAL, so every
+ * commit acknowledged before its promotion is on it and on the standby
+ * that acknowledged it; every later commit was acknowledged by a standby
+ * streaming from it (synchronous ANY 1), never by the broken node. So the
+ * broken node holds no acknowledged commit the others lack. Limit (5+
+ * voters only): a commit acknowledged before that primary's promotion by
+ * the broken node alone is then on that primary and its standbys only; if
+ * that primary is the fenced one and no voter streamed from it, it is lost
+ * with the broken node's data (with 3 voters the third node is the old
+ * primary, or followed the new one, and holds it). */
+
+static void fsync_dir_of(const char *path)
+{
+    char dir[sizeof((struct coord *)0)->marker];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL)
+        return;
+    *slash = '\0';
+    int fd = open(dir, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+}
+
+static void mark_broken(struct coord *c, const char *why)
+{
+    c->broken = true;
+    int fd = open(c->marker, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        LOGW("pg", "cannot write %s: %s", c->marker, strerror(errno));
+        return;
+    }
+    size_t len = strlen(why);
+    if (write(fd, why, len) != (ssize_t)len || fsync(fd) != 0)
+        LOGW("pg", "cannot write %s: %s", c->marker, strerror(errno));
+    close(fd);
+    fsync_dir_of(c->marker);
+}
+
+static void clear_broken(struct coord *c)
+{
+    c->broken = false;
+    if (unlink(c->marker) != 0 && errno != ENOENT)
+        LOGW("pg", "cannot remove %s: %s", c->marker, strerror(errno));
+    fsync_dir_of(c->marker);
+}
+
 static void after_rewind(struct coord *c, int status, const char *e)
 {
     (void)e;
     if (status == 0) {
         c->need_rewind = false;
         c->want_clone = false;
+        c->rewound = true;
     } else if (status != ERR_SHUTDOWN) {
         c->want_clone = true;
         LOGW("pg", "rewind failed: re-clone next");
@@ -334,6 +434,7 @@ static void after_clone(struct coord *c, int status, const char *e)
     if (status == 0) {
         c->need_rewind = false;
         c->want_clone = false;
+        clear_broken(c);
     }
 }
 
@@ -439,6 +540,7 @@ static void peer_cb(void *data, const struct httpc_resp *r)
         p->streaming = json_is_true(json_object_get(pg, "streaming"));
         p->detached_for =
             (uint64_t)json_integer_value(json_object_get(pg, "detached_for"));
+        p->broken = json_is_true(json_object_get(pg, "broken"));
         const char *u = json_string_value(json_object_get(pg, "upstream"));
         snprintf(p->upstream, sizeof p->upstream, "%s", u ? u : "");
         p->rec_term =
@@ -629,10 +731,11 @@ static void failover(struct coord *c, const struct node_status *st,
         fence_now(c, "a fence record is in force");
         return;
     }
-    if (role == PG_STOPPED) {
+    if (role == PG_STOPPED && !c->broken) {
         start_standby(c, NULL, 0);
         return;
     }
+    c->rewound = false; /* a rewound PGDATA's source is fenced */
     if (role == PG_STANDBY) {
         if (c->detached_term != st->term || c->detached_ms < c->follow_ms) {
             act(c, "detach the local standby (fence record)");
@@ -644,11 +747,33 @@ static void failover(struct coord *c, const struct node_status *st,
     char hosts[MAX_VOTERS][64];
     unsigned n = voters(c, ids, hosts);
     uint64_t best_id = 0, best_lsn = 0, stuck_id = 0, stuck_rcv = 0,
-             stuck_rpl = 0;
-    uint32_t best_tl = 0;
+             stuck_rpl = 0, fb_id = 0, fb_lsn = 0;
+    uint32_t best_tl = 0, fb_tl = 0;
+    bool no_data = role == PG_NONE || c->broken;
     for (unsigned i = 0; i < n; i++) {
-        if (ids[i] == c->self || ids[i] == rec->fenced)
+        if (ids[i] == c->self)
             continue;
+        if (ids[i] == rec->fenced) {
+            /* The fenced old primary is no candidate, but when nothing
+             * here is usable and it came back as a detached standby, it
+             * holds every commit acknowledged in its tenure: the fallback
+             * when every other voter is broken or has no data. */
+            if (!no_data)
+                continue;
+            read_peer(c, ids[i], PEER_FAST_MS);
+            const struct peer *p = peer_of(c, ids[i]);
+            if (p != NULL && p->ok && p->rec_term == st->term &&
+                p->rec_primary == 0 && !p->broken &&
+                strcmp(p->role, "standby") == 0 && !p->streaming &&
+                !p->upstream[0] && p->detached_for == st->term) {
+                bool fb_stuck;
+                fb_id = ids[i];
+                fb_lsn =
+                    kept_lsn(p->lsn, p->receive_lsn, p->replay_lsn, &fb_stuck);
+                fb_tl = p->timeline;
+            }
+            continue;
+        }
         read_peer(c, ids[i], PEER_FAST_MS);
         struct peer *p = peer_of(c, ids[i]);
         if (p == NULL)
@@ -662,8 +787,8 @@ static void failover(struct coord *c, const struct node_status *st,
                            : "it has not applied the fence record yet");
             return;
         }
-        if (strcmp(p->role, "none") == 0)
-            continue; /* no data, holds nothing */
+        if (strcmp(p->role, "none") == 0 || p->broken)
+            continue; /* no (usable) data, holds nothing: see the marker */
         if (strcmp(p->role, "standby") != 0 || p->streaming || p->upstream[0] ||
             p->detached_for != st->term) {
             waiting(c,
@@ -726,10 +851,15 @@ static void failover(struct coord *c, const struct node_status *st,
              stuck_id, lsn_str(stuck_rpl, b1), lsn_str(stuck_rcv, b2),
              REPLAY_WAIT_MS / 1000);
     }
-    if (role == PG_NONE ||
-        (best_id != 0 && ahead(best_tl, best_lsn, own_tl, own))) {
+    if (no_data && best_id == 0 && fb_id != 0) {
+        best_id = fb_id;
+        best_lsn = fb_lsn;
+        best_tl = fb_tl;
+    }
+    if (no_data || (best_id != 0 && ahead(best_tl, best_lsn, own_tl, own))) {
         if (best_id == 0) {
-            waiting(c, "failover: no data here and no other voter has any");
+            waiting(c, "failover: no %sdata here and no other voter has any",
+                    c->broken ? "usable " : "");
             return;
         }
         char b[24];
@@ -811,7 +941,7 @@ static void leader_step(struct coord *c, const struct node_status *st)
             }
             return;
         }
-        if (role == PG_STOPPED) {
+        if (role == PG_STOPPED && !c->broken) {
             /* We were the primary and nobody was promoted since (a
              * promotion needs a committed fence record, which would be
              * newer than this one): our WAL holds every acknowledged
@@ -873,7 +1003,12 @@ static void follower_step(struct coord *c)
         return;
     }
     if (rec.primary == 0) { /* fence: detach */
-        if (role == PG_STOPPED) {
+        if (role == PG_STOPPED && c->broken) {
+            c->rewound = false; /* its source is fenced: re-clone next */
+            if (strncmp(c->action, "broken", 6) != 0)
+                act(c, "broken PGDATA (an interrupted rewind or clone): "
+                       "re-clone once a record names a primary");
+        } else if (role == PG_STOPPED) {
             start_standby(c, NULL, 0);
         } else if (role == PG_STANDBY) {
             if (c->detached_term != rec.term || c->detached_ms < c->follow_ms) {
@@ -888,9 +1023,13 @@ static void follower_step(struct coord *c)
         return; /* the new leader will fence it */
     char up[80];
     snprintf(up, sizeof up, "%s:%d", rec.host, rec.port);
-    if (role == PG_NONE || (role == PG_STOPPED && c->want_clone)) {
+    if (role == PG_NONE ||
+        (role == PG_STOPPED && (c->want_clone || (c->broken && !c->rewound)))) {
         act(c, "re-clone from node %" PRIu64 " (%s): %s", rec.primary, up,
-            role == PG_NONE ? "no data here" : "rewind failed");
+            role == PG_NONE ? "no data here"
+            : c->broken     ? "PGDATA unusable (rewind or clone incomplete)"
+                            : "rewind failed");
+        mark_broken(c, "clone\n");
         OP(c, "clone", after_clone,
            pg_clone(c->pg, rec.host, rec.port, cb_, d_));
         return;
@@ -901,6 +1040,7 @@ static void follower_step(struct coord *c)
                 "rewind from node %" PRIu64 " (%s): the local WAL may "
                 "have diverged",
                 rec.primary, up);
+            mark_broken(c, "rewind\n");
             OP(c, "rewind", after_rewind,
                pg_rewind(c->pg, rec.host, rec.port, cb_, d_));
         } else {
@@ -974,6 +1114,22 @@ static void tick(struct coord *c)
     node_status(c->node, &st);
     if (st.role != NODE_LEADER && primary_here(c))
         fence_now(c, "raft leadership lost");
+    struct fsm_pg rec;
+    char up[80] = "";
+    if (fsm_pg_record(c->fsm, &rec) == 0 && rec.primary != 0)
+        snprintf(up, sizeof up, "%s:%d", rec.host, rec.port);
+    if (c->op_busy && c->rewound && pg_role(c->pg) == PG_STARTING &&
+        (st.role == NODE_LEADER || strcmp(up, c->follow_up) != 0)) {
+        /* It waits for WAL from the rewind's source, which is no longer
+         * the primary: it may never become consistent. Stop it; the data
+         * stays marked broken (re-clone). */
+        LOGW("pg",
+             "abandon the start on the rewound PGDATA: its source "
+             "%s is no longer the primary",
+             c->follow_up);
+        c->rewound = false;
+        pg_fence(c->pg);
+    }
     if (c->op_busy || c->proposing || now < c->retry_at)
         return;
     if (c->transferring) {
@@ -1065,6 +1221,15 @@ int coord_new(struct coord **out, uv_loop_t *loop, struct node *node,
     c->node = node;
     c->fsm = fsm;
     c->self = pcfg->node_id;
+    snprintf(c->marker, sizeof c->marker, "%s/rewind-incomplete", pcfg->dir);
+    if (access(c->marker, F_OK) == 0) {
+        c->broken = true;
+        c->want_clone = true;
+        LOGW("pg",
+             "%s exists: a rewind or clone was interrupted, PGDATA is "
+             "unusable: re-clone once a record names a primary",
+             c->marker);
+    }
     snprintf(c->host, sizeof c->host, "%s", pcfg->host);
     c->port = pcfg->port;
     snprintf(c->signal_path, sizeof c->signal_path, "%s/data/standby.signal",
@@ -1183,6 +1348,11 @@ void coord_status(struct coord *c, struct coord_status *st)
     st->port = c->port;
     st->has_record = fsm_pg_record(c->fsm, &st->record) == 0;
     st->failovers = c->failovers;
+    st->broken = c->broken;
+    if (c->broken) { /* holds nothing usable: see the marker */
+        st->info.lsn = st->info.receive_lsn = st->info.replay_lsn = 0;
+        st->info.streaming = false;
+    }
     st->detached_for = c->detached_term && c->detached_ms >= c->follow_ms &&
                                c->info_valid && c->info_ms > c->detached_ms &&
                                st->info.role == PG_STANDBY

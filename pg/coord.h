@@ -42,9 +42,12 @@ struct coord_status {
     int64_t info_age_ms; /* since that read; -1 never */
     char host[64];       /* this node's PostgreSQL address */
     int port;
-    bool has_record;       /* a promotion record was applied */
-    struct fsm_pg record;  /* the newest one */
-    uint64_t failovers;    /* promotions of a standby done by this node */
+    bool has_record;      /* a promotion record was applied */
+    struct fsm_pg record; /* the newest one */
+    uint64_t failovers;   /* promotions of a standby done by this node */
+    bool broken; /* PGDATA unusable (a rewind or clone was interrupted or
+                    failed: D/pg/rewind-incomplete); info.lsn is then 0 and
+                    PostgreSQL is not started until a re-clone succeeds */
     uint64_t detached_for; /* the local standby detached for the fence
                               record of this term and info.lsn was read
                               after that (0: not detached) */
