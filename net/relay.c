@@ -185,8 +185,13 @@ int relay_parse_head(const char *buf, size_t len, size_t max_body,
             if (has_close(v, vl))
                 h->close = true;
         } else if (name_is(n, nl, "retry-after")) {
+            /* Relayed to the client: printable ASCII only (seconds or an
+             * HTTP-date). */
             if (vl == 0 || vl >= sizeof h->retry_after || h->retry_after[0])
                 return ERR_MALFORMED;
+            for (size_t i = 0; i < vl; i++)
+                if ((unsigned char)v[i] < 0x20 || (unsigned char)v[i] > 0x7e)
+                    return ERR_MALFORMED;
             memcpy(h->retry_after, v, vl);
             h->retry_after[vl] = '\0';
         }

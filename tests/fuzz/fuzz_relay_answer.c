@@ -26,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             memchr(h.retry_after, '\0', sizeof h.retry_after) == NULL)
             abort();
         for (const char *c = h.retry_after; *c; c++)
-            if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
                 abort(); /* it is copied into an answer header */
     }
     /* Any prefix: more needed, or the same verdict once the head is in. */

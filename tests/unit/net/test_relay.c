@@ -81,6 +81,8 @@ TEST(parser_refuses_what_is_not_strict_http)
         "HTTP/1.1 503 x\r\nRetry-After: "
         "1111111111111111111111111111111111111111111111111111111111111111\r\n"
         "Content-Length: 0\r\n\r\n",
+        "HTTP/1.1 503 x\r\nRetry-After: 1\t2\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 503 x\r\nRetry-After: \xff\r\nContent-Length: 0\r\n\r\n",
         "xTTP/1.1",
         "garbage without an end",
     };
