@@ -304,6 +304,29 @@ static struct pending *pending_new(struct api *a, struct httpd_req *r,
     return p;
 }
 
+/* "Idempotency-Key: fwd-<node>-<prefix>-<counter>" into out, for a keyless
+ * write forwarded through libcurl. 96 random bits drawn once per process,
+ * then a counter: unique like a per-request draw, without a getrandom per
+ * write, and ascending, so each node's key index takes the keys of a batch
+ * on its rightmost leaf. 0, or ERR_IO when there is no randomness. */
+static int fwd_key(struct api *a, uint64_t self, char *out, size_t cap)
+{
+    if (a->fwd_prefix[0] == '\0') {
+        uint8_t rnd[12];
+        if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+            return ERR_IO;
+        static const char digits[] = "0123456789abcdef";
+        for (int i = 0; i < 12; i++) {
+            a->fwd_prefix[2 * i] = digits[rnd[i] >> 4];
+            a->fwd_prefix[2 * i + 1] = digits[rnd[i] & 15];
+        }
+        a->fwd_prefix[24] = '\0';
+    }
+    snprintf(out, cap, "Idempotency-Key: fwd-%" PRIu64 "-%s-%016" PRIx64, self,
+             a->fwd_prefix, a->fwd_seq++);
+    return 0;
+}
+
 static void forward(struct api *a, struct httpd_req *r, bool is_write,
                     const char *path_and_query)
 {
@@ -337,46 +360,33 @@ static void forward(struct api *a, struct httpd_req *r, bool is_write,
     if (k != NULL) {
         snprintf(key, sizeof key, "Idempotency-Key: %.*s", (int)hl, k);
         hdrs[2] = key;
-    } else if (is_write) {
-        /* The relay sends a POST again on a new connection when the kept
-         * one dies under it; a key of our own makes that re-send apply
-         * once. 96 random bits drawn once per process, then a counter:
-         * unique like a per-request draw, without a getrandom per write,
-         * and ascending, so each node's key index takes the keys of a
-         * batch on its rightmost leaf instead of one random leaf (and one
-         * more page written) per key. */
-        if (a->fwd_prefix[0] == '\0') {
-            uint8_t rnd[12];
-            if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
-                free(p);
-                reply_error(r, 503, "failed", "1",
-                            "no randomness for the forwarding key");
-                return;
-            }
-            static const char digits[] = "0123456789abcdef";
-            for (int i = 0; i < 12; i++) {
-                a->fwd_prefix[2 * i] = digits[rnd[i] >> 4];
-                a->fwd_prefix[2 * i + 1] = digits[rnd[i] & 15];
-            }
-            a->fwd_prefix[24] = '\0';
-        }
-        snprintf(key, sizeof key,
-                 "Idempotency-Key: fwd-%" PRIu64 "-%s-%016" PRIx64, st.id,
-                 a->fwd_prefix, a->fwd_seq++);
-        hdrs[2] = key;
     }
     size_t blen = 0;
     const void *body = is_write ? httpd_body(r, &blen) : NULL;
     const char *method = is_write ? "POST" : "GET";
-    int rv = relay_request(a->relay, lp->url, method, path_and_query, hdrs,
-                           body, blen, a->cfg->forward_timeout_ms, FWD_MAX_BODY,
-                           fwd_relay_cb, p);
+    /* The relay re-sends a request whose kept connection died before any
+     * answer only when that is harmless: a read, or a write with a key. A
+     * keyless write is sent once (no generated key, no key row on every
+     * replica), like a keyless write to the leader itself. */
+    int rv =
+        relay_request(a->relay, lp->url, method, path_and_query, hdrs, body,
+                      blen, !is_write || k != NULL, a->cfg->forward_timeout_ms,
+                      FWD_MAX_BODY, fwd_relay_cb, p);
     if (rv == ERR_INVALID) { /* a leader URL the relay does not speak */
+        /* libcurl may send a POST again on a new connection when the kept
+         * one dies under it: a key of our own makes that re-send apply
+         * once. */
+        rv = 0;
+        if (is_write && k == NULL) {
+            rv = fwd_key(a, st.id, key, sizeof key);
+            hdrs[2] = key;
+        }
         char url[CONFIG_URL_MAX + 128];
         snprintf(url, sizeof url, "%s%s", lp->url, path_and_query);
-        rv = httpc_request(a->httpc, method, url, hdrs, body, blen,
-                           a->cfg->forward_timeout_ms, FWD_MAX_BODY,
-                           fwd_httpc_cb, p, NULL);
+        if (rv == 0)
+            rv = httpc_request(a->httpc, method, url, hdrs, body, blen,
+                               a->cfg->forward_timeout_ms, FWD_MAX_BODY,
+                               fwd_httpc_cb, p, NULL);
     }
     if (rv != 0) {
         free(p);

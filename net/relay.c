@@ -46,7 +46,7 @@ struct relay_req {
     char *out; /* the serialized request */
     size_t out_len, max_body;
     uint64_t deadline; /* uv_now */
-    bool resent;
+    bool resend;       /* may be sent again (once) */
     relay_cb cb;
     void *data;
 };
@@ -354,19 +354,20 @@ static void conn_close(struct rconn *c)
 static void kick(struct relay *r);
 
 /* c broke (connect, write or read failed, or the leader closed it): close
- * it; its request is sent again once on a fresh connection when c was a
- * kept one and no byte of the answer came, else it fails with ERR_IO. */
+ * it; its request is sent again once on a fresh connection when it may be
+ * (resend), c was a kept one and no byte of the answer came; else it fails
+ * with ERR_IO. */
 static void conn_fail(struct rconn *c, const char *why)
 {
     struct relay_req *q = c->req;
     struct relay *r = c->r;
     c->req = NULL;
-    bool resend = q != NULL && c->used && c->in_len == 0 && !q->resent;
+    bool resend = q != NULL && c->used && c->in_len == 0 && q->resend;
     conn_close(c);
     if (q == NULL)
         return;
     if (resend) {
-        q->resent = true;
+        q->resend = false;
         list_insert_head(&r->queue, &q->link);
         kick(r);
         return;
@@ -637,8 +638,8 @@ static bool clean_line(const char *s, size_t n)
 
 int relay_request(struct relay *r, const char *base_url, const char *method,
                   const char *path, const char *const *headers,
-                  const void *body, size_t body_len, unsigned timeout_ms,
-                  size_t max_body, relay_cb cb, void *data)
+                  const void *body, size_t body_len, bool resend,
+                  unsigned timeout_ms, size_t max_body, relay_cb cb, void *data)
 {
     if (r->closing)
         return ERR_SHUTDOWN;
@@ -691,6 +692,7 @@ int relay_request(struct relay *r, const char *base_url, const char *method,
     q->out = o;
     q->out_len = len;
     q->max_body = max_body;
+    q->resend = resend;
     q->deadline = uv_now(r->loop) + timeout_ms;
     q->cb = cb;
     q->data = data;

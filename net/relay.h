@@ -9,10 +9,11 @@
  * address is spoken; anything else is ERR_INVALID and the caller uses
  * core/httpc. All calls are made on the loop thread.
  *
- * A request may be SENT TWICE: when a kept connection dies before any byte
- * of the answer arrives (the leader closed it while idle, or restarted), it
- * is re-sent once on a fresh connection. The caller makes such a re-send
- * harmless (api gives every forwarded write an Idempotency-Key). */
+ * A request the caller marks re-sendable (a read, or a write carrying an
+ * Idempotency-Key) is sent again once on a fresh connection when a kept
+ * connection dies before any byte of the answer arrives (the leader closed
+ * it while idle, or restarted). Any other request is sent at most once: a
+ * dead connection fails it with ERR_IO. */
 #ifndef NFTRAFT_RELAY_H
 #define NFTRAFT_RELAY_H
 
@@ -49,7 +50,8 @@ int relay_init(struct relay **out, uv_loop_t *loop, const char *source_ip,
 
 /* Send method ("GET" or "POST") path (starting with '/') to base_url
  * ("http://IP[:port]", no path). headers: NULL-terminated "Name: value"
- * lines without CR/LF (or NULL); the body is copied (POST only).
+ * lines without CR/LF (or NULL); the body is copied (POST only). resend:
+ * the request may be sent twice (see above).
  * timeout_ms bounds the whole exchange, queueing included; max_body caps
  * the answer's body (ERR_TOOBIG above it). Returns 0 and cb fires later
  * exactly once; ERR_INVALID (a URL the relay does not speak: use another
@@ -57,8 +59,9 @@ int relay_init(struct relay **out, uv_loop_t *loop, const char *source_ip,
  * fires. */
 int relay_request(struct relay *r, const char *base_url, const char *method,
                   const char *path, const char *const *headers,
-                  const void *body, size_t body_len, unsigned timeout_ms,
-                  size_t max_body, relay_cb cb, void *data);
+                  const void *body, size_t body_len, bool resend,
+                  unsigned timeout_ms, size_t max_body, relay_cb cb,
+                  void *data);
 
 /* Connections open now (any state), for tests and metrics. */
 unsigned relay_conns(const struct relay *r);

@@ -341,12 +341,14 @@ static void wait_for(struct env *e, struct result *x)
         uv_run(&e->loop, UV_RUN_ONCE);
 }
 
-static int send_one(struct env *e, struct result *x, unsigned timeout_ms)
+static int send_one(struct env *e, struct result *x, unsigned timeout_ms,
+                    bool resend)
 {
     memset(x, 0, sizeof *x);
     static const char *const hdrs[] = {"Idempotency-Key: k1", "X-A: b", NULL};
-    int rv = relay_request(e->relay, e->url, "POST", "/increment", hdrs,
-                           "{\"by\":2}", 8, timeout_ms, 1000, on_resp, x);
+    int rv =
+        relay_request(e->relay, e->url, "POST", "/increment", hdrs,
+                      "{\"by\":2}", 8, resend, timeout_ms, 1000, on_resp, x);
     if (rv == 0)
         wait_for(e, x);
     return rv;
@@ -383,7 +385,7 @@ TEST(keep_alive_reuse_and_request_bytes)
     struct result x;
     for (int i = 0; i < 3; i++) {
         e.srv.mode = i == 1 ? M_SPLIT : M_GOOD;
-        ASSERT_EQ(send_one(&e, &x, 2000), 0);
+        ASSERT_EQ(send_one(&e, &x, 2000, true), 0);
         ASSERT_EQ(x.done, 1);
         ASSERT_EQ(x.err, 0);
         ASSERT_EQ(x.status, 200);
@@ -404,20 +406,20 @@ TEST(keep_alive_reuse_and_request_bytes)
      * are refused before anything is sent. */
     static const char *const inj[] = {"X: a\r\nY: b", NULL};
     static const char *const noname[] = {": a", NULL};
-    ASSERT_EQ(relay_request(e.relay, e.url, "POST", "/", inj, "", 0, 100, 10,
-                            on_resp, &x),
+    ASSERT_EQ(relay_request(e.relay, e.url, "POST", "/", inj, "", 0, true, 100,
+                            10, on_resp, &x),
               ERR_INVALID);
-    ASSERT_EQ(relay_request(e.relay, e.url, "POST", "/", noname, "", 0, 100, 10,
-                            on_resp, &x),
+    ASSERT_EQ(relay_request(e.relay, e.url, "POST", "/", noname, "", 0, true,
+                            100, 10, on_resp, &x),
               ERR_INVALID);
-    ASSERT_EQ(relay_request(e.relay, e.url, "PUT", "/", NULL, "", 0, 100, 10,
-                            on_resp, &x),
+    ASSERT_EQ(relay_request(e.relay, e.url, "PUT", "/", NULL, "", 0, true, 100,
+                            10, on_resp, &x),
               ERR_INVALID);
-    ASSERT_EQ(relay_request(e.relay, e.url, "GET", "/a b", NULL, "", 0, 100, 10,
-                            on_resp, &x),
+    ASSERT_EQ(relay_request(e.relay, e.url, "GET", "/a b", NULL, "", 0, true,
+                            100, 10, on_resp, &x),
               ERR_INVALID);
     ASSERT_EQ(relay_request(e.relay, "http://localhost:1", "GET", "/", NULL, "",
-                            0, 100, 10, on_resp, &x),
+                            0, true, 100, 10, on_resp, &x),
               ERR_INVALID);
     ASSERT_EQ(env_down(&e), 0);
     return 0;
@@ -429,13 +431,13 @@ TEST(kept_connection_dying_is_resent_once)
     ASSERT_EQ(env_up(&e), 0);
     struct result x;
     e.srv.mode = M_CLOSE; /* answers, then closes: the relay's kept one dies */
-    ASSERT_EQ(send_one(&e, &x, 2000), 0);
+    ASSERT_EQ(send_one(&e, &x, 2000, true), 0);
     ASSERT_EQ(x.err, 0);
     /* Let the relay see the close or not: either way the next request
      * gets through on a new connection. */
     uv_run(&e.loop, UV_RUN_NOWAIT);
     e.srv.mode = M_GOOD;
-    ASSERT_EQ(send_one(&e, &x, 2000), 0);
+    ASSERT_EQ(send_one(&e, &x, 2000, true), 0);
     ASSERT_EQ(x.err, 0);
     ASSERT_EQ(x.status, 200);
     ASSERT_EQ(e.srv.accepts, 2);
@@ -443,10 +445,20 @@ TEST(kept_connection_dying_is_resent_once)
     /* A kept connection the server drops without answering: sent again
      * once; dropped again: fails (never a third send). */
     e.srv.mode = M_DROP;
-    ASSERT_EQ(send_one(&e, &x, 2000), 0);
+    ASSERT_EQ(send_one(&e, &x, 2000, true), 0);
     ASSERT_EQ(x.done, 1);
     ASSERT_EQ(x.err, ERR_IO);
     ASSERT_EQ(e.srv.requests, 4);
+    /* A request that must not be sent twice (a write without a key) is
+     * not: the dying kept connection fails it. */
+    e.srv.mode = M_GOOD;
+    ASSERT_EQ(send_one(&e, &x, 2000, true), 0);
+    ASSERT_EQ(x.err, 0);
+    ASSERT_EQ(e.srv.requests, 5);
+    e.srv.mode = M_DROP;
+    ASSERT_EQ(send_one(&e, &x, 2000, false), 0);
+    ASSERT_EQ(x.err, ERR_IO);
+    ASSERT_EQ(e.srv.requests, 6);
     ASSERT_EQ(env_down(&e), 0);
     return 0;
 }
@@ -457,19 +469,19 @@ TEST(bad_answers_fail_and_close)
     ASSERT_EQ(env_up(&e), 0);
     struct result x;
     e.srv.mode = M_BAD;
-    ASSERT_EQ(send_one(&e, &x, 2000), 0);
+    ASSERT_EQ(send_one(&e, &x, 2000, true), 0);
     ASSERT_EQ(x.err, ERR_MALFORMED);
     e.srv.mode = M_HUGE;
-    ASSERT_EQ(send_one(&e, &x, 2000), 0);
+    ASSERT_EQ(send_one(&e, &x, 2000, true), 0);
     ASSERT_EQ(x.err, ERR_TOOBIG);
     /* Two answers to one request: the first is relayed, the connection
      * is not trusted again. */
     e.srv.mode = M_TWO;
-    ASSERT_EQ(send_one(&e, &x, 2000), 0);
+    ASSERT_EQ(send_one(&e, &x, 2000, true), 0);
     ASSERT_EQ(x.err, 0);
     uv_run(&e.loop, UV_RUN_NOWAIT);
     e.srv.mode = M_GOOD;
-    ASSERT_EQ(send_one(&e, &x, 2000), 0);
+    ASSERT_EQ(send_one(&e, &x, 2000, true), 0);
     ASSERT_EQ(x.err, 0);
     ASSERT_EQ(e.srv.accepts, 4);
     ASSERT_EQ(env_down(&e), 0);
@@ -483,7 +495,7 @@ TEST(timeouts_refused_connections_and_close)
     struct result x;
     e.srv.mode = M_SILENT;
     uint64_t t0 = uv_now(&e.loop);
-    ASSERT_EQ(send_one(&e, &x, 200), 0);
+    ASSERT_EQ(send_one(&e, &x, 200, true), 0);
     ASSERT_EQ(x.err, ERR_TIMEOUT);
     ASSERT(uv_now(&e.loop) - t0 >= 200);
     /* More requests than connections (4): the rest queue, and time out
@@ -492,7 +504,7 @@ TEST(timeouts_refused_connections_and_close)
     memset(q, 0, sizeof q);
     for (int i = 0; i < 6; i++)
         ASSERT_EQ(relay_request(e.relay, e.url, "GET", "/counter", NULL, NULL,
-                                0, 300, 1000, on_resp, &q[i]),
+                                0, true, 300, 1000, on_resp, &q[i]),
                   0);
     ASSERT(relay_conns(e.relay) <= 4);
     wait_for(&e, &q[5]);
@@ -503,18 +515,18 @@ TEST(timeouts_refused_connections_and_close)
     char url[64];
     snprintf(url, sizeof url, "%s", e.url);
     snprintf(e.url, sizeof e.url, "http://127.0.0.1:1");
-    ASSERT_EQ(send_one(&e, &x, 2000), 0);
+    ASSERT_EQ(send_one(&e, &x, 2000, true), 0);
     ASSERT_EQ(x.err, ERR_IO);
     snprintf(e.url, sizeof e.url, "%s", url);
     /* Close with one in flight and one queued: both fail inside close. */
     struct result a, b;
     memset(&a, 0, sizeof a);
     memset(&b, 0, sizeof b);
-    ASSERT_EQ(relay_request(r, e.url, "GET", "/", NULL, NULL, 0, 5000, 10,
+    ASSERT_EQ(relay_request(r, e.url, "GET", "/", NULL, NULL, 0, true, 5000, 10,
                             on_resp, &a),
               0);
     ASSERT_EQ(relay_request(r, "http://127.0.0.2:1", "GET", "/", NULL, NULL, 0,
-                            5000, 10, on_resp, &b),
+                            true, 5000, 10, on_resp, &b),
               0);
     relay_done = false;
     relay_close(r, relay_closed, NULL);
