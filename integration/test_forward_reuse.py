@@ -153,14 +153,21 @@ def test_forwarding_survives_leader_restart():
 
 
 def keys_on(node, like="%"):
-    """Idempotency keys node's state.db remembers (read-only, next to the
-    running node: its WAL keeps the answer consistent)."""
+    """Idempotency keys node's state.db remembers, read next to the running
+    node (SELECT only; WAL mode keeps the answer consistent). A read-only
+    connection cannot recover a WAL left by a kill -9, so this one may;
+    a busy database is retried for a few seconds."""
     path = os.path.join(C.node_dir(node), "state.db")
-    db = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=10)
-    try:
-        return {r[0] for r in db.execute("SELECT key FROM dedup WHERE key LIKE ?", (like,))}
-    finally:
-        db.close()
+    deadline = time.time() + 5
+    while True:
+        db = sqlite3.connect(path, timeout=5)
+        try:
+            return {r[0] for r in db.execute("SELECT key FROM dedup WHERE key LIKE ?", (like,))}
+        except sqlite3.OperationalError as e:
+            check(time.time() < deadline, "reading %s: %s" % (path, e))
+            time.sleep(0.1)
+        finally:
+            db.close()
 
 
 def forward_n(f, n, key=None):
