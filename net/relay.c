@@ -34,6 +34,7 @@ struct rconn {
     enum cstate state;
     struct relay_req *req; /* in flight on this connection, or NULL */
     bool used;             /* answered before: a kept connection */
+    bool writing;          /* `write` in use (its callback not yet run) */
     bool closing;
     uint64_t idle_since; /* uv_now when it went idle */
     char *in;            /* bytes of the current answer */
@@ -380,8 +381,13 @@ static void conn_fail(struct rconn *c, const char *why)
 static void write_cb(uv_write_t *w, int status)
 {
     struct rconn *c = w->data;
-    if (status < 0 && !c->closing)
+    c->writing = false;
+    if (c->closing)
+        return;
+    if (status < 0)
         conn_fail(c, "write to the leader failed");
+    else if (c->state == C_IDLE) /* answered before this callback ran */
+        kick(c->r);
 }
 
 static void conn_send(struct rconn *c, struct relay_req *q)
@@ -404,6 +410,8 @@ static void conn_send(struct rconn *c, struct relay_req *q)
     c->write.data = c;
     if (uv_write(&c->write, (uv_stream_t *)&c->tcp, &b, 1, write_cb) != 0)
         conn_fail(c, "write to the leader failed");
+    else
+        c->writing = true;
 }
 
 static void alloc_cb(uv_handle_t *hd, size_t hint, uv_buf_t *buf)
@@ -547,7 +555,9 @@ static void kick(struct relay *r)
         bool other = false;
         LIST_FOREACH(t, &r->conns) {
             struct rconn *c = CONN_OF(t);
-            if (c->state != C_IDLE)
+            /* An answer can come before the callback of the write that
+             * carried the request: `write` is not free until it ran. */
+            if (c->state != C_IDLE || c->writing)
                 continue;
             if (addr_eq(&c->addr, &q->addr)) {
                 idle = c;
