@@ -2,11 +2,13 @@
 """Issue 13 integration test: writes forwarded by a follower reuse kept-alive
 connections to the leader (the follower's sockets to the leader's HTTP port
 are read from /proc), answers stay exactly the leader's, and forwarding keeps
-working after the leader dies and comes back (curl's cached connection, our
-kept uv_poll handles and easy handles all outlive the old leader), and
-the keys a follower generates for forwarded writes stay unique across its
-restart."""
+working after the leader dies and comes back (the relay's kept connections
+die with the old leader), keyless forwarded writes carry no generated key
+(the relay never re-sends them) while a client's key is relayed, and the
+keys a follower generates when it forwards through libcurl (a leader URL
+the relay does not speak) stay unique across its restart."""
 import os
+import sqlite3
 import sys
 import threading
 import time
@@ -150,37 +152,96 @@ def test_forwarding_survives_leader_restart():
     C.check_logs_clean()
 
 
-def test_generated_keys_stay_unique_across_a_follower_restart():
-    """A forwarded write without a key gets fwd-<node>-<prefix>-<counter>,
-    the prefix drawn once per process: after the forwarding follower
-    restarts (its counter starts over), its new keys must not repeat the
-    old ones, or the leader would answer them as duplicates."""
+def keys_on(node, like="%"):
+    """Idempotency keys node's state.db remembers, read next to the running
+    node (SELECT only; WAL mode keeps the answer consistent). A read-only
+    connection cannot recover a WAL left by a kill -9, so this one may;
+    a busy database is retried for a few seconds."""
+    path = os.path.join(C.node_dir(node), "state.db")
+    deadline = time.time() + 5
+    while True:
+        db = sqlite3.connect(path, timeout=5)
+        try:
+            return {r[0] for r in db.execute("SELECT key FROM dedup WHERE key LIKE ?", (like,))}
+        except sqlite3.OperationalError as e:
+            check(time.time() < deadline, "reading %s: %s" % (path, e))
+            time.sleep(0.1)
+        finally:
+            db.close()
+
+
+def forward_n(f, n, key=None):
+    """n increments through follower f (key: a prefix for client keys);
+    only clear retryable refusals are retried while the cluster settles."""
+    got = []
+    deadline = time.time() + 20
+    while len(got) < n and time.time() < deadline:
+        st, j, _ = C.increment(f, key=("%s-%d" % (key, len(got))) if key else None)
+        if st == 200:
+            check(not j.get("duplicate"), "forwarded write answered as a duplicate: %s" % j)
+            got.append(j["value"])
+        else:
+            check(st == 503, "forwarded write: %s %s" % (st, j))
+            time.sleep(0.1)
+    check(len(got) == n, "only %d of %d forwarded writes" % (len(got), n))
+    return got
+
+
+def test_keyless_forwards_add_no_key_and_keyed_ones_do():
+    """The relay sends a keyless write once (never re-sends it), so it
+    needs no generated key: no key row on any replica, as for a keyless
+    write to the leader. A client's key is relayed as is."""
     ld = C.leader()
     f = next(i for i in range(1, 4) if i != ld)
-
-    def forward(n):
-        got = []
-        deadline = time.time() + 20
-        while len(got) < n and time.time() < deadline:
-            st, j, _ = C.increment(f)
-            if st == 200:
-                check(not j.get("duplicate"),
-                      "forwarded write answered as a duplicate: %s" % j)
-                got.append(j["value"])
-            else:  # only a clear retryable refusal while the node settles
-                check(st == 503, "forwarded write: %s %s" % (st, j))
-                time.sleep(0.1)
-        check(len(got) == n, "only %d of %d forwarded writes" % (len(got), n))
-        return got
-
     st, j, _ = http("GET", C.url(ld) + "/counter")
     base = j["value"]
-    got = forward(10)
-    C.kill9(f)
-    C.start_node(f)
-    got += forward(10)
-    check(got == list(range(base + 1, base + 21)),
-          "forwarded answers %s, expected %d..%d" % (got, base + 1, base + 20))
+    before = {n: keys_on(n) for n in range(1, 4)}
+    got = forward_n(f, 20)
+    got += forward_n(f, 5, key="relayed")
+    check(got == list(range(base + 1, base + 26)),
+          "forwarded answers %s, expected %d..%d" % (got, base + 1, base + 25))
+    want = {"relayed-%d" % i for i in range(5)}
+    deadline = time.time() + 10
+    while any(keys_on(n) - before[n] != want for n in range(1, 4)):
+        check(time.time() < deadline, "new keys: %s, want exactly %s" % (
+            {n: sorted(keys_on(n) - before[n]) for n in range(1, 4)}, sorted(want)))
+        time.sleep(0.1)
+
+
+def test_curl_fallback_keys_stay_unique_across_a_follower_restart():
+    """A leader URL the relay does not speak (a host name) is forwarded to
+    through libcurl, which may re-send a POST: a keyless write gets
+    fwd-<node>-<prefix>-<counter>, the prefix drawn once per process. After
+    the follower restarts (its counter starts over) its new keys must not
+    repeat the old ones, or the leader would answer them as duplicates."""
+    ld = C.leader()
+    f = next(i for i in range(1, 4) if i != ld)
+    path = os.path.join(C.node_dir(f), "cmdline")
+    with open(path) as fh:
+        orig = fh.read()
+    check("http://127.0.0.1:" in orig, "no peer URL to rewrite in %s" % orig)
+    with open(path, "w") as fh:
+        fh.write(orig.replace("http://127.0.0.1:", "http://localhost:"))
+    try:
+        C.kill9(f)
+        C.start_node(f)
+        st, j, _ = http("GET", C.url(ld) + "/counter")
+        base = j["value"]
+        before = keys_on(ld, "fwd-%")
+        got = forward_n(f, 10)
+        C.kill9(f)
+        C.start_node(f)
+        got += forward_n(f, 10)
+        check(got == list(range(base + 1, base + 21)),
+              "forwarded answers %s, expected %d..%d" % (got, base + 1, base + 20))
+        new = keys_on(ld, "fwd-%") - before
+        check(len(new) == 20 and len({k.rsplit("-", 1)[0] for k in new}) == 2,
+              "generated keys: %s, want 20 with two prefixes" % sorted(new))
+    finally:
+        with open(path, "w") as fh:
+            fh.write(orig)
+        C.kill9(f)
+        C.start_node(f)
     st, j, _ = http("GET", C.url(C.leader()) + "/counter")
     check(st == 200 and j["value"] == base + 20,
           "leader counter %s, expected %d" % (j, base + 20))
@@ -194,7 +255,8 @@ def main():
                     test_concurrent_forwards_are_exact_and_bounded,
                     test_many_clients_share_at_most_64_connections,
                     test_forwarding_survives_leader_restart,
-                    test_generated_keys_stay_unique_across_a_follower_restart])
+                    test_keyless_forwards_add_no_key_and_keyed_ones_do,
+                    test_curl_fallback_keys_stay_unique_across_a_follower_restart])
     finally:
         C.down()
 

@@ -5,7 +5,8 @@ conflicting Content-Length, /log bounds, %00 in a query value) each get a
 400 and change nothing; HTTP/2 (prior knowledge and h2c upgrade) is refused
 unless --http2 is given; the connection cap (--max-http-conns) and the
 forward cap (--max-forwards) are hit, answered 503, counted in /metrics and
-recovered from. Then, against the RELEASE build (build/, or
+recovered from; a follower whose leader URL answers hostile bytes answers
+502 and stays up. Then, against the RELEASE build (build/, or
 $NFTRAFT_RELEASE_BUILD), an HTTP/2 rapid-reset flood (12,000 streams opened
 and reset) and a slow-reader case (more connections than the cap, each asking
 GET /log?limit=1000 and never reading) with the leader's RSS measured before,
@@ -112,9 +113,9 @@ def commits(c, n=3):
           "counter %s -> %s, want +%d" % (before, after, total))
 
 
-def restart_with(c, node_id, flags):
-    """Stop a node (SIGTERM) and start it again with `up`'s flags plus
-    `flags` (replacing an earlier set)."""
+def restart_with(c, node_id, flags, args=None):
+    """Stop a node (SIGTERM) and start it again with `up`'s flags (or
+    `args`) plus `flags` (replacing an earlier set)."""
     pid = c.pid(node_id)
     os.kill(pid, signal.SIGTERM)
     deadline = time.time() + 15
@@ -129,7 +130,7 @@ def restart_with(c, node_id, flags):
         except ChildProcessError:
             pass
         time.sleep(0.05)
-    args = c.cmdline(node_id) + list(flags)  # `up`'s flags, unchanged
+    args = (args or c.cmdline(node_id)) + list(flags)  # `up`'s flags, unchanged
     logf = open(os.path.join(c.node_dir(node_id), "node.log"), "a")
     p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=logf,
                          start_new_session=True)
@@ -346,6 +347,105 @@ def rapid_reset_flood(port, streams, conns=4):
     return answered, time.time() - t0
 
 
+class HostileLeader(threading.Thread):
+    """An HTTP port that reads each request (head and Content-Length body)
+    and answers it with the next scripted bytes, then closes the
+    connection; None closes without answering, ("stall", bytes) sends
+    them and holds the connection open for 4 s."""
+
+    def __init__(self, answers):
+        super().__init__(daemon=True)
+        self.answers = list(answers)
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.seen = []
+
+    def run(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
+
+    def serve(self, conn):
+        with conn:
+            conn.settimeout(10)
+            buf = b""
+            try:
+                while b"\r\n\r\n" not in buf:
+                    d = conn.recv(65536)
+                    if not d:
+                        return
+                    buf += d
+                head, _, body = buf.partition(b"\r\n\r\n")
+                m = re.search(rb"(?i)content-length: *(\d+)", head)
+                while m and len(body) < int(m.group(1)):
+                    body += conn.recv(65536)
+                self.seen.append(head)
+                ans = self.answers.pop(0) if self.answers else None
+                if isinstance(ans, tuple):
+                    conn.sendall(ans[1])
+                    time.sleep(4)
+                elif ans is not None:
+                    conn.sendall(ans)
+            except OSError:
+                return
+
+
+def test_hostile_leader_answers_are_502():
+    """A follower forwards to whatever answers on the leader's HTTP URL: a
+    port answering garbage, oversized, chunked or never-ending heads is
+    answered 502 (outcome unknown), a connection closed without an answer
+    or an answer that stops midway 503; a well-formed answer is relayed as
+    is (status, body, Retry-After). The follower never crashes and, back
+    on the real leader, forwards again."""
+    leader = C.leader()
+    f = 1 if leader != 1 else 2
+    bad = [
+        b"garbage\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 99999999\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nX: " + b"a" * 10000,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc",
+        b"HTTP/1.1 200 OK\nContent-Length: 2\n\n{}",
+        b"HTTP/1.1 200 OK\r\nRetry-After: 1\x01\r\nContent-Length: 2\r\n\r\n{}",
+    ]
+    answers = bad + [None, ("stall", b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"),
+                     b"HTTP/1.1 201 Created\r\nRetry-After: 7\r\nContent-Length: 11\r\n\r\n{\"value\":1}"]
+    h = HostileLeader(answers)
+    h.start()
+    real = "=%s" % C.url(leader)
+    args = [a.replace(real, "=http://127.0.0.1:%d" % h.port) if a.startswith("1=") else a
+            for a in C.cmdline(f)]
+    check(args != C.cmdline(f), "leader URL not found in %s" % C.cmdline(f))
+    try:
+        restart_with(C, f, CAPS, args)
+        deadline = time.time() + 15
+        while ((C.status(f) or {}).get("leader") or {}).get("id") != leader:
+            check(time.time() < deadline, "node %d never saw leader %d" % (f, leader))
+            time.sleep(0.1)
+        for k, want in enumerate([502] * len(bad) + [503, 503]):
+            st, j, _ = C.increment(f, key="hostile-%d" % k, timeout=10)
+            check(st == want and j.get("outcome") == "unknown",
+                  "answer %d (%r...): %s %s, want %d outcome unknown"
+                  % (k, answers[k] and str(answers[k])[:40], st, j, want))
+            check(C.status(f) is not None, "node %d died on answer %d" % (f, k))
+        st, body, hdrs = http("POST", C.url(f) + "/increment", "", {"Idempotency-Key": "hostile-ok"})
+        hdrs = {k.lower(): v for k, v in hdrs.items()}
+        check(st == 201 and body == {"value": 1} and hdrs.get("retry-after") == "7",
+              "well-formed answer relayed as %s %s %s" % (st, body, hdrs))
+        check(len(h.seen) == len(answers) and all(b"X-Nftraft-Forwarded: %d" % f in s for s in h.seen),
+              "the hostile port saw %d requests: %s" % (len(h.seen), h.seen[:2]))
+    finally:
+        h.sock.close()
+        restart_with(C, f, CAPS)
+    commits(C)
+
+
 def test_release_floods_rss():
     nftraft = os.path.join(RELEASE, "nftraft")
     if not os.access(nftraft, os.X_OK):
@@ -443,7 +543,8 @@ def main():
             restart_with(C, i, CAPS)
         rc = run([test_small_answers_are_400, test_http2_refused_unless_enabled,
                   test_connection_cap_hit_and_recovered,
-                  test_forward_cap_hit_and_recovered, test_release_floods_rss])
+                  test_forward_cap_hit_and_recovered,
+                  test_hostile_leader_answers_are_502, test_release_floods_rss])
         C.check_logs_clean()
     except TestFailure as e:
         print("FAIL setup: %s" % e)

@@ -16,6 +16,7 @@
 #include "fsm/raftfsm.h"
 #include "net/dashboard.h"
 #include "net/httpd.h"
+#include "net/relay.h"
 #include "net/request.h"
 
 #include <inttypes.h>
@@ -32,6 +33,9 @@
 #define FWD_MAX_BODY (1 << 20)
 #define SWEEP_MS 100
 #define FORWARDED_HDR "X-Nftraft-Forwarded"
+/* Connections the relay keeps to the leader (one request on each at a
+ * time; further forwards queue in the relay, bounded by --max-forwards). */
+#define FWD_CONNS 64
 /* GET /log is the one answer whose cost grows with a parameter (~5 us a
  * row): requests queue and each loop turn serves at most LOG_ROWS_PER_TURN
  * rows, so a burst of them never holds the loop (and raft's heartbeats)
@@ -63,8 +67,7 @@ struct pending {
     uint64_t deadline;      /* ms (uv_now) for the apply-timeout answer */
     int64_t by;
     bool is_write;
-    bool counted;         /* by added to pending_sum */
-    struct httpc_req *hc; /* forwarded request */
+    bool counted; /* by added to pending_sum */
 };
 
 struct api {
@@ -74,7 +77,8 @@ struct api {
     struct node *node;
     struct fsm *fsm;
     struct httpd *httpd;
-    struct httpc *httpc;
+    struct httpc *httpc; /* forwarding to a leader URL the relay cannot */
+    struct relay *relay; /* forwarding to the leader */
     uv_timer_t sweep;
     struct list pending; /* raft applies and barriers in flight */
     struct list fwd;     /* forwarded requests in flight */
@@ -238,38 +242,54 @@ static bool api_serving(struct api *a, struct httpd_req *r)
 
 /* ---- forwarding to the leader ---- */
 
-static void fwd_cb(void *data, const struct httpc_resp *resp)
+/* The leader's answer to a forwarded request (err 0), or why there is
+ * none: relayed to the client. An answer that is not well-formed HTTP, or
+ * too large, is 502; a broken connection or a timeout 503. */
+static void fwd_done(struct pending *p, int err, const char *errmsg, int status,
+                     const char *body, size_t body_len, const char *retry_after)
 {
-    struct pending *p = data;
     struct api *a = p->api;
     list_remove(&p->link);
     a->n_fwd--;
     if (p->http != NULL) {
         httpd_on_abort(p->http, NULL, NULL);
-        if (resp->err == 0) {
+        if (err == 0) {
             const char *hdrs[2] = {NULL, NULL};
-            char ra[64];
-            if (resp->retry_after != NULL) {
-                snprintf(ra, sizeof ra, "Retry-After: %s", resp->retry_after);
+            char ra[80];
+            if (retry_after != NULL) {
+                snprintf(ra, sizeof ra, "Retry-After: %s", retry_after);
                 hdrs[0] = ra;
             }
-            httpd_respond(p->http, (int)resp->status, "application/json",
-                          resp->body, resp->body_len, hdrs);
+            httpd_respond(p->http, status, "application/json", body, body_len,
+                          hdrs);
             if (p->is_write)
                 observe(a, p->t0);
         } else {
+            bool bad = err == ERR_MALFORMED || err == ERR_TOOBIG;
             char msg[300];
             snprintf(msg, sizeof msg, "forwarding to the leader failed: %s%s",
-                     resp->errmsg ? resp->errmsg : err_str(resp->err),
+                     errmsg ? errmsg : err_str(err),
                      p->is_write ? "; the outcome is unknown: retry with the "
                                    "same Idempotency-Key"
                                  : "");
             /* A write may have reached the leader before the failure. */
-            reply_error(p->http, 503, p->is_write ? "unknown" : "failed", "1",
-                        msg);
+            reply_error(p->http, bad ? 502 : 503,
+                        p->is_write ? "unknown" : "failed", "1", msg);
         }
     }
     free(p);
+}
+
+static void fwd_httpc_cb(void *data, const struct httpc_resp *resp)
+{
+    fwd_done(data, resp->err, resp->errmsg, (int)resp->status, resp->body,
+             resp->body_len, resp->retry_after);
+}
+
+static void fwd_relay_cb(void *data, const struct relay_resp *resp)
+{
+    fwd_done(data, resp->err, resp->errmsg, resp->status, resp->body,
+             resp->body_len, resp->retry_after);
 }
 
 static void pending_abort_cb(void *data)
@@ -298,6 +318,29 @@ static struct pending *pending_new(struct api *a, struct httpd_req *r,
     return p;
 }
 
+/* "Idempotency-Key: fwd-<node>-<prefix>-<counter>" into out, for a keyless
+ * write forwarded through libcurl. 96 random bits drawn once per process,
+ * then a counter: unique like a per-request draw, without a getrandom per
+ * write, and ascending, so each node's key index takes the keys of a batch
+ * on its rightmost leaf. 0, or ERR_IO when there is no randomness. */
+static int fwd_key(struct api *a, uint64_t self, char *out, size_t cap)
+{
+    if (a->fwd_prefix[0] == '\0') {
+        uint8_t rnd[12];
+        if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+            return ERR_IO;
+        static const char digits[] = "0123456789abcdef";
+        for (int i = 0; i < 12; i++) {
+            a->fwd_prefix[2 * i] = digits[rnd[i] >> 4];
+            a->fwd_prefix[2 * i + 1] = digits[rnd[i] & 15];
+        }
+        a->fwd_prefix[24] = '\0';
+    }
+    snprintf(out, cap, "Idempotency-Key: fwd-%" PRIu64 "-%s-%016" PRIx64, self,
+             a->fwd_prefix, a->fwd_seq++);
+    return 0;
+}
+
 static void forward(struct api *a, struct httpd_req *r, bool is_write,
                     const char *path_and_query)
 {
@@ -324,8 +367,6 @@ static void forward(struct api *a, struct httpd_req *r, bool is_write,
     struct pending *p = pending_new(a, r, is_write);
     if (p == NULL)
         return;
-    char url[CONFIG_URL_MAX + 128];
-    snprintf(url, sizeof url, "%s%s", lp->url, path_and_query);
     char self[64], key[FSM_KEY_MAX + 32];
     snprintf(self, sizeof self, FORWARDED_HDR ": %" PRIu64, st.id);
     const char *hdrs[4] = {"Content-Type: application/json", self, NULL, NULL};
@@ -333,39 +374,34 @@ static void forward(struct api *a, struct httpd_req *r, bool is_write,
     if (k != NULL) {
         snprintf(key, sizeof key, "Idempotency-Key: %.*s", (int)hl, k);
         hdrs[2] = key;
-    } else if (is_write) {
-        /* libcurl may send a POST again on a new connection when the kept
-         * one dies under it; a key of our own makes that re-send apply
-         * once. 96 random bits drawn once per process, then a counter:
-         * unique like a per-request draw, without a getrandom per write,
-         * and ascending, so each node's key index takes the keys of a
-         * batch on its rightmost leaf instead of one random leaf (and one
-         * more page written) per key. */
-        if (a->fwd_prefix[0] == '\0') {
-            uint8_t rnd[12];
-            if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
-                free(p);
-                reply_error(r, 503, "failed", "1",
-                            "no randomness for the forwarding key");
-                return;
-            }
-            static const char digits[] = "0123456789abcdef";
-            for (int i = 0; i < 12; i++) {
-                a->fwd_prefix[2 * i] = digits[rnd[i] >> 4];
-                a->fwd_prefix[2 * i + 1] = digits[rnd[i] & 15];
-            }
-            a->fwd_prefix[24] = '\0';
-        }
-        snprintf(key, sizeof key,
-                 "Idempotency-Key: fwd-%" PRIu64 "-%s-%016" PRIx64, st.id,
-                 a->fwd_prefix, a->fwd_seq++);
-        hdrs[2] = key;
     }
     size_t blen = 0;
     const void *body = is_write ? httpd_body(r, &blen) : NULL;
-    int rv = httpc_request(a->httpc, is_write ? "POST" : "GET", url, hdrs, body,
-                           blen, a->cfg->forward_timeout_ms, FWD_MAX_BODY,
-                           fwd_cb, p, &p->hc);
+    const char *method = is_write ? "POST" : "GET";
+    /* The relay re-sends a request whose kept connection died before any
+     * answer only when that is harmless: a read, or a write with a key. A
+     * keyless write is sent once (no generated key, no key row on every
+     * replica), like a keyless write to the leader itself. */
+    int rv =
+        relay_request(a->relay, lp->url, method, path_and_query, hdrs, body,
+                      blen, !is_write || k != NULL, a->cfg->forward_timeout_ms,
+                      FWD_MAX_BODY, fwd_relay_cb, p);
+    if (rv == ERR_INVALID) { /* a leader URL the relay does not speak */
+        /* libcurl may send a POST again on a new connection when the kept
+         * one dies under it: a key of our own makes that re-send apply
+         * once. */
+        rv = 0;
+        if (is_write && k == NULL) {
+            rv = fwd_key(a, st.id, key, sizeof key);
+            hdrs[2] = key;
+        }
+        char url[CONFIG_URL_MAX + 128];
+        snprintf(url, sizeof url, "%s%s", lp->url, path_and_query);
+        if (rv == 0)
+            rv = httpc_request(a->httpc, method, url, hdrs, body, blen,
+                               a->cfg->forward_timeout_ms, FWD_MAX_BODY,
+                               fwd_httpc_cb, p, NULL);
+    }
     if (rv != 0) {
         free(p);
         reply_error(r, 503, "failed", "1", "cannot forward to the leader");
@@ -1103,8 +1139,16 @@ int api_init(struct api **out, uv_loop_t *loop, const struct config *cfg,
         free(a);
         return rv;
     }
+    rv = relay_init(&a->relay, loop, cfg->bind_ip, FWD_CONNS);
+    if (rv != 0) {
+        snprintf(errmsg, errlen, "forwarding relay: %s", err_str(rv));
+        httpc_close(a->httpc, NULL, NULL);
+        free(a);
+        return rv;
+    }
     rv = httpd_init(&a->httpd, loop, cfg->max_body, errmsg, errlen);
     if (rv != 0) {
+        relay_close(a->relay, NULL, NULL);
         httpc_close(a->httpc, NULL, NULL);
         free(a);
         return rv;
@@ -1161,7 +1205,7 @@ static void api_sweep_closed(uv_handle_t *h)
     httpd_close(a->httpd, api_httpd_closed, a);
 }
 
-static void api_httpc_closed(void *data)
+static void api_relay_closed(void *data)
 {
     struct api *a = data;
     uv_close((uv_handle_t *)&a->log_idle, NULL); /* before the sweep's cb */
@@ -1177,6 +1221,8 @@ void api_close(struct api *a, void (*cb)(void *data), void *data)
     a->close_cb = cb;
     a->close_data = data;
     uv_timer_stop(&a->sweep);
-    /* Fails forwarded requests (answered 503 by fwd_cb) synchronously. */
-    httpc_close(a->httpc, api_httpc_closed, a);
+    /* Both fail their forwarded requests (answered 503 by fwd_done)
+     * synchronously. */
+    httpc_close(a->httpc, NULL, NULL);
+    relay_close(a->relay, api_relay_closed, a);
 }

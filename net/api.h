@@ -2,8 +2,9 @@
  * GET /status, GET /members, GET /metrics) on net/httpd.
  *
  * Writes are proposed through core/node on the leader; a follower forwards
- * them (and linearizable reads) to the leader with core/httpc and relays the
- * leader's answer. Nothing here blocks the loop. */
+ * them (and linearizable reads) to the leader over net/relay's kept-alive
+ * connections (core/httpc when the leader's URL is not http://IP:port) and
+ * relays the leader's answer. Nothing here blocks the loop. */
 #ifndef NFTRAFT_API_H
 #define NFTRAFT_API_H
 

@@ -46,6 +46,10 @@ struct chainsync {
     struct raft_uv_transport *transport; /* re-checked on view changes */
     uv_timer_t timer;
     bool timer_ready, stopping;
+    struct endpoint {
+        struct chainsync *cs;
+        bool second; /* the second --rpc-url (read only) */
+    } ep[2];         /* the chain tables' data */
     struct recon_chain chain_ops;
     struct recon_chain chain2_ops; /* the second endpoint's reads */
     struct recon_raft raft_ops;
@@ -74,84 +78,67 @@ static void tick(uv_timer_t *t);
 
 /* ---- the chain ops ---- */
 
+/* A table's data is a struct endpoint: which endpoint its reads go to. Both
+ * tables share every other op (transactions, pings and clocks use the
+ * chainsync itself). */
+
+static struct chainsync *ep_cs(void *data)
+{
+    return ((struct endpoint *)data)->cs;
+}
+
+/* The endpoint's rpc and contract binding; NULL once closed. */
+static struct membership *ep_mc(void *data)
+{
+    struct endpoint *e = data;
+    if (e->second)
+        return e->cs->rpc2 ? &e->cs->mc2 : NULL;
+    return e->cs->rpc ? &e->cs->mc : NULL;
+}
+
+static struct rpc *ep_rpc(void *data)
+{
+    struct endpoint *e = data;
+    return e->second ? e->cs->rpc2 : e->cs->rpc;
+}
+
 static int op_chain_id(void *data, recon_u64_cb cb, void *arg)
 {
-    struct chainsync *cs = data;
-    return cs->rpc ? rpc_chain_id(cs->rpc, cb, arg) : ERR_SHUTDOWN;
+    struct rpc *rpc = ep_rpc(data);
+    return rpc ? rpc_chain_id(rpc, cb, arg) : ERR_SHUTDOWN;
 }
 
 static int op_block_number(void *data, recon_u64_cb cb, void *arg)
 {
-    struct chainsync *cs = data;
-    return cs->rpc ? rpc_block_number(cs->rpc, cb, arg) : ERR_SHUTDOWN;
+    struct rpc *rpc = ep_rpc(data);
+    return rpc ? rpc_block_number(rpc, cb, arg) : ERR_SHUTDOWN;
 }
 
 static int op_read_state(void *data, const char *block, membership_state_cb cb,
                          void *arg)
 {
-    struct chainsync *cs = data;
-    return cs->rpc ? membership_read_state(&cs->mc, block, cb, arg)
-                   : ERR_SHUTDOWN;
+    struct membership *mc = ep_mc(data);
+    return mc ? membership_read_state(mc, block, cb, arg) : ERR_SHUTDOWN;
 }
 
 static int op_read_nodes(void *data, const char *block, membership_nodes_cb cb,
                          void *arg)
 {
-    struct chainsync *cs = data;
-    return cs->rpc ? membership_read_nodes(&cs->mc, block, cb, arg)
-                   : ERR_SHUTDOWN;
+    struct membership *mc = ep_mc(data);
+    return mc ? membership_read_nodes(mc, block, cb, arg) : ERR_SHUTDOWN;
 }
 
 static int op_read_vote(void *data, const char *block, uint64_t token,
                         membership_vote_cb cb, void *arg)
 {
-    struct chainsync *cs = data;
-    return cs->rpc ? membership_read_vote(&cs->mc, block, token, cb, arg)
-                   : ERR_SHUTDOWN;
-}
-
-/* ---- the second endpoint's reads (poll only) ---- */
-
-static int op2_chain_id(void *data, recon_u64_cb cb, void *arg)
-{
-    struct chainsync *cs = data;
-    return cs->rpc2 ? rpc_chain_id(cs->rpc2, cb, arg) : ERR_SHUTDOWN;
-}
-
-static int op2_block_number(void *data, recon_u64_cb cb, void *arg)
-{
-    struct chainsync *cs = data;
-    return cs->rpc2 ? rpc_block_number(cs->rpc2, cb, arg) : ERR_SHUTDOWN;
-}
-
-static int op2_read_state(void *data, const char *block, membership_state_cb cb,
-                          void *arg)
-{
-    struct chainsync *cs = data;
-    return cs->rpc2 ? membership_read_state(&cs->mc2, block, cb, arg)
-                    : ERR_SHUTDOWN;
-}
-
-static int op2_read_nodes(void *data, const char *block, membership_nodes_cb cb,
-                          void *arg)
-{
-    struct chainsync *cs = data;
-    return cs->rpc2 ? membership_read_nodes(&cs->mc2, block, cb, arg)
-                    : ERR_SHUTDOWN;
-}
-
-static int op2_read_vote(void *data, const char *block, uint64_t token,
-                         membership_vote_cb cb, void *arg)
-{
-    struct chainsync *cs = data;
-    return cs->rpc2 ? membership_read_vote(&cs->mc2, block, token, cb, arg)
-                    : ERR_SHUTDOWN;
+    struct membership *mc = ep_mc(data);
+    return mc ? membership_read_vote(mc, block, token, cb, arg) : ERR_SHUTDOWN;
 }
 
 static int op_send(void *data, const struct recon_tx *tx, sender_cb cb,
                    void *arg)
 {
-    struct chainsync *cs = data;
+    struct chainsync *cs = ep_cs(data);
     if (cs->sender == NULL)
         return ERR_SHUTDOWN;
     switch (tx->kind) {
@@ -175,7 +162,7 @@ static void ping_done(void *data, const struct httpc_resp *r)
 static int op_ping(void *data, const char *http_base, recon_ping_cb cb,
                    void *arg)
 {
-    struct chainsync *cs = data;
+    struct chainsync *cs = ep_cs(data);
     char url[CONFIG_URL_MAX + 16];
     if (cs->http == NULL)
         return ERR_SHUTDOWN;
@@ -188,14 +175,14 @@ static int op_ping(void *data, const char *http_base, recon_ping_cb cb,
 
 static void op_poll_soon(void *data)
 {
-    struct chainsync *cs = data;
+    struct chainsync *cs = ep_cs(data);
     if (cs->timer_ready)
         uv_timer_start(&cs->timer, tick, 50, cs->cfg->chain_poll_ms);
 }
 
 static uint64_t op_now_ms(void *data)
 {
-    struct chainsync *cs = data;
+    struct chainsync *cs = ep_cs(data);
     return uv_now(cs->loop);
 }
 
@@ -310,8 +297,10 @@ static void op_self_moved(void *data, uint64_t new_id)
 
 static void ops_init(struct chainsync *cs)
 {
+    cs->ep[0] = (struct endpoint){.cs = cs, .second = false};
+    cs->ep[1] = (struct endpoint){.cs = cs, .second = true};
     cs->chain_ops = (struct recon_chain){
-        .data = cs,
+        .data = &cs->ep[0],
         .chain_id = op_chain_id,
         .block_number = op_block_number,
         .read_state = op_read_state,
@@ -326,11 +315,7 @@ static void ops_init(struct chainsync *cs)
     /* Only the poll's reads use the second endpoint; transactions, pings
      * and clocks stay on the first table. */
     cs->chain2_ops = cs->chain_ops;
-    cs->chain2_ops.chain_id = op2_chain_id;
-    cs->chain2_ops.block_number = op2_block_number;
-    cs->chain2_ops.read_state = op2_read_state;
-    cs->chain2_ops.read_nodes = op2_read_nodes;
-    cs->chain2_ops.read_vote = op2_read_vote;
+    cs->chain2_ops.data = &cs->ep[1];
     cs->raft_ops = (struct recon_raft){
         .data = cs,
         .is_leader = op_is_leader,
