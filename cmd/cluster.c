@@ -189,23 +189,26 @@ static void up_help(void)
         UP_USAGE, MAX_NODES, DEFAULT_DIR);
 }
 
-/* DIR/cluster.secret: the static-mode raft handshake secret (64 hex
- * digits, mode 0600), written once and reused by later `up`s of DIR. */
-static int ensure_secret(const char *dir, char *path, size_t cap)
+/* DIR/NAME: `bytes` random bytes as hex digits and a newline, mode 0600,
+ * written once and reused by later `up`s of DIR; what names it in errors. */
+static int ensure_random_file(const char *dir, const char *name, size_t bytes,
+                              const char *what, char *path, size_t cap)
 {
-    snprintf(path, cap, "%s/cluster.secret", dir);
+    snprintf(path, cap, "%s/%s", dir, name);
     if (access(path, R_OK) == 0)
         return 0;
     uint8_t raw[32];
     char hex[65];
-    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw) {
-        fprintf(stderr, "nftraft up: no randomness for the cluster secret\n");
+    if (bytes > sizeof raw || getrandom(raw, bytes, 0) != (ssize_t)bytes) {
+        fprintf(stderr, "nftraft up: no randomness for the %s\n", what);
         return 1;
     }
-    for (int i = 0; i < 32; i++)
+    for (size_t i = 0; i < bytes; i++)
         snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+    hex[2 * bytes] = '\n';
+    ssize_t len = (ssize_t)(2 * bytes + 1);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
-    if (fd < 0 || write(fd, hex, 64) != 64 || write(fd, "\n", 1) != 1) {
+    if (fd < 0 || write(fd, hex, (size_t)len) != len) {
         fprintf(stderr, "nftraft up: cannot write %s: %s\n", path,
                 strerror(errno));
         if (fd >= 0)
@@ -216,31 +219,19 @@ static int ensure_secret(const char *dir, char *path, size_t cap)
     return 0;
 }
 
-/* DIR/pg.password: the PostgreSQL role nftraft's password (32 random
- * hex digits, mode 0600), written once and reused by later `up`s. */
+/* DIR/cluster.secret: the static-mode raft handshake secret (64 hex
+ * digits). */
+static int ensure_secret(const char *dir, char *path, size_t cap)
+{
+    return ensure_random_file(dir, "cluster.secret", 32, "cluster secret", path,
+                              cap);
+}
+
+/* DIR/pg.password: the PostgreSQL role nftraft's password (32 hex
+ * digits). */
 static int ensure_pg_password(const char *dir, char *path, size_t cap)
 {
-    snprintf(path, cap, "%s/pg.password", dir);
-    if (access(path, R_OK) == 0)
-        return 0;
-    uint8_t raw[16];
-    char hex[33];
-    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw) {
-        fprintf(stderr, "nftraft up: no randomness for the password\n");
-        return 1;
-    }
-    for (int i = 0; i < 16; i++)
-        snprintf(hex + 2 * i, 3, "%02x", raw[i]);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
-    if (fd < 0 || write(fd, hex, 32) != 32 || write(fd, "\n", 1) != 1) {
-        fprintf(stderr, "nftraft up: cannot write %s: %s\n", path,
-                strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return 1;
-    }
-    close(fd);
-    return 0;
+    return ensure_random_file(dir, "pg.password", 16, "password", path, cap);
 }
 
 /* ---- up ---- */

@@ -1792,6 +1792,21 @@ int pg_stop(struct pg *p, bool immediate, pg_done_cb cb, void *data)
     return 0;
 }
 
+/* The end of an op that rewrote a config file: rc != 0 means the op never
+ * ran (release it without calling cb); else SIGHUP the postmaster and let
+ * the op's probe finish it. */
+static int reload_or_release(struct pg *p, int rc)
+{
+    if (rc != 0) {
+        p->op = OP_NONE;
+        p->cb = NULL;
+        return rc;
+    }
+    kill(p->pm_pid, SIGHUP);
+    defer_next(p, 0);
+    return 0;
+}
+
 int pg_follow(struct pg *p, const char *upstream_host, int upstream_port,
               pg_done_cb cb, void *data)
 {
@@ -1810,15 +1825,7 @@ int pg_follow(struct pg *p, const char *upstream_host, int upstream_port,
     char *sb = build_standby(p);
     rc = sb ? write_file(p, p->standby, sb, err, sizeof err) : ERR_NOMEM;
     free(sb);
-    if (rc != 0) {
-        /* the op never ran: release it without calling cb */
-        p->op = OP_NONE;
-        p->cb = NULL;
-        return rc;
-    }
-    kill(p->pm_pid, SIGHUP);
-    defer_next(p, 0);
-    return 0;
+    return reload_or_release(p, rc);
 }
 
 int pg_promote(struct pg *p, pg_done_cb cb, void *data)
@@ -1864,15 +1871,7 @@ static int set_members_standby(struct pg *p, const uint64_t *ids,
     free(names);
     free(hba);
     free(conf);
-    if (rc != 0) {
-        /* the op never ran: release it without calling cb */
-        p->op = OP_NONE;
-        p->cb = NULL;
-        return rc;
-    }
-    kill(p->pm_pid, SIGHUP);
-    defer_next(p, 0);
-    return 0;
+    return reload_or_release(p, rc);
 }
 
 int pg_set_members(struct pg *p, const uint64_t *ids, const char *const *hosts,
