@@ -45,6 +45,31 @@ def port_free(port):
         s.close()
 
 
+PG_BIN = os.environ.get("NFTRAFT_PG_BIN", "/usr/lib/postgresql/15/bin")
+
+
+def pg_free_base(start):
+    """The first of 3 consecutive free ports from start (by tens), for
+    `nftraft up --pg --pg-base-port`."""
+    for base in range(start, 39000, 10):
+        if all(port_free(base + i) for i in range(3)):
+            return base
+    raise SystemExit("no free PostgreSQL ports")
+
+
+def psql(port, password, sql, timeout=10):
+    """(exit code, stdout) of one `psql -Atc` as role nftraft against
+    127.0.0.1:port; (-1, "") when it did not finish within timeout."""
+    env = dict(os.environ, PGPASSWORD=password, PGCONNECT_TIMEOUT="2")
+    try:
+        r = subprocess.run([os.path.join(PG_BIN, "psql"), "-X", "-Atqc", sql,
+                            "host=127.0.0.1 port=%d user=nftraft dbname=postgres" % port],
+                           capture_output=True, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return -1, ""
+    return r.returncode, r.stdout.strip()
+
+
 def free_base_port(n):
     """A base port P with P..P+n-1 and P+100..P+100+n-1 free."""
     for _ in range(200):

@@ -14,30 +14,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import Cluster, check, finish, http, port_free, wait_for  # noqa: E402
-
-PG_BIN = os.environ.get("NFTRAFT_PG_BIN", "/usr/lib/postgresql/15/bin")
-PSQL = os.path.join(PG_BIN, "psql")
-
-
-def pg_base():
-    for base in range(31433, 39000, 10):
-        if all(port_free(base + i) for i in range(3)):
-            return base
-    raise SystemExit("no free PostgreSQL ports")
-
-
-def psql(port, password, sql, timeout=10):
-    """(exit code, stdout) of one psql -Atc against 127.0.0.1:port."""
-    env = dict(os.environ, PGPASSWORD=password, PGCONNECT_TIMEOUT="2")
-    try:
-        r = subprocess.run([PSQL, "-X", "-Atqc", sql, "host=127.0.0.1 port=%d "
-                            "user=nftraft dbname=postgres" % port],
-                           capture_output=True, text=True, env=env, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return -1, ""
-    return r.returncode, r.stdout.strip()
-
+from cluster import (PG_BIN, Cluster, check, finish, http, pg_free_base, psql,  # noqa: E402
+                     wait_for)
 
 def pg_of(c, node):
     st, j, _ = http("GET", c.url(node) + "/status", timeout=2)
@@ -85,7 +63,7 @@ def main():
     if not os.path.exists(os.path.join(PG_BIN, "postgres")):
         print("skip: no PostgreSQL in %s" % PG_BIN)
         return 77
-    base = pg_base()
+    base = pg_free_base(31433)
     c = Cluster(nodes=3, extra=["--pg", "--pg-base-port", str(base)])
     os.chmod(c.dir, 0o755)  # PostgreSQL runs as user postgres when root
     try:

@@ -19,26 +19,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import Cluster, check, finish, http, port_free, wait_for  # noqa: E402
-
-PG_BIN = os.environ.get("NFTRAFT_PG_BIN", "/usr/lib/postgresql/15/bin")
-PSQL = os.path.join(PG_BIN, "psql")
-
-
-def pg_base():
-    for base in range(36433, 39000, 10):
-        if all(port_free(base + i) for i in range(3)):
-            return base
-    raise SystemExit("no free PostgreSQL ports")
-
-
-def psql(port, password, sql, timeout=60):
-    env = dict(os.environ, PGPASSWORD=password, PGCONNECT_TIMEOUT="2")
-    r = subprocess.run([PSQL, "-X", "-Atqc", sql, "host=127.0.0.1 port=%d user=nftraft "
-                        "dbname=postgres" % port], capture_output=True, text=True, env=env,
-                       timeout=timeout)
-    return r.returncode, r.stdout.strip()
-
+from cluster import (PG_BIN, Cluster, check, finish, http, pg_free_base, psql,  # noqa: E402
+                     wait_for)
 
 def pg_of(c, node):
     st, j, _ = http("GET", c.url(node) + "/status", timeout=2)
@@ -65,7 +47,7 @@ def walreceiver(c, node):
 
 
 def attempt(n):
-    c = Cluster(nodes=3, extra=["--pg", "--pg-base-port", str(pg_base())])
+    c = Cluster(nodes=3, extra=["--pg", "--pg-base-port", str(pg_free_base(36433))])
     os.chmod(c.dir, 0o755)  # PostgreSQL runs as user postgres when root
     wr = None
     try:
@@ -104,7 +86,7 @@ def attempt(n):
         os.kill(wr, signal.SIGSTOP)
         port = s[lead - 1]["pg"]["port"]
         rc, _ = psql(port, pw, "CREATE TABLE big AS SELECT g, md5(g::text) m "
-                     "FROM generate_series(1, 300000) g")
+                     "FROM generate_series(1, 300000) g", timeout=60)
         check(rc == 0, "the big transaction is acknowledged (by node %d)" % fast)
         c.kill9(lead)
         time.sleep(3)
@@ -122,7 +104,7 @@ def attempt(n):
         log = c.log(slow)
         transferred = "transfer to node %d (ahead by" % fast in log
         check(x["id"] == fast or not transferred, "the transfer went to node %d" % fast)
-        rc, cnt = psql(x["pg"]["port"], pw, "SELECT count(*) FROM big")
+        rc, cnt = psql(x["pg"]["port"], pw, "SELECT count(*) FROM big", timeout=60)
         check(rc == 0 and cnt == "300000", "the acknowledged transaction is on the new "
               "primary (node %d): %s %s" % (x["id"], rc, cnt))
         if transferred:
