@@ -1839,6 +1839,19 @@ int pg_promote(struct pg *p, pg_done_cb cb, void *data)
     return rc;
 }
 
+/* A malloc'd copy of the member list (at least one slot); NULL when out
+ * of memory. */
+static struct pg_member *members_new(const uint64_t *ids,
+                                     const char *const *hosts, unsigned n)
+{
+    struct pg_member *m = calloc(n ? n : 1, sizeof *m);
+    for (unsigned i = 0; m != NULL && i < n; i++) {
+        m[i].id = ids[i];
+        snprintf(m[i].host, sizeof m[i].host, "%s", hosts[i]);
+    }
+    return m;
+}
+
 /* pg_set_members on a standby: keep the members, write members.conf and
  * pg_hba.conf, reload (no SQL: a standby is read-only). A standby about to
  * be promoted thus waits for a synchronous standby from its first commit. */
@@ -1846,17 +1859,13 @@ static int set_members_standby(struct pg *p, const uint64_t *ids,
                                const char *const *hosts, unsigned n,
                                pg_done_cb cb, void *data)
 {
-    struct pg_member *m = calloc(n ? n : 1, sizeof *m);
+    struct pg_member *m = members_new(ids, hosts, n);
     if (m == NULL)
         return ERR_NOMEM;
     int rc = op_begin(p, OP_MEMBERS_FILES, cb, data);
     if (rc != 0) {
         free(m);
         return rc;
-    }
-    for (unsigned i = 0; i < n; i++) {
-        m[i].id = ids[i];
-        snprintf(m[i].host, sizeof m[i].host, "%s", hosts[i]);
     }
     free(p->members);
     p->members = m;
@@ -1893,16 +1902,12 @@ int pg_set_members(struct pg *p, const uint64_t *ids, const char *const *hosts,
         return ERR_SHUTDOWN;
     if (p->op != OP_NONE)
         return ERR_BUSY;
-    struct pg_member *m = calloc(n ? n : 1, sizeof *m);
+    struct pg_member *m = members_new(ids, hosts, n);
     struct work *w = work_new(p, W_MEMBERS);
     if (m == NULL || w == NULL) {
         free(m);
         free(w);
         return ERR_NOMEM;
-    }
-    for (unsigned i = 0; i < n; i++) {
-        m[i].id = ids[i];
-        snprintf(m[i].host, sizeof m[i].host, "%s", hosts[i]);
     }
     free(p->members);
     p->members = m;
