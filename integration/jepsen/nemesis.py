@@ -69,11 +69,21 @@ class Pause(Nemesis):
         lead = ctx.leader()
         self.victim = lead if (lead and rnd.random() < 0.6) else rnd.choice(ctx.node_ids)
         ctx.signal(self.victim, signal.SIGSTOP)
+        paused(ctx).add(self.victim)
         return {"node": self.victim, "was_leader": self.victim == lead}
 
     def stop(self, ctx):
         ctx.signal(self.victim, signal.SIGCONT)
+        paused(ctx).discard(self.victim)
         return {"node": self.victim}
+
+
+def paused(ctx):
+    """The nodes a pause nemesis holds stopped now (the clock nemesis does
+    not pick them: their Date header cannot show its offset)."""
+    if not hasattr(ctx, "paused"):
+        ctx.paused = set()
+    return ctx.paused
 
 
 def node_wall_clock(ctx, i):
@@ -100,16 +110,17 @@ class Clock(Nemesis):
 
     def start(self, ctx, rnd):
         lead = ctx.leader()
-        if lead and rnd.random() < 0.5:
+        pool = [i for i in ctx.node_ids if i not in paused(ctx)] or ctx.node_ids
+        if lead and lead in pool and rnd.random() < 0.5:
             victims = [lead]
         else:
-            victims = sorted(rnd.sample(ctx.node_ids, rnd.randint(1, max(1, ctx.n // 2))))
+            victims = sorted(rnd.sample(pool, rnd.randint(1, max(1, min(len(pool), ctx.n // 2)))))
         self.offsets = {i: rnd.choice((-1, 1)) * rnd.randint(5, 120) for i in victims}
         for i, off in self.offsets.items():
             self.set(ctx, i, off)
         # libfaketime re-reads the file when its cache (1 s, compared in
         # whole seconds) expires: up to ~3 s after the write
-        seen = {}
+        seen, unseen = {}, []
         for i, off in self.offsets.items():
             deadline = time.time() + 6.0
             skew = None
@@ -122,13 +133,14 @@ class Clock(Nemesis):
                     break
                 time.sleep(0.5)
             if skew is None:
+                unseen.append(i)
                 continue
             seen[i] = round(skew, 1)
             if abs(skew - off) > 3.0:
                 raise RuntimeError("clock offset %+d s on node %d did not take effect "
                                    "(its Date header is %+.1f s off)" % (off, i, skew))
         return {"offsets": {str(i): o for i, o in self.offsets.items()},
-                "was_leader": lead in self.offsets, "observed": seen}
+                "was_leader": lead in self.offsets, "observed": seen, "unobservable": unseen}
 
     def stop(self, ctx):
         offs = getattr(self, "offsets", {})

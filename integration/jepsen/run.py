@@ -733,9 +733,25 @@ def clock_faults(hist, on):
     ev = [h for h in hist if h["kind"] == "nemesis" and h["f"] == "clock"]
     out = ["clock nemesis: %s" % h["value"] for h in ev
            if h["type"] == "error" and "did not take effect" in str(h["value"])]
-    if not any(h["type"] == "start" and h["value"].get("observed") for h in ev):
+    starts = [h for h in ev if h["type"] == "start"]
+    if not any(h["value"].get("observed") for h in starts) and \
+            not (starts and all(h["value"].get("unobservable") for h in starts)):
         out.append("clock nemesis: no node was ever seen with its wall clock skewed")
     return out
+
+
+def clock_unobserved(hist, on):
+    """A warning when every clock start hit only nodes that could not be
+    read then (paused, partitioned from the runner): nothing verified it."""
+    if not on:
+        return []
+    starts = [h for h in hist if h["kind"] == "nemesis" and h["f"] == "clock"
+              and h["type"] == "start"]
+    if starts and not any(h["value"].get("observed") for h in starts):
+        return ["clock nemesis: its %d start(s) hit only nodes whose clock could not be read "
+                "then (%s): the offsets were not verified in this run" %
+                (len(starts), ", ".join(str(h["value"].get("unobservable")) for h in starts))]
+    return []
 
 
 def sanitizer_reports(out, ids):
@@ -947,6 +963,7 @@ def main(argv=None):
     san, warnings = sanitizer_reports(a.out, r.node_ids)
     extra += [("sanitizer", s) for s in san]
     extra += [("clock-fault", m) for m in clock_faults(r.hist, r.faketime)]
+    warnings += clock_unobserved(r.hist, r.faketime)
     for typ, msg in extra:
         res["valid"] = False
         res["counts"][typ] = res["counts"].get(typ, 0) + 1
