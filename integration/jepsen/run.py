@@ -152,12 +152,7 @@ class Run:
 
     def pg_password_file(self):
         """--workload pg: the nftraft role's password, one per run (0600)."""
-        path = os.path.join(self.a.out, "nodes", "pg.password")
-        if not os.path.exists(path):
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            os.write(fd, (os.urandom(16).hex() + "\n").encode())
-            os.close(fd)
+        path = self.random_file("pg.password", 16)
         with open(path) as f:
             self.pg_password = f.read().strip()
         return path
@@ -185,11 +180,16 @@ class Run:
 
     def secret(self):
         """Static mode's raft handshake secret, one per run (mode 0600)."""
-        path = os.path.join(self.a.out, "nodes", "cluster.secret")
+        return self.random_file("cluster.secret", 32)
+
+    def random_file(self, name, nbytes):
+        """nodes/NAME: nbytes random bytes as hex and a newline, written
+        once per run (mode 0600); its path."""
+        path = os.path.join(self.a.out, "nodes", name)
         if not os.path.exists(path):
             os.makedirs(os.path.dirname(path), exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            os.write(fd, (os.urandom(32).hex() + "\n").encode())
+            os.write(fd, (os.urandom(nbytes).hex() + "\n").encode())
             os.close(fd)
         return path
 
