@@ -199,6 +199,7 @@ class Cluster:
     def start_node(self, node_id, wait=True):
         """Restart a node with the flags `up` gave it; returns the Popen."""
         args = self.cmdline(node_id)
+        before = len(self.log(node_id))
         logf = open(os.path.join(self.node_dir(node_id), "node.log"), "a")
         p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=logf,
                              start_new_session=True)
@@ -208,11 +209,12 @@ class Cluster:
             while time.time() < deadline:
                 if self.status(node_id, timeout=1):
                     return p
-                if p.poll() is not None:
-                    raise TestFailure("node %d exited on restart:\n%s" %
-                                      (node_id, self.log(node_id)[-3000:]))
+                if p.poll() is not None:  # what this start wrote, not older runs'
+                    raise TestFailure("node %d exited on restart (status %d):\n%s" %
+                                      (node_id, p.returncode, self.log(node_id)[before:][-2500:]))
                 time.sleep(0.05)
-            raise TestFailure("node %d did not come back" % node_id)
+            raise TestFailure("node %d did not come back; its log since the restart:\n%s"
+                              % (node_id, self.log(node_id)[before:][-2500:]))
         return p
 
     def increment(self, node_id, by=None, key=None, timeout=10):
