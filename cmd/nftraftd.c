@@ -492,6 +492,7 @@ int main(int argc, char **argv)
     char label[32];
     snprintf(label, sizeof label, "%" PRIu64, d.cfg.id);
     log_init(label, d.cfg.log_level);
+    log_on_crash();
     signal(SIGPIPE, SIG_IGN);
     uv_loop_init(&d.loop);
     uv_signal_init(&d.loop, &d.sigint);

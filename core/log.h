@@ -18,6 +18,13 @@ enum log_level log_level(void);
 void log_msg(enum log_level level, const char *sub, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* A crash (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT: a failed assert in
+ * raft too) writes one FATAL line with the node label and the signal, then
+ * a backtrace, to stderr (async-signal-safe writes, on its own stack), and
+ * the process dies of the same signal. Not installed under AddressSanitizer
+ * (it reports crashes itself). Call once, after log_init. */
+void log_on_crash(void);
+
 #define LOGD(sub, ...) log_msg(LOG_DEBUG, sub, __VA_ARGS__)
 #define LOGI(sub, ...) log_msg(LOG_INFO, sub, __VA_ARGS__)
 #define LOGW(sub, ...) log_msg(LOG_WARN, sub, __VA_ARGS__)
