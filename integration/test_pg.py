@@ -33,6 +33,11 @@ Static cluster (3 nodes):
                 primary's rows;
   re-clone      a standby stopped, its D/pg wiped, restarted: it clones
                 from the primary and streams, every acknowledged id on it;
+  clone-waiting  a standby wiped and restarted (it clones) while the
+                other standby's postgres is SIGSTOPped: the commits that
+                waited for a synchronous standby during the copy are
+                acknowledged once it streams and must be visible on it
+                within 5 s, with no later write;
   broken        a standby stopped, its PGDATA made unusable (pg_control
                 removed) with the marker of an interrupted rewind
                 (D/pg/rewind-incomplete), writes it misses, then kill -9 of
@@ -755,6 +760,61 @@ def test_reclone():
     check(os.path.isdir(os.path.join(pgdir, "data")), "PGDATA recreated in %s" % pgdir)
 
 
+def test_clone_waiting():
+    """Commits waiting for a synchronous standby while a standby is cloned
+    (the other standby's postgres SIGSTOPped): once the clone streams, they
+    are acknowledged and must be visible on it at once, without a later
+    write. PostgreSQL alone shows them only after the primary logs a later
+    xid completion or a running-xacts snapshot (bgwriter: every 15 s),
+    although the clone's replay lsn already equals the primary's (Jepsen pg
+    seeds 790348, 1009: "node 2 lacks 2 rows" right after its re-clone)."""
+    lead, _ = wait_cluster_pg(C, 2)
+    a, b = [i for i in range(1, 4) if i != lead]
+    pid = C.pid(b)
+    os.kill(pid, signal.SIGTERM)
+    wait_for("node %d to stop" % b, lambda: not alive(pid) and not postgres_pids_left(C, b), 30, 0.05)
+    shutil.rmtree(os.path.join(C.node_dir(b), "pg"))
+    stopped = postgres_pids(C, a)
+    signal_node_and_postgres(stopped, signal.SIGSTOP)
+    ids = [(15 << 32) | k for k in range(1, 5)]
+    res = {}
+
+    def insert(rid):
+        res[rid] = pgwire.outcome(lambda: sql(C, lead, "INSERT INTO %s (id, w) VALUES (%d, 0)"
+                                              % (TABLE, rid), timeout=90))[0]
+    ts = [threading.Thread(target=insert, args=(rid,), daemon=True) for rid in ids]
+    try:
+        for t in ts:
+            t.start()
+        wait_for("%d commits waiting for a synchronous standby" % len(ids), lambda: int(sql(
+            C, lead, "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'"
+        ).rows[0][0]) >= len(ids), 20, 0.1)
+        t0 = time.time()
+        C.start_node(b)
+        for t in ts:
+            t.join(90)
+    finally:
+        signal_node_and_postgres(stopped, signal.SIGCONT)
+    check(all(res.get(r) == "ok" for r in ids), "the waiting commits were acknowledged: %s" % res)
+    t_ack = time.time()
+    figure("re-clone while commits wait for a standby -> acknowledged", t_ack - t0)
+    for r in ids:
+        ACKED[r] = lead
+    seen = [None]
+
+    def visible():
+        seen[0] = ids_on(C, b) & set(ids)
+        return len(seen[0]) == len(ids)
+    try:
+        wait_for("the acknowledged commits visible on the clone", visible, 5, 0.1)
+    except TestFailure:
+        raise TestFailure("node %d (cloned while they waited) shows %d of the %d acknowledged "
+                          "rows %.1f s after they were acknowledged (its /status.pg: %s)"
+                          % (b, len(seen[0] or ()), len(ids), time.time() - t_ack, pg_of(C, b)))
+    figure("acknowledged -> visible on the clone", time.time() - t_ack)
+    wait_cluster_pg(C, 2)
+
+
 def test_broken():
     """A broken node (interrupted rewind) must not block a failover."""
     lead, _ = wait_cluster_pg(C, 2)
@@ -904,7 +964,8 @@ def run_chained(tests):
 ALL = {"bootstrap": [test_bootstrap], "latency": [test_latency], "failover": [test_failover],
        "rewind": [test_rewind], "hang": [test_hang], "hang-node": [test_hang_node_only],
        "diverged-restart": [test_diverged_restart],
-       "re-clone": [test_reclone], "broken": [test_broken],
+       "re-clone": [test_reclone], "clone-waiting": [test_clone_waiting],
+       "broken": [test_broken],
        "transfer": [test_chain_transfer, test_chain_down]}
 
 

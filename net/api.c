@@ -819,6 +819,9 @@ static json_t *pg_json(struct api *a)
     json_object_set_new(j, "receive_lsn", json_string(rcv));
     json_object_set_new(j, "replay_lsn", json_string(rpl));
     json_object_set_new(j, "broken", json_boolean(cs.broken));
+    json_object_set_new(j, "diverged", json_boolean(cs.info.diverged));
+    json_object_set_new(j, "upstream_timeline",
+                        json_integer((json_int_t)cs.info.upstream_timeline));
     return j;
 }
 

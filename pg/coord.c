@@ -88,7 +88,12 @@ struct coord {
                              promoted to, primary */
     bool need_rewind;     /* its WAL may have diverged (old primary) */
     bool want_clone;      /* rewind failed: clone next */
-    bool broken;          /* PGDATA unusable: marker below exists */
+    bool fresh_data;      /* cloned or rewound: once it streams (and so acks the
+                             commits that waited for it), CHECKPOINT on the primary
+                             so that the standby's snapshots show them */
+    bool diverged_rewound; /* rewound because the standby's WAL had left the
+                              primary's history, not streaming since */
+    bool broken;           /* PGDATA unusable: marker below exists */
     bool rewound;     /* a rewind succeeded: the marker stays until the standby
                          started on it reached consistency (it needs the
                          source's WAL up to the rewind's minimum recovery point) */
@@ -422,6 +427,7 @@ static void after_rewind(struct coord *c, int status, const char *e)
         c->need_rewind = false;
         c->want_clone = false;
         c->rewound = true;
+        c->fresh_data = true;
     } else if (status != ERR_SHUTDOWN) {
         c->want_clone = true;
         LOGW("pg", "rewind failed: re-clone next");
@@ -434,6 +440,7 @@ static void after_clone(struct coord *c, int status, const char *e)
     if (status == 0) {
         c->need_rewind = false;
         c->want_clone = false;
+        c->fresh_data = true;
         clear_broken(c);
     }
 }
@@ -1076,6 +1083,24 @@ static void follower_step(struct coord *c)
     if (in == NULL)
         return;
     char b1[24], b2[24];
+    if (in->diverged) {
+        /* Its WAL is not on the primary's history: its walreceiver can
+         * never stream (or streams WAL it cannot replay), and its replay
+         * lsn, however high, says nothing about the primary's commits. */
+        c->want_clone = c->diverged_rewound;
+        act(c,
+            "%s: the local WAL left node %" PRIu64 "'s history (here "
+            "timeline %u replay lsn %s; node %" PRIu64 " on timeline %u)%s",
+            c->want_clone ? "re-clone" : "rewind", rec.primary, in->timeline,
+            lsn_str(in->replay_lsn, b1), rec.primary, in->upstream_timeline,
+            c->want_clone ? ", still after a rewind" : "");
+        c->need_rewind = true;
+        c->diverged_rewound = true;
+        OP(c, "stop for a rewind", NULL, pg_stop(c->pg, false, cb_, d_));
+        return;
+    }
+    if (in->streaming)
+        c->diverged_rewound = false;
     if ((in->timeline && in->timeline < rec.timeline && in->lsn > rec.lsn) ||
         in->timeline > rec.timeline) {
         act(c,
@@ -1095,6 +1120,19 @@ static void follower_step(struct coord *c)
         c->need_rewind = true;
         c->not_streaming_since = 0;
         OP(c, "stop for a rewind", NULL, pg_stop(c->pg, false, cb_, d_));
+        return;
+    }
+    if (in->streaming && c->fresh_data && in->sync_state[0]) {
+        /* streaming and known to the primary: the commits that waited for a
+         * synchronous standby while this PGDATA was copied are released */
+        c->fresh_data = false;
+        act(c,
+            "CHECKPOINT on node %" PRIu64 " (%s): the standby's snapshots "
+            "then show the commits that waited for a synchronous standby "
+            "while its data was copied",
+            rec.primary, up);
+        OP(c, "checkpoint upstream", NULL,
+           pg_checkpoint_upstream(c->pg, cb_, d_));
         return;
     }
     if (in->streaming && strncmp(c->action, "standby", 7) != 0)
@@ -1352,6 +1390,7 @@ void coord_status(struct coord *c, struct coord_status *st)
     if (c->broken) { /* holds nothing usable: see the marker */
         st->info.lsn = st->info.receive_lsn = st->info.replay_lsn = 0;
         st->info.streaming = false;
+        st->info.diverged = false;
     }
     st->detached_for = c->detached_term && c->detached_ms >= c->follow_ms &&
                                c->info_valid && c->info_ms > c->detached_ms &&

@@ -46,12 +46,21 @@ enum pg_op {
     OP_FOLLOW,
     OP_PROMOTE,
     OP_MEMBERS,
-    OP_MEMBERS_FILES /* standby: members.conf and pg_hba.conf, reload */
+    OP_MEMBERS_FILES, /* standby: members.conf and pg_hba.conf, reload */
+    OP_CHECKPOINT     /* standby: CHECKPOINT on its upstream */
 };
 
-static const char *op_names[] = {
-    "none", "initdb", "clone",   "rewind",  "start",
-    "stop", "follow", "promote", "members", "members (files)"};
+static const char *op_names[] = {"none",
+                                 "initdb",
+                                 "clone",
+                                 "rewind",
+                                 "start",
+                                 "stop",
+                                 "follow",
+                                 "promote",
+                                 "members",
+                                 "members (files)",
+                                 "checkpoint upstream"};
 
 struct pg_member {
     uint64_t id;
@@ -107,8 +116,11 @@ struct pg {
     int up_port;
     struct pg_member *members;
     unsigned n_members;
-    uint32_t last_tl; /* highest timeline pg_info saw (standby) */
-    unsigned works;   /* libpq work items in flight */
+    uint32_t last_tl;  /* highest timeline pg_info saw (standby) on the
+                          current PGDATA */
+    uint64_t data_gen; /* bumped when PGDATA is replaced (initdb, clone,
+                          rewind): last_tl then starts over */
+    unsigned works;    /* libpq work items in flight */
     /* Exit reporting. */
     void (*exit_cb)(void *data, int64_t exit_status, int term_signal);
     void *exit_data;
@@ -704,6 +716,51 @@ void pg_fence(struct pg *p)
 
 /* ---- libpq work items ------------------------------------------------- */
 
+#define PG_HIST_MAX 64
+
+/* One line of a timeline history file: timeline tli ended at lsn end. */
+struct tl_end {
+    uint32_t tli;
+    uint64_t end;
+};
+
+/* Parse a timeline history file ("parent<TAB>switchpoint<TAB>reason"
+ * lines, '#' comments) into out[]; returns the entries kept. */
+static unsigned history_parse(const char *text, struct tl_end *out,
+                              unsigned max)
+{
+    unsigned n = 0;
+    for (const char *line = text; line != NULL && *line && n < max;) {
+        unsigned tli, hi, lo;
+        if (*line != '#' && sscanf(line, "%u %X/%X", &tli, &hi, &lo) == 3) {
+            out[n].tli = tli;
+            out[n].end = (uint64_t)hi << 32 | lo;
+            n++;
+        }
+        line = strchr(line, '\n');
+        if (line != NULL)
+            line++;
+    }
+    return n;
+}
+
+/* A standby on timeline tl that replayed up to replay: can it follow an
+ * upstream on timeline up_tl whose history is hist[n]? Not when tl is newer,
+ * is not among its ancestors, or ended before replay (its WAL went on where
+ * the upstream's did not). */
+static bool history_diverged(uint32_t tl, uint64_t replay, uint32_t up_tl,
+                             const struct tl_end *hist, unsigned n)
+{
+    if (tl == up_tl)
+        return false;
+    if (tl > up_tl)
+        return true;
+    for (unsigned i = 0; i < n; i++)
+        if (hist[i].tli == tl)
+            return replay > hist[i].end;
+    return true;
+}
+
 enum work_kind { W_PROBE, W_CHECKPOINT, W_PROMOTE, W_MEMBERS, W_INFO };
 
 struct work {
@@ -715,7 +772,16 @@ struct work {
     int port;
     const char *password; /* p->password: immutable */
     uint64_t node_id;
-    bool skip; /* W_INFO: not running, nothing to ask */
+    bool skip;             /* W_INFO: not running, nothing to ask */
+    uint64_t data_gen;     /* W_INFO: p->data_gen when queued */
+    char up_host[PG_HOST]; /* W_INFO: the upstream standby.conf names */
+    int up_port;           /* ... 0 none */
+    uint32_t up_tl;        /* W_INFO results: the upstream's timeline (0: not a
+                              primary, or not read), */
+    bool up_hist_ok;       /* ... its history was read: */
+    unsigned n_hist;
+    struct tl_end hist[PG_HIST_MAX]; /* ... its ancestors and where each
+                                        ended */
     /* W_MEMBERS inputs */
     uint64_t *ids;
     unsigned n_ids;
@@ -853,9 +919,14 @@ static void w_info(struct work *w)
     }
     PQclear(r);
     PQfinish(c);
-    if (!in->streaming || up_port <= 0)
+    /* Ask the upstream standby.conf names (else the one it streams from):
+     * how it sees us, and its timeline history (is our WAL on it?). */
+    if (w->up_port > 0) {
+        snprintf(up_host, sizeof up_host, "%s", w->up_host);
+        up_port = w->up_port;
+    }
+    if (up_port <= 0)
         return;
-    /* How the upstream sees us: best effort, "" when it cannot say. */
     char e2[256];
     PGconn *u = w_connect(up_host, up_port, w->password, 2000, e2, sizeof e2);
     if (u == NULL)
@@ -868,16 +939,30 @@ static void w_info(struct work *w)
              "substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) END",
              w->node_id);
     if (w_exec(u, sql, &r, e2, sizeof e2) == 0) {
-        if (!PQgetisnull(r, 0, 0))
+        if (in->streaming && !PQgetisnull(r, 0, 0))
             snprintf(in->sync_state, sizeof in->sync_state, "%s",
                      PQgetvalue(r, 0, 0));
+        if (!PQgetisnull(r, 0, 1))
+            w->up_tl = (uint32_t)strtoul(PQgetvalue(r, 0, 1), NULL, 16);
         /* streaming only on the primary's own timeline: a walreceiver
          * that keeps reconnecting on an older one ("End of WAL reached
          * on timeline 1") receives nothing it can use */
-        if (!PQgetisnull(r, 0, 1) &&
-            (uint32_t)strtoul(PQgetvalue(r, 0, 1), NULL, 16) != t3)
+        if (w->up_tl != 0 && w->up_tl != t3)
             in->streaming = false;
         PQclear(r);
+    }
+    if (w->up_tl > 1) {
+        snprintf(sql, sizeof sql, "SELECT pg_read_file('pg_wal/%08X.history')",
+                 w->up_tl);
+        if (w_exec(u, sql, &r, e2, sizeof e2) == 0) {
+            w->up_hist_ok = true;
+            w->n_hist =
+                history_parse(PQgetisnull(r, 0, 0) ? "" : PQgetvalue(r, 0, 0),
+                              w->hist, PG_HIST_MAX);
+            PQclear(r);
+        }
+    } else if (w->up_tl == 1) {
+        w->up_hist_ok = true; /* timeline 1 has no history */
     }
     PQfinish(u);
     return;
@@ -1083,6 +1168,7 @@ static struct work *work_new(struct pg *p, enum work_kind kind)
     w->p = p;
     w->kind = kind;
     w->op_seq = p->op_seq;
+    w->data_gen = p->data_gen;
     w->req.data = w;
     snprintf(w->host, sizeof w->host, "%s", p->sql_host);
     w->port = p->port;
@@ -1144,13 +1230,19 @@ static void work_after(uv_work_t *req, int status)
     }
     if (w->kind == W_INFO) {
         w->info.role = p->role;
-        if (w->status == 0 && !w->skip) {
-            if (w->in_recovery) {
-                if (w->info.timeline > p->last_tl)
-                    p->last_tl = w->info.timeline;
-                else
-                    w->info.timeline = p->last_tl;
+        if (w->status == 0 && !w->skip && w->in_recovery) {
+            if (w->data_gen != p->data_gen) {
+                /* asked of the PGDATA a clone or rewind replaced since */
+            } else if (w->info.timeline > p->last_tl) {
+                p->last_tl = w->info.timeline;
+            } else {
+                w->info.timeline = p->last_tl;
             }
+            w->info.upstream_timeline = w->up_tl;
+            if (w->up_hist_ok && w->info.timeline != 0)
+                w->info.diverged =
+                    history_diverged(w->info.timeline, w->info.replay_lsn,
+                                     w->up_tl, w->hist, w->n_hist);
         }
         if (w->status != 0) {
             struct pg_info blank;
@@ -1550,12 +1642,25 @@ static void op_rewind(struct pg *p)
                 op_done(p, rc, "%s", err);
         }
         return;
-    case 3:
+    case 3: {
         if (tool_result(p) != 0)
             return;
         p->role = PG_STOPPED;
+        /* Same timeline number on both sides: pg_rewind compares nothing
+         * and leaves the local WAL as it was, yet a timeline number is no
+         * proof of the same history (two nodes promoted from the same
+         * parent pick the same next number). Not a success: re-clone. */
+        char tail[720];
+        file_tail(p->tool_log, p->tool_log_at, tail, sizeof tail);
+        if (strstr(tail, "on the same timeline") != NULL) {
+            op_done(p, ERR_CORRUPT,
+                    "pg_rewind: source and target are on the same timeline: "
+                    "it checked nothing (the local WAL may still diverge)");
+            return;
+        }
         op_done(p, 0, NULL);
         return;
+    }
     }
 }
 
@@ -1659,6 +1764,23 @@ static void op_members(struct pg *p)
     op_done(p, 0, NULL);
 }
 
+static void op_checkpoint(struct pg *p)
+{
+    struct work *w = op_work_done;
+    if (p->step++ == 0) {
+        int rc = start_work(p, W_CHECKPOINT, p->op_host, p->op_port);
+        if (rc != 0)
+            op_done(p, rc, "cannot queue the CHECKPOINT");
+        return;
+    }
+    if (w == NULL || w->status != 0) {
+        op_done(p, w ? w->status : ERR_INTERNAL, "CHECKPOINT on %s:%d: %s",
+                p->op_host, p->op_port, w ? w->err : "");
+        return;
+    }
+    op_done(p, 0, NULL);
+}
+
 static void op_next(struct pg *p)
 {
     if (p->closing)
@@ -1688,6 +1810,9 @@ static void op_next(struct pg *p)
         return;
     case OP_MEMBERS:
         op_members(p);
+        return;
+    case OP_CHECKPOINT:
+        op_checkpoint(p);
         return;
     }
 }
@@ -1720,13 +1845,23 @@ static bool valid_endpoint(const char *host, int port)
            port > 0 && port < 65536;
 }
 
+/* PGDATA is about to be replaced: what pg_info remembered of the old one
+ * (the highest timeline seen) no longer holds. */
+static void new_data(struct pg *p)
+{
+    p->data_gen++;
+    p->last_tl = 0;
+}
+
 int pg_initdb(struct pg *p, pg_done_cb cb, void *data)
 {
     if (!p->closing && p->op == OP_NONE && p->role != PG_NONE)
         return ERR_INVALID;
     int rc = op_begin(p, OP_INITDB, cb, data);
-    if (rc == 0)
+    if (rc == 0) {
+        new_data(p);
         defer_next(p, 0);
+    }
     return rc;
 }
 
@@ -1741,6 +1876,7 @@ int pg_clone(struct pg *p, const char *src_host, int src_port, pg_done_cb cb,
     int rc = op_begin(p, OP_CLONE, cb, data);
     if (rc != 0)
         return rc;
+    new_data(p);
     snprintf(p->op_host, sizeof p->op_host, "%s", src_host);
     p->op_port = src_port;
     defer_next(p, 0);
@@ -1757,6 +1893,7 @@ int pg_rewind(struct pg *p, const char *src_host, int src_port, pg_done_cb cb,
     int rc = op_begin(p, OP_REWIND, cb, data);
     if (rc != 0)
         return rc;
+    new_data(p);
     snprintf(p->op_host, sizeof p->op_host, "%s", src_host);
     p->op_port = src_port;
     defer_next(p, 0);
@@ -1826,6 +1963,20 @@ int pg_follow(struct pg *p, const char *upstream_host, int upstream_port,
     rc = sb ? write_file(p, p->standby, sb, err, sizeof err) : ERR_NOMEM;
     free(sb);
     return reload_or_release(p, rc);
+}
+
+int pg_checkpoint_upstream(struct pg *p, pg_done_cb cb, void *data)
+{
+    if (!p->closing && p->op == OP_NONE &&
+        (p->role != PG_STANDBY || !p->pm_running || p->up_port == 0))
+        return ERR_INVALID;
+    int rc = op_begin(p, OP_CHECKPOINT, cb, data);
+    if (rc != 0)
+        return rc;
+    snprintf(p->op_host, sizeof p->op_host, "%s", p->up_host);
+    p->op_port = p->up_port;
+    defer_next(p, 0);
+    return 0;
 }
 
 int pg_promote(struct pg *p, pg_done_cb cb, void *data)
@@ -1954,6 +2105,10 @@ int pg_info(struct pg *p,
     w->info.replay_lag_ms = -1;
     w->skip =
         !p->pm_running || p->role == PG_STARTING || p->role == PG_STOPPING;
+    if (p->role == PG_STANDBY) {
+        snprintf(w->up_host, sizeof w->up_host, "%s", p->up_host);
+        w->up_port = p->up_port;
+    }
     return work_queue(p, w);
 }
 

@@ -70,7 +70,8 @@ struct pg_info {
     enum pg_role role;
     uint32_t timeline; /* primary: of pg_current_wal_lsn; standby: the
                           highest of the received, last-restartpoint and
-                          min-recovery timelines seen (0 unknown) */
+                          min-recovery timelines seen since PGDATA was last
+                          created, cloned or rewound (0 unknown) */
     uint64_t
         lsn; /* primary: pg_current_wal_lsn; standby: max(receive, replay) */
     uint64_t receive_lsn, replay_lsn; /* standby; 0 on a primary */
@@ -81,6 +82,13 @@ struct pg_info {
     char sync_state[16];   /* standby: as its upstream's pg_stat_replication
                               says ("sync", "quorum", "async", "potential",
                               "" unknown); primary: "primary" */
+    bool diverged; /* standby: its WAL left the history of the primary its
+                      standby.conf names (its timeline is newer, is not
+                      among the primary's ancestors, or its replay went
+                      past where that timeline ended there): it can never
+                      follow it; false when the primary could not be asked */
+    uint32_t upstream_timeline; /* standby: that primary's timeline (0: not
+                                   read, or it is not a primary) */
 };
 
 /* Format an LSN as PostgreSQL prints it ("0/3000060") into buf (>= 20). */
@@ -151,6 +159,14 @@ int pg_stop(struct pg *p, bool immediate, pg_done_cb cb, void *data);
  * stops). Done once the postmaster has been signalled. */
 int pg_follow(struct pg *p, const char *upstream_host, int upstream_port,
               pg_done_cb cb, void *data);
+
+/* PG_STANDBY following an upstream only: CHECKPOINT on that upstream (as
+ * role nftraft). Its online checkpoint WAL-logs a running-transactions
+ * snapshot: a standby started from a base backup (or a rewind) taken while
+ * commits waited for a synchronous standby holds those commits but does not
+ * show them (its snapshot horizon comes from the backup's checkpoint) until
+ * the primary logs a later xid completion or snapshot; this is that. */
+int pg_checkpoint_upstream(struct pg *p, pg_done_cb cb, void *data);
 
 /* PG_STANDBY only: pg_promote(true, 60); done once it is writable (not in
  * recovery); ends PG_PRIMARY and clears standby.conf. */

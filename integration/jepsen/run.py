@@ -457,9 +457,12 @@ class Run:
         return "no primary PostgreSQL took the CREATE TABLE within %ds (%s)" % (timeout, last)
 
     def pg_converge(self, timeout=120):
-        """After healing: one primary, every other node's PostgreSQL a
-        standby that replayed up to the primary's WAL position; then every
-        node's rows. (rows, None) or (None, why not)."""
+        """After healing: one primary, and every other node's PostgreSQL a
+        standby that follows it: in recovery, its walreceiver streaming from
+        the primary's address on the primary's timeline, its /status.pg not
+        "diverged", and replayed up to the primary's WAL position (an lsn
+        alone proves nothing: a standby on another history can be past it).
+        Then every node's rows. (rows, None) or (None, why not)."""
         import pgwire
         deadline = time.time() + timeout
         why = "no primary"
@@ -481,17 +484,35 @@ class Run:
             p = prim[0]
             try:
                 with self.pg_connect(p) as c:
-                    target = pgwire.lsn_int(c.query("SELECT pg_current_wal_lsn()").scalar())
+                    r = c.query("SELECT pg_current_wal_lsn(), "
+                                "substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)").rows[0]
+                target, tl = pgwire.lsn_int(r[0]), int(r[1], 16)
                 behind = []
                 for i in self.node_ids:
                     if i == p:
                         continue
                     with self.pg_connect(i) as c:
-                        r = c.query("SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()").rows[0]
-                    if r[0] != "t" or r[1] is None or pgwire.lsn_int(r[1]) < target:
-                        behind.append((i, r))
+                        r = c.query("SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn(), "
+                                    "(SELECT status FROM pg_stat_wal_receiver), "
+                                    "(SELECT received_tli FROM pg_stat_wal_receiver), "
+                                    "(SELECT sender_host FROM pg_stat_wal_receiver)").rows[0]
+                    rec, replay, status, rtl, sender = r
+                    st = pgs.get(i) or {}
+                    if rec != "t":
+                        behind.append((i, "not in recovery"))
+                    elif status != "streaming" or sender != self.topo.ip(p):
+                        behind.append((i, "walreceiver %s from %s, not streaming from the "
+                                          "primary %s" % (status, sender, self.topo.ip(p))))
+                    elif rtl is None or int(rtl) != tl:
+                        behind.append((i, "receives timeline %s, the primary is on %d"
+                                       % (rtl, tl)))
+                    elif st.get("diverged"):
+                        behind.append((i, "its /status.pg says diverged (%s)" % st.get("action")))
+                    elif replay is None or pgwire.lsn_int(replay) < target:
+                        behind.append((i, "replayed %s < the primary's %X/%X"
+                                       % (replay, target >> 32, target & 0xffffffff)))
                 if behind:
-                    why = "behind the primary (node %d): %s" % (p, behind)
+                    why = "not following the primary (node %d): %s" % (p, behind)
                     continue
                 rows = {}
                 for i in self.node_ids:
