@@ -42,7 +42,9 @@ struct rconn {
 };
 
 struct relay_req {
-    struct list link; /* in relay.queue while waiting for a connection */
+    struct list link; /* in relay.queue while waiting for a connection, or
+                         relay.failed */
+    struct relay *r;
     struct sockaddr_storage addr;
     char *out; /* the serialized request */
     size_t out_len, max_body;
@@ -50,16 +52,21 @@ struct relay_req {
     bool resend;       /* may be sent again (once) */
     relay_cb cb;
     void *data;
+    int err;       /* in relay.failed: the failure to report */
+    char why[160]; /* and its message */
 };
 
 struct relay {
     uv_loop_t *loop;
     uv_timer_t timer;
-    struct list conns; /* struct rconn, open */
-    struct list queue; /* struct relay_req waiting */
+    struct list conns;  /* struct rconn, open */
+    struct list queue;  /* struct relay_req waiting */
+    struct list failed; /* struct relay_req that failed inside relay_request:
+                           reported from the timer (callbacks never run
+                           before relay_request returns) */
     unsigned n_conns, max_conns;
     int open_handles;
-    bool closing, has_source;
+    bool closing, has_source, in_request;
     struct sockaddr_in source;
     void (*close_cb)(void *);
     void *close_data;
@@ -301,10 +308,23 @@ static void maybe_closed(struct relay *r)
         cb(data);
 }
 
-/* Run q's callback once and free q. */
+static void tick(uv_timer_t *t);
+
+/* Run q's callback once and free q. A failure inside relay_request (a
+ * kept connection found dead by the first write) is reported on the next
+ * loop turn instead: the caller registers the request after the call. */
 static void req_finish(struct relay_req *q, int err, const char *errmsg,
                        const struct relay_head *h, const char *body)
 {
+    struct relay *r = q->r;
+    if (err != 0 && r->in_request) {
+        q->err = err;
+        snprintf(q->why, sizeof q->why, "%s", errmsg ? errmsg : err_str(err));
+        list_remove(&q->link);
+        list_insert_tail(&r->failed, &q->link);
+        uv_timer_start(&r->timer, tick, 0, TICK_MS);
+        return;
+    }
     struct relay_resp resp;
     memset(&resp, 0, sizeof resp);
     resp.err = err;
@@ -583,9 +603,22 @@ static void kick(struct relay *r)
     }
 }
 
+/* Report the requests that failed inside relay_request. */
+static void report_failed(struct relay *r)
+{
+    struct list *l;
+    while ((l = list_first(&r->failed)) != NULL) {
+        struct relay_req *q = REQ_OF(l);
+        char why[sizeof q->why];
+        memcpy(why, q->why, sizeof why); /* q is freed before the callback */
+        req_finish(q, q->err, why, NULL, NULL);
+    }
+}
+
 static void tick(uv_timer_t *t)
 {
     struct relay *r = t->data;
+    report_failed(r);
     uint64_t now = uv_now(r->loop);
     struct list expired, *l, *u;
     list_init(&expired);
@@ -630,6 +663,7 @@ int relay_init(struct relay **out, uv_loop_t *loop, const char *source_ip,
     r->max_conns = max_conns ? max_conns : 1;
     list_init(&r->conns);
     list_init(&r->queue);
+    list_init(&r->failed);
     uv_timer_init(loop, &r->timer);
     r->timer.data = r;
     r->open_handles = 1;
@@ -706,8 +740,11 @@ int relay_request(struct relay *r, const char *base_url, const char *method,
     q->deadline = uv_now(r->loop) + timeout_ms;
     q->cb = cb;
     q->data = data;
+    q->r = r;
     list_insert_tail(&r->queue, &q->link);
+    r->in_request = true;
     kick(r);
+    r->in_request = false;
     return 0;
 }
 
@@ -721,6 +758,7 @@ void relay_close(struct relay *r, void (*cb)(void *data), void *data)
     r->closing = true;
     r->close_cb = cb;
     r->close_data = data;
+    report_failed(r);
     struct list *l;
     while ((l = list_first(&r->queue)) != NULL)
         req_finish(REQ_OF(l), ERR_SHUTDOWN, "request cancelled", NULL, NULL);

@@ -37,8 +37,9 @@ struct relay_resp {
     const char *retry_after; /* Retry-After value or NULL */
 };
 
-/* Fires exactly once per successfully started request; it must not call
- * relay_close. */
+/* Fires exactly once per successfully started request, never before
+ * relay_request returned (a failure found inside it is reported on a later
+ * loop turn); it must not call relay_close. */
 typedef void (*relay_cb)(void *data, const struct relay_resp *resp);
 
 /* Create a relay on loop keeping at most max_conns connections (all

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 /* ---- the parser ---- */
@@ -161,7 +162,8 @@ struct srv {
     int port;
     enum mode mode;
     int accepts, requests;
-    char last[2048]; /* the last request seen (when it fits) */
+    struct sconn *newest; /* the last connection accepted, while open */
+    char last[2048];      /* the last request seen (when it fits) */
     size_t last_len, last_body;
 };
 
@@ -175,6 +177,8 @@ struct sconn {
 static void s_closed(uv_handle_t *h)
 {
     struct sconn *c = h->data;
+    if (c->s->newest == c)
+        c->s->newest = NULL;
     free(c->buf);
     free(c);
 }
@@ -274,6 +278,7 @@ static void s_accept(uv_stream_t *l, int status)
         return;
     }
     s->accepts++;
+    s->newest = c;
     uv_read_start((uv_stream_t *)&c->tcp, s_alloc, s_read);
 }
 
@@ -494,6 +499,39 @@ TEST(kept_connection_dying_is_resent_once)
     return 0;
 }
 
+/* The leader resets a kept connection while the loop is busy elsewhere:
+ * the next request's first write fails inside relay_request. A request
+ * that may not be sent again fails, but its callback runs on a later loop
+ * turn, never inside relay_request (its caller registers the request only
+ * after the call returns: a follower crashed on exactly this). */
+TEST(failure_inside_request_is_reported_later)
+{
+    struct env e;
+    ASSERT_EQ(env_up(&e), 0);
+    struct result x;
+    e.srv.mode = M_GOOD;
+    ASSERT_EQ(send_one(&e, &x, 2000, false), 0);
+    ASSERT_EQ(x.err, 0);
+    ASSERT(e.srv.newest != NULL);
+    ASSERT_EQ(uv_tcp_close_reset(&e.srv.newest->tcp, s_closed), 0);
+    usleep(50 * 1000); /* the RST arrives; the loop does not run */
+    memset(&x, 0, sizeof x);
+    ASSERT_EQ(relay_request(e.relay, e.url, "POST", "/increment", NULL, "{}", 2,
+                            false, 2000, 1000, on_resp, &x),
+              0);
+    ASSERT_EQ(x.done, 0); /* not from inside relay_request */
+    wait_for(&e, &x);
+    ASSERT_EQ(x.done, 1);
+    ASSERT_EQ(x.err, ERR_IO);
+    ASSERT_EQ(e.srv.requests, 1); /* sent once, never again */
+    /* The relay works on: a fresh connection. */
+    ASSERT_EQ(send_one(&e, &x, 2000, false), 0);
+    ASSERT_EQ(x.err, 0);
+    ASSERT_EQ(x.status, 200);
+    ASSERT_EQ(env_down(&e), 0);
+    return 0;
+}
+
 TEST(bad_answers_fail_and_close)
 {
     struct env e;
@@ -572,6 +610,7 @@ TEST(timeouts_refused_connections_and_close)
 }
 
 TEST_LIST(TEST_ENTRY(parser_good_answers),
+          TEST_ENTRY(failure_inside_request_is_reported_later),
           TEST_ENTRY(parser_refuses_what_is_not_strict_http), TEST_ENTRY(urls),
           TEST_ENTRY(keep_alive_reuse_and_request_bytes),
           TEST_ENTRY(kept_connection_dying_is_resent_once),
