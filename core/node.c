@@ -75,6 +75,27 @@ static int fmt(char *errmsg, size_t errlen, int rv, const char *f, ...)
     return rv;
 }
 
+/* Whether process pid is exiting: gone, or its main thread a zombie
+ * while other threads (holding its descriptors) are still being torn down,
+ * as for a moment after a kill -9. */
+static bool exiting(long pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return true;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return true;
+    buf[n] = '\0';
+    char *rp = strrchr(buf, ')');
+    return rp == NULL || rp[1] == '\0' || rp[2] == 'Z' || rp[2] == 'X';
+}
+
+/* The LOCK file's flock. A holder that is exiting (a node killed just
+ * before this one started) is waited for, up to 5 s. */
 static int lock_dir(const char *dir, int *fd_out, char *errmsg, size_t errlen)
 {
     char path[600];
@@ -83,12 +104,25 @@ static int lock_dir(const char *dir, int *fd_out, char *errmsg, size_t errlen)
     if (fd < 0)
         return fmt(errmsg, errlen, ERR_IO, "cannot open %s: %s", path,
                    strerror(errno));
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    bool waited = false;
+    for (int i = 0; flock(fd, LOCK_EX | LOCK_NB) != 0; i++) {
         char pid[32] = "?";
         ssize_t r = pread(fd, pid, sizeof pid - 1, 0);
         if (r > 0) {
             pid[r] = '\0';
             pid[strcspn(pid, "\n")] = '\0';
+        }
+        long holder = strtol(pid, NULL, 10);
+        if (i < 500 && holder > 0 && holder != (long)getpid() &&
+            exiting(holder)) {
+            if (!waited)
+                LOGW("node",
+                     "data dir %s is still locked by process %ld, which is "
+                     "exiting: waiting for it (up to 5 s)",
+                     dir, holder);
+            waited = true;
+            usleep(10 * 1000);
+            continue;
         }
         close(fd);
         return fmt(errmsg, errlen, ERR_BUSY,

@@ -79,6 +79,21 @@ def free_base_port(n):
     raise TestFailure("no free port range found")
 
 
+def gone(pid):
+    """Whether process pid has exited with all its threads. A zombie
+    thread-group leader ('Z' in /proc/PID/stat) is not enough: the other
+    threads of a killed process may still be exiting, holding its file
+    descriptors (a data dir's lock, a listening port) for a while."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+        if stat[stat.rindex(")") + 2] != "Z":
+            return False
+        return len(os.listdir("/proc/%d/task" % pid)) <= 1
+    except (OSError, ValueError):
+        return True
+
+
 def wait_for(what, fn, timeout, step=0.2):
     """fn()'s first true value, asked every `step` seconds; TestFailure
     after `timeout` seconds."""

@@ -44,7 +44,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cluster  # noqa: E402
 from cluster import (CAST, Cluster, address_of, check, cli,  # noqa: E402
-                     dev_key, free_base_port, http, run_one, single_owner_chain, wait_for)
+                     dev_key, free_base_port, gone, http, run_one, single_owner_chain, wait_for)
 from rpc_proxy import LyingRpc, selector_of  # noqa: E402
 
 FIGS = {}          # figure name -> [value per repetition]
@@ -238,8 +238,7 @@ def test_d_token_reregistered_to_new_instance():
         time.sleep(1.5)
         pid = c.pid(victim)
         os.kill(pid, signal.SIGTERM)  # the old instance goes away
-        wait_for("node %d to stop" % victim, lambda: not os.path.exists("/proc/%d" % pid) or
-                 open("/proc/%d/stat" % pid).read().split()[2] == "Z", 20)
+        wait_for("node %d to stop" % victim, lambda: gone(pid), 20)
         cli(["register", "--instance-id", new_inst, "--token", str(victim), "--node-key", node_key,
              "--raft-endpoint", "127.0.0.1:%d" % (c.base + 100 + victim - 1), "--http-endpoint",
              c.url(victim)], dev_key(victim), rpc, nft)

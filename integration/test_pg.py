@@ -68,7 +68,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cluster import (NFTRAFT, NFTRAFTD, Cluster, TestFailure, address_of, check, cli,  # noqa: E402
-                     dev_key, finish, free_base_port, run_one, wait_for)
+                     dev_key, finish, free_base_port, gone, run_one, wait_for)
 import pglocal  # noqa: E402
 import pgwire  # noqa: E402
 
@@ -156,12 +156,7 @@ def descendants(pid):
 
 
 def alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            stat = f.read()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
+    return not gone(pid)
 
 
 def postgres_pids(c, i):
