@@ -312,6 +312,22 @@ class Writers:
                                                           len(self.unknown))
 
 
+def insert_row(conn_of, rid, w, node, timeout):
+    """INSERT row rid on the connection conn_of() returns (to node) and
+    record the outcome in ACKED / FAILED / UNKNOWN; returns it."""
+    try:
+        conn = conn_of()
+        kind, _ = pgwire.outcome(lambda: conn.query(
+            "INSERT INTO %s (id, w) VALUES (%d, %d)" % (TABLE, rid, w), timeout=timeout))
+    except pgwire.PgConnectError:
+        kind = "failed"
+    if kind == "ok":
+        ACKED[rid] = node
+    else:
+        (FAILED if kind == "failed" else UNKNOWN).add(rid)
+    return kind
+
+
 def probe_first_write(c, mon, avoid, tag, deadline=30):
     """A fresh client that routes by /status (the Monitor): it INSERTs
     through whichever node is named primary (not in `avoid`) until one
@@ -324,17 +340,18 @@ def probe_first_write(c, mon, avoid, tag, deadline=30):
             time.sleep(0.01)
             continue
         seq += 1
-        rid = (tag << 32) | seq
+        conns = []
+
+        def conn_of():  # a fresh connection each try, closed after it
+            conns.append(connect(c, p, timeout=1.0))
+            return conns[-1]
         try:
-            with connect(c, p, timeout=1.0) as conn:
-                kind, _ = pgwire.outcome(lambda: conn.query(
-                    "INSERT INTO %s (id, w) VALUES (%d, -5)" % (TABLE, rid), timeout=2.0))
-        except pgwire.PgConnectError:
-            kind = "failed"
+            kind = insert_row(conn_of, (tag << 32) | seq, -5, p, 2.0)
+        finally:
+            for x in conns:
+                x.close()
         if kind == "ok":
-            ACKED[rid] = p
             return time.time()
-        (FAILED if kind == "failed" else UNKNOWN).add(rid)
         time.sleep(0.01)
     raise TestFailure("no write acknowledged by a new primary within %ds" % deadline)
 
@@ -712,24 +729,15 @@ def test_diverged_restart():
     stop_side = threading.Event()
 
     def side_writer():  # unacknowledgeable writes straight to the old primary
-        seq, conn = 0, None
+        seq, conn = 0, [None]
+
+        def conn_of():
+            if conn[0] is None or conn[0].closed:
+                conn[0] = connect(C, old, timeout=1.0)
+            return conn[0]
         while not stop_side.is_set():
             seq += 1
-            rid = (252 << 32) | seq
-            try:
-                if conn is None or conn.closed:
-                    conn = connect(C, old, timeout=1.0)
-                kind, _ = pgwire.outcome(lambda: conn.query(
-                    "INSERT INTO %s (id, w) VALUES (%d, -4)" % (TABLE, rid), timeout=1.0))
-            except pgwire.PgConnectError:
-                kind = "failed"
-            if kind == "ok":
-                ACKED[rid] = old
-            elif kind == "failed":
-                FAILED.add(rid)
-            else:
-                UNKNOWN.add(rid)
-            if kind != "ok":
+            if insert_row(conn_of, (252 << 32) | seq, -4, old, 1.0) != "ok":
                 time.sleep(0.05)
     with Monitor(C) as mon, Writers(C, mon, 2, tag=6) as w:
         wait_for("writes through node %d" % old, lambda: len(w.acked) >= 30, 20, 0.05)
