@@ -70,13 +70,31 @@ def psql(port, password, sql, timeout=10):
     return r.returncode, r.stdout.strip()
 
 
+# Ports this process handed out: free when chosen, but nothing listens on
+# them until a cluster or anvil starts, so later choices must avoid them.
+_HANDED_OUT = set()
+
+
 def free_base_port(n):
-    """A base port P with P..P+n-1 and P+100..P+100+n-1 free."""
+    """A base port P with P..P+n-1 and P+100..P+100+n-1 free (and not
+    handed out before by this process)."""
     for _ in range(200):
         p = random.randrange(20000, 29000)
-        if all(port_free(p + i) and port_free(p + 100 + i) for i in range(n)):
+        ports = [p + i for i in range(n)] + [p + 100 + i for i in range(n)]
+        if not _HANDED_OUT.intersection(ports) and all(port_free(q) for q in ports):
+            _HANDED_OUT.update(ports)
             return p
     raise TestFailure("no free port range found")
+
+
+def free_port():
+    """One free port not handed out before by this process (an anvil's)."""
+    for _ in range(200):
+        p = random.randrange(20000, 29000)
+        if p not in _HANDED_OUT and port_free(p):
+            _HANDED_OUT.add(p)
+            return p
+    raise TestFailure("no free port found")
 
 
 def gone(pid):
@@ -384,8 +402,9 @@ def single_owner_chain(d, port_offset, keep, premine=0):
     written to d/owner.key. Returns (rpc url, contract address, key file,
     owner address)."""
     port = free_base_port(1) + port_offset
-    while not port_free(port):
+    while not port_free(port) or port in _HANDED_OUT:
         port += 1
+    _HANDED_OUT.add(port)
     keep(subprocess.Popen([ANVIL, "--host", "127.0.0.1", "--port", str(port), "--block-time", "1"],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
     rpc = "http://127.0.0.1:%d" % port

@@ -18,7 +18,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cluster import (NFTRAFT, Cluster, Writer, check, finish,  # noqa: E402
-                     free_base_port, http, run, wait_for)
+                     free_port, http, run, wait_for)
 
 ROOT = os.environ.get("NFTRAFT_ROOT") or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CAST = os.path.join(ROOT, "contracts", "node_modules", ".bin", "cast")
@@ -46,7 +46,7 @@ def increments(n, nodes=(1, 2, 3)):
 
 def test_up_on_anvil_and_increment_everywhere():
     global C
-    C = Cluster(3, chain="anvil", extra=["--anvil-port", str(free_base_port(1) + 50),
+    C = Cluster(3, chain="anvil", extra=["--anvil-port", str(free_port()),
                                          "--enable-fault-switch", "--spare", "1"])
     print(C.up().strip())
     leader = C.leader()

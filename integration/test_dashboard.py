@@ -21,7 +21,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import NFTRAFT, Cluster, check, finish, free_base_port, http, run, wait_for  # noqa: E402
+from cluster import NFTRAFT, Cluster, check, finish, free_port, http, run, wait_for  # noqa: E402
 import browser  # noqa: E402
 
 C = None
@@ -80,7 +80,7 @@ class Load:
 
 def test_up_and_page_served():
     global C
-    C = Cluster(3, chain="anvil", extra=["--anvil-port", str(free_base_port(1) + 60)])
+    C = Cluster(3, chain="anvil", extra=["--anvil-port", str(free_port())])
     print(C.up().strip())
     C.leader()
     total = 0

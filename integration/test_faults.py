@@ -19,7 +19,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import Cluster, TestFailure, check, free_base_port, http, run  # noqa: E402
+from cluster import Cluster, TestFailure, check, free_port, http, run  # noqa: E402
 
 ARGS = None
 C = None
@@ -91,7 +91,7 @@ def test_faults_keep_every_acknowledged_increment():
     extra = ["--snapshot-threshold", "128", "--snapshot-trailing", "32",
              "--log-retention", "0", "--key-retention", "0"]
     if ARGS.chain == "anvil":
-        extra += ["--anvil-port", str(free_base_port(1) + 50)]
+        extra += ["--anvil-port", str(free_port())]
     C = Cluster(3, chain=ARGS.chain, extra=extra)
     C.up()
     C.leader()

@@ -44,7 +44,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cluster  # noqa: E402
 from cluster import (CAST, Cluster, address_of, check, cli,  # noqa: E402
-                     dev_key, free_base_port, gone, http, run_one, single_owner_chain, wait_for)
+                     dev_key, free_port, gone, http, run_one, single_owner_chain, wait_for)
 from rpc_proxy import LyingRpc, selector_of  # noqa: E402
 
 FIGS = {}          # figure name -> [value per repetition]
@@ -135,7 +135,7 @@ def leaves(c, victim, survivors, name, t_tx=None):
 def test_cluster1_up():
     # --log-retention 0: /log keeps every entry, so every acknowledged
     # increment can be looked up afterwards.
-    c = Cluster(5, chain="anvil", extra=["--anvil-port", str(free_base_port(1) + 50), "--spare", "1",
+    c = Cluster(5, chain="anvil", extra=["--anvil-port", str(free_port()), "--spare", "1",
                                          "--log-retention", "0"])
     S["c1"] = c
     t0 = time.time()

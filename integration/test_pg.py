@@ -68,7 +68,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cluster import (NFTRAFT, NFTRAFTD, Cluster, TestFailure, address_of, check, cli,  # noqa: E402
-                     dev_key, finish, free_base_port, gone, run_one, wait_for)
+                     dev_key, finish, free_base_port, free_port, gone, run_one, wait_for)
 import pglocal  # noqa: E402
 import pgwire  # noqa: E402
 
@@ -921,7 +921,7 @@ def test_static_down():
 def test_chain_transfer():
     """A standby's NFT transferred away: dropped from replication."""
     global CC
-    CC, out, took, lead, pgs = up_pg_cluster(["--anvil-port", str(free_base_port(1) + 50)],
+    CC, out, took, lead, pgs = up_pg_cluster(["--anvil-port", str(free_port())],
                                              chain="anvil")
     figure("chain bootstrap: nftraft up --chain anvil --pg -> primary + 2 streaming standbys", took)
     rpc, nft = CC.chain_env()

@@ -117,9 +117,25 @@ def test_help_documents_the_lookup():
         check(needle in r.stdout, "up --help mentions %r" % needle)
 
 
+def test_overlapping_ports_are_refused():
+    """anvil's or PostgreSQL's port on a node's HTTP or raft port: a usage
+    error (exit 2) before anything starts."""
+    for args, what in ((["--base-port", "25000", "--anvil-port", "25101"], "--anvil-port"),
+                       (["--base-port", "25000", "--anvil-port", "25002"], "--anvil-port"),
+                       (["--chain", "none", "--base-port", "25000", "--pg", "--pg-base-port", "25099"],
+                        "--pg-base-port"),
+                       (["--base-port", "25000", "--anvil-port", "26000", "--pg", "--pg-base-port",
+                         "25998"], "--pg-base-port")):
+        r = subprocess.run([NFTRAFT, "up", "--dir", "/nonexistent/nftraft-up"] + args,
+                           capture_output=True, text=True, timeout=10)
+        check(r.returncode == 2 and r.stderr.startswith("nftraft up: %s" % what),
+              "up %s: want a usage error about %s, got %d %r" % (" ".join(args), what, r.returncode,
+                                                                 r.stderr[:200]))
+
+
 def main():
     try:
-        return run([test_help_documents_the_lookup, test_lookup_order,
+        return run([test_help_documents_the_lookup, test_overlapping_ports_are_refused, test_lookup_order,
                     test_full_start_with_foundry_on_path_reports_steps])
     finally:
         if "dir" in S:
