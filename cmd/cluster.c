@@ -407,6 +407,12 @@ static int up_option(int c, const char *a, struct up_opts *o)
     return 0;
 }
 
+/* Whether the port ranges [a, a + n) and [b, b + m) share a port. */
+static bool overlap(int a, int n, int b, int m)
+{
+    return a < b + m && b < a + n;
+}
+
 /* argv into o: 0, -1 after --help, or 2 after a usage error. */
 static int up_parse(int argc, char **argv, struct up_opts *o)
 {
@@ -431,25 +437,24 @@ static int up_parse(int argc, char **argv, struct up_opts *o)
         return cli_bad_usage("up", "unexpected argument", UP_USAGE);
     if (!o->pg && o->pg_bin != NULL)
         return cli_bad_usage("up", "--pg-bin needs --pg", UP_USAGE);
-    /* The embedded anvil's port and PostgreSQL's must not be a node's. */
+    /* The embedded anvil's port and PostgreSQL's must not be a node's:
+     * nodes take [base, base + slots) and [base + 100, ...), PostgreSQL
+     * [pg_base, pg_base + slots). */
     int slots = o->nodes + o->spare;
     bool anvil = o->chain && !(o->ext_rpc || o->ext_contract || o->ext_key);
-    for (int i = 0; i < slots; i++) {
-        int http = o->base + i, raft = o->base + 100 + i;
-        if (anvil && (o->anvil_port == http || o->anvil_port == raft))
-            return cli_bad_usage("up",
-                                 "--anvil-port is one of the nodes' HTTP or "
-                                 "raft ports (--base-port P uses P.. and "
-                                 "P+100..)",
-                                 UP_USAGE);
-        for (int k = 0; o->pg && k < slots; k++)
-            if (o->pg_base + k == http || o->pg_base + k == raft ||
-                (anvil && o->pg_base + k == o->anvil_port))
-                return cli_bad_usage("up",
-                                     "--pg-base-port overlaps the nodes' "
-                                     "HTTP or raft ports or anvil's",
-                                     UP_USAGE);
-    }
+    if (anvil && (overlap(o->anvil_port, 1, o->base, slots) ||
+                  overlap(o->anvil_port, 1, o->base + 100, slots)))
+        return cli_bad_usage("up",
+                             "--anvil-port is one of the nodes' HTTP or raft "
+                             "ports (--base-port P uses P.. and P+100..)",
+                             UP_USAGE);
+    if (o->pg && (overlap(o->pg_base, slots, o->base, slots) ||
+                  overlap(o->pg_base, slots, o->base + 100, slots) ||
+                  (anvil && overlap(o->pg_base, slots, o->anvil_port, 1))))
+        return cli_bad_usage("up",
+                             "--pg-base-port overlaps the nodes' HTTP or raft "
+                             "ports or anvil's",
+                             UP_USAGE);
     return 0;
 }
 
