@@ -310,6 +310,10 @@ def test_deactivated_instance_leaves_raft():
     wait_for("raft's configuration to drop token %d" % victim, lambda: all(
         x["id"] >> 32 != victim for x in http("GET", C.url(C.leader()) + "/members")[1]["raft"]), 20)
     increments(10, nodes=[i for i in (1, 2, 3) if i != victim])
+    # The victim refuses once its own chain view has the deactivation (it
+    # polls the chain itself; until then it forwards like any node).
+    wait_for("node %d's own view to make it unwritable" % victim,
+             lambda: (C.status(victim) or {}).get("writable_error"), 20)
     st, j, _ = C.increment(victim, timeout=5)
     check(st in (403, 503), "the deactivated node refuses writes: %s %s" % (st, j))
     # Revocation reaches the raft connections it already had: the leader
